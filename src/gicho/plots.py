@@ -1,0 +1,92 @@
+"""Figures shared by every task: learning curves from a run's ``metrics.jsonl``.
+
+Task-specific figures (attention maps, PCA scatter, residual plots) live with their tasks;
+this module only knows the run-directory layout. Matplotlib runs on the Agg backend so that
+figures render without a display.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+__all__ = ["learning_curves", "read_metrics_log"]
+
+
+def read_metrics_log(path: Path | str) -> list[dict]:
+    """Parse ``metrics.jsonl``; a torn last line (a crash mid-write) is skipped, others raise."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}: line {number} is not valid JSON") from None
+    return records
+
+
+def learning_curves(run_dir: Path | str) -> Path | None:
+    """Draw loss and evaluation metrics against step; return the PNG path (None without a log)."""
+    run_dir = Path(run_dir)
+    records = read_metrics_log(run_dir / "metrics.jsonl")
+    if not records:
+        return None
+    series: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        split, step = record.get("split"), record.get("step")
+        if split not in ("train", "eval") or step is None:
+            continue
+        for key, value in record.items():
+            if key in ("step", "split") or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if math.isfinite(value):
+                series[split][key].append((int(step), float(value)))
+    losses = {f"{split} {key}": points for split in ("train", "eval")
+              for key, points in series[split].items() if key in ("loss", "eval_loss")}
+    scores = {key: points for key, points in series["eval"].items() if key != "eval_loss"}
+    if not losses and not scores:
+        return None
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_panels = 1 + bool(scores)
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 3.8), squeeze=False)
+    ax = axes[0, 0]
+    for label, points in losses.items():
+        steps, values = zip(*points, strict=True)
+        ax.plot(steps, values, label=label, marker="o" if len(points) < 30 else None, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if losses and min(v for pts in losses.values() for _, v in pts) > 0:
+        ax.set_yscale("log")
+    ax.set_title("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if scores:
+        ax = axes[0, 1]
+        for label, points in scores.items():
+            steps, values = zip(*points, strict=True)
+            ax.plot(steps, values, label=label, marker="o", markersize=3)
+        ax.set_xlabel("step")
+        ax.set_title("held-out metrics")
+        ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = run_dir / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "learning_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,146 @@
+"""Self-contained HTML reports: one per run, and an index for the tour.
+
+A run report holds the task (T, E, P), the config, the final metrics and every PNG figure of
+the run's ``plots/`` directory embedded as base64, so the page can be mailed or archived on
+its own. Every value is HTML-escaped: configs may hold user-supplied paths and strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gicho import __version__
+
+__all__ = ["format_metric", "write_run_report", "write_tour_report"]
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#1b1b1b}
+h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ddd;padding:.3em .7em;text-align:left}
+th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em} .muted{color:#777} .error{color:#b00020}
+"""
+
+
+def format_metric(value: Any) -> str:
+    """Four significant decimals for scores, integers as integers."""
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e9:
+            return str(int(value))
+        return f"{value:.4f}" if abs(value) >= 1e-3 else f"{value:.3e}"
+    return str(value)
+
+
+def _table(rows: Iterable[tuple[Any, Any]], header: tuple[str, str] | None = None) -> str:
+    parts = ["<table>"]
+    if header:
+        parts.append(f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>")
+    for key, value in rows:
+        cls = ' class="num"' if isinstance(value, (int, float)) else ""
+        parts.append(f"<tr><td>{html.escape(str(key))}</td><td{cls}>{html.escape(format_metric(value))}</td></tr>")
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def _embedded_figures(plots_dir: Path) -> str:
+    figures = []
+    for png in sorted(plots_dir.glob("*.png")) if plots_dir.is_dir() else []:
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        caption = html.escape(png.stem.replace("_", " "))
+        figures.append(
+            f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    return "\n".join(figures) or '<p class="muted">no figures</p>'
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>{body}"
+        f'<p class="muted">written by gicho {html.escape(__version__)}</p></body></html>\n'
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_run_report(run_dir: Path | str) -> Path:
+    """(Re)draw the learning curves and write ``report.html`` for a run; return its path."""
+    from gicho.plots import learning_curves
+    from gicho.runs import CONFIG_FILE, RESULTS_FILE, read_json
+    from gicho.tasks import get
+
+    run_dir = Path(run_dir)
+    run_config = read_json(run_dir / CONFIG_FILE, "run config")
+    results_path = run_dir / RESULTS_FILE
+    results = read_json(results_path, "run results") if results_path.is_file() else {}
+    learning_curves(run_dir)
+
+    task_name = str(run_config.get("task", "?"))
+    try:
+        task = get(task_name)
+        tep = [("T (model)", task.model), ("E (data)", task.data), ("P (metrics)", ", ".join(task.metrics))]
+    except KeyError:
+        tep = [("task", f"{task_name} (not registered in this installation)")]
+    metrics: Mapping[str, Any] = results.get("metrics", {})
+    body = [
+        f"<h1>gicho run: {html.escape(task_name)}</h1>",
+        f'<p class="muted">{html.escape(str(run_dir.resolve()))}</p>',
+        "<h2>Task</h2>", _table(tep),
+        "<h2>Final held-out metrics</h2>",
+        _table(metrics.items(), ("metric", "value")) if metrics else '<p class="muted">the run has not finished</p>',
+    ]
+    if "seconds" in results:
+        body.append(f"<p>wall time: {results['seconds']:.1f} s</p>")
+    body += ["<h2>Figures</h2>", _embedded_figures(run_dir / "plots")]
+    config = run_config.get("config", {})
+    body += ["<h2>Config</h2>", _table(((k, json.dumps(v)) for k, v in config.items()), ("field", "value"))]
+    path = run_dir / "report.html"
+    _write_atomic(path, _page(f"gicho {task_name}", "\n".join(body)))
+    return path
+
+
+def write_tour_report(rows: Iterable[Any], path: Path | str) -> Path:
+    """Write the tour index: one line per task with T, E, P, value and a link to its report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["<table><tr><th>task</th><th>T</th><th>E</th><th>metric</th><th>value</th><th>time</th><th>report</th></tr>"]
+    for row in rows:
+        task = row.task
+        link = '<span class="muted">-</span>'
+        if row.run_dir is not None and (Path(row.run_dir) / "report.html").is_file():
+            rel = os.path.relpath(Path(row.run_dir) / "report.html", path.parent)
+            link = f'<a href="{html.escape(rel)}">report</a>'
+        if row.error:
+            values = [(task.metrics[0], None)]
+        else:
+            values = list(row.metrics.items()) or [(task.metrics[0], None)]
+        for i, (metric, value) in enumerate(values):
+            first = i == 0
+            shown = f'<span class="error">{html.escape(row.error)}</span>' if row.error else html.escape(format_metric(value))
+            lines.append(
+                "<tr>"
+                + (f'<td rowspan="{len(values)}">{html.escape(task.name)}</td>'
+                   f'<td rowspan="{len(values)}">{html.escape(task.model)}</td>'
+                   f'<td rowspan="{len(values)}">{html.escape(task.data)}</td>' if first else "")
+                + f'<td>{html.escape(metric)}</td><td class="num">{shown}</td>'
+                + (f'<td rowspan="{len(values)}" class="num">{row.seconds:.1f} s</td>'
+                   f'<td rowspan="{len(values)}">{link}</td>' if first else "")
+                + "</tr>"
+            )
+    lines.append("</table>")
+    body = "<h1>gicho tour</h1><p>Every registered task, trained on its embedded data with a small budget.</p>"
+    _write_atomic(path, _page("gicho tour", body + "\n".join(lines)))
+    return path

@@ -1,0 +1,241 @@
+"""Run directories: create, execute a task into, reload, evaluate, predict, tour.
+
+A run lives in ``runs/<task>-<YYYYmmdd-HHMMSS>/``::
+
+    config.json     {"task": ..., "gicho_version": ..., "config": {...}}   (parsed, never executed)
+    results.json    the final held-out metrics and the wall time
+    metrics.jsonl   per-step training / evaluation log (written by the Trainer)
+    checkpoints/    model.safetensors + config.json + trainer state
+    plots/          PNG figures (learning curves and the task's own)
+    report.html     a self-contained page (images embedded)
+
+This module sits beside the CLI: it wires the registry (``gicho.tasks``) to the run directory
+and the report, so that the CLI stays a thin layer of argument parsing and printing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gicho import __version__
+from gicho.tasks import RunContext, Task, config_from_dict, config_to_dict, get
+
+__all__ = [
+    "CONFIG_FILE",
+    "RESULTS_FILE",
+    "RunOutcome",
+    "TourRow",
+    "evaluate_run",
+    "load_run",
+    "new_run_dir",
+    "predict_run",
+    "run_task",
+    "tour",
+]
+
+CONFIG_FILE = "config.json"
+RESULTS_FILE = "results.json"
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run_task` returns: where the run went and what it measured."""
+
+    task: str
+    run_dir: Path
+    metrics: dict[str, float]
+    seconds: float
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to a temporary file and rename it, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # NumPy / torch scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read a JSON file, turning a missing or corrupt file into a ValueError naming it."""
+    if not path.is_file():
+        raise ValueError(f"{what} not found: {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what} {path} is not valid JSON ({exc})") from None
+
+
+def _distributed_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def new_run_dir(task_name: str, root: Path | str = "runs") -> Path:
+    """Create and return ``root/<task>-<timestamp>`` (a suffix keeps two runs apart).
+
+    Under ``torchrun`` every process must write into the same directory: rank 0 chooses it
+    and broadcasts it to the others.
+    """
+    root = Path(root)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    chosen: Path | None = None
+    if _distributed_rank() == 0:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        candidate = root / f"{task_name}-{stamp}"
+        n = 1
+        while candidate.exists():
+            n += 1
+            candidate = root / f"{task_name}-{stamp}-{n}"
+        candidate.mkdir(parents=True)
+        chosen = candidate
+    if world_size > 1:
+        from gicho.train.distributed import broadcast_object, init_distributed
+
+        init_distributed()
+        chosen = Path(broadcast_object(str(chosen) if chosen else None))
+    if chosen is None:  # pragma: no cover - rank > 0 without a process group
+        raise RuntimeError("RANK is set but WORLD_SIZE is 1: not launched by torchrun?")
+    return chosen
+
+
+def run_task(
+    task: Task,
+    config: Any,
+    *,
+    root: Path | str = "runs",
+    run_dir: Path | str | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    report: bool = True,
+) -> RunOutcome:
+    """Run ``task`` with ``config`` into a run directory and write its report.
+
+    Parameters
+    ----------
+    task, config
+        The registered task and an instance of its ``config_cls``.
+    root
+        Parent of new run directories (ignored when ``run_dir`` is given).
+    run_dir
+        Use this directory (created if needed) instead of a new timestamped one; required
+        for ``resume``.
+    resume
+        Continue from the last checkpoint in ``run_dir``.
+    progress
+        Progress bars on/off; ``None`` shows them only on a terminal.
+    report
+        Write learning curves and ``report.html`` after the run.
+    """
+    if resume and run_dir is None:
+        raise ValueError("argument `run_dir` is required with resume=True (which run to continue?)")
+    if run_dir is None:
+        run_dir = new_run_dir(task.name, root)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    main_process = _distributed_rank() == 0
+    if main_process:
+        write_json_atomic(
+            run_dir / CONFIG_FILE,
+            {"task": task.name, "gicho_version": __version__, "config": config_to_dict(config)},
+        )
+    start = time.perf_counter()
+    metrics = task.run(config, RunContext(run_dir=run_dir, resume=resume, progress=progress))
+    seconds = time.perf_counter() - start
+    metrics = {k: float(v) for k, v in metrics.items()}
+    if main_process:
+        write_json_atomic(
+            run_dir / RESULTS_FILE,
+            {"task": task.name, "metrics": metrics, "seconds": seconds,
+             "finished": datetime.now().isoformat(timespec="seconds")},
+        )
+        if report:
+            from gicho.report import write_run_report
+
+            write_run_report(run_dir)
+    return RunOutcome(task=task.name, run_dir=run_dir, metrics=metrics, seconds=seconds)
+
+
+def load_run(run_dir: Path | str) -> tuple[Task, Any]:
+    """The task and the config a run directory was made with."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"run directory not found: {run_dir}")
+    data = read_json(run_dir / CONFIG_FILE, "run config")
+    if not isinstance(data, dict) or "task" not in data or not isinstance(data.get("config"), dict):
+        raise ValueError(f"run config {run_dir / CONFIG_FILE} lacks the keys 'task' and 'config'")
+    task = get(data["task"])
+    return task, config_from_dict(task.config_cls, data["config"])
+
+
+def evaluate_run(run_dir: Path | str) -> dict[str, float]:
+    """Reload a finished run and recompute its held-out metrics."""
+    task, config = load_run(run_dir)
+    if task.evaluate is None:
+        raise ValueError(f"task {task.name!r} has no evaluate step; its metrics are in {RESULTS_FILE}")
+    metrics = task.evaluate(config, RunContext(run_dir=Path(run_dir), progress=False))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def predict_run(
+    run_dir: Path | str, inputs: Sequence[str], options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Answer each input string with the model trained in ``run_dir``."""
+    task, config = load_run(run_dir)
+    if task.predict is None:
+        raise ValueError(f"task {task.name!r} does not support predict")
+    if not inputs:
+        raise ValueError("argument `inputs` is empty; give at least one input")
+    return list(task.predict(config, RunContext(run_dir=Path(run_dir), progress=False), inputs, dict(options or {})))
+
+
+@dataclass
+class TourRow:
+    """One line of the tour table."""
+
+    task: Task
+    run_dir: Path | None
+    metrics: dict[str, float]
+    seconds: float
+    error: str | None = None
+
+
+def tour(
+    *, quick: bool = False, root: Path | str = "runs/tour", tasks: Sequence[str] | None = None,
+    progress: bool | None = None,
+) -> Iterator[TourRow]:
+    """Run every registered task (or ``tasks``) with its tour budget; yield a row per task.
+
+    A task that fails yields a row with ``error`` set and the tour goes on, so one broken
+    task does not hide the others' results.
+    """
+    from gicho.tasks import all_tasks
+
+    selected = all_tasks() if tasks is None else [get(name) for name in tasks]
+    root = Path(root)
+    for task in selected:
+        overrides = task.quick if quick else task.tour
+        start = time.perf_counter()
+        run_dir = root / task.name
+        if run_dir.exists():  # the tour owns runs/tour/: start each task afresh
+            shutil.rmtree(run_dir)
+        try:
+            config = task.make_config(overrides)
+            outcome = run_task(task, config, run_dir=run_dir, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - reported in the table, not swallowed
+            yield TourRow(task, None, {}, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+            continue
+        yield TourRow(task, outcome.run_dir, outcome.metrics, outcome.seconds)
