@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "NotFittedError",
     "check_array",
     "check_choice",
     "check_consistent_length",
@@ -21,7 +22,6 @@ __all__ = [
     "check_probability",
     "check_sample_weight",
     "describe",
-    "NotFittedError",
 ]
 
 

@@ -235,7 +235,7 @@ def tour(
         try:
             config = task.make_config(overrides)
             outcome = run_task(task, config, run_dir=run_dir, progress=progress)
-        except Exception as exc:  # noqa: BLE001 - reported in the table, not swallowed
+        except Exception as exc:
             yield TourRow(task, None, {}, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
             continue
         yield TourRow(task, outcome.run_dir, outcome.metrics, outcome.seconds)

@@ -1,0 +1,396 @@
+"""Safe, atomic checkpoint I/O.
+
+A run directory holds ``checkpoints/step-XXXXXXXX/`` directories and a ``checkpoints/best.json``
+record. Each checkpoint directory contains:
+
+* ``model.safetensors``: the weights (tied weights stored once, as Hugging Face does);
+* ``config.json``: the model's ``config`` dataclass, when it has one;
+* ``trainer_state.json``: plain training state (step, data position, best metric,
+  early-stopping counter, Python and NumPy generator states, the TrainConfig);
+* ``optimizer.pt`` (optimizer and scheduler state) and ``rng_state.pt`` (torch generator
+  states): tensors written by ``torch.save`` and read back only with
+  ``torch.load(..., weights_only=True)``, which refuses arbitrary pickled objects.
+
+A checkpoint is written into ``checkpoints/.tmp-step-XXXXXXXX-<pid>/`` and renamed into place,
+so a crash leaves either the whole checkpoint or a stray temporary directory, which
+:func:`latest_checkpoint` ignores and :func:`remove_stale_tmp` deletes. Every read failure
+raises :class:`CheckpointError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save_model as _st_save_model
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "best_checkpoint",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_model_weights",
+    "save_model",
+    "unwrap_model",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+STATE_NAME = "trainer_state.json"
+OPTIMIZER_NAME = "optimizer.pt"
+RNG_NAME = "rng_state.pt"
+BEST_NAME = "best.json"
+CHECKPOINTS_DIR = "checkpoints"
+_STEP_DIR = re.compile(r"step-(\d{8,})")
+_TMP_PREFIX = ".tmp-"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not match the model it is loaded into."""
+
+
+def step_dir_name(step: int) -> str:
+    """Directory name of the checkpoint at ``step`` (``step-00000040``)."""
+    return f"step-{step:08d}"
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+# ---------------------------------------------------------------------------- atomic writes
+
+
+def _fsync_dir(path: Path) -> None:
+    # Persist a rename; not every platform lets a directory be opened, so failures are benign.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_checkpoint_dir(root: str | os.PathLike, step: int, write: Callable[[Path], None]) -> Path:
+    """Create ``root/step-XXXXXXXX`` atomically: ``write(tmp_dir)`` fills it, then it is renamed.
+
+    If ``write`` fails the temporary directory is removed and the error propagates; an existing
+    checkpoint of the same step is replaced only once the new one is complete.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        for file in tmp.iterdir():
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            old = root / f"{_TMP_PREFIX}old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def remove_stale_tmp(root: str | os.PathLike) -> list[Path]:
+    """Delete temporary directories and files left in ``root`` by a crash; return them."""
+    root = Path(root)
+    removed = []
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.name.startswith(_TMP_PREFIX):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+# ------------------------------------------------------------------------------ model I/O
+
+
+def _config_json(model: nn.Module) -> str | None:
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config) or isinstance(config, type):
+        return None
+    try:
+        return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n"
+    except TypeError as exc:
+        raise TypeError(
+            f"{type(model).__name__}.config ({type(config).__name__}) cannot be written as "
+            f"JSON: {exc}; keep config fields to numbers, strings, booleans, lists and dicts"
+        ) from None
+
+
+def save_model(model: nn.Module, directory: str | os.PathLike) -> Path:
+    """Write ``model.safetensors`` (and ``config.json`` when ``model.config`` is a dataclass).
+
+    Tied weights (tensors sharing storage) are stored once, as ``safetensors.torch.save_model``
+    does; :func:`load_model_weights` restores them. Each file is written to a temporary name
+    and renamed, so a crash never leaves a torn file.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; DDP and ``torch.compile`` wrappers are unwrapped first.
+    directory : path
+        Created if missing.
+
+    Returns
+    -------
+    Path
+        The path of ``model.safetensors``.
+    """
+    model = unwrap_model(model)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config_text = _config_json(model)
+    path = directory / WEIGHTS_NAME
+    tmp = directory / f"{_TMP_PREFIX}{WEIGHTS_NAME}-{os.getpid()}"
+    try:
+        _st_save_model(model, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if config_text is not None:
+        atomic_write_text(directory / CONFIG_NAME, config_text)
+    return path
+
+
+def _alias_groups(state: dict[str, torch.Tensor]) -> list[list[str]]:
+    """Names of the state dict grouped by the tensor they refer to (tied weights share one)."""
+    groups: dict[Any, list[str]] = {}
+    for name, tensor in state.items():
+        if tensor.device.type == "meta" or tensor.untyped_storage().data_ptr() == 0:
+            key: Any = ("unique", name)
+        else:
+            key = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+                   tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
+
+
+def _list_names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(sorted(names)[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def load_model_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load ``model.safetensors`` into ``model`` in place, checking names and shapes first.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (DDP / compile wrappers are unwrapped). Tensors are copied onto the device
+        and dtype of the model's own parameters.
+    path : path
+        A ``.safetensors`` file, or a checkpoint directory holding ``model.safetensors``.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing or not valid safetensors, or when its tensor names or shapes
+        do not match the model (the message names the file and the offending tensors).
+    """
+    model = unwrap_model(model)
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} is missing")
+    try:
+        loaded = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"weights file {path} is not a readable safetensors file: {exc}") from None
+    expected = model.state_dict()
+    full: dict[str, torch.Tensor] = {}
+    missing: list[str] = []
+    for group in _alias_groups(expected):
+        # A tied group needs one stored copy under any of its names.
+        present = [name for name in group if name in loaded]
+        if not present:
+            missing.extend(group)
+            continue
+        for name in group:
+            full[name] = loaded[present[0]]
+    unexpected = [name for name in loaded if name not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_list_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {_list_names(unexpected)}")
+    shapes = [
+        f"{name} has shape {tuple(full[name].shape)} in the file, {tuple(tensor.shape)} in the model"
+        for name, tensor in expected.items()
+        if name in full and full[name].shape != tensor.shape
+    ]
+    if shapes:
+        problems.append("shape mismatch: " + "; ".join(shapes[:8]))
+    if problems:
+        raise CheckpointError(
+            f"weights file {path} does not match {type(model).__name__}: " + "; ".join(problems)
+        )
+    model.load_state_dict(full, strict=True)
+    return model
+
+
+# ------------------------------------------------------------------ finding checkpoints
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints of ``run_dir`` as ``(step, directory)``, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = _STEP_DIR.fullmatch(entry.name)
+        if match and entry.is_dir():
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The most recent checkpoint directory of ``run_dir``.
+
+    Temporary directories left by a crash are ignored.
+
+    Raises
+    ------
+    CheckpointError
+        When ``run_dir`` holds no checkpoint.
+    """
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(
+            f"run directory {run_dir} has no checkpoint: no {CHECKPOINTS_DIR}/step-XXXXXXXX "
+            "directory was found"
+        )
+    return found[-1][1]
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Parse a JSON file, raising :class:`CheckpointError` naming ``path`` when it fails."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{what} {path} is not readable JSON: {exc}") from None
+
+
+def best_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The checkpoint directory named by ``run_dir/checkpoints/best.json``.
+
+    Raises
+    ------
+    CheckpointError
+        When the record is missing or unreadable, or names a directory that does not exist.
+    """
+    record_path = Path(run_dir) / CHECKPOINTS_DIR / BEST_NAME
+    if not record_path.is_file():
+        raise CheckpointError(
+            f"run directory {run_dir} has no best-checkpoint record ({CHECKPOINTS_DIR}/{BEST_NAME} "
+            "is missing)"
+        )
+    record = read_json(record_path, "best-checkpoint record")
+    name = record.get("checkpoint") if isinstance(record, dict) else None
+    if not isinstance(name, str) or not _STEP_DIR.fullmatch(name):
+        raise CheckpointError(
+            f"best-checkpoint record {record_path} has no valid 'checkpoint' entry; got {name!r}"
+        )
+    path = record_path.parent / name
+    if not path.is_dir():
+        raise CheckpointError(f"best-checkpoint record {record_path} names {name}, which is missing")
+    return path
+
+
+def write_best_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Write ``checkpoints/best.json`` atomically (``record['checkpoint']`` names the directory)."""
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    atomic_write_text(Path(run_dir) / CHECKPOINTS_DIR / BEST_NAME, text)
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep_last: int, keep: Path | None) -> list[Path]:
+    """Delete all checkpoints but the ``keep_last`` most recent and ``keep``; return the deleted."""
+    found = list_checkpoints(run_dir)
+    recent = {path for _, path in found[-keep_last:]}
+    removed = []
+    for _, path in found:
+        if path not in recent and (keep is None or path.resolve() != keep.resolve()):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+# ---------------------------------------------------------------- tensors of trainer state
+
+
+def save_tensors(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` a nest of tensors, dicts, lists and numbers (readable by :func:`load_tensors`)."""
+    torch.save(obj, str(path))
+
+
+def load_tensors(path: str | os.PathLike, what: str) -> Any:
+    """Read a file written by :func:`save_tensors` with ``torch.load(weights_only=True)``.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, corrupt, or holds anything but plain tensors and containers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} is missing")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{what} {path} cannot be loaded safely: {first_line}") from None

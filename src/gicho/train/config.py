@@ -1,0 +1,193 @@
+"""Training configuration and the learning-rate schedule.
+
+:class:`TrainConfig` holds every knob of :class:`gicho.train.Trainer` and checks them in
+``__post_init__``, so a bad value fails when the config is built, with a message naming the
+field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gicho._validation import check_choice, check_positive, check_probability, describe
+
+__all__ = ["TrainConfig", "warmup_cosine"]
+
+_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+# Seeds go to numpy too, whose legacy seeding accepts only 32-bit unsigned integers.
+_MAX_SEED = 2**32 - 1
+# Metrics that are losses: maximising them is almost surely a mistaken `early_stopping_mode`.
+_LOSS_METRICS = ("eval_loss", "loss")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run.
+
+    Parameters
+    ----------
+    max_steps : int
+        Number of optimizer steps.
+    batch_size : int
+        Micro-batch size per process. One optimizer step sees
+        ``batch_size * grad_accum_steps * world_size`` samples.
+    eval_batch_size : int or None
+        Batch size for evaluation; ``None`` uses ``batch_size``.
+    lr : float
+        Peak learning rate of AdamW.
+    weight_decay : float
+        Decoupled weight decay, applied to parameters with 2 or more dimensions only
+        (biases and normalisation weights are not decayed).
+    warmup_steps : int
+        Steps of linear warmup from ``lr / warmup_steps`` to ``lr``; may exceed ``max_steps``
+        (the rate then never reaches its peak).
+    min_lr_ratio : float
+        The cosine decay ends at ``lr * min_lr_ratio`` on step ``max_steps``.
+    grad_clip : float or None
+        Maximum global L2 norm of the gradients; ``None`` disables clipping.
+    grad_accum_steps : int
+        Micro-batches accumulated per optimizer step (each loss is scaled by
+        ``1 / grad_accum_steps``).
+    eval_every : int
+        Evaluate (when there is evaluation data) and write a checkpoint (when there is a
+        run directory) every this many steps, and at the last step.
+    log_every : int
+        Write a ``"train"`` line to ``metrics.jsonl`` every this many steps (and at every
+        evaluation step and the last step), with the mean loss since the previous line.
+    early_stopping_metric : str or None
+        Evaluation metric that selects the best checkpoint and drives early stopping, e.g.
+        ``"accuracy"`` or ``"eval_loss"``. ``None``: the best checkpoint is the one with the
+        lowest ``eval_loss`` (or the latest one, when there is no evaluation data).
+    early_stopping_mode : {"max", "min"}
+        Whether a larger or a smaller ``early_stopping_metric`` is better.
+    early_stopping_patience : int
+        Stop after this many evaluations without improvement; ``0`` disables early stopping.
+    mixed_precision : bool
+        bf16 autocast on CUDA devices that support it; always fp32 on CPU.
+    compile : bool
+        Wrap the training model in ``torch.compile``.
+    seed : int
+        Seed of Python's, NumPy's and torch's generators and of the data order.
+    keep_last : int
+        Number of most recent checkpoints kept besides the best one.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Under
+        torchrun, ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK``.
+    progress : bool or None
+        Show a progress bar on stderr; ``None`` shows it only when stderr is a terminal.
+    num_workers : int
+        DataLoader worker processes (0 loads in the main process).
+    drop_last : bool
+        Drop the incomplete last micro-batch of each epoch, so that every optimizer step
+        sees the same number of samples.
+    ddp_find_unused_parameters : bool
+        Passed to DDP as ``find_unused_parameters``: needed when some parameters get no
+        gradient in a step (e.g. an unused pooler head); it costs an extra graph traversal.
+    """
+
+    max_steps: int = 500
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = 1.0
+    grad_accum_steps: int = 1
+    eval_every: int = 100
+    log_every: int = 10
+    early_stopping_metric: str | None = None
+    early_stopping_mode: str = "max"
+    early_stopping_patience: int = 0
+    mixed_precision: bool = True
+    compile: bool = False
+    seed: int = 0
+    keep_last: int = 2
+    device: str = "auto"
+    progress: bool | None = None
+    num_workers: int = 0
+    drop_last: bool = True
+    ddp_find_unused_parameters: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "log_every",
+                     "keep_last"):
+            check_positive(getattr(self, name), name, integer=True)
+        if self.eval_batch_size is not None:
+            check_positive(self.eval_batch_size, "eval_batch_size", integer=True)
+        for name in ("warmup_steps", "early_stopping_patience", "num_workers"):
+            check_positive(getattr(self, name), name, strict=False, integer=True)
+        check_positive(self.lr, "lr")
+        check_positive(self.weight_decay, "weight_decay", strict=False)
+        check_probability(self.min_lr_ratio, "min_lr_ratio")
+        if self.grad_clip is not None:
+            check_positive(self.grad_clip, "grad_clip")
+        check_positive(self.seed, "seed", strict=False, integer=True)
+        if self.seed > _MAX_SEED:
+            raise ValueError(f"argument `seed` must be <= {_MAX_SEED}; got {self.seed!r}")
+        for name in ("mixed_precision", "compile", "drop_last", "ddp_find_unused_parameters"):
+            _check_bool(getattr(self, name), name)
+        if self.progress is not None:
+            _check_bool(self.progress, "progress")
+        if not isinstance(self.device, str) or not _DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(
+                "argument `device` must be 'auto', 'cpu', 'cuda' or 'cuda:N'; "
+                f"got {describe(self.device)}"
+            )
+        check_choice(self.early_stopping_mode, "early_stopping_mode", ("max", "min"))
+        metric = self.early_stopping_metric
+        if metric is not None and (not isinstance(metric, str) or not metric):
+            raise ValueError(
+                f"argument `early_stopping_metric` must be a metric name or None; got {describe(metric)}"
+            )
+        if self.early_stopping_patience > 0 and metric is None:
+            raise ValueError(
+                f"argument `early_stopping_patience` is {self.early_stopping_patience} but "
+                "`early_stopping_metric` is None; name the metric to watch (e.g. 'eval_loss')"
+            )
+        if metric in _LOSS_METRICS and self.early_stopping_mode == "max":
+            raise ValueError(
+                f"argument `early_stopping_metric` is {metric!r}, a loss, but "
+                "`early_stopping_mode` is 'max'; set early_stopping_mode='min'"
+            )
+
+    @property
+    def effective_eval_batch_size(self) -> int:
+        """``eval_batch_size``, or ``batch_size`` when it is None."""
+        return self.eval_batch_size if self.eval_batch_size is not None else self.batch_size
+
+
+def _check_bool(value: Any, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"argument `{name}` must be True or False; got {describe(value)}")
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
+    """Learning-rate multiplier for optimizer step ``step`` (0-based).
+
+    Linear warmup over ``warmup_steps`` steps (step 0 uses ``1 / warmup_steps`` of the peak
+    rate, so that no step is wasted at a zero rate), then a half-cosine decay from 1 to
+    ``min_lr_ratio`` reached at ``step == max_steps`` (Loshchilov & Hutter, SGDR, 2017).
+
+    Parameters
+    ----------
+    step : int
+        Number of optimizer steps already taken (``LambdaLR``'s ``last_epoch``).
+    warmup_steps, max_steps : int
+        Schedule lengths, as in :class:`TrainConfig`.
+    min_lr_ratio : float
+        Final multiplier.
+
+    Returns
+    -------
+    float
+        The multiplier in ``[min_lr_ratio, 1]`` (below ``min_lr_ratio`` only during warmup).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay_steps = max(1, max_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))

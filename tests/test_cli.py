@@ -1,0 +1,187 @@
+"""The CLI end to end with a toy task: train, evaluate, predict, report, tour, resume, torchrun.
+
+This is the acceptance test of the <T, E, P> spine: a task registered from outside gicho
+trains, checkpoints, is killed mid-run and resumes identically, runs under torchrun with two
+processes, and produces a self-contained report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import toy_task  # noqa: F401 - registers the task "toy" in this process
+from gicho.cli import main
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["GICHO_EXTRA_TASKS"] = "toy_task"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH", "")]))
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _gicho(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gicho.cli", *args], env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def cli(*args: str) -> None:
+    """Run the CLI in-process; a successful command exits with code 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code in (0, None)
+
+
+def _train_losses(run_dir: Path) -> dict[int, float]:
+    losses = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("split") == "train":
+            losses[record["step"]] = record["loss"]
+    return losses
+
+
+def test_version_and_help(capsys):
+    cli("--version")
+    assert capsys.readouterr().out.strip().startswith("gicho ")
+    result = _gicho("--help")
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "predict", "report", "tasks", "tour"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "no-such-task"], "error: unknown task 'no-such-task'; allowed: "),
+        (["train", "toy", "--no-such-field", "1"], "error: unknown field `--no-such-field` for ToyConfig; allowed: --max-steps"),
+        (["train", "toy", "--max-steps", "many"], "error: field `max_steps` must be an integer; got 'many'"),
+        (["evaluate", "/nonexistent/run"], "error: run directory not found: /nonexistent/run"),
+        (["report", "/nonexistent/run"], "error: run directory not found: /nonexistent/run"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_without_traceback(args, message):
+    result = _gicho(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(message)
+
+
+def test_tasks_lists_toy_with_t_e_p(capsys):
+    cli("tasks")
+    out = capsys.readouterr().out
+    assert "toy" in out and "MLP 4-16-1" in out and "r2, mae" in out
+    cli("tasks", "toy")
+    assert "--max-steps" in capsys.readouterr().out
+
+
+def test_train_evaluate_predict_report(tmp_path, capsys):
+    cli("train", "toy", "--runs-dir", str(tmp_path), "--max-steps", "30")
+    out = capsys.readouterr().out
+    (run_dir,) = tmp_path.iterdir()
+    assert run_dir.name.startswith("toy-")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["task"] == "toy" and config["config"]["max_steps"] == 30
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["metrics"]["r2"] > 0.5, results  # the toy target is nearly linear
+    assert "r2" in out and str(run_dir) in out
+
+    cli("evaluate", str(run_dir))
+    evaluated = capsys.readouterr().out
+    assert "r2" in evaluated
+
+    cli("predict", str(run_dir), "1,0,0,0", "0,1,0,0")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["1,0,0,0", "0,1,0,0"]
+    assert float(lines[0].split("\t")[1]) > float(lines[1].split("\t")[1])  # 1 > -2 in the target
+
+    report = run_dir / "report.html"
+    assert (run_dir / "plots" / "learning_curves.png").is_file()
+    page = report.read_text()
+    assert "data:image/png;base64," in page and "MLP 4-16-1" in page and "max_steps" in page
+    report.unlink()
+    cli("report", str(run_dir))
+    assert report.is_file()
+
+
+def test_tour_runs_selected_task_and_links_reports(tmp_path, capsys):
+    cli("tour", "--quick", "--task", "toy", "--runs-dir", str(tmp_path))
+    out = capsys.readouterr().out
+    assert "toy" in out and "r2" in out
+    index = (tmp_path / "report.html").read_text()
+    assert 'href="toy/report.html"' in index
+    assert (tmp_path / "toy" / "report.html").is_file()
+
+
+def test_killed_run_resumes_with_identical_loss_curve(tmp_path):
+    args = ["--max-steps", "40", "--eval-every", "10", "--log-every", "1"]
+    reference = _gicho("train", "toy", "--runs-dir", str(tmp_path / "reference"), *args)
+    assert reference.returncode == 0, reference.stderr
+    (reference_dir,) = (tmp_path / "reference").iterdir()
+
+    runs = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gicho.cli", "train", "toy", "--runs-dir", str(runs), *args,
+         "--step-sleep", "0.05"],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            checkpoints = list(runs.glob("*/checkpoints/step-*"))
+            if any(path.name.endswith("0000020") for path in checkpoints):
+                break
+            if process.poll() is not None:
+                pytest.fail(f"training ended before it could be killed: {process.stderr.read()}")
+            time.sleep(0.05)
+        else:
+            pytest.fail("no checkpoint appeared within 120 s")
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    (run_dir,) = runs.iterdir()
+    assert not (run_dir / "results.json").exists()  # it really was interrupted
+    interrupted_steps = max(_train_losses(run_dir))
+    assert interrupted_steps < 40
+
+    resumed = _gicho("train", "toy", "--resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = _train_losses(reference_dir), _train_losses(run_dir)
+    assert sorted(got) == sorted(expected) == list(range(1, 41))
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], rel=1e-6, abs=1e-9), step
+    assert (run_dir / "report.html").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_torchrun_two_processes_trains_and_reports(tmp_path):
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+        f"--master_port={_free_port()}", "-m", "gicho.cli", "train", "toy",
+        "--runs-dir", str(tmp_path), "--max-steps", "20", "--batch-size", "8",
+    ]
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = tmp_path.iterdir()  # both ranks wrote into one run directory
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["metrics"]["r2"] > 0.3
+    assert (run_dir / "report.html").is_file()
+    assert result.stdout.count("report: ") == 1  # printed by rank 0 only

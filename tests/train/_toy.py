@@ -1,0 +1,94 @@
+"""A tiny model and data set shared by the train tests and their subprocess scripts.
+
+The model can be told to misbehave on its n-th training forward pass (raise, return a NaN
+loss, or block after touching a marker file), which lets the tests crash or kill a run at a
+known point.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from gicho.train import TrainConfig, Trainer
+
+
+class ToyData(Dataset):
+    """``n`` samples of 4 Gaussian features; the label says whether their sum is positive."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 4, generator=g)
+        self.y = (self.x.sum(dim=1) > 0).long()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+@dataclass
+class ToyConfig:
+    d_in: int = 4
+    d_hidden: int = 16
+    n_classes: int = 2
+    dropout: float = 0.0
+
+
+class ToyMLP(nn.Module):
+    """Two-layer MLP classifier following the Hugging Face convention (labels → loss)."""
+
+    def __init__(self, config: ToyConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ToyConfig()
+        c = self.config
+        self.net = nn.Sequential(nn.Linear(c.d_in, c.d_hidden), nn.LayerNorm(c.d_hidden), nn.ReLU(),
+                                 nn.Dropout(c.dropout), nn.Linear(c.d_hidden, c.n_classes))
+        self.train_calls = 0
+        self.fail_at: int | None = None  # raise RuntimeError on this training call
+        self.nan_at: int | None = None  # return a NaN loss from this training call on
+        self.block_at: int | None = None  # touch `marker` and sleep on this training call
+        self.marker: Path | None = None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self.training:
+            self.train_calls += 1
+            if self.train_calls == self.fail_at:
+                raise RuntimeError(f"simulated crash on training call {self.train_calls}")
+            if self.train_calls == self.block_at:
+                self.marker.touch()
+                time.sleep(600)  # the test kills the process here
+        logits = self.net(x)
+        out = {"logits": logits}
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits, labels)
+            if self.training and self.nan_at is not None and self.train_calls >= self.nan_at:
+                loss = loss * float("nan")
+            out["loss"] = loss
+        return out
+
+
+def accuracy(model: nn.Module, batches) -> dict[str, float]:
+    correct = total = 0
+    for batch in batches:
+        pred = model(x=batch["x"])["logits"].argmax(dim=-1)
+        correct += int((pred == batch["labels"]).sum())
+        total += len(pred)
+    return {"accuracy": correct / total}
+
+
+def make_trainer(run_dir=None, *, dropout: float = 0.0, n_train: int = 64, n_eval: int = 24,
+                 model_seed: int = 0, **config) -> Trainer:
+    """A Trainer over ToyMLP; ``config`` overrides TrainConfig fields (small defaults)."""
+    defaults = dict(max_steps=20, batch_size=8, eval_every=10, log_every=5, progress=False,
+                    device="cpu")
+    torch.manual_seed(model_seed)
+    model = ToyMLP(ToyConfig(dropout=dropout))
+    return Trainer(model, ToyData(n_train, seed=1), ToyData(n_eval, seed=2), accuracy,
+                   TrainConfig(**{**defaults, **config}), run_dir=run_dir)

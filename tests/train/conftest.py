@@ -1,0 +1,42 @@
+"""Fixtures of the train tests: the toy model module, loaded by path under a unique name.
+
+Loading by path (not by ``import _toy``) keeps the helper independent of pytest's import
+mode and of same-named helpers in other test folders.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+_MODULE_NAME = "_gicho_train_tests_toy"
+
+
+def load_toy() -> ModuleType:
+    if _MODULE_NAME not in sys.modules:
+        spec = importlib.util.spec_from_file_location(_MODULE_NAME, HERE / "_toy.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_MODULE_NAME] = module  # dataclasses look their module up here
+        spec.loader.exec_module(module)
+    return sys.modules[_MODULE_NAME]
+
+
+@pytest.fixture(scope="session")
+def toy() -> ModuleType:
+    return load_toy()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The machines running the tests are small and shared: one thread per process is both
+    # faster and keeps float reductions in one fixed order.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,54 @@
+"""Train ToyMLP from the command line: the subprocess side of the kill/resume and torchrun tests.
+
+Usage: python run_toy.py RUN_DIR [--resume] [--block-at N --marker PATH] [--info-dir DIR]
+       [--max-steps N] [--batch-size N] [--grad-accum N] [--dropout P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _toy import make_trainer
+
+from gicho.train import distributed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dir")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--block-at", type=int)
+    parser.add_argument("--marker")
+    parser.add_argument("--info-dir")
+    parser.add_argument("--max-steps", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    info = distributed.init_distributed("cpu")
+    if args.info_dir:
+        record = {"rank": info.rank, "world_size": info.world_size, "local_rank": info.local_rank,
+                  "device": str(info.device), "is_main": distributed.is_main_process(),
+                  "broadcast": distributed.broadcast_object(f"from rank {info.rank}")}
+        distributed.barrier()
+        Path(args.info_dir, f"rank{info.rank}.json").write_text(json.dumps(record))
+    trainer = make_trainer(args.run_dir, dropout=args.dropout, max_steps=args.max_steps,
+                           batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
+                           eval_every=args.eval_every, device="cpu")
+    trainer.model.block_at = args.block_at
+    trainer.model.marker = Path(args.marker) if args.marker else None
+    trainer.fit(resume=args.resume)
+    distributed.cleanup()
+
+
+if __name__ == "__main__":
+    main()
