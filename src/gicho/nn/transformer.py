@@ -1,0 +1,194 @@
+"""Transformer encoder layer and stack, post-LN (BERT) or pre-LN (ViT).
+
+Post-LN (Vaswani et al. 2017; BERT, Devlin et al. 2019)::
+
+    x = norm1(x + dropout(attn(x)))
+    x = norm2(x + dropout(mlp(x)))
+
+Pre-LN (Xiong et al. 2020; ViT, Dosovitskiy et al. 2021)::
+
+    x = x + dropout(attn(norm1(x)))
+    x = x + dropout(mlp(norm2(x)))         # and a final LayerNorm after the stack
+
+``mlp(x) = fc2(dropout(gelu(fc1(x))))``. The arithmetic matches
+``torch.nn.TransformerEncoderLayer(activation="gelu", batch_first=True, norm_first=...)`` (tested
+with copied weights). Parameter names follow timm's ViT ``Block`` (``norm1``, ``attn.qkv``,
+``attn.proj``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``); Hugging Face BERT maps as
+``attention.self.{query,key,value}`` → ``attn.qkv`` (concatenated), ``attention.output.dense``
+→ ``attn.proj``, ``attention.output.LayerNorm`` → ``norm1``, ``intermediate.dense`` →
+``mlp.fc1``, ``output.dense`` → ``mlp.fc2``, ``output.LayerNorm`` → ``norm2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gicho.nn.attention import MultiHeadSelfAttention
+
+__all__ = ["MLP", "EncoderOutput", "TransformerEncoder", "TransformerEncoderLayer"]
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network ``fc2(dropout(gelu(fc1(x))))`` (exact erf GELU)."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.fc2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, D) → (B, T, D)."""
+        return self.fc2(self.dropout(F.gelu(self.fc1(x))))  # (B, T, D)
+
+
+class TransformerEncoderLayer(nn.Module):
+    """One encoder block: multi-head self-attention and an MLP, each with a residual.
+
+    Parameters
+    ----------
+    d_model : int
+        Model width D (divisible by ``n_heads``).
+    n_heads : int
+    d_ff : int
+        Hidden width of the MLP (usually 4·D).
+    dropout : float
+        Dropout on the two residual branches and inside the MLP.
+    attention_dropout : float
+        Dropout on the attention weights.
+    norm_first : bool
+        Pre-LN (True, ViT) or post-LN (False, BERT).
+    layer_norm_eps : float
+        LayerNorm epsilon (torch 1e-5, BERT 1e-12, ViT 1e-6).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        norm_first: bool = False,
+        layer_norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.norm_first = norm_first
+        self.attn = MultiHeadSelfAttention(d_model, n_heads, dropout=attention_dropout)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.mlp = MLP(d_model, d_ff, dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : Tensor, float, shape (B, T, D)
+        mask : Tensor, bool, shape (B, T) or (B, T, T), optional
+            True = may attend (see :mod:`gicho.nn.attention`).
+        need_weights : bool
+            Return the per-head attention weights (explicit attention path).
+
+        Returns
+        -------
+        x : Tensor, shape (B, T, D)
+        weights : Tensor, shape (B, H, T, T), or None
+        """
+        if self.norm_first:
+            attended, weights = self.attn(self.norm1(x), mask, need_weights)
+            x = x + self.dropout1(attended)
+            x = x + self.dropout2(self.mlp(self.norm2(x)))
+        else:
+            attended, weights = self.attn(x, mask, need_weights)
+            x = self.norm1(x + self.dropout1(attended))
+            x = self.norm2(x + self.dropout2(self.mlp(x)))
+        return x, weights
+
+
+@dataclass
+class EncoderOutput:
+    """What :class:`TransformerEncoder` returns.
+
+    Attributes
+    ----------
+    last_hidden_state : Tensor, shape (B, T, D)
+        Output of the last layer (after the final LayerNorm in a pre-LN stack).
+    hidden_states : tuple of Tensor, each (B, T, D), or None
+        The input to the stack followed by each layer's output (n_layers + 1 tensors, as in
+        Hugging Face); the last one is before the final LayerNorm.
+    attentions : tuple of Tensor, each (B, H, T, T), or None
+        Per-layer attention weights.
+    """
+
+    last_hidden_state: Tensor
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerEncoderLayer`; pre-LN stacks end with a LayerNorm ``norm``.
+
+    Parameters
+    ----------
+    n_layers : int
+    d_model, n_heads, d_ff, dropout, attention_dropout, norm_first, layer_norm_eps
+        As in :class:`TransformerEncoderLayer`.
+    final_norm : bool, optional
+        Apply a LayerNorm after the stack; default: ``norm_first`` (ViT has one, BERT not).
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        norm_first: bool = False,
+        layer_norm_eps: float = 1e-5,
+        final_norm: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(
+                d_model, n_heads, d_ff, dropout, attention_dropout, norm_first, layer_norm_eps
+            )
+            for _ in range(n_layers)
+        )
+        final_norm = norm_first if final_norm is None else final_norm
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if final_norm else nn.Identity()
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
+        """Run the stack over ``x`` (B, T, D) with an optional bool ``mask`` (True = attend).
+
+        Attentions are computed on the explicit path only when ``output_attentions``; otherwise
+        every layer uses the fused kernel.
+        """
+        hidden_states: list[Tensor] = [x]
+        attentions: list[Tensor] = []
+        for layer in self.layers:
+            x, weights = layer(x, mask, need_weights=output_attentions)
+            hidden_states.append(x)
+            if weights is not None:
+                attentions.append(weights)
+        return EncoderOutput(
+            last_hidden_state=self.norm(x),
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )

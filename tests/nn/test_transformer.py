@@ -1,0 +1,124 @@
+"""Tests for gicho.nn.transformer: parity with torch.nn.TransformerEncoderLayer, masks, outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gicho.nn.transformer import TransformerEncoder, TransformerEncoderLayer
+
+D, H, FF = 16, 4, 32
+
+
+def _torch_layer_from(ours: TransformerEncoderLayer, norm_first: bool) -> torch.nn.Module:
+    ref = torch.nn.TransformerEncoderLayer(
+        D, H, FF, dropout=0.0, activation="gelu", batch_first=True, norm_first=norm_first
+    )
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(ours.attn.qkv.weight)
+        ref.self_attn.in_proj_bias.copy_(ours.attn.qkv.bias)
+        ref.self_attn.out_proj.weight.copy_(ours.attn.proj.weight)
+        ref.self_attn.out_proj.bias.copy_(ours.attn.proj.bias)
+        ref.linear1.load_state_dict(ours.mlp.fc1.state_dict())
+        ref.linear2.load_state_dict(ours.mlp.fc2.state_dict())
+        ref.norm1.load_state_dict(ours.norm1.state_dict())
+        ref.norm2.load_state_dict(ours.norm2.state_dict())
+    return ref.eval()
+
+
+def _randomise_norms(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_layer_parity_with_torch(norm_first, need_weights):
+    torch.manual_seed(0)
+    ours = TransformerEncoderLayer(D, H, FF, dropout=0.1, norm_first=norm_first)
+    _randomise_norms(ours)
+    ours.eval()
+    ref = _torch_layer_from(ours, norm_first)
+    x = torch.randn(3, 7, D)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    mask[2, 2:] = False
+    out, weights = ours(x, mask, need_weights=need_weights)
+    with torch.no_grad():
+        expected = ref(x, src_key_padding_mask=~mask)
+    # torch's fast path leaves padded query rows as zeros when it takes the nested-tensor path;
+    # compare the real tokens, where both definitions agree.
+    torch.testing.assert_close(out[mask], expected[mask], atol=1e-5, rtol=0)
+    assert (weights is not None) == need_weights
+    if need_weights:
+        assert weights.shape == (3, H, 7, 7)
+
+
+def test_encoder_outputs_and_final_norm():
+    torch.manual_seed(0)
+    enc = TransformerEncoder(3, D, H, FF, dropout=0.0, norm_first=True).eval()
+    x = torch.randn(2, 5, D)
+    out = enc(x, output_attentions=True, output_hidden_states=True)
+    assert len(out.hidden_states) == 4 and len(out.attentions) == 3
+    assert out.hidden_states[0] is x
+    torch.testing.assert_close(out.last_hidden_state, enc.norm(out.hidden_states[-1]))
+    # layer by layer equals the stack; fused (no attentions) equals explicit
+    h = x
+    for layer in enc.layers:
+        h, _ = layer(h)
+    torch.testing.assert_close(out.hidden_states[-1], h, atol=1e-6, rtol=0)
+    plain = enc(x)
+    assert plain.attentions is None and plain.hidden_states is None
+    torch.testing.assert_close(plain.last_hidden_state, out.last_hidden_state, atol=1e-6, rtol=0)
+    post = TransformerEncoder(2, D, H, FF, norm_first=False)
+    assert isinstance(post.norm, torch.nn.Identity)
+
+
+def test_stack_parity_with_torch_encoder():
+    torch.manual_seed(1)
+    ours = TransformerEncoder(2, D, H, FF, dropout=0.0, norm_first=False).eval()
+    _randomise_norms(ours)
+    layer = torch.nn.TransformerEncoderLayer(
+        D, H, FF, dropout=0.0, activation="gelu", batch_first=True
+    )
+    ref = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    for ref_layer, our_layer in zip(ref.layers, ours.layers, strict=True):
+        ref_layer.load_state_dict(_torch_layer_from(our_layer, False).state_dict())
+    x = torch.randn(2, 6, D)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x).last_hidden_state, ref(x), atol=1e-5, rtol=0)
+
+
+def test_dropout_active_only_in_training():
+    torch.manual_seed(0)
+    enc = TransformerEncoder(1, D, H, FF, dropout=0.5, attention_dropout=0.5)
+    x = torch.randn(2, 5, D)
+    enc.train()
+    a, b = enc(x).last_hidden_state, enc(x).last_hidden_state
+    assert not torch.allclose(a, b)
+    enc.eval()
+    torch.testing.assert_close(enc(x).last_hidden_state, enc(x).last_hidden_state)
+
+
+def test_padding_tokens_do_not_affect_real_tokens():
+    torch.manual_seed(0)
+    enc = TransformerEncoder(2, D, H, FF, dropout=0.0).eval()
+    x = torch.randn(1, 4, D)
+    padded = torch.cat([x, torch.randn(1, 3, D) * 100], dim=1)
+    mask = torch.tensor([[True] * 4 + [False] * 3])
+    torch.testing.assert_close(
+        enc(padded, mask).last_hidden_state[:, :4], enc(x).last_hidden_state, atol=1e-5, rtol=0
+    )
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="d_model=10 must be divisible by n_heads=3"):
+        TransformerEncoderLayer(10, 3, 20)
+    enc = TransformerEncoder(1, D, H, FF)
+    with pytest.raises(ValueError, match=r"mask must have shape \(B, Tk\) = \(2, 5\)"):
+        enc(torch.randn(2, 5, D), torch.ones(2, 6, dtype=torch.bool))
+    with pytest.raises(TypeError, match="boolean tensor"):
+        enc(torch.randn(2, 5, D), torch.ones(2, 5))
