@@ -381,7 +381,7 @@ def test_r2_and_adjusted_r2_errors():
         gm.adjusted_r2(Y, Y + 1, n_features=5)
     with pytest.raises(ValueError, match="`n_features` must be a finite integer >= 0"):
         gm.adjusted_r2(Y, Y + 1, n_features=-1)
-    with pytest.raises(TypeError, match="`n_features` must be a integer"):
+    with pytest.raises(TypeError, match="`n_features` must be an integer"):
         gm.adjusted_r2(Y, Y + 1, n_features=2.5)
 
 

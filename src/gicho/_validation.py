@@ -73,6 +73,9 @@ def check_array(
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor: bring to host memory
         x = x.detach().cpu().numpy()
+    if np.iscomplexobj(x):
+        # np.asarray(complex, dtype=float) drops the imaginary part with only a warning.
+        raise TypeError(f"argument `{name}` is complex ({describe(x)}); only real values are allowed")
     try:
         if dtype == "float":
             arr = np.asarray(x)
@@ -157,7 +160,7 @@ def check_positive(value: Any, name: str, *, strict: bool = True, integer: bool 
     kind = "integer" if integer else "number"
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
     if isinstance(value, bool) or not ok_type:
-        raise TypeError(f"argument `{name}` must be a {kind}; got {describe(value)}")
+        raise TypeError(f"argument `{name}` must be {'an' if integer else 'a'} {kind}; got {describe(value)}")
     if not np.isfinite(value) or (value <= 0 if strict else value < 0):
         bound = "> 0" if strict else ">= 0"
         raise ValueError(f"argument `{name}` must be a finite {kind} {bound}; got {value!r}")

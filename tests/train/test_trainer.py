@@ -63,7 +63,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     ("overrides", "error", "match"),
     [
         ({"max_steps": 0}, ValueError, r"`max_steps` must be a finite integer > 0; got 0"),
-        ({"batch_size": 2.5}, TypeError, r"`batch_size` must be a integer; got 2.5"),
+        ({"batch_size": 2.5}, TypeError, r"`batch_size` must be an integer; got 2.5"),
         ({"eval_batch_size": -1}, ValueError, r"`eval_batch_size` must be a finite integer > 0"),
         ({"lr": 0.0}, ValueError, r"`lr` must be a finite number > 0; got 0.0"),
         ({"lr": float("nan")}, ValueError, r"`lr` must be a finite number > 0; got nan"),
