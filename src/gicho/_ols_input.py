@@ -1,0 +1,158 @@
+"""Input handling of :class:`gicho.linear.LinearRegression`: validation and data preparation.
+
+NumPy / pandas / torch inputs are checked here with the shared validators of
+:mod:`gicho._validation` and scikit-learn's wording where its estimator checks expect it
+("Reshape your data", "Complex data not supported", sparse input). NaN and infinity in X and
+y are detected later, from the block statistics of :class:`gicho.moments.Moments`, which saves
+a full pass over X; the error message is the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import NotFittedError as SkNotFittedError
+
+from gicho._ols_solve import GramSystem
+from gicho._validation import (
+    NotFittedError,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    check_sample_weight,
+)
+from gicho.moments import _is_torch
+
+__all__ = ["check_X", "check_fitted", "check_xy", "sum_log", "tensor_dtype", "weighted_centred"]
+
+
+def check_xy(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
+    """``X`` (n, p), ``y`` (n,) or (n, k) as float arrays (or tensors) and weights (n,) or None."""
+    if y is None:
+        raise ValueError(
+            "LinearRegression requires y to be passed, but the target y is None; "
+            "pass y of shape (n,) or (n, k)"
+        )
+    if _is_torch(X) or _is_torch(y):
+        return _check_xy_torch(X, y, sample_weight)
+    # finite=False: NaN / inf are caught (with the same message) from the moments' block
+    # statistics, which saves a full pass over X
+    X = check_X(X, finite=False)
+    y = check_array(real(y, "y"), "y", ndim=(1, 2), dtype="float", finite=False)
+    n = check_consistent_length(X=X, y=y)
+    # np.asarray first: array-likes that refuse __array_function__ (scikit-learn checks it)
+    w = None if sample_weight is None else check_sample_weight(np.asarray(sample_weight), n)
+    return X, y, w
+
+
+def _check_xy_torch(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
+    import torch
+
+    if not (_is_torch(X) and _is_torch(y)):
+        raise TypeError("arguments `X` and `y` must both be torch tensors or both array-like")
+    for name, t, nd in (("X", X, (2,)), ("y", y, (1, 2))):
+        if t.ndim not in nd:
+            hint = " (reshape a single feature with x.reshape(-1, 1))" if name == "X" and t.ndim == 1 else ""
+            raise ValueError(
+                f"argument `{name}` must have {' or '.join(map(str, nd))} dimension(s); got "
+                f"{t.ndim} (shape {tuple(t.shape)}){hint}"
+            )
+        if t.numel() == 0:
+            raise ValueError(f"argument `{name}` is empty (shape {tuple(t.shape)}); at least one value is required")
+        if not t.is_floating_point():
+            raise TypeError(f"argument `{name}` must be a floating tensor; got {t.dtype}")
+        if not bool(torch.isfinite(t).all()):
+            n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+            raise ValueError(
+                f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); "
+                "only finite values are allowed"
+            )
+    n = check_consistent_length(X=X, y=y)
+    w = None
+    if sample_weight is not None:
+        w = check_sample_weight(
+            sample_weight.detach().cpu().numpy() if _is_torch(sample_weight) else sample_weight, n
+        )
+    return X, y, w
+
+
+class _NotFittedError(NotFittedError, SkNotFittedError):
+    """gicho's NotFittedError that scikit-learn's checks also recognise."""
+
+
+def check_fitted(est: Any) -> None:
+    try:
+        check_is_fitted(est, ("coef_", "_stats"))
+    except NotFittedError as exc:
+        raise _NotFittedError(str(exc)) from None
+
+
+def real(x: Any, name: str) -> Any:
+    """Reject complex input up front (a float conversion would drop the imaginary part)."""
+    if _is_torch(x) or x is None:
+        return x
+    if hasattr(x, "tocsr") or hasattr(x, "todense"):  # scipy.sparse, without importing it
+        raise TypeError(
+            f"argument `{name}` is a sparse matrix ({type(x).__name__}): sparse input is not "
+            "supported; pass a dense array (x.toarray())"
+        )
+    arr = np.asarray(x) if not hasattr(x, "dtypes") else x  # keep DataFrames for their names
+    kinds = [arr.dtype.kind] if hasattr(arr, "dtype") else [np.dtype(t).kind for t in arr.dtypes]
+    if "c" in kinds:
+        raise ValueError(
+            f"argument `{name}` is complex: Complex data not supported; only real numbers are allowed"
+        )
+    return arr
+
+
+def check_X(X: Any, finite: bool = True) -> np.ndarray:
+    """A 2-D float array with at least one row and one column (scikit-learn's wording)."""
+    X = real(X, "X")
+    shape = np.shape(X)
+    if len(shape) == 1 or len(shape) == 0:
+        raise ValueError(
+            f"argument `X` must be 2-D; got {len(shape)}-D shape {shape}. Reshape your data with "
+            "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
+        )
+    if len(shape) == 2 and shape[0] > 0 and shape[1] == 0:
+        raise ValueError(
+            f"argument `X` has 0 feature(s) (shape={shape}) while a minimum of 1 is required."
+        )
+    return check_array(X, "X", ndim=2, dtype="float", finite=finite)
+
+
+def tensor_dtype(X: Any) -> Any:
+    return X.dtype if _is_torch(X) else None
+
+
+def sum_log(w: np.ndarray | None, n: int) -> float:
+    if w is None:
+        return 0.0
+    with np.errstate(divide="ignore"):
+        return float(np.sum(np.log(w)))
+
+
+def weighted_centred(X: Any, y: Any, w: Any, system: GramSystem) -> tuple[Any, Any]:
+    """``sqrt(w) (X - mean)`` and ``sqrt(w) (y - mean)`` (no centring without intercept)."""
+    Y = y[:, None] if y.ndim == 1 else y
+    if _is_torch(X):
+        import torch
+
+        dev = X.device
+        mx = torch.as_tensor(system.mean_x if system.fit_intercept else np.zeros_like(system.mean_x), device=dev)
+        my = torch.as_tensor(system.mean_y if system.fit_intercept else np.zeros_like(system.mean_y), device=dev)
+        Xw, Yw = X.to(torch.float64) - mx, Y.to(torch.float64) - my
+        if w is not None:
+            sw = torch.as_tensor(np.sqrt(w), device=dev)[:, None]
+            Xw, Yw = Xw * sw, Yw * sw
+        return Xw, Yw
+    if system.fit_intercept:
+        Xw, Yw = X - system.mean_x, Y - system.mean_y
+    else:
+        Xw, Yw = np.array(X, dtype=np.float64), np.array(Y, dtype=np.float64)
+    if w is not None:
+        sw = np.sqrt(w)[:, None]
+        Xw, Yw = Xw * sw, Yw * sw
+    return Xw, Yw
+

@@ -1,0 +1,491 @@
+"""Ordinary and weighted least squares: :class:`LinearRegression`.
+
+The estimator reads the data once into :class:`gicho.moments.Moments` (means and centred Gram
+matrices, blocked and numerically stable), decides from the condition number of the centred,
+column-scaled design how to solve, and computes the inference statistics that scikit-learn
+does not give (standard errors, classical and HC0-HC3; t, p, intervals; R^2, F, AIC/BIC) with
+the same definitions as statsmodels. See :mod:`gicho._ols_solve` and
+:mod:`gicho._ols_inference` for the numerical details.
+
+Out of core: :meth:`LinearRegression.partial_fit` and :meth:`LinearRegression.fit_chunks`
+accumulate the same moments chunk by chunk and give the batch answer to round-off;
+:func:`gicho.distributed.fit_linear_regression` does it on a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from gicho import _ols_solve as S
+from gicho._ols_inference import (
+    COV_TYPES,
+    OLSStatistics,
+    OLSSummary,
+    compute_statistics,
+    robust_meat,
+)
+from gicho._ols_inference import conf_int as _conf_int
+from gicho._ols_input import (
+    check_fitted,
+    check_X,
+    check_xy,
+    sum_log,
+    tensor_dtype,
+    weighted_centred,
+)
+from gicho._ols_solve import IllConditionedWarning, RankDeficientWarning
+from gicho._validation import (
+    check_choice,
+    check_positive,
+    check_probability,
+    describe,
+)
+from gicho.moments import Moments, _is_torch
+
+__all__ = ["IllConditionedWarning", "LinearRegression", "RankDeficientWarning"]
+
+SOLVERS = ("auto", "normal", "qr", "svd", "gd")
+# When the R^2 of the moments-based residual sum of squares is this close to 1 the formula
+# yy - b^T beta cancels; with the rows at hand the residuals are then summed directly.
+_SSR_CANCELLATION = 1e-3
+
+
+class LinearRegression(RegressorMixin, BaseEstimator):
+    """Least squares ``y ~ X beta + beta_0`` with exact solvers and inference statistics.
+
+    Parameters
+    ----------
+    fit_intercept : bool, default=True
+        Fit ``beta_0``. The design is then centred on its (weighted) mean, which is also
+        what keeps the normal equations accurate for features with large means.
+    solver : {"auto", "normal", "qr", "svd", "gd"}, default="auto"
+        ``normal``: Cholesky on the centred Gram matrix; ``qr``: Householder QR;
+        ``svd``: minimum-norm solution (``rank_``, ``singular_values_``);
+        ``gd``: gradient descent (``n_iter_``); ``auto``: the normal equations when the
+        condition number of the centred, column-scaled design is at most ``cond_max``,
+        otherwise QR with an :class:`IllConditionedWarning` that names the condition number.
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}, default="nonrobust"
+        Covariance of the coefficients. The robust ones need a second pass over the rows,
+        so only :meth:`fit` (not the streaming methods) supports them.
+    alpha : float, default=0.05
+        Confidence intervals of :meth:`summary` are at level ``1 - alpha``.
+    use_t : bool or None, default=None
+        Student's t (True) or normal (False) p-values and intervals; ``None`` follows
+        statsmodels: t for ``nonrobust``, normal for the HC covariances.
+    cond_max : float, default=1e3
+        ``auto`` switches away from the normal equations above this condition number (their
+        relative error grows like ``cond^2 * 1e-16``: at most ~1e-10 below the threshold).
+    tol : float, default=1e-10
+        ``gd``: stop when the gradient norm is at most ``tol`` times its initial value.
+    max_iter : int, default=100_000
+        ``gd``: maximum number of iterations.
+    rcond : float or None, default=None
+        ``svd``: relative cutoff for small singular values (``None``: ``eps * max(n, p)``).
+
+    Attributes
+    ----------
+    coef_ : ndarray or Tensor of shape (p,) or (k, p)
+        Coefficients (a tensor on the input's device and dtype for torch input). Aliased
+        coefficients of a rank-deficient design are 0.
+    intercept_ : float or ndarray of shape (k,) (Tensor for torch input)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, shape (p,)
+        Only when X had string column names (a pandas DataFrame).
+    solver_ : str
+        The solver that ran (``auto`` resolves to ``normal`` or ``qr``).
+    cond_ : float
+        Condition number of the centred, column-scaled design.
+    rank_ : int
+        Numerical rank of the design (without the intercept).
+    aliased_ : ndarray of bool, shape (p,)
+        Columns that are linear combinations of earlier ones (coefficient 0, statistics NaN).
+    singular_values_ : ndarray or None
+        ``svd`` only: singular values of the centred, weighted design.
+    n_iter_ : int
+        ``gd`` only (the attribute is absent for the direct solvers): iterations run.
+    moments_ : Moments
+        The sufficient statistics (float64 NumPy).
+    params_, bse_, tvalues_, pvalues_ : ndarray of shape (P,) or (k, P)
+        Parameters ``[intercept, coef...]`` and their standard errors, t statistics and
+        p-values (``P = p + fit_intercept``).
+    cov_params_ : ndarray of shape (P, P) or (k, P, P)
+    rsquared_, rsquared_adj_, fvalue_, f_pvalue_, llf_, aic_, bic_, ssr_, ess_,
+    centered_tss_, scale_ : float or ndarray of shape (k,)
+    df_model_, df_resid_ : float
+    nobs_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = LinearRegression().fit(X, y)
+    >>> round(model.score(X, y), 4)
+    0.5177
+    """
+
+    def __init__(
+        self,
+        *,
+        fit_intercept: bool = True,
+        solver: str = "auto",
+        cov_type: str = "nonrobust",
+        alpha: float = 0.05,
+        use_t: bool | None = None,
+        cond_max: float = 1e3,
+        tol: float = 1e-10,
+        max_iter: int = 100_000,
+        rcond: float | None = None,
+    ) -> None:
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.cov_type = cov_type
+        self.alpha = alpha
+        self.use_t = use_t
+        self.cond_max = cond_max
+        self.tol = tol
+        self.max_iter = max_iter
+        self.rcond = rcond
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self, streaming: bool) -> None:
+        if not isinstance(self.fit_intercept, (bool, np.bool_)):
+            raise TypeError(f"argument `fit_intercept` must be a bool; got {describe(self.fit_intercept)}")
+        check_choice(self.solver, "solver", SOLVERS)
+        check_choice(self.cov_type, "cov_type", COV_TYPES)
+        check_probability(self.alpha, "alpha", closed=False)
+        if self.use_t is not None and not isinstance(self.use_t, (bool, np.bool_)):
+            raise TypeError(f"argument `use_t` must be a bool or None; got {describe(self.use_t)}")
+        check_positive(self.cond_max, "cond_max")
+        check_positive(self.tol, "tol")
+        check_positive(self.max_iter, "max_iter", integer=True)
+        if self.rcond is not None:
+            check_positive(self.rcond, "rcond")
+        if streaming and self.solver in ("qr", "svd"):
+            raise ValueError(
+                f"argument `solver`={self.solver!r} needs all rows in memory; partial_fit, "
+                "fit_chunks and the Dask fit support 'auto', 'normal' and 'gd' (or call fit)"
+            )
+        if streaming and self.cov_type != "nonrobust":
+            raise ValueError(
+                f"argument `cov_type`={self.cov_type!r} needs a second pass over the rows; "
+                "partial_fit, fit_chunks and the Dask fit support only 'nonrobust' (or call fit)"
+            )
+
+    def _check_names(self, X: Any, reset: bool) -> None:
+        """Record (fit) or compare (predict) DataFrame column names, as scikit-learn does."""
+        from sklearn.utils.validation import _check_feature_names
+
+        _check_feature_names(self, X, reset=reset)
+
+    def _check_n_features(self, X: Any, reset: bool) -> None:
+        """Record (fit) or compare (predict) the number of columns of a validated X."""
+        p = int(X.shape[1])
+        if reset:
+            self.n_features_in_ = p
+        elif p != self.n_features_in_:
+            raise ValueError(
+                f"argument `X`: X has {p} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegression:
+        """Fit on in-memory data.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or Tensor of shape (n, p)
+            A Dask array or DataFrame is fitted by map-reduce of the moments on the active
+            Dask scheduler (see :mod:`gicho.distributed`), never loaded into memory.
+        y : array-like or Tensor of shape (n,) or (n, k)
+        sample_weight : array-like of shape (n,), optional
+            Non-negative weights (weighted least squares, statsmodels' ``WLS``).
+
+        Returns
+        -------
+        self
+        """
+        from gicho.distributed import _fit_dask, is_dask_collection
+
+        if is_dask_collection(X):  # map-reduce of the moments; never pull X into memory
+            return _fit_dask(self, X, y, sample_weight)
+        self.__dict__.pop("_stream", None)  # a new fit ends any partial_fit stream
+        self._check_params(streaming=False)
+        self._check_names(X, reset=True)
+        X, y, w = check_xy(X, y, sample_weight)
+        self._check_n_features(X, reset=True)
+        moments = Moments.from_arrays(X, y, w)  # NumPy weights move to a tensor's device
+        self._finish(moments, X=X, y=y, w=w, sum_log_w=sum_log(w, X.shape[0]), dtype=tensor_dtype(X))
+        return self
+
+    def fit_moments(self, moments: Moments, sum_log_w: float = 0.0) -> LinearRegression:
+        """Fit from precomputed sufficient statistics (e.g. merged from a cluster).
+
+        ``sum_log_w`` is :math:`\\sum_i \\log w_i` (0 without weights), needed only for the
+        weighted log-likelihood.
+        """
+        self._check_params(streaming=True)
+        if not isinstance(moments, Moments) or moments.mean_y_ is None:
+            raise ValueError(f"argument `moments` must be a Moments with y; got {describe(moments)}")
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and len(names) != moments.n_features_:
+            del self.feature_names_in_
+        self.n_features_in_ = moments.n_features_
+        self._finish(moments, sum_log_w=sum_log_w)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegression:
+        """Add a chunk of rows and refit; after the last chunk this equals :meth:`fit` on all rows."""
+        self._check_params(streaming=True)
+        first = not hasattr(self, "_stream")
+        self._check_names(X, reset=first)
+        X, y, w = check_xy(X, y, sample_weight)
+        self._check_n_features(X, reset=first)
+        if first:
+            self._stream = (Moments(), 0.0)
+        moments, slw = self._stream
+        moments.update(X, y, w)
+        self._stream = (moments, slw + sum_log(w, X.shape[0]))
+        self._finish(moments, sum_log_w=self._stream[1], dtype=tensor_dtype(X))
+        return self
+
+    def fit_chunks(self, chunks: Iterable[Any]) -> LinearRegression:
+        """Fit from an iterable of ``(X, y)`` or ``(X, y, sample_weight)`` chunks in one pass.
+
+        Equals :meth:`fit` on the concatenated rows to round-off; memory is one chunk.
+        """
+        self._check_params(streaming=True)
+        self.__dict__.pop("_stream", None)
+        moments, slw, seen, dtype = Moments(), 0.0, 0, None
+        for i, chunk in enumerate(chunks):
+            if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
+                raise TypeError(f"chunk {i} must be a tuple (X, y) or (X, y, sample_weight); got {describe(chunk)}")
+            X, y, w = chunk[0], chunk[1], chunk[2] if len(chunk) == 3 else None
+            self._check_names(X, reset=seen == 0)
+            X, y, w = check_xy(X, y, w)
+            if seen == 0:
+                self._check_n_features(X, reset=True)
+            elif X.shape[1] != self.n_features_in_:
+                raise ValueError(f"chunk {i} has {X.shape[1]} feature(s); the first chunk had {self.n_features_in_}")
+            moments.update(X, y, w)
+            slw += sum_log(w, X.shape[0])
+            seen += 1
+            dtype = tensor_dtype(X)
+        if seen == 0:
+            raise ValueError("argument `chunks` is empty; at least one (X, y) chunk is required")
+        self._finish(moments, sum_log_w=slw, dtype=dtype)
+        return self
+
+    # ------------------------------------------------------------------ solving
+    def _finish(
+        self, moments: Moments, *, X: Any = None, y: Any = None, w: Any = None, sum_log_w: float, dtype: Any = None
+    ) -> None:
+        """Solve from the moments (plus the rows when at hand) and compute the statistics."""
+        torch_in = moments.is_torch
+        ref = moments.mean_x_ if torch_in else None
+        m = moments.to_numpy() if torch_in else moments
+        self.moments_ = m
+        p = m.n_features_
+        names = [str(s) for s in getattr(self, "feature_names_in_", [f"x{j}" for j in range(p)])]
+        system = S.gram_system(m, self.fit_intercept)
+        n_params = p + int(self.fit_intercept)
+        if m.n_samples_ < n_params:
+            warnings.warn(
+                f"X has {m.n_samples_} row(s) for {n_params} parameter(s): the least-squares "
+                "solution is not unique; aliased coefficients are set to 0 and there are no "
+                "residual degrees of freedom (standard errors NaN)",
+                RankDeficientWarning,
+                stacklevel=3,
+            )
+        sol = self._solve(system, names, X, y, w)
+        k = sol.coef.shape[1]
+        # residual sum of squares: exact from QR, else yy - b^T beta unless that cancels
+        ssr = sol.ssr
+        if ssr is None:
+            ssr = np.maximum(np.diagonal(system.c) - np.einsum("pk,pk->k", system.b, sol.coef), 0.0)
+        tss_c = np.diagonal(system.c) if self.fit_intercept else np.diagonal(system.c) - system.weight_sum * system.mean_y**2
+        resid = None
+        need_resid = self.cov_type != "nonrobust" or (X is not None and np.any(ssr < _SSR_CANCELLATION * tss_c))
+        if need_resid and X is not None:
+            resid = self._residuals(sol, system, X, y)
+            ssr = (resid**2 * (1.0 if w is None else w[:, None])).sum(axis=0)
+
+        # statsmodels' explicit-constant detection (a constant, non-zero column without intercept)
+        const_idx = None
+        if not self.fit_intercept:
+            const = (np.diagonal(m.xx_) <= m.weight_sum_ * (64 * S.EPS * np.abs(m.mean_x_)) ** 2) & (m.mean_x_ != 0)
+            const_idx = int(np.argmax(const)) if const.any() else None
+        k_constant = int(self.fit_intercept or const_idx is not None)
+        meats = None
+        if self.cov_type != "nonrobust":
+            Xn = X.detach().cpu().double().numpy() if _is_torch(X) else X
+            meats = robust_meat(sol, system, Xn, resid, w, self.cov_type, float(m.n_samples_ - sol.rank - int(self.fit_intercept)))
+        param_names = (["const"] if self.fit_intercept else []) + names
+        st = compute_statistics(
+            sol, system, ssr, sum_log_w, cov_type=self.cov_type, use_t=self.use_t, meats=meats,
+            k_constant=k_constant, const_idx=const_idx, param_names=param_names,
+        )  # fmt: skip
+        self._set_attributes(sol, st, m, k, ref, dtype)
+
+    def _solve(self, system: S.GramSystem, names: list[str], X: Any, y: Any, w: Any) -> S.Solution:
+        d, usable = S.scale_columns(system, names)
+        A = system.G / np.outer(d, d)
+        cond = S.condition_number(A[np.ix_(usable, usable)])
+        solver = self.solver
+        in_memory = X is not None
+        if solver == "auto":
+            solver = "normal" if cond <= self.cond_max else ("qr" if in_memory else "normal")
+        if solver in ("qr", "svd"):
+            Xw, yw = weighted_centred(X, y, w, system)
+            if solver == "qr":
+                sol = S.solve_qr(Xw, yw, d, usable, cond)
+            else:
+                if _is_torch(Xw):
+                    Xw, yw = Xw.detach().cpu().double().numpy(), yw.detach().cpu().double().numpy()
+                sol = S.solve_svd(Xw, yw, d, cond, self.rcond)
+        elif solver == "gd":
+            sol = S.solve_gd(system, d, usable, cond, self.tol, self.max_iter)
+        else:
+            sol = S.solve_normal(system, d, usable, cond)
+        cond_text = f"{sol.cond:.3g}" + (" (numerically singular)" if sol.cond > 1 / S.EPS else "")
+        aliased = usable & ~sol.kept
+        if aliased.any():
+            pass  # the rank-deficiency warning below says more than a condition number
+        elif self.solver == "auto" and cond > self.cond_max:
+            how = (
+                "QR"
+                if in_memory
+                else "the normal equations with rank detection (only the moments are at hand: "
+                "relative error up to ~cond^2 * 1e-16)"
+            )
+            warnings.warn(
+                f"the design is ill-conditioned: condition number {cond_text} of the centred, "
+                f"column-scaled X exceeds cond_max={self.cond_max:g}; solver='auto' used {how}",
+                IllConditionedWarning,
+                stacklevel=4,
+            )
+        elif self.solver in ("normal", "gd") and cond > self.cond_max:
+            warnings.warn(
+                f"the design is ill-conditioned: condition number {cond_text} of the centred, "
+                f"column-scaled X; solver={self.solver!r} may lose about cond^2 * 1e-16 relative "
+                "accuracy (solver='auto' or 'qr' would not)",
+                IllConditionedWarning,
+                stacklevel=4,
+            )
+        if aliased.any():
+            warnings.warn(
+                f"the design is rank deficient (rank {sol.rank} of {len(names)} columns): "
+                f"column(s) {S._name_list(names, aliased)} are linear combinations of earlier "
+                "columns; they are aliased: coefficient set to 0, standard error NaN",
+                RankDeficientWarning,
+                stacklevel=4,
+            )
+        elif sol.solver == "svd" and not sol.estimable.all():
+            warnings.warn(
+                f"the design is rank deficient (rank {sol.rank} of {len(names)} columns): "
+                "solver='svd' returns the minimum-norm solution; non-estimable coefficients "
+                f"({S._name_list(names, ~sol.estimable)}) have NaN standard errors",
+                RankDeficientWarning,
+                stacklevel=4,
+            )
+        return sol
+
+    def _residuals(self, sol: S.Solution, system: S.GramSystem, X: Any, y: Any) -> np.ndarray:
+        """Unweighted residuals (n, k) as float64 NumPy."""
+        if _is_torch(X):
+            X, y = X.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
+        Y = y[:, None] if y.ndim == 1 else y
+        intercept = system.mean_y - system.mean_x @ sol.coef if self.fit_intercept else 0.0
+        return Y - X @ sol.coef - intercept
+
+    def _set_attributes(self, sol: S.Solution, st: OLSStatistics, m: Moments, k: int, ref: Any, dtype: Any) -> None:
+        one = m.y_ndim_ == 1
+        coef = sol.coef.T  # (k, p)
+        intercept = st.params[:, 0] if self.fit_intercept else np.zeros(k)
+        if ref is not None:  # torch in, torch out (device and dtype of X)
+            import torch
+
+            dtype = torch.float64 if dtype is None else dtype
+            coef = torch.as_tensor(coef, device=ref.device).to(dtype)
+            intercept = torch.as_tensor(intercept, device=ref.device).to(dtype)
+        self.coef_ = coef[0] if one else coef
+        self.intercept_ = (float(intercept[0]) if ref is None else intercept[0]) if one else intercept
+        self.solver_ = sol.solver
+        self.cond_ = sol.cond
+        self.rank_ = sol.rank
+        self.aliased_ = ~sol.kept
+        self.singular_values_ = sol.singular_values
+        if sol.n_iter is not None:
+            self.n_iter_ = sol.n_iter
+        elif hasattr(self, "n_iter_"):  # scikit-learn: only iterative solvers have n_iter_
+            del self.n_iter_
+        self._stats = st
+        squeeze = (lambda a: a[0]) if one else (lambda a: a)
+        for name in ("params", "bse", "tvalues", "pvalues", "cov_params"):
+            setattr(self, f"{name}_", squeeze(getattr(st, name)))
+        for name in ("rsquared", "rsquared_adj", "fvalue", "f_pvalue", "llf", "aic", "bic",
+                     "ssr", "ess", "centered_tss", "scale"):  # fmt: skip
+            value = getattr(st, name)
+            setattr(self, f"{name}_", float(value[0]) if one else value)
+        self.df_model_, self.df_resid_, self.nobs_ = st.df_model, st.df_resid, st.nobs
+
+    # ------------------------------------------------------------------ using the fit
+    def predict(self, X: Any) -> Any:
+        """Predictions ``X @ coef_.T + intercept_``, shape (n,) or (n, k) (a tensor for tensors)."""
+        check_fitted(self)
+        if _is_torch(X):
+            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"argument `X` must have shape (n, {self.n_features_in_}); got {tuple(X.shape)}"
+                )
+            coef = self.coef_.to(device=X.device, dtype=X.dtype)
+            intercept = self.intercept_.to(device=X.device, dtype=X.dtype) if _is_torch(self.intercept_) else self.intercept_
+            return (X @ coef if coef.ndim == 1 else X @ coef.T) + intercept
+        self._check_names(X, reset=False)
+        X = check_X(X)
+        self._check_n_features(X, reset=False)
+        coef = self.coef_.detach().cpu().numpy() if _is_torch(self.coef_) else self.coef_
+        intercept = self.intercept_.detach().cpu().numpy() if _is_torch(self.intercept_) else self.intercept_
+        return X @ np.asarray(coef, dtype=np.float64).T + intercept
+
+    def conf_int(self, alpha: float | None = None) -> np.ndarray:
+        """Confidence intervals of ``params_`` at level ``1 - alpha``: shape (P, 2) or (k, P, 2)."""
+        check_fitted(self)
+        alpha = self.alpha if alpha is None else check_probability(alpha, "alpha", closed=False)
+        ci = _conf_int(self._stats, alpha)
+        return ci[0] if self.moments_.y_ndim_ == 1 else ci
+
+    def summary(
+        self, target: int = 0, alpha: float | None = None, feature_names: Any = None
+    ) -> OLSSummary:
+        """The coefficient table and model statistics (``print`` it; ``.to_frame()`` for pandas).
+
+        ``target`` picks the column of a multi-target y; ``feature_names`` (p strings)
+        relabels the rows (default: ``feature_names_in_``, else ``x0, x1, ...``).
+        """
+        check_fitted(self)
+        k = self._stats.params.shape[0]
+        if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < k:
+            raise ValueError(f"argument `target` must be an integer in [0, {k}); got {describe(target)}")
+        alpha = self.alpha if alpha is None else check_probability(alpha, "alpha", closed=False)
+        extra = {"Model": "OLS" if self.moments_.weight_sum_ == self.moments_.n_samples_ else "WLS",
+                 "Solver": self.solver_, "Cond. No.": self.cond_}  # fmt: skip
+        names = None
+        if feature_names is not None:
+            names = [str(f) for f in feature_names]
+            if len(names) != self.n_features_in_:
+                raise ValueError(
+                    f"argument `feature_names` has {len(names)} name(s); expected {self.n_features_in_}"
+                )
+            names = (["const"] if self.fit_intercept else []) + names
+        return OLSSummary(self._stats, target, alpha, extra, names=names)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,262 @@
+"""gicho.moments: mergeable, weighted, numerically stable sufficient statistics."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gicho.moments as gm
+from gicho.moments import Moments
+
+
+def _reference(X, y=None, w=None):
+    """Two-pass weighted moments in float64 (the textbook definition)."""
+    w = np.ones(len(X)) if w is None else np.asarray(w, dtype=np.float64)
+    W = w.sum()
+    mx = (w @ X) / W
+    Xc = X - mx
+    out = {"W": W, "mx": mx, "xx": (Xc * w[:, None]).T @ Xc}
+    if y is not None:
+        Y = y[:, None] if y.ndim == 1 else y
+        my = (w @ Y) / W
+        Yc = Y - my
+        out.update(my=my, xy=(Xc * w[:, None]).T @ Yc, yy=(Yc * w[:, None]).T @ Yc)
+    return out
+
+
+def _assert_close(m: Moments, ref: dict, rtol: float) -> None:
+    scale = np.abs(ref["xx"]).max()
+    np.testing.assert_allclose(m.weight_sum_, ref["W"], rtol=1e-14)
+    np.testing.assert_allclose(m.mean_x_, ref["mx"], rtol=rtol, atol=rtol * np.abs(ref["mx"]).max())
+    np.testing.assert_allclose(m.xx_, ref["xx"], rtol=rtol, atol=rtol * scale)
+    if "my" in ref:
+        np.testing.assert_allclose(m.mean_y_, ref["my"], rtol=rtol, atol=rtol * np.abs(ref["my"]).max())
+        np.testing.assert_allclose(m.xy_, ref["xy"], rtol=rtol, atol=rtol * np.abs(ref["xy"]).max())
+        np.testing.assert_allclose(m.yy_, ref["yy"], rtol=rtol, atol=rtol * np.abs(ref["yy"]).max())
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 4)) * [1.0, 2.0, 0.5, 3.0] + [0.0, 5.0, -2.0, 1.0]
+    y = np.column_stack([X @ [1.0, -2.0, 0.5, 0.0], rng.standard_normal(500)])
+    w = rng.uniform(0.0, 3.0, 500)
+    return X, y, w
+
+
+@pytest.mark.parametrize("with_y", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_pass_matches_two_pass_definition(data, with_y, weighted):
+    X, y, w = data
+    m = Moments.from_arrays(X, y if with_y else None, w if weighted else None)
+    _assert_close(m, _reference(X, y if with_y else None, w if weighted else None), rtol=1e-12)
+    assert m.n_samples_ == 500 and m.n_features_ == 4
+    assert (m.mean_y_ is None) == (not with_y)
+
+
+def test_covariance_matches_numpy(data):
+    X, _, _ = data
+    m = Moments.from_arrays(X)
+    np.testing.assert_allclose(m.covariance(), np.cov(X, rowvar=False), rtol=1e-12)
+    np.testing.assert_allclose(m.covariance(ddof=0), np.cov(X, rowvar=False, ddof=0), rtol=1e-12)
+    # frequency weights: np.cov(fweights=...) with integer weights
+    fw = np.arange(len(X)) % 3
+    np.testing.assert_allclose(Moments.from_arrays(X, sample_weight=fw).covariance(),
+                               np.cov(X, rowvar=False, fweights=fw), rtol=1e-12)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=300), min_size=0, max_size=6),
+    weighted=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_any_chunking_gives_the_one_pass_result(cuts, weighted, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, 3)) * [1.0, 10.0, 0.1] + [3.0, -50.0, 1e3]
+    y = X @ [1.0, 2.0, 3.0] + rng.standard_normal(300)
+    w = rng.uniform(0.0, 2.0, 300) if weighted else None
+    whole = Moments.from_arrays(X, y, w)
+    bounds = [0, *sorted(cuts), 300]
+    parts = [Moments().update(X[a:b], y[a:b], None if w is None else w[a:b]) for a, b in itertools.pairwise(bounds)]
+    merged = Moments()
+    for part in parts:
+        merged.merge(part)
+    streamed = Moments()
+    for a, b in itertools.pairwise(bounds):
+        streamed.update(X[a:b], y[a:b], None if w is None else w[a:b])
+    for m in (merged, streamed):
+        assert m.n_samples_ == 300
+        # round-off: relative to the data's scale (|mean| / std up to 1e4 here)
+        np.testing.assert_allclose(m.xx_, whole.xx_, rtol=1e-9, atol=1e-9 * np.abs(whole.xx_).max())
+        np.testing.assert_allclose(m.xy_, whole.xy_, rtol=1e-9, atol=1e-9 * np.abs(whole.xy_).max())
+        np.testing.assert_allclose(m.mean_x_, whole.mean_x_, rtol=1e-13)
+        np.testing.assert_allclose(m.weight_sum_, whole.weight_sum_, rtol=1e-13)
+
+
+def test_large_means_keep_their_precision():
+    # mean 1e9, spread 1: the textbook sum(x^2) - n mean^2 loses every digit here
+    rng = np.random.default_rng(1)
+    Z = rng.standard_normal((20_000, 3))
+    shift = np.array([1e9, -3e8, 7e7])
+    exact = Moments.from_arrays(Z)
+    shifted = Moments.from_arrays(Z + shift)
+    # the shifted data are Z + shift rounded to float64: compare with its exact two-pass value
+    ref = _reference(Z + shift)
+    np.testing.assert_allclose(shifted.xx_, ref["xx"], rtol=1e-9, atol=1e-9 * np.abs(ref["xx"]).max())
+    # and the covariance of the spread survives to ~ eps * mean / std ~ 1e-7 relative
+    np.testing.assert_allclose(shifted.covariance(), exact.covariance(), rtol=1e-5, atol=1e-5)
+    naive = (Z + shift).T @ (Z + shift) - len(Z) * np.outer(shift + Z.mean(0), shift + Z.mean(0))
+    assert np.abs(naive - exact.xx_).max() > 1e3 * np.abs(shifted.xx_ - exact.xx_).max()
+
+
+def test_fast_and_centred_paths_agree(data, monkeypatch):
+    X, y, _ = data
+    fast = Moments.from_arrays(X, y)
+    monkeypatch.setattr(gm, "_RAW_MEAN_FRACTION", -1.0)  # never take the uncentred fast path
+    centred = Moments.from_arrays(X, y)
+    for name in ("mean_x_", "xx_", "mean_y_", "xy_", "yy_"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(centred, name), rtol=1e-12, atol=1e-11)
+
+
+def test_drifting_and_shifted_data_in_small_blocks(monkeypatch):
+    # blocks are centred on the previous block's mean when it is close, on their own when
+    # the data drift (a trend, sorted rows) or jump: both must give the two-pass answer
+    monkeypatch.setattr(gm, "_BLOCK_BYTES", 1)  # blocks of _MIN_BLOCK_ROWS rows
+    rng = np.random.default_rng(2)
+    n = 5000
+    trend = np.arange(n) * 1e3 + rng.standard_normal(n)
+    jump = np.where(np.arange(n) < 2500, 0.0, 1e8) + rng.standard_normal(n)
+    level = 1e6 + rng.standard_normal(n)
+    X = np.column_stack([trend, jump, level, np.sort(rng.standard_normal(n))])
+    y = X @ [1e-3, 1e-8, 1.0, 2.0] + rng.standard_normal(n)
+    w = rng.uniform(0.5, 1.5, n)
+    for weights in (None, w):
+        _assert_close(Moments.from_arrays(X, y, weights), _reference(X, y, weights), rtol=1e-10)
+
+
+def test_small_blocks_and_float32_input(data, monkeypatch):
+    X, y, w = data
+    monkeypatch.setattr(gm, "_BLOCK_BYTES", 1)  # every block is _MIN_BLOCK_ROWS rows
+    ref = _reference(X, y, w)
+    _assert_close(Moments.from_arrays(X, y, w), ref, rtol=1e-12)
+    X32 = X.astype(np.float32)
+    m32 = Moments.from_arrays(X32)  # accumulated in float64
+    _assert_close(m32, _reference(X32.astype(np.float64)), rtol=1e-12)
+    assert m32.xx_.dtype == np.float64
+
+
+def test_zero_weights_and_empty_chunks(data):
+    X, y, w = data
+    w0 = w.copy()
+    w0[:100] = 0.0
+    m = Moments.from_arrays(X, y, w0)
+    _assert_close(m, _reference(X[100:], y[100:], w0[100:]), rtol=1e-12)
+    assert m.n_samples_ == 500  # rows seen, weighted or not
+    before = m.xx_.copy()
+    m.update(X[:0], y[:0], w0[:0])
+    np.testing.assert_array_equal(m.xx_, before)
+    only_zero = Moments().update(X[:10], y[:10], np.zeros(10))
+    assert only_zero.weight_sum_ == 0.0 and only_zero.n_samples_ == 10
+    with pytest.raises(ValueError, match="not enough samples"):
+        only_zero.covariance()
+
+
+def test_merge_into_empty_and_y_vector_shape(data):
+    X, y, _ = data
+    a = Moments.from_arrays(X[:200], y[:200, 0])
+    b = Moments.from_arrays(X[200:], y[200:, 0])
+    m = Moments().merge(a).merge(b)
+    assert m.y_ndim_ == 1 and m.mean_y_.shape == (1,)
+    _assert_close(m, _reference(X, y[:, 0]), rtol=1e-12)
+    np.testing.assert_allclose(m.gram(center=False), X.T @ X, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_torch_tensors(data, dtype, rtol):
+    X, y, w = data
+    m = Moments.from_arrays(torch.tensor(X, dtype=dtype), torch.tensor(y, dtype=dtype), torch.tensor(w))
+    assert m.is_torch and m.xx_.dtype == torch.float64 and m.xx_.device == torch.device("cpu")
+    ref = _reference(X.astype(np.float32).astype(np.float64) if dtype == torch.float32 else X,
+                     y.astype(np.float32).astype(np.float64) if dtype == torch.float32 else y, w)  # fmt: skip
+    _assert_close(m.to_numpy(), ref, rtol=rtol)
+    # a torch accumulator takes NumPy chunks and NumPy moments (converted to its device)
+    m2 = Moments().update(torch.tensor(X[:100])).update(X[100:])
+    m2.merge(Moments())
+    _assert_close(m2.to_numpy(), _reference(X), rtol=1e-12)
+    np_side = Moments.from_arrays(X[:100]).merge(Moments.from_arrays(torch.tensor(X[100:])))
+    _assert_close(np_side, _reference(X), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_nonfinite_input_is_rejected(data):
+    X, y, w = data
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    Xn[7, 0] = np.inf
+    with pytest.raises(ValueError, match=r"`X` contains 1 NaN and 1 infinite"):
+        Moments.from_arrays(Xn)
+    yn = y.copy()
+    yn[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"`y` contains 1 NaN"):
+        Moments.from_arrays(X, yn)
+    with pytest.raises(ValueError, match=r"`X` contains 1 NaN"):  # weighted path too
+        Moments.from_arrays(np.where(np.isinf(Xn), 0.0, Xn), y, w)
+    with pytest.raises(ValueError, match=r"`X` contains 1 NaN"):  # torch path
+        Moments.from_arrays(torch.tensor(np.where(np.isinf(Xn), 0.0, Xn)))
+    with pytest.raises(ValueError, match="overflow"):
+        Moments.from_arrays(np.full((4, 2), 1e300) * [[1.0, -1.0]] * np.arange(1, 5)[:, None])
+
+
+def test_a_failed_update_leaves_the_accumulator_unchanged(data, monkeypatch):
+    X, y, _ = data
+    monkeypatch.setattr(gm, "_BLOCK_BYTES", 1)  # blocks of 256 rows: the NaN is in the 2nd
+    m = Moments.from_arrays(X[:100], y[:100])
+    before = {k: np.copy(v) for k, v in vars(m).items() if isinstance(v, np.ndarray)}
+    bad = X.copy()
+    bad[400, 0] = np.nan
+    with pytest.raises(ValueError, match=r"`X` contains 1 NaN"):
+        m.update(bad, y)
+    assert m.n_samples_ == 100
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(m, name), value)
+
+
+def test_shape_and_weight_errors(data):
+    X, y, w = data
+    with pytest.raises(ValueError, match=r"`X` must have 2 dimension\(s\); got 1"):
+        Moments.from_arrays(X[:, 0])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        Moments.from_arrays(X, y[:10])
+    with pytest.raises(ValueError, match=r"`sample_weight` contains 1 negative"):
+        Moments.from_arrays(X, y, np.where(np.arange(500) == 4, -1.0, w))
+    with pytest.raises(ValueError, match="is empty"):
+        Moments.from_arrays(X[:0])
+    with pytest.raises((TypeError, ValueError), match="complex"):
+        Moments.from_arrays(X.astype(complex))
+    m = Moments.from_arrays(X, y)
+    with pytest.raises(ValueError, match="has 3 feature"):
+        m.update(X[:, :3], y)
+    with pytest.raises(ValueError, match="every update or on none"):
+        m.update(X)
+    with pytest.raises(ValueError, match="has 1 target"):
+        m.update(X, y[:, 0])
+    with pytest.raises(ValueError, match="cannot merge moments of 2 feature"):
+        m.merge(Moments.from_arrays(X[:, :2], y))
+    with pytest.raises(ValueError, match="with y into moments without y"):
+        m.merge(Moments.from_arrays(X))
+    with pytest.raises(TypeError, match="must be a Moments"):
+        m.merge(X)
+    with pytest.raises(ValueError, match=r"`ddof` must be an integer >= 0"):
+        m.covariance(ddof=-1)
+    with pytest.raises(ValueError, match="not enough samples for a covariance with ddof=1"):
+        Moments.from_arrays(X[:1]).covariance()
+    with pytest.raises(ValueError, match="moments are empty"):
+        Moments().gram()
+    with pytest.raises(TypeError, match="hold NumPy state"):
+        Moments.from_arrays(X).update(torch.tensor(X))
