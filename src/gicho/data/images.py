@@ -1,0 +1,73 @@
+"""Small image datasets with an embedded default (no download).
+
+The default is scikit-learn's bundled *digits* set (UCI ML hand-written digits, 1,797 images
+of 8x8 pixels with intensities 0..16, ten classes), which ships inside the scikit-learn wheel
+and therefore never touches the network. Classical models use the flattened ``X``; patch- and
+token-based models (ViT, transformers) use ``images``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ImageArrays", "load_digits_arrays"]
+
+# Digits pixels are integers in [0, DIGITS_MAX_INTENSITY]; `normalize=True` maps them to [0, 1].
+DIGITS_MAX_INTENSITY = 16.0
+
+
+@dataclass(frozen=True)
+class ImageArrays:
+    """Images, their flattened pixels and their labels.
+
+    Attributes
+    ----------
+    images : ndarray of shape (n_samples, height, width), float64
+    X : ndarray of shape (n_samples, height * width), float64
+        ``images`` flattened row by row (a view of the same memory).
+    y : ndarray of shape (n_samples,), int64
+        Class labels ``0 .. n_classes - 1``.
+    class_names : tuple of str
+        Human-readable name of each label.
+    """
+
+    images: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    class_names: tuple[str, ...]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def __iter__(self):  # allows `images, X, y, names = load_digits_arrays()`
+        return iter((self.images, self.X, self.y, self.class_names))
+
+
+def load_digits_arrays(*, normalize: bool = False) -> ImageArrays:
+    """Load scikit-learn's bundled 8x8 digits images.
+
+    Parameters
+    ----------
+    normalize : bool, default False
+        Divide the intensities (integers 0..16) by 16 so that they lie in [0, 1].
+
+    Returns
+    -------
+    ImageArrays
+        ``images`` (1797, 8, 8), ``X`` (1797, 64), ``y`` (1797,) and ``class_names``
+        ``("0", ..., "9")``.
+    """
+    from sklearn.datasets import load_digits  # bundled with the wheel: no network access
+
+    bunch = load_digits()
+    images = np.ascontiguousarray(bunch.images, dtype=np.float64)
+    if normalize:
+        images = images / DIGITS_MAX_INTENSITY
+    X = images.reshape(images.shape[0], -1)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    names = tuple(str(c) for c in bunch.target_names)
+    return ImageArrays(images=images, X=X, y=y, class_names=names)
+

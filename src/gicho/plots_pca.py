@@ -1,0 +1,126 @@
+"""Figures of PCA and whitening: component scatter, explained variance, covariance heatmaps.
+
+Each function draws one PNG with matplotlib's Agg backend (no display needed) and returns
+its path. Inputs are NumPy arrays; nothing here fits a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_component_scatter", "plot_explained_variance", "plot_whitening_covariance"]
+
+_DPI = 120
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path | str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_component_scatter(
+    Z: np.ndarray,
+    labels: np.ndarray | None,
+    path: Path | str,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str = "first two principal components",
+) -> Path:
+    """Scatter of the first two columns of ``Z`` (n_samples, >= 2), coloured by ``labels``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), n_components >= 2
+    labels : ndarray of shape (n_samples,) or None
+        Integer class labels; None draws a single colour.
+    path : path of the PNG to write.
+    class_names : names of the classes, indexed by label.
+    """
+    Z = np.asarray(Z)
+    if Z.ndim != 2 or Z.shape[1] < 2:
+        raise ValueError(f"argument `Z` must have shape (n, >= 2) to draw two components; got {Z.shape}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 5.0))
+    if labels is None:
+        ax.scatter(Z[:, 0], Z[:, 1], s=6, alpha=0.6)
+    else:
+        labels = np.asarray(labels)
+        cmap = plt.get_cmap("tab10" if np.unique(labels).size <= 10 else "tab20")
+        for i, label in enumerate(np.unique(labels)):
+            name = class_names[int(label)] if class_names is not None else str(label)
+            mask = labels == label
+            ax.scatter(Z[mask, 0], Z[mask, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=name)
+        ax.legend(markerscale=2.5, fontsize=8, loc="best", ncol=2, title="label")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_explained_variance(
+    ratio: np.ndarray, path: Path | str, *, n_kept: int | None = None
+) -> Path:
+    """Per-component and cumulative explained-variance ratio against the component index.
+
+    Parameters
+    ----------
+    ratio : ndarray of shape (n_components,)
+        ``explained_variance_ratio_`` of a PCA fitted with all components.
+    path : path of the PNG to write.
+    n_kept : int, optional
+        Draw a vertical line after this many components.
+    """
+    ratio = np.asarray(ratio, dtype=np.float64)
+    index = np.arange(1, ratio.shape[0] + 1)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    ax.bar(index, ratio, color="tab:blue", alpha=0.5, label="per component")
+    ax.step(index, np.cumsum(ratio), where="mid", color="tab:red", label="cumulative")
+    if n_kept is not None:
+        ax.axvline(n_kept + 0.5, color="black", linestyle="--", linewidth=1,
+                   label=f"{n_kept} kept ({np.cumsum(ratio)[n_kept - 1]:.1%})")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("component")
+    ax.set_ylabel("explained variance ratio")
+    ax.set_title("explained variance")
+    ax.legend(loc="center right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_whitening_covariance(
+    before: np.ndarray, after: np.ndarray, path: Path | str, *, after_title: str = "after whitening"
+) -> Path:
+    """Two heatmaps side by side: the covariance (or correlation) before and after whitening.
+
+    Each panel has its own colour scale, symmetric around 0 (red positive, blue negative), so
+    the identity after whitening reads as a clean diagonal.
+    """
+    before, after = np.asarray(before), np.asarray(after)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.4))
+    for ax, matrix, title in ((axes[0], before, "covariance before"), (axes[1], after, after_title)):
+        bound = float(np.abs(matrix).max()) or 1.0
+        image = ax.imshow(matrix, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+        ax.set_title(f"{title} ({matrix.shape[0]}x{matrix.shape[1]})")
+        ax.set_xlabel("feature")
+        ax.set_ylabel("feature")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return _save(fig, path)

@@ -1,0 +1,130 @@
+"""The ``pca-digits`` tour task, its figures, and the ``gicho pca`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA as SkPCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+from gicho.cli import main
+from gicho.data.images import load_digits_arrays
+from gicho.tasks import RunContext, get
+from gicho.tasks.pca import load_matrix, parse_n_components
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_blas_thread():
+    with threadpool_limits(limits=1):
+        yield
+
+
+def test_digits_loader():
+    data = load_digits_arrays()
+    assert (
+        data.images.shape == (1797, 8, 8) and data.X.shape == (1797, 64) and data.y.shape == (1797,)
+    )
+    np.testing.assert_array_equal(data.X[5], data.images[5].ravel())
+    assert data.n_classes == 10 and set(np.unique(data.y)) == set(range(10))
+    assert load_digits_arrays(normalize=True).X.max() == 1.0
+    images, X, y, names = data  # unpacks as a tuple
+    assert names[3] == "3" and X is data.X and images is data.images and y is data.y
+
+
+def test_task_runs_and_matches_an_independent_pipeline(tmp_path):
+    task = get("pca-digits")
+    assert task.metrics == ("accuracy", "accuracy_raw", "n_components")
+    config = task.make_config([])
+    metrics = task.run(config, RunContext(run_dir=tmp_path))
+    assert list(metrics) == list(task.metrics)
+    # the same split, scikit-learn's PCA and classifier: the same numbers
+    data = load_digits_arrays(normalize=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.X, data.y, test_size=config.test_fraction, stratify=data.y, random_state=config.seed
+    )
+    ref_pca = SkPCA(config.n_components).fit(X_train)
+    assert metrics["n_components"] == ref_pca.n_components_ == 28
+    clf = LogisticRegression(max_iter=config.max_iter).fit(ref_pca.transform(X_train), y_train)
+    assert metrics["accuracy"] == pytest.approx(
+        clf.score(ref_pca.transform(X_test), y_test), abs=1 / len(y_test)
+    )
+    raw = LogisticRegression(max_iter=config.max_iter).fit(X_train, y_train)
+    assert metrics["accuracy_raw"] == pytest.approx(raw.score(X_test, y_test))
+    assert metrics["accuracy"] > 0.9
+    summary = json.loads((tmp_path / "pca.json").read_text())
+    assert summary["n_features"] == 64 and 0.95 < summary["explained_variance_ratio_kept"] < 0.96
+    for name in ("pca_scatter.png", "explained_variance.png", "whitening_covariance.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_config_overrides_and_validation():
+    task = get("pca-digits")
+    assert task.make_config(["--n-components", "10"]).n_components == 10
+    assert task.make_config(["--n-components", "0.5", "--whiten"]).whiten is True
+    with pytest.raises(ValueError, match=r"`test_fraction` must lie in \(0, 1\); got 1\.5"):
+        task.make_config(["--test-fraction", "1.5"])
+    with pytest.raises(ValueError, match="`n_components` as a float is a fraction"):
+        task.make_config(["--n-components", "1.5"])
+
+
+def test_cli_prints_explained_variance(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pca", "--n-components", "3"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    ref = SkPCA(3).fit(load_digits_arrays().X)
+    assert "1797 samples x 64 features; 3 components" in out
+    assert f"{ref.explained_variance_ratio_.sum():.2%}" in out
+    assert f"{ref.explained_variance_[0]:.6g}" in out
+
+
+def test_cli_whiten_plot_and_csv(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pca", "--whiten", "--plot", "--out", str(tmp_path / "fig")])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "keeping the 61 components of non-zero variance" in out  # 3 digits pixels are constant
+    for name in ("pca_scatter.png", "explained_variance.png", "whitening_covariance.png"):
+        assert (tmp_path / "fig" / name).read_bytes()[:8] == PNG_SIGNATURE
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    csv = tmp_path / "data.csv"
+    np.savetxt(csv, X, delimiter=",", header="a,b,c", comments="")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pca", str(csv)])
+    assert exit_info.value.code == 0
+    assert "40 samples x 3 features; 3 components" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pca", "--n-components", "abc"], "--n-components must be an int or a fraction"),
+        (["pca", "--n-components", "65"], "got 65"),
+        (["pca", "missing.csv"], "data file not found: missing.csv"),
+    ],
+)
+def test_cli_bad_input(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_load_matrix_errors(tmp_path):
+    np.save(tmp_path / "vector.npy", np.arange(5.0))
+    with pytest.raises(ValueError, match="expected a 2-D matrix"):
+        load_matrix(tmp_path / "vector.npy")
+    (tmp_path / "data.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"suffix '\.json'; allowed: \.npy, \.csv"):
+        load_matrix(tmp_path / "data.json")
+    (tmp_path / "bad.csv").write_text("a,b\n1,x\n")
+    with pytest.raises(ValueError, match="not a numeric matrix"):
+        load_matrix(tmp_path / "bad.csv")
+    assert parse_n_components("7") == 7 and parse_n_components("0.25") == 0.25
