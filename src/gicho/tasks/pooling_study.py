@@ -1,0 +1,297 @@
+"""The pooling study: does mean pooling degrade as sequences grow, when [CLS] does not?
+
+The synthetic task puts its evidence in a few tokens among many. Each sequence of length
+``L`` is made of noise tokens drawn uniformly from ``noise_vocab`` ids, and ``n_markers``
+copies of one of ``n_classes`` marker ids placed at random positions; the label is which
+marker appears. A mean-pooled model sees the marker's contribution diluted by ``1/L``
+unless attention spreads it over the sequence; a [CLS] model can attend to it directly.
+
+For each length and each pooling mode, a fresh :class:`~gicho.models.classifier.
+SequenceClassifier` is trained with :class:`gicho.train.Trainer` on freshly generated
+sequences and scored on a held-out set generated with another seed. :func:`run_pooling_study`
+returns one row per (length, pooling, seed) and writes ``pooling_study.csv``,
+``pooling_study.json`` and ``pooling_study.png`` (accuracy vs length for both poolings).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gicho._validation import check_choice, check_positive
+
+__all__ = ["PoolingStudyConfig", "make_marker_data", "plot_pooling_study", "run_pooling_study"]
+
+PAD_ID = 0  # never generated; keeps the models' default pad_token_id harmless
+FIRST_MARKER_ID = 1  # marker ids are 1..n_classes, noise ids follow them
+
+
+@dataclass
+class PoolingStudyConfig:
+    """Settings of ``gicho study pooling`` (every field is a CLI option ``--field value``).
+
+    Parameters
+    ----------
+    lengths : tuple of int
+        Sequence lengths to compare.
+    pools : tuple of str
+        Pooling modes to compare (``"mean"``, ``"cls"``, ``"max"``).
+    seeds : tuple of int
+        Training seeds; each (length, pool) is trained once per seed.
+    n_classes : int
+        Number of marker ids (classes); chance accuracy is ``1 / n_classes``.
+    n_markers : int
+        Copies of the marker in each sequence.
+    noise_vocab : int
+        Number of noise ids.
+    n_test : int
+        Held-out sequences per length (generated with ``data_seed + 1``).
+    d_model, n_heads, n_layers, dropout, norm_first, position
+        The encoder (see :class:`gicho.models.classifier.ClassifierConfig`).
+    max_steps, batch_size, lr, weight_decay, warmup_steps
+        Training; each step sees ``batch_size`` freshly generated sequences.
+    data_seed : int
+        Seed of the generated training (``data_seed``) and held-out (``data_seed + 1``) data.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``...
+    """
+
+    lengths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    pools: tuple[str, ...] = ("mean", "cls")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_classes: int = 4
+    n_markers: int = 1
+    noise_vocab: int = 32
+    n_test: int = 512
+    d_model: int = 32
+    n_heads: int = 2
+    n_layers: int = 1
+    dropout: float = 0.0
+    norm_first: bool = True
+    position: str = "learned"
+    max_steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-2
+    weight_decay: float = 0.01
+    warmup_steps: int = 30
+    data_seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("lengths", "pools", "seeds"):
+            if len(getattr(self, name)) == 0:
+                raise ValueError(f"argument `{name}` must not be empty")
+        for length in self.lengths:
+            check_positive(length, "lengths", integer=True)
+        for pool in self.pools:
+            check_choice(pool, "pools", ("mean", "cls", "max"))
+        for name in ("n_classes", "n_markers", "noise_vocab", "n_test", "max_steps", "batch_size"):
+            check_positive(getattr(self, name), name, integer=True)
+        if self.n_markers > min(self.lengths):
+            raise ValueError(
+                f"n_markers={self.n_markers} does not fit in the shortest length {min(self.lengths)}"
+            )
+
+
+def make_marker_data(
+    n: int, length: int, *, n_classes: int, n_markers: int, noise_vocab: int, seed: int
+) -> tuple[Any, Any]:
+    """Generate the marker task.
+
+    Returns
+    -------
+    input_ids : Tensor, int64, shape (n, length)
+        Noise ids in ``[1 + n_classes, 1 + n_classes + noise_vocab)`` with ``n_markers`` copies
+        of marker ``1 + label`` at distinct random positions.
+    labels : Tensor, int64, shape (n,), values in ``[0, n_classes)``
+    """
+    import torch
+
+    if n_markers > length:
+        raise ValueError(f"n_markers={n_markers} does not fit in length={length}")
+    g = torch.Generator().manual_seed(seed)
+    first_noise = FIRST_MARKER_ID + n_classes
+    ids = torch.randint(first_noise, first_noise + noise_vocab, (n, length), generator=g)
+    labels = torch.randint(0, n_classes, (n,), generator=g)
+    positions = torch.rand(n, length, generator=g).argsort(dim=1)[:, :n_markers]  # (n, n_markers)
+    markers = (FIRST_MARKER_ID + labels)[:, None].expand(n, n_markers)
+    ids.scatter_(1, positions, markers)
+    return ids, labels
+
+
+def _accuracy(model: Any, batches: Any) -> dict[str, float]:
+    import torch
+
+    from gicho.metrics import accuracy
+
+    preds, labels = [], []
+    for batch in batches:
+        labels.append(batch.pop("labels"))
+        preds.append(model(**batch)["logits"].argmax(-1))
+    return {"accuracy": accuracy(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())}
+
+
+def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> dict[str, Any]:
+    import torch
+
+    from gicho.models.classifier import ClassifierConfig, SequenceClassifier
+    from gicho.tasks.encoder import dict_dataset
+    from gicho.train import TrainConfig, Trainer
+
+    common = {
+        "n_classes": config.n_classes,
+        "n_markers": config.n_markers,
+        "noise_vocab": config.noise_vocab,
+    }
+    n_train = config.max_steps * config.batch_size  # every step sees new sequences
+    train = dict_dataset(
+        **dict(
+            zip(
+                ("input_ids", "labels"),
+                make_marker_data(n_train, length, seed=config.data_seed, **common),
+                strict=True,
+            )
+        )
+    )
+    test = dict_dataset(
+        **dict(
+            zip(
+                ("input_ids", "labels"),
+                make_marker_data(config.n_test, length, seed=config.data_seed + 1, **common),
+                strict=True,
+            )
+        )
+    )
+    torch.manual_seed(seed)
+    model = SequenceClassifier(
+        ClassifierConfig(
+            vocab_size=FIRST_MARKER_ID + config.n_classes + config.noise_vocab,
+            n_outputs=config.n_classes,
+            d_model=config.d_model,
+            n_heads=config.n_heads,
+            n_layers=config.n_layers,
+            dropout=config.dropout,
+            norm_first=config.norm_first,
+            position=config.position,
+            pool=pool,
+            max_len=length,
+            pad_token_id=PAD_ID,
+        )
+    )
+    train_config = TrainConfig(
+        max_steps=config.max_steps,
+        batch_size=config.batch_size,
+        eval_batch_size=256,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        eval_every=config.max_steps,
+        log_every=max(1, config.max_steps // 10),
+        seed=seed,
+        device=config.device,
+        progress=False,
+    )
+    start = time.perf_counter()
+    result = Trainer(model, train, test, _accuracy, train_config).fit()
+    seconds = time.perf_counter() - start
+    final_loss = next(
+        (e["loss"] for e in reversed(result.history) if e.get("split") == "train" and "loss" in e),
+        float("nan"),
+    )
+    return {
+        "length": length,
+        "pool": pool,
+        "seed": seed,
+        "accuracy": result.final_metrics["accuracy"],
+        "eval_loss": result.final_metrics.get("eval_loss", float("nan")),
+        "train_loss": final_loss,  # mean over the last ~10% of steps
+        "steps": result.step,
+        "seconds": round(seconds, 2),
+    }
+
+
+def run_pooling_study(
+    config: PoolingStudyConfig | None = None, out_dir: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Train every (length, pool, seed) combination and return one row each.
+
+    Parameters
+    ----------
+    config : PoolingStudyConfig, optional
+    out_dir : path, optional
+        When given, ``pooling_study.csv``, ``pooling_study.json`` (config + rows) and
+        ``pooling_study.png`` are written there.
+
+    Returns
+    -------
+    list of dict
+        Keys: ``length, pool, seed, accuracy, eval_loss, train_loss, steps, seconds``;
+        ``accuracy`` and ``eval_loss`` are on the held-out set after the last step,
+        ``train_loss`` is the mean training loss over the last ~10% of the steps.
+    """
+    config = PoolingStudyConfig() if config is None else config
+    rows = [
+        _one_run(config, length, pool, seed)
+        for length in config.lengths
+        for pool in config.pools
+        for seed in config.seeds
+    ]
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "pooling_study.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        (out / "pooling_study.json").write_text(
+            json.dumps({"config": dataclasses.asdict(config), "rows": rows}, indent=2) + "\n"
+        )
+        plot_pooling_study(rows, out / "pooling_study.png", chance=1.0 / config.n_classes)
+    return rows
+
+
+def plot_pooling_study(
+    rows: list[dict[str, Any]], path: str | Path, chance: float | None = None
+) -> Path:
+    """Draw held-out accuracy vs sequence length (log scale), one line per pooling mode.
+
+    With several seeds the line is their mean and the points are the individual runs.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=120)
+    ax = fig.add_subplot()
+    for pool in dict.fromkeys(r["pool"] for r in rows):
+        mine = [r for r in rows if r["pool"] == pool]
+        lengths = sorted({r["length"] for r in mine})
+        means = [
+            sum(r["accuracy"] for r in mine if r["length"] == n)
+            / sum(1 for r in mine if r["length"] == n)
+            for n in lengths
+        ]
+        (line,) = ax.plot(lengths, means, marker="o", label=f"{pool} pooling")
+        ax.scatter(
+            [r["length"] for r in mine],
+            [r["accuracy"] for r in mine],
+            color=line.get_color(),
+            s=10,
+            alpha=0.5,
+        )
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Evidence in one token among many: mean vs [CLS] pooling")
+    ax.legend(loc="lower left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    return path

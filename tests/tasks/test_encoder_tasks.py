@@ -1,0 +1,92 @@
+"""Tests for the Transformer-encoder tasks digits-rows and diabetes-transformer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from gicho.data.tabular import load_diabetes_table
+from gicho.tasks import RunContext, get
+from gicho.tasks.encoder import DiabetesTransformerConfig, diabetes_split, digits_split
+from gicho.tasks.ols import OLSDiabetesConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and lose much on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_registered_with_metrics_and_budgets():
+    digits, diabetes = get("digits-rows"), get("diabetes-transformer")
+    assert digits.metrics == ("accuracy",)
+    assert diabetes.metrics == ("mae", "rmse", "r2")
+    for task in (digits, diabetes):
+        for overrides in (task.tour, task.quick):
+            task.make_config(overrides)  # every override names a real field with a valid value
+
+
+def test_splits():
+    X_train, X_test, y_train, y_test = digits_split()
+    assert X_train.shape[1:] == (8, 8) and X_train.dtype == np.float32
+    assert len(X_test) == int(np.ceil(0.2 * 1797)) and len(X_train) + len(X_test) == 1797
+    assert X_train.max() <= 1.0 and X_train.min() >= 0.0
+    images = load_digits().images / 16.0
+    assert any(np.array_equal(X_test[0], img) for img in images)  # rows of a real image
+    np.testing.assert_allclose(
+        np.bincount(y_test) / len(y_test), np.bincount(y_train) / len(y_train), atol=0.01
+    )
+    # diabetes-transformer's default held-out split is ols-diabetes's default split
+    ols = OLSDiabetesConfig()
+    data = load_diabetes_table(scaled=ols.scaled)
+    expected = train_test_split(data.X, data.y, test_size=ols.test_fraction, random_state=ols.seed)
+    config = DiabetesTransformerConfig()
+    got = diabetes_split(config.test_fraction, config.split_seed)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_digits_rows_run_evaluate_predict(tmp_path):
+    task = get("digits-rows")
+    config = task.make_config({**task.quick, "max_steps": 80, "eval_every": 40, "device": "cpu"})
+    ctx = RunContext(run_dir=tmp_path, progress=False)
+    metrics = task.run(config, ctx)
+    assert list(metrics) == ["accuracy"]
+    assert metrics["accuracy"] > 0.3  # chance is 0.1
+    assert (tmp_path / "metrics.jsonl").exists()
+    again = task.evaluate(config, ctx)
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-12)
+    _, X_test, _, _ = digits_split()
+    pixels = (X_test[:3] * 16).reshape(3, 64)
+    answers = task.predict(config, ctx, [", ".join(str(int(v)) for v in row) for row in pixels], {})
+    assert len(answers) == 3 and all(a in [str(d) for d in range(10)] for a in answers)
+    with pytest.raises(ValueError, match="has 3 numbers; expected 64"):
+        task.predict(config, ctx, ["1, 2, 3"], {})
+    with pytest.raises(ValueError, match="must be 64 numbers"):
+        task.predict(config, ctx, ["a " * 64], {})
+
+
+def test_diabetes_transformer_run_evaluate_predict(tmp_path):
+    task = get("diabetes-transformer")
+    config = task.make_config({"max_steps": 100, "eval_every": 50, "device": "cpu"})
+    ctx = RunContext(run_dir=tmp_path, progress=False)
+    metrics = task.run(config, ctx)
+    assert list(metrics) == ["mae", "rmse", "r2"]
+    _, _, y_train, y_test = diabetes_split()
+    baseline_mae = np.abs(y_test - y_train.mean()).mean()  # predicting the training mean
+    assert metrics["mae"] < baseline_mae
+    assert metrics["rmse"] >= metrics["mae"]
+    again = task.evaluate(config, ctx)
+    for key in metrics:
+        assert again[key] == pytest.approx(metrics[key], rel=1e-6)
+    _, X_test, _, _ = diabetes_split()
+    answers = task.predict(config, ctx, [" ".join(map(str, X_test[0]))], {})
+    assert float(answers[0]) > 0
+    with pytest.raises(ValueError, match="expected 10"):
+        task.predict(config, ctx, ["0.1 0.2"], {})

@@ -1,0 +1,150 @@
+"""Tests for the pooling study (gicho.tasks.pooling_study) on tiny lengths and budgets."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gicho.tasks.pooling_study import (
+    FIRST_MARKER_ID,
+    PoolingStudyConfig,
+    make_marker_data,
+    run_pooling_study,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and lose much on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 20),
+    length=st.integers(1, 40),
+    n_classes=st.integers(1, 6),
+    n_markers=st.integers(1, 4),
+    noise_vocab=st.integers(1, 10),
+    seed=st.integers(0, 1000),
+)
+def test_marker_data_holds_exactly_the_label_markers(
+    n, length, n_classes, n_markers, noise_vocab, seed
+):
+    if n_markers > length:
+        with pytest.raises(
+            ValueError, match=f"n_markers={n_markers} does not fit in length={length}"
+        ):
+            make_marker_data(
+                n,
+                length,
+                n_classes=n_classes,
+                n_markers=n_markers,
+                noise_vocab=noise_vocab,
+                seed=seed,
+            )
+        return
+    ids, labels = make_marker_data(
+        n, length, n_classes=n_classes, n_markers=n_markers, noise_vocab=noise_vocab, seed=seed
+    )
+    assert ids.shape == (n, length) and labels.shape == (n,)
+    is_marker = ids < FIRST_MARKER_ID + n_classes
+    assert torch.all(ids >= FIRST_MARKER_ID) and torch.all(
+        ids < FIRST_MARKER_ID + n_classes + noise_vocab
+    )
+    assert torch.all(is_marker.sum(1) == n_markers)
+    assert torch.all(ids[is_marker].view(n, n_markers) == (FIRST_MARKER_ID + labels)[:, None])
+    again, _ = make_marker_data(
+        n, length, n_classes=n_classes, n_markers=n_markers, noise_vocab=noise_vocab, seed=seed
+    )
+    assert torch.equal(ids, again)
+
+
+def test_marker_positions_are_spread():
+    ids, _ = make_marker_data(2000, 16, n_classes=2, n_markers=1, noise_vocab=5, seed=0)
+    positions = (ids < FIRST_MARKER_ID + 2).float().argmax(1)
+    counts = torch.bincount(positions, minlength=16)
+    assert counts.min() > 60  # about 125 per position when uniform
+
+
+def test_tiny_study_writes_table_and_plot(tmp_path):
+    config = PoolingStudyConfig(
+        lengths=(8, 16),
+        pools=("mean", "cls"),
+        seeds=(0,),
+        n_classes=2,
+        n_test=64,
+        d_model=16,
+        max_steps=40,
+        batch_size=16,
+        warmup_steps=5,
+        device="cpu",
+    )
+    rows = run_pooling_study(config, out_dir=tmp_path)
+    assert [(r["length"], r["pool"]) for r in rows] == [
+        (8, "mean"),
+        (8, "cls"),
+        (16, "mean"),
+        (16, "cls"),
+    ]
+    for row in rows:
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["steps"] == 40
+    with open(tmp_path / "pooling_study.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert [float(r["accuracy"]) for r in table] == [r["accuracy"] for r in rows]
+    saved = json.loads((tmp_path / "pooling_study.json").read_text())
+    assert saved["config"]["lengths"] == [8, 16] and len(saved["rows"]) == 4
+    assert (tmp_path / "pooling_study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="`pools` must be one of"):
+        PoolingStudyConfig(pools=("sum",))
+    with pytest.raises(ValueError, match="`lengths` must not be empty"):
+        PoolingStudyConfig(lengths=())
+    with pytest.raises(ValueError, match="n_markers=5 does not fit in the shortest length 4"):
+        PoolingStudyConfig(lengths=(4, 8), n_markers=5)
+    with pytest.raises(ValueError, match="`max_steps`"):
+        PoolingStudyConfig(max_steps=0)
+
+
+def test_cli_study_pooling(tmp_path, capsys):
+    from gicho.cli import main
+
+    args = [
+        "study",
+        "pooling",
+        "--lengths",
+        "6",
+        "--pools",
+        "mean,cls",
+        "--seeds",
+        "0,1",
+        "--max-steps",
+        "3",
+    ]
+    args += ["--n-test", "16", "--d-model", "8", "--batch-size", "4", "--device", "cpu"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path)])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "pooling study" in printed and f"wrote {tmp_path / 'pooling_study.png'}" in printed
+    rows = json.loads((tmp_path / "pooling_study.json").read_text())["rows"]
+    assert [(r["pool"], r["seed"]) for r in rows] == [
+        ("mean", 0),
+        ("mean", 1),
+        ("cls", 0),
+        ("cls", 1),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "pooling", "--pools", "sum", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "`pools` must be one of" in capsys.readouterr().err
