@@ -1,3 +1,50 @@
-"""gicho (기초, "foundations"): the foundations of machine learning as verified software."""
+"""gicho (기초, "foundations"): the foundations of machine learning as verified software.
+
+The public names below are imported on first use (PEP 562), so ``import gicho`` stays fast
+and does not import torch, scikit-learn or SciPy until a function that needs them is used::
+
+    from gicho import softmax, r2, kl_divergence, LinearRegression, PCA
+
+Neural pieces live in their sub-packages: ``gicho.nn`` (attention, Transformer blocks),
+``gicho.models`` (seq2seq, classifiers), ``gicho.train`` (the Trainer), ``gicho.tasks``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("softmax", "log_softmax", "logsumexp"), "gicho.numerics"),
+    **dict.fromkeys(
+        ("mae", "mse", "rmse", "r2", "adjusted_r2", "r2_components", "accuracy",
+         "RegressionMetrics", "AccuracyMetric", "R2Components"),
+        "gicho.metrics",
+    ),
+    **dict.fromkeys(
+        ("entropy", "cross_entropy", "kl_divergence", "kl_divergence_continuous",
+         "kl_normal", "kl_mvn", "entropy_normal"),
+        "gicho.information",
+    ),
+    "Moments": "gicho.moments",
+    "LinearRegression": "gicho.linear",
+    **dict.fromkeys(("PCA", "Whitening"), "gicho.decomposition"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gicho' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -73,20 +73,24 @@ def check_array(
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor: bring to host memory
         x = x.detach().cpu().numpy()
-    if np.iscomplexobj(x):
-        # np.asarray(complex, dtype=float) drops the imaginary part with only a warning.
-        raise TypeError(f"argument `{name}` is complex ({describe(x)}); only real values are allowed")
+    def not_numeric(exc: Exception) -> TypeError:
+        return TypeError(f"argument `{name}` must be numeric array-like; got {describe(x)} ({exc})")
+
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise not_numeric(exc) from None
+    if np.iscomplexobj(arr):
+        # Casting complex to float drops the imaginary part with only a warning.
+        raise TypeError(f"argument `{name}` is complex ({describe(arr)}); only real values are allowed")
     try:
         if dtype == "float":
-            arr = np.asarray(x)
             if not np.issubdtype(arr.dtype, np.floating):
                 arr = arr.astype(np.float64)
-        else:
-            arr = np.asarray(x, dtype=dtype)
+        elif dtype is not None:
+            arr = arr.astype(dtype, copy=False)
     except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"argument `{name}` must be numeric array-like; got {describe(x)} ({exc})"
-        ) from None
+        raise not_numeric(exc) from None
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:

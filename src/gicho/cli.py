@@ -121,6 +121,13 @@ def train_command(
     else:
         config = task.make_config(list(ctx.args))
     outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Wait for rank 0's report, then leave the process group cleanly: a process that exits
+        # with gloo's threads still running is aborted ("terminate called without ...").
+        from gicho.train.distributed import barrier, cleanup
+
+        barrier()
+        cleanup()
     if int(os.environ.get("RANK", "0")) == 0:
         _print_metrics(outcome.metrics, title=f"{task.name}: held-out metrics")
         typer.echo(f"run: {outcome.run_dir}\nreport: {outcome.run_dir / 'report.html'}")
@@ -223,6 +230,156 @@ def tour_command(
 
 
 # --- task-specific commands: begin ---
+@app.command("pca")
+def pca_command(
+    data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(metavar="[DATA]", help="A .npy or .csv matrix (rows = samples); default: the bundled digits."),
+    ] = None,
+    n_components: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--n-components", help="Components kept: an int, or a fraction of variance in (0, 1)."),
+    ] = None,
+    whiten: Annotated[bool, typer.Option("--whiten", help="Scale the components to unit variance.")] = False,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Write the component scatter, explained variance and whitening figures.")
+    ] = False,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Directory of the figures (default: runs/pca-<time>/plots)."),
+    ] = None,
+) -> None:
+    """Principal components of DATA: prints the explained variance of each kept component."""
+    from rich.table import Table
+
+    from gicho._pca_solvers import numerical_rank
+    from gicho.decomposition import PCA
+    from gicho.tasks.pca import load_matrix, parse_n_components, pca_figures
+
+    X, labels, class_names, description = load_matrix(data)
+    k = parse_n_components(n_components)
+    console = _console()
+    if whiten and k is None:
+        # whitening divides by each component's spread: by default keep those of non-zero variance
+        k = numerical_rank(PCA(solver="svd").fit(X).singular_values_, *X.shape)
+        typer.echo(f"--whiten: keeping the {k} components of non-zero variance")
+    pca = PCA(k, whiten=whiten).fit(X)
+    ratio = pca.explained_variance_ratio_
+    typer.echo(
+        f"{description}: {X.shape[0]} samples x {X.shape[1]} features; {pca.n_components_} components "
+        f"explain {ratio.sum():.2%} of the variance (solver {pca.solver_}, ddof=1)"
+    )
+    table = Table()
+    for column in ("component", "variance", "ratio", "cumulative"):
+        table.add_column(column, justify="right")
+    for i, (variance, r, c) in enumerate(zip(pca.explained_variance_, ratio, ratio.cumsum(), strict=True)):
+        table.add_row(str(i + 1), f"{variance:.6g}", f"{r:.2%}", f"{c:.2%}")
+    console.print(table)
+    if plot:
+        if out is None:
+            from gicho.runs import new_run_dir
+
+            out = new_run_dir("pca") / "plots"
+        for path in pca_figures(X, labels, out, n_components=pca.n_components_, class_names=class_names).values():
+            typer.echo(f"figure: {path}")
+
+
+@app.command("ols")
+def ols_command(
+    data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(metavar="[DATA]", help="A .npy, .csv or .parquet table; default: the bundled diabetes data."),
+    ] = None,
+    target: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--target", help="Response column (name; index for .npy). Default: the last column."),
+    ] = None,
+    features: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--features", help="Predictor columns (repeat or comma-separate). Default: all others."),
+    ] = None,
+    solver: Annotated[str, typer.Option("--solver", help="auto, normal, qr, svd or gd.")] = "auto",
+    robust: Annotated[
+        str, typer.Option("--robust", help="Covariance: nonrobust, HC0, HC1, HC2 or HC3.")
+    ] = "nonrobust",
+    no_intercept: Annotated[bool, typer.Option("--no-intercept", help="Fit without an intercept.")] = False,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Write residuals-vs-fitted and observed-vs-predicted figures.")
+    ] = False,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Directory of the figures (default: runs/ols-<time>/plots)."),
+    ] = None,
+) -> None:
+    """Least squares of a table: prints coefficients, standard errors, R², F, AIC/BIC."""
+    import warnings
+
+    from gicho.data.tabular import load_table
+    from gicho.linear import LinearRegression
+
+    names = None if not features else [f.strip() for item in features for f in item.split(",") if f.strip()]
+    table = load_table(data, target, names)
+    model = LinearRegression(solver=solver, cov_type=robust, fit_intercept=not no_intercept)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(table.X, table.y)
+    typer.echo(f"{table.description}: {table.X.shape[0]} rows, target {table.target_name!r}")
+    typer.echo(str(model.summary(feature_names=table.feature_names)))
+    for w in caught:
+        typer.echo(f"warning: {w.message}")
+    if plot:
+        from gicho.plots_ols import ols_figures
+
+        if out is None:
+            from gicho.runs import new_run_dir
+
+            out = new_run_dir("ols") / "plots"
+        for path in ols_figures(table.y, model.predict(table.X), out, label="training data").values():
+            typer.echo(f"figure: {path}")
+
+
+study_app = typer.Typer(help="Studies: train many small models and measure one claim.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command(
+    "pooling",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def study_pooling_command(
+    ctx: typer.Context,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Directory of the table and plot (default: runs/study-pooling-<time>)."),
+    ] = None,
+) -> None:
+    """Mean vs [CLS] pooling when the evidence is one token among many, at lengths 16..512.
+
+    Every PoolingStudyConfig field is an option: --lengths 16,64,256 --seeds 0,1,2
+    --max-steps 300 --pools mean,cls (see gicho.tasks.pooling_study).
+    """
+    from rich.table import Table
+
+    from gicho.tasks import apply_overrides
+    from gicho.tasks.pooling_study import PoolingStudyConfig, run_pooling_study
+
+    config = apply_overrides(PoolingStudyConfig(), list(ctx.args))
+    if out is None:
+        from gicho.runs import new_run_dir
+
+        out = new_run_dir("study-pooling")
+    rows = run_pooling_study(config, out_dir=out)
+    table = Table(title="pooling study: held-out accuracy (chance = 1/n_classes)")
+    for column in ("length", "pool", "seed", "accuracy", "eval_loss", "seconds"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(str(row["length"]), row["pool"], str(row["seed"]), f"{row['accuracy']:.3f}",
+                      f"{row['eval_loss']:.3f}", f"{row['seconds']:.1f}")
+    _console().print(table)
+    for name in ("pooling_study.csv", "pooling_study.json", "pooling_study.png"):
+        typer.echo(f"wrote {out / name}")
+
+
 # --- task-specific commands: end ---
 
 
