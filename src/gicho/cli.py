@@ -34,7 +34,8 @@ USAGE_ERROR = 2
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs can be wider.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _version_callback(value: bool) -> None:
@@ -208,7 +209,7 @@ def tour_command(
     for row in tour(quick=quick, root=runs_dir, tasks=only, progress=False):
         rows.append(row)
         status = f"[red]failed[/red] {row.error}" if row.error else ", ".join(
-            f"{k}={_fmt(v)}" for k, v in row.metrics.items()
+            f"{k}={_fmt(v)}" for k, v in row.metrics.items() if k in row.task.metrics
         )
         console.print(f"[bold]{row.task.name}[/bold] ({row.seconds:.1f} s): {status}")
     table = Table(title=f"gicho tour{' --quick' if quick else ''} ({time.perf_counter() - start:.0f} s)")
@@ -218,7 +219,9 @@ def tour_command(
         if row.error:
             table.add_row(row.task.name, row.task.model, row.task.data, row.task.metrics[0], "[red]failed[/red]")
             continue
-        for i, (metric, value) in enumerate(row.metrics.items()):
+        # P: the task's declared metrics (a task may report more, e.g. per-locale scores)
+        shown = {k: v for k, v in row.metrics.items() if k in row.task.metrics} or row.metrics
+        for i, (metric, value) in enumerate(shown.items()):
             first = i == 0
             table.add_row(row.task.name if first else "", row.task.model if first else "",
                           row.task.data if first else "", metric, _fmt(value))

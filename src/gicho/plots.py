@@ -50,7 +50,7 @@ def learning_curves(run_dir: Path | str) -> Path | None:
                 continue
             if math.isfinite(value):
                 series[split][key].append((int(step), float(value)))
-    losses = {f"{split} {key}": points for split in ("train", "eval")
+    losses = {f"{split} loss": points for split in ("train", "eval")
               for key, points in series[split].items() if key in ("loss", "eval_loss")}
     scores = {key: points for key, points in series["eval"].items() if key != "eval_loss"}
     if not losses and not scores:

@@ -42,7 +42,12 @@ __all__ = [
 
 # The modules that define tasks, in the order the tour runs them. A module added here is
 # imported on first use of the registry.
-TASK_MODULES: tuple[str, ...] = ("gicho.tasks.pca", "gicho.tasks.encoder", "gicho.tasks.ols", "gicho.tasks.dates")
+TASK_MODULES: tuple[str, ...] = (
+    "gicho.tasks.ols",
+    "gicho.tasks.pca",
+    "gicho.tasks.encoder",
+    "gicho.tasks.dates",
+)
 
 # Users (and the tests) register tasks of their own without editing gicho: a comma-separated
 # list of importable modules in this environment variable is imported after TASK_MODULES.
