@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The torch installed into a new .venv when it has none: pinned so that a fresh set-up is
+# reproducible (on the project's machines this is the local CPU wheel). A torch already in
+# .venv (a CUDA build of your choice, say) is kept: `make tour TORCH_PIN="torch==X.Y"`
+# or install it into .venv first.
+TORCH_PIN ?= torch==2.13.0
 
 .PHONY: tour test lint clean
 
@@ -11,12 +16,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+.PHONY: torch
+torch: | $(PY)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_PIN)"
+
 # Stamp files so that a second `make` does not reinstall; they depend on pyproject.toml.
-$(VENV)/.installed: pyproject.toml | $(PY)
+$(VENV)/.installed: pyproject.toml | $(PY) torch
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
+$(VENV)/.installed-test: pyproject.toml | $(PY) torch
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
