@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
@@ -15,3 +16,19 @@ if str(TESTS_DIR) not in sys.path:
 # Figures render off-screen in the tests; runs never need a display.
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def single_torch_thread():
+    """Run the test on one torch CPU thread, then restore the count it found.
+
+    Tiny models gain nothing from intra-op threads and lose much on a shared 2-core machine;
+    one thread also keeps float reductions in one fixed order. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("single_torch_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

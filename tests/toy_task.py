@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from gicho.tasks import RunContext, Task, register
+from gicho.tasks._training import train_config_from
 
 
 @dataclass
@@ -80,11 +81,8 @@ def _metrics(model, batches):
 
 
 def _train_config(config: ToyConfig):
-    from gicho.train import TrainConfig
-
-    return TrainConfig(max_steps=config.max_steps, batch_size=config.batch_size, lr=config.lr,
-                       eval_every=config.eval_every, log_every=config.log_every, seed=config.seed,
-                       progress=config.progress, weight_decay=0.0, keep_last=2)
+    # max_steps, batch_size, lr, eval_every, log_every, seed and progress come from the config
+    return train_config_from(config, weight_decay=0.0, keep_last=2)
 
 
 def run(config: ToyConfig, ctx: RunContext) -> dict[str, float]:

@@ -28,17 +28,20 @@ factors and triangular solves, never an explicit inverse), :func:`entropy_normal
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import scipy.integrate
-import scipy.linalg
 from scipy.special import xlogy
 
 from gicho._blocked import Scratch, blocks
-from gicho._validation import check_array, check_choice, check_positive, describe
+from gicho._information_continuous import (
+    entropy_normal,
+    kl_divergence_continuous,
+    kl_mvn,
+    kl_normal,
+)
+from gicho._information_units import finish, log_of_base
+from gicho._validation import check_array, check_choice, describe
 from gicho.numerics import logsumexp
 
 __all__ = [
@@ -61,9 +64,6 @@ SUM_TOLERANCE = 1e-6
 
 # log 0 is raised to this in the blockwise sums, so that 0 · log 0 = -0 rather than NaN.
 _MOST_NEGATIVE = np.finfo(np.float64).min
-
-# Relative asymmetry tolerated in a covariance matrix (Cholesky reads one triangle only).
-_SYMMETRY_RTOL = 1e-8
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def entropy(
     np.float64(1.0)
     """
     (form,) = _input_forms(input, 1)
-    log_base = _log_base(base)
+    log_base = log_of_base(base)
     (arr,), ax = _as_arrays({"p": p}, axis)
     d = _distribution(arr, "p", form, ax, normalize, axis)
     if d.logp is None:
@@ -123,7 +123,7 @@ def entropy(
         h = -_sum_p_log_ratio(d.p, None, ax) / total + np.log(total)
     else:
         h = -np.sum(_p_times(d.p, d.logp), axis=ax)
-    return _finish(h, log_base)
+    return finish(h, log_base)
 
 
 def cross_entropy(
@@ -158,7 +158,7 @@ def cross_entropy(
         As in :func:`entropy`, and for shapes that do not broadcast or differ along ``axis``.
     """
     form_p, form_q = _input_forms(input, 2)
-    log_base = _log_base(base)
+    log_base = log_of_base(base)
     (a, b), ax = _as_arrays({"p": p, "q": q}, axis)
     dp = _distribution(a, "p", form_p, ax, normalize, axis)
     dq = _distribution(b, "q", form_q, ax, normalize, axis)
@@ -170,7 +170,7 @@ def cross_entropy(
         p_n, _ = _normalized(dp)
         _, logq = _normalized(dq)
         h = -np.sum(_p_times(p_n, logq), axis=ax)
-    return _finish(h, log_base)
+    return finish(h, log_base)
 
 
 def kl_divergence(
@@ -200,7 +200,7 @@ def kl_divergence(
     0.7369...
     """
     form_p, form_q = _input_forms(input, 2)
-    log_base = _log_base(base)
+    log_base = log_of_base(base)
     (a, b), ax = _as_arrays({"p": p, "q": q}, axis)
     dp = _distribution(a, "p", form_p, ax, normalize, axis)
     dq = _distribution(b, "q", form_q, ax, normalize, axis)
@@ -213,7 +213,7 @@ def kl_divergence(
         _, logq = _normalized(dq)
         with np.errstate(invalid="ignore"):  # -inf - -inf where p = 0: masked out below
             kl = np.sum(_p_times(p_n, logp - logq), axis=ax)
-    return _finish(np.maximum(kl, 0.0), log_base)
+    return finish(np.maximum(kl, 0.0), log_base)
 
 
 class _Dist(NamedTuple):
@@ -236,16 +236,6 @@ def _input_forms(value: Any, n: int) -> tuple[str, ...]:
             raise TypeError(f"argument `input` must be a string or a pair of strings; got {describe(value)}")
         check_choice(form, "input", INPUT_FORMS)
     return forms
-
-
-def _log_base(base: float | None) -> float:
-    """``log(base)``, the divisor that turns nats into the requested unit."""
-    if base is None:
-        return 1.0
-    check_positive(base, "base")
-    if base == 1:
-        raise ValueError("argument `base` must not be 1 (log 1 = 0); use None (e), 2 or 10")
-    return math.log(base)
 
 
 def _as_arrays(arrays: dict[str, Any], axis: int) -> tuple[list[np.ndarray], int]:
@@ -382,214 +372,3 @@ def _p_times(p: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``p * v`` with 0 wherever ``p == 0`` (0 · log 0 = 0), without NaN or warnings."""
     out = np.zeros(np.broadcast_shapes(p.shape, v.shape))
     return np.multiply(p, v, out=out, where=p > 0)
-
-
-def _finish(value: np.ndarray, log_base: float) -> Any:
-    if log_base != 1.0:
-        value = value / log_base
-    return value[()] if np.ndim(value) == 0 else value
-
-
-# --------------------------------------------------------------------------------------------
-# Continuous distributions
-# --------------------------------------------------------------------------------------------
-
-
-def kl_normal(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, base: float | None = None) -> Any:
-    """KL divergence between univariate normals, ``KL(N(mu1, sigma1²) || N(mu2, sigma2²))``.
-
-    ``log(sigma2 / sigma1) + (sigma1² + (mu1 - mu2)²) / (2 sigma2²) - 1/2``, evaluated as
-    ``(d² + expm1(2t) - 2t) / 2`` with ``t = log(sigma1 / sigma2)``, ``d = (mu1 - mu2) / sigma2``.
-
-    Parameters
-    ----------
-    mu1, sigma1, mu2, sigma2 : float or array-like, broadcastable
-        Means and standard deviations (not variances); ``sigma > 0``.
-    base : float, optional
-        As in :func:`entropy`.
-
-    Returns
-    -------
-    numpy.float64 or numpy.ndarray of the broadcast shape
-
-    Raises
-    ------
-    ValueError
-        NaN or infinite values, empty arrays, ``sigma <= 0``, shapes that do not broadcast,
-        a bad ``base``.
-    """
-    log_base = _log_base(base)
-    m1, s1, m2, s2 = _gaussian_params(mu1=mu1, sigma1=sigma1, mu2=mu2, sigma2=sigma2)
-    t = np.log(s1) - np.log(s2)
-    d = (m1 - m2) / s2
-    return _finish(0.5 * (d * d + np.expm1(2 * t) - 2 * t), log_base)
-
-
-def entropy_normal(sigma: Any, *, base: float | None = None) -> Any:
-    """Differential entropy of ``N(mu, sigma²)``: ``log(sigma) + (1 + log(2π)) / 2``.
-
-    Raises ``ValueError`` for ``sigma <= 0``, NaN, infinity or an empty array, or a bad ``base``.
-    """
-    log_base = _log_base(base)
-    (s,) = _gaussian_params(sigma=sigma)
-    return _finish(np.log(s) + 0.5 * (1.0 + math.log(2 * math.pi)), log_base)
-
-
-def _gaussian_params(**params: Any) -> list[np.ndarray]:
-    arrays = {k: check_array(v, k, allow_empty=False) for k, v in params.items()}
-    for k, a in arrays.items():
-        if k.startswith("sigma") and (a <= 0).any():
-            raise ValueError(
-                f"argument `{k}` must be > 0 (a standard deviation); got smallest value {a.min():g}"
-            )
-    try:
-        return list(np.broadcast_arrays(*arrays.values()))
-    except ValueError:
-        detail = ", ".join(f"`{k}` {a.shape}" for k, a in arrays.items())
-        raise ValueError(f"shapes do not broadcast: {detail}") from None
-
-
-def kl_mvn(mean1: Any, cov1: Any, mean2: Any, cov2: Any, *, base: float | None = None) -> np.float64:
-    """KL divergence between multivariate normals, ``KL(N(mean1, cov1) || N(mean2, cov2))``.
-
-    ``(tr(S2⁻¹ S1) + (m2 - m1)ᵀ S2⁻¹ (m2 - m1) - k + log(det S2 / det S1)) / 2``, computed
-    from the Cholesky factors ``S = L Lᵀ``: ``tr(S2⁻¹ S1) = ||L2⁻¹ L1||²_F``, the quadratic
-    form is ``||L2⁻¹ (m2 - m1)||²`` and ``log det S = 2 sum log diag L`` (triangular solves;
-    no inverse is formed).
-
-    Parameters
-    ----------
-    mean1, mean2 : array-like, shape (k,)
-    cov1, cov2 : array-like, shape (k, k)
-        Symmetric positive-definite covariance matrices.
-    base : float, optional
-        As in :func:`entropy`.
-
-    Raises
-    ------
-    ValueError
-        Wrong shapes, NaN or infinite values, a covariance that is not symmetric or not
-        positive definite, a bad ``base``.
-    """
-    log_base = _log_base(base)
-    m1 = check_array(mean1, "mean1", ndim=1)
-    m2 = check_array(mean2, "mean2", ndim=1)
-    k = m1.shape[0]
-    if m2.shape != (k,):
-        raise ValueError(f"arguments `mean1` and `mean2` must have the same length; got {k} and {m2.shape[0]}")
-    l1 = _cholesky(cov1, "cov1", k)
-    l2 = _cholesky(cov2, "cov2", k)
-    a = scipy.linalg.solve_triangular(l2, l1, lower=True, check_finite=False)  # L2⁻¹ L1
-    z = scipy.linalg.solve_triangular(l2, m2 - m1, lower=True, check_finite=False)
-    log_det_ratio = 2.0 * (np.log(np.diag(l2)).sum() - np.log(np.diag(l1)).sum())
-    kl = 0.5 * (np.sum(a * a) + z @ z - k + log_det_ratio)
-    return _finish(np.float64(max(kl, 0.0)), log_base)
-
-
-def _cholesky(cov: Any, name: str, k: int) -> np.ndarray:
-    """Lower Cholesky factor of a (k, k) symmetric positive-definite matrix."""
-    c = check_array(cov, name, ndim=2)
-    if c.shape != (k, k):
-        raise ValueError(f"argument `{name}` must have shape ({k}, {k}) to match the mean; got {c.shape}")
-    asymmetry = np.abs(c - c.T).max()
-    if asymmetry > _SYMMETRY_RTOL * np.abs(c).max():
-        raise ValueError(
-            f"argument `{name}` is not symmetric (largest |cov - cov.T| = {asymmetry:g}); "
-            "a covariance matrix must be symmetric positive definite"
-        )
-    try:
-        return scipy.linalg.cholesky(c, lower=True, check_finite=False)
-    except np.linalg.LinAlgError as exc:
-        raise ValueError(
-            f"argument `{name}` is not positive definite (Cholesky factorization failed: {exc}); "
-            "a covariance matrix must be symmetric positive definite"
-        ) from None
-
-
-def kl_divergence_continuous(
-    p_pdf: Callable[[float], float],
-    q_pdf: Callable[[float], float],
-    support: tuple[float, float],
-    *,
-    base: float | None = None,
-    log: bool = False,
-    epsabs: float = 1e-12,
-    epsrel: float = 1e-10,
-    limit: int = 200,
-) -> float:
-    """``KL(P || Q) = ∫ p(x) log(p(x) / q(x)) dx`` over ``support`` by ``scipy.integrate.quad``.
-
-    Parameters
-    ----------
-    p_pdf, q_pdf : callable float -> float
-        Densities of ``P`` and ``Q`` (for example ``scipy.stats.norm(0, 1).pdf``), or their
-        logs when ``log=True``.
-    support : (float, float)
-        Integration bounds ``a < b``; either may be infinite.
-    base : float, optional
-        As in :func:`entropy`.
-    log : bool
-        The callables return log-densities. Prefer this on unbounded supports. With
-        log-densities, ``log q(x) == -inf`` where ``p(x) > 0`` is a true zero and the result is
-        ``inf``; with densities, ``q(x) == 0 < p(x)`` may be a tail that underflowed (for
-        example ``norm(0, 1).pdf(40) == 0``), so it raises instead of guessing.
-    epsabs, epsrel, limit
-        Passed to ``scipy.integrate.quad``.
-
-    Returns
-    -------
-    float
-        ``inf`` if (``log=True``) ``log q = -inf`` at a point where ``p > 0``.
-
-    Raises
-    ------
-    TypeError
-        A density that is not callable.
-    ValueError
-        A bad ``support`` or ``base``; a density returning NaN or (``log=False``) a negative
-        value; (``log=False``) ``q_pdf(x) == 0 < p_pdf(x)`` at an evaluated point.
-    """
-    log_base = _log_base(base)
-    for name, f in (("p_pdf", p_pdf), ("q_pdf", q_pdf)):
-        if not callable(f):
-            raise TypeError(f"argument `{name}` must be callable (a density); got {describe(f)}")
-    try:
-        lo, hi = (float(v) for v in support)
-    except (TypeError, ValueError):
-        raise ValueError(f"argument `support` must be a pair of numbers (a, b); got {describe(support)}") from None
-    if not lo < hi:
-        raise ValueError(f"argument `support` = {support!r} must satisfy a < b")
-
-    q_vanishes_at: list[float] = []  # points where q = 0 < p
-
-    def density(f: Callable[[float], float], name: str, x: float) -> float:
-        v = float(f(x))
-        if math.isnan(v) or (not log and v < 0):
-            raise ValueError(f"argument `{name}` returned {v!r} at x = {x!r}; expected a density")
-        return v
-
-    def integrand(x: float) -> float:
-        p, q = density(p_pdf, "p_pdf", x), density(q_pdf, "q_pdf", x)
-        if log:
-            log_p, log_q = p, q
-            p = math.exp(log_p)
-        elif p > 0:
-            log_p, log_q = math.log(p), (math.log(q) if q > 0 else -math.inf)
-        if p == 0:
-            return 0.0  # 0 · log 0 = 0
-        if log_q == -math.inf:
-            q_vanishes_at.append(x)
-            return 0.0
-        return p * (log_p - log_q)
-
-    value, _ = scipy.integrate.quad(integrand, lo, hi, epsabs=epsabs, epsrel=epsrel, limit=limit)
-    if not q_vanishes_at:
-        return max(value, 0.0) / log_base
-    if log:
-        return math.inf
-    x = q_vanishes_at[0]
-    raise ValueError(
-        f"argument `q_pdf` is 0 at x = {x!r} where `p_pdf` is {float(p_pdf(x))!r} > 0: KL is infinite "
-        "if Q truly has no density there, finite if the density underflowed; pass "
-        "log-densities with log=True to tell the two apart"
-    )

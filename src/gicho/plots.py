@@ -1,8 +1,9 @@
 """Figures shared by every task: learning curves from a run's ``metrics.jsonl``.
 
 Task-specific figures (attention maps, PCA scatter, residual plots) live with their tasks;
-this module only knows the run-directory layout. Matplotlib runs on the Agg backend so that
-figures render without a display.
+this module only knows the run-directory layout, plus the plumbing every figure shares:
+:func:`pyplot` selects matplotlib's Agg backend (figures render without a display) and
+:func:`save_figure` writes a figure (creating its folder) and closes it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,34 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-__all__ = ["learning_curves", "read_metrics_log"]
+__all__ = ["FIGURE_DPI", "learning_curves", "pyplot", "read_metrics_log", "save_figure"]
+
+FIGURE_DPI = 120  # resolution of the PNGs that save_figure writes unless told otherwise
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, with the Agg backend selected (figures render without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path | str, *, dpi: int = FIGURE_DPI) -> Path:
+    """Lay ``fig`` out (tight), write it to ``path`` (creating its folder), close it.
+
+    Returns ``path`` as a :class:`~pathlib.Path`; the format follows the suffix (``.png``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
 
 
 def read_metrics_log(path: Path | str) -> list[dict]:
@@ -56,11 +83,7 @@ def learning_curves(run_dir: Path | str) -> Path | None:
     if not losses and not scores:
         return None
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n_panels = 1 + bool(scores)
     fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 3.8), squeeze=False)
     ax = axes[0, 0]
@@ -83,10 +106,4 @@ def learning_curves(run_dir: Path | str) -> Path | None:
         ax.set_title("held-out metrics")
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = run_dir / "plots"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "learning_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, run_dir / "plots" / "learning_curves.png", dpi=110)

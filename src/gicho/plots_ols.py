@@ -10,27 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gicho.plots import pyplot, save_figure
+
 __all__ = ["ols_figures", "plot_observed_vs_predicted", "plot_residuals_vs_fitted"]
-
-_DPI = 120
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path | str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    _pyplot().close(fig)
-    return path
 
 
 def _vectors(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +36,7 @@ def plot_residuals_vs_fitted(
     """
     y_true, y_pred = _vectors(y_true, y_pred)
     resid = y_true - y_pred
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.5))
     ax.scatter(y_pred, resid, s=10, alpha=0.6)
     ax.axhline(0.0, color="black", linewidth=1)
@@ -70,7 +52,7 @@ def plot_residuals_vs_fitted(
     ax.set_ylabel("residual")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_observed_vs_predicted(
@@ -78,7 +60,7 @@ def plot_observed_vs_predicted(
 ) -> Path:
     """Observed ``y`` against predicted ``y_hat`` (n,), with the identity line."""
     y_true, y_pred = _vectors(y_true, y_pred)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 5.0))
     ax.scatter(y_pred, y_true, s=10, alpha=0.6)
     lo = float(min(y_true.min(), y_pred.min()))
@@ -89,7 +71,7 @@ def plot_observed_vs_predicted(
     ax.set_title(title)
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def ols_figures(y_true, y_pred, plots_dir: Path | str, *, label: str = "") -> dict[str, Path]:

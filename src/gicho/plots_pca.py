@@ -11,27 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gicho.plots import pyplot, save_figure
+
 __all__ = ["plot_component_scatter", "plot_explained_variance", "plot_whitening_covariance"]
-
-_DPI = 120
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path | str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
-    _pyplot().close(fig)
-    return path
 
 
 def plot_component_scatter(
@@ -55,7 +37,7 @@ def plot_component_scatter(
     Z = np.asarray(Z)
     if Z.ndim != 2 or Z.shape[1] < 2:
         raise ValueError(f"argument `Z` must have shape (n, >= 2) to draw two components; got {Z.shape}")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 5.0))
     if labels is None:
         ax.scatter(Z[:, 0], Z[:, 1], s=6, alpha=0.6)
@@ -71,7 +53,7 @@ def plot_component_scatter(
     ax.set_ylabel("PC 2")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_explained_variance(
@@ -89,7 +71,7 @@ def plot_explained_variance(
     """
     ratio = np.asarray(ratio, dtype=np.float64)
     index = np.arange(1, ratio.shape[0] + 1)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.0))
     ax.bar(index, ratio, color="tab:blue", alpha=0.5, label="per component")
     ax.step(index, np.cumsum(ratio), where="mid", color="tab:red", label="cumulative")
@@ -102,7 +84,7 @@ def plot_explained_variance(
     ax.set_title("explained variance")
     ax.legend(loc="center right")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_whitening_covariance(
@@ -114,7 +96,7 @@ def plot_whitening_covariance(
     the identity after whitening reads as a clean diagonal.
     """
     before, after = np.asarray(before), np.asarray(after)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.4))
     for ax, matrix, title in ((axes[0], before, "covariance before"), (axes[1], after, after_title)):
         bound = float(np.abs(matrix).max()) or 1.0
@@ -123,4 +105,4 @@ def plot_whitening_covariance(
         ax.set_xlabel("feature")
         ax.set_ylabel("feature")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    return _save(fig, path)
+    return save_figure(fig, path)

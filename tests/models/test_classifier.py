@@ -11,14 +11,7 @@ import torch.nn.functional as F
 from gicho.models.classifier import ClassifierConfig, SequenceClassifier, SequenceRegressor
 from gicho.nn.pooling import pool_tokens
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and lose much on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 SMALL = {"d_model": 16, "n_heads": 2, "n_layers": 2, "dropout": 0.0, "max_len": 12}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -13,14 +12,7 @@ from gicho.tasks import RunContext, get
 from gicho.tasks.encoder import DiabetesTransformerConfig, diabetes_split, digits_split
 from gicho.tasks.ols import OLSDiabetesConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and lose much on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_registered_with_metrics_and_budgets():

@@ -12,7 +12,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import torch
 
 HERE = Path(__file__).resolve().parent
 _MODULE_NAME = "_gicho_train_tests_toy"
@@ -33,10 +32,6 @@ def toy() -> ModuleType:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # The machines running the tests are small and shared: one thread per process is both
-    # faster and keeps float reductions in one fixed order.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(single_torch_thread):
+    """Every train test runs on one torch thread (``single_torch_thread``, tests/conftest.py):
+    faster on the small shared test machines, and float reductions keep one fixed order."""

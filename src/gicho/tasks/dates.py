@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gicho.tasks import RunContext, Task, register
+from gicho.tasks._training import train_config_from
 
 __all__ = ["DatesConfig", "plot_attention", "score_strings"]
 
@@ -181,15 +182,6 @@ def _model(config: DatesConfig, source_vocab: Any, target_vocab: Any) -> Any:
     return Seq2Seq(Seq2SeqConfig(
         src_vocab_size=len(source_vocab), tgt_vocab_size=len(target_vocab), pad_id=target_vocab.pad_id,
         bos_id=target_vocab.bos_id, eos_id=target_vocab.eos_id, **kwargs))
-
-
-def _train_config(config: DatesConfig, ctx: RunContext) -> Any:
-    from gicho.train import TrainConfig
-
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    kwargs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names}
-    return TrainConfig(**kwargs, early_stopping_metric="exact_match", early_stopping_mode="max",
-                       progress=ctx.progress)
 
 
 def _is_main_process() -> bool:
@@ -385,7 +377,9 @@ def _run(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
     train = DateDataset(splits["train"], source, target, config.max_input_len)
     valid = DateDataset(splits["valid"], source, target, config.max_input_len)
     model = _model(config, source, target)
-    trainer = Trainer(model, train, valid, _trainer_metrics(target), _train_config(config, ctx),
+    train_config = train_config_from(config, early_stopping_metric="exact_match",
+                                     early_stopping_mode="max", progress=ctx.progress)
+    trainer = Trainer(model, train, valid, _trainer_metrics(target), train_config,
                       run_dir=ctx.run_dir, collate_fn=train.collate)
     trainer.fit(resume=ctx.resume)
     model, source, target = _load_trained(ctx)  # the best checkpoint (validation exact match)

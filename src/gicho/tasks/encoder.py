@@ -14,11 +14,11 @@ the model after the last step, and ``evaluate`` reloads that (latest) checkpoint
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from gicho.tasks import RunContext, Task, register
+from gicho.tasks._training import train_config_from
 
 __all__ = [
     "DiabetesTransformerConfig",
@@ -26,10 +26,13 @@ __all__ = [
     "diabetes_split",
     "dict_dataset",
     "digits_split",
+    "encoder_config",
 ]
 
 DIGITS_ROWS = 8  # an 8x8 digits image is 8 tokens of 8 pixels
 DIGITS_MAX_PIXEL = 16.0  # pixel values are integers in [0, 16]
+# The fields of a task's Config that size its Transformer encoder (see encoder_config).
+ENCODER_FIELDS = ("d_model", "n_heads", "n_layers", "dropout", "norm_first")
 
 
 @dataclass
@@ -137,15 +140,15 @@ def dict_dataset(**arrays: Any) -> Any:
     return DictDataset()
 
 
-def _train_config(config: Any, ctx: RunContext) -> Any:
-    """A :class:`TrainConfig` from the task config's fields of the same name."""
-    from gicho.train import TrainConfig
+def encoder_config(config: Any, **fields: Any) -> Any:
+    """A :class:`~gicho.models.classifier.ClassifierConfig` for a task's encoder.
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    kwargs = {
-        f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names
-    }
-    return TrainConfig(**kwargs, progress=ctx.progress)
+    The encoder fields (``d_model, n_heads, n_layers, dropout, norm_first``) come from the
+    task's ``config``; ``fields`` give the rest (input kind, ``n_outputs``, ``pool``, ...).
+    """
+    from gicho.models.classifier import ClassifierConfig
+
+    return ClassifierConfig(**{name: getattr(config, name) for name in ENCODER_FIELDS}, **fields)
 
 
 def _collect(model: Any, batches: Any, key: str) -> tuple[Any, Any]:
@@ -181,7 +184,8 @@ def _fit(
 ) -> dict[str, float]:
     from gicho.train import Trainer
 
-    trainer = Trainer(model, train, test, metrics, _train_config(config, ctx), run_dir=ctx.run_dir)
+    train_config = train_config_from(config, progress=ctx.progress)
+    trainer = Trainer(model, train, test, metrics, train_config, run_dir=ctx.run_dir)
     trainer.fit(resume=ctx.resume)
     return trainer.evaluate()  # the model after the last step
 
@@ -220,18 +224,14 @@ def _parse_numbers(text: str, n: int, what: str) -> list[float]:
 def _digits_model(config: DigitsRowsConfig) -> Any:
     import torch
 
-    from gicho.models.classifier import ClassifierConfig, SequenceClassifier
+    from gicho.models.classifier import SequenceClassifier
 
     torch.manual_seed(config.seed)
     return SequenceClassifier(
-        ClassifierConfig(
+        encoder_config(
+            config,
             token_dim=DIGITS_ROWS,
             n_outputs=10,
-            d_model=config.d_model,
-            n_heads=config.n_heads,
-            n_layers=config.n_layers,
-            dropout=config.dropout,
-            norm_first=config.norm_first,
             position=config.position,
             pool=config.pool,
             max_len=DIGITS_ROWS,
@@ -284,7 +284,7 @@ def _diabetes_parts(config: DiabetesTransformerConfig) -> tuple[Any, Any, Any, A
     import numpy as np
     import torch
 
-    from gicho.models.classifier import ClassifierConfig, SequenceRegressor
+    from gicho.models.classifier import SequenceRegressor
 
     X_train, X_test, y_train, y_test = diabetes_split(config.test_fraction, config.split_seed)
     mean, std = X_train.mean(axis=0), X_train.std(axis=0)
@@ -295,14 +295,10 @@ def _diabetes_parts(config: DiabetesTransformerConfig) -> tuple[Any, Any, Any, A
 
     torch.manual_seed(config.seed)
     model = SequenceRegressor(
-        ClassifierConfig(
+        encoder_config(
+            config,
             n_features=X_train.shape[1],
             n_outputs=1,
-            d_model=config.d_model,
-            n_heads=config.n_heads,
-            n_layers=config.n_layers,
-            dropout=config.dropout,
-            norm_first=config.norm_first,
             position="none",
             pool=config.pool,
             max_len=X_train.shape[1],

@@ -139,9 +139,10 @@ def _accuracy(model: Any, batches: Any) -> dict[str, float]:
 def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> dict[str, Any]:
     import torch
 
-    from gicho.models.classifier import ClassifierConfig, SequenceClassifier
-    from gicho.tasks.encoder import dict_dataset
-    from gicho.train import TrainConfig, Trainer
+    from gicho.models.classifier import SequenceClassifier
+    from gicho.tasks._training import train_config_from
+    from gicho.tasks.encoder import dict_dataset, encoder_config
+    from gicho.train import Trainer
 
     common = {
         "n_classes": config.n_classes,
@@ -169,31 +170,23 @@ def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> d
     )
     torch.manual_seed(seed)
     model = SequenceClassifier(
-        ClassifierConfig(
+        encoder_config(
+            config,
             vocab_size=FIRST_MARKER_ID + config.n_classes + config.noise_vocab,
             n_outputs=config.n_classes,
-            d_model=config.d_model,
-            n_heads=config.n_heads,
-            n_layers=config.n_layers,
-            dropout=config.dropout,
-            norm_first=config.norm_first,
             position=config.position,
             pool=pool,
             max_len=length,
             pad_token_id=PAD_ID,
         )
     )
-    train_config = TrainConfig(
-        max_steps=config.max_steps,
-        batch_size=config.batch_size,
+    # max_steps, batch_size, lr, weight_decay, warmup_steps and device come from the config
+    train_config = train_config_from(
+        config,
         eval_batch_size=256,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_steps,
         eval_every=config.max_steps,
         log_every=max(1, config.max_steps // 10),
         seed=seed,
-        device=config.device,
         progress=False,
     )
     start = time.perf_counter()
