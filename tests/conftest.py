@@ -8,10 +8,17 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+from hypothesis import HealthCheck, settings
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
+
+# Property tests check identities, not speed: a slow CI machine must not fail them on
+# hypothesis' per-example deadline. The example count stays at hypothesis' default (100)
+# unless a test sets its own.
+settings.register_profile("gicho", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("gicho")
 
 # Figures render off-screen in the tests; runs never need a display.
 matplotlib.use("Agg")
