@@ -338,3 +338,20 @@ def test_bad_continuous_arguments():
         kl_divergence_continuous(lambda x: -1.0, pdf, (0.0, 1.0))
     with pytest.raises(ValueError, match=r"`q_pdf` returned nan"):
         kl_divergence_continuous(pdf, lambda x: math.nan, (0.0, 1.0))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1.0, 1e300, 1e306])
+def test_normalize_is_exact_for_unnormalised_inputs_of_any_magnitude(scale):
+    p = np.array([1.0, 3.0, 0.0, 4.0]) * scale
+    q = np.array([2.0, 1.0, 1.0, 4.0]) * scale
+    assert entropy(p, normalize=True) == pytest.approx(scipy.stats.entropy(p / p.sum()), rel=1e-12)
+    assert kl_divergence(p, q, normalize=True) == pytest.approx(
+        scipy.stats.entropy(p / p.sum(), q / q.sum()), rel=1e-12
+    )
+    p_n, q_n = p / p.sum(), q / q.sum()
+    assert cross_entropy(p, q, normalize=True) == pytest.approx(-np.sum(p_n * np.log(q_n)), rel=1e-12)
+
+
+def test_normalize_with_tiny_p_against_huge_q():
+    got = kl_divergence([1e-30, 1.0], [1e300, 1e300], normalize=True)
+    assert got == pytest.approx(scipy.stats.entropy([1e-30, 1.0], [1e300, 1e300]), rel=1e-12)

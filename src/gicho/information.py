@@ -289,6 +289,10 @@ def _distribution(x: np.ndarray, name: str, form: str, ax: int, normalize: bool,
                     f"argument `{name}` has {int((total == 0).sum())} distribution(s) summing to 0 "
                     f"along axis {axis}; normalize=True cannot rescale them"
                 )
+            # Rescale before taking logs: the copy-free identities used by the callers
+            # (sum p' log p' / s + log s) overflow for large unnormalised entries.
+            x = x / total
+            total = np.sum(x, axis=ax, keepdims=True)
         else:
             _check_sums(total, name, axis, "sum to 1")
         return _Dist(x, total, None)
