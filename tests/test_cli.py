@@ -185,3 +185,31 @@ def test_torchrun_two_processes_trains_and_reports(tmp_path):
     assert results["metrics"]["r2"] > 0.3
     assert (run_dir / "report.html").is_file()
     assert result.stdout.count("report: ") == 1  # printed by rank 0 only
+
+
+def test_checkpoint_problems_are_one_line_errors(tmp_path):
+    empty_run = tmp_path / "empty"
+    empty_run.mkdir()
+    (empty_run / "config.json").write_text(json.dumps({"task": "toy", "config": {}}))
+    result = _gicho("evaluate", str(empty_run))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and "checkpoint" in result.stderr
+
+    cli("train", "toy", "--runs-dir", str(tmp_path / "runs"), "--max-steps", "10")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    saved_config = (run_dir / "config.json").read_text()
+    # A different batch size would change the data order: resuming "exactly" is impossible.
+    result = _gicho("train", "toy", "--resume", str(run_dir), "--max-steps", "20", "--batch-size", "4")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: ") and "batch_size" in result.stderr
+    assert (run_dir / "config.json").read_text() == saved_config  # the failed resume changed nothing
+    result = _gicho("train", "dates", "--resume", str(run_dir))
+    assert result.returncode == 2 and "is a run of task 'toy', not 'dates'" in result.stderr
+
+
+def test_resume_with_more_steps_extends_the_run(tmp_path):
+    cli("train", "toy", "--runs-dir", str(tmp_path), "--max-steps", "10")
+    (run_dir,) = tmp_path.iterdir()
+    cli("train", "toy", "--resume", str(run_dir), "--max-steps", "20")
+    assert max(_train_losses(run_dir)) == 20
+    assert json.loads((run_dir / "config.json").read_text())["config"]["max_steps"] == 20

@@ -386,14 +386,34 @@ def study_pooling_command(
 # --- task-specific commands: end ---
 
 
+def _is_user_facing(exc: BaseException) -> bool:
+    """Whether ``exc`` reports a problem with the user's input or files (no traceback needed).
+
+    Checkpoint problems (missing, torn, mismatched) and a diverged run are the user's to act
+    on; other RuntimeErrors and OSErrors are bugs or system faults and keep their traceback.
+    The training modules are looked up in ``sys.modules``: if they were never imported, the
+    error cannot have come from them, and importing them here would cost the torch import.
+    """
+    if isinstance(exc, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)):
+        return True
+    if isinstance(exc, RuntimeError):
+        checkpoint = sys.modules.get("gicho.train.checkpoint")
+        trainer = sys.modules.get("gicho.train.trainer")
+        return bool(
+            (checkpoint and isinstance(exc, checkpoint.CheckpointError))
+            or (trainer and isinstance(exc, trainer.NonFiniteLossError))
+        )
+    return not isinstance(exc, OSError)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gicho`` script; turns bad input into a one-line error, exit 2."""
     from gicho.tasks import UnknownTaskError
 
     try:
         app(args=argv, prog_name="gicho")
-    except (ValueError, TypeError, UnknownTaskError, FileNotFoundError) as exc:
-        if os.environ.get("GICHO_DEBUG"):
+    except (ValueError, TypeError, UnknownTaskError, OSError, RuntimeError) as exc:
+        if os.environ.get("GICHO_DEBUG") or not _is_user_facing(exc):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)

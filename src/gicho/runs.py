@@ -147,15 +147,17 @@ def run_task(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     main_process = _distributed_rank() == 0
-    if main_process:
-        write_json_atomic(
-            run_dir / CONFIG_FILE,
-            {"task": task.name, "gicho_version": __version__, "config": config_to_dict(config)},
-        )
+    run_config = {"task": task.name, "gicho_version": __version__, "config": config_to_dict(config)}
+    # A resumed run keeps the config its checkpoints were made with until it succeeds, so a
+    # failed resume (say, with a changed model size) leaves evaluate/predict working.
+    if main_process and not resume:
+        write_json_atomic(run_dir / CONFIG_FILE, run_config)
     start = time.perf_counter()
     metrics = task.run(config, RunContext(run_dir=run_dir, resume=resume, progress=progress))
     seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in metrics.items()}
+    if main_process and resume:
+        write_json_atomic(run_dir / CONFIG_FILE, run_config)
     if main_process:
         write_json_atomic(
             run_dir / RESULTS_FILE,

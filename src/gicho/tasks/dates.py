@@ -207,11 +207,17 @@ def _load_trained(ctx: RunContext) -> tuple[Any, Any, Any]:
     path = ctx.run_dir / VOCAB_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {ctx.run_dir} is not a finished `dates` run")
-    vocabs = json.loads(path.read_text(encoding="utf-8"))
-    source, target = Vocab.from_dict(vocabs["source"]), Vocab.from_dict(vocabs["target"])
+    try:
+        vocabs = json.loads(path.read_text(encoding="utf-8"))
+        source, target = Vocab.from_dict(vocabs["source"]), Vocab.from_dict(vocabs["target"])
+    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not a gicho vocabulary file ({type(exc).__name__}: {exc})") from None
     checkpoint = best_checkpoint(ctx.run_dir)
-    fields = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
-    model = Seq2Seq(Seq2SeqConfig(**fields))
+    config_path = checkpoint / "config.json"
+    try:
+        model = Seq2Seq(Seq2SeqConfig(**json.loads(config_path.read_text(encoding="utf-8"))))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config_path} is not a valid Seq2SeqConfig ({exc})") from None
     load_model_weights(model, checkpoint)
     return model.eval(), source, target
 
