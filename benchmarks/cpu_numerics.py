@@ -10,10 +10,8 @@ input (10⁴ distributions of 10³ outcomes along the last axis, by default); th
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,20 +19,10 @@ import numpy as np
 import scipy
 import scipy.special
 import scipy.stats
+from _common import best_time, hardware_lines
 
 import gicho
 from gicho import information, numerics
-
-
-def best_time(fn: Callable[[], Any], repeats: int) -> float:
-    """Best wall-clock time of ``repeats`` calls (one warm-up call first)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def report(name: str, gicho_fn: Callable[[], Any], scipy_fn: Callable[[], Any], repeats: int) -> None:
@@ -49,13 +37,8 @@ def report(name: str, gicho_fn: Callable[[], Any], scipy_fn: Callable[[], Any], 
 
 
 def print_header(args: argparse.Namespace) -> None:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"CPU: {cpu}; {os.cpu_count()} logical cores")
+    for line in hardware_lines():
+        print(line)
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
           f"gicho {gicho.__version__}")
     print(f"input: {args.rows} x {args.cols} float64 ({args.rows * args.cols:.0e} elements), "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -32,43 +31,21 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-
-def best_time(fn: Callable[[], Any], repeats: int) -> float:
-    """Best wall-clock time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from _common import best_time, hardware_lines
 
 
 def print_header() -> None:
     import scipy
     import sklearn
     import statsmodels
-    from threadpoolctl import threadpool_info
 
     import gicho
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"CPU: {cpu}; {os.cpu_count()} logical cores; load average {os.getloadavg()[0]:.1f}")
-    for pool in threadpool_info():
-        if pool["user_api"] == "blas":
-            print(f"BLAS: {pool['internal_api']} {pool['version']} ({pool['num_threads']} threads, "
-                  f"{pool.get('architecture')}) from {Path(pool['filepath']).name}")
+    for line in hardware_lines():
+        print(line)
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
           f"scikit-learn {sklearn.__version__}, statsmodels {statsmodels.__version__}, gicho {gicho.__version__}")
 

@@ -18,7 +18,6 @@ component's loadings (unit vectors, compared up to sign). Never run by the tests
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -27,8 +26,8 @@ from typing import Any
 import numpy as np
 import scipy
 import sklearn
+from _common import hardware_lines
 from sklearn.decomposition import PCA as SkPCA
-from threadpoolctl import threadpool_info
 
 import gicho
 from gicho.decomposition import PCA
@@ -36,16 +35,8 @@ from gicho.moments import Moments
 
 
 def print_header(args: argparse.Namespace) -> None:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"CPU: {cpu}; {os.cpu_count()} logical cores; load average {os.getloadavg()[0]:.1f}")
-    for pool in threadpool_info():
-        print(f"BLAS: {pool['internal_api']} {pool.get('version')} ({pool.get('threading_layer')}), "
-              f"{pool['num_threads']} threads, {os.path.basename(pool['filepath'])}")
+    for line in hardware_lines():
+        print(line)
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
           f"scikit-learn {sklearn.__version__}, gicho {gicho.__version__}")
     print(f"input: {args.n_samples} x {args.n_features} {args.dtype} "

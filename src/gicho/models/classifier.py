@@ -156,6 +156,7 @@ class _SequenceEncoder(nn.Module):
             layer_norm_eps=config.layer_norm_eps,
         )
         self.head_dropout = nn.Dropout(config.head_dropout)
+        self.head = nn.Linear(config.d_model, config.n_outputs)
 
     def _embed(
         self, input_ids: Tensor | None, features: Tensor | None
@@ -230,6 +231,10 @@ class _SequenceEncoder(nn.Module):
         """(B, T', D) → (B, D) with the configured mode (padding and [CLS] excluded)."""
         return pool_tokens(hidden, mask, self.config.pool, has_cls=self.config.has_cls)
 
+    def forward_head(self, pooled: Tensor) -> Tensor:
+        """(B, D) → (B, n_outputs): class logits, or standardised predictions for the regressor."""
+        return self.head(self.head_dropout(pooled))
+
     def embed_sequences(self, **inputs: Any) -> Tensor:
         """The pooled embedding (B, D) of a batch (``forward_features`` then ``pool``)."""
         hidden, mask, _ = self.forward_features(**inputs)
@@ -238,14 +243,6 @@ class _SequenceEncoder(nn.Module):
 
 class SequenceClassifier(_SequenceEncoder):
     """Transformer encoder + pooling + linear classifier over ``config.n_outputs`` classes."""
-
-    def __init__(self, config: ClassifierConfig) -> None:
-        super().__init__(config)
-        self.head = nn.Linear(config.d_model, config.n_outputs)
-
-    def forward_head(self, pooled: Tensor) -> Tensor:
-        """(B, D) → logits (B, n_outputs)."""
-        return self.head(self.head_dropout(pooled))
 
     def forward(
         self,
@@ -278,14 +275,6 @@ class SequenceClassifier(_SequenceEncoder):
 
 class SequenceRegressor(_SequenceEncoder):
     """Transformer encoder + pooling + linear head predicting ``config.n_outputs`` targets."""
-
-    def __init__(self, config: ClassifierConfig) -> None:
-        super().__init__(config)
-        self.head = nn.Linear(config.d_model, config.n_outputs)
-
-    def forward_head(self, pooled: Tensor) -> Tensor:
-        """(B, D) → standardised predictions (B, n_outputs)."""
-        return self.head(self.head_dropout(pooled))
 
     def forward(
         self,
