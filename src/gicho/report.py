@@ -31,11 +31,9 @@ figcaption{color:#555;font-size:.9em} .muted{color:#777} .error{color:#b00020}
 
 
 def format_metric(value: Any) -> str:
-    """Four significant decimals for scores, integers as integers."""
+    """Scores with four decimals (scientific below 1e-3), counts (``int``) as they are."""
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e9:
-            return str(int(value))
-        return f"{value:.4f}" if abs(value) >= 1e-3 else f"{value:.3e}"
+        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3e}"
     return str(value)
 
 

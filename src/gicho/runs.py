@@ -16,6 +16,7 @@ and the report, so that the CLI stays a thin layer of argument parsing and print
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import shutil
 import time
@@ -78,6 +79,11 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON ({exc})") from None
+
+
+def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Plain Python numbers for JSON and tables: counts stay ``int``, scores become ``float``."""
+    return {k: int(v) if isinstance(v, numbers.Integral) else float(v) for k, v in metrics.items()}
 
 
 def _distributed_rank() -> int:
@@ -155,7 +161,7 @@ def run_task(
     start = time.perf_counter()
     metrics = task.run(config, RunContext(run_dir=run_dir, resume=resume, progress=progress))
     seconds = time.perf_counter() - start
-    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics = _clean_metrics(metrics)
     if main_process and resume:
         write_json_atomic(run_dir / CONFIG_FILE, run_config)
     if main_process:
@@ -189,7 +195,7 @@ def evaluate_run(run_dir: Path | str) -> dict[str, float]:
     if task.evaluate is None:
         raise ValueError(f"task {task.name!r} has no evaluate step; its metrics are in {RESULTS_FILE}")
     metrics = task.evaluate(config, RunContext(run_dir=Path(run_dir), progress=False))
-    return {k: float(v) for k, v in metrics.items()}
+    return _clean_metrics(metrics)
 
 
 def predict_run(

@@ -190,7 +190,7 @@ def run(config: PCADigitsConfig, ctx: RunContext) -> dict[str, float]:
     metrics = {
         "accuracy": float(acc_pca),
         "accuracy_raw": float(acc_raw),
-        "n_components": float(pca.n_components_),
+        "n_components": int(pca.n_components_),
     }
     summary = {
         **metrics,

@@ -1,0 +1,41 @@
+"""Run reports: number formatting, escaping of user-supplied values, embedded figures."""
+
+from __future__ import annotations
+
+import json
+
+import toy_task  # noqa: F401 - registers the task "toy"
+from gicho.report import format_metric, write_run_report
+from gicho.runs import run_task
+from gicho.tasks import get
+
+
+def test_format_metric_keeps_counts_and_rounds_scores():
+    assert format_metric(28) == "28"
+    assert format_metric(1.0) == "1.0000"
+    assert format_metric(0.99996) == "1.0000"  # a score stays a score, never shown as "1"
+    assert format_metric(0.0) == "0.0000"
+    assert format_metric(1.5e-5) == "1.500e-05"
+
+
+def test_report_escapes_config_values_and_embeds_figures(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(
+        {"task": "toy", "config": {"note": "<script>alert(1)</script>"}}))
+    (run_dir / "results.json").write_text(json.dumps({"metrics": {"r2": 0.5, "n": 3}}))
+    page = write_run_report(run_dir).read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<td class=\"num\">0.5000</td>" in page and "<td class=\"num\">3</td>" in page
+
+
+def test_run_task_writes_scores_as_floats_and_counts_as_ints(tmp_path):
+    outcome = run_task(get("toy"), get("toy").make_config({"max_steps": 5}), root=tmp_path)
+    results = json.loads((outcome.run_dir / "results.json").read_text())
+    assert all(isinstance(v, float) for v in results["metrics"].values())
+    assert "data:image/png;base64," in (outcome.run_dir / "report.html").read_text()
+
+    pca = get("pca-digits")
+    outcome = run_task(pca, pca.make_config(pca.quick), root=tmp_path)
+    metrics = json.loads((outcome.run_dir / "results.json").read_text())["metrics"]
+    assert isinstance(metrics["n_components"], int) and isinstance(metrics["accuracy"], float)
