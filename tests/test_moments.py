@@ -115,6 +115,23 @@ def test_large_means_keep_their_precision():
     assert np.abs(naive - exact.xx_).max() > 1e3 * np.abs(shifted.xx_ - exact.xx_).max()
 
 
+@pytest.mark.parametrize("shift_in_stds", [3.0, 9.0])
+def test_fast_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, monkeypatch):
+    # |mean| up to ~10 standard deviations takes the uncentred product (round-off <= 100x)
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50_000, 4)) + shift_in_stds
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.standard_normal(50_000)
+    taken = []
+    original = gm.Moments._raw_block
+    monkeypatch.setattr(gm.Moments, "_raw_block", staticmethod(lambda *a: taken.append(1) or original(*a)))
+    fast = Moments.from_arrays(X, y)
+    assert taken, "the fast path was not taken"
+    ref = _reference(X, y)
+    for name in ("xx", "xy", "yy"):
+        np.testing.assert_allclose(getattr(fast, name + "_"), ref[name], rtol=1e-12,
+                                   atol=1e-12 * np.abs(ref[name]).max())
+
+
 def test_fast_and_centred_paths_agree(data, monkeypatch):
     X, y, _ = data
     fast = Moments.from_arrays(X, y)
