@@ -193,3 +193,16 @@ def test_held_out_dates_are_not_in_training() -> None:
     train = {ex.text for ex in splits["train"]}
     assert not train & {ex.text for ex in splits["test"]}
     assert all(dt.date.fromisoformat(ex.iso) for ex in splits["test"])
+
+
+def test_attention_map_draws_hangul_with_the_bundled_font(tmp_path) -> None:
+    import numpy as np
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    source = "2021년 3월"
+    path = plot_attention(source, "2021-03", np.full((8, len(source)), 1 / len(source)), tmp_path / "ko.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    nanum = [f.fname for f in font_manager.fontManager.ttflist if f.name == "NanumGothic"]
+    assert nanum, "the NanumGothic font of koreanize-matplotlib was not registered"
+    assert ord("년") in FT2Font(nanum[0]).get_charmap()

@@ -273,6 +273,24 @@ def _held_out_metrics(model: Any, examples: Sequence[Any], source: Any, target: 
 # ----------------------------------------------------------------------------- figures
 
 
+def _register_bundled_hangul_font(font_manager: Any) -> None:
+    """Make the NanumGothic font shipped by the ``koreanize-matplotlib`` package known to matplotlib.
+
+    matplotlib's own fonts have no Hangul. The package is a dependency of gicho only for its
+    font file: it is located, not imported, because importing it changes matplotlib's global
+    font settings for the whole process.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or spec.origin is None:
+        return  # not installed: Korean characters are labelled U+XXXX instead
+    font = Path(spec.origin).parent / "fonts" / "NanumGothic.ttf"
+    known = {f.fname for f in font_manager.fontManager.ttflist}
+    if font.is_file() and str(font) not in known:
+        font_manager.fontManager.addfont(str(font))
+
+
 def _label(char: str, font_chars: set[int] | None) -> str:
     if char == " ":
         return "␣"
@@ -312,6 +330,7 @@ def plot_attention(source: str, output: str, weights: Any, path: str | Path, tit
     if weights.ndim != 2 or weights.shape[1] != len(source) or len(rows) != weights.shape[0]:
         raise ValueError(f"weights of shape {weights.shape} do not match the input ({len(source)} chars) "
                          f"and the output ({len(output)} chars + end)")
+    _register_bundled_hangul_font(font_manager)
     installed = {f.name for f in font_manager.fontManager.ttflist}
     families = [f for f in _CJK_FONTS if f in installed] + ["DejaVu Sans"]
     font_chars: set[int] = set()
@@ -326,12 +345,12 @@ def plot_attention(source: str, output: str, weights: Any, path: str | Path, tit
         fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(source) + 1.5), max(3.0, 0.35 * len(rows) + 1.2)))
         image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
         ax.set_xticks(range(len(source)), [_label(c, font_chars) for c in source],
-                      rotation=90 if any(ord(c) > 127 for c in source) else 0)
+                      rotation=0)
         ax.set_yticks(range(len(rows)), [_label(c, font_chars) if c != "</s>" else c for c in rows])
         ax.set_xlabel("input characters")
         ax.set_ylabel("output characters")
         shown = "".join(_label(c, font_chars) if c != " " else c for c in source)
-        ax.set_title(title or f"{shown}  →  {output}", fontsize=9)
+        ax.set_title(title or f"{shown}  ->  {output}", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
