@@ -98,11 +98,17 @@ def plot_whitening_covariance(
     before, after = np.asarray(before), np.asarray(after)
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.4))
-    for ax, matrix, title in ((axes[0], before, "covariance before"), (axes[1], after, after_title)):
+    from matplotlib.ticker import MaxNLocator
+
+    panels = ((axes[0], before, "covariance before", "feature"),
+              (axes[1], after, after_title, "output dimension"))
+    for ax, matrix, title, axis_label in panels:
         bound = float(np.abs(matrix).max()) or 1.0
         image = ax.imshow(matrix, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
         ax.set_title(f"{title} ({matrix.shape[0]}x{matrix.shape[1]})")
-        ax.set_xlabel("feature")
-        ax.set_ylabel("feature")
+        ax.set_xlabel(axis_label)
+        ax.set_ylabel(axis_label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # indices, not 2.5
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return save_figure(fig, path)
