@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gicho import __version__
+from gicho._io import atomic_write_text
 
 __all__ = ["format_metric", "write_run_report", "write_tour_report"]
 
@@ -68,12 +69,6 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_run_report(run_dir: Path | str) -> Path:
     """(Re)draw the learning curves and write ``report.html`` for a run; return its path."""
     from gicho.plots import learning_curves
@@ -106,7 +101,7 @@ def write_run_report(run_dir: Path | str) -> Path:
     config = run_config.get("config", {})
     body += ["<h2>Config</h2>", _table(((k, json.dumps(v)) for k, v in config.items()), ("field", "value"))]
     path = run_dir / "report.html"
-    _write_atomic(path, _page(f"gicho {task_name}", "\n".join(body)))
+    atomic_write_text(path, _page(f"gicho {task_name}", "\n".join(body)))
     return path
 
 
@@ -140,5 +135,5 @@ def write_tour_report(rows: Iterable[Any], path: Path | str) -> Path:
             )
     lines.append("</table>")
     body = "<h1>gicho tour</h1><p>Every registered task, trained on its embedded data with a small budget.</p>"
-    _write_atomic(path, _page("gicho tour", body + "\n".join(lines)))
+    atomic_write_text(path, _page("gicho tour", body + "\n".join(lines)))
     return path

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gicho import __version__
+from gicho._io import atomic_write_text
 from gicho.tasks import RunContext, Task, config_from_dict, config_to_dict, get
 
 __all__ = [
@@ -57,10 +58,8 @@ class RunOutcome:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to a temporary file and rename it, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON through a temporary file and a rename: readers never see half a file."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:

@@ -192,10 +192,10 @@ def _is_main_process() -> bool:
 def _save_vocabs(run_dir: Path, source: Any, target: Any) -> None:
     if not _is_main_process():
         return
+    from gicho._io import atomic_write_text
+
     text = json.dumps({"source": source.to_dict(), "target": target.to_dict()}, ensure_ascii=False)
-    tmp = run_dir / f".{VOCAB_FILE}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(run_dir / VOCAB_FILE)
+    atomic_write_text(run_dir / VOCAB_FILE, text)
 
 
 def _load_trained(ctx: RunContext) -> tuple[Any, Any, Any]:

@@ -19,7 +19,6 @@ raises :class:`CheckpointError` naming the file and what is wrong.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -34,6 +33,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save_model as _st_save_model
 from torch import nn
+
+from gicho._io import TMP_PREFIX, atomic_write_text, fsync_dir
 
 __all__ = [
     "CheckpointError",
@@ -53,7 +54,6 @@ RNG_NAME = "rng_state.pt"
 BEST_NAME = "best.json"
 CHECKPOINTS_DIR = "checkpoints"
 _STEP_DIR = re.compile(r"step-(\d{8,})")
-_TMP_PREFIX = ".tmp-"
 
 
 class CheckpointError(RuntimeError):
@@ -77,28 +77,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------- atomic writes
-
-
-def _fsync_dir(path: Path) -> None:
-    # Persist a rename; not every platform lets a directory be opened, so failures are benign.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+# (single files: gicho._io.atomic_write_text)
 
 
 def write_checkpoint_dir(root: str | os.PathLike, step: int, write: Callable[[Path], None]) -> Path:
@@ -110,7 +89,7 @@ def write_checkpoint_dir(root: str | os.PathLike, step: int, write: Callable[[Pa
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
-    tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
+    tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -119,13 +98,13 @@ def write_checkpoint_dir(root: str | os.PathLike, step: int, write: Callable[[Pa
             with open(file, "rb") as fh:
                 os.fsync(fh.fileno())
         if final.exists():
-            old = root / f"{_TMP_PREFIX}old-{final.name}-{os.getpid()}"
+            old = root / f"{TMP_PREFIX}old-{final.name}-{os.getpid()}"
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -138,7 +117,7 @@ def remove_stale_tmp(root: str | os.PathLike) -> list[Path]:
     removed = []
     if root.is_dir():
         for entry in root.iterdir():
-            if entry.name.startswith(_TMP_PREFIX):
+            if entry.name.startswith(TMP_PREFIX):
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
@@ -187,7 +166,7 @@ def save_model(model: nn.Module, directory: str | os.PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     config_text = _config_json(model)
     path = directory / WEIGHTS_NAME
-    tmp = directory / f"{_TMP_PREFIX}{WEIGHTS_NAME}-{os.getpid()}"
+    tmp = directory / f"{TMP_PREFIX}{WEIGHTS_NAME}-{os.getpid()}"
     try:
         _st_save_model(model, str(tmp), metadata={"format": "pt"})
         os.replace(tmp, path)

@@ -1,0 +1,40 @@
+"""Atomic file writes, shared by checkpoints, run directories and reports.
+
+A file is written under a temporary name beside its target, flushed to disk and renamed over
+the target, so a reader (or a crash) never sees half a file. Torch-free on purpose: run
+directories and reports of classical tasks use it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["TMP_PREFIX", "atomic_write_text", "fsync_dir"]
+
+# Temporary files and directories start with this prefix; a crash may leave one behind and
+# readers ignore (or clean up) anything named so.
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Persist a rename in ``path``; not every platform lets a directory be opened (benign)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
