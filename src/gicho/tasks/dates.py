@@ -20,18 +20,17 @@ attention map (input characters × output characters) of the first input.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from gicho.tasks import RunContext, Task, register
-from gicho.tasks._training import train_config_from
+from gicho.tasks._training import train_config_from, with_config_threads
 
 __all__ = ["DatesConfig", "plot_attention", "score_strings"]
 
@@ -104,20 +103,6 @@ class DatesConfig:
                 raise ValueError(f"field `{name}` must be >= 1; got {getattr(self, name)!r}")
         if self.n_heatmaps < 0:
             raise ValueError(f"field `n_heatmaps` must be >= 0; got {self.n_heatmaps!r}")
-
-
-@contextlib.contextmanager
-def _threads(config: DatesConfig) -> Iterator[None]:
-    """Run with ``config.num_threads`` torch CPU threads (0: unchanged), then restore."""
-    import torch
-
-    before = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _locales(config: DatesConfig) -> tuple[str, ...]:
@@ -384,13 +369,9 @@ def _heatmaps(examples: Sequence[Any], predictions: Sequence[str], attentions: S
 # ----------------------------------------------------------------------------- hooks
 
 
+@with_config_threads
 def run(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
     """Train on generated dates; return held-out exact match (headline), char accuracy, per locale."""
-    with _threads(config):
-        return _run(config, ctx)
-
-
-def _run(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
     from gicho.data.dates import TARGET_ALPHABET, DateDataset, Vocab
     from gicho.train import Trainer
 
@@ -415,13 +396,14 @@ def _run(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
     return metrics
 
 
+@with_config_threads
 def evaluate(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
     """Reload the best checkpoint and recompute the held-out metrics."""
-    with _threads(config):
-        model, source, target = _load_trained(ctx)
-        return _held_out_metrics(model, _data(config)["test"], source, target, config)[0]
+    model, source, target = _load_trained(ctx)
+    return _held_out_metrics(model, _data(config)["test"], source, target, config)[0]
 
 
+@with_config_threads
 def predict(config: DatesConfig, ctx: RunContext, inputs: Sequence[str], options: dict[str, Any]) -> list[str]:
     """Translate each input to an ISO date string.
 
@@ -437,10 +419,9 @@ def predict(config: DatesConfig, ctx: RunContext, inputs: Sequence[str], options
     length_penalty = float(options.get("length_penalty", config.length_penalty))
     if not math.isfinite(length_penalty):
         raise ValueError(f"option `length_penalty` must be finite; got {length_penalty!r}")
-    with _threads(config):
-        model, source, target = _load_trained(ctx)
-        outputs, attentions = _translate(model, list(inputs), source, target, config.max_input_len,
-                                         beam_width=beam_width, length_penalty=length_penalty)
+    model, source, target = _load_trained(ctx)
+    outputs, attentions = _translate(model, list(inputs), source, target, config.max_input_len,
+                                     beam_width=beam_width, length_penalty=length_penalty)
     if options.get("attention"):
         plot_attention(inputs[0].strip(), outputs[0], attentions[0], options["attention"])
     return outputs

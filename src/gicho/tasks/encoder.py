@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gicho.tasks import RunContext, Task, register
-from gicho.tasks._training import train_config_from
+from gicho.tasks._training import train_config_from, with_config_threads
 
 __all__ = [
     "DiabetesTransformerConfig",
@@ -59,6 +59,11 @@ class DigitsRowsConfig:
     device: str = "auto"
     mixed_precision: bool = True
     compile: bool = False
+    num_threads: int = 1  # torch CPU threads while the task runs; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        if self.num_threads < 0:
+            raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {self.num_threads!r}")
 
 
 @dataclass
@@ -89,6 +94,11 @@ class DiabetesTransformerConfig:
     device: str = "auto"
     mixed_precision: bool = True
     compile: bool = False
+    num_threads: int = 1  # torch CPU threads while the task runs; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        if self.num_threads < 0:
+            raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {self.num_threads!r}")
 
 
 # --------------------------------------------------------------------------- data
@@ -345,9 +355,9 @@ register(
         data="sklearn digits 8x8, 20% held out",
         metrics=("accuracy",),
         config_cls=DigitsRowsConfig,
-        run=run_digits,
-        evaluate=evaluate_digits,
-        predict=predict_digits,
+        run=with_config_threads(run_digits),
+        evaluate=with_config_threads(evaluate_digits),
+        predict=with_config_threads(predict_digits),
         description="Digits images as sequences of 8 row-tokens, classified by a Transformer encoder.",
         tour={"max_steps": 600, "eval_every": 200},
         quick={"max_steps": 150, "eval_every": 150, "d_model": 32, "n_layers": 1},
@@ -361,9 +371,9 @@ register(
         data="sklearn diabetes, 25% held out (as ols-diabetes)",
         metrics=("mae", "rmse", "r2"),
         config_cls=DiabetesTransformerConfig,
-        run=run_diabetes,
-        evaluate=evaluate_diabetes,
-        predict=predict_diabetes,
+        run=with_config_threads(run_diabetes),
+        evaluate=with_config_threads(evaluate_diabetes),
+        predict=with_config_threads(predict_diabetes),
         description="The diabetes regression with a Transformer over feature tokens.",
         tour={},  # the default budget already fits the tour
         quick={"max_steps": 60, "eval_every": 60},

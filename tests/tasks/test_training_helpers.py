@@ -1,0 +1,49 @@
+"""The task-side training helpers: TrainConfig from a task Config, torch threads per hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gicho.tasks import RunContext, get
+from gicho.tasks._training import torch_threads, train_config_from, with_config_threads
+
+
+def test_train_config_copies_shared_fields_and_applies_overrides():
+    config = get("digits-rows").make_config({"max_steps": 7, "lr": 0.5})
+    train = train_config_from(config, eval_every=3)
+    assert (train.max_steps, train.lr, train.eval_every) == (7, 0.5, 3)
+    with pytest.raises(TypeError):
+        train_config_from(config, not_a_field=1)
+
+
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(0):  # 0 leaves torch's setting alone
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match=r"field `num_threads` must be >= 0 \(0 = torch's default\); got -1"):
+        with torch_threads(-1):
+            pass
+
+
+def test_hooks_run_under_the_configs_thread_count(tmp_path):
+    seen = []
+
+    @with_config_threads
+    def hook(config, ctx):
+        seen.append(torch.get_num_threads())
+        return {}
+
+    before = torch.get_num_threads()
+    config = get("diabetes-transformer").make_config({"num_threads": 1})
+    hook(config, RunContext(run_dir=tmp_path))
+    assert seen == [1] and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("task", ["digits-rows", "diabetes-transformer", "dates"])
+def test_negative_thread_count_is_rejected_by_each_neural_task(task):
+    with pytest.raises(ValueError, match=r"field `num_threads` must be >= 0"):
+        get(task).make_config({"num_threads": -2})
