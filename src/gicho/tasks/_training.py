@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from gicho.train import TrainConfig
 
-__all__ = ["torch_threads", "train_config_from", "with_config_threads"]
+__all__ = ["check_num_threads", "torch_threads", "train_config_from", "with_config_threads"]
 
 Hook = TypeVar("Hook", bound=Callable[..., Any])
 
@@ -44,6 +44,12 @@ def train_config_from(config: Any, **overrides: Any) -> TrainConfig:
     return TrainConfig(**{**shared, **overrides})
 
 
+def check_num_threads(n: int) -> None:
+    """Validate a task Config's ``num_threads`` field (call it from ``__post_init__``)."""
+    if n < 0:
+        raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {n!r}")
+
+
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` torch CPU threads (0: leave torch's setting), then restore it.
@@ -52,8 +58,7 @@ def torch_threads(n: int) -> Iterator[None]:
     (measured 5-30x slower with 2 threads on a loaded 2-core machine), so neural tasks default
     to one thread; ``--num-threads 0`` gives torch's default back.
     """
-    if n < 0:
-        raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {n!r}")
+    check_num_threads(n)
     import torch
 
     before = torch.get_num_threads()

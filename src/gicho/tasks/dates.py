@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gicho.tasks import RunContext, Task, register
-from gicho.tasks._training import train_config_from, with_config_threads
+from gicho.tasks._training import check_num_threads, train_config_from, with_config_threads
 
 __all__ = ["DatesConfig", "plot_attention", "score_strings"]
 
@@ -92,8 +92,7 @@ class DatesConfig:
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.num_threads < 0:
-            raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {self.num_threads!r}")
+        check_num_threads(self.num_threads)
         tags = _locales(self)
         if not tags or any(tag not in LOCALES for tag in tags):
             raise ValueError(f"field `locales` must be a comma-separated subset of {','.join(LOCALES)}; "

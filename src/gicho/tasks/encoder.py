@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gicho.tasks import RunContext, Task, register
-from gicho.tasks._training import train_config_from, with_config_threads
+from gicho.tasks._training import check_num_threads, train_config_from, with_config_threads
 
 __all__ = [
     "DiabetesTransformerConfig",
@@ -62,8 +62,7 @@ class DigitsRowsConfig:
     num_threads: int = 1  # torch CPU threads while the task runs; 0 = torch's default
 
     def __post_init__(self) -> None:
-        if self.num_threads < 0:
-            raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {self.num_threads!r}")
+        check_num_threads(self.num_threads)
 
 
 @dataclass
@@ -97,8 +96,7 @@ class DiabetesTransformerConfig:
     num_threads: int = 1  # torch CPU threads while the task runs; 0 = torch's default
 
     def __post_init__(self) -> None:
-        if self.num_threads < 0:
-            raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {self.num_threads!r}")
+        check_num_threads(self.num_threads)
 
 
 # --------------------------------------------------------------------------- data
