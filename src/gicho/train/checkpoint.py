@@ -19,7 +19,6 @@ raises :class:`CheckpointError` naming the file and what is wrong.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -29,14 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from safetensors.torch import save_model as _st_save_model
-from torch import nn
 
 from gicho._io import TMP_PREFIX, atomic_write_text, fsync_dir
+from gicho.weights import (  # model I/O lives below both models/ and train/
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    load_model_weights,
+    save_model,
+    unwrap_model,
+)
 
 __all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
     "CheckpointError",
     "best_checkpoint",
     "latest_checkpoint",
@@ -46,8 +51,6 @@ __all__ = [
     "unwrap_model",
 ]
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 STATE_NAME = "trainer_state.json"
 OPTIMIZER_NAME = "optimizer.pt"
 RNG_NAME = "rng_state.pt"
@@ -56,24 +59,9 @@ CHECKPOINTS_DIR = "checkpoints"
 _STEP_DIR = re.compile(r"step-(\d{8,})")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or does not match the model it is loaded into."""
-
-
 def step_dir_name(step: int) -> str:
     """Directory name of the checkpoint at ``step`` (``step-00000040``)."""
     return f"step-{step:08d}"
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod
-        else:
-            return model
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -124,139 +112,6 @@ def remove_stale_tmp(root: str | os.PathLike) -> list[Path]:
                     entry.unlink(missing_ok=True)
                 removed.append(entry)
     return removed
-
-
-# ------------------------------------------------------------------------------ model I/O
-
-
-def _config_json(model: nn.Module) -> str | None:
-    config = getattr(model, "config", None)
-    if config is None or not dataclasses.is_dataclass(config) or isinstance(config, type):
-        return None
-    try:
-        return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n"
-    except TypeError as exc:
-        raise TypeError(
-            f"{type(model).__name__}.config ({type(config).__name__}) cannot be written as "
-            f"JSON: {exc}; keep config fields to numbers, strings, booleans, lists and dicts"
-        ) from None
-
-
-def save_model(model: nn.Module, directory: str | os.PathLike) -> Path:
-    """Write ``model.safetensors`` (and ``config.json`` when ``model.config`` is a dataclass).
-
-    Tied weights (tensors sharing storage) are stored once, as ``safetensors.torch.save_model``
-    does; :func:`load_model_weights` restores them. Each file is written to a temporary name
-    and renamed, so a crash never leaves a torn file.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The model; DDP and ``torch.compile`` wrappers are unwrapped first.
-    directory : path
-        Created if missing.
-
-    Returns
-    -------
-    Path
-        The path of ``model.safetensors``.
-    """
-    model = unwrap_model(model)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    config_text = _config_json(model)
-    path = directory / WEIGHTS_NAME
-    tmp = directory / f"{TMP_PREFIX}{WEIGHTS_NAME}-{os.getpid()}"
-    try:
-        _st_save_model(model, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if config_text is not None:
-        atomic_write_text(directory / CONFIG_NAME, config_text)
-    return path
-
-
-def _alias_groups(state: dict[str, torch.Tensor]) -> list[list[str]]:
-    """Names of the state dict grouped by the tensor they refer to (tied weights share one)."""
-    groups: dict[Any, list[str]] = {}
-    for name, tensor in state.items():
-        if tensor.device.type == "meta" or tensor.untyped_storage().data_ptr() == 0:
-            key: Any = ("unique", name)
-        else:
-            key = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
-                   tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
-        groups.setdefault(key, []).append(name)
-    return list(groups.values())
-
-
-def _list_names(names: list[str], limit: int = 8) -> str:
-    shown = ", ".join(sorted(names)[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
-def load_model_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load ``model.safetensors`` into ``model`` in place, checking names and shapes first.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The model (DDP / compile wrappers are unwrapped). Tensors are copied onto the device
-        and dtype of the model's own parameters.
-    path : path
-        A ``.safetensors`` file, or a checkpoint directory holding ``model.safetensors``.
-
-    Returns
-    -------
-    torch.nn.Module
-        ``model``.
-
-    Raises
-    ------
-    CheckpointError
-        When the file is missing or not valid safetensors, or when its tensor names or shapes
-        do not match the model (the message names the file and the offending tensors).
-    """
-    model = unwrap_model(model)
-    path = Path(path)
-    if path.is_dir():
-        path = path / WEIGHTS_NAME
-    if not path.is_file():
-        raise CheckpointError(f"weights file {path} is missing")
-    try:
-        loaded = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"weights file {path} is not a readable safetensors file: {exc}") from None
-    expected = model.state_dict()
-    full: dict[str, torch.Tensor] = {}
-    missing: list[str] = []
-    for group in _alias_groups(expected):
-        # A tied group needs one stored copy under any of its names.
-        present = [name for name in group if name in loaded]
-        if not present:
-            missing.extend(group)
-            continue
-        for name in group:
-            full[name] = loaded[present[0]]
-    unexpected = [name for name in loaded if name not in expected]
-    problems = []
-    if missing:
-        problems.append(f"missing tensors: {_list_names(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensors: {_list_names(unexpected)}")
-    shapes = [
-        f"{name} has shape {tuple(full[name].shape)} in the file, {tuple(tensor.shape)} in the model"
-        for name, tensor in expected.items()
-        if name in full and full[name].shape != tensor.shape
-    ]
-    if shapes:
-        problems.append("shape mismatch: " + "; ".join(shapes[:8]))
-    if problems:
-        raise CheckpointError(
-            f"weights file {path} does not match {type(model).__name__}: " + "; ".join(problems)
-        )
-    model.load_state_dict(full, strict=True)
-    return model
 
 
 # ------------------------------------------------------------------ finding checkpoints
