@@ -1,0 +1,54 @@
+"""Model families: one module each, a Config dataclass, ``save_pretrained`` / ``from_pretrained``.
+
+* :mod:`gicho.models.classifier`: :class:`SequenceClassifier` / :class:`SequenceRegressor`
+  (heads over :class:`gicho.nn.EncoderBackbone`);
+* :mod:`gicho.models.seq2seq`: :class:`Seq2Seq` (attention RNN encoder-decoder).
+
+:func:`from_pretrained` loads any of them from a directory (``config.json`` names the family
+in ``model_type``). Families are imported lazily: ``import gicho.models`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+__all__ = ["MODEL_TYPES", "from_pretrained", "model_class"]
+
+# model_type (as written in config.json) → "module:Class"
+MODEL_TYPES: dict[str, str] = {
+    "sequence-classifier": "gicho.models.classifier:SequenceClassifier",
+    "sequence-regressor": "gicho.models.classifier:SequenceRegressor",
+    "seq2seq": "gicho.models.seq2seq:Seq2Seq",
+}
+
+
+def model_class(model_type: str) -> type:
+    """The model class registered for ``model_type``."""
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"unknown model_type {model_type!r}; allowed: {', '.join(sorted(MODEL_TYPES))}")
+    module, name = MODEL_TYPES[model_type].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def from_pretrained(path: str | os.PathLike) -> Any:
+    """Load the model saved in ``path`` (by ``save_pretrained``), whatever its family, in eval mode.
+
+    Raises
+    ------
+    gicho.weights.CheckpointError
+        When ``config.json`` lacks ``model_type`` or the weights do not match it.
+    """
+    from gicho.weights import CheckpointError, read_config
+
+    data = read_config(path)
+    model_type = data.get("model_type")
+    if not isinstance(model_type, str):
+        raise CheckpointError(f"{path}/config.json has no 'model_type'; load it with the model "
+                              "class's own from_pretrained")
+    try:
+        cls = model_class(model_type)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}/config.json: {exc}") from None
+    return cls.from_pretrained(path)

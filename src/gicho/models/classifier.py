@@ -1,37 +1,39 @@
-"""Transformer encoder for sequence classification and regression, pooled by mean or [CLS].
+"""Transformer encoder for sequence classification and regression, pooled by mean, max or [CLS].
 
-Inputs are one of three token kinds (exactly one is configured):
+Both models are a head over the shared :class:`gicho.nn.EncoderBackbone`. Inputs are one of
+three kinds (exactly one is configured), each a stem of the backbone:
 
-* ``vocab_size``: token ids ``input_ids`` (B, T) → ``nn.Embedding``;
+* ``vocab_size``: token ids ``input_ids`` (B, T) → :class:`gicho.nn.TokenStem`;
 * ``n_features``: tabular features ``features`` (B, F), one token per feature,
-  ``x_j · W_j + b_j`` (FT-Transformer; Gorishniy et al. 2021);
-* ``token_dim``: continuous vector tokens ``features`` (B, T, token_dim) → ``nn.Linear``
-  (for example the 8 rows of a digits image).
+  ``x_j · W_j + b_j`` (FT-Transformer; Gorishniy et al. 2021) → :class:`gicho.nn.FeatureStem`;
+* ``token_dim``: continuous vector tokens ``features`` (B, T, token_dim) (for example the 8
+  rows of a digits image) → :class:`gicho.nn.FeatureStem`.
 
-The model is ``forward_features()`` (embed, prepend [CLS] when ``pool="cls"``, add positions,
-encode) → ``pool()`` (:func:`gicho.nn.pool_tokens`) → ``forward_head()`` (dropout + linear),
-so the pooled embedding is reachable. Given ``labels``, ``forward`` returns the loss
-(Hugging Face convention; class labels equal to -100 are ignored).
+Continuous inputs are standardised inside the model with buffers set from the training data
+(``model.backbone.stem.set_input_scaling``), so a saved model takes raw inputs. The forward
+pass is timm's: ``forward_features()`` → ``pool()`` → ``forward_head()``. Given ``labels``,
+``forward`` returns the loss (Hugging Face convention; class labels equal to -100 are ignored)
+and ``n_items``, the number of labels it averages over.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gicho._validation import check_choice, check_positive, check_probability
-from gicho.nn.embeddings import FeatureTokenizer, make_position_embedding
-from gicho.nn.pooling import POOL_MODES, pool_tokens
-from gicho.nn.transformer import EncoderOutput, TransformerEncoder
+from gicho.models._pretrained import PretrainedModel
+from gicho.nn.backbone import CLS_SOURCES, EncoderBackbone, FeatureStem, TokenStem
+from gicho.nn.pooling import POOL_MODES
+from gicho.nn.transformer import EncoderOutput
 
-__all__ = ["ClassifierConfig", "SequenceClassifier", "SequenceRegressor"]
+__all__ = ["IGNORE_INDEX", "ClassifierConfig", "SequenceClassifier", "SequenceRegressor"]
 
 POSITIONS = ("learned", "sinusoidal", "none")
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # labels equal to this are ignored by the loss (Hugging Face's convention)
 
 
 @dataclass
@@ -47,16 +49,19 @@ class ClassifierConfig:
     d_model, n_heads, n_layers : int
         Width, heads (``d_model % n_heads == 0``) and depth of the encoder.
     d_ff : int or None
-        MLP hidden width; ``None`` means ``4 * d_model``.
+        MLP hidden width; ``None`` means ``4 * d_model`` (see :attr:`ff_dim`).
     dropout, attention_dropout, head_dropout : float
         Dropout in the blocks and on the embeddings, on the attention weights, before the head.
     max_len : int
-        Longest input sequence (not counting [CLS]); longer inputs raise ``ValueError``.
+        Longest input sequence (not counting a learned [CLS]); longer inputs raise ``ValueError``.
     position : {"learned", "sinusoidal", "none"}
         Position embedding. Feature tokens are identified by their own weights, so
         ``"none"`` suits ``n_features`` inputs.
     pool : {"mean", "cls", "max"}
-        How the sequence becomes one vector; ``"cls"`` prepends a learned [CLS] token.
+        How the sequence becomes one vector.
+    cls : {"learned", "input", "none"} or None
+        Where [CLS] comes from: a learned vector prepended by the model, the first input token
+        (a tokenizer's [CLS]), or none. ``None``: ``"learned"`` when ``pool="cls"``, else ``"none"``.
     norm_first : bool
         Pre-LN blocks with a final LayerNorm (ViT) or post-LN blocks with a LayerNorm on the
         embeddings (BERT).
@@ -66,6 +71,8 @@ class ClassifierConfig:
     target_mean, target_std : float
         Regressor only: the head predicts ``(y - target_mean) / target_std`` and the loss is
         the mean squared error on that standardised scale; predictions are in ``y``'s units.
+    label_names : tuple of str or None
+        Names of the classes (classifier) or targets (regressor), ``n_outputs`` of them.
     """
 
     vocab_size: int | None = None
@@ -80,20 +87,18 @@ class ClassifierConfig:
     attention_dropout: float = 0.0
     head_dropout: float = 0.0
     max_len: int = 512
-    position: str = "learned"
-    pool: str = "mean"
+    position: Literal["learned", "sinusoidal", "none"] = "learned"
+    pool: Literal["mean", "cls", "max"] = "mean"
+    cls: Literal["learned", "input", "none"] | None = None
     norm_first: bool = True
     layer_norm_eps: float = 1e-5
     pad_token_id: int | None = 0
     target_mean: float = 0.0
     target_std: float = 1.0
+    label_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        kinds = {
-            "vocab_size": self.vocab_size,
-            "n_features": self.n_features,
-            "token_dim": self.token_dim,
-        }
+        kinds = {"vocab_size": self.vocab_size, "n_features": self.n_features, "token_dim": self.token_dim}
         given = [name for name, value in kinds.items() if value is not None]
         if len(given) != 1:
             raise ValueError(
@@ -105,131 +110,84 @@ class ClassifierConfig:
             check_positive(getattr(self, name), name, integer=True)
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.d_ff is None:
-            self.d_ff = 4 * self.d_model
-        check_positive(self.d_ff, "d_ff", integer=True)
+        if self.d_ff is not None:
+            check_positive(self.d_ff, "d_ff", integer=True)
         for name in ("dropout", "attention_dropout", "head_dropout"):
             check_probability(getattr(self, name), name)
         check_choice(self.position, "position", POSITIONS)
         check_choice(self.pool, "pool", POOL_MODES)
+        if self.cls is not None:
+            check_choice(self.cls, "cls", CLS_SOURCES)
+        if self.pool == "cls" and self.cls_source == "none":
+            raise ValueError("pool='cls' needs a [CLS] token; set cls='learned' or cls='input'")
         check_positive(self.layer_norm_eps, "layer_norm_eps")
         check_positive(self.target_std, "target_std")
         if self.n_features is not None and self.n_features > self.max_len:
             raise ValueError(f"n_features={self.n_features} exceeds max_len={self.max_len}")
+        if self.label_names is not None:
+            self.label_names = tuple(str(name) for name in self.label_names)
+            if len(self.label_names) != self.n_outputs:
+                raise ValueError(f"label_names has {len(self.label_names)} names; n_outputs={self.n_outputs}")
+
+    @property
+    def ff_dim(self) -> int:
+        """The MLP width: ``d_ff``, or ``4 * d_model`` when ``d_ff`` is None."""
+        return 4 * self.d_model if self.d_ff is None else self.d_ff
+
+    @property
+    def cls_source(self) -> str:
+        """``cls`` with its default resolved."""
+        if self.cls is not None:
+            return self.cls
+        return "learned" if self.pool == "cls" else "none"
 
     @property
     def has_cls(self) -> bool:
-        return self.pool == "cls"
+        """Whether the encoded sequence starts with a [CLS] token."""
+        return self.cls_source != "none"
 
 
-class _SequenceEncoder(nn.Module):
-    """Embeddings + [CLS] + positions + Transformer encoder + pooling; heads are subclasses'."""
+def _stem(c: ClassifierConfig) -> nn.Module:
+    if c.vocab_size is not None:
+        return TokenStem(c.vocab_size, c.d_model, pad_token_id=c.pad_token_id, max_len=c.max_len)
+    return FeatureStem(c.d_model, n_features=c.n_features, token_dim=c.token_dim)
+
+
+class _EncoderHeadModel(PretrainedModel):
+    """The shared backbone with a linear head; classifier and regressor differ in the loss."""
+
+    config_class = ClassifierConfig
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         self.config = config
-        d = config.d_model
-        if config.vocab_size is not None:
-            self.embed: nn.Module = nn.Embedding(config.vocab_size, d)
-        elif config.n_features is not None:
-            self.embed = FeatureTokenizer(config.n_features, d)
-        else:
-            self.embed = nn.Linear(config.token_dim, d)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if config.has_cls else None
-        if self.cls_token is not None:
-            nn.init.normal_(self.cls_token, std=0.02)
-        self.pos_embed = make_position_embedding(
-            config.position, config.max_len + int(config.has_cls), d
-        )
-        self.embed_norm = (
-            nn.Identity() if config.norm_first else nn.LayerNorm(d, eps=config.layer_norm_eps)
-        )
-        self.embed_dropout = nn.Dropout(config.dropout)
-        self.encoder = TransformerEncoder(
-            config.n_layers,
-            d,
-            config.n_heads,
-            config.d_ff,
-            dropout=config.dropout,
-            attention_dropout=config.attention_dropout,
-            norm_first=config.norm_first,
-            layer_norm_eps=config.layer_norm_eps,
-        )
+        self.backbone = EncoderBackbone(
+            _stem(config), d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
+            d_ff=config.ff_dim, dropout=config.dropout, attention_dropout=config.attention_dropout,
+            norm_first=config.norm_first, layer_norm_eps=config.layer_norm_eps, cls=config.cls_source,
+            pool=config.pool, position=config.position, max_len=config.max_len)
         self.head_dropout = nn.Dropout(config.head_dropout)
         self.head = nn.Linear(config.d_model, config.n_outputs)
 
-    def _embed(
-        self, input_ids: Tensor | None, features: Tensor | None
-    ) -> tuple[Tensor, Tensor | None]:
-        c = self.config
-        if c.vocab_size is not None:
+    def _inputs(self, input_ids: Tensor | None, features: Tensor | None) -> dict[str, Tensor]:
+        if self.config.vocab_size is not None:
             if input_ids is None or features is not None:
                 raise ValueError("this model reads token ids: pass input_ids (B, T), not features")
-            if input_ids.ndim != 2 or input_ids.dtype not in (torch.int32, torch.int64):
-                raise ValueError(
-                    f"input_ids must be an integer tensor of shape (B, T); got {input_ids.dtype} "
-                    f"of shape {tuple(input_ids.shape)}"
-                )
-            pad = None if c.pad_token_id is None else input_ids != c.pad_token_id
-            return self.embed(input_ids), pad  # (B, T, D)
+            return {"input_ids": input_ids}
         if features is None or input_ids is not None:
             raise ValueError("this model reads continuous features: pass features, not input_ids")
-        if c.token_dim is not None and (features.ndim != 3 or features.shape[-1] != c.token_dim):
-            raise ValueError(
-                f"features must have shape (B, T, {c.token_dim}); got {tuple(features.shape)}"
-            )
-        return self.embed(features), None  # (B, T, D)
+        return {"features": features}
 
-    def forward_features(
-        self,
-        input_ids: Tensor | None = None,
-        features: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[Tensor, Tensor | None, EncoderOutput]:
-        """Embed and encode.
+    def forward_features(self, input_ids: Tensor | None = None, features: Tensor | None = None,
+                         attention_mask: Tensor | None = None,
+                         output_attentions: bool = False) -> EncoderOutput:
+        """Embed and encode: ``last_hidden_state`` (B, T', D), ``mask``, ``attentions``."""
+        return self.backbone.forward_features(attention_mask, output_attentions,
+                                              **self._inputs(input_ids, features))
 
-        Parameters
-        ----------
-        input_ids : Tensor, int64, shape (B, T), optional
-        features : Tensor, float, shape (B, F) or (B, T, token_dim), optional
-        attention_mask : Tensor, bool or int, shape (B, T), optional
-            1/True for real tokens, 0/False for padding. Default: all real (token ids:
-            ``input_ids != pad_token_id`` when ``pad_token_id`` is set).
-        output_attentions : bool
-
-        Returns
-        -------
-        hidden : Tensor, shape (B, T', D), T' = T + 1 with [CLS] at position 0
-        mask : Tensor, bool, shape (B, T'), or None (no padding)
-        encoder_output : EncoderOutput (per-layer attentions when requested)
-        """
-        x, mask = self._embed(input_ids, features)  # (B, T, D)
-        B, T, _ = x.shape
-        if T > self.config.max_len:
-            raise ValueError(
-                f"sequence length {T} exceeds max_len={self.config.max_len}; truncate the input "
-                "or build the model with a larger max_len"
-            )
-        if attention_mask is not None:
-            if attention_mask.shape != (B, T):
-                raise ValueError(
-                    f"attention_mask must have shape (B, T) = {(B, T)}; got {tuple(attention_mask.shape)}"
-                )
-            mask = attention_mask.bool()
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(B, -1, -1).to(x.dtype), x], dim=1)  # (B, T+1, D)
-            if mask is not None:
-                mask = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # (B, T+1)
-        if self.pos_embed is not None:
-            x = self.pos_embed(x)
-        x = self.embed_dropout(self.embed_norm(x))
-        out = self.encoder(x, mask, output_attentions=output_attentions)
-        return out.last_hidden_state, mask, out
-
-    def pool(self, hidden: Tensor, mask: Tensor | None) -> Tensor:
-        """(B, T', D) → (B, D) with the configured mode (padding and [CLS] excluded)."""
-        return pool_tokens(hidden, mask, self.config.pool, has_cls=self.config.has_cls)
+    def pool(self, features: EncoderOutput) -> Tensor:
+        """(B, T', D) → (B, D) with the configured mode (padding and a learned [CLS] excluded)."""
+        return self.backbone.pool(features)
 
     def forward_head(self, pooled: Tensor) -> Tensor:
         """(B, D) → (B, n_outputs): class logits, or standardised predictions for the regressor."""
@@ -237,53 +195,45 @@ class _SequenceEncoder(nn.Module):
 
     def embed_sequences(self, **inputs: Any) -> Tensor:
         """The pooled embedding (B, D) of a batch (``forward_features`` then ``pool``)."""
-        hidden, mask, _ = self.forward_features(**inputs)
-        return self.pool(hidden, mask)
+        return self.pool(self.forward_features(**inputs))
 
 
-class SequenceClassifier(_SequenceEncoder):
+class SequenceClassifier(_EncoderHeadModel):
     """Transformer encoder + pooling + linear classifier over ``config.n_outputs`` classes."""
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        features: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> dict[str, Any]:
+    model_type = "sequence-classifier"
+
+    def forward(self, input_ids: Tensor | None = None, features: Tensor | None = None,
+                attention_mask: Tensor | None = None, labels: Tensor | None = None,
+                output_attentions: bool = False) -> dict[str, Any]:
         """Classify a batch.
 
         Returns
         -------
         dict
             ``"logits"`` (B, n_outputs); ``"loss"`` (scalar cross-entropy, labels of -100
-            ignored) when ``labels`` (B,) int64 are given; ``"attentions"`` (tuple of
-            (B, H, T', T') per layer) when ``output_attentions``.
+            ignored) and ``"n_items"`` (labels counted) when ``labels`` (B,) int64 are given;
+            ``"attentions"`` (tuple of (B, H, T', T') per layer) when ``output_attentions``.
         """
-        hidden, mask, enc = self.forward_features(
-            input_ids, features, attention_mask, output_attentions
-        )
-        logits = self.forward_head(self.pool(hidden, mask))  # (B, C)
+        enc = self.forward_features(input_ids, features, attention_mask, output_attentions)
+        logits = self.forward_head(self.pool(enc))  # (B, C)
         out: dict[str, Any] = {"logits": logits}
         if labels is not None:
             out["loss"] = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)
+            out["n_items"] = (labels != IGNORE_INDEX).sum()
         if output_attentions:
             out["attentions"] = enc.attentions
         return out
 
 
-class SequenceRegressor(_SequenceEncoder):
+class SequenceRegressor(_EncoderHeadModel):
     """Transformer encoder + pooling + linear head predicting ``config.n_outputs`` targets."""
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        features: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> dict[str, Any]:
+    model_type = "sequence-regressor"
+
+    def forward(self, input_ids: Tensor | None = None, features: Tensor | None = None,
+                attention_mask: Tensor | None = None, labels: Tensor | None = None,
+                output_attentions: bool = False) -> dict[str, Any]:
         """Regress a batch.
 
         Returns
@@ -295,19 +245,15 @@ class SequenceRegressor(_SequenceEncoder):
             ``"attentions"`` when ``output_attentions``.
         """
         c = self.config
-        hidden, mask, enc = self.forward_features(
-            input_ids, features, attention_mask, output_attentions
-        )
-        z = self.forward_head(self.pool(hidden, mask)).float()  # (B, n_outputs), standardised
+        enc = self.forward_features(input_ids, features, attention_mask, output_attentions)
+        z = self.forward_head(self.pool(enc)).float()  # (B, n_outputs), standardised
         if c.n_outputs == 1:
             z = z.squeeze(-1)  # (B,)
         out: dict[str, Any] = {"predictions": z * c.target_std + c.target_mean}
         if labels is not None:
             if labels.shape != z.shape:
-                raise ValueError(
-                    f"labels must have shape {tuple(z.shape)} (like the predictions); got "
-                    f"{tuple(labels.shape)}"
-                )
+                raise ValueError(f"labels must have shape {tuple(z.shape)} (like the predictions); "
+                                 f"got {tuple(labels.shape)}")
             target = (labels.float() - c.target_mean) / c.target_std
             out["loss"] = F.mse_loss(z, target)
         if output_attentions:

@@ -29,6 +29,7 @@ to align and translate". Wu et al. (2016), "Google's neural machine translation 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gicho._validation import check_choice, check_positive, describe
+from gicho.models._pretrained import PretrainedModel
 from gicho.nn.attention import AdditiveAttention, DotAttention, GeneralAttention
 
 __all__ = ["Decoder", "Encoder", "Seq2Seq", "Seq2SeqConfig"]
@@ -89,11 +91,11 @@ class Seq2SeqConfig:
     eos_id: int = 2
     embed_dim: int = 64
     hidden_dim: int = 128
-    rnn: str = "gru"
+    rnn: Literal["gru", "lstm"] = "gru"
     bidirectional: bool = True
     encoder_layers: int = 1
     decoder_layers: int = 1
-    attention: str = "general"
+    attention: Literal["dot", "general", "additive"] = "general"
     attention_dim: int = 128
     input_feeding: bool = False
     dropout: float = 0.0
@@ -244,13 +246,16 @@ class Decoder(nn.Module):
         return logits, state, weights, attentional
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(PretrainedModel):
     """Encoder-decoder with attention; ``forward`` follows Hugging Face's labels → loss rule.
 
     Parameters
     ----------
     config : Seq2SeqConfig
     """
+
+    config_class = Seq2SeqConfig
+    model_type = "seq2seq"
 
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
@@ -295,7 +300,7 @@ class Seq2Seq(nn.Module):
         -------
         dict
             ``"logits"`` (B, T, V), ``"attentions"`` (B, T, S) and, with ``labels``, ``"loss"``
-            (mean cross-entropy over non-ignored positions).
+            (mean cross-entropy over non-ignored positions) and ``"n_items"`` (their number).
         """
         if not isinstance(tgt_in, Tensor) or tgt_in.ndim != 2 or tgt_in.shape[0] != src.shape[0]:
             raise ValueError(f"tgt_in must have shape (B={src.shape[0]}, T); got {describe(tgt_in)}")
@@ -327,6 +332,7 @@ class Seq2Seq(nn.Module):
             result["loss"] = F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
             )
+            result["n_items"] = (labels != IGNORE_INDEX).sum()
         return result
 
     def _log_probs(self, logits: Tensor) -> Tensor:

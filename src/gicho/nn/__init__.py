@@ -13,6 +13,14 @@ from gicho.nn.attention import (
     masked_softmax,
     scaled_dot_product_attention,
 )
+from gicho.nn.backbone import (
+    CLS_SOURCES,
+    ClsSource,
+    EncoderBackbone,
+    FeatureStem,
+    PatchStem,
+    TokenStem,
+)
 from gicho.nn.embeddings import (
     FeatureTokenizer,
     LearnedPositionEmbedding,
@@ -22,13 +30,20 @@ from gicho.nn.embeddings import (
     TokenEmbeddings,
     sinusoidal_table,
 )
-from gicho.nn.pooling import POOL_MODES, PoolMode, pool_tokens
+from gicho.nn.pooling import POOL_MODES, PoolMode, check_nonempty, pool_tokens
 from gicho.nn.transformer import MLP, EncoderOutput, TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
+    "CLS_SOURCES",
     "MLP",
     "POOL_MODES",
     "AdditiveAttention",
+    "ClsSource",
+    "EncoderBackbone",
+    "FeatureStem",
+    "PatchStem",
+    "TokenStem",
+    "check_nonempty",
     "DotAttention",
     "EncoderOutput",
     "FeatureTokenizer",

@@ -12,14 +12,19 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["POOL_MODES", "PoolMode", "pool_tokens"]
+__all__ = ["POOL_MODES", "PoolMode", "check_nonempty", "pool_tokens"]
 
 PoolMode = Literal["mean", "cls", "max"]
 POOL_MODES: tuple[str, ...] = ("mean", "cls", "max")
 
 
 def pool_tokens(
-    hidden: Tensor, mask: Tensor | None = None, mode: PoolMode = "mean", *, has_cls: bool = False
+    hidden: Tensor,
+    mask: Tensor | None = None,
+    mode: PoolMode = "mean",
+    *,
+    has_cls: bool = False,
+    check_empty: bool = True,
 ) -> Tensor:
     """Pool token vectors into one vector per sequence.
 
@@ -35,6 +40,11 @@ def pool_tokens(
         ``"cls"``: the output at position 0 (requires ``has_cls``).
     has_cls : bool
         Whether position 0 holds a [CLS] token; mean and max then skip it.
+    check_empty : bool
+        Raise for a sequence with no token to pool. The check reads the mask on the host (a
+        device synchronisation and a ``torch.compile`` graph break), so models call this with
+        ``check_empty=False`` and check their inputs once at the data boundary
+        (:func:`check_nonempty`); an empty sequence then pools to a zero vector.
 
     Returns
     -------
@@ -65,7 +75,7 @@ def pool_tokens(
     if has_cls:
         hidden, mask = hidden[:, 1:], mask[:, 1:]  # (B, T-1, D), (B, T-1)
     counts = mask.sum(dim=1)  # (B,)
-    if hidden.shape[1] == 0 or bool((counts == 0).any()):
+    if hidden.shape[1] == 0 or (check_empty and bool((counts == 0).any())):
         empty = torch.nonzero(counts == 0).flatten().tolist() if hidden.shape[1] else "all"
         raise ValueError(
             f"cannot {mode}-pool sequences with no tokens besides padding and [CLS]: "
@@ -74,5 +84,18 @@ def pool_tokens(
     m = mask[:, :, None]  # (B, T, 1)
     if mode == "mean":
         summed = hidden.masked_fill(~m, 0.0).sum(dim=1)  # (B, D)
-        return summed / counts[:, None].to(hidden.dtype)
-    return hidden.masked_fill(~m, float("-inf")).amax(dim=1)  # (B, D)
+        return summed / counts.clamp(min=1)[:, None].to(hidden.dtype)
+    pooled = hidden.masked_fill(~m, float("-inf")).amax(dim=1)  # (B, D)
+    return torch.where(counts[:, None] > 0, pooled, torch.zeros_like(pooled))
+
+
+def check_nonempty(mask: Tensor | None, what: str = "attention_mask") -> None:
+    """Raise ``ValueError`` naming the rows of ``mask`` (B, T) that have no real token.
+
+    Call it where a batch is built (collate, predict), not inside a model's forward.
+    """
+    if mask is None:
+        return
+    empty = torch.nonzero(~mask.bool().any(dim=-1)).flatten().tolist()
+    if empty:
+        raise ValueError(f"{what}: batch rows {empty} have no real token (all padding)")

@@ -126,11 +126,14 @@ class EncoderOutput:
         Hugging Face); the last one is before the final LayerNorm.
     attentions : tuple of Tensor, each (B, H, T, T), or None
         Per-layer attention weights.
+    mask : Tensor, bool, shape (B, T), or None
+        Which positions are real tokens (set by :class:`gicho.nn.EncoderBackbone`; None = all).
     """
 
     last_hidden_state: Tensor
     hidden_states: tuple[Tensor, ...] | None = None
     attentions: tuple[Tensor, ...] | None = None
+    mask: Tensor | None = None
 
 
 class TransformerEncoder(nn.Module):

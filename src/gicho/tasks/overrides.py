@@ -1,32 +1,84 @@
-"""Config dataclasses from the command line: ``--field value`` pairs with type checking.
+"""Config dataclasses from the command line: ``--part.field value`` with type checking.
 
-Every field of a task's Config can be overridden as ``--field value`` (or ``--field=value``;
-``--no-field`` / ``--field`` for booleans; dashes and underscores are interchangeable). Values
-are converted to the field's declared type; an unknown field or a value of the wrong type
-raises a ``ValueError`` that names the field, the value and what is allowed.
+A task's Config nests its parts (``model``, ``data``, ``train``), each a validated dataclass.
+Every leaf field can be overridden as ``--part.field value`` (or ``--part.field=value``;
+``--part.no-field`` / ``--no-part.field`` / ``--part.field`` for booleans; dashes and
+underscores are interchangeable). Values are converted to the field's declared type, then
+every dataclass on the path is rebuilt, so each part's ``__post_init__`` validates it again.
+An unknown field or a value of the wrong type raises a ``ValueError`` that names the field,
+the value and what is allowed (with a "did you mean" for near misses).
+
+A field's one-line description is its ``metadata["help"]`` (see :func:`describe_fields`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["apply_overrides", "config_from_dict", "config_to_dict", "parse_cli_overrides"]
+__all__ = [
+    "FieldInfo",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "describe_fields",
+    "parse_cli_overrides",
+]
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _NONE = {"none", "null"}
+# Integers beyond this are no sensible size, count or seed (and overflow C longs downstream).
+_MAX_INT = 2**62
 
 
-def _field_types(config_cls: type) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    """One overridable leaf field: dotted name, type, current value and description."""
+
+    name: str
+    type: Any
+    value: Any
+    help: str
+
+    @property
+    def type_name(self) -> str:
+        return _type_name(self.type)
+
+
+def _hints(config_cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(config_cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if f.init}
 
 
+def _is_config(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def describe_fields(config: Any, prefix: str = "") -> list[FieldInfo]:
+    """Every leaf field of ``config`` (recursing into nested dataclass parts), in order."""
+    out: list[FieldInfo] = []
+    hints = _hints(type(config))
+    for f in dataclasses.fields(config):
+        if not f.init:
+            continue
+        value = getattr(config, f.name)
+        name = prefix + f.name
+        if _is_config(value):
+            out += describe_fields(value, name + ".")
+        else:
+            out.append(FieldInfo(name, hints[f.name], value, str(f.metadata.get("help", ""))))
+    return out
+
+
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is typing.Literal:
+        return "{" + ",".join(str(a) for a in typing.get_args(tp)) + "}"
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -62,80 +114,132 @@ def _convert(name: str, value: Any, tp: Any) -> Any:
     if tp is int:
         if isinstance(value, bool):
             raise ValueError(f"field `{name}` must be an integer; got {value!r}")
-        if isinstance(value, int):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(str(value).replace("_", ""))
-        except ValueError:
-            raise ValueError(f"field `{name}` must be an integer; got {value!r}") from None
+            value = int(value)
+        if not isinstance(value, int):
+            try:
+                value = int(str(value).replace("_", ""))
+            except ValueError:
+                raise ValueError(f"field `{name}` must be an integer; got {value!r}") from None
+        if abs(value) > _MAX_INT:
+            raise ValueError(f"field `{name}` must be an integer of magnitude <= 2**62; got {value!r}")
+        return value
     if tp is float:
         if isinstance(value, bool):
             raise ValueError(f"field `{name}` must be a number; got {value!r}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"field `{name}` must be a number; got {value!r}") from None
+        if math.isinf(number) and not (isinstance(value, str) and "inf" in value.lower()):
+            raise ValueError(f"field `{name}` is too large for a float; got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ValueError(f"field `{name}` must be a string; got {value!r}")
         return value
-    if origin in (tuple, list) and isinstance(value, str):
-        items = [v for v in value.split(",") if v != ""]
+    if origin in (tuple, list) and isinstance(value, (str, list, tuple)):
+        items = [v for v in value.split(",") if v != ""] if isinstance(value, str) else value
         inner = args[0] if args else str
         converted = [_convert(name, v, inner) for v in items]
         return tuple(converted) if origin is tuple else converted
-    if origin in (tuple, list) and isinstance(value, (list, tuple)):
-        inner = args[0] if args else str
-        converted = [_convert(name, v, inner) for v in value]
-        return tuple(converted) if origin is tuple else converted
     return value
+
+
+def _unknown(name: str, config: Any, cli: bool = False) -> ValueError:
+    allowed = [info.name for info in describe_fields(config)]
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    # a flat name that exists in one part (`--lr` for `--train.lr`) is the commonest slip
+    nested = [a for a in allowed if a.rsplit(".", 1)[-1] == name]
+
+    def show(n: str) -> str:
+        return "--" + n.replace("_", "-") if cli else n
+
+    hint = f"; did you mean `{show((nested or close)[0])}`?" if nested or close else ""
+    return ValueError(f"unknown field `{show(name)}` for {type(config).__name__}; allowed: "
+                      f"{', '.join(show(a) for a in allowed) or '(none)'}{hint}")
+
+
+def _normalise(raw: str) -> str:
+    return raw.replace("-", "_")
 
 
 def apply_overrides(config: Any, overrides: Mapping[str, Any] | Sequence[str]) -> Any:
     """Return a copy of the dataclass ``config`` with ``overrides`` applied and re-validated.
 
-    ``overrides`` is a mapping ``{field: value}`` or a CLI-style list such as
-    ``["--lr", "0.01", "--pool=cls", "--no-compile"]``. Validation in the Config's
-    ``__post_init__`` runs again on the result.
+    ``overrides`` is a mapping ``{"train.lr": 0.01, "model": {"pool": "cls"}}`` (dotted
+    names or nested mappings) or a CLI-style list such as
+    ``["--train.lr", "0.01", "--model.pool=cls", "--train.no-compile"]``. Every dataclass on
+    the path is rebuilt, so the ``__post_init__`` validation of each part runs again.
     """
     if not isinstance(overrides, Mapping):
-        overrides = parse_cli_overrides(type(config), overrides)
-    types_by_field = _field_types(type(config))
-    changes: dict[str, Any] = {}
+        overrides = parse_cli_overrides(config, overrides)
+    grouped: dict[str, Any] = {}
+    hints = _hints(type(config))
     for raw_name, value in overrides.items():
-        name = raw_name.replace("-", "_")
-        if name not in types_by_field:
-            allowed = ", ".join(types_by_field) or "(none)"
-            raise ValueError(f"unknown field `{raw_name}` for {type(config).__name__}; allowed: {allowed}")
-        changes[name] = _convert(name, value, types_by_field[name])
+        name = _normalise(str(raw_name))
+        head, dot, rest = name.partition(".")
+        if head not in hints:
+            raise _unknown(name, config)
+        part = getattr(config, head)
+        if dot or (_is_config(part) and isinstance(value, Mapping)):
+            if not _is_config(part):
+                raise _unknown(name, config)
+            sub = grouped.setdefault(head, {})
+            if dot:
+                sub[rest] = value
+            else:
+                sub.update(value)
+        elif _is_config(part):
+            raise ValueError(f"`{name}` is a group of fields, not one; set its fields, e.g. "
+                             f"`{name}.{dataclasses.fields(part)[0].name}`")
+        else:
+            grouped[head] = _convert(name, value, hints[head])
+    changes = {}
+    for head, value in grouped.items():
+        if isinstance(value, dict) and _is_config(getattr(config, head)):
+            try:
+                changes[head] = apply_overrides(getattr(config, head), value)
+            except ValueError as exc:
+                raise ValueError(_prefix_field(str(exc), head)) from None
+        else:
+            changes[head] = value
     return dataclasses.replace(config, **changes)
 
 
-def parse_cli_overrides(config_cls: type, args: Sequence[str]) -> dict[str, Any]:
-    """Turn ``["--field", "value", "--flag", "--no-flag", "--f=v"]`` into ``{field: value}``."""
-    types_by_field = _field_types(config_cls)
-    allowed = ", ".join("--" + n.replace("_", "-") for n in types_by_field)
+def _prefix_field(message: str, head: str) -> str:
+    """Name a nested field by its full dotted path in an error message."""
+    return message.replace("field `", f"field `{head}.", 1) if "field `" in message else message
+
+
+def parse_cli_overrides(config: Any, args: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["--part.field", "value", "--part.flag", "--part.no-flag", "--f=v"]`` into a dict.
+
+    ``config`` is a Config instance (or class, for flat configs with defaults for every field).
+    """
+    if isinstance(config, type):
+        config = config()
+    fields = {info.name: info for info in describe_fields(config)}
+    usage = ", ".join("--" + n.replace("_", "-") for n in fields)
     result: dict[str, Any] = {}
     i = 0
     while i < len(args):
         token = args[i]
         if not token.startswith("--") or token == "--":
-            raise ValueError(f"unexpected argument {token!r}; config fields are given as --field value ({allowed})")
+            raise ValueError(f"unexpected argument {token!r}; config fields are given as --field value ({usage})")
         key, has_value, inline = token[2:].partition("=")
-        name = key.replace("-", "_")
-        if name not in types_by_field and name.startswith("no_") and name[3:] in types_by_field:
-            if types_by_field[name[3:]] is bool and not has_value:
-                result[name[3:]] = False
-                i += 1
-                continue
-        if name not in types_by_field:
-            raise ValueError(f"unknown field `--{key}` for {config_cls.__name__}; allowed: {allowed}")
+        name = _normalise(key)
+        negated = _negated(name)
+        if name not in fields and negated in fields and fields[negated].type is bool and not has_value:
+            result[negated] = False
+            i += 1
+            continue
+        if name not in fields:
+            raise _unknown(name, config, cli=True)
         if has_value:
             result[name] = inline
             i += 1
-        elif types_by_field[name] is bool and (i + 1 >= len(args) or args[i + 1].startswith("--")):
+        elif fields[name].type is bool and (i + 1 >= len(args) or args[i + 1].startswith("--")):
             result[name] = True
             i += 1
         else:
@@ -146,8 +250,16 @@ def parse_cli_overrides(config_cls: type, args: Sequence[str]) -> dict[str, Any]
     return result
 
 
+def _negated(name: str) -> str:
+    """``no_x`` / ``part.no_x`` / ``no_part.x`` → the field the negation refers to."""
+    if name.startswith("no_"):
+        return name[3:]
+    head, dot, leaf = name.rpartition(".")
+    return f"{head}.{leaf[3:]}" if dot and leaf.startswith("no_") else ""
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a Config dataclass (tuples become lists)."""
+    """A JSON-ready nested dict of a Config dataclass (tuples become lists)."""
     return dataclasses.asdict(config)
 
 
@@ -157,4 +269,6 @@ def config_from_dict(config_cls: type, data: Mapping[str, Any]) -> Any:
     Fields missing from ``data`` keep their defaults (a config written by an older version
     still loads); unknown keys are an error, since they would be silently ignored otherwise.
     """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a {config_cls.__name__} must be a JSON object; got {type(data).__name__}")
     return apply_overrides(config_cls(), dict(data))

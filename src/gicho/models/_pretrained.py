@@ -1,0 +1,117 @@
+"""``save_pretrained`` / ``from_pretrained`` for every model family, in Hugging Face's layout.
+
+A pretrained directory holds ``config.json`` (the model's Config dataclass plus its
+``model_type``) and ``model.safetensors``. Loading never trusts the config's sizes: the model
+is first built on the ``meta`` device (no memory), its tensor shapes are checked against the
+weights file's header, and only then is it built for real and loaded strictly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gicho.weights import (
+    CheckpointError,
+    KeyMap,
+    check_shapes,
+    load_model_weights,
+    read_config,
+    save_model,
+    tensor_shapes,
+    weights_file,
+)
+
+__all__ = ["PretrainedModel", "config_from_dict"]
+
+MODEL_TYPE_KEY = "model_type"
+
+
+def config_from_dict(config_cls: type, data: dict[str, Any], source: str = "config") -> Any:
+    """Build ``config_cls`` from a parsed ``config.json``; unknown keys and bad values raise.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``source`` and the offending field.
+    """
+    fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    values = {k: v for k, v in data.items() if k != MODEL_TYPE_KEY}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise CheckpointError(f"{source} has unknown field(s) {unknown} for {config_cls.__name__}")
+    for name, value in values.items():  # JSON lists come back for tuple fields
+        if isinstance(value, list):
+            values[name] = tuple(value)
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source} is not a valid {config_cls.__name__}: {exc}") from None
+
+
+class PretrainedModel(nn.Module):
+    """Base of gicho's model families: a ``config`` dataclass and a directory format.
+
+    Subclasses set ``config_class`` and ``model_type`` and build themselves from
+    ``__init__(config)``. A family whose reference checkpoints use other tensor names
+    (Hugging Face BERT, timm ViT) passes a ``key_map`` to :meth:`from_pretrained`.
+    """
+
+    config_class: ClassVar[type]
+    model_type: ClassVar[str]
+
+    def config_dict(self) -> dict[str, Any]:
+        """``config.json``'s content: the config's fields and ``model_type``."""
+        data = dataclasses.asdict(self.config)
+        return {**data, MODEL_TYPE_KEY: self.model_type}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each).
+
+        Returns the directory.
+        """
+        directory = Path(directory)
+        save_model(self, directory, config=self.config_dict())
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, key_map: KeyMap | None = None,
+                        config: Any = None) -> PretrainedModel:
+        """A model built from ``path/config.json`` with the weights of ``path``, in eval mode.
+
+        Parameters
+        ----------
+        path : path
+            A directory with ``config.json`` and ``model.safetensors`` (or a legacy
+            ``pytorch_model.bin``, read with ``weights_only=True``).
+        key_map : mapping or callable, optional
+            Stored tensor name → this model's name (see :func:`gicho.weights.load_state_dict_checked`).
+        config : Config, optional
+            Use this config instead of reading ``config.json``.
+
+        Raises
+        ------
+        CheckpointError
+            When the config is invalid, its ``model_type`` belongs to another family, or the
+            weights do not match it (checked before any tensor is allocated).
+        """
+        path = Path(path)
+        if config is None:
+            data = read_config(path)
+            found = data.get(MODEL_TYPE_KEY, cls.model_type)
+            if found != cls.model_type:
+                raise CheckpointError(f"{path} holds a {found!r} model, not a {cls.model_type!r} "
+                                      f"({cls.__name__}); load it with gicho.models.from_pretrained")
+            config = config_from_dict(cls.config_class, data, f"model config {path / 'config.json'}")
+        file = weights_file(path)
+        with torch.device("meta"):
+            skeleton = cls(config)
+        check_shapes(skeleton, tensor_shapes(file), key_map=key_map, source=f"weights file {file}")
+        model = cls(config)
+        load_model_weights(model, file, key_map=key_map)
+        return model.eval()
