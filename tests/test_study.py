@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from gicho.tasks.pooling_study import (
     FIRST_MARKER_ID,
     PoolingStudyConfig,
+    StudyEncoder,
     make_marker_data,
     run_pooling_study,
 )
+from gicho.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -75,11 +77,9 @@ def test_tiny_study_writes_table_and_plot(tmp_path):
         seeds=(0,),
         n_classes=2,
         n_test=64,
-        d_model=16,
-        max_steps=40,
-        batch_size=16,
-        warmup_steps=5,
-        device="cpu",
+        model=StudyEncoder(d_model=16),
+        train=TrainConfig(max_steps=40, batch_size=16, warmup_steps=5, device="cpu",
+                          eval_batch_size=256),
     )
     rows = run_pooling_study(config, out_dir=tmp_path)
     assert [(r["length"], r["pool"]) for r in rows] == [
@@ -106,7 +106,7 @@ def test_config_errors():
     with pytest.raises(ValueError, match="n_markers=5 does not fit in the shortest length 4"):
         PoolingStudyConfig(lengths=(4, 8), n_markers=5)
     with pytest.raises(ValueError, match="`max_steps`"):
-        PoolingStudyConfig(max_steps=0)
+        PoolingStudyConfig(train=TrainConfig(max_steps=0))
 
 
 def test_cli_study_pooling(tmp_path, capsys):
@@ -121,10 +121,10 @@ def test_cli_study_pooling(tmp_path, capsys):
         "mean,cls",
         "--seeds",
         "0,1",
-        "--max-steps",
+        "--train.max-steps",
         "3",
     ]
-    args += ["--n-test", "16", "--d-model", "8", "--batch-size", "4", "--device", "cpu"]
+    args += ["--n-test", "16", "--model.d-model", "8", "--train.batch-size", "4", "--train.device", "cpu"]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--out", str(tmp_path)])
     assert exit_info.value.code in (0, None)

@@ -86,7 +86,8 @@ def config_json(model: nn.Module) -> str | None:
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config) or isinstance(config, type):
         return None
-    to_dict = getattr(config, "to_dict", None)
+    # a model family's own config.json (with its model_type) when it defines one
+    to_dict = getattr(model, "config_dict", None)
     data = to_dict() if callable(to_dict) else dataclasses.asdict(config)
     try:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"

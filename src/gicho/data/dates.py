@@ -59,6 +59,7 @@ __all__ = [
     "formats_for",
     "make_splits",
     "render_date",
+    "translate",
 ]
 
 LOCALES: tuple[str, ...] = ("en", "ko", "de", "fr", "es")
@@ -396,9 +397,26 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vocab:
+        """Rebuild a vocabulary from :meth:`to_dict`; ids are checked, not silently shifted.
+
+        Raises
+        ------
+        ValueError
+            When the specials differ, or ``chars`` is not the sorted list of distinct
+            characters :meth:`to_dict` writes (a duplicated or reordered character would move
+            every later id and change the model's answers).
+        """
         if not isinstance(data, dict) or list(data.get("specials", [])) != list(cls.SPECIALS):
             raise ValueError(f"not a gicho character vocabulary: specials must be {list(cls.SPECIALS)}")
-        return cls(data["chars"])
+        chars = data.get("chars")
+        if not isinstance(chars, list):
+            raise ValueError(f"vocabulary `chars` must be a list of characters; got {describe(chars)}")
+        vocab = cls(chars)
+        if vocab.itos[len(cls.SPECIALS):] != chars:
+            dupes = sorted({c for c in chars if chars.count(c) > 1})
+            why = f"duplicated characters {dupes}" if dupes else "characters out of order"
+            raise ValueError(f"vocabulary `chars` has {why}; the token ids would not be the trained ones")
+        return vocab
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as JSON (UTF-8)."""
@@ -443,6 +461,32 @@ def encode_source(text: str, vocab: Vocab, max_len: int, warn_unknown: bool = Tr
             stacklevel=2,
         )
     return vocab.encode(stripped)
+
+
+def translate(model: Any, texts: Sequence[str], source: Vocab, target: Vocab, max_input_len: int, *,
+              beam_width: int = 1, length_penalty: float = 1.0, batch_size: int = 500,
+              warn_unknown: bool = True) -> tuple[list[str], list[torch.Tensor]]:
+    """Decode human-written dates with a trained :class:`gicho.models.seq2seq.Seq2Seq`.
+
+    Every input is checked (:func:`encode_source`) before any is decoded. Returns the output
+    strings and each one's attention weights (T_out, S) on the CPU.
+    """
+    encoded = [encode_source(text, source, max_input_len, warn_unknown) for text in texts]
+    device = next(model.parameters()).device
+    outputs, attentions = [], []
+    with torch.no_grad():
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            src = torch.full((len(chunk), max(len(ids) for ids in chunk)), source.pad_id, dtype=torch.long)
+            for i, ids in enumerate(chunk):
+                src[i, : len(ids)] = torch.tensor(ids)
+            out = model.generate(src.to(device), (src != source.pad_id).to(device),
+                                 beam_width=beam_width, length_penalty=length_penalty)
+            for i, row in enumerate(out["tokens"].cpu().tolist()):
+                n = row.index(target.eos_id) + 1 if target.eos_id in row else len(row)
+                outputs.append(target.decode(row))
+                attentions.append(out["attentions"][i, :n, : len(chunk[i])].float().cpu())
+    return outputs, attentions
 
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")

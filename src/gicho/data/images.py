@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageArrays", "load_digits_arrays"]
+__all__ = ["DIGITS_MAX_INTENSITY", "ImageArrays", "digits_split", "load_digits_arrays"]
 
 # Digits pixels are integers in [0, DIGITS_MAX_INTENSITY]; `normalize=True` maps them to [0, 1].
 DIGITS_MAX_INTENSITY = 16.0
@@ -71,3 +71,21 @@ def load_digits_arrays(*, normalize: bool = False) -> ImageArrays:
     names = tuple(str(c) for c in bunch.target_names)
     return ImageArrays(images=images, X=X, y=y, class_names=names)
 
+
+
+def digits_split(test_fraction: float = 0.2, seed: int = 0, *, normalize: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The digits images split into train and test sets, stratified by label.
+
+    Returns ``images_train, images_test, y_train, y_test``: images float32 (N, 8, 8) in
+    [0, 16] (or [0, 1] with ``normalize``), labels int64, from scikit-learn's
+    ``train_test_split(..., test_size=test_fraction, random_state=seed, stratify=y)``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"argument `test_fraction` must lie in (0, 1); got {test_fraction!r}")
+    data = load_digits_arrays(normalize=normalize)
+    images = data.images.astype(np.float32)
+    return tuple(train_test_split(images, data.y, test_size=test_fraction, random_state=seed,
+                                  stratify=data.y))

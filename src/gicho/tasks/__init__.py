@@ -5,7 +5,11 @@ time. The CLI, the tour and the reports only go through this registry, so a new 
 added in one place. Task modules import heavy dependencies (torch, models) inside their
 functions, so that listing tasks stays fast.
 
-A task provides three hooks, all taking the task's Config dataclass and a :class:`RunContext`:
+Neural tasks are declarations (:class:`gicho.tasks.neural.NeuralSpec`: build the data, build
+the model, its streaming metrics, how to read inputs and write outputs) that one shared runner
+(:mod:`gicho.tasks.neural`) turns into the hooks below. Classical tasks write the hooks
+themselves. A task provides three hooks, all taking the task's Config dataclass and a
+:class:`RunContext`:
 
 * ``run(config, ctx) -> dict[str, float]`` trains or fits on the task's data, writes what it
   produces into ``ctx.run_dir`` (checkpoints, ``metrics.jsonl``, figures under ``plots/``) and
@@ -45,7 +49,8 @@ __all__ = [
 TASK_MODULES: tuple[str, ...] = (
     "gicho.tasks.ols",
     "gicho.tasks.pca",
-    "gicho.tasks.encoder",
+    "gicho.tasks.digits_rows",
+    "gicho.tasks.diabetes_transformer",
     "gicho.tasks.dates",
 )
 
@@ -95,6 +100,11 @@ class Task:
     # Config overrides used by `gicho tour` (a small budget) and `gicho tour --quick`.
     tour: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
+    # T and E described from an actual config (``describe(config) -> (T, E)``), so a report
+    # says what was run; ``model`` / ``data`` are the defaults' descriptions.
+    describe: Callable[[Any], tuple[str, str]] | None = None
+    # The declaration a neural task was built from (gicho.tasks.neural.NeuralSpec), or None.
+    spec: Any = None
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config_cls):
@@ -103,8 +113,15 @@ class Task:
             raise ValueError(f"task {self.name!r}: at least one metric is required")
 
     def make_config(self, overrides: dict[str, Any] | Sequence[str] | None = None) -> Any:
-        """Build the task's Config with ``overrides`` (a dict, or CLI-style ``--field value``)."""
+        """Build the task's Config with ``overrides`` (a dict, or CLI-style ``--part.field value``)."""
         return apply_overrides(self.config_cls(), overrides or {})
+
+    def tep(self, config: Any = None) -> tuple[str, str, str]:
+        """T, E and P in words, for ``config`` when given (what was actually run)."""
+        model, data = self.model, self.data
+        if config is not None and self.describe is not None:
+            model, data = self.describe(config)
+        return model, data, ", ".join(self.metrics)
 
 
 class UnknownTaskError(KeyError):
@@ -134,10 +151,11 @@ def _load() -> None:
         for module in (*TASK_MODULES, *extra):
             try:
                 importlib.import_module(module)
-            except ImportError as exc:
+            except Exception as exc:  # a user's module may fail in any way at import time
                 if module in TASK_MODULES:
                     raise
-                raise ValueError(f"{EXTRA_TASKS_ENV}: cannot import task module {module!r} ({exc})") from None
+                raise ValueError(f"{EXTRA_TASKS_ENV}: cannot import task module {module!r} "
+                                 f"({type(exc).__name__}: {exc})") from None
 
 
 def all_tasks() -> list[Task]:

@@ -7,15 +7,12 @@
 * P: exact-match accuracy (headline) and character accuracy of greedy decoding on the
   held-out test set, overall and per locale (``exact_match_en``, ...).
 
-The validation set selects the best checkpoint (by exact match); the test set is only
-scored at the end. The run writes ``vocab.json`` (source and target vocabularies) next to
-the checkpoints, and attention heatmaps of a few held-out examples under ``plots/``.
-
-``predict`` reads each input with :func:`gicho.data.dates.encode_source`: surrounding
-whitespace is stripped; an empty input or one longer than ``max_input_len`` raises
-``ValueError`` (a date is never truncated, which could drop its year); characters outside the
-vocabulary are read as ``<unk>`` with a warning. Option ``attention=PATH`` draws the
-attention map (input characters × output characters) of the first input.
+The validation set selects the best checkpoint (by exact match); the test set is only scored
+at the end. The run's ``model/`` directory holds the vocabularies (``vocab.json``) beside the
+weights, and ``plots/`` attention maps of a few held-out examples. ``predict`` reads each input
+with :func:`gicho.data.dates.encode_source` (an empty or too long input raises; unknown
+characters become ``<unk>`` with a warning); options ``beam_width``, ``length_penalty`` and
+``attention=PATH`` (the attention map of the first input).
 """
 
 from __future__ import annotations
@@ -23,100 +20,78 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from gicho.tasks import RunContext, Task, register
-from gicho.tasks._training import check_num_threads, train_config_from, with_config_threads
+from gicho.tasks import register
+from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.train.config import TrainConfig
 
-__all__ = ["DatesConfig", "plot_attention", "score_strings"]
+__all__ = ["DatesConfig", "DatesData", "score_strings"]
 
 VOCAB_FILE = "vocab.json"
 LOCALES = ("en", "ko", "de", "fr", "es")  # = gicho.data.dates.LOCALES (kept import-free; tested)
-PREDICT_OPTIONS = ("attention", "beam_width", "length_penalty")
-# Fonts with Hangul tried before matplotlib's default (any that is installed is used).
-_CJK_FONTS = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Malgun Gothic", "AppleGothic")
+MAX_EXAMPLES = 5_000_000  # a larger split would take hours to generate: a typo, not a wish
+DATA_FIELDS = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")  # set from the data
+
+
+@dataclass
+class DatesData:
+    """Generated data: ``locales`` (comma-separated subset of en,ko,de,fr,es), split sizes, seed."""
+
+    locales: str = field(default="en,ko,de,fr,es", metadata={"help": "comma-separated locales"})
+    n_train: int = field(default=50_000, metadata={"help": "training pairs"})
+    n_valid: int = field(default=1_000, metadata={"help": "validation pairs (select the checkpoint)"})
+    n_test: int = field(default=5_000, metadata={"help": "held-out test pairs"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the generator"})
+    max_input_len: int = field(default=64, metadata={"help": "longest input string accepted"})
+
+    def __post_init__(self) -> None:
+        if not self.tags or any(tag not in LOCALES for tag in self.tags):
+            raise ValueError(f"field `locales` must be a comma-separated subset of {','.join(LOCALES)}; "
+                             f"got {self.locales!r}")
+        for name in ("n_train", "n_valid", "n_test", "max_input_len"):
+            if not 1 <= getattr(self, name) <= MAX_EXAMPLES:
+                raise ValueError(f"field `{name}` must be >= 1 and <= {MAX_EXAMPLES}; got {getattr(self, name)!r}")
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.locales.split(",") if part.strip())
+
+
+def _default_model() -> Any:
+    from gicho.models.seq2seq import Seq2SeqConfig
+
+    return Seq2SeqConfig(embed_dim=64, hidden_dim=128, attention="general", attention_dim=128)
 
 
 @dataclass
 class DatesConfig:
-    """Config of ``dates`` (every field is a ``--field value`` override).
+    """Config of ``dates``: ``model`` (Seq2SeqConfig), ``data``, ``train``, and decoding/figures."""
 
-    Data: ``locales`` is a comma-separated subset of ``en,ko,de,fr,es``; ``n_train``,
-    ``n_valid``, ``n_test`` are split sizes; ``data_seed`` seeds the generator. Model: see
-    :class:`gicho.models.seq2seq.Seq2SeqConfig`. Decoding for ``predict``: ``beam_width``
-    (1 = greedy) and ``length_penalty``; metrics always use greedy decoding. Training: the
-    fields shared with :class:`gicho.train.TrainConfig`. ``n_heatmaps`` held-out examples get
-    an attention figure. ``num_threads`` sets torch's CPU threads while a hook runs (restored
-    afterwards; 0 leaves torch's setting): the small recurrent steps run fastest on one
-    thread, and far slower with two on a busy two-core machine.
-    """
-
-    locales: str = "en,ko,de,fr,es"
-    n_train: int = 50_000
-    n_valid: int = 1_000
-    n_test: int = 5_000
-    data_seed: int = 0
-    max_input_len: int = 64
-    rnn: Literal["gru", "lstm"] = "gru"
-    bidirectional: bool = True
-    embed_dim: int = 64
-    hidden_dim: int = 128
-    encoder_layers: int = 1
-    decoder_layers: int = 1
-    attention: Literal["dot", "general", "additive"] = "general"
-    attention_dim: int = 128
-    input_feeding: bool = False
-    dropout: float = 0.0
-    teacher_forcing_ratio: float = 1.0
-    beam_width: int = 1
-    length_penalty: float = 1.0
-    max_steps: int = 1500
-    batch_size: int = 128
-    eval_batch_size: int = 500
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.05
-    grad_clip: float = 1.0
-    eval_every: int = 250
-    log_every: int = 50
-    seed: int = 0
-    device: str = "auto"
-    mixed_precision: bool = True
-    compile: bool = False
-    n_heatmaps: int = 4
-    num_threads: int = 1
+    model: Any = field(default_factory=_default_model)
+    data: DatesData = field(default_factory=DatesData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=1500, batch_size=128, eval_batch_size=500, lr=3e-3, weight_decay=0.0,
+        warmup_steps=100, min_lr_ratio=0.05, grad_clip=1.0, eval_every=250, log_every=50,
+        early_stopping_metric="exact_match", early_stopping_mode="max"))
+    beam_width: int = field(default=1, metadata={"help": "beam width of predict (1 = greedy)"})
+    length_penalty: float = field(default=1.0, metadata={"help": "beam length normalisation"})
+    n_heatmaps: int = field(default=4, metadata={"help": "held-out attention maps in plots/"})
+    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
 
     def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
-        tags = _locales(self)
-        if not tags or any(tag not in LOCALES for tag in tags):
-            raise ValueError(f"field `locales` must be a comma-separated subset of {','.join(LOCALES)}; "
-                             f"got {self.locales!r}")
-        for name in ("n_train", "n_valid", "n_test", "max_input_len", "beam_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"field `{name}` must be >= 1; got {getattr(self, name)!r}")
-        if self.n_heatmaps < 0:
-            raise ValueError(f"field `n_heatmaps` must be >= 0; got {self.n_heatmaps!r}")
-
-
-def _locales(config: DatesConfig) -> tuple[str, ...]:
-    return tuple(part.strip() for part in config.locales.split(",") if part.strip())
-
-
-# ----------------------------------------------------------------------------- metrics
+        for name, low in (("beam_width", 1), ("n_heatmaps", 0), ("num_threads", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"field `{name}` must be >= {low}; got {getattr(self, name)!r}")
+        if not math.isfinite(self.length_penalty):
+            raise ValueError(f"field `length_penalty` must be finite; got {self.length_penalty!r}")
 
 
 def score_strings(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
-    """Exact-match and character accuracy of predicted strings against targets.
-
-    Character accuracy compares position by position over each target's characters (a
-    missing predicted character counts as wrong, extra ones are ignored).
-    """
+    """Exact-match and character accuracy (position by position over each target's characters)."""
     from gicho.metrics import accuracy
 
     if len(predictions) != len(targets) or not targets:
@@ -127,318 +102,141 @@ def score_strings(predictions: Sequence[str], targets: Sequence[str]) -> dict[st
             "char_accuracy": accuracy(true_chars, pred_chars)}
 
 
-def _decode_rows(vocab: Any, rows: Any) -> list[str]:
-    return [vocab.decode([int(i) for i in row if int(i) >= 0]) for row in rows.tolist()]
+class DateScores:
+    """Streaming exact/char accuracy of greedy decoding (``outputs["generated"]``), per locale."""
+
+    def __init__(self, target: Any, locales: Sequence[str] | None = None) -> None:
+        self.target, self.locales = target, locales
+        self.predictions: list[str] = []
+        self.targets: list[str] = []
+
+    def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        decode = self.target.decode
+        self.predictions += [decode([i for i in row if i >= 0]) for row in outputs["generated"].tolist()]
+        self.targets += [decode([i for i in row if i >= 0]) for row in batch["labels"].tolist()]
+
+    def compute(self) -> dict[str, float]:
+        scores = score_strings(self.predictions, self.targets)
+        for tag in sorted(set(self.locales or ()), key=LOCALES.index):
+            idx = [i for i, t in enumerate(self.locales) if t == tag]
+            part = score_strings([self.predictions[i] for i in idx], [self.targets[i] for i in idx])
+            scores.update({f"{k}_{tag}": v for k, v in part.items()})
+        return scores
 
 
-def _trainer_metrics(target_vocab: Any) -> Any:
-    """``metrics(model, batches)`` for the Trainer: greedy decoding, exact and char accuracy."""
+def build_data(config: DatesConfig) -> Splits:
+    from gicho.data.dates import TARGET_ALPHABET, DateDataset, DateGenerator, Vocab, make_splits
 
-    def metrics(model: Any, batches: Any) -> dict[str, float]:
-        predictions, targets = [], []
-        for batch in batches:
-            out = model.generate(batch["src"], batch["src_mask"])
-            predictions += _decode_rows(target_vocab, out["tokens"])
-            targets += _decode_rows(target_vocab, batch["labels"])
-        return score_strings(predictions, targets)
-
-    return metrics
+    d = config.data
+    parts = make_splits(d.n_train, d.n_valid, d.n_test, d.data_seed, DateGenerator(locales=d.tags))
+    source, target = Vocab.build(ex.text for ex in parts["train"]), Vocab(TARGET_ALPHABET)
+    train, valid, test = (DateDataset(parts[k], source, target, d.max_input_len) for k in ("train", "valid", "test"))
+    return Splits(train, valid, test, collate=train.collate,
+                  info={"source": source, "target": target,
+                        **{f"{k}_locales": [ex.locale for ex in parts[k]] for k in ("valid", "test")}})
 
 
-# ----------------------------------------------------------------------------- building
-
-
-def _data(config: DatesConfig) -> dict[str, Any]:
-    from gicho.data.dates import DateGenerator, make_splits
-
-    generator = DateGenerator(locales=_locales(config))
-    return make_splits(config.n_train, config.n_valid, config.n_test, config.data_seed, generator)
-
-
-def _model(config: DatesConfig, source_vocab: Any, target_vocab: Any) -> Any:
-    import torch
-
+def build_model(config: DatesConfig, splits: Splits) -> Any:
     from gicho.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
-    torch.manual_seed(config.seed)
-    names = {f.name for f in dataclasses.fields(Seq2SeqConfig)}
-    kwargs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names}
-    return Seq2Seq(Seq2SeqConfig(
-        src_vocab_size=len(source_vocab), tgt_vocab_size=len(target_vocab), pad_id=target_vocab.pad_id,
-        bos_id=target_vocab.bos_id, eos_id=target_vocab.eos_id, **kwargs))
+    changed = [n for n in DATA_FIELDS if getattr(config.model, n) != getattr(Seq2SeqConfig(), n)]
+    if changed:
+        raise ValueError(f"model fields {changed} are set from the data's vocabularies; do not override them")
+    s, t = splits.info["source"], splits.info["target"]
+    return Seq2Seq(dataclasses.replace(config.model, src_vocab_size=len(s), tgt_vocab_size=len(t),
+                                       pad_id=t.pad_id, bos_id=t.bos_id, eos_id=t.eos_id))
 
 
-def _is_main_process() -> bool:
-    """False on the other ranks of a torchrun launch (only rank 0 writes shared files)."""
-    return int(os.environ.get("RANK", "0")) == 0
+def metrics(config: DatesConfig, info: dict[str, Any], split: str) -> Any:
+    return lambda: DateScores(info["target"], info.get(f"{split}_locales"))
 
 
-def _save_vocabs(run_dir: Path, source: Any, target: Any) -> None:
-    if not _is_main_process():
-        return
+def eval_forward(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    return {**model(**batch), "generated": model.generate(batch["src"], batch["src_mask"])["tokens"]}
+
+
+def save_vocabs(directory: Path, info: dict[str, Any]) -> None:
     from gicho._io import atomic_write_text
 
-    text = json.dumps({"source": source.to_dict(), "target": target.to_dict()}, ensure_ascii=False)
-    atomic_write_text(run_dir / VOCAB_FILE, text)
+    text = json.dumps({"source": info["source"].to_dict(), "target": info["target"].to_dict()}, ensure_ascii=False)
+    atomic_write_text(directory / VOCAB_FILE, text)
 
 
-def _load_trained(ctx: RunContext) -> tuple[Any, Any, Any]:
-    """The best checkpoint's model (eval mode, CPU) and the run's two vocabularies."""
+def load_vocabs(directory: Path) -> dict[str, Any]:
     from gicho.data.dates import Vocab
-    from gicho.models.seq2seq import Seq2Seq, Seq2SeqConfig
-    from gicho.train import best_checkpoint, load_model_weights
 
-    path = ctx.run_dir / VOCAB_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {ctx.run_dir} is not a finished `dates` run")
+    path = directory / VOCAB_FILE
     try:
-        vocabs = json.loads(path.read_text(encoding="utf-8"))
-        source, target = Vocab.from_dict(vocabs["source"]), Vocab.from_dict(vocabs["target"])
-    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {"source": Vocab.from_dict(data["source"]), "target": Vocab.from_dict(data["target"])}
+    except (OSError, KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ValueError(f"{path} is not a gicho vocabulary file ({type(exc).__name__}: {exc})") from None
-    checkpoint = best_checkpoint(ctx.run_dir)
-    config_path = checkpoint / "config.json"
-    try:
-        model = Seq2Seq(Seq2SeqConfig(**json.loads(config_path.read_text(encoding="utf-8"))))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{config_path} is not a valid Seq2SeqConfig ({exc})") from None
-    load_model_weights(model, checkpoint)
-    return model.eval(), source, target
 
 
-# ----------------------------------------------------------------------------- evaluation
+def read_inputs(config: DatesConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+    return {"texts": texts}  # decoded by write_outputs; encode_source checks each one
 
 
-def _translate(model: Any, texts: Sequence[str], source: Any, target: Any, max_input_len: int,
-               beam_width: int = 1, length_penalty: float = 1.0, batch_size: int = 500,
-               warn_unknown: bool = True) -> tuple[list[str], list[Any]]:
-    """Decode ``texts``; returns the output strings and each one's attention (T_out, S) on CPU."""
-    import torch
+def write_outputs(config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
+                  options: dict[str, Any]) -> list[str]:
+    from gicho.data.dates import translate
+    from gicho.plots_attention import plot_attention
 
-    from gicho.data.dates import encode_source
-
-    # every input is checked before any decoding
-    encoded = [encode_source(text, source, max_input_len, warn_unknown) for text in texts]
-    device = next(model.parameters()).device
-    outputs, attentions = [], []
-    with torch.no_grad():
-        for start in range(0, len(encoded), batch_size):
-            chunk = encoded[start : start + batch_size]
-            S = max(len(ids) for ids in chunk)
-            src = torch.full((len(chunk), S), source.pad_id, dtype=torch.long)
-            for i, ids in enumerate(chunk):
-                src[i, : len(ids)] = torch.tensor(ids)
-            mask = src != source.pad_id
-            out = model.generate(src.to(device), mask.to(device), beam_width=beam_width,
-                                 length_penalty=length_penalty)
-            for i, row in enumerate(out["tokens"].cpu().tolist()):
-                n = row.index(target.eos_id) + 1 if target.eos_id in row else len(row)
-                outputs.append(target.decode(row))
-                attentions.append(out["attentions"][i, :n, : len(chunk[i])].float().cpu())
-    return outputs, attentions
-
-
-def _held_out_metrics(model: Any, examples: Sequence[Any], source: Any, target: Any,
-                      config: DatesConfig) -> tuple[dict[str, float], list[str], list[Any]]:
-    """Greedy exact-match and character accuracy on ``examples``, overall and per locale."""
-    predictions, attentions = _translate(model, [ex.text for ex in examples], source, target,
-                                         config.max_input_len, batch_size=config.eval_batch_size,
-                                         warn_unknown=False)
-    metrics = score_strings(predictions, [ex.iso for ex in examples])
-    for tag in _locales(config):
-        idx = [i for i, ex in enumerate(examples) if ex.locale == tag]
-        if idx:
-            part = score_strings([predictions[i] for i in idx], [examples[i].iso for i in idx])
-            metrics[f"exact_match_{tag}"] = part["exact_match"]
-            metrics[f"char_accuracy_{tag}"] = part["char_accuracy"]
-    return metrics, predictions, attentions
-
-
-# ----------------------------------------------------------------------------- figures
-
-
-def _register_bundled_hangul_font(font_manager: Any) -> None:
-    """Make the NanumGothic font shipped by the ``koreanize-matplotlib`` package known to matplotlib.
-
-    matplotlib's own fonts have no Hangul. The package is a dependency of gicho only for its
-    font file: it is located, not imported, because importing it changes matplotlib's global
-    font settings for the whole process.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("koreanize_matplotlib")
-    if spec is None or spec.origin is None:
-        return  # not installed: Korean characters are labelled U+XXXX instead
-    font = Path(spec.origin).parent / "fonts" / "NanumGothic.ttf"
-    known = {f.fname for f in font_manager.fontManager.ttflist}
-    if font.is_file() and str(font) not in known:
-        font_manager.fontManager.addfont(str(font))
-
-
-def _label(char: str, font_chars: set[int] | None) -> str:
-    if char == " ":
-        return "␣"
-    if font_chars is not None and ord(char) not in font_chars:
-        return f"U+{ord(char):04X}"  # the installed fonts cannot draw it
-    return char
-
-
-def plot_attention(source: str, output: str, weights: Any, path: str | Path, title: str | None = None) -> Path:
-    """Draw an attention map: output characters (rows) × input characters (columns).
-
-    Parameters
-    ----------
-    source : str
-        The input string (S characters).
-    output : str
-        The decoded output without the end token; the map's last row is the end token.
-    weights : array-like, shape (len(output) + 1, S) or (len(output), S)
-        Attention weights of each output step.
-    path : path
-        The PNG to write (parent directories are created).
-
-    Returns
-    -------
-    Path
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
-
-    weights = np.asarray(weights, dtype=float)
-    rows = [*output, "</s>"][: weights.shape[0]]
-    if weights.ndim != 2 or weights.shape[1] != len(source) or len(rows) != weights.shape[0]:
-        raise ValueError(f"weights of shape {weights.shape} do not match the input ({len(source)} chars) "
-                         f"and the output ({len(output)} chars + end)")
-    _register_bundled_hangul_font(font_manager)
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    families = [f for f in _CJK_FONTS if f in installed] + ["DejaVu Sans"]
-    font_chars: set[int] = set()
-    for family in families:
-        try:
-            font_chars |= set(FT2Font(font_manager.findfont(family)).get_charmap())
-        except (OSError, RuntimeError):  # pragma: no cover - broken font file
-            continue
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context({"font.family": families}):
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(source) + 1.5), max(3.0, 0.35 * len(rows) + 1.2)))
-        image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-        ax.set_xticks(range(len(source)), [_label(c, font_chars) for c in source],
-                      rotation=0)
-        ax.set_yticks(range(len(rows)), [_label(c, font_chars) if c != "</s>" else c for c in rows])
-        ax.set_xlabel("input characters")
-        ax.set_ylabel("output characters")
-        shown = "".join(_label(c, font_chars) if c != " " else c for c in source)
-        ax.set_title(title or f"{shown}  ->  {output}", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return path
-
-
-def _heatmaps(examples: Sequence[Any], predictions: Sequence[str], attentions: Sequence[Any],
-              plots_dir: Path, n: int) -> list[Path]:
-    """Figures for ``n`` held-out examples, one locale after another, written dates first."""
-    chosen: list[int] = []
-    by_locale: dict[str, list[int]] = {}
-    for i, ex in enumerate(examples):
-        by_locale.setdefault(ex.locale, []).append(i)
-    for idx in by_locale.values():  # month names make the more telling maps
-        idx.sort(key=lambda i: not any(c.isalpha() for c in examples[i].text))
-    round_ = 0
-    while len(chosen) < min(n, len(examples)):  # round-robin over the locales
-        chosen += [idx[round_] for idx in by_locale.values() if round_ < len(idx)][: n - len(chosen)]
-        round_ += 1
-    paths = []
-    for k, i in enumerate(chosen):
-        ex = examples[i]
-        mark = "✓" if predictions[i] == ex.iso else f"✗ (target {ex.iso})"
-        title = f"[{ex.locale}] {predictions[i]} {mark}"
-        paths.append(plot_attention(ex.text.strip(), predictions[i], attentions[i],
-                                    plots_dir / f"attention-{k + 1}-{ex.locale}.png", title=title))
-    return paths
-
-
-# ----------------------------------------------------------------------------- hooks
-
-
-@with_config_threads
-def run(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
-    """Train on generated dates; return held-out exact match (headline), char accuracy, per locale."""
-    from gicho.data.dates import TARGET_ALPHABET, DateDataset, Vocab
-    from gicho.train import Trainer
-
-    splits = _data(config)
-    source = Vocab.build(ex.text for ex in splits["train"])
-    target = Vocab(TARGET_ALPHABET)
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    _save_vocabs(ctx.run_dir, source, target)
-    train = DateDataset(splits["train"], source, target, config.max_input_len)
-    valid = DateDataset(splits["valid"], source, target, config.max_input_len)
-    model = _model(config, source, target)
-    train_config = train_config_from(config, early_stopping_metric="exact_match",
-                                     early_stopping_mode="max", progress=ctx.progress)
-    trainer = Trainer(model, train, valid, _trainer_metrics(target), train_config,
-                      run_dir=ctx.run_dir, collate_fn=train.collate)
-    trainer.fit(resume=ctx.resume)
-    model, source, target = _load_trained(ctx)  # the best checkpoint (validation exact match)
-    model.to(trainer.device_)
-    metrics, predictions, attentions = _held_out_metrics(model, splits["test"], source, target, config)
-    if _is_main_process():
-        _heatmaps(splits["test"], predictions, attentions, ctx.plots_dir, config.n_heatmaps)
-    return metrics
-
-
-@with_config_threads
-def evaluate(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
-    """Reload the best checkpoint and recompute the held-out metrics."""
-    model, source, target = _load_trained(ctx)
-    return _held_out_metrics(model, _data(config)["test"], source, target, config)[0]
-
-
-@with_config_threads
-def predict(config: DatesConfig, ctx: RunContext, inputs: Sequence[str], options: dict[str, Any]) -> list[str]:
-    """Translate each input to an ISO date string.
-
-    Options: ``attention`` (a PNG path: the first input's attention map), ``beam_width`` and
-    ``length_penalty`` (default: the config's).
-    """
-    unknown = sorted(set(options) - set(PREDICT_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown predict option(s) {unknown}; allowed: {', '.join(PREDICT_OPTIONS)}")
-    if isinstance(inputs, str) or not inputs:
-        raise ValueError(f"argument `inputs` must be a non-empty list of strings; got {inputs!r}")
-    beam_width = int(options.get("beam_width", config.beam_width))
-    length_penalty = float(options.get("length_penalty", config.length_penalty))
-    if not math.isfinite(length_penalty):
-        raise ValueError(f"option `length_penalty` must be finite; got {length_penalty!r}")
-    model, source, target = _load_trained(ctx)
-    outputs, attentions = _translate(model, list(inputs), source, target, config.max_input_len,
-                                     beam_width=beam_width, length_penalty=length_penalty)
+    options = {"beam_width": config.beam_width, "length_penalty": config.length_penalty, **options}
+    width, penalty = int(options["beam_width"]), float(options["length_penalty"])
+    if width < 1 or not math.isfinite(penalty):
+        raise ValueError(f"option `beam_width` must be >= 1 and `length_penalty` finite; got {width}, {penalty}")
+    texts = batch["texts"]
+    outputs, attentions = translate(predictor.model, texts, predictor.info["source"], predictor.info["target"],
+                                    config.data.max_input_len, beam_width=width, length_penalty=penalty)
     if options.get("attention"):
-        plot_attention(inputs[0].strip(), outputs[0], attentions[0], options["attention"])
+        plot_attention(texts[0].strip(), outputs[0], attentions[0], options["attention"])
     return outputs
 
 
-register(Task(
-    name="dates",
+def heatmaps(config: DatesConfig, predictor: Predictor, splits: Splits, ctx: Any, scores: dict) -> dict:
+    """Attention maps of ``n_heatmaps`` held-out examples, one locale after another."""
+    from gicho.data.dates import translate
+    from gicho.plots_attention import plot_attention
+
+    examples, by_locale = splits.test.examples, {}
+    for i, ex in enumerate(examples):  # written-out months first: the more telling maps
+        by_locale.setdefault(ex.locale, []).append(i)
+    queues = [sorted(idx, key=lambda i: not any(c.isalpha() for c in examples[i].text)) for idx in by_locale.values()]
+    chosen = [q[k] for k in range(max(map(len, queues))) for q in queues if k < len(q)][: config.n_heatmaps]
+    texts = [examples[i].text for i in chosen]
+    outputs, attentions = translate(predictor.model, texts, predictor.info["source"], predictor.info["target"],
+                                    config.data.max_input_len, warn_unknown=False)
+    for k, (i, out, att) in enumerate(zip(chosen, outputs, attentions, strict=True)):
+        ex = examples[i]
+        mark = "✓" if out == ex.iso else f"✗ (target {ex.iso})"
+        plot_attention(ex.text.strip(), out, att, ctx.plots_dir / f"attention-{k + 1}-{ex.locale}.png",
+                       title=f"[{ex.locale}] {out} {mark}")
+    return {}
+
+
+def describe(config: DatesConfig) -> tuple[str, str]:
+    m = config.model
+    return (f"seq2seq RNN with {m.attention} attention ({'bi-' if m.bidirectional else ''}{m.rnn.upper()} "
+            f"encoder {m.hidden_dim}, LSTM decoder)",
+            f"generated dates ({config.data.locales}; {config.data.n_train} train) -> ISO 8601")
+
+
+TASK = register(neural_task(
+    name="dates", config_cls=DatesConfig,
+    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
+                    write_outputs=write_outputs, model_type="seq2seq", select="best", eval_forward=eval_forward,
+                    save_extras=save_vocabs, load_extras=load_vocabs, after_fit=heatmaps,
+                    predict_options=("attention", "beam_width", "length_penalty")),
     model="seq2seq RNN with attention (bi-GRU encoder, LSTM decoder, Luong attentional state)",
     data="generated human-written dates (Faker + Babel; en, ko, de, fr, es) -> ISO 8601",
-    metrics=("exact_match", "char_accuracy"),
-    config_cls=DatesConfig,
-    run=run,
-    evaluate=evaluate,
-    predict=predict,
+    metrics=("exact_match", "char_accuracy"), describe=describe,
     description="Translate human-written dates ('3rd of March, 2021', '2021년 3월 3일') to ISO dates.",
-    tour={"n_train": 20_000, "n_test": 2_000, "max_steps": 600, "eval_every": 300, "hidden_dim": 64,
-          "embed_dim": 32, "attention_dim": 64, "batch_size": 64, "lr": 5e-3, "warmup_steps": 30},
-    quick={"n_train": 3_000, "n_valid": 200, "n_test": 500, "max_steps": 150, "eval_every": 150,
-           "hidden_dim": 48, "embed_dim": 32, "attention_dim": 48, "batch_size": 64, "lr": 5e-3,
-           "warmup_steps": 20, "n_heatmaps": 1},
+    tour={"data.n_train": 20_000, "data.n_test": 2_000, "train.max_steps": 600, "train.eval_every": 300,
+          "model.hidden_dim": 64, "model.embed_dim": 32, "model.attention_dim": 64, "train.batch_size": 64,
+          "train.lr": 5e-3, "train.warmup_steps": 30},
+    quick={"data.n_train": 3_000, "data.n_valid": 200, "data.n_test": 500, "train.max_steps": 150,
+           "train.eval_every": 150, "model.hidden_dim": 48, "model.embed_dim": 32, "model.attention_dim": 48,
+           "train.batch_size": 64, "train.lr": 5e-3, "train.warmup_steps": 20, "n_heatmaps": 1},
 ))
+evaluate, predict = TASK.evaluate, TASK.predict

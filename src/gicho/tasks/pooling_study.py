@@ -17,18 +17,44 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from gicho._io import atomic_write_text
 from gicho._validation import check_choice, check_positive
 
-__all__ = ["PoolingStudyConfig", "make_marker_data", "plot_pooling_study", "run_pooling_study"]
+__all__ = ["PoolingStudyConfig", "StudyEncoder", "make_marker_data", "plot_pooling_study", "run_pooling_study"]
 
 PAD_ID = 0  # never generated; keeps the models' default pad_token_id harmless
 FIRST_MARKER_ID = 1  # marker ids are 1..n_classes, noise ids follow them
+
+
+@dataclass
+class StudyEncoder:
+    """The encoder every run of the study trains (see :class:`gicho.models.classifier.ClassifierConfig`).
+
+    The input (token ids over the marker vocabulary), the classes, the pooling mode and the
+    length are set by the study for each run.
+    """
+
+    d_model: int = field(default=32, metadata={"help": "encoder width"})
+    n_heads: int = field(default=2, metadata={"help": "attention heads"})
+    n_layers: int = field(default=1, metadata={"help": "encoder layers"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout"})
+    norm_first: bool = field(default=True, metadata={"help": "pre-LN blocks"})
+    position: Literal["learned", "sinusoidal", "none"] = field(default="learned",
+                                                                metadata={"help": "position embedding"})
+
+
+def _study_train() -> Any:
+    from gicho.train.config import TrainConfig
+
+    return TrainConfig(max_steps=300, batch_size=32, lr=1e-2, weight_decay=0.01, warmup_steps=30,
+                       eval_batch_size=256)
 
 
 @dataclass
@@ -42,7 +68,7 @@ class PoolingStudyConfig:
     pools : tuple of str
         Pooling modes to compare (``"mean"``, ``"cls"``, ``"max"``).
     seeds : tuple of int
-        Training seeds; each (length, pool) is trained once per seed.
+        Training seeds; each (length, pool) is trained once per seed (``train.seed``).
     n_classes : int
         Number of marker ids (classes); chance accuracy is ``1 / n_classes``.
     n_markers : int
@@ -51,14 +77,13 @@ class PoolingStudyConfig:
         Number of noise ids.
     n_test : int
         Held-out sequences per length (generated with ``data_seed + 1``).
-    d_model, n_heads, n_layers, dropout, norm_first, position
-        The encoder (see :class:`gicho.models.classifier.ClassifierConfig`).
-    max_steps, batch_size, lr, weight_decay, warmup_steps
-        Training; each step sees ``batch_size`` freshly generated sequences.
     data_seed : int
         Seed of the generated training (``data_seed``) and held-out (``data_seed + 1``) data.
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"``...
+    model : StudyEncoder
+        The encoder (``--model.d-model 64``).
+    train : TrainConfig
+        Training (``--train.max-steps 300``); each step sees ``batch_size`` freshly generated
+        sequences; ``seed`` is taken from ``seeds``, evaluation happens once, at the end.
     """
 
     lengths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
@@ -68,19 +93,9 @@ class PoolingStudyConfig:
     n_markers: int = 1
     noise_vocab: int = 32
     n_test: int = 512
-    d_model: int = 32
-    n_heads: int = 2
-    n_layers: int = 1
-    dropout: float = 0.0
-    norm_first: bool = True
-    position: str = "learned"
-    max_steps: int = 300
-    batch_size: int = 32
-    lr: float = 1e-2
-    weight_decay: float = 0.01
-    warmup_steps: int = 30
     data_seed: int = 0
-    device: str = "auto"
+    model: StudyEncoder = field(default_factory=StudyEncoder)
+    train: Any = field(default_factory=_study_train)
 
     def __post_init__(self) -> None:
         for name in ("lengths", "pools", "seeds"):
@@ -90,7 +105,7 @@ class PoolingStudyConfig:
             check_positive(length, "lengths", integer=True)
         for pool in self.pools:
             check_choice(pool, "pools", ("mean", "cls", "max"))
-        for name in ("n_classes", "n_markers", "noise_vocab", "n_test", "max_steps", "batch_size"):
+        for name in ("n_classes", "n_markers", "noise_vocab", "n_test"):
             check_positive(getattr(self, name), name, integer=True)
         if self.n_markers > min(self.lengths):
             raise ValueError(
@@ -124,73 +139,31 @@ def make_marker_data(
     return ids, labels
 
 
-def _accuracy(model: Any, batches: Any) -> dict[str, float]:
-    import torch
-
-    from gicho.metrics import accuracy
-
-    preds, labels = [], []
-    for batch in batches:
-        labels.append(batch.pop("labels"))
-        preds.append(model(**batch)["logits"].argmax(-1))
-    return {"accuracy": accuracy(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())}
-
-
 def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> dict[str, Any]:
     import torch
 
-    from gicho.models.classifier import SequenceClassifier
-    from gicho.tasks._training import train_config_from
-    from gicho.tasks.encoder import dict_dataset, encoder_config
+    from gicho.data.arrays import ArrayDataset
+    from gicho.models.classifier import ClassifierConfig, SequenceClassifier
+    from gicho.tasks._metrics import ClassificationAccuracy
+    from gicho.tasks.neural import _as_metrics_callable
     from gicho.train import Trainer
 
-    common = {
-        "n_classes": config.n_classes,
-        "n_markers": config.n_markers,
-        "noise_vocab": config.noise_vocab,
-    }
-    n_train = config.max_steps * config.batch_size  # every step sees new sequences
-    train = dict_dataset(
-        **dict(
-            zip(
-                ("input_ids", "labels"),
-                make_marker_data(n_train, length, seed=config.data_seed, **common),
-                strict=True,
-            )
-        )
-    )
-    test = dict_dataset(
-        **dict(
-            zip(
-                ("input_ids", "labels"),
-                make_marker_data(config.n_test, length, seed=config.data_seed + 1, **common),
-                strict=True,
-            )
-        )
-    )
+    common = {"n_classes": config.n_classes, "n_markers": config.n_markers, "noise_vocab": config.noise_vocab}
+    steps = config.train.max_steps
+    n_train = steps * config.train.batch_size  # every step sees new sequences
+    ids, labels = make_marker_data(n_train, length, seed=config.data_seed, **common)
+    train = ArrayDataset(input_ids=ids, labels=labels)
+    ids, labels = make_marker_data(config.n_test, length, seed=config.data_seed + 1, **common)
+    test = ArrayDataset(input_ids=ids, labels=labels)
     torch.manual_seed(seed)
-    model = SequenceClassifier(
-        encoder_config(
-            config,
-            vocab_size=FIRST_MARKER_ID + config.n_classes + config.noise_vocab,
-            n_outputs=config.n_classes,
-            position=config.position,
-            pool=pool,
-            max_len=length,
-            pad_token_id=PAD_ID,
-        )
-    )
-    # max_steps, batch_size, lr, weight_decay, warmup_steps and device come from the config
-    train_config = train_config_from(
-        config,
-        eval_batch_size=256,
-        eval_every=config.max_steps,
-        log_every=max(1, config.max_steps // 10),
-        seed=seed,
-        progress=False,
-    )
+    model = SequenceClassifier(ClassifierConfig(
+        **dataclasses.asdict(config.model), vocab_size=FIRST_MARKER_ID + config.n_classes + config.noise_vocab,
+        n_outputs=config.n_classes, pool=pool, max_len=length, pad_token_id=PAD_ID))
+    train_config = dataclasses.replace(config.train, eval_every=steps, log_every=max(1, steps // 10),
+                                       seed=seed, progress=False)
     start = time.perf_counter()
-    result = Trainer(model, train, test, _accuracy, train_config).fit()
+    metrics = _as_metrics_callable(ClassificationAccuracy, None)
+    result = Trainer(model, train, test, metrics, train_config).fit()
     seconds = time.perf_counter() - start
     final_loss = next(
         (e["loss"] for e in reversed(result.history) if e.get("split") == "train" and "loss" in e),
@@ -237,13 +210,13 @@ def run_pooling_study(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        with open(out / "pooling_study.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        (out / "pooling_study.json").write_text(
-            json.dumps({"config": dataclasses.asdict(config), "rows": rows}, indent=2) + "\n"
-        )
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "pooling_study.csv", table.getvalue())
+        atomic_write_text(out / "pooling_study.json",
+                          json.dumps({"config": dataclasses.asdict(config), "rows": rows}, indent=2) + "\n")
         plot_pooling_study(rows, out / "pooling_study.png", chance=1.0 / config.n_classes)
     return rows
 

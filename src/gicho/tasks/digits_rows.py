@@ -1,0 +1,125 @@
+"""Task ``digits-rows``: 8x8 digits read as sequences of 8 row tokens by a Transformer encoder.
+
+* T: :class:`~gicho.models.classifier.SequenceClassifier` over vector tokens (one per image
+  row), pooled by mean, max or [CLS] (``--model.pool``);
+* E: scikit-learn's 8x8 digits (1,797 images, bundled with scikit-learn), a stratified
+  ``--data.test-fraction`` held out; pixels are integers in [0, 16], scaled inside the model;
+* P: accuracy on the held-out split. The held-out split is also what training evaluates for
+  the learning curves; it never selects a checkpoint (the result is the model after the last
+  step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from gicho.tasks import register
+from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.train.config import TrainConfig
+
+__all__ = ["DigitsData", "DigitsRowsConfig"]
+
+ROWS = PIXELS_PER_ROW = 8
+MAX_PIXEL = 16.0  # digits pixels are integers in [0, 16]
+
+
+def _default_model() -> Any:
+    from gicho.models.classifier import ClassifierConfig
+
+    return ClassifierConfig(token_dim=PIXELS_PER_ROW, n_outputs=10, max_len=ROWS, d_model=64,
+                            n_heads=4, n_layers=2, dropout=0.1, norm_first=True,
+                            label_names=tuple(str(d) for d in range(10)))
+
+
+@dataclass
+class DigitsData:
+    """The held-out split: ``test_fraction`` of the images, stratified, seeded by ``split_seed``."""
+
+    test_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the stratified split"})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"field `test_fraction` must lie in (0, 1); got {self.test_fraction!r}")
+
+
+@dataclass
+class DigitsRowsConfig:
+    """Config of ``digits-rows``: ``model`` (ClassifierConfig), ``data``, ``train``."""
+
+    model: Any = field(default_factory=_default_model)
+    data: DigitsData = field(default_factory=DigitsData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=1500, batch_size=64, lr=2e-3, weight_decay=0.01, warmup_steps=100,
+        eval_every=250, log_every=50))
+    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
+
+
+def build_data(config: DigitsRowsConfig) -> Splits:
+    from gicho.data.arrays import ArrayDataset
+    from gicho.data.images import digits_split
+
+    X_train, X_test, y_train, y_test = digits_split(config.data.test_fraction, config.data.split_seed)
+    test = ArrayDataset(features=X_test, labels=y_test)
+    return Splits(ArrayDataset(features=X_train, labels=y_train), test, test)
+
+
+def build_model(config: DigitsRowsConfig, splits: Splits) -> Any:
+    from gicho.models.classifier import SequenceClassifier
+
+    m = config.model
+    if (m.token_dim, m.n_outputs) != (PIXELS_PER_ROW, 10) or m.max_len < ROWS:
+        raise ValueError(f"digits rows are {ROWS} tokens of {PIXELS_PER_ROW} pixels in 10 classes: "
+                         f"model.token_dim must be 8, model.n_outputs 10, model.max_len >= 8; got "
+                         f"{m.token_dim}, {m.n_outputs}, {m.max_len}")
+    model = SequenceClassifier(m)
+    model.backbone.stem.set_input_scaling(0.0, MAX_PIXEL)  # pixels / 16, saved with the weights
+    return model
+
+
+def metrics(config: DigitsRowsConfig, info: dict[str, Any], split: str) -> Any:
+    from gicho.tasks._metrics import ClassificationAccuracy
+
+    return ClassificationAccuracy
+
+
+def read_inputs(config: DigitsRowsConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+    """Each input: 64 pixel values in [0, 16], row by row, separated by commas or spaces."""
+    import torch
+
+    from gicho.tasks._parsing import parse_numbers
+
+    pixels = [parse_numbers(t, ROWS * PIXELS_PER_ROW, "pixels in [0, 16], row by row", low=0.0,
+                            high=MAX_PIXEL) for t in texts]
+    return {"features": torch.tensor(pixels, dtype=torch.float32).view(-1, ROWS, PIXELS_PER_ROW)}
+
+
+def write_outputs(config: DigitsRowsConfig, predictor: Predictor, batch: dict[str, Any],
+                  options: dict[str, Any]) -> list[str]:
+    outputs = predictor(batch)
+    names = predictor.model.config.label_names or tuple(str(d) for d in range(10))
+    return [names[int(k)] for k in outputs["logits"].argmax(-1)]
+
+
+def describe(config: DigitsRowsConfig) -> tuple[str, str]:
+    m = config.model
+    pool = {"mean": "mean pooling", "max": "max pooling", "cls": f"[CLS] ({m.cls_source}) pooling"}
+    model = (f"Transformer encoder ({m.n_layers}x{m.d_model}, {m.n_heads} heads, "
+             f"{'pre' if m.norm_first else 'post'}-LN) over 8 row tokens + {pool[m.pool]}")
+    held = math.ceil(1797 * config.data.test_fraction)
+    return model, f"sklearn digits 8x8, {held} images held out (stratified)"
+
+
+TASK = register(neural_task(
+    name="digits-rows", config_cls=DigitsRowsConfig,
+    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
+                    read_inputs=read_inputs, write_outputs=write_outputs,
+                    model_type="sequence-classifier"),
+    model="Transformer encoder (8 row tokens) + mean pooling", data="sklearn digits 8x8, 20% held out",
+    metrics=("accuracy",), describe=describe,
+    description="Digits images as sequences of 8 row-tokens, classified by a Transformer encoder.",
+    tour={"train.max_steps": 600, "train.eval_every": 200},
+    quick={"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.n_layers": 1},
+))

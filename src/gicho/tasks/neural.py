@@ -1,0 +1,266 @@
+"""The one runner of every neural task: a task declares, this module trains, evaluates, predicts.
+
+A neural task is a :class:`NeuralSpec` — how to build its data splits and its model from the
+task's Config, which streaming metrics score it, and how to turn input strings into a batch and
+outputs back into strings — plus a Config dataclass with three parts, ``model``, ``data`` and
+``train`` (a :class:`gicho.train.TrainConfig`), each validated on its own. :func:`neural_task`
+turns the two into a registered :class:`~gicho.tasks.Task` whose hooks are:
+
+* ``run``: build data and model, :meth:`gicho.train.Trainer.fit`, pick the result (the last
+  step, or the best evaluation when ``select="best"``), save it as ``run_dir/model/``
+  (``save_pretrained`` + the task's preprocessing files), score it on the test split;
+* ``evaluate``: reload ``run_dir/model/`` and score it on the test split again;
+* ``predict``: reload it, read the inputs, answer with strings.
+
+:func:`load_predictor` (``gicho.load(run_dir)``) gives the same reloaded model and its
+preprocessing to Python users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gicho.tasks import RunContext, Task
+from gicho.tasks._training import torch_threads
+
+__all__ = ["MODEL_DIR", "NeuralSpec", "Predictor", "Splits", "load_predictor", "neural_task", "score"]
+
+MODEL_DIR = "model"  # run_dir/model/: the run's result, in save_pretrained's layout
+
+
+@dataclass
+class Splits:
+    """A task's data: map-style datasets, the collate function, and facts the model needs.
+
+    ``valid`` (may be None) is what the Trainer evaluates during training; ``test`` scores the
+    final model. ``info`` carries whatever ``build_model`` needs from the data (vocabularies,
+    feature statistics, label names).
+    """
+
+    train: Any
+    valid: Any
+    test: Any
+    collate: Callable[[list[Any]], dict[str, Any]] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NeuralSpec:
+    """What a neural task declares; :func:`neural_task` does the rest.
+
+    Attributes
+    ----------
+    build_data : (config) -> Splits
+    build_model : (config, splits) -> PretrainedModel
+        Seeded by the runner (``config.train.seed``) before it is called.
+    metrics : (config, info, split) -> () -> StreamingMetric
+        A factory of fresh accumulators with ``update(outputs, batch)`` and ``compute()``;
+        ``split`` is ``"valid"`` (during training) or ``"test"`` (the final score).
+    read_inputs : (config, predictor, strings) -> batch dict
+        Validates every input (a clear ``ValueError`` naming the bad one) before any is run.
+    write_outputs : (config, predictor, batch, options) -> list of str
+        Runs the model (``predictor(batch)``, or its own decoding) and formats each answer.
+    model_type : str
+        The model family (``gicho.models.MODEL_TYPES``), used to reload the result.
+    select : "last" or "best"
+        Which checkpoint is the run's result.
+    eval_forward : (model, batch) -> outputs, optional
+        What evaluation runs per batch when the plain forward is not enough (decoding).
+    save_extras / load_extras : (directory, info) -> None / (directory) -> dict, optional
+        Preprocessing files beside the weights (vocabularies); ``load_extras`` returns the
+        ``info`` that ``read_inputs`` / ``write_outputs`` need.
+    after_fit : (config, predictor, splits, ctx, metrics) -> dict, optional
+        Figures (and extra metrics) after the final evaluation.
+    predict_options : names of the options ``predict`` accepts.
+    describe : (config) -> (T, E), optional
+    """
+
+    build_data: Callable[[Any], Splits]
+    build_model: Callable[[Any, Splits], Any]
+    metrics: Callable[[Any, dict[str, Any], str], Callable[[], Any]]
+    read_inputs: Callable[[Any, Predictor, Sequence[str]], dict[str, Any]]
+    write_outputs: Callable[[Any, Predictor, dict[str, Any], dict[str, Any]], list[str]]
+    model_type: str
+    select: Literal["last", "best"] = "last"
+    eval_forward: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    save_extras: Callable[[Path, dict[str, Any]], None] | None = None
+    load_extras: Callable[[Path], dict[str, Any]] | None = None
+    after_fit: Callable[..., dict[str, float]] | None = None
+    predict_options: tuple[str, ...] = ()
+
+
+@dataclass
+class Predictor:
+    """A trained model with its task's preprocessing: ``predict(strings) -> strings``.
+
+    Attributes
+    ----------
+    task : Task
+    config : the task's Config
+    model : torch.nn.Module, in eval mode
+    info : dict, the preprocessing loaded beside the weights (vocabularies, ...)
+    """
+
+    task: Task
+    config: Any
+    model: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> NeuralSpec:
+        return self.task.spec
+
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Run the model on a batch (no gradients); ``eval_forward`` when the task has one."""
+        import torch
+
+        with torch.no_grad():
+            forward = self.spec.eval_forward
+            return forward(self.model, batch) if forward else self.model(**batch)
+
+    def predict(self, inputs: Sequence[str], **options: Any) -> list[str]:
+        """Answer each input string (the format of ``gicho predict``) with one output string."""
+        if isinstance(inputs, str) or not inputs:
+            raise ValueError(f"argument `inputs` must be a non-empty list of strings; got {inputs!r}")
+        unknown = sorted(set(options) - set(self.spec.predict_options))
+        if unknown:
+            allowed = ", ".join(self.spec.predict_options) or "(none)"
+            raise ValueError(f"unknown predict option(s) {unknown}; allowed: {allowed}")
+        with torch_threads(getattr(self.config, "num_threads", 0)):
+            batch = self.spec.read_inputs(self.config, self, list(inputs))
+            return self.spec.write_outputs(self.config, self, batch, options)
+
+
+# ----------------------------------------------------------------------------- the runner
+
+
+def _model_class(spec: NeuralSpec) -> Any:
+    from gicho.models import model_class
+
+    return model_class(spec.model_type)
+
+
+def _as_metrics_callable(factory: Callable[[], Any], eval_forward: Any) -> Callable[..., dict[str, float]]:
+    """The Trainer's ``metrics(model, batches)`` from a streaming-metric factory."""
+
+    def metrics(model: Any, batches: Any) -> dict[str, float]:
+        metric = factory()
+        for batch in batches:
+            outputs = eval_forward(model, batch) if eval_forward else model(**batch)
+            metric.update(outputs, batch)
+        return metric.compute()
+
+    return metrics
+
+
+def score(predictor: Predictor, data: Any, collate: Any, batch_size: int = 256) -> dict[str, float]:
+    """The task's metrics of ``predictor.model`` on ``data`` (one pass, no gradients)."""
+    import torch
+    from torch.utils.data import DataLoader, default_collate
+
+    metric = predictor.spec.metrics(predictor.config, predictor.info, "test")()
+    device = next(predictor.model.parameters()).device
+    loader = DataLoader(data, batch_size=batch_size, collate_fn=collate or default_collate)
+    for batch in loader:
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        metric.update(predictor(batch), batch)
+    return {k: float(v) for k, v in metric.compute().items()}
+
+
+def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
+    import torch
+
+    from gicho.train import Trainer, best_checkpoint, latest_checkpoint
+
+    spec: NeuralSpec = task.spec
+    splits = spec.build_data(config)
+    torch.manual_seed(config.train.seed)
+    model = spec.build_model(config, splits)
+    train_config = dataclasses.replace(config.train, progress=ctx.progress)
+    metrics = _as_metrics_callable(spec.metrics(config, splits.info, "valid"), spec.eval_forward)
+    trainer = Trainer(model, splits.train, splits.valid, metrics, train_config,
+                      run_dir=ctx.run_dir, collate_fn=splits.collate)
+    trainer.fit(resume=ctx.resume)
+    chosen = best_checkpoint(ctx.run_dir) if spec.select == "best" else latest_checkpoint(ctx.run_dir)
+    result = _model_class(spec).from_pretrained(chosen).to(trainer.device_)
+    predictor = Predictor(task, config, result, dict(splits.info))
+    if _is_main_process():
+        save_model_dir(predictor, ctx.run_dir / MODEL_DIR)
+    scores = score(predictor, splits.test, splits.collate, train_config.effective_eval_batch_size)
+    if spec.after_fit is not None and _is_main_process():
+        scores.update(spec.after_fit(config, predictor, splits, ctx, scores) or {})
+    return scores
+
+
+def save_model_dir(predictor: Predictor, directory: Path) -> Path:
+    """``save_pretrained`` plus the task's preprocessing files, into ``directory``."""
+    predictor.model.save_pretrained(directory)
+    if predictor.spec.save_extras is not None:
+        predictor.spec.save_extras(directory, predictor.info)
+    return directory
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_predictor(task: Task, config: Any, run_dir: str | Path) -> Predictor:
+    """The result of a finished run of ``task`` (``run_dir/model/``) with its preprocessing."""
+    spec: NeuralSpec = task.spec
+    directory = Path(run_dir) / MODEL_DIR
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is missing: {run_dir} is not a finished {task.name!r} run "
+                                f"(train it to the end, or resume it with --resume)")
+    model = _model_class(spec).from_pretrained(directory)
+    info = spec.load_extras(directory) if spec.load_extras is not None else {}
+    return Predictor(task, config, model, info)
+
+
+def _evaluate(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
+    predictor = load_predictor(task, config, ctx.run_dir)
+    splits = task.spec.build_data(config)
+    # the data's facts (which locale each test example is) under the saved preprocessing
+    predictor.info = {**splits.info, **predictor.info}
+    return score(predictor, splits.test, splits.collate, config.train.effective_eval_batch_size)
+
+
+def _predict(task: Task, config: Any, ctx: RunContext, inputs: Sequence[str],
+             options: dict[str, Any]) -> list[str]:
+    return load_predictor(task, config, ctx.run_dir).predict(inputs, **options)
+
+
+def neural_task(*, name: str, config_cls: type, spec: NeuralSpec, model: str, data: str,
+                metrics: tuple[str, ...], description: str = "", tour: dict[str, Any] | None = None,
+                quick: dict[str, Any] | None = None,
+                describe: Callable[[Any], tuple[str, str]] | None = None) -> Task:
+    """A :class:`~gicho.tasks.Task` whose hooks are this module's runner over ``spec``.
+
+    ``config_cls`` has parts ``model``, ``data`` and ``train`` (and optionally ``num_threads``:
+    torch CPU threads while a hook runs, 0 = torch's default).
+    """
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    if not {"model", "data", "train"} <= names:
+        raise TypeError(f"task {name!r}: config_cls must have the parts model, data and train; "
+                        f"got fields {sorted(names)}")
+    task: Task
+
+    def threaded(hook: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(config: Any, *args: Any) -> Any:
+            with torch_threads(getattr(config, "num_threads", 0)):
+                return hook(task, config, *args)
+
+        return wrapped
+
+    task = Task(name=name, model=model, data=data, metrics=metrics, config_cls=config_cls,
+                run=threaded(_run), evaluate=threaded(_evaluate), predict=threaded(_predict),
+                description=description, tour=dict(tour or {}), quick=dict(quick or {}),
+                describe=describe, spec=spec)
+    return task
+
