@@ -66,8 +66,8 @@ def test_version_and_help(capsys):
     ("args", "message"),
     [
         (["train", "no-such-task"], "error: unknown task 'no-such-task'; allowed: "),
-        (["train", "toy", "--no-such-field", "1"], "error: unknown field `--no-such-field` for ToyConfig; allowed: --max-steps"),
-        (["train", "toy", "--max-steps", "many"], "error: field `max_steps` must be an integer; got 'many'"),
+        (["train", "toy", "--no-such-field", "1"], "error: unknown field `--no-such-field` for ToyConfig; allowed: --model.hidden"),
+        (["train", "toy", "--train.max-steps", "many"], "error: field `train.max_steps` must be an integer; got 'many'"),
         (["evaluate", "/nonexistent/run"], "error: run directory not found: /nonexistent/run"),
         (["report", "/nonexistent/run"], "error: run directory not found: /nonexistent/run"),
     ],
@@ -85,16 +85,16 @@ def test_tasks_lists_toy_with_t_e_p(capsys):
     out = capsys.readouterr().out
     assert "toy" in out and "MLP 4-16-1" in out and "r2, mae" in out
     cli("tasks", "toy")
-    assert "--max-steps" in capsys.readouterr().out
+    assert "--train.max-steps" in capsys.readouterr().out
 
 
 def test_train_evaluate_predict_report(tmp_path, capsys):
-    cli("train", "toy", "--runs-dir", str(tmp_path), "--max-steps", "30")
+    cli("train", "toy", "--runs-dir", str(tmp_path), "--train.max-steps", "30")
     out = capsys.readouterr().out
     (run_dir,) = tmp_path.iterdir()
     assert run_dir.name.startswith("toy-")
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["task"] == "toy" and config["config"]["max_steps"] == 30
+    assert config["task"] == "toy" and config["config"]["train"]["max_steps"] == 30
     results = json.loads((run_dir / "results.json").read_text())
     assert results["metrics"]["r2"] > 0.5, results  # the toy target is nearly linear
     assert "r2" in out and str(run_dir) in out
@@ -111,7 +111,7 @@ def test_train_evaluate_predict_report(tmp_path, capsys):
     report = run_dir / "report.html"
     assert (run_dir / "plots" / "learning_curves.png").is_file()
     page = report.read_text()
-    assert "data:image/png;base64," in page and "MLP 4-16-1" in page and "max_steps" in page
+    assert "data:image/png;base64," in page and "MLP 4-16-1" in page and "train.max_steps" in page
     report.unlink()
     cli("report", str(run_dir))
     assert report.is_file()
@@ -127,7 +127,7 @@ def test_tour_runs_selected_task_and_links_reports(tmp_path, capsys):
 
 
 def test_killed_run_resumes_with_identical_loss_curve(tmp_path):
-    args = ["--max-steps", "40", "--eval-every", "10", "--log-every", "1"]
+    args = ["--train.max-steps", "40", "--train.eval-every", "10", "--train.log-every", "1"]
     reference = _gicho("train", "toy", "--runs-dir", str(tmp_path / "reference"), *args)
     assert reference.returncode == 0, reference.stderr
     (reference_dir,) = (tmp_path / "reference").iterdir()
@@ -135,7 +135,7 @@ def test_killed_run_resumes_with_identical_loss_curve(tmp_path):
     runs = tmp_path / "interrupted"
     process = subprocess.Popen(
         [sys.executable, "-m", "gicho.cli", "train", "toy", "--runs-dir", str(runs), *args,
-         "--step-sleep", "0.05"],
+         "--model.step-sleep", "0.05"],
         env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 120
@@ -176,7 +176,7 @@ def test_torchrun_two_processes_trains_and_reports(tmp_path):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
         f"--master_port={_free_port()}", "-m", "gicho.cli", "train", "toy",
-        "--runs-dir", str(tmp_path), "--max-steps", "20", "--batch-size", "8",
+        "--runs-dir", str(tmp_path), "--train.max-steps", "20", "--train.batch-size", "8",
     ]
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -195,11 +195,11 @@ def test_checkpoint_problems_are_one_line_errors(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "checkpoint" in result.stderr
 
-    cli("train", "toy", "--runs-dir", str(tmp_path / "runs"), "--max-steps", "10")
+    cli("train", "toy", "--runs-dir", str(tmp_path / "runs"), "--train.max-steps", "10")
     (run_dir,) = (tmp_path / "runs").iterdir()
     saved_config = (run_dir / "config.json").read_text()
     # A different batch size would change the data order: resuming "exactly" is impossible.
-    result = _gicho("train", "toy", "--resume", str(run_dir), "--max-steps", "20", "--batch-size", "4")
+    result = _gicho("train", "toy", "--resume", str(run_dir), "--train.max-steps", "20", "--train.batch-size", "4")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("error: ") and "batch_size" in result.stderr
     assert (run_dir / "config.json").read_text() == saved_config  # the failed resume changed nothing
@@ -208,8 +208,8 @@ def test_checkpoint_problems_are_one_line_errors(tmp_path):
 
 
 def test_resume_with_more_steps_extends_the_run(tmp_path):
-    cli("train", "toy", "--runs-dir", str(tmp_path), "--max-steps", "10")
+    cli("train", "toy", "--runs-dir", str(tmp_path), "--train.max-steps", "10")
     (run_dir,) = tmp_path.iterdir()
-    cli("train", "toy", "--resume", str(run_dir), "--max-steps", "20")
+    cli("train", "toy", "--resume", str(run_dir), "--train.max-steps", "20")
     assert max(_train_losses(run_dir)) == 20
-    assert json.loads((run_dir / "config.json").read_text())["config"]["max_steps"] == 20
+    assert json.loads((run_dir / "config.json").read_text())["config"]["train"]["max_steps"] == 20

@@ -5,8 +5,11 @@ and does not import torch, scikit-learn or SciPy until a function that needs the
 
     from gicho import softmax, r2, kl_divergence, LinearRegression, PCA
 
-Neural pieces live in their sub-packages: ``gicho.nn`` (attention, Transformer blocks),
+Neural pieces live in their sub-packages: ``gicho.nn`` (attention, the encoder backbone),
 ``gicho.models`` (seq2seq, classifiers), ``gicho.train`` (the Trainer), ``gicho.tasks``.
+``gicho.load(run_dir)`` reloads a trained model with its preprocessing::
+
+    gicho.load("runs/digits-rows-20261130-120000").predict(["0 0 5 13 9 1 0 0 ..."])
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "Moments": "gicho.moments",
     "LinearRegression": "gicho.linear",
     **dict.fromkeys(("PCA", "Whitening"), "gicho.decomposition"),
+    "load": "gicho.runs",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -64,8 +64,6 @@ def tasks_command(
     name: Annotated[Optional[str], typer.Argument(help="Show one task's config fields.")] = None,  # noqa: UP045
 ) -> None:
     """List the registered tasks with their T (model), E (data) and P (metrics)."""
-    import dataclasses
-
     from rich.table import Table
 
     from gicho.tasks import all_tasks, get
@@ -82,37 +80,54 @@ def tasks_command(
     task = get(name)
     console.print(f"[bold]{task.name}[/bold]: {task.description or task.model}")
     console.print(f"T: {task.model}\nE: {task.data}\nP: {', '.join(task.metrics)}")
-    table = Table(title=f"config fields (override with `gicho train {task.name} --field value`)")
-    for column in ("field", "type", "default"):
+    console.print(_fields_table(task))
+
+
+def _fields_table(task):  # -> rich Table
+    from rich.table import Table
+
+    from gicho.tasks.overrides import describe_fields
+
+    table = Table(title=f"config fields (override with `gicho train {task.name} --part.field value`)")
+    for column in ("field", "type", "default", "description"):
         table.add_column(column)
-    defaults = task.config_cls()
-    for field in dataclasses.fields(task.config_cls):
-        type_name = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
-        table.add_row("--" + field.name.replace("_", "-"), str(type_name), repr(getattr(defaults, field.name)))
-    console.print(table)
+    for info in describe_fields(task.config_cls()):
+        table.add_row("--" + info.name.replace("_", "-"), info.type_name, repr(info.value), info.help)
+    return table
 
 
 @app.command(
     "train",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                      "help_option_names": []},  # --help is ours: it lists TASK's fields
+    add_help_option=False,
 )
 def train_command(
     ctx: typer.Context,
-    task_name: Annotated[str, typer.Argument(metavar="TASK", help="A registered task (see `gicho tasks`).")],
+    task_name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(metavar="TASK", help="A registered task (see `gicho tasks`)."),
+    ] = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Parent directory of new runs.")] = Path("runs"),
     resume: Annotated[
         Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option("--resume", help="Continue the run in this directory from its last checkpoint."),
     ] = None,
 ) -> None:
-    """Train TASK; every config field can be overridden as --field value.
+    """Train TASK; every config field can be overridden as --part.field value.
 
-    `gicho tasks TASK` lists the fields. Under torchrun the same command trains with DDP:
-    `torchrun --nproc_per_node=2 -m gicho.cli train TASK`.
+    `gicho train TASK --help` lists the fields (e.g. --train.lr 3e-4 --model.pool cls).
+    Ctrl-C writes a checkpoint and prints the command that resumes the run. Under torchrun
+    the same command trains with DDP: `torchrun --nproc_per_node=2 -m gicho.cli train TASK`.
     """
     from gicho.runs import load_run, run_task
     from gicho.tasks import apply_overrides, get
 
+    if task_name is None or task_name in ("--help", "-h") or "--help" in ctx.args:
+        typer.echo(ctx.get_help())
+        if task_name not in (None, "--help", "-h"):
+            _console().print(_fields_table(get(task_name)))
+        raise typer.Exit()
     task = get(task_name)
     if resume is not None:
         resumed_task, config = load_run(resume)
@@ -121,7 +136,24 @@ def train_command(
         config = apply_overrides(config, list(ctx.args))
     else:
         config = task.make_config(list(ctx.args))
-    outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    started: list[Path] = []
+
+    def announce(run_dir: Path) -> None:
+        started.append(run_dir)
+        if resume is None:  # a resumed run's directory is the one the user named
+            typer.echo(f"run: {run_dir}", err=True)
+
+    try:
+        outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None,
+                           on_start=announce)
+    except KeyboardInterrupt as exc:  # the Trainer checkpoints on SIGINT/SIGTERM, then stops
+        if main_rank and started:
+            step = getattr(exc, "step", None)
+            where = f" at step {step}" if step is not None else ""
+            typer.echo(f"interrupted{where}; resume with: gicho train {task.name} --resume {started[0]}",
+                       err=True)
+        raise typer.Exit(code=130) from None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Wait for rank 0's report, then leave the process group cleanly: a process that exits
         # with gloo's threads still running is aborted ("terminate called without ...").
@@ -129,7 +161,7 @@ def train_command(
 
         barrier()
         cleanup()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_rank:
         _print_metrics(outcome.metrics, title=f"{task.name}: held-out metrics")
         typer.echo(f"run: {outcome.run_dir}\nreport: {outcome.run_dir / 'report.html'}")
 
@@ -206,7 +238,10 @@ def tour_command(
     console = _console()
     rows = []
     start = time.perf_counter()
-    for row in tour(quick=quick, root=runs_dir, tasks=only, progress=False):
+    def announce(i: int, n: int, task) -> None:
+        console.print(f"[{i}/{n}] {task.name} ...")
+
+    for row in tour(quick=quick, root=runs_dir, tasks=only, progress=False, on_task_start=announce):
         rows.append(row)
         status = f"[red]failed[/red] {row.error}" if row.error else ", ".join(
             f"{k}={_fmt(v)}" for k, v in row.metrics.items() if k in row.task.metrics
@@ -359,7 +394,7 @@ def study_pooling_command(
     """Mean vs [CLS] pooling when the evidence is one token among many, at lengths 16..512.
 
     Every PoolingStudyConfig field is an option: --lengths 16,64,256 --seeds 0,1,2
-    --max-steps 300 --pools mean,cls (see gicho.tasks.pooling_study).
+    --pools mean,cls --model.d-model 32 --train.max-steps 300 (see gicho.tasks.pooling_study).
     """
     from rich.table import Table
 
@@ -371,7 +406,11 @@ def study_pooling_command(
         from gicho.runs import new_run_dir
 
         out = new_run_dir("study-pooling")
-    rows = run_pooling_study(config, out_dir=out)
+    def announce(i: int, n: int, length: int, pool: str, seed: int) -> None:
+        typer.echo(f"[{i}/{n}] length {length}, {pool} pooling, seed {seed}", err=True)
+
+    typer.echo(f"study: {out}", err=True)
+    rows = run_pooling_study(config, out_dir=out, on_run_start=announce)
     table = Table(title="pooling study: held-out accuracy (chance = 1/n_classes)")
     for column in ("length", "pool", "seed", "accuracy", "eval_loss", "seconds"):
         table.add_column(column, justify="right")
@@ -397,13 +436,33 @@ def _is_user_facing(exc: BaseException) -> bool:
     if isinstance(exc, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)):
         return True
     if isinstance(exc, RuntimeError):
-        checkpoint = sys.modules.get("gicho.train.checkpoint")
+        checkpoint = sys.modules.get("gicho.weights")
         trainer = sys.modules.get("gicho.train.trainer")
         return bool(
             (checkpoint and isinstance(exc, checkpoint.CheckpointError))
             or (trainer and isinstance(exc, trainer.NonFiniteLossError))
         )
-    return not isinstance(exc, OSError)
+    if isinstance(exc, OSError):
+        return False
+    return _raised_by_gicho(exc)
+
+
+def _raised_by_gicho(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by gicho's own code (its validation), not deep in a library.
+
+    A ValueError from inside NumPy or torch on gicho's behalf is a bug in gicho (it should have
+    validated first): it keeps its traceback.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return True
+    here = Path(__file__).resolve().parent
+    try:
+        return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(here)
+    except (OSError, ValueError):  # pragma: no cover - odd frames (frozen, <string>)
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:

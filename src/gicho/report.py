@@ -73,20 +73,29 @@ def write_run_report(run_dir: Path | str) -> Path:
     """(Re)draw the learning curves and write ``report.html`` for a run; return its path."""
     from gicho.plots import learning_curves
     from gicho.runs import CONFIG_FILE, RESULTS_FILE, read_json
-    from gicho.tasks import get
+    from gicho.tasks import config_from_dict, get
 
     run_dir = Path(run_dir)
     run_config = read_json(run_dir / CONFIG_FILE, "run config")
+    if not isinstance(run_config, dict):
+        raise ValueError(f"run config {run_dir / CONFIG_FILE} must hold a JSON object; got {type(run_config).__name__}")
     results_path = run_dir / RESULTS_FILE
     results = read_json(results_path, "run results") if results_path.is_file() else {}
+    _check_results(results, results_path)
     learning_curves(run_dir)
 
     task_name = str(run_config.get("task", "?"))
     try:
         task = get(task_name)
-        tep = [("T (model)", task.model), ("E (data)", task.data), ("P (metrics)", ", ".join(task.metrics))]
     except KeyError:
         tep = [("task", f"{task_name} (not registered in this installation)")]
+    else:
+        try:  # T and E of the config this run was made with, not of the task's defaults
+            config = config_from_dict(task.config_cls, run_config.get("config", {}))
+        except (TypeError, ValueError):
+            config = None
+        model, data, metric_names = task.tep(config)
+        tep = [("T (model)", model), ("E (data)", data), ("P (metrics)", metric_names)]
     metrics: Mapping[str, Any] = results.get("metrics", {})
     body = [
         f"<h1>gicho run: {html.escape(task_name)}</h1>",
@@ -99,10 +108,36 @@ def write_run_report(run_dir: Path | str) -> Path:
         body.append(f"<p>wall time: {results['seconds']:.1f} s</p>")
     body += ["<h2>Figures</h2>", _embedded_figures(run_dir / "plots")]
     config = run_config.get("config", {})
-    body += ["<h2>Config</h2>", _table(((k, json.dumps(v)) for k, v in config.items()), ("field", "value"))]
+    body += ["<h2>Config</h2>", _table(((k, json.dumps(v)) for k, v in _flatten(config)), ("field", "value"))]
     path = run_dir / "report.html"
     atomic_write_text(path, _page(f"gicho {task_name}", "\n".join(body)))
     return path
+
+
+def _check_results(results: Any, path: Path) -> None:
+    """``results.json`` holds an object with a mapping of numbers under ``metrics``."""
+    if not isinstance(results, dict):
+        raise ValueError(f"run results {path} must hold a JSON object; got {type(results).__name__}")
+    metrics = results.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+        raise ValueError(f"run results {path}: 'metrics' must map names to numbers; got {metrics!r:.80}")
+    seconds = results.get("seconds", 0.0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise ValueError(f"run results {path}: 'seconds' must be a number; got {seconds!r:.40}")
+
+
+def _flatten(config: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested config parts as dotted rows (``train.lr``), as the CLI spells them."""
+    if not isinstance(config, Mapping):
+        return [(prefix.rstrip(".") or "config", config)]
+    rows: list[tuple[str, Any]] = []
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
 
 
 def write_tour_report(rows: Iterable[Any], path: Path | str) -> Path:

@@ -20,7 +20,7 @@ import numbers
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ __all__ = [
     "RunOutcome",
     "TourRow",
     "evaluate_run",
+    "load",
     "load_run",
     "new_run_dir",
     "predict_run",
@@ -126,6 +127,7 @@ def run_task(
     resume: bool = False,
     progress: bool | None = None,
     report: bool = True,
+    on_start: Callable[[Path], None] | None = None,
 ) -> RunOutcome:
     """Run ``task`` with ``config`` into a run directory and write its report.
 
@@ -144,6 +146,8 @@ def run_task(
         Progress bars on/off; ``None`` shows them only on a terminal.
     report
         Write learning curves and ``report.html`` after the run.
+    on_start
+        Called with the run directory once it exists, before training starts (the CLI prints it).
     """
     if resume and run_dir is None:
         raise ValueError("argument `run_dir` is required with resume=True (which run to continue?)")
@@ -157,6 +161,8 @@ def run_task(
     # failed resume (say, with a changed model size) leaves evaluate/predict working.
     if main_process and not resume:
         write_json_atomic(run_dir / CONFIG_FILE, run_config)
+    if on_start is not None and main_process:
+        on_start(run_dir)
     start = time.perf_counter()
     metrics = task.run(config, RunContext(run_dir=run_dir, resume=resume, progress=progress))
     seconds = time.perf_counter() - start
@@ -209,6 +215,34 @@ def predict_run(
     return list(task.predict(config, RunContext(run_dir=Path(run_dir), progress=False), inputs, dict(options or {})))
 
 
+def load(path: Path | str) -> Any:
+    """A trained model, ready to predict, from a run directory or a model directory.
+
+    * A run directory (``runs/<task>-<time>``, with the run's ``config.json``): a
+      :class:`gicho.tasks.neural.Predictor` — the model with its preprocessing —
+      so that ``gicho.load(run_dir).predict(["..."])`` answers as ``gicho predict`` does.
+    * A model directory (``config.json`` with a ``model_type``, and ``model.safetensors``,
+      such as ``run_dir/model``): the model itself (a ``torch.nn.Module`` in eval mode).
+    """
+    from gicho.weights import read_config
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"argument `path`: {path} is not a directory (a run or a model directory)")
+    data = read_config(path)
+    if "task" in data:
+        from gicho.tasks.neural import load_predictor
+
+        task, config = load_run(path)
+        if task.spec is None:
+            raise ValueError(f"{path} is a run of {task.name!r}, which has no model to load "
+                             f"(a classical task: its results are in {RESULTS_FILE})")
+        return load_predictor(task, config, path)
+    from gicho.models import from_pretrained
+
+    return from_pretrained(path)
+
+
 @dataclass
 class TourRow:
     """One line of the tour table."""
@@ -222,18 +256,21 @@ class TourRow:
 
 def tour(
     *, quick: bool = False, root: Path | str = "runs/tour", tasks: Sequence[str] | None = None,
-    progress: bool | None = None,
+    progress: bool | None = None, on_task_start: Callable[[int, int, Task], None] | None = None,
 ) -> Iterator[TourRow]:
     """Run every registered task (or ``tasks``) with its tour budget; yield a row per task.
 
     A task that fails yields a row with ``error`` set and the tour goes on, so one broken
-    task does not hide the others' results.
+    task does not hide the others' results. ``on_task_start(i, n, task)`` is called before
+    the i-th of n tasks starts (the CLI says which task is running and how far the tour is).
     """
     from gicho.tasks import all_tasks
 
     selected = all_tasks() if tasks is None else [get(name) for name in tasks]
     root = Path(root)
-    for task in selected:
+    for i, task in enumerate(selected, start=1):
+        if on_task_start is not None:
+            on_task_start(i, len(selected), task)
         overrides = task.quick if quick else task.tour
         start = time.perf_counter()
         run_dir = root / task.name

@@ -64,8 +64,9 @@ class NeuralSpec:
         Validates every input (a clear ``ValueError`` naming the bad one) before any is run.
     write_outputs : (config, predictor, batch, options) -> list of str
         Runs the model (``predictor(batch)``, or its own decoding) and formats each answer.
-    model_type : str
-        The model family (``gicho.models.MODEL_TYPES``), used to reload the result.
+    model_type : str or type
+        The model family: a ``model_type`` of ``gicho.models.MODEL_TYPES``, or the class itself
+        (a :class:`gicho.models._pretrained.PretrainedModel`), used to reload the result.
     select : "last" or "best"
         Which checkpoint is the run's result.
     eval_forward : (model, batch) -> outputs, optional
@@ -84,7 +85,7 @@ class NeuralSpec:
     metrics: Callable[[Any, dict[str, Any], str], Callable[[], Any]]
     read_inputs: Callable[[Any, Predictor, Sequence[str]], dict[str, Any]]
     write_outputs: Callable[[Any, Predictor, dict[str, Any], dict[str, Any]], list[str]]
-    model_type: str
+    model_type: str | type
     select: Literal["last", "best"] = "last"
     eval_forward: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
     save_extras: Callable[[Path, dict[str, Any]], None] | None = None
@@ -142,7 +143,7 @@ class Predictor:
 def _model_class(spec: NeuralSpec) -> Any:
     from gicho.models import model_class
 
-    return model_class(spec.model_type)
+    return spec.model_type if isinstance(spec.model_type, type) else model_class(spec.model_type)
 
 
 def _as_metrics_callable(factory: Callable[[], Any], eval_forward: Any) -> Callable[..., dict[str, float]]:
@@ -181,7 +182,8 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     splits = spec.build_data(config)
     torch.manual_seed(config.train.seed)
     model = spec.build_model(config, splits)
-    train_config = dataclasses.replace(config.train, progress=ctx.progress)
+    progress = ctx.progress if ctx.progress is not None else config.train.progress
+    train_config = dataclasses.replace(config.train, progress=progress)
     metrics = _as_metrics_callable(spec.metrics(config, splits.info, "valid"), spec.eval_forward)
     trainer = Trainer(model, splits.train, splits.valid, metrics, train_config,
                       run_dir=ctx.run_dir, collate_fn=splits.collate)
@@ -217,7 +219,7 @@ def load_predictor(task: Task, config: Any, run_dir: str | Path) -> Predictor:
     directory = Path(run_dir) / MODEL_DIR
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is missing: {run_dir} is not a finished {task.name!r} run "
-                                f"(train it to the end, or resume it with --resume)")
+                                "(train it to the end, or resume it from its last checkpoint with --resume)")
     model = _model_class(spec).from_pretrained(directory)
     info = spec.load_extras(directory) if spec.load_extras is not None else {}
     return Predictor(task, config, model, info)

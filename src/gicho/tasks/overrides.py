@@ -60,10 +60,39 @@ def _is_config(value: Any) -> bool:
     return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
+def _docstring_help(cls: type) -> dict[str, str]:
+    """First description line of each entry of a numpydoc ``Parameters`` (or ``Attributes``)
+    section; ``a, b : int`` entries give every listed name the same line."""
+    lines = (cls.__doc__ or "").splitlines()
+    found: dict[str, str] = {}
+    in_section = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped in ("Parameters", "Attributes") and i + 1 < len(lines) and lines[i + 1].strip().startswith("---"):
+            in_section = True
+            continue
+        if not in_section or not stripped or stripped.startswith("---"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent <= 4 and ":" not in stripped and not stripped[0].isalpha():
+            continue
+        names, colon, _ = stripped.partition(" : ")
+        if indent <= 4 and (colon or "," in names or names.isidentifier()):
+            following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            for name in names.split(","):
+                found.setdefault(name.strip(), following)
+    return found
+
+
 def describe_fields(config: Any, prefix: str = "") -> list[FieldInfo]:
-    """Every leaf field of ``config`` (recursing into nested dataclass parts), in order."""
+    """Every leaf field of ``config`` (recursing into nested dataclass parts), in order.
+
+    A field's description is its ``metadata["help"]``, else the first line of its entry in
+    the Config's numpydoc docstring.
+    """
     out: list[FieldInfo] = []
     hints = _hints(type(config))
+    documented = _docstring_help(type(config))
     for f in dataclasses.fields(config):
         if not f.init:
             continue
@@ -72,13 +101,20 @@ def describe_fields(config: Any, prefix: str = "") -> list[FieldInfo]:
         if _is_config(value):
             out += describe_fields(value, name + ".")
         else:
-            out.append(FieldInfo(name, hints[f.name], value, str(f.metadata.get("help", ""))))
+            text = f.metadata.get("help") or documented.get(f.name, "")
+            out.append(FieldInfo(name, hints[f.name], value, str(text)))
     return out
 
 
 def _type_name(tp: Any) -> str:
-    if typing.get_origin(tp) is typing.Literal:
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
         return "{" + ",".join(str(a) for a in typing.get_args(tp)) + "}"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        args = typing.get_args(tp)
+        return f"{origin.__name__} of {_type_name(args[0])}" if args else origin.__name__
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

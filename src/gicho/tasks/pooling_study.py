@@ -182,7 +182,8 @@ def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> d
 
 
 def run_pooling_study(
-    config: PoolingStudyConfig | None = None, out_dir: str | Path | None = None
+    config: PoolingStudyConfig | None = None, out_dir: str | Path | None = None,
+    on_run_start: Any = None,
 ) -> list[dict[str, Any]]:
     """Train every (length, pool, seed) combination and return one row each.
 
@@ -192,6 +193,8 @@ def run_pooling_study(
     out_dir : path, optional
         When given, ``pooling_study.csv``, ``pooling_study.json`` (config + rows) and
         ``pooling_study.png`` are written there.
+    on_run_start : callable, optional
+        ``on_run_start(i, n, length, pool, seed)`` before the i-th of n runs (progress).
 
     Returns
     -------
@@ -201,12 +204,13 @@ def run_pooling_study(
         ``train_loss`` is the mean training loss over the last ~10% of the steps.
     """
     config = PoolingStudyConfig() if config is None else config
-    rows = [
-        _one_run(config, length, pool, seed)
-        for length in config.lengths
-        for pool in config.pools
-        for seed in config.seeds
-    ]
+    runs = [(length, pool, seed) for length in config.lengths for pool in config.pools
+            for seed in config.seeds]
+    rows = []
+    for i, (length, pool, seed) in enumerate(runs, start=1):
+        if on_run_start is not None:
+            on_run_start(i, len(runs), length, pool, seed)
+        rows.append(_one_run(config, length, pool, seed))
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
