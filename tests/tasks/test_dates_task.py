@@ -11,12 +11,14 @@ import torch
 
 from gicho.data.dates import LOCALES as DATA_LOCALES
 from gicho.data.dates import DateGenerator, Vocab
+from gicho.plots_attention import plot_attention
 from gicho.tasks import RunContext, get
 from gicho.tasks.dates import (
     LOCALES,
     DatesConfig,
+    DatesData,
+    build_data,
     evaluate,
-    plot_attention,
     predict,
     score_strings,
 )
@@ -24,9 +26,10 @@ from gicho.tasks.dates import (
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # A small config that still learns every locale: trains in well under a minute on 2 cores.
-SMALL = dict(n_train=6000, n_valid=300, n_test=1000, embed_dim=32, hidden_dim=64, attention_dim=64,
-             max_steps=400, batch_size=64, eval_every=200, log_every=50, warmup_steps=30, lr=5e-3,
-             n_heatmaps=3, device="cpu")
+SMALL = {"data.n_train": 6000, "data.n_valid": 300, "data.n_test": 1000, "model.embed_dim": 32,
+         "model.hidden_dim": 64, "model.attention_dim": 64, "train.max_steps": 400,
+         "train.batch_size": 64, "train.eval_every": 200, "train.log_every": 50,
+         "train.warmup_steps": 30, "train.lr": 5e-3, "n_heatmaps": 3, "train.device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +47,11 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_small_config_reaches_90_percent_exact_match(trained) -> None:
-    from gicho.tasks.dates import _data
-
     config, _, metrics = trained
     assert list(metrics)[:2] == ["exact_match", "char_accuracy"]  # headline first
     assert metrics["exact_match"] >= 0.90
     assert metrics["char_accuracy"] >= metrics["exact_match"]
-    test = _data(config)["test"]
+    test = build_data(config).test.examples
     counts = {tag: sum(ex.locale == tag for ex in test) for tag in ("en", "ko", "de", "fr", "es")}
     for tag in counts:
         assert metrics[f"exact_match_{tag}"] >= 0.75, tag
@@ -62,7 +63,7 @@ def test_small_config_reaches_90_percent_exact_match(trained) -> None:
 @pytest.mark.slow
 def test_run_writes_vocab_checkpoints_log_and_heatmaps(trained) -> None:
     _, ctx, _ = trained
-    vocabs = json.loads((ctx.run_dir / "vocab.json").read_text(encoding="utf-8"))
+    vocabs = json.loads((ctx.run_dir / "model" / "vocab.json").read_text(encoding="utf-8"))
     assert Vocab.from_dict(vocabs["target"]).itos[4:] == list("-0123456789")
     assert "년" in Vocab.from_dict(vocabs["source"])
     events = [json.loads(line) for line in (ctx.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -167,19 +168,19 @@ def test_config_and_registry() -> None:
     task = get("dates")
     assert task.metrics == ("exact_match", "char_accuracy")
     config = task.make_config(
-        ["--hidden-dim", "32", "--attention", "additive", "--locales", "ko,en"]
+        ["--model.hidden-dim", "32", "--model.attention", "additive", "--data.locales", "ko,en"]
     )
-    assert (config.hidden_dim, config.attention, config.locales) == (32, "additive", "ko,en")
+    assert (config.model.hidden_dim, config.model.attention, config.data.locales) == (32, "additive", "ko,en")
     for overrides in (task.tour, task.quick):
         assert isinstance(task.make_config(overrides), DatesConfig)
     subset = r"`locales` must be a comma-separated subset of en,ko,de,fr,es; got "
     with pytest.raises(ValueError, match=subset + "'en,jp'"):
-        DatesConfig(locales="en,jp")
+        DatesData(locales="en,jp")
     with pytest.raises(ValueError, match=subset + "' , '"):
-        DatesConfig(locales=" , ")
+        DatesData(locales=" , ")
     assert LOCALES == DATA_LOCALES  # the task's import-free copy
     with pytest.raises(ValueError, match=r"field `n_train` must be >= 1; got 0"):
-        DatesConfig(n_train=0)
+        DatesData(n_train=0)
     with pytest.raises(ValueError, match=r"field `n_heatmaps` must be >= 0; got -1"):
         DatesConfig(n_heatmaps=-1)
     with pytest.raises(ValueError, match=r"field `num_threads` must be >= 0"):
@@ -187,12 +188,10 @@ def test_config_and_registry() -> None:
 
 
 def test_held_out_dates_are_not_in_training() -> None:
-    from gicho.tasks.dates import _data
-
-    splits = _data(DatesConfig(n_train=3000, n_valid=200, n_test=500))
-    train = {ex.text for ex in splits["train"]}
-    assert not train & {ex.text for ex in splits["test"]}
-    assert all(dt.date.fromisoformat(ex.iso) for ex in splits["test"])
+    splits = build_data(DatesConfig(data=DatesData(n_train=3000, n_valid=200, n_test=500)))
+    train = {ex.text for ex in splits.train.examples}
+    assert not train & {ex.text for ex in splits.test.examples}
+    assert all(dt.date.fromisoformat(ex.iso) for ex in splits.test.examples)
 
 
 def test_attention_map_draws_hangul_with_the_bundled_font(tmp_path) -> None:

@@ -7,9 +7,10 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from gicho.data.images import digits_split
 from gicho.data.tabular import load_diabetes_table
 from gicho.tasks import RunContext, get
-from gicho.tasks.encoder import DiabetesTransformerConfig, diabetes_split, digits_split
+from gicho.tasks.diabetes_transformer import DiabetesTransformerConfig, diabetes_split
 from gicho.tasks.ols import OLSDiabetesConfig
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -25,7 +26,7 @@ def test_registered_with_metrics_and_budgets():
 
 
 def test_splits():
-    X_train, X_test, y_train, y_test = digits_split()
+    X_train, X_test, y_train, y_test = digits_split(normalize=True)
     assert X_train.shape[1:] == (8, 8) and X_train.dtype == np.float32
     assert len(X_test) == int(np.ceil(0.2 * 1797)) and len(X_train) + len(X_test) == 1797
     assert X_train.max() <= 1.0 and X_train.min() >= 0.0
@@ -39,14 +40,15 @@ def test_splits():
     data = load_diabetes_table(scaled=ols.scaled)
     expected = train_test_split(data.X, data.y, test_size=ols.test_fraction, random_state=ols.seed)
     config = DiabetesTransformerConfig()
-    got = diabetes_split(config.test_fraction, config.split_seed)
+    got = diabetes_split(config.data.test_fraction, config.data.split_seed)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 def test_digits_rows_run_evaluate_predict(tmp_path):
     task = get("digits-rows")
-    config = task.make_config({**task.quick, "max_steps": 80, "eval_every": 40, "device": "cpu"})
+    config = task.make_config({**task.quick, "train.max_steps": 80, "train.eval_every": 40,
+                               "train.device": "cpu"})
     ctx = RunContext(run_dir=tmp_path, progress=False)
     metrics = task.run(config, ctx)
     assert list(metrics) == ["accuracy"]
@@ -55,7 +57,7 @@ def test_digits_rows_run_evaluate_predict(tmp_path):
     again = task.evaluate(config, ctx)
     assert again["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-12)
     _, X_test, _, _ = digits_split()
-    pixels = (X_test[:3] * 16).reshape(3, 64)
+    pixels = X_test[:3].reshape(3, 64)  # raw pixels in [0, 16]: the model scales them itself
     answers = task.predict(config, ctx, [", ".join(str(int(v)) for v in row) for row in pixels], {})
     assert len(answers) == 3 and all(a in [str(d) for d in range(10)] for a in answers)
     with pytest.raises(ValueError, match="has 3 numbers; expected 64"):
@@ -66,7 +68,7 @@ def test_digits_rows_run_evaluate_predict(tmp_path):
 
 def test_diabetes_transformer_run_evaluate_predict(tmp_path):
     task = get("diabetes-transformer")
-    config = task.make_config({"max_steps": 100, "eval_every": 50, "device": "cpu"})
+    config = task.make_config({"train.max_steps": 100, "train.eval_every": 50, "train.device": "cpu"})
     ctx = RunContext(run_dir=tmp_path, progress=False)
     metrics = task.run(config, ctx)
     assert list(metrics) == ["mae", "rmse", "r2"]

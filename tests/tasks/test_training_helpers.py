@@ -6,15 +6,18 @@ import pytest
 import torch
 
 from gicho.tasks import RunContext, get
-from gicho.tasks._training import torch_threads, train_config_from, with_config_threads
+from gicho.tasks._training import torch_threads, with_config_threads
+from gicho.train import TrainConfig
 
 
-def test_train_config_copies_shared_fields_and_applies_overrides():
-    config = get("digits-rows").make_config({"max_steps": 7, "lr": 0.5})
-    train = train_config_from(config, eval_every=3)
-    assert (train.max_steps, train.lr, train.eval_every) == (7, 0.5, 3)
-    with pytest.raises(TypeError):
-        train_config_from(config, not_a_field=1)
+def test_train_part_is_a_trainconfig_overridden_by_dotted_names():
+    # the task Config holds a TrainConfig (nothing copied by name): a field renamed in
+    # TrainConfig cannot silently stop reaching the Trainer
+    config = get("digits-rows").make_config({"train.max_steps": 7, "train.lr": 0.5})
+    assert isinstance(config.train, TrainConfig)
+    assert (config.train.max_steps, config.train.lr) == (7, 0.5)
+    with pytest.raises(ValueError, match=r"unknown field `max_steps`.*did you mean `train.max_steps`"):
+        get("digits-rows").make_config({"max_steps": 7})
 
 
 def test_torch_threads_sets_and_restores():

@@ -1,47 +1,19 @@
-"""The task side of training: a :class:`gicho.train.TrainConfig` from a task's Config.
+"""Torch CPU threads while a task's hook runs (``config.num_threads``).
 
-A task's Config repeats the Trainer fields it exposes on the command line (``max_steps``,
-``batch_size``, ``lr``, ...) with defaults of its own, so each task keeps its own field order
-and defaults; :func:`train_config_from` copies them across by name.
+Task configs hold a :class:`gicho.train.TrainConfig` as their ``train`` part (nothing is copied
+between configs by name); this module only keeps the thread setting every neural task shares.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from gicho.train import TrainConfig
-
-__all__ = ["check_num_threads", "torch_threads", "train_config_from", "with_config_threads"]
+__all__ = ["check_num_threads", "torch_threads", "with_config_threads"]
 
 Hook = TypeVar("Hook", bound=Callable[..., Any])
-
-
-def train_config_from(config: Any, **overrides: Any) -> TrainConfig:
-    """A :class:`~gicho.train.TrainConfig` from the fields of ``config`` that it shares.
-
-    Parameters
-    ----------
-    config : dataclass instance
-        A task's Config; every field whose name is a ``TrainConfig`` field is copied.
-    **overrides
-        ``TrainConfig`` fields set after the copy (they win over ``config``'s values).
-
-    Returns
-    -------
-    TrainConfig
-        Validated by its ``__post_init__``; an override that is not a ``TrainConfig`` field
-        raises ``TypeError``.
-    """
-    from gicho.train import TrainConfig
-
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in names}
-    return TrainConfig(**{**shared, **overrides})
 
 
 def check_num_threads(n: int) -> None:
@@ -71,11 +43,12 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def with_config_threads(hook: Hook) -> Hook:
-    """Wrap a task hook ``hook(config, ctx, ...)`` so it runs under ``config.num_threads``."""
+    """Wrap a task hook ``hook(config, ctx, ...)`` so it runs under ``config.num_threads``
+    (torch's setting when the config has no such field)."""
 
     @functools.wraps(hook)
     def wrapped(config: Any, *args: Any, **kwargs: Any) -> Any:
-        with torch_threads(config.num_threads):
+        with torch_threads(getattr(config, "num_threads", 0)):
             return hook(config, *args, **kwargs)
 
     return wrapped  # type: ignore[return-value]

@@ -53,8 +53,10 @@ class DatesData:
             raise ValueError(f"field `locales` must be a comma-separated subset of {','.join(LOCALES)}; "
                              f"got {self.locales!r}")
         for name in ("n_train", "n_valid", "n_test", "max_input_len"):
-            if not 1 <= getattr(self, name) <= MAX_EXAMPLES:
-                raise ValueError(f"field `{name}` must be >= 1 and <= {MAX_EXAMPLES}; got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if value < 1 or value > MAX_EXAMPLES:
+                bound = ">= 1" if value < 1 else f"<= {MAX_EXAMPLES} (generating more would take hours)"
+                raise ValueError(f"field `{name}` must be {bound}; got {value!r}")
 
     @property
     def tags(self) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gicho.tasks import RunContext, Task
-from gicho.tasks._training import torch_threads
+from gicho.tasks._training import torch_threads, with_config_threads
 
 __all__ = ["MODEL_DIR", "NeuralSpec", "Predictor", "Splits", "load_predictor", "neural_task", "score"]
 
@@ -254,11 +254,7 @@ def neural_task(*, name: str, config_cls: type, spec: NeuralSpec, model: str, da
     task: Task
 
     def threaded(hook: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(config: Any, *args: Any) -> Any:
-            with torch_threads(getattr(config, "num_threads", 0)):
-                return hook(task, config, *args)
-
-        return wrapped
+        return with_config_threads(lambda config, *args: hook(task, config, *args))
 
     task = Task(name=name, model=model, data=data, metrics=metrics, config_cls=config_cls,
                 run=threaded(_run), evaluate=threaded(_evaluate), predict=threaded(_predict),
