@@ -261,10 +261,32 @@ def tour_command(
             table.add_row(row.task.name if first else "", row.task.model if first else "",
                           row.task.data if first else "", metric, _fmt(value))
     console.print(table)
-    report = write_tour_report(rows, Path(runs_dir) / "report.html")
+    # the index keeps the other tasks' latest tour runs: re-running one task must not hide them
+    report = write_tour_report(rows + _previous_tour_rows(Path(runs_dir), {r.task.name for r in rows}),
+                               Path(runs_dir) / "report.html")
     console.print(f"report: {report}")
     if any(row.error for row in rows):
         raise typer.Exit(code=1)
+
+
+def _previous_tour_rows(runs_dir: Path, done: set[str]) -> list:
+    """Tour rows of registered tasks not run this time whose tour run is still on disk."""
+    from gicho.runs import RESULTS_FILE, TourRow
+    from gicho.tasks import all_tasks
+
+    rows = []
+    for task in all_tasks():
+        path = runs_dir / task.name / RESULTS_FILE
+        if task.name in done or not path.is_file():
+            continue
+        try:
+            import json
+
+            results = json.loads(path.read_text(encoding="utf-8"))
+            rows.append(TourRow(task, path.parent, dict(results["metrics"]), float(results["seconds"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged old run is left out of the index, not fatal to this tour
+    return rows
 
 
 # --- task-specific commands: begin ---
@@ -467,8 +489,15 @@ def _raised_by_gicho(exc: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gicho`` script; turns bad input into a one-line error, exit 2."""
+    import warnings
+
     from gicho.tasks import UnknownTaskError
 
+    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        # a user reads "warning: ...", not the source line of gicho that raised it
+        print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = one_line_warning
     try:
         app(args=argv, prog_name="gicho")
     except (ValueError, TypeError, UnknownTaskError, OSError, RuntimeError) as exc:
