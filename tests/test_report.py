@@ -30,7 +30,7 @@ def test_report_escapes_config_values_and_embeds_figures(tmp_path):
 
 
 def test_run_task_writes_scores_as_floats_and_counts_as_ints(tmp_path):
-    outcome = run_task(get("toy"), get("toy").make_config({"max_steps": 5}), root=tmp_path)
+    outcome = run_task(get("toy"), get("toy").make_config({"train.max_steps": 5}), root=tmp_path)
     results = json.loads((outcome.run_dir / "results.json").read_text())
     assert all(isinstance(v, float) for v in results["metrics"].values())
     assert "data:image/png;base64," in (outcome.run_dir / "report.html").read_text()
@@ -39,3 +39,14 @@ def test_run_task_writes_scores_as_floats_and_counts_as_ints(tmp_path):
     outcome = run_task(pca, pca.make_config(pca.quick), root=tmp_path)
     metrics = json.loads((outcome.run_dir / "results.json").read_text())["metrics"]
     assert isinstance(metrics["n_components"], int) and isinstance(metrics["accuracy"], float)
+
+
+def test_report_describes_the_model_that_was_run(tmp_path):
+    """T and E come from the run's config: a [CLS]-pooled run must not say "mean pooling"."""
+    task = get("digits-rows")
+    config = task.make_config({**task.quick, "model.pool": "cls", "train.max_steps": 10,
+                               "train.eval_every": 10, "train.device": "cpu"})
+    outcome = run_task(task, config, run_dir=tmp_path / "run", progress=False)
+    page = (outcome.run_dir / "report.html").read_text()
+    assert "[CLS] (learned) pooling" in page and "mean pooling" not in page
+    assert "model.pool" in page and "train.max_steps" in page  # the config table uses dotted names

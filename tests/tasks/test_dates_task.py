@@ -112,6 +112,9 @@ def test_predict_through_the_run_directory(trained) -> None:
     answers = predict_run(ctx.run_dir, texts)
     assert len(answers) == 5
     assert sum(a == "2021-03-03" for a in answers) >= 4
+    import gicho  # the same from Python, in two lines
+
+    assert gicho.load(ctx.run_dir).predict(texts) == answers
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from gicho.data.images import digits_split
 from gicho.data.tabular import load_diabetes_table
 from gicho.tasks import RunContext, get
 from gicho.tasks.diabetes_transformer import DiabetesTransformerConfig, diabetes_split
+from gicho.tasks.neural import load_predictor
 from gicho.tasks.ols import OLSDiabetesConfig
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -60,6 +61,11 @@ def test_digits_rows_run_evaluate_predict(tmp_path):
     pixels = X_test[:3].reshape(3, 64)  # raw pixels in [0, 16]: the model scales them itself
     answers = task.predict(config, ctx, [", ".join(str(int(v)) for v in row) for row in pixels], {})
     assert len(answers) == 3 and all(a in [str(d) for d in range(10)] for a in answers)
+    # raw pixels in, digits out: the /16 scaling is saved with the model
+    rows = [", ".join(str(int(v)) for v in row) for row in pixels]
+    assert load_predictor(task, config, tmp_path).predict(rows) == answers
+    with pytest.raises(ValueError, match=r"outside \[0.0, 16.0\]"):
+        task.predict(config, ctx, [" ".join(["17"] * 64)], {})
     with pytest.raises(ValueError, match="has 3 numbers; expected 64"):
         task.predict(config, ctx, ["1, 2, 3"], {})
     with pytest.raises(ValueError, match="must be 64 numbers"):
@@ -82,5 +88,7 @@ def test_diabetes_transformer_run_evaluate_predict(tmp_path):
     _, X_test, _, _ = diabetes_split()
     answers = task.predict(config, ctx, [" ".join(map(str, X_test[0]))], {})
     assert float(answers[0]) > 0
+    # the features' standardisation travels with the model (gicho.load does this for a run dir)
+    assert load_predictor(task, config, tmp_path).predict([" ".join(map(str, X_test[0]))]) == answers
     with pytest.raises(ValueError, match="expected 10"):
         task.predict(config, ctx, ["0.1 0.2"], {})

@@ -25,9 +25,15 @@ MODEL_TYPES: dict[str, str] = {
 
 
 def model_class(model_type: str) -> type:
-    """The model class registered for ``model_type``."""
+    """The model class registered for ``model_type`` (gicho's families, and any subclass of
+    :class:`gicho.models._pretrained.PretrainedModel` defined in this process)."""
+    from gicho.models._pretrained import REGISTERED
+
+    if model_type in REGISTERED:
+        return REGISTERED[model_type]
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown model_type {model_type!r}; allowed: {', '.join(sorted(MODEL_TYPES))}")
+        known = sorted({*MODEL_TYPES, *REGISTERED})
+        raise ValueError(f"unknown model_type {model_type!r}; allowed: {', '.join(known)}")
     module, name = MODEL_TYPES[model_type].split(":")
     return getattr(importlib.import_module(module), name)
 

@@ -30,6 +30,9 @@ from gicho.weights import (
 __all__ = ["PretrainedModel", "config_from_dict"]
 
 MODEL_TYPE_KEY = "model_type"
+# model_type → class of every family defined so far (built-in or a user's), filled by
+# PretrainedModel.__init_subclass__; gicho.models.model_class looks here first.
+REGISTERED: dict[str, type] = {}
 
 
 def config_from_dict(config_cls: type, data: dict[str, Any], source: str = "config") -> Any:
@@ -64,6 +67,11 @@ class PretrainedModel(nn.Module):
 
     config_class: ClassVar[type]
     model_type: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "model_type" in cls.__dict__:  # a concrete family (not an abstract shared base)
+            REGISTERED[cls.model_type] = cls
 
     def config_dict(self) -> dict[str, Any]:
         """``config.json``'s content: the config's fields and ``model_type``."""

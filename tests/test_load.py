@@ -1,0 +1,49 @@
+"""gicho.load: a finished run (or its model directory) back in Python, ready to predict."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gicho
+import toy_task
+from gicho.runs import predict_run, run_task
+from gicho.tasks import get
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    task = get("toy")
+    config = task.make_config({"train.max_steps": 20})
+    return run_task(task, config, root=tmp_path_factory.mktemp("runs"), progress=False, report=False)
+
+
+def test_load_run_predicts_like_the_cli(toy_run):
+    predictor = gicho.load(toy_run.run_dir)
+    inputs = ["1,0,0,0", "0,1,0,0"]
+    assert predictor.predict(inputs) == predict_run(toy_run.run_dir, inputs)
+    assert not predictor.model.training
+    with pytest.raises(ValueError, match=r"input 'nan,0,0,0' holds non-finite values"):
+        predictor.predict(["nan,0,0,0"])
+    with pytest.raises(ValueError, match=r"unknown predict option\(s\) \['beam'\]; allowed: \(none\)"):
+        predictor.predict(inputs, beam=2)
+
+
+def test_load_model_directory_gives_the_bare_model(toy_run):
+    model = gicho.load(toy_run.run_dir / "model")
+    assert isinstance(model, toy_task.ToyModel) and not model.training
+    predictor = gicho.load(toy_run.run_dir)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(model(x=x)["predictions"], predictor.model(x=x)["predictions"])
+
+
+def test_load_refuses_what_is_not_a_run(tmp_path, toy_run):
+    with pytest.raises(ValueError, match="is not a directory"):
+        gicho.load(tmp_path / "missing")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text((toy_run.run_dir / "config.json").read_text())
+    with pytest.raises(FileNotFoundError, match=r"model is missing: .* is not a finished 'toy' run"):
+        gicho.load(unfinished)
