@@ -213,3 +213,29 @@ def test_resume_with_more_steps_extends_the_run(tmp_path):
     cli("train", "toy", "--resume", str(run_dir), "--train.max-steps", "20")
     assert max(_train_losses(run_dir)) == 20
     assert json.loads((run_dir / "config.json").read_text())["config"]["train"]["max_steps"] == 20
+
+
+def test_config_and_plugin_errors_are_one_line(tmp_path):
+    """Findings rows 89, 92, 93: a broken plug-in, a huge integer, a bad split fraction."""
+    result = _gicho("train", "toy", "--train.max-steps", "9" * 25)
+    assert result.returncode == 2 and "field `train.max_steps` must be an integer of magnitude" in result.stderr
+    result = _gicho("train", "digits-rows", "--data.test-fraction", "0")
+    assert result.returncode == 2 and "field `data.test_fraction` must lie in (0, 1); got 0.0" in result.stderr
+    (tmp_path / "broken_tasks.py").write_text("def oops(:\n")
+    env = {**_env(), "GICHO_EXTRA_TASKS": "broken_tasks",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), _env()["PYTHONPATH"]])}
+    result = subprocess.run([sys.executable, "-m", "gicho.cli", "tasks"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot import task module 'broken_tasks' (SyntaxError" in result.stderr
+
+
+def test_predict_reads_negative_numbers_and_checks_the_attention_path(tmp_path):
+    cli("train", "toy", "--runs-dir", str(tmp_path), "--train.max-steps", "5")
+    (run_dir,) = tmp_path.iterdir()
+    result = _gicho("predict", str(run_dir), "-1,-2,0,0", "1,nan,0,0")
+    assert result.returncode == 2 and "input '1,nan,0,0' holds non-finite values" in result.stderr
+    result = _gicho("predict", str(run_dir), "-1,-2,0,0")
+    assert result.returncode == 0 and result.stdout.startswith("-1,-2,0,0\t")
+    result = _gicho("predict", str(run_dir), "1,0,0,0", "--attention", str(tmp_path))
+    assert result.returncode == 2 and "is a directory; give the PNG file" in result.stderr

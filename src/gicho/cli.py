@@ -187,7 +187,7 @@ def evaluate_command(
     _print_metrics(evaluate_run(run_dir), title=f"{run_dir}: held-out metrics")
 
 
-@app.command("predict")
+@app.command("predict", context_settings={"ignore_unknown_options": True})
 def predict_command(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Inputs, one answer each.")],
@@ -196,10 +196,18 @@ def predict_command(
         typer.Option("--attention", help="Draw the attention map of the first input to this PNG."),
     ] = None,
 ) -> None:
-    """Answer each INPUT with the model trained in RUN_DIR."""
+    """Answer each INPUT with the model trained in RUN_DIR.
+
+    Inputs that start with a minus sign ("-5 -5 ...") are read as inputs, not options.
+    """
     from gicho.runs import predict_run
 
-    options = {"attention": attention} if attention is not None else {}
+    options = {}
+    if attention is not None:
+        if attention.is_dir():
+            raise ValueError(f"--attention {attention} is a directory; give the PNG file to write")
+        attention = attention if attention.suffix else attention.with_suffix(".png")
+        options["attention"] = attention
     for text, answer in zip(inputs, predict_run(run_dir, inputs, options), strict=True):
         typer.echo(f"{text}\t{answer}")
     if attention is not None:

@@ -240,8 +240,10 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / CONFIG_NAME
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"model config {path} is missing")
+    if not path.is_file():  # a directory, a device such as /dev/zero, a FIFO
+        raise CheckpointError(f"model config {path} is not a regular file")
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise CheckpointError(f"model config {path} is larger than {MAX_CONFIG_BYTES} bytes; "
                               "it is not a model config")

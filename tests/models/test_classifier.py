@@ -147,3 +147,13 @@ def test_bad_inputs():
         vec(features=torch.ones(2, 3, 5))
     with pytest.raises(ValueError, match="pass features"):
         vec(input_ids=torch.ones(2, 3, dtype=torch.long))
+
+
+def test_out_of_range_ids_and_labels_are_clear_errors():
+    model = SequenceClassifier(ClassifierConfig(vocab_size=11, n_outputs=3, **SMALL))
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 11\)"):
+        model(input_ids=torch.tensor([[1, 11]]))
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 11\)"):
+        model(input_ids=torch.tensor([[1, -2]]))
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 3\) or -100"):
+        model(input_ids=torch.tensor([[1, 2]]), labels=torch.tensor([7]))

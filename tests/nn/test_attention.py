@@ -284,3 +284,15 @@ def test_mhsa_square_mask_and_errors():
         ours(x, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, 8\)"):
         ours(torch.randn(2, 5, 6))
+
+
+def test_degenerate_sizes_are_clear_errors():
+    from gicho.nn import MultiHeadSelfAttention, scaled_dot_product_attention
+
+    q = torch.zeros(1, 2, 3, 0)
+    with pytest.raises(ValueError, match=r"head dimension D = 0"):
+        scaled_dot_product_attention(q, q, torch.zeros(1, 2, 3, 4))
+    with pytest.raises(ValueError, match=r"argument `n_heads` must be an integer >= 1; got 0"):
+        MultiHeadSelfAttention(32, n_heads=0)
+    with pytest.raises(ValueError, match=r"argument `dropout` must lie in \[0, 1\); got 2.0"):
+        MultiHeadSelfAttention(32, 4, dropout=2.0)

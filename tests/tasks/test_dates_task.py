@@ -208,3 +208,26 @@ def test_attention_map_draws_hangul_with_the_bundled_font(tmp_path) -> None:
     nanum = [f.fname for f in font_manager.fontManager.ttflist if f.name == "NanumGothic"]
     assert nanum, "the NanumGothic font of koreanize-matplotlib was not registered"
     assert ord("년") in FT2Font(nanum[0]).get_charmap()
+
+
+def test_tampered_vocabulary_and_absurd_sizes_are_refused(trained, tmp_path) -> None:
+    """Findings rows 73 and 78: a split of 10^12 dates, a vocabulary with a duplicated character."""
+    with pytest.raises(ValueError, match=r"field `n_test` must be <= 5000000"):
+        DatesData(n_test=10**12)
+    with pytest.raises(ValueError, match=r"duplicated characters \['a'\]"):
+        Vocab.from_dict({"specials": list(Vocab.SPECIALS), "chars": ["a", "a", "b"]})
+    with pytest.raises(ValueError, match="characters out of order"):
+        Vocab.from_dict({"specials": list(Vocab.SPECIALS), "chars": ["b", "a"]})
+    import shutil
+
+    from gicho.runs import predict_run
+
+    _, ctx, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(ctx.run_dir, copy)
+    vocab_path = copy / "model" / "vocab.json"
+    vocabs = json.loads(vocab_path.read_text(encoding="utf-8"))
+    vocabs["source"]["chars"].insert(5, vocabs["source"]["chars"][5])
+    vocab_path.write_text(json.dumps(vocabs), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"vocab.json is not a gicho vocabulary file .*duplicated"):
+        predict_run(copy, ["3rd of March, 2021"])

@@ -219,7 +219,11 @@ class SequenceClassifier(_EncoderHeadModel):
         logits = self.forward_head(self.pool(enc))  # (B, C)
         out: dict[str, Any] = {"logits": logits}
         if labels is not None:
-            out["loss"] = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)
+            try:
+                out["loss"] = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)
+            except IndexError:  # torch's own range check ("Target 7 is out of bounds")
+                raise ValueError(f"labels must be class indices in [0, {self.config.n_outputs}) or "
+                                 f"{IGNORE_INDEX} (ignored); some are outside") from None
             out["n_items"] = (labels != IGNORE_INDEX).sum()
         if output_attentions:
             out["attentions"] = enc.attentions

@@ -197,6 +197,9 @@ def scaled_dot_product_attention(
     """
     _check_qkv(q, k, v)
     if scale is None:
+        if q.shape[-1] == 0:
+            raise ValueError("q and k have head dimension D = 0; the scale 1/sqrt(D) is undefined "
+                             "(give `scale` explicitly, or use D >= 1)")
         scale = 1.0 / math.sqrt(q.shape[-1])
     if need_weights:
         return _explicit_attention(q, k, v, mask, scale, dropout_p, training)
@@ -352,8 +355,13 @@ class MultiHeadSelfAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__()
+        for name, value in (("d_model", d_model), ("n_heads", n_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"argument `{name}` must be an integer >= 1; got {value!r}")
         if d_model % n_heads != 0:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"argument `dropout` must lie in [0, 1); got {dropout!r}")
         self.d_model = d_model
         self.n_heads = n_heads
         self.head_dim = d_model // n_heads

@@ -115,7 +115,11 @@ class TokenStem(nn.Module):
             raise ValueError(f"input_ids must be an integer tensor of shape (B, T); got {input_ids.dtype} "
                              f"of shape {tuple(input_ids.shape)}")
         mask = None if self.pad_token_id is None else input_ids != self.pad_token_id
-        return self.embeddings(input_ids, token_type_ids), mask  # (B, T, D)
+        try:
+            return self.embeddings(input_ids, token_type_ids), mask  # (B, T, D)
+        except IndexError:  # raised by the embedding lookup itself: no extra check, no host sync
+            raise ValueError(f"input_ids must lie in [0, {self.vocab_size}) (the vocabulary size); "
+                             "some ids are outside it") from None
 
 
 class PatchStem(nn.Module):
