@@ -158,12 +158,17 @@ class EncoderBackbone(nn.Module):
         Longest input sequence, not counting a learned [CLS].
     embed_norm : bool or None
         LayerNorm on the embeddings; default: for post-LN stacks (``not norm_first``).
+    embed_dropout : float or None
+        Dropout on the embeddings; default ``dropout``. A stem that normalises and drops out
+        itself (BERT's :class:`~gicho.nn.TokenEmbeddings`) passes ``embed_norm=False,
+        embed_dropout=0.0``.
     """
 
     def __init__(self, stem: nn.Module, *, d_model: int, n_heads: int, n_layers: int, d_ff: int,
                  dropout: float = 0.1, attention_dropout: float = 0.0, norm_first: bool = True,
                  layer_norm_eps: float = 1e-5, cls: ClsSource = "none", pool: PoolMode = "mean",
-                 position: str = "learned", max_len: int = 512, embed_norm: bool | None = None) -> None:
+                 position: str = "learned", max_len: int = 512, embed_norm: bool | None = None,
+                 embed_dropout: float | None = None) -> None:
         super().__init__()
         if cls not in CLS_SOURCES:
             raise ValueError(f"cls must be one of {CLS_SOURCES}; got {cls!r}")
@@ -177,7 +182,7 @@ class EncoderBackbone(nn.Module):
         self.pos_embed = make_position_embedding(position, max_len + int(cls == "learned"), d_model)
         embed_norm = not norm_first if embed_norm is None else embed_norm
         self.embed_norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if embed_norm else nn.Identity()
-        self.embed_dropout = nn.Dropout(dropout)
+        self.embed_dropout = nn.Dropout(dropout if embed_dropout is None else embed_dropout)
         self.encoder = TransformerEncoder(n_layers, d_model, n_heads, d_ff, dropout=dropout,
                                           attention_dropout=attention_dropout, norm_first=norm_first,
                                           layer_norm_eps=layer_norm_eps)
