@@ -74,13 +74,23 @@ class ToyMLP(nn.Module):
         return out
 
 
-def accuracy(model: nn.Module, batches) -> dict[str, float]:
-    correct = total = 0
-    for batch in batches:
-        pred = model(x=batch["x"])["logits"].argmax(dim=-1)
-        correct += int((pred == batch["labels"]).sum())
-        total += len(pred)
-    return {"accuracy": correct / total}
+class Accuracy:
+    """A hand-written streaming metric (the Trainer's contract), kept independent of
+    gicho.train.metrics so that the loop's tests do not rest on the accumulators under test."""
+
+    def __init__(self) -> None:
+        self.correct = self.total = 0
+
+    def update(self, outputs, batch) -> None:
+        pred = outputs["logits"].argmax(dim=-1)
+        self.correct += int((pred == batch["labels"]).sum())
+        self.total += len(pred)
+
+    def compute(self) -> dict[str, float]:
+        return {"accuracy": self.correct / self.total}
+
+
+accuracy = Accuracy  # the factory passed to the Trainer
 
 
 def make_trainer(run_dir=None, *, dropout: float = 0.0, n_train: int = 64, n_eval: int = 24,

@@ -29,7 +29,9 @@ import torch.distributed as dist
 __all__ = [
     "DistributedInfo",
     "all_gather_object",
+    "all_reduce_max",
     "all_reduce_mean",
+    "all_reduce_sum",
     "barrier",
     "broadcast_object",
     "cleanup",
@@ -240,6 +242,20 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor /= dist.get_world_size()
+    return tensor
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum of ``tensor`` over processes, in place (unchanged when not distributed)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Maximum of ``tensor`` over processes, in place (unchanged when not distributed)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor
 
 
