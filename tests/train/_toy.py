@@ -7,6 +7,7 @@ known point.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,16 @@ class ToyMLP(nn.Module):
         self.nan_at: int | None = None  # return a NaN loss from this training call on
         self.block_at: int | None = None  # touch `marker` and sleep on this training call
         self.marker: Path | None = None
+        self.signal_at: list[tuple[int, int]] = []  # (training call, signal) sent to this process
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if self.training:
             self.train_calls += 1
             if self.train_calls == self.fail_at:
                 raise RuntimeError(f"simulated crash on training call {self.train_calls}")
+            for call, signum in self.signal_at:
+                if self.train_calls == call:
+                    os.kill(os.getpid(), signum)
             if self.train_calls == self.block_at:
                 self.marker.touch()
                 time.sleep(600)  # the test kills the process here

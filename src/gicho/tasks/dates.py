@@ -131,18 +131,30 @@ def _decode_rows(vocab: Any, rows: Any) -> list[str]:
     return [vocab.decode([int(i) for i in row if int(i) >= 0]) for row in rows.tolist()]
 
 
+class _StringScores:
+    """Streaming metric for the Trainer: exact and char accuracy of the greedy decodings."""
+
+    def __init__(self, target_vocab: Any) -> None:
+        self.vocab = target_vocab
+        self.predictions: list[str] = []
+        self.targets: list[str] = []
+
+    def update(self, outputs: Any, batch: Any) -> None:
+        self.predictions += _decode_rows(self.vocab, outputs["generated"])
+        self.targets += _decode_rows(self.vocab, batch["labels"])
+
+    def compute(self) -> dict[str, float]:
+        return score_strings(self.predictions, self.targets)
+
+
 def _trainer_metrics(target_vocab: Any) -> Any:
-    """``metrics(model, batches)`` for the Trainer: greedy decoding, exact and char accuracy."""
+    """The Trainer's metrics factory: greedy decoding, exact and char accuracy."""
+    return lambda: _StringScores(target_vocab)
 
-    def metrics(model: Any, batches: Any) -> dict[str, float]:
-        predictions, targets = [], []
-        for batch in batches:
-            out = model.generate(batch["src"], batch["src_mask"])
-            predictions += _decode_rows(target_vocab, out["tokens"])
-            targets += _decode_rows(target_vocab, batch["labels"])
-        return score_strings(predictions, targets)
 
-    return metrics
+def _eval_forward(model: Any, batch: Any) -> dict[str, Any]:
+    """One evaluation forward: the loss and the greedy decoding the metrics score."""
+    return {**model(**batch), "generated": model.generate(batch["src"], batch["src_mask"])["tokens"]}
 
 
 # ----------------------------------------------------------------------------- building
@@ -385,7 +397,7 @@ def run(config: DatesConfig, ctx: RunContext) -> dict[str, float]:
     train_config = train_config_from(config, early_stopping_metric="exact_match",
                                      early_stopping_mode="max", progress=ctx.progress)
     trainer = Trainer(model, train, valid, _trainer_metrics(target), train_config,
-                      run_dir=ctx.run_dir, collate_fn=train.collate)
+                      run_dir=ctx.run_dir, collate_fn=train.collate, eval_forward=_eval_forward)
     trainer.fit(resume=ctx.resume)
     model, source, target = _load_trained(ctx)  # the best checkpoint (validation exact match)
     model.to(trainer.device_)

@@ -159,32 +159,16 @@ def encoder_config(config: Any, **fields: Any) -> Any:
     return ClassifierConfig(**{name: getattr(config, name) for name in ENCODER_FIELDS}, **fields)
 
 
-def _collect(model: Any, batches: Any, key: str) -> tuple[Any, Any]:
-    import torch
+def _classification_metrics() -> Any:
+    from gicho.train import ClassificationAccuracy
 
-    outputs, labels = [], []
-    for batch in batches:
-        labels.append(batch.pop("labels"))
-        outputs.append(model(**batch)[key].float())
-    return torch.cat(outputs).cpu().numpy(), torch.cat(labels).cpu().numpy()
+    return ClassificationAccuracy()
 
 
-def _classification_metrics(model: Any, batches: Any) -> dict[str, float]:
-    from gicho.metrics import accuracy
+def _regression_metrics() -> Any:
+    from gicho.train import RegressionScores
 
-    logits, labels = _collect(model, batches, "logits")
-    return {"accuracy": float(accuracy(labels, logits.argmax(-1)))}
-
-
-def _regression_metrics(model: Any, batches: Any) -> dict[str, float]:
-    from gicho.metrics import mae, r2, rmse
-
-    predictions, labels = _collect(model, batches, "predictions")
-    return {
-        "mae": float(mae(labels, predictions)),
-        "rmse": float(rmse(labels, predictions)),
-        "r2": float(r2(labels, predictions)),
-    }
+    return RegressionScores()
 
 
 def _fit(
@@ -206,11 +190,10 @@ def _reload(model: Any, ctx: RunContext) -> Any:
 
 
 def _evaluate_on(model: Any, data: Any, metrics: Any) -> dict[str, float]:
-    import torch
-    from torch.utils.data import DataLoader
+    from gicho.train import evaluate_model
 
-    with torch.no_grad():
-        return metrics(model, iter(DataLoader(data, batch_size=256)))
+    out = evaluate_model(model, data, metrics, batch_size=256)
+    return {k: v for k, v in out.items() if k != "eval_loss"}
 
 
 def _parse_numbers(text: str, n: int, what: str) -> list[float]:

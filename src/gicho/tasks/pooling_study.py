@@ -124,25 +124,13 @@ def make_marker_data(
     return ids, labels
 
 
-def _accuracy(model: Any, batches: Any) -> dict[str, float]:
-    import torch
-
-    from gicho.metrics import accuracy
-
-    preds, labels = [], []
-    for batch in batches:
-        labels.append(batch.pop("labels"))
-        preds.append(model(**batch)["logits"].argmax(-1))
-    return {"accuracy": accuracy(torch.cat(labels).cpu().numpy(), torch.cat(preds).cpu().numpy())}
-
-
 def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> dict[str, Any]:
     import torch
 
     from gicho.models.classifier import SequenceClassifier
     from gicho.tasks._training import train_config_from
     from gicho.tasks.encoder import dict_dataset, encoder_config
-    from gicho.train import Trainer
+    from gicho.train import ClassificationAccuracy, Trainer
 
     common = {
         "n_classes": config.n_classes,
@@ -190,7 +178,7 @@ def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> d
         progress=False,
     )
     start = time.perf_counter()
-    result = Trainer(model, train, test, _accuracy, train_config).fit()
+    result = Trainer(model, train, test, ClassificationAccuracy, train_config).fit()
     seconds = time.perf_counter() - start
     final_loss = next(
         (e["loss"] for e in reversed(result.history) if e.get("split") == "train" and "loss" in e),
