@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +42,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "resolve_device",
+    "run_on_main",
 ]
 
 T = TypeVar("T")
@@ -257,6 +259,31 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor
+
+
+def run_on_main(fn: Callable[[], T], info: DistributedInfo) -> T:
+    """Run ``fn`` on rank 0 alone and give its value, or its failure, to every rank.
+
+    Rank 0 re-raises its own exception; the other ranks raise ``RuntimeError("rank 0 failed:
+    ...")``, so no rank waits forever in a later collective. The value is pickled: keep it
+    small and plain.
+    """
+    if not info.is_distributed:
+        return fn()
+    outcome: tuple[str, Any] = ("ok", None)
+    error: BaseException | None = None
+    if info.is_main:
+        try:
+            outcome = ("ok", fn())
+        except Exception as exc:
+            error = exc
+            outcome = ("error", f"{type(exc).__name__}: {exc}")
+    outcome = broadcast_object(outcome)
+    if error is not None:
+        raise error
+    if outcome[0] == "error":
+        raise RuntimeError(f"rank 0 failed: {outcome[1]}")
+    return outcome[1]
 
 
 def cleanup() -> None:

@@ -20,7 +20,13 @@ from torch import nn
 if TYPE_CHECKING:
     from gicho.train.config import TrainConfig
 
-__all__ = ["ParamGroups", "build_optimizer", "default_param_groups", "no_decay_param_groups"]
+__all__ = [
+    "ParamGroups",
+    "build_optimizer",
+    "build_scheduler",
+    "default_param_groups",
+    "no_decay_param_groups",
+]
 
 ParamGroups = Callable[[nn.Module, "TrainConfig"], list[dict[str, Any]]]
 
@@ -160,3 +166,15 @@ def build_optimizer(model: nn.Module, config: TrainConfig, param_groups: ParamGr
         group["lr"] = config.lr * group["lr_scale"]
     kwargs = {"fused": True} if device.type == "cuda" else {}
     return torch.optim.AdamW(groups, lr=config.lr, **kwargs)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warmup then cosine decay (:func:`~gicho.train.warmup_cosine`) of each group's own base
+    rate (``config.lr * lr_scale``)."""
+    from gicho.train.config import warmup_cosine
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(step, warmup_steps=config.warmup_steps,
+                                   max_steps=config.max_steps, min_lr_ratio=config.min_lr_ratio),
+    )

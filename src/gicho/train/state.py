@@ -33,6 +33,7 @@ __all__ = [
     "LoadedCheckpoint",
     "TrainState",
     "capture_rng",
+    "open_run_dir",
     "read_trainer_checkpoint",
     "restore_rng",
     "save_trainer_checkpoint",
@@ -164,6 +165,42 @@ class TrainState:
                 raise bad("best.metrics", "an object of numbers", best["metrics"])
             if best["value"] is not None and not _is_number(best["value"]):
                 raise bad("best.value", "a number or null", best["value"])
+
+    def record_evaluation(self, step: int, metrics: dict[str, float] | None, *, metric: str | None,
+                          mode: str, patience: int) -> bool:
+        """Update ``best``, ``bad_evals`` and ``stopped_early`` with an evaluation at ``step``.
+
+        ``metric``/``mode``/``patience`` are the TrainConfig's ``early_stopping_*`` fields;
+        without a metric the lowest ``eval_loss`` is best, and without ``metrics`` (no
+        evaluation data, or no loss on it) the latest step is. Returns whether it improved.
+
+        Raises
+        ------
+        ValueError
+            When ``metric`` is not among ``metrics``.
+        """
+        name = metric if metric is not None else "eval_loss"
+        mode = mode if metric is not None else "min"
+        if metrics is None or (metric is None and name not in metrics):
+            self.best = {"step": step, "metric": None, "mode": None, "value": None,
+                         "metrics": metrics or {}}
+            return True
+        if name not in metrics:
+            raise ValueError(f"early_stopping_metric {name!r} is not among the evaluation metrics: "
+                             f"{', '.join(sorted(metrics))}")
+        value = metrics[name]
+        best = None if self.best is None else self.best["value"]
+        improved = best is None or (math.isfinite(value) and (
+            not math.isfinite(best) or (value > best if mode == "max" else value < best)))
+        if improved:
+            self.best = {"step": step, "metric": name, "mode": mode, "value": value,
+                         "metrics": dict(metrics)}
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+            if 0 < patience <= self.bad_evals:
+                self.stopped_early = True
+        return improved
 
     def check_resumable(self, expected: dict[str, Any], directory: Path) -> None:
         """Refuse to resume when a setting that fixes the data order has changed.
@@ -351,3 +388,24 @@ def select_resume_checkpoint(run_dir: Path, rank: int = 0) -> LoadedCheckpoint:
         raise damaged[0][1]
     raise CheckpointError(f"no intact checkpoint in {run_dir}: " + "; ".join(
         f"{path.name}: {exc}" for path, exc in damaged))
+
+
+def open_run_dir(run_dir: Path, resume: bool) -> LoadedCheckpoint | None:
+    """Prepare ``run_dir`` for a run (on rank 0): remove what a crash left, and on ``resume``
+    read the checkpoint to continue from (:func:`select_resume_checkpoint`).
+
+    Raises
+    ------
+    FileExistsError
+        When starting afresh (``resume`` False) where checkpoints exist.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.remove_stale_tmp(run_dir / ckpt.CHECKPOINTS_DIR)
+    for stale in run_dir.glob(".tmp-metrics.jsonl-*"):
+        stale.unlink(missing_ok=True)
+    if resume:
+        return select_resume_checkpoint(run_dir, rank=0)
+    if ckpt.list_checkpoints(run_dir):
+        raise FileExistsError(f"run directory {run_dir} already has checkpoints; call "
+                              "fit(resume=True) to continue it, or use a new directory")
+    return None

@@ -29,7 +29,6 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from gicho.train.distributed import (
     barrier,
     broadcast_object,
     init_distributed,
+    run_on_main,
 )
 from gicho.train.evaluation import (
     EvalForward,
@@ -60,65 +60,25 @@ from gicho.train.evaluation import (
     weighted_loss,
 )
 from gicho.train.logs import TENSORBOARD_DIR, MetricsLog, TensorBoardLog
-from gicho.train.optim import ParamGroups, build_optimizer
+from gicho.train.optim import ParamGroups, build_optimizer, build_scheduler
 from gicho.train.progress import ProgressReporter
+from gicho.train.result import NonFiniteLossError, TrainResult, make_result, non_finite_error
 from gicho.train.signals import InterruptGuard, TrainingInterrupted
 from gicho.train.state import (
     LoadedCheckpoint,
     TrainState,
     capture_rng,
+    open_run_dir,
     read_trainer_checkpoint,
     restore_rng,
     save_trainer_checkpoint,
     seed_everything,
-    select_resume_checkpoint,
 )
 
 __all__ = ["NonFiniteLossError", "TrainResult", "Trainer"]
 
 # Fields that fix the data order; resuming with other values could not continue exactly.
 _RESUME_FIELDS = ("batch_size", "grad_accum_steps", "seed", "drop_last")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; ``step`` and ``checkpoint`` say where."""
-
-    def __init__(self, message: str, *, step: int, value: float, checkpoint: Path | None) -> None:
-        super().__init__(message)
-        self.step = step
-        self.value = value
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class TrainResult:
-    """What :meth:`Trainer.fit` returns.
-
-    Attributes
-    ----------
-    step : int
-        Optimizer steps taken in all (including those before a resume).
-    final_metrics : dict
-        Evaluation metrics at the last step (empty without evaluation data).
-    best_metrics : dict
-        Evaluation metrics of the best evaluation (empty without evaluation data).
-    best_checkpoint : Path or None
-        Directory of the best checkpoint (None without ``run_dir``).
-    history : list of dict
-        Every logged event, as in ``metrics.jsonl``.
-    best_step : int or None
-        Step of the best evaluation (of the last checkpoint, without evaluation data).
-    stopped_early : bool
-        Whether early stopping ended the run before ``max_steps``.
-    """
-
-    step: int
-    final_metrics: dict[str, float]
-    best_metrics: dict[str, float]
-    best_checkpoint: Path | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_step: int | None = None
-    stopped_early: bool = False
 
 
 class _Interval:
@@ -255,32 +215,7 @@ class Trainer:
         return torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=self._amp)
 
     def _on_main(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on rank 0 and give its value (or its error) to every rank."""
-        if not self._info.is_distributed:
-            return fn()
-        outcome: tuple[str, Any] = ("ok", None)
-        error: BaseException | None = None
-        if self._info.is_main:
-            try:
-                outcome = ("ok", fn())
-            except Exception as exc:
-                error = exc
-                outcome = ("error", f"{type(exc).__name__}: {exc}")
-        outcome = broadcast_object(outcome)
-        if error is not None:
-            raise error
-        if outcome[0] == "error":
-            raise RuntimeError(f"rank 0 failed: {outcome[1]}")
-        return outcome[1]
-
-    def _build_scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
-        cfg = self.config
-        # LambdaLR scales each group's own base rate (config.lr * its lr_scale).
-        return torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer_,
-            lambda step: warmup_cosine(step, warmup_steps=cfg.warmup_steps,
-                                       max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio),
-        )
+        return run_on_main(fn, self._info)
 
     def _wrap(self) -> nn.Module:
         model = self.model
@@ -294,22 +229,6 @@ class Trainer:
         return model
 
     # ----------------------------------------------------------------- run directory
-
-    def _prepare_run_dir(self, resume: bool) -> tuple[Path | None, LoadedCheckpoint | None]:
-        """On rank 0: clean the run directory; on resume, read the newest intact checkpoint."""
-        if self.run_dir is None:
-            return None, None
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_stale_tmp(self.run_dir / ckpt.CHECKPOINTS_DIR)
-        for stale in self.run_dir.glob(".tmp-metrics.jsonl-*"):
-            stale.unlink(missing_ok=True)
-        if resume:
-            loaded = select_resume_checkpoint(self.run_dir, rank=0)
-            return loaded.directory, loaded
-        if ckpt.list_checkpoints(self.run_dir):
-            raise FileExistsError(f"run directory {self.run_dir} already has checkpoints; call "
-                                  "fit(resume=True) to continue it, or use a new directory")
-        return None, None
 
     def _restore(self, loaded: LoadedCheckpoint) -> tuple[dict[str, Any], str]:
         """Load a checkpoint into the model, optimizer, scheduler, state and data stream."""
@@ -372,20 +291,21 @@ class Trainer:
         self._stream.check_nonempty()
         seed_everything(cfg.seed)
         self.optimizer_ = build_optimizer(self.model, cfg, self.param_groups, self.device_)
-        self.scheduler_ = self._build_scheduler()
+        self.scheduler_ = build_scheduler(self.optimizer_, cfg)
         self.state_ = TrainState(world_size=info.world_size, config=dataclasses.asdict(cfg))
         self._last_ckpt = None
         found: dict[str, LoadedCheckpoint | None] = {}
 
-        def prepare() -> Path | None:
-            directory, found["loaded"] = self._prepare_run_dir(resume)
-            return directory
+        def prepare() -> Path | None:  # on rank 0: clean the run directory, pick the checkpoint
+            found["loaded"] = open_run_dir(self.run_dir, resume) if self.run_dir is not None else None
+            return found["loaded"].directory if found["loaded"] is not None else None
 
         resume_dir = self._on_main(prepare)
         pending_rng = None
         if resume_dir is not None:
-            loaded = found.get("loaded") or read_trainer_checkpoint(resume_dir, info.rank)
+            loaded = found.pop("loaded", None) or read_trainer_checkpoint(resume_dir, info.rank)
             pending_rng = self._restore(loaded)
+            del loaded  # its CPU copies of the weights and optimizer state
         state = self.state_
         main_dir = self.run_dir if self.run_dir is not None and info.is_main else None
         log = MetricsLog(main_dir / "metrics.jsonl" if main_dir is not None else None)
@@ -429,7 +349,7 @@ class Trainer:
                 sink.close()
             stream.close()
         barrier()
-        self.result_ = self._result(state.step)
+        self.result_ = make_result(state, self.history_, self.run_dir)
         return self.result_
 
     def _train_step(self, model: nn.Module, stream: Iterator[dict[str, Any]], interval: _Interval) -> None:
@@ -481,7 +401,7 @@ class Trainer:
         first = self.state_.step - len(values) + 1
         for offset, value in enumerate(values):
             if not math.isfinite(value):
-                raise self._non_finite(first + offset, value)
+                raise non_finite_error(first + offset, value, self._last_ckpt, self.run_dir)
         return values, items
 
     def _flush(self, step: int, lr: float, interval: _Interval) -> tuple[dict[str, Any], float]:
@@ -498,18 +418,6 @@ class Trainer:
         for sink in logs:
             sink.write(event)
         self.history_.append(event)
-
-    def _non_finite(self, step: int, value: float) -> NonFiniteLossError:
-        if self._last_ckpt is not None:
-            kept = f"the last good checkpoint is kept: {self._last_ckpt}"
-        elif self.run_dir is not None:
-            kept = f"no checkpoint had been written yet in {self.run_dir}"
-        else:
-            kept = "nothing was saved (no run_dir)"
-        return NonFiniteLossError(
-            f"training loss is {value} at step {step}; training stopped and {kept}. "
-            "Lower lr, set grad_clip, or check the data for NaN/inf",
-            step=step, value=value, checkpoint=self._last_ckpt)
 
     # ------------------------------------------------------------------- interrupts
 
@@ -569,31 +477,10 @@ class Trainer:
             self._save_checkpoint(step, improved)
 
     def _update_best(self, step: int, metrics: dict[str, float] | None) -> bool:
-        cfg, state = self.config, self.state_
-        name, mode = cfg.early_stopping_metric, cfg.early_stopping_mode
-        if name is None:
-            name, mode = "eval_loss", "min"
-        if metrics is None or (cfg.early_stopping_metric is None and name not in metrics):
-            # Nothing to compare (no evaluation data, or no loss on it): the latest is the best.
-            state.best = {"step": step, "metric": None, "mode": None, "value": None,
-                          "metrics": metrics or {}}
-            return True
-        if name not in metrics:
-            raise ValueError(f"early_stopping_metric {name!r} is not among the evaluation metrics: "
-                             f"{', '.join(sorted(metrics))}")
-        value = metrics[name]
-        best = None if state.best is None else state.best["value"]
-        improved = best is None or (math.isfinite(value) and (
-            not math.isfinite(best) or (value > best if mode == "max" else value < best)))
-        if improved:
-            state.best = {"step": step, "metric": name, "mode": mode, "value": value,
-                          "metrics": dict(metrics)}
-            state.bad_evals = 0
-        else:
-            state.bad_evals += 1
-            if 0 < cfg.early_stopping_patience <= state.bad_evals:
-                state.stopped_early = True
-        return improved
+        cfg = self.config
+        return self.state_.record_evaluation(step, metrics, metric=cfg.early_stopping_metric,
+                                             mode=cfg.early_stopping_mode,
+                                             patience=cfg.early_stopping_patience)
 
     def _write_best(self) -> None:
         name = ckpt.step_dir_name(self.state_.best["step"])
@@ -625,15 +512,3 @@ class Trainer:
 
         self._on_main(write)  # every rank learns of rank 0's failure (a full disk, say)
         self._last_ckpt = root / ckpt.step_dir_name(step)
-
-    def _result(self, step: int) -> TrainResult:
-        evals = [e for e in self.history_ if e.get("split") == "eval"]
-        final = {k: v for k, v in evals[-1].items() if k not in ("step", "split")} if evals else {}
-        best = self.state_.best
-        path = None
-        if best is not None and self.run_dir is not None:
-            path = self.run_dir / ckpt.CHECKPOINTS_DIR / ckpt.step_dir_name(best["step"])
-        return TrainResult(step=step, final_metrics=final,
-                           best_metrics=dict(best["metrics"]) if best else {}, best_checkpoint=path,
-                           history=list(self.history_), best_step=best["step"] if best else None,
-                           stopped_early=self.state_.stopped_early)
