@@ -10,7 +10,6 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, mean_absolute_error, r2_score, root_mean_squared_error
 from torch import nn
-from torch.nn import functional as F
 
 from gicho.train import (
     ClassificationAccuracy,
@@ -145,48 +144,13 @@ def test_regression_scores_float32_inputs_and_constant_targets():
 # --------------------------------------------------------------------- exact token-level loss
 
 
-class TokenTagger(nn.Module):
-    """Tags every token; -100 labels are ignored; reports ``n_items`` (labelled tokens)."""
-
-    def __init__(self, report_n_items: bool = True) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(11, 8)
-        self.out = nn.Linear(8, 3)
-        self.report_n_items = report_n_items
-
-    def forward(self, tokens, labels=None):
-        logits = self.out(torch.tanh(self.embed(tokens)))  # (B, T, 3)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = F.cross_entropy(logits.reshape(-1, 3), labels.reshape(-1), ignore_index=-100)
-            if self.report_n_items:
-                out["n_items"] = (labels != -100).sum()
-        return out
-
-
-def token_data(n: int = 16, length: int = 6) -> list[dict[str, torch.Tensor]]:
-    """Samples 0..n-2 have 1 labelled token, sample n-1 all ``length``: micro-batches differ."""
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, 11, (n, length), generator=g)
-    labels = torch.randint(0, 3, (n, length), generator=g)
-    for i in range(n - 1):
-        labels[i, 1:] = -100
-    return [{"tokens": t, "labels": y} for t, y in zip(tokens, labels, strict=True)]
-
-
-def train_recording_grads(monkeypatch, data, **config) -> tuple[Trainer, list[list[torch.Tensor]]]:
+def train_recording_grads(toy, monkeypatch, data, **config) -> tuple[Trainer, list[list[torch.Tensor]]]:
     """Fit a TokenTagger; record each step's final gradients (they pass through clipping)."""
     grads: list[list[torch.Tensor]] = []
-    real_clip = nn.utils.clip_grad_norm_
-
-    def spy(params, max_norm, *args, **kwargs):
-        params = list(params)
-        grads.append([p.grad.clone() for p in params])
-        return real_clip(params, max_norm, *args, **kwargs)
-
-    monkeypatch.setattr(nn.utils, "clip_grad_norm_", spy)
+    monkeypatch.setattr(nn.utils, "clip_grad_norm_", nn.utils.clip_grad_norm_)  # restored by undo()
+    toy.record_grads(grads)
     torch.manual_seed(0)
-    trainer = Trainer(TokenTagger(), data, None, None,
+    trainer = Trainer(toy.TokenTagger(), data, None, None,
                       TrainConfig(**{"max_steps": 3, "lr": 0.05, "grad_clip": 1e9, "log_every": 1,
                                      "eval_every": 100, "progress": False, "device": "cpu",
                                      **config}))
@@ -195,10 +159,10 @@ def train_recording_grads(monkeypatch, data, **config) -> tuple[Trainer, list[li
     return trainer, grads
 
 
-def test_grad_accumulation_weights_micro_batches_by_items(monkeypatch):
-    data = token_data(n=8)  # every step holds the long sample in one of its micro-batches
-    big, big_grads = train_recording_grads(monkeypatch, data, batch_size=8)
-    small, small_grads = train_recording_grads(monkeypatch, data, batch_size=4, grad_accum_steps=2)
+def test_grad_accumulation_weights_micro_batches_by_items(toy, monkeypatch):
+    data = toy.token_data(n=8)  # every step holds the long sample in one of its micro-batches
+    big, big_grads = train_recording_grads(toy, monkeypatch, data, batch_size=8)
+    small, small_grads = train_recording_grads(toy, monkeypatch, data, batch_size=4, grad_accum_steps=2)
     for step, (a, b) in enumerate(zip(big_grads, small_grads, strict=True)):
         for ga, gb in zip(a, b, strict=True):
             torch.testing.assert_close(gb, ga, rtol=1e-5, atol=1e-6, msg=f"step {step + 1}")
@@ -208,7 +172,7 @@ def test_grad_accumulation_weights_micro_batches_by_items(monkeypatch):
     assert losses[1] == pytest.approx(losses[0], abs=1e-6)
     # The test can fail: averaging the two micro-batch means (the old rule) is far off.
     torch.manual_seed(0)
-    model = TokenTagger()  # the runs' initial weights, and their first two micro-batches
+    model = toy.TokenTagger()  # the runs' initial weights, and their first two micro-batches
     stream = iter(MicroBatches(data, torch.utils.data.default_collate, batch_size=4, seed=0,
                                drop_last=True, world_size=1, rank=0, device=torch.device("cpu")))
     first, second = next(stream), next(stream)
@@ -218,10 +182,10 @@ def test_grad_accumulation_weights_micro_batches_by_items(monkeypatch):
     assert not torch.allclose(model.out.weight.grad, big_grads[0][-2], atol=1e-3)
 
 
-def test_eval_loss_is_the_loss_over_all_items():
-    data = token_data(n=10)
+def test_eval_loss_is_the_loss_over_all_items(toy):
+    data = toy.token_data(n=10)
     torch.manual_seed(0)
-    model = TokenTagger()
+    model = toy.TokenTagger()
     got = evaluate_model(model, data, batch_size=3)["eval_loss"]
     batch = torch.utils.data.default_collate(data)
     with torch.no_grad():
