@@ -239,3 +239,27 @@ def test_predict_reads_negative_numbers_and_checks_the_attention_path(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("-1,-2,0,0\t")
     result = _gicho("predict", str(run_dir), "1,0,0,0", "--attention", str(tmp_path))
     assert result.returncode == 2 and "is a directory; give the PNG file" in result.stderr
+
+
+def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
+    args = ["--train.max-steps", "40", "--train.eval-every", "20", "--train.log-every", "1",
+            "--model.step-sleep", "0.05"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gicho.cli", "train", "toy", "--runs-dir", str(tmp_path), *args],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()  # the run directory is printed as training starts
+    assert first.startswith("run: "), first
+    run_dir = Path(first.split("run: ", 1)[1].strip())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run_dir / "metrics.jsonl").is_file():
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few steps in, before the first scheduled checkpoint at step 20
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"resume with: gicho train toy --resume {run_dir}" in err
+    stopped = max(_train_losses(run_dir))
+    assert stopped < 40 and any(run_dir.glob("checkpoints/step-*"))  # nothing since the last step is lost
+    resumed = _gicho("train", "toy", "--resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(_train_losses(run_dir)) == list(range(1, 41))

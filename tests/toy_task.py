@@ -14,10 +14,9 @@ from torch import nn
 from gicho.data.arrays import ArrayDataset
 from gicho.models._pretrained import PretrainedModel
 from gicho.tasks import register
-from gicho.tasks._metrics import RegressionScores
 from gicho.tasks._parsing import parse_numbers
 from gicho.tasks.neural import NeuralSpec, Splits, neural_task
-from gicho.train import TrainConfig
+from gicho.train import RegressionScores, TrainConfig
 
 
 @dataclass

@@ -465,6 +465,8 @@ def _is_user_facing(exc: BaseException) -> bool:
     """
     if isinstance(exc, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)):
         return True
+    if isinstance(exc, ValueError) and isinstance(exc, RuntimeError):  # e.g. DeviceUnavailableError
+        return _raised_by_gicho(exc)
     if isinstance(exc, RuntimeError):
         checkpoint = sys.modules.get("gicho.weights")
         trainer = sys.modules.get("gicho.train.trainer")

@@ -7,6 +7,7 @@ known point.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,16 @@ class ToyMLP(nn.Module):
         self.nan_at: int | None = None  # return a NaN loss from this training call on
         self.block_at: int | None = None  # touch `marker` and sleep on this training call
         self.marker: Path | None = None
+        self.signal_at: list[tuple[int, int]] = []  # (training call, signal) sent to this process
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if self.training:
             self.train_calls += 1
             if self.train_calls == self.fail_at:
                 raise RuntimeError(f"simulated crash on training call {self.train_calls}")
+            for call, signum in self.signal_at:
+                if self.train_calls == call:
+                    os.kill(os.getpid(), signum)
             if self.train_calls == self.block_at:
                 self.marker.touch()
                 time.sleep(600)  # the test kills the process here
@@ -74,13 +79,23 @@ class ToyMLP(nn.Module):
         return out
 
 
-def accuracy(model: nn.Module, batches) -> dict[str, float]:
-    correct = total = 0
-    for batch in batches:
-        pred = model(x=batch["x"])["logits"].argmax(dim=-1)
-        correct += int((pred == batch["labels"]).sum())
-        total += len(pred)
-    return {"accuracy": correct / total}
+class Accuracy:
+    """A hand-written streaming metric (the Trainer's contract), kept independent of
+    gicho.train.metrics so that the loop's tests do not rest on the accumulators under test."""
+
+    def __init__(self) -> None:
+        self.correct = self.total = 0
+
+    def update(self, outputs, batch) -> None:
+        pred = outputs["logits"].argmax(dim=-1)
+        self.correct += int((pred == batch["labels"]).sum())
+        self.total += len(pred)
+
+    def compute(self) -> dict[str, float]:
+        return {"accuracy": self.correct / self.total}
+
+
+accuracy = Accuracy  # the factory passed to the Trainer
 
 
 def make_trainer(run_dir=None, *, dropout: float = 0.0, n_train: int = 64, n_eval: int = 24,
@@ -92,3 +107,53 @@ def make_trainer(run_dir=None, *, dropout: float = 0.0, n_train: int = 64, n_eva
     model = ToyMLP(ToyConfig(dropout=dropout))
     return Trainer(model, ToyData(n_train, seed=1), ToyData(n_eval, seed=2), accuracy,
                    TrainConfig(**{**defaults, **config}), run_dir=run_dir)
+
+
+class TokenTagger(nn.Module):
+    """Tags every token; -100 labels are ignored; reports ``n_items`` (labelled tokens)."""
+
+    def __init__(self, report_n_items: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(11, 8)
+        self.out = nn.Linear(8, 3)
+        self.report_n_items = report_n_items
+
+    def forward(self, tokens, labels=None):
+        logits = self.out(torch.tanh(self.embed(tokens)))  # (B, T, 3)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = nn.functional.cross_entropy(logits.reshape(-1, 3), labels.reshape(-1), ignore_index=-100)
+            if self.report_n_items:
+                out["n_items"] = (labels != -100).sum()
+        return out
+
+
+def token_data(n: int = 16, length: int = 6) -> list[dict[str, torch.Tensor]]:
+    """Samples 0..n-2 have 1 labelled token, sample n-1 all ``length``: micro-batches differ."""
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 11, (n, length), generator=g)
+    labels = torch.randint(0, 3, (n, length), generator=g)
+    for i in range(n - 1):
+        labels[i, 1:] = -100
+    return [{"tokens": t, "labels": y} for t, y in zip(tokens, labels, strict=True)]
+
+
+def make_token_trainer(run_dir=None, *, n_train: int = 8, **config) -> Trainer:
+    """A Trainer over TokenTagger and :func:`token_data` (no evaluation data)."""
+    defaults = dict(max_steps=3, batch_size=8, lr=0.05, grad_clip=1e9, log_every=1, eval_every=100,
+                    progress=False, device="cpu")
+    torch.manual_seed(0)
+    return Trainer(TokenTagger(), token_data(n_train), None, None,
+                   TrainConfig(**{**defaults, **config}), run_dir=run_dir)
+
+
+def record_grads(sink: list) -> None:
+    """Make ``nn.utils.clip_grad_norm_`` append each step's final gradients to ``sink``."""
+    real_clip = nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kwargs):
+        params = list(params)
+        sink.append([p.grad.clone() for p in params])
+        return real_clip(params, max_norm, *args, **kwargs)
+
+    nn.utils.clip_grad_norm_ = spy

@@ -2,6 +2,9 @@
 
 Usage: python run_toy.py RUN_DIR [--resume] [--block-at N --marker PATH] [--info-dir DIR]
        [--max-steps N] [--batch-size N] [--grad-accum N] [--dropout P]
+       python run_toy.py RUN_DIR --tokens --grads-out FILE [--max-steps N] [--batch-size N]
+       (a token-level model with unequal numbers of -100 labels per micro-batch; FILE gets
+       rank 0's final gradients of every step)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _toy import make_trainer
+from _toy import make_token_trainer, make_trainer, record_grads
 
 from gicho.train import distributed
 
@@ -32,6 +35,8 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--tokens", action="store_true")
+    parser.add_argument("--grads-out")
     args = parser.parse_args()
     torch.set_num_threads(1)
     info = distributed.init_distributed("cpu")
@@ -41,6 +46,15 @@ def main() -> None:
                   "broadcast": distributed.broadcast_object(f"from rank {info.rank}")}
         distributed.barrier()
         Path(args.info_dir, f"rank{info.rank}.json").write_text(json.dumps(record))
+    if args.tokens:
+        grads: list = []
+        record_grads(grads)
+        make_token_trainer(args.run_dir, max_steps=args.max_steps, batch_size=args.batch_size,
+                           grad_accum_steps=args.grad_accum).fit()
+        if info.is_main:
+            torch.save(grads, args.grads_out)
+        distributed.cleanup()
+        return
     trainer = make_trainer(args.run_dir, dropout=args.dropout, max_steps=args.max_steps,
                            batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
                            eval_every=args.eval_every, device="cpu")

@@ -110,3 +110,33 @@ def test_torchrun_two_processes_match_one_process(toy, tmp_path, no_torchrun_env
     # The checkpoint records the world it was written by, and rank 1's generator state too.
     state = json.loads((latest_checkpoint(tmp_path / "ddp") / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and len(state["rng"]) == 2
+
+
+def test_torchrun_token_loss_weights_ranks_by_items(toy, tmp_path, no_torchrun_env, monkeypatch):
+    """A token-level loss with unequal labelled tokens on the two ranks: the step's gradient is
+    the one-process gradient of the whole batch (all-reduced item count, DDP's averaging undone)."""
+    expected_grads: list = []
+    # Saved by monkeypatch first, so that undo() restores the real function after record_grads.
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", torch.nn.utils.clip_grad_norm_)
+    toy.record_grads(expected_grads)
+    single = toy.make_token_trainer(tmp_path / "single", max_steps=3, batch_size=8)
+    single.fit()
+    monkeypatch.undo()
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+               str(HERE / "run_toy.py"), str(tmp_path / "ddp"), "--tokens", "--max-steps", "3",
+               "--batch-size", "4", "--grads-out", str(tmp_path / "grads.pt")]
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=110,
+                          env={**env, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-4000:]
+    got_grads = torch.load(tmp_path / "grads.pt", weights_only=True)
+    assert len(got_grads) == len(expected_grads) == 3
+    for step, (got, expected) in enumerate(zip(got_grads, expected_grads, strict=True)):
+        for g, e in zip(got, expected, strict=True):
+            torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6, msg=f"step {step + 1}")
+    got = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["loss"] for e in got] == pytest.approx([e["loss"] for e in single.history_], abs=1e-6)
+    ddp_weights = load_file(str(latest_checkpoint(tmp_path / "ddp") / "model.safetensors"))
+    for name, tensor in single.model.state_dict().items():
+        torch.testing.assert_close(ddp_weights[name], tensor, rtol=0, atol=1e-5)

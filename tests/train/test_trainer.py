@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,14 +193,20 @@ def test_grad_clip_bounds_the_update(toy):
 def test_evaluate_weights_loss_by_samples_and_runs_metrics_in_eval_mode(toy):
     seen = {}
 
-    def metrics(model, batches):
-        batches = list(batches)
-        seen.update(training=model.training, grad=torch.is_grad_enabled(), n=len(batches),
-                    devices={b["x"].device.type for b in batches})
-        return {"n_batches": len(batches), "score": torch.tensor(0.25)}
+    class Spy:
+        def __init__(self):
+            self.batches = []
+
+        def update(self, outputs, batch):
+            self.batches.append(batch)
+            seen.update(training=trainer.model.training, grad=torch.is_grad_enabled())
+
+        def compute(self):
+            seen.update(n=len(self.batches), devices={b["x"].device.type for b in self.batches})
+            return {"n_batches": len(self.batches), "score": torch.tensor(0.25)}
 
     trainer = toy.make_trainer(n_eval=30, eval_batch_size=8)
-    trainer.metrics = metrics
+    trainer.metrics = Spy
     trainer.model.train()
     result = trainer.evaluate()
     assert trainer.model.training  # mode restored
@@ -211,6 +218,32 @@ def test_evaluate_weights_loss_by_samples_and_runs_metrics_in_eval_mode(toy):
                                                  reduction="none")
     assert result["eval_loss"] == pytest.approx(per_sample.mean().item(), rel=1e-6)
     assert result["n_batches"] == 4.0 and result["score"] == 0.25
+
+
+class Count:
+    """Counts the samples it sees (a streaming metric that needs no labels)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def update(self, outputs, batch):
+        self.n += len(batch["x"])
+
+    def compute(self):
+        return {"n": self.n}
+
+
+class Fixed:
+    """A streaming metric whose ``compute`` returns a given value."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def update(self, outputs, batch):
+        pass
+
+    def compute(self):
+        return self.value
 
 
 class Unlabelled(torch.utils.data.Dataset):
@@ -232,16 +265,15 @@ def test_evaluate_model_reloaded_from_best_checkpoint(toy, tmp_path):
     again = evaluate_model(model, trainer.eval_data, toy.accuracy, batch_size=5)
     assert again == pytest.approx(result.best_metrics, rel=1e-6)
     # Without labels there is no loss: only the task's metrics are reported.
-    count = lambda model, batches: {"n": sum(len(b["x"]) for b in batches)}  # noqa: E731
-    assert evaluate_model(model, Unlabelled(trainer.eval_data), count) == {"n": 24.0}
+    assert evaluate_model(model, Unlabelled(trainer.eval_data), Count) == {"n": 24.0}
 
 
 def test_metrics_callable_must_return_numbers(toy):
     trainer = toy.make_trainer()
-    trainer.metrics = lambda model, batches: {"accuracy": "high"}
+    trainer.metrics = lambda: Fixed({"accuracy": "high"})
     with pytest.raises(TypeError, match=r"metric 'accuracy' must be a number; got str"):
         trainer.evaluate()
-    trainer.metrics = lambda model, batches: [0.5]
+    trainer.metrics = lambda: Fixed([0.5])
     with pytest.raises(TypeError, match=r"must return a dict of floats; got list"):
         trainer.evaluate()
 
@@ -335,8 +367,13 @@ def test_progress_bar_only_when_asked(toy, capsys):
     err = capsys.readouterr().err
     assert "train" in err and "10/10" in err and "loss=" in err and "lr=" in err
     toy.make_trainer(max_steps=10, progress=False).fit()
-    toy.make_trainer(max_steps=10, progress=None).fit()  # stderr is captured: not a terminal
     assert capsys.readouterr().err == ""
+    # progress=None and stderr is captured, not a terminal: plain lines, no bar.
+    toy.make_trainer(max_steps=10, log_every=5, eval_every=10, progress=None).fit()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" |")[0] for line in lines] == [
+        "step 5/10 (50%)", "step 10/10 (100%)", "eval step 10/10"]
+    assert all("\r" not in line for line in lines)
 
 
 def test_compile_wraps_the_training_model(toy, monkeypatch):
@@ -381,9 +418,10 @@ def test_non_finite_loss_names_step_and_kept_checkpoint(toy, tmp_path):
 
 
 def scripted_metric(values):
-    """A metrics callable that reports ``values`` in turn: drives early stopping precisely."""
+    """A metrics factory whose evaluations report ``values`` in turn: drives early stopping
+    precisely."""
     remaining = list(values)
-    return lambda model, batches: {"score": remaining.pop(0)}
+    return lambda: Fixed({"score": remaining.pop(0)})
 
 
 @pytest.mark.parametrize(("mode", "values", "best"), [
@@ -460,6 +498,8 @@ def test_resume_errors(toy, tmp_path):
     with pytest.raises(CheckpointError, match=r"has no checkpoint"):
         toy.make_trainer(tmp_path / "empty").fit(resume=True)
     toy.make_trainer(tmp_path, max_steps=10, eval_every=5).fit()
+    # Only the latest checkpoint, so that a damaged one has no intact one to fall back to.
+    shutil.rmtree(tmp_path / "checkpoints" / "step-00000005")
     with pytest.raises(FileExistsError, match=r"already has checkpoints; call fit\(resume=True\)"):
         toy.make_trainer(tmp_path, max_steps=10, eval_every=5).fit()
     with pytest.raises(CheckpointError, match=r"cannot resume .*step-00000010 exactly: batch_size=8 "

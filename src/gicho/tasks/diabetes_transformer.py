@@ -106,7 +106,7 @@ def build_model(config: DiabetesTransformerConfig, splits: Splits) -> Any:
 
 
 def metrics(config: DiabetesTransformerConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.tasks._metrics import RegressionScores
+    from gicho.train import RegressionScores
 
     return RegressionScores
 

@@ -84,7 +84,7 @@ def build_model(config: DigitsRowsConfig, splits: Splits) -> Any:
 
 
 def metrics(config: DigitsRowsConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.tasks._metrics import ClassificationAccuracy
+    from gicho.train import ClassificationAccuracy
 
     return ClassificationAccuracy
 

@@ -76,6 +76,9 @@ class NeuralSpec:
         ``info`` that ``read_inputs`` / ``write_outputs`` need.
     after_fit : (config, predictor, splits, ctx, metrics) -> dict, optional
         Figures (and extra metrics) after the final evaluation.
+    param_groups : (model, train_config) -> list of dict, optional
+        The optimizer's parameter groups (see :mod:`gicho.train.optim`); the Trainer's default
+        (no weight decay on 1-D parameters) when None.
     predict_options : names of the options ``predict`` accepts.
     describe : (config) -> (T, E), optional
     """
@@ -92,6 +95,7 @@ class NeuralSpec:
     load_extras: Callable[[Path], dict[str, Any]] | None = None
     after_fit: Callable[..., dict[str, float]] | None = None
     predict_options: tuple[str, ...] = ()
+    param_groups: Callable[[Any, Any], list[dict[str, Any]]] | None = None
 
 
 @dataclass
@@ -146,31 +150,15 @@ def _model_class(spec: NeuralSpec) -> Any:
     return spec.model_type if isinstance(spec.model_type, type) else model_class(spec.model_type)
 
 
-def _as_metrics_callable(factory: Callable[[], Any], eval_forward: Any) -> Callable[..., dict[str, float]]:
-    """The Trainer's ``metrics(model, batches)`` from a streaming-metric factory."""
-
-    def metrics(model: Any, batches: Any) -> dict[str, float]:
-        metric = factory()
-        for batch in batches:
-            outputs = eval_forward(model, batch) if eval_forward else model(**batch)
-            metric.update(outputs, batch)
-        return metric.compute()
-
-    return metrics
-
-
 def score(predictor: Predictor, data: Any, collate: Any, batch_size: int = 256) -> dict[str, float]:
-    """The task's metrics of ``predictor.model`` on ``data`` (one pass, no gradients)."""
-    import torch
-    from torch.utils.data import DataLoader, default_collate
+    """The task's metrics of ``predictor.model`` on ``data``: one pass, no gradients."""
+    from gicho.train import evaluate_model
 
-    metric = predictor.spec.metrics(predictor.config, predictor.info, "test")()
-    device = next(predictor.model.parameters()).device
-    loader = DataLoader(data, batch_size=batch_size, collate_fn=collate or default_collate)
-    for batch in loader:
-        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        metric.update(predictor(batch), batch)
-    return {k: float(v) for k, v in metric.compute().items()}
+    spec = predictor.spec
+    scores = evaluate_model(predictor.model, data, spec.metrics(predictor.config, predictor.info, "test"),
+                            eval_forward=spec.eval_forward, batch_size=batch_size, collate_fn=collate)
+    scores.pop("eval_loss", None)  # the task's metrics are its result; the loss is in the curves
+    return scores
 
 
 def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
@@ -184,9 +172,9 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     model = spec.build_model(config, splits)
     progress = ctx.progress if ctx.progress is not None else config.train.progress
     train_config = dataclasses.replace(config.train, progress=progress)
-    metrics = _as_metrics_callable(spec.metrics(config, splits.info, "valid"), spec.eval_forward)
-    trainer = Trainer(model, splits.train, splits.valid, metrics, train_config,
-                      run_dir=ctx.run_dir, collate_fn=splits.collate)
+    trainer = Trainer(model, splits.train, splits.valid, spec.metrics(config, splits.info, "valid"),
+                      train_config, run_dir=ctx.run_dir, collate_fn=splits.collate,
+                      eval_forward=spec.eval_forward, param_groups=spec.param_groups)
     trainer.fit(resume=ctx.resume)
     chosen = best_checkpoint(ctx.run_dir) if spec.select == "best" else latest_checkpoint(ctx.run_dir)
     result = _model_class(spec).from_pretrained(chosen).to(trainer.device_)

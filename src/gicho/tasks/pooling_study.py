@@ -144,9 +144,7 @@ def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> d
 
     from gicho.data.arrays import ArrayDataset
     from gicho.models.classifier import ClassifierConfig, SequenceClassifier
-    from gicho.tasks._metrics import ClassificationAccuracy
-    from gicho.tasks.neural import _as_metrics_callable
-    from gicho.train import Trainer
+    from gicho.train import ClassificationAccuracy, Trainer
 
     common = {"n_classes": config.n_classes, "n_markers": config.n_markers, "noise_vocab": config.noise_vocab}
     steps = config.train.max_steps
@@ -162,8 +160,7 @@ def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> d
     train_config = dataclasses.replace(config.train, eval_every=steps, log_every=max(1, steps // 10),
                                        seed=seed, progress=False)
     start = time.perf_counter()
-    metrics = _as_metrics_callable(ClassificationAccuracy, None)
-    result = Trainer(model, train, test, metrics, train_config).fit()
+    result = Trainer(model, train, test, ClassificationAccuracy, train_config).fit()
     seconds = time.perf_counter() - start
     final_loss = next(
         (e["loss"] for e in reversed(result.history) if e.get("split") == "train" and "loss" in e),

@@ -2,12 +2,14 @@
 
 Example
 -------
->>> from gicho.train import Trainer, TrainConfig
->>> result = Trainer(model, train_data, eval_data, metrics, TrainConfig(max_steps=200),
+>>> from gicho.train import ClassificationAccuracy, TrainConfig, Trainer
+>>> result = Trainer(model, train_data, eval_data, ClassificationAccuracy, TrainConfig(max_steps=200),
 ...                  run_dir="runs/demo").fit()  # doctest: +SKIP
 
-See :class:`Trainer` for the contract a model and its data follow, :mod:`gicho.train.checkpoint`
-for checkpoint I/O and :mod:`gicho.train.distributed` for torchrun helpers.
+See :class:`Trainer` for the contract a model and its data follow,
+:class:`StreamingMetric` for metrics, :mod:`gicho.train.optim` for parameter groups,
+:mod:`gicho.train.checkpoint` for checkpoint I/O and :mod:`gicho.train.distributed` for
+torchrun helpers.
 """
 
 from gicho.train.checkpoint import (
@@ -18,20 +20,34 @@ from gicho.train.checkpoint import (
     save_model,
 )
 from gicho.train.config import TrainConfig, warmup_cosine
-from gicho.train.evaluation import Metrics, evaluate_model
+from gicho.train.evaluation import EvalForward, MetricsFactory, StreamingMetric, evaluate_model
+from gicho.train.metrics import ClassificationAccuracy, RegressionScores
+from gicho.train.optim import default_param_groups, no_decay_param_groups
+from gicho.train.progress import ProgressReporter
+from gicho.train.signals import TrainingInterrupted
+from gicho.train.state import TrainState
 from gicho.train.trainer import NonFiniteLossError, Trainer, TrainResult
 
 __all__ = [
     "CheckpointError",
-    "Metrics",
+    "ClassificationAccuracy",
+    "EvalForward",
+    "MetricsFactory",
     "NonFiniteLossError",
+    "ProgressReporter",
+    "RegressionScores",
+    "StreamingMetric",
     "TrainConfig",
     "TrainResult",
+    "TrainState",
     "Trainer",
+    "TrainingInterrupted",
     "best_checkpoint",
+    "default_param_groups",
     "evaluate_model",
     "latest_checkpoint",
     "load_model_weights",
+    "no_decay_param_groups",
     "save_model",
     "warmup_cosine",
 ]

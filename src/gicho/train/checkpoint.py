@@ -19,6 +19,8 @@ raises :class:`CheckpointError` naming the file and what is wrong.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import re
@@ -44,11 +46,14 @@ __all__ = [
     "WEIGHTS_NAME",
     "CheckpointError",
     "best_checkpoint",
+    "json_text",
     "latest_checkpoint",
     "list_checkpoints",
     "load_model_weights",
     "save_model",
     "unwrap_model",
+    "write_bytes",
+    "write_error",
 ]
 
 STATE_NAME = "trainer_state.json"
@@ -66,6 +71,47 @@ def step_dir_name(step: int) -> str:
 
 # ---------------------------------------------------------------------------- atomic writes
 # (single files: gicho._io.atomic_write_text)
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as indented JSON text ending in a newline (NaN and inf kept, as Python reads them)."""
+    return json.dumps(obj, indent=1) + "\n"
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` and flush it to disk, with Python's file I/O.
+
+    Every trainer-state file goes through here, so that a full disk surfaces as an
+    ``OSError`` with ``errno.ENOSPC`` (torch's own writer reports it as an opaque
+    ``RuntimeError``), which :func:`write_error` turns into a clear message.
+    """
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    # safetensors and torch wrap the OS error in their own types; their messages keep its text.
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def write_error(exc: BaseException, what: str, where: str | os.PathLike,
+                intact: Path | None) -> CheckpointError:
+    """One clear :class:`CheckpointError` for a failed write of ``what`` in ``where``.
+
+    Says whether the disk is full and which checkpoint on disk is intact (``intact``), so the
+    user knows what a resume will start from.
+    """
+    kept = f"the last intact checkpoint is {intact}" if intact is not None else \
+        "no intact checkpoint has been written yet"
+    if _disk_full(exc):
+        return CheckpointError(f"disk full while writing {what} in {where}; {kept}. Free some "
+                               "space and resume")
+    return CheckpointError(f"could not write {what} in {where} ({type(exc).__name__}: {exc}); {kept}")
 
 
 def write_checkpoint_dir(root: str | os.PathLike, step: int, write: Callable[[Path], None]) -> Path:
@@ -208,8 +254,13 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep_last: int, keep: Path | N
 
 
 def save_tensors(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` a nest of tensors, dicts, lists and numbers (readable by :func:`load_tensors`)."""
-    torch.save(obj, str(path))
+    """``torch.save`` a nest of tensors, dicts, lists and numbers (readable by :func:`load_tensors`).
+
+    Serialised in memory, then written by :func:`write_bytes` (a full disk raises ``OSError``).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def load_tensors(path: str | os.PathLike, what: str) -> Any:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from gicho._validation import check_choice, check_positive, check_probability, describe
 
@@ -21,6 +21,7 @@ _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 _MAX_SEED = 2**32 - 1
 # Metrics that are losses: maximising them is almost surely a mistaken `early_stopping_mode`.
 _LOSS_METRICS = ("eval_loss", "loss")
+LOG_TO = ("none", "tensorboard")
 
 
 @dataclass
@@ -77,7 +78,9 @@ class TrainConfig:
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Under
         torchrun, ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK``.
     progress : bool or None
-        Show a progress bar on stderr; ``None`` shows it only when stderr is a terminal.
+        ``True``: a progress bar on stderr; ``False``: nothing; ``None``: the bar when stderr
+        is a terminal, else one plain line every ``log_every`` steps (step, loss, lr, items/s,
+        ETA) and one per evaluation.
     num_workers : int
         DataLoader worker processes (0 loads in the main process).
     drop_last : bool
@@ -86,31 +89,62 @@ class TrainConfig:
     ddp_find_unused_parameters : bool
         Passed to DDP as ``find_unused_parameters``: needed when some parameters get no
         gradient in a step (e.g. an unused pooler head); it costs an extra graph traversal.
+    log_to : {"none", "tensorboard"}
+        ``"tensorboard"`` also writes every logged event as TensorBoard scalars into
+        ``run_dir/tensorboard/`` (beside ``metrics.jsonl``); it needs the ``tensorboard``
+        extra (``pip install 'gicho[tensorboard]'``) and a ``run_dir``.
+
+    Every field's ``metadata["help"]`` holds a one-line description (shown by the CLI).
     """
 
-    max_steps: int = 500
-    batch_size: int = 32
-    eval_batch_size: int | None = None
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    grad_clip: float | None = 1.0
-    grad_accum_steps: int = 1
-    eval_every: int = 100
-    log_every: int = 10
-    early_stopping_metric: str | None = None
-    early_stopping_mode: str = "max"
-    early_stopping_patience: int = 0
-    mixed_precision: bool = True
-    compile: bool = False
-    seed: int = 0
-    keep_last: int = 2
-    device: str = "auto"
-    progress: bool | None = None
-    num_workers: int = 0
-    drop_last: bool = True
-    ddp_find_unused_parameters: bool = False
+    max_steps: int = field(
+        default=500, metadata={"help": "Number of optimizer steps."})
+    batch_size: int = field(
+        default=32, metadata={"help": "Micro-batch size per process (a step sees batch_size x grad_accum_steps x processes samples)."})
+    eval_batch_size: int | None = field(
+        default=None, metadata={"help": "Batch size for evaluation (None: batch_size)."})
+    lr: float = field(
+        default=1e-3, metadata={"help": "Peak learning rate of AdamW (each parameter group may scale it)."})
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "Decoupled weight decay (by default not on biases and norm weights)."})
+    warmup_steps: int = field(
+        default=0, metadata={"help": "Steps of linear learning-rate warmup before the cosine decay."})
+    min_lr_ratio: float = field(
+        default=0.0, metadata={"help": "Final learning rate of the cosine decay, as a fraction of lr."})
+    grad_clip: float | None = field(
+        default=1.0, metadata={"help": "Maximum global L2 norm of the gradients (None: no clipping)."})
+    grad_accum_steps: int = field(
+        default=1, metadata={"help": "Micro-batches accumulated per optimizer step."})
+    eval_every: int = field(
+        default=100, metadata={"help": "Evaluate and write a checkpoint every this many steps (and at the last)."})
+    log_every: int = field(
+        default=10, metadata={"help": "Log the mean training loss every this many steps."})
+    early_stopping_metric: str | None = field(
+        default=None, metadata={"help": "Evaluation metric that picks the best checkpoint and drives early stopping (None: lowest eval_loss)."})
+    early_stopping_mode: str = field(
+        default="max", metadata={"help": "Whether a larger ('max') or smaller ('min') early_stopping_metric is better."})
+    early_stopping_patience: int = field(
+        default=0, metadata={"help": "Stop after this many evaluations without improvement (0: never)."})
+    mixed_precision: bool = field(
+        default=True, metadata={"help": "bf16 autocast on CUDA devices that support it (always fp32 on CPU)."})
+    compile: bool = field(
+        default=False, metadata={"help": "Wrap the training model in torch.compile."})
+    seed: int = field(
+        default=0, metadata={"help": "Seed of the Python, NumPy and torch generators and of the data order."})
+    keep_last: int = field(
+        default=2, metadata={"help": "Number of most recent checkpoints kept besides the best one."})
+    device: str = field(
+        default="auto", metadata={"help": "'auto', 'cpu', 'cuda' or 'cuda:N' (under torchrun, cuda means cuda:LOCAL_RANK)."})
+    progress: bool | None = field(
+        default=None, metadata={"help": "Progress bar (True), nothing (False), or a bar on a terminal and plain log lines elsewhere (None)."})
+    num_workers: int = field(
+        default=0, metadata={"help": "DataLoader worker processes (0: load in the main process)."})
+    drop_last: bool = field(
+        default=True, metadata={"help": "Drop each epoch's incomplete last micro-batch."})
+    ddp_find_unused_parameters: bool = field(
+        default=False, metadata={"help": "Let DDP handle parameters that get no gradient in a step (slower)."})
+    log_to: Literal["none", "tensorboard"] = field(
+        default="none", metadata={"help": "Also log events as TensorBoard scalars in run_dir/tensorboard ('tensorboard' needs the tensorboard extra)."})
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "log_every",
@@ -138,6 +172,7 @@ class TrainConfig:
                 f"got {describe(self.device)}"
             )
         check_choice(self.early_stopping_mode, "early_stopping_mode", ("max", "min"))
+        check_choice(self.log_to, "log_to", LOG_TO)
         metric = self.early_stopping_metric
         if metric is not None and (not isinstance(metric, str) or not metric):
             raise ValueError(

@@ -110,6 +110,13 @@ class MicroBatches:
                 "batch_size or set drop_last=False"
             )
 
+    @property
+    def batches_per_epoch(self) -> int:
+        """Micro-batches in each epoch on this rank (the same for every epoch)."""
+        per_rank = len(self._sampler(shuffle=False))
+        full, rest = divmod(per_rank, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """Dataset indices of each micro-batch of ``epoch`` on this rank."""
         sampler = self._sampler()

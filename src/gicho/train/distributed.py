@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,9 +28,12 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
+    "DeviceUnavailableError",
     "DistributedInfo",
     "all_gather_object",
+    "all_reduce_max",
     "all_reduce_mean",
+    "all_reduce_sum",
     "barrier",
     "broadcast_object",
     "cleanup",
@@ -39,6 +43,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "resolve_device",
+    "run_on_main",
 ]
 
 T = TypeVar("T")
@@ -76,6 +81,10 @@ class DistributedInfo:
         return self.rank == 0
 
 
+
+class DeviceUnavailableError(ValueError, RuntimeError):
+    """The configured device does not exist here (a setting to change, hence also a ValueError)."""
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -111,14 +120,14 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     if not device.startswith("cuda"):
         raise ValueError(f"argument `device` must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
     if not torch.cuda.is_available():
-        raise RuntimeError(
+        raise DeviceUnavailableError(
             f"device={device!r} was asked for but CUDA is not available in this torch build "
             f"({torch.__version__}); use device='cpu' or 'auto'"
         )
     index = local_rank if device == "cuda" else int(device.split(":", 1)[1])
     count = torch.cuda.device_count()
     if index >= count:
-        raise RuntimeError(
+        raise DeviceUnavailableError(
             f"device cuda:{index} was asked for but only {count} CUDA device(s) are visible"
         )
     return torch.device("cuda", index)
@@ -241,6 +250,45 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor /= dist.get_world_size()
     return tensor
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum of ``tensor`` over processes, in place (unchanged when not distributed)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Maximum of ``tensor`` over processes, in place (unchanged when not distributed)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
+def run_on_main(fn: Callable[[], T], info: DistributedInfo) -> T:
+    """Run ``fn`` on rank 0 alone and give its value, or its failure, to every rank.
+
+    Rank 0 re-raises its own exception; the other ranks raise ``RuntimeError("rank 0 failed:
+    ...")``, so no rank waits forever in a later collective. The value is pickled: keep it
+    small and plain.
+    """
+    if not info.is_distributed:
+        return fn()
+    outcome: tuple[str, Any] = ("ok", None)
+    error: BaseException | None = None
+    if info.is_main:
+        try:
+            outcome = ("ok", fn())
+        except Exception as exc:
+            error = exc
+            outcome = ("error", f"{type(exc).__name__}: {exc}")
+    outcome = broadcast_object(outcome)
+    if error is not None:
+        raise error
+    if outcome[0] == "error":
+        raise RuntimeError(f"rank 0 failed: {outcome[1]}")
+    return outcome[1]
 
 
 def cleanup() -> None:

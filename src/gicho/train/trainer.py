@@ -1,19 +1,25 @@
 """The training loop every neural model in gicho goes through.
 
-AdamW (fused on CUDA; no weight decay on 1-D parameters), linear warmup then cosine decay,
-gradient clipping and accumulation, bf16 autocast on CUDA, optional ``torch.compile``,
-periodic evaluation with the task's metrics, early stopping, atomic checkpoints with exact
-resume, and DDP under ``torchrun``.
+AdamW over parameter groups (fused on CUDA; by default no weight decay on 1-D parameters),
+linear warmup then cosine decay, gradient clipping and accumulation, bf16 autocast on CUDA,
+optional ``torch.compile``, periodic evaluation with streaming metrics in one pass, early
+stopping, atomic checkpoints with exact resume, clean stops on SIGINT/SIGTERM, and DDP under
+``torchrun``.
+
+Losses are weighted by the items they average over (a model output's ``n_items``, the batch
+size when absent): a step's gradient is that of one big batch holding all its micro-batches
+on all ranks, even when they hold different numbers of target tokens.
 
 Data order and its resumption are described in :mod:`gicho.train.data`; a checkpoint holds
-everything else that a step depends on (weights, optimizer and scheduler state, every rank's
-generator states), so a resumed run repeats an uninterrupted one.
+everything else that a step depends on (weights, optimizer and scheduler state,
+:class:`~gicho.train.state.TrainState`, every rank's generator states), so a resumed run
+repeats an uninterrupted one.
 
 Under DDP, evaluation runs on rank 0 alone over the whole evaluation set, with the unwrapped
 model, and the metrics are broadcast to the other ranks. Metrics are then exact (no padded
-or duplicated samples, any metric, not only averages) at the cost of an evaluation that is
-not parallel; the other ranks wait. Rank 0 alone logs, shows progress and writes checkpoints;
-a multi-node resume needs ``run_dir`` on a filesystem all nodes share.
+or duplicated samples) at the cost of an evaluation that is not parallel; the other ranks
+wait. Rank 0 alone logs, shows progress and writes checkpoints; a multi-node resume needs
+``run_dir`` on a filesystem all nodes share.
 """
 
 from __future__ import annotations
@@ -21,94 +27,71 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import default_collate
-from tqdm import tqdm
 
 from gicho.train import checkpoint as ckpt
-from gicho.train._state import (
-    MetricsLog,
-    capture_rng,
-    load_trainer_checkpoint,
-    restore_rng,
-    save_trainer_checkpoint,
-    seed_everything,
-)
+from gicho.train.checkpoint import CheckpointError
 from gicho.train.config import TrainConfig, warmup_cosine
 from gicho.train.data import MicroBatches, batch_len
 from gicho.train.distributed import (
     DistributedInfo,
     all_gather_object,
-    all_reduce_mean,
+    all_reduce_max,
+    all_reduce_sum,
     barrier,
     broadcast_object,
     init_distributed,
+    run_on_main,
 )
-from gicho.train.evaluation import Metrics, evaluate_model, extract_loss
+from gicho.train.evaluation import (
+    EvalForward,
+    MetricsFactory,
+    evaluate_model,
+    extract_loss,
+    extract_n_items,
+    make_metrics,
+    weighted_loss,
+)
+from gicho.train.logs import TENSORBOARD_DIR, MetricsLog, TensorBoardLog
+from gicho.train.optim import ParamGroups, build_optimizer, build_scheduler
+from gicho.train.progress import ProgressReporter
+from gicho.train.result import NonFiniteLossError, TrainResult, make_result, non_finite_error
+from gicho.train.signals import InterruptGuard, TrainingInterrupted
+from gicho.train.state import (
+    LoadedCheckpoint,
+    TrainState,
+    capture_rng,
+    open_run_dir,
+    read_trainer_checkpoint,
+    restore_rng,
+    save_trainer_checkpoint,
+    seed_everything,
+)
 
-__all__ = ["Metrics", "NonFiniteLossError", "TrainResult", "Trainer"]
+__all__ = ["NonFiniteLossError", "TrainResult", "Trainer"]
 
 # Fields that fix the data order; resuming with other values could not continue exactly.
 _RESUME_FIELDS = ("batch_size", "grad_accum_steps", "seed", "drop_last")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; ``step`` and ``checkpoint`` say where."""
-
-    def __init__(self, message: str, *, step: int, value: float, checkpoint: Path | None) -> None:
-        super().__init__(message)
-        self.step = step
-        self.value = value
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class TrainResult:
-    """What :meth:`Trainer.fit` returns.
-
-    Attributes
-    ----------
-    step : int
-        Optimizer steps taken in all (including those before a resume).
-    final_metrics : dict
-        Evaluation metrics at the last step (empty without evaluation data).
-    best_metrics : dict
-        Evaluation metrics of the best evaluation (empty without evaluation data).
-    best_checkpoint : Path or None
-        Directory of the best checkpoint (None without ``run_dir``).
-    history : list of dict
-        Every logged event, as in ``metrics.jsonl``.
-    best_step : int or None
-        Step of the best evaluation (of the last checkpoint, without evaluation data).
-    stopped_early : bool
-        Whether early stopping ended the run before ``max_steps``.
-    """
-
-    step: int
-    final_metrics: dict[str, float]
-    best_metrics: dict[str, float]
-    best_checkpoint: Path | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_step: int | None = None
-    stopped_early: bool = False
-
-
 class _Interval:
-    """Losses, samples and time since the last ``"train"`` log line."""
+    """Per-step losses, items, samples and time since the last ``"train"`` log line."""
 
-    def __init__(self) -> None:
+    def __init__(self, pending: Sequence[float] = ()) -> None:
         self.reset()
+        self.pending = list(pending)  # losses restored from an interrupt checkpoint
 
     def reset(self) -> None:
-        self.losses: list[torch.Tensor] = []
+        self.pending: list[float] = []
+        self.loss_sums: list[torch.Tensor] = []  # this rank's Σ loss·n per step
+        self.items: list[torch.Tensor] = []  # all ranks' Σ n per step
         self.samples = 0
         self.start = time.perf_counter()
 
@@ -119,25 +102,36 @@ class Trainer:
     Parameters
     ----------
     model : torch.nn.Module
-        Returns a dict (or an object with a ``loss`` attribute) holding a scalar ``loss`` when
-        the batch has labels. A dataclass ``model.config`` is saved as ``config.json``.
+        Returns a dict (or an object with attributes) holding a scalar ``loss`` when the batch
+        has labels, and optionally ``n_items`` (int or one-element tensor): the number of items
+        (e.g. non-ignored target tokens) the loss averages over; the batch size when absent.
+        A dataclass ``model.config`` is saved as ``config.json``.
     train_data, eval_data : map-style Dataset
         ``eval_data`` may be None (no evaluation; the best checkpoint is then the latest).
-    metrics : callable or None
-        ``metrics(model, batches) -> dict[str, float]``, called under ``torch.no_grad()`` with
-        the model in eval mode and batches on the device. ``eval_loss`` (the sample-weighted
-        mean of the batch losses) is added by the Trainer.
+    metrics : factory, list of factories, or None
+        Each factory returns a fresh :class:`~gicho.train.StreamingMetric` per evaluation
+        (e.g. :class:`~gicho.train.ClassificationAccuracy`). ``eval_loss`` (the loss over all
+        items) is added by the Trainer.
     config : TrainConfig or None
         Settings (defaults when None).
     run_dir : path or None
         Where ``metrics.jsonl`` and ``checkpoints/`` are written; nothing is written when None.
     collate_fn : callable or None
         Builds a ``dict[str, Tensor]`` batch from samples (torch's default collate when None).
+    eval_forward : callable or None
+        ``eval_forward(model, batch) -> outputs`` for evaluation, when metrics need more than
+        ``model(**batch)`` gives (e.g. greedy decoding); see :func:`evaluate_model`.
+    param_groups : callable or None
+        ``param_groups(model, config) -> list[dict]``: the optimizer's parameter groups, each
+        with ``"params"`` and optionally ``"weight_decay"`` and ``"lr_scale"``
+        (see :mod:`gicho.train.optim`); :func:`~gicho.train.default_param_groups` when None.
 
     Attributes
     ----------
+    state_ : TrainState, set by :meth:`fit`: step, data position, best evaluation, ...
     optimizer_, scheduler_ : set by :meth:`fit`.
     device_ : torch.device, set by :meth:`fit` or :meth:`evaluate`.
+    history_ : list of dict, every event logged by :meth:`fit`.
     result_ : TrainResult of the last :meth:`fit`.
 
     Notes
@@ -146,7 +140,9 @@ class Trainer:
     those with ``load_model_weights(model, result.best_checkpoint)``. The non-finite loss check
     runs on every ``"train"`` log line (one device synchronisation per line, not per step), so
     a NaN is reported at its exact step at most ``log_every`` steps later, and always before a
-    checkpoint could store it.
+    checkpoint could store it. On SIGINT/SIGTERM, :meth:`fit` finishes the step, writes a
+    checkpoint and raises :class:`~gicho.train.TrainingInterrupted` (under torchrun, at the
+    next ``log_every`` boundary, where the ranks agree).
     """
 
     def __init__(
@@ -154,10 +150,13 @@ class Trainer:
         model: nn.Module,
         train_data: Any,
         eval_data: Any = None,
-        metrics: Metrics | None = None,
+        metrics: MetricsFactory | Sequence[MetricsFactory] | None = None,
         config: TrainConfig | None = None,
         run_dir: str | Path | None = None,
         collate_fn: Callable[[list[Any]], dict[str, torch.Tensor]] | None = None,
+        *,
+        eval_forward: EvalForward | None = None,
+        param_groups: ParamGroups | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"argument `model` must be a torch.nn.Module; got {type(model).__name__}")
@@ -172,12 +171,19 @@ class Trainer:
                                 f"__getitem__); got {type(data).__name__}")
             if len(data) == 0:
                 raise ValueError(f"argument `{name}` is empty; at least one sample is required")
-        for name, fn in (("metrics", metrics), ("collate_fn", collate_fn)):
+        if metrics is not None and not callable(metrics) and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"argument `metrics` must be callable or None; got {type(metrics).__name__}")
+        make_metrics(metrics)  # fail now, not at the first evaluation
+        for name, fn in (("collate_fn", collate_fn), ("eval_forward", eval_forward),
+                         ("param_groups", param_groups)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"argument `{name}` must be callable or None; got {type(fn).__name__}")
         if config.early_stopping_metric is not None and eval_data is None:
             raise ValueError(f"config.early_stopping_metric is {config.early_stopping_metric!r} "
                              "but `eval_data` is None; give evaluation data or unset the metric")
+        if config.log_to == "tensorboard" and run_dir is None:
+            raise ValueError("config.log_to is 'tensorboard' but `run_dir` is None; TensorBoard "
+                             "events go to run_dir/tensorboard, so give a run_dir")
         self.model = model
         self.train_data = train_data
         self.eval_data = eval_data
@@ -185,7 +191,14 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.collate_fn = collate_fn if collate_fn is not None else default_collate
+        self.eval_forward = eval_forward
+        self.param_groups = param_groups
+        # Run-time machinery (not parameters): set up by _setup, fit and _wrap.
         self._info: DistributedInfo | None = None
+        self._amp = False
+        self._ddp: nn.parallel.DistributedDataParallel | None = None
+        self._stream: MicroBatches | None = None
+        self._last_ckpt: Path | None = None  # the newest checkpoint known intact
 
     # ------------------------------------------------------------------------ setup
 
@@ -202,45 +215,11 @@ class Trainer:
         return torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=self._amp)
 
     def _on_main(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on rank 0 and give its value (or its error) to every rank."""
-        if not self._info.is_distributed:
-            return fn()
-        outcome: tuple[str, Any] = ("ok", None)
-        error: BaseException | None = None
-        if self._info.is_main:
-            try:
-                outcome = ("ok", fn())
-            except Exception as exc:
-                error = exc
-                outcome = ("error", f"{type(exc).__name__}: {exc}")
-        outcome = broadcast_object(outcome)
-        if error is not None:
-            raise error
-        if outcome[0] == "error":
-            raise RuntimeError(f"rank 0 failed: {outcome[1]}")
-        return outcome[1]
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        # Biases and normalisation weights (1-D) are not decayed (as in nanoGPT / BERT).
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if not params:
-            raise ValueError(f"{type(self.model).__name__} has no trainable parameters")
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.config.weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        kwargs = {"fused": True} if self.device_.type == "cuda" else {}
-        return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.config.lr, **kwargs)
-
-    def _build_scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
-        cfg = self.config
-        return torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer_,
-            lambda step: warmup_cosine(step, warmup_steps=cfg.warmup_steps,
-                                       max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio),
-        )
+        return run_on_main(fn, self._info)
 
     def _wrap(self) -> nn.Module:
         model = self.model
-        self._ddp: nn.parallel.DistributedDataParallel | None = None
+        self._ddp = None
         if self._info.is_distributed:
             ids = [self.device_.index] if self.device_.type == "cuda" else None
             model = self._ddp = nn.parallel.DistributedDataParallel(
@@ -251,35 +230,25 @@ class Trainer:
 
     # ----------------------------------------------------------------- run directory
 
-    def _prepare_run_dir(self, resume: bool) -> Path | None:
-        if self.run_dir is None:
-            return None
-        root = self.run_dir / ckpt.CHECKPOINTS_DIR
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_stale_tmp(root)
-        for stale in self.run_dir.glob(".tmp-metrics.jsonl-*"):
-            stale.unlink(missing_ok=True)
-        if resume:
-            return ckpt.latest_checkpoint(self.run_dir)
-        if ckpt.list_checkpoints(self.run_dir):
-            raise FileExistsError(f"run directory {self.run_dir} already has checkpoints; call "
-                                  "fit(resume=True) to continue it, or use a new directory")
-        return None
-
-    def _load_state(self, directory: Path) -> int:
-        expected = {name: getattr(self.config, name) for name in _RESUME_FIELDS}
-        state = load_trainer_checkpoint(
-            directory, model=self.model, optimizer=self.optimizer_, scheduler=self.scheduler_,
-            rank=self._info.rank, expected={**expected, "world_size": self._info.world_size})
-        self._stream.epoch, self._stream.position = state["epoch"], state["position"]
-        self._best = state.get("best")
-        self._bad_evals = int(state.get("bad_evals", 0))
-        self._stopped = bool(state.get("stopped_early", False))
-        self._pending_rng = (state["rng_local"], state["rng_source"])
-        self._last_ckpt = directory
-        if self._info.is_main and self._best is not None:
+    def _restore(self, loaded: LoadedCheckpoint) -> tuple[dict[str, Any], str]:
+        """Load a checkpoint into the model, optimizer, scheduler, state and data stream."""
+        info, cfg = self._info, self.config
+        state = loaded.state
+        expected = {name: getattr(cfg, name) for name in _RESUME_FIELDS}
+        state.check_resumable({**expected, "world_size": info.world_size}, loaded.directory)
+        per_epoch = self._stream.batches_per_epoch
+        if state.position > per_epoch:
+            raise CheckpointError(f"trainer state {loaded.directory / ckpt.STATE_NAME}: field "
+                                  f"`position` must be <= {per_epoch} (micro-batches per epoch); "
+                                  f"got {state.position}")
+        loaded.apply(self.model, self.optimizer_, self.scheduler_)
+        state.config, state.world_size = dataclasses.asdict(cfg), info.world_size
+        self.state_ = state
+        self._stream.epoch, self._stream.position = state.epoch, state.position
+        self._last_ckpt = loaded.directory
+        if info.is_main and state.best is not None:
             self._write_best()  # in case the crash came between the rename and best.json
-        return state["step"]
+        return loaded.rng, loaded.rng_source
 
     # ------------------------------------------------------------------------ fit
 
@@ -289,7 +258,8 @@ class Trainer:
         Parameters
         ----------
         resume : bool
-            Continue exactly from the latest checkpoint in ``run_dir``.
+            Continue exactly from the newest intact checkpoint in ``run_dir`` (a damaged newer
+            one is skipped with a warning).
 
         Returns
         -------
@@ -300,8 +270,11 @@ class Trainer:
         NonFiniteLossError
             When the training loss becomes NaN or infinite (the message names the step and the
             last good checkpoint, which is kept).
+        TrainingInterrupted
+            On SIGINT or SIGTERM, after the current step and its checkpoint.
         CheckpointError
-            When ``resume`` finds no usable checkpoint.
+            When ``resume`` finds no usable checkpoint, or a checkpoint cannot be written
+            (e.g. the disk is full; the message names the last intact checkpoint).
         FileExistsError
             When starting afresh in a ``run_dir`` that already has checkpoints.
         """
@@ -317,55 +290,73 @@ class Trainer:
             device=self.device_, num_workers=cfg.num_workers)
         self._stream.check_nonempty()
         seed_everything(cfg.seed)
-        self.optimizer_ = self._build_optimizer()
-        self.scheduler_ = self._build_scheduler()
-        self._best: dict[str, Any] | None = None
-        self._bad_evals = 0
-        self._stopped = False
-        self._last_ckpt: Path | None = None
-        self._pending_rng: tuple[dict[str, Any], str] | None = None
-        resume_dir = self._on_main(lambda: self._prepare_run_dir(resume))
-        step = self._load_state(resume_dir) if resume_dir is not None else 0
-        self.step_ = step
-        log_path = self.run_dir / "metrics.jsonl" if self.run_dir is not None and info.is_main else None
-        log = MetricsLog(log_path)
-        self.history_ = broadcast_object(log.start(step if resume else None))
+        self.optimizer_ = build_optimizer(self.model, cfg, self.param_groups, self.device_)
+        self.scheduler_ = build_scheduler(self.optimizer_, cfg)
+        self.state_ = TrainState(world_size=info.world_size, config=dataclasses.asdict(cfg))
+        self._last_ckpt = None
+        found: dict[str, LoadedCheckpoint | None] = {}
+
+        def prepare() -> Path | None:  # on rank 0: clean the run directory, pick the checkpoint
+            found["loaded"] = open_run_dir(self.run_dir, resume) if self.run_dir is not None else None
+            return found["loaded"].directory if found["loaded"] is not None else None
+
+        resume_dir = self._on_main(prepare)
+        pending_rng = None
+        if resume_dir is not None:
+            loaded = found.pop("loaded", None) or read_trainer_checkpoint(resume_dir, info.rank)
+            pending_rng = self._restore(loaded)
+            del loaded  # its CPU copies of the weights and optimizer state
+        state = self.state_
+        main_dir = self.run_dir if self.run_dir is not None and info.is_main else None
+        log = MetricsLog(main_dir / "metrics.jsonl" if main_dir is not None else None)
+        self.history_ = broadcast_object(log.start(state.step if resume else None))
+        logs: list[Any] = [log]
+        if cfg.log_to == "tensorboard" and main_dir is not None:
+            logs.append(TensorBoardLog(main_dir / TENSORBOARD_DIR,
+                                       purge_step=state.step + 1 if resume else None))
         train_model = self._wrap()
         stream = iter(self._stream)
-        show = (cfg.progress if cfg.progress is not None else sys.stderr.isatty()) and info.is_main
-        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", file=sys.stderr,
-                   disable=not show, dynamic_ncols=True)
-        interval = _Interval()
+        reporter = ProgressReporter.choose(cfg.progress, is_main=info.is_main, total=cfg.max_steps,
+                                           initial=state.step)
+        interval = _Interval(state.pending_losses)
+        state.pending_losses = []
         try:
-            if self._pending_rng is not None:  # last, so nothing above disturbs the generators
-                restore_rng(*self._pending_rng)
-            self.model.train()
-            while step < cfg.max_steps and not self._stopped:
-                lr = self.optimizer_.param_groups[0]["lr"]
-                interval.losses.append(self._train_step(train_model, stream, interval))
-                step = self.step_ = step + 1
-                bar.update(1)
-                at_eval = step % cfg.eval_every == 0 or step == cfg.max_steps
-                if at_eval or step % cfg.log_every == 0:
-                    event = self._flush(step, lr, interval)
-                    log.write(event)
-                    self.history_.append(event)
-                    bar.set_postfix(loss=f"{event['loss']:.4f}", lr=f"{lr:.2e}",
-                                    samples_s=f"{event['throughput']:.0f}", refresh=False)
-                if at_eval:
-                    self._eval_and_checkpoint(step, log)
-                    interval.reset()  # evaluation time is not training throughput
+            with InterruptGuard() as guard:
+                if pending_rng is not None:  # last, so nothing above disturbs the generators
+                    restore_rng(*pending_rng)
+                self.model.train()
+                while state.step < cfg.max_steps and not state.stopped_early:
+                    lr = cfg.lr * warmup_cosine(state.step, warmup_steps=cfg.warmup_steps,
+                                                max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio)
+                    self._train_step(train_model, stream, interval)
+                    state.step += 1
+                    step = state.step
+                    reporter.step(step)
+                    at_eval = step % cfg.eval_every == 0 or step == cfg.max_steps
+                    at_log = at_eval or step % cfg.log_every == 0
+                    if at_log:
+                        event, items_per_s = self._flush(step, lr, interval)
+                        self._log(event, logs)
+                        reporter.train(event, items_per_s)
+                    if at_eval:
+                        self._eval_and_checkpoint(step, logs, reporter)
+                        interval.reset()  # evaluation time is not training throughput
+                    if self._interrupted(guard, at_log):
+                        raise self._stop(step, at_eval, interval, guard)
         finally:
-            bar.close()
-            log.close()
+            reporter.close()
+            for sink in logs:
+                sink.close()
             stream.close()
         barrier()
-        self.result_ = self._result(step)
+        self.result_ = make_result(state, self.history_, self.run_dir)
         return self.result_
 
-    def _train_step(self, model: nn.Module, stream: Iterator[dict[str, Any]], interval: _Interval) -> torch.Tensor:
+    def _train_step(self, model: nn.Module, stream: Iterator[dict[str, Any]], interval: _Interval) -> None:
+        """One optimizer step; its gradient is that of the mean loss over all its items."""
         cfg = self.config
-        total = torch.zeros((), device=self.device_)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device_)
+        items = torch.zeros((), dtype=torch.float64, device=self.device_)
         for micro in range(cfg.grad_accum_steps):
             batch = next(stream)
             interval.samples += batch_len(batch)
@@ -379,42 +370,81 @@ class Trainer:
                 if loss is None:
                     raise TypeError(f"model(**batch) returned no `loss` (batch keys: {sorted(batch)}); "
                                     "training batches must carry labels")
-                loss = loss.float() / cfg.grad_accum_steps
-                loss.backward()
-            total += loss.detach()
+                n = extract_n_items(output, batch)
+                weighted = weighted_loss(loss.float(), n)  # the loss summed over the items
+                weighted.backward()
+            loss_sum += weighted.detach().double()
+            items += n
+        # Σ items over every rank; DDP averaged the gradients over the ranks, hence world_size.
+        items = all_reduce_sum(items)
+        scale = (self._info.world_size / items.clamp_min(1)).float()
+        for param in self.model.parameters():
+            if param.grad is not None:
+                param.grad.mul_(scale.to(param.grad.dtype))
         if cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer_.step()
         self.scheduler_.step()
         self.optimizer_.zero_grad(set_to_none=True)
-        return total
+        interval.loss_sums.append(loss_sum)
+        interval.items.append(items)
 
-    def _flush(self, step: int, lr: float, interval: _Interval) -> dict[str, Any]:
-        """One ``"train"`` event for the steps since the last one; checks every loss is finite."""
-        # Losses stay on the device until here: one synchronisation per log line, not per step.
-        values = all_reduce_mean(torch.stack(interval.losses)).tolist()
-        first = step - len(values) + 1
+    def _step_losses(self, interval: _Interval) -> tuple[list[float], float]:
+        """Every step's loss since the last log line (checked finite) and the items seen."""
+        values, items = list(interval.pending), 0.0
+        if interval.loss_sums:
+            # Losses stay on the device until here: one synchronisation per log line, not per step.
+            sums = all_reduce_sum(torch.stack(interval.loss_sums))
+            counts = torch.stack(interval.items)
+            values += (sums / counts).tolist()
+            items = counts.sum().item()
+        first = self.state_.step - len(values) + 1
         for offset, value in enumerate(values):
             if not math.isfinite(value):
-                raise self._non_finite(first + offset, value)
+                raise non_finite_error(first + offset, value, self._last_ckpt, self.run_dir)
+        return values, items
+
+    def _flush(self, step: int, lr: float, interval: _Interval) -> tuple[dict[str, Any], float]:
+        """One ``"train"`` event for the steps since the last one, and the items per second."""
+        values, items = self._step_losses(interval)
         elapsed = time.perf_counter() - interval.start
         samples = interval.samples * self._info.world_size
         event = {"step": step, "split": "train", "loss": sum(values) / len(values), "lr": lr,
                  "throughput": samples / elapsed if elapsed > 0 else 0.0}
         interval.reset()
-        return event
+        return event, items / elapsed if elapsed > 0 else 0.0
 
-    def _non_finite(self, step: int, value: float) -> NonFiniteLossError:
-        if self._last_ckpt is not None:
-            kept = f"the last good checkpoint is kept: {self._last_ckpt}"
-        elif self.run_dir is not None:
-            kept = f"no checkpoint had been written yet in {self.run_dir}"
-        else:
-            kept = "nothing was saved (no run_dir)"
-        return NonFiniteLossError(
-            f"training loss is {value} at step {step}; training stopped and {kept}. "
-            "Lower lr, set grad_clip, or check the data for NaN/inf",
-            step=step, value=value, checkpoint=self._last_ckpt)
+    def _log(self, event: dict[str, Any], logs: list[Any]) -> None:
+        for sink in logs:
+            sink.write(event)
+        self.history_.append(event)
+
+    # ------------------------------------------------------------------- interrupts
+
+    def _interrupted(self, guard: InterruptGuard, at_log: bool) -> bool:
+        if not self._info.is_distributed:
+            return guard.received is not None
+        if not at_log:  # the ranks agree at log lines only (no extra synchronisation per step)
+            return False
+        flag = torch.tensor(float(guard.received is not None), device=self.device_)
+        return bool(all_reduce_max(flag).item())
+
+    def _stop(self, step: int, checkpointed: bool, interval: _Interval,
+              guard: InterruptGuard) -> TrainingInterrupted:
+        """Checkpoint the step just finished (unless done already) and build the exception."""
+        if self.run_dir is not None and not checkpointed:
+            # The losses of the steps since the last log line go into the state, so that the
+            # resumed run logs the same line an uninterrupted one would.
+            self.state_.pending_losses = self._step_losses(interval)[0]
+            improved = self.eval_data is None and self._update_best(step, None)
+            self._save_checkpoint(step, improved)
+            self.state_.pending_losses = []
+        where = self._last_ckpt if self.run_dir is not None else None
+        saved = (f"checkpoint {where} holds it; continue with fit(resume=True)" if where is not None
+                 else "nothing was saved (no run_dir)")
+        return TrainingInterrupted(
+            f"training interrupted by {guard.signal_name} after step {step}; {saved}",
+            step=step, checkpoint=where, signal_name=guard.signal_name)
 
     # ----------------------------------------------------------- evaluate / checkpoint
 
@@ -431,79 +461,54 @@ class Trainer:
 
     def _evaluate_local(self) -> dict[str, float]:
         cfg = self.config
-        return evaluate_model(self.model, self.eval_data, self.metrics,
+        return evaluate_model(self.model, self.eval_data, self.metrics, eval_forward=self.eval_forward,
                               batch_size=cfg.effective_eval_batch_size, collate_fn=self.collate_fn,
                               device=self.device_, autocast_bf16=self._amp,
                               num_workers=cfg.num_workers, seed=cfg.seed)
 
-    def _eval_and_checkpoint(self, step: int, log: MetricsLog) -> None:
+    def _eval_and_checkpoint(self, step: int, logs: list[Any], reporter: ProgressReporter) -> None:
         metrics = self.evaluate() if self.eval_data is not None else None
         if metrics is not None:
             event = {"step": step, "split": "eval", **metrics}
-            log.write(event)
-            self.history_.append(event)
+            self._log(event, logs)
+            reporter.evaluation(event)
         improved = self._update_best(step, metrics)
         if self.run_dir is not None:
             self._save_checkpoint(step, improved)
 
     def _update_best(self, step: int, metrics: dict[str, float] | None) -> bool:
         cfg = self.config
-        name, mode = cfg.early_stopping_metric, cfg.early_stopping_mode
-        if name is None:
-            name, mode = "eval_loss", "min"
-        if metrics is None or (cfg.early_stopping_metric is None and name not in metrics):
-            # Nothing to compare (no evaluation data, or no loss on it): the latest is the best.
-            self._best = {"step": step, "metric": None, "mode": None, "value": None,
-                          "metrics": metrics or {}}
-            return True
-        if name not in metrics:
-            raise ValueError(f"early_stopping_metric {name!r} is not among the evaluation metrics: "
-                             f"{', '.join(sorted(metrics))}")
-        value = metrics[name]
-        best = None if self._best is None else self._best["value"]
-        improved = best is None or (math.isfinite(value) and (
-            not math.isfinite(best) or (value > best if mode == "max" else value < best)))
-        if improved:
-            self._best = {"step": step, "metric": name, "mode": mode, "value": value,
-                          "metrics": dict(metrics)}
-            self._bad_evals = 0
-        else:
-            self._bad_evals += 1
-            if 0 < cfg.early_stopping_patience <= self._bad_evals:
-                self._stopped = True
-        return improved
+        return self.state_.record_evaluation(step, metrics, metric=cfg.early_stopping_metric,
+                                             mode=cfg.early_stopping_mode,
+                                             patience=cfg.early_stopping_patience)
 
     def _write_best(self) -> None:
-        name = ckpt.step_dir_name(self._best["step"])
-        if (self.run_dir / ckpt.CHECKPOINTS_DIR / name).is_dir():
-            ckpt.write_best_record(self.run_dir, {**self._best, "checkpoint": name})
+        name = ckpt.step_dir_name(self.state_.best["step"])
+        root = self.run_dir / ckpt.CHECKPOINTS_DIR
+        if (root / name).is_dir():
+            try:
+                ckpt.write_best_record(self.run_dir, {**self.state_.best, "checkpoint": name})
+            except OSError as exc:
+                raise ckpt.write_error(exc, ckpt.BEST_NAME, root, self._last_ckpt) from None
 
     def _save_checkpoint(self, step: int, improved: bool) -> None:
-        cfg, info = self.config, self._info
+        cfg, state = self.config, self.state_
         rngs = all_gather_object(capture_rng())  # every rank's generators, for an exact resume
         root = self.run_dir / ckpt.CHECKPOINTS_DIR
-        if info.is_main:
-            state = {"epoch": self._stream.epoch, "position": self._stream.position,
-                     "best": self._best, "bad_evals": self._bad_evals,
-                     "stopped_early": self._stopped, "world_size": info.world_size,
-                     "config": dataclasses.asdict(cfg)}
-            save_trainer_checkpoint(root, step, model=self.model, optimizer=self.optimizer_,
-                                    scheduler=self.scheduler_, state=state, rngs=rngs)
+        state.epoch, state.position = self._stream.epoch, self._stream.position
+
+        def write() -> None:
+            try:
+                save_trainer_checkpoint(root, state, model=self.model, optimizer=self.optimizer_,
+                                        scheduler=self.scheduler_, rngs=rngs)
+            except Exception as exc:
+                raise ckpt.write_error(exc, f"checkpoint {ckpt.step_dir_name(step)}", root,
+                                       self._last_ckpt) from None
+            self._last_ckpt = root / ckpt.step_dir_name(step)
             if improved:
                 self._write_best()
-            ckpt.prune_checkpoints(self.run_dir, cfg.keep_last,
-                                   root / ckpt.step_dir_name(self._best["step"]))
+            best = root / ckpt.step_dir_name(state.best["step"]) if state.best else None
+            ckpt.prune_checkpoints(self.run_dir, cfg.keep_last, best)
+
+        self._on_main(write)  # every rank learns of rank 0's failure (a full disk, say)
         self._last_ckpt = root / ckpt.step_dir_name(step)
-
-    def _result(self, step: int) -> TrainResult:
-        evals = [e for e in self.history_ if e.get("split") == "eval"]
-        final = {k: v for k, v in evals[-1].items() if k not in ("step", "split")} if evals else {}
-        best = self._best
-        path = None
-        if best is not None and self.run_dir is not None:
-            path = self.run_dir / ckpt.CHECKPOINTS_DIR / ckpt.step_dir_name(best["step"])
-        return TrainResult(step=step, final_metrics=final,
-                           best_metrics=dict(best["metrics"]) if best else {}, best_checkpoint=path,
-                           history=list(self.history_), best_step=best["step"] if best else None,
-                           stopped_early=self._stopped)
-

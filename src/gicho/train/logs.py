@@ -1,0 +1,115 @@
+"""Where the Trainer's events go: ``metrics.jsonl`` always, TensorBoard when asked.
+
+An event is one dict, ``{"step", "split", ...numbers}``: ``"train"`` lines (loss, learning
+rate, throughput) and ``"eval"`` lines (``eval_loss`` and the metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from gicho._io import atomic_write_text
+
+__all__ = ["TENSORBOARD_DIR", "MetricsLog", "TensorBoardLog"]
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+def _json_line(event: dict[str, Any]) -> str:
+    # NaN/inf are kept (Python's json reads them back) so that a bad value is never hidden.
+    return json.dumps(event, allow_nan=True) + "\n"
+
+
+class MetricsLog:
+    """Append-only ``metrics.jsonl``: one JSON object per event, flushed as it is written.
+
+    Parameters
+    ----------
+    path : Path or None
+        The file; ``None`` writes nothing (non-main ranks, no run directory).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fh: Any = None
+
+    def start(self, resume_step: int | None) -> list[dict[str, Any]]:
+        """Open the log: afresh (``resume_step`` None) or keeping events up to ``resume_step``.
+
+        A resumed run rewrites the file without the events after its checkpoint (the crashed
+        run logged them, the resumed run logs them again) and without a torn last line.
+        Returns the kept events.
+        """
+        if self.path is None:
+            return []
+        kept: list[dict[str, Any]] = []
+        if resume_step is not None and self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by the crash
+                step = event.get("step") if isinstance(event, dict) else None
+                if isinstance(step, int) and not isinstance(step, bool) and step <= resume_step:
+                    kept.append(event)
+        atomic_write_text(self.path, "".join(_json_line(e) for e in kept))
+        self._fh = open(self.path, "a", encoding="utf-8")  # closed in close()
+        return kept
+
+    def write(self, event: dict[str, Any]) -> None:
+        """Append one event and flush it to the operating system (a SIGKILL cannot lose it)."""
+        if self._fh is not None:
+            self._fh.write(_json_line(event))
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+
+class TensorBoardLog:
+    """Events as TensorBoard scalars (``split/name``, e.g. ``eval/accuracy``) in ``directory``.
+
+    Parameters
+    ----------
+    directory : Path
+        ``run_dir/tensorboard``.
+    purge_step : int or None
+        On resume, the first step after the checkpoint: TensorBoard hides the events the
+        interrupted run wrote from there on (the resumed run writes them again).
+
+    Raises
+    ------
+    ImportError
+        When the ``tensorboard`` package is not installed (naming the extra to install).
+    """
+
+    def __init__(self, directory: Path, purge_step: int | None = None) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ImportError(
+                "TrainConfig.log_to='tensorboard' needs the tensorboard package, which is not "
+                "installed; install gicho's extra: pip install 'gicho[tensorboard]'") from None
+        self.directory = directory
+        self._writer = SummaryWriter(log_dir=str(directory), purge_step=purge_step)
+
+    def write(self, event: dict[str, Any]) -> None:
+        """Add every number of ``event`` at its step."""
+        step, split = event["step"], event["split"]
+        for key, value in event.items():
+            if key in ("step", "split") or isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self._writer.add_scalar(f"{split}/{key}", value, step)
+
+    def close(self) -> None:
+        self._writer.flush()
+        self._writer.close()

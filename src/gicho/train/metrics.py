@@ -1,0 +1,167 @@
+"""Ready streaming accumulators for :class:`~gicho.train.Trainer` and :func:`evaluate_model`.
+
+Each class is its own factory (``metrics=ClassificationAccuracy``); give other arguments with
+``functools.partial`` or a lambda. Sums stay on the model's device, in integer or float64
+arithmetic, until :meth:`compute`, so an evaluation synchronises with the host once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+__all__ = ["ClassificationAccuracy", "RegressionScores"]
+
+IGNORE_INDEX = -100
+
+
+def _get(container: Any, key: str, where: str, owner: str) -> torch.Tensor:
+    value = container.get(key) if isinstance(container, Mapping) else getattr(container, key, None)
+    if value is None:
+        keys = sorted(container) if isinstance(container, Mapping) else []
+        raise KeyError(f"{owner} needs {where}[{key!r}]; the {where} has keys {keys}")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{owner}: {where}[{key!r}] must be a tensor; got {type(value).__name__}")
+    return value.detach()
+
+
+def _float64(t: torch.Tensor) -> torch.Tensor:
+    # MPS has no float64: accumulate on the CPU there.
+    device = torch.device("cpu") if t.device.type == "mps" else t.device
+    return t.to(device=device, dtype=torch.float64)
+
+
+class ClassificationAccuracy:
+    """Fraction of labelled items whose arg-max logit is the label; labels of -100 are ignored.
+
+    Works for sequence classification (logits (B, C), labels (B,)) and token classification
+    (logits (B, T, C), labels (B, T)).
+
+    Parameters
+    ----------
+    logits_key : str
+        Key of the logits in the model's outputs.
+    labels_key : str
+        Key of the labels in the batch.
+    name : str
+        Name of the reported metric.
+    ignore_index : int
+        Label value that marks an item left out (Hugging Face's -100).
+    """
+
+    def __init__(self, logits_key: str = "logits", labels_key: str = "labels", *,
+                 name: str = "accuracy", ignore_index: int = IGNORE_INDEX) -> None:
+        self.logits_key = logits_key
+        self.labels_key = labels_key
+        self.name = name
+        self.ignore_index = ignore_index
+        self.correct: torch.Tensor | int = 0
+        self.total: torch.Tensor | int = 0
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        """Add one batch: ``outputs[logits_key]`` (..., C) against ``batch[labels_key]`` (...)."""
+        logits = _get(outputs, self.logits_key, "outputs", "ClassificationAccuracy")
+        labels = _get(batch, self.labels_key, "batch", "ClassificationAccuracy")
+        if logits.shape[:-1] != labels.shape:
+            raise ValueError(f"ClassificationAccuracy: logits of shape {tuple(logits.shape)} do not "
+                             f"match labels of shape {tuple(labels.shape)}; expected logits of "
+                             f"shape {(*labels.shape, 'n_classes')}")
+        keep = labels != self.ignore_index
+        self.correct = self.correct + ((logits.argmax(-1) == labels) & keep).sum()
+        self.total = self.total + keep.sum()
+
+    def compute(self) -> dict[str, float]:
+        """``{name: correct / labelled}``.
+
+        Raises
+        ------
+        ValueError
+            When no labelled item was seen.
+        """
+        total = int(self.total)
+        if total == 0:
+            raise ValueError("ClassificationAccuracy saw no labelled item (every label was "
+                             f"{self.ignore_index}, or update was never called)")
+        return {self.name: int(self.correct) / total}
+
+
+class RegressionScores:
+    """Mean absolute error, root mean squared error and R² of predictions, streamed exactly.
+
+    Per target column it keeps, in float64, the count, Σ|e|, Σe² and the mean and centred sum
+    of squares of the targets (merged across batches with Chan, Golub & LeVeque's update), so
+    the result equals scikit-learn's on the concatenated data up to float64 round-off, for any
+    batching. With several targets, each score is the unweighted mean over columns
+    (scikit-learn's ``multioutput="uniform_average"``); R² of a constant target column is 1
+    when it is predicted exactly and 0 otherwise, as scikit-learn reports it.
+
+    Parameters
+    ----------
+    predictions_key : str
+        Key of the predictions in the model's outputs: (B,) or (B, k).
+    labels_key : str
+        Key of the targets in the batch, of the same number of elements per sample.
+    prefix : str
+        Prepended to the metric names (``mae``, ``rmse``, ``r2``).
+    """
+
+    def __init__(self, predictions_key: str = "predictions", labels_key: str = "labels", *,
+                 prefix: str = "") -> None:
+        self.predictions_key = predictions_key
+        self.labels_key = labels_key
+        self.prefix = prefix
+        self.count = 0
+        self.abs_error: torch.Tensor | None = None  # (k,)
+        self.sq_error: torch.Tensor | None = None
+        self.mean: torch.Tensor | None = None  # mean of the targets
+        self.m2: torch.Tensor | None = None  # Σ (y - mean)²
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        """Add one batch of predictions and targets."""
+        pred = _float64(_get(outputs, self.predictions_key, "outputs", "RegressionScores"))
+        true = _float64(_get(batch, self.labels_key, "batch", "RegressionScores")).to(pred.device)
+        if pred.ndim == 0 or pred.numel() != true.numel() or pred.shape[0] != true.shape[0]:
+            raise ValueError(f"RegressionScores: predictions of shape {tuple(pred.shape)} do not "
+                             f"match targets of shape {tuple(true.shape)}")
+        n = pred.shape[0]
+        if n == 0:
+            return
+        pred, true = pred.reshape(n, -1), true.reshape(n, -1)  # (n, k)
+        if self.mean is not None and pred.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"RegressionScores: {pred.shape[1]} target column(s) in this batch, "
+                             f"{self.mean.shape[0]} before")
+        error = true - pred
+        batch_mean = true.mean(0)
+        batch_m2 = ((true - batch_mean) ** 2).sum(0)
+        if self.mean is None:
+            self.abs_error, self.sq_error = error.abs().sum(0), (error**2).sum(0)
+            self.mean, self.m2, self.count = batch_mean, batch_m2, n
+            return
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + batch_m2 + delta**2 * (self.count * n / total)
+        self.abs_error = self.abs_error + error.abs().sum(0)
+        self.sq_error = self.sq_error + (error**2).sum(0)
+        self.count = total
+
+    def compute(self) -> dict[str, float]:
+        """``{prefix + "mae", prefix + "rmse", prefix + "r2"}``.
+
+        Raises
+        ------
+        ValueError
+            When no sample was seen.
+        """
+        if self.mean is None:
+            raise ValueError("RegressionScores saw no sample (update was never called, or only "
+                             "with empty batches)")
+        mae = self.abs_error / self.count
+        rmse = torch.sqrt(self.sq_error / self.count)
+        exact = self.sq_error == 0
+        r2 = torch.where(self.m2 > 0, 1 - self.sq_error / torch.where(self.m2 > 0, self.m2, 1.0),
+                         torch.where(exact, 1.0, 0.0).to(torch.float64))
+        p = self.prefix
+        return {f"{p}mae": mae.mean().item(), f"{p}rmse": rmse.mean().item(), f"{p}r2": r2.mean().item()}
