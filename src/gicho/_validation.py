@@ -7,13 +7,17 @@ went wrong. Checks never use bare ``assert``: those vanish under ``python -O``.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "NotFittedError",
+    "ComplexDataError",
+    "NotFittedError",  # noqa: F822 (built on first use, see __getattr__)
+    "as_numpy",
     "check_array",
     "check_choice",
     "check_consistent_length",
@@ -21,18 +25,97 @@ __all__ = [
     "check_positive",
     "check_probability",
     "check_sample_weight",
+    "complex_error",
     "describe",
+    "is_dask",
+    "is_torch",
+    "nonfinite_error",
 ]
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a method needs a fitted estimator (same contract as scikit-learn's)."""
+@functools.cache
+def _not_fitted_error() -> type:
+    # built on first use: importing scikit-learn costs ~1.5 s, and numerics must stay light
+    from sklearn.exceptions import NotFittedError as SkNotFittedError
+
+    class NotFittedError(SkNotFittedError):
+        """Raised when a method needs a fitted estimator.
+
+        A subclass of scikit-learn's ``NotFittedError`` (itself a ``ValueError`` and an
+        ``AttributeError``), so ``except sklearn.exceptions.NotFittedError`` catches it for
+        every gicho estimator.
+        """
+
+    NotFittedError.__module__ = __name__
+    NotFittedError.__qualname__ = "NotFittedError"
+    return NotFittedError
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NotFittedError":  # PEP 562: `from gicho._validation import NotFittedError`
+        return _not_fitted_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (never imports torch: a tensor implies it is loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def is_dask(x: Any) -> bool:
+    """Whether ``x`` is a Dask collection (array, DataFrame, Series), without importing dask."""
+    return type(x).__module__.split(".")[0] == "dask" and callable(getattr(x, "__dask_graph__", None))
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    """``x`` as a host NumPy array (a torch tensor is detached and copied to the CPU)."""
+    return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
+
+
+class ComplexDataError(TypeError, ValueError):
+    """Complex input where only real numbers are allowed.
+
+    A ``TypeError`` (the kind of the problem); also a ``ValueError`` so that scikit-learn's
+    estimator checks, which expect "Complex data not supported" as a ValueError, pass.
+    """
+
+
+def complex_error(name: str, x: Any) -> ComplexDataError:
+    """The one error for complex input (a float cast would silently drop the imaginary part)."""
+    return ComplexDataError(
+        f"argument `{name}` is complex ({describe(x)}): Complex data not supported; only real "
+        "values are allowed"
+    )
+
+
+def nonfinite_error(name: str, x: Any) -> ValueError:
+    """The one error for NaN / inf in ``x`` (NumPy or torch), counting them.
+
+    When ``x`` itself is finite the non-finite value came from an overflow in a statistic
+    computed from it (its sums or second moments): the message says so.
+    """
+    arr = as_numpy(x)
+    inexact = np.issubdtype(arr.dtype, np.inexact)
+    n_nan = int(np.isnan(arr).sum()) if inexact else 0
+    n_inf = int(np.isinf(arr).sum()) if inexact else 0
+    if n_nan == 0 and n_inf == 0:
+        return ValueError(
+            f"argument `{name}` has values so large that its sums or second moments overflow "
+            "float64; rescale the data"
+        )
+    return ValueError(
+        f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); "
+        "only finite values are allowed"
+    )
 
 
 def describe(value: Any, limit: int = 60) -> str:
     """A short, readable rendering of ``value`` for error messages."""
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
+    if is_torch(value):
+        return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -82,7 +165,7 @@ def check_array(
         raise not_numeric(exc) from None
     if np.iscomplexobj(arr):
         # Casting complex to float drops the imaginary part with only a warning.
-        raise TypeError(f"argument `{name}` is complex ({describe(arr)}); only real values are allowed")
+        raise complex_error(name, arr)
     try:
         if dtype == "float":
             if not np.issubdtype(arr.dtype, np.floating):
@@ -108,12 +191,7 @@ def check_array(
             f"argument `{name}` has {arr.shape[0]} sample(s); at least {min_samples} are required"
         )
     if finite and np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
-        n_nan = int(np.isnan(arr).sum())
-        n_inf = int(np.isinf(arr).sum())
-        raise ValueError(
-            f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); "
-            "only finite values are allowed"
-        )
+        raise nonfinite_error(name, arr)
     return arr
 
 
@@ -186,6 +264,6 @@ def check_is_fitted(estimator: Any, attributes: str | Sequence[str]) -> None:
     """Raise :class:`NotFittedError` unless ``estimator`` has all fitted ``attributes``."""
     attributes = (attributes,) if isinstance(attributes, str) else tuple(attributes)
     if not all(hasattr(estimator, a) for a in attributes):
-        raise NotFittedError(
+        raise _not_fitted_error()(
             f"this {type(estimator).__name__} is not fitted yet; call `fit` before using it"
         )

@@ -255,8 +255,8 @@ def pca_command(
     """Principal components of DATA: prints the explained variance of each kept component."""
     from rich.table import Table
 
-    from gicho._pca_solvers import numerical_rank
     from gicho.decomposition import PCA
+    from gicho.decomposition._solvers import numerical_rank
     from gicho.tasks.pca import load_matrix, parse_n_components, pca_figures
 
     X, labels, class_names, description = load_matrix(data)
@@ -331,7 +331,7 @@ def ols_command(
     for w in caught:
         typer.echo(f"warning: {w.message}")
     if plot:
-        from gicho.plots_ols import ols_figures
+        from gicho.plots.ols import ols_figures
 
         if out is None:
             from gicho.runs import new_run_dir

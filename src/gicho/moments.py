@@ -1,7 +1,7 @@
 """Mergeable weighted sufficient statistics of ``(X, y)``: count, means, centered Gram matrices.
 
 One accumulator serves ordinary least squares (:mod:`gicho.linear`), PCA
-(:mod:`gicho.decomposition`) and the Dask map-reduce (:mod:`gicho.distributed`).
+(:mod:`gicho.decomposition`) and the Dask map-reduce (:mod:`gicho.dask`).
 
 For weights :math:`w_i \\ge 0` and :math:`W = \\sum_i w_i` it keeps
 
@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from gicho._validation import check_array, check_consistent_length, describe
+from gicho._validation import (
+    check_array,
+    check_consistent_length,
+    complex_error,
+    describe,
+    nonfinite_error,
+)
+from gicho._validation import is_torch as _is_torch
 
 __all__ = ["Moments"]
 
@@ -55,10 +62,6 @@ _RAW_BLOCK_BYTES = 16 << 20
 _TORCH_BLOCK_ROWS = 1 << 16
 
 
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
-
-
 def _outer(a: Any, b: Any) -> Any:
     """Outer product that works for NumPy arrays and torch tensors alike."""
     return a[:, None] * b[None, :]
@@ -71,20 +74,7 @@ def _raise_if_nonfinite(X: np.ndarray, Y: np.ndarray | None) -> None:
         raise _nonfinite_error("y", Y)
 
 
-def _nonfinite_error(name: str, x: Any) -> ValueError:
-    """The error for NaN / inf in ``x``, counting them (only on the error path)."""
-    arr = x.detach().cpu().numpy() if _is_torch(x) else np.asarray(x)
-    n_nan = int(np.isnan(arr).sum()) if np.issubdtype(arr.dtype, np.inexact) else 0
-    n_inf = int(np.isinf(arr).sum()) if np.issubdtype(arr.dtype, np.inexact) else 0
-    if n_nan == 0 and n_inf == 0:
-        return ValueError(
-            f"argument `{name}` has values so large that its second moments overflow float64; "
-            "rescale the data"
-        )
-    return ValueError(
-        f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); "
-        "only finite values are allowed"
-    )
+_nonfinite_error = nonfinite_error
 
 
 class Moments:
@@ -225,7 +215,9 @@ class Moments:
 
         def as_tensor(v: Any, name: str, ndims: tuple[int, ...]) -> Any:
             t = v if _is_torch(v) else torch.as_tensor(np.asarray(v))
-            if t.is_complex() or t.dtype == torch.bool:
+            if t.is_complex():
+                raise complex_error(name, t)
+            if t.dtype == torch.bool:
                 raise TypeError(f"argument `{name}` must have a real numeric dtype; got {t.dtype}")
             if not t.is_floating_point():
                 t = t.to(torch.float64)

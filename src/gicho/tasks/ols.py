@@ -85,7 +85,7 @@ def run(config: OLSDiabetesConfig, ctx: RunContext) -> dict[str, float]:
     }
     (run_dir / "ols.json").write_text(json.dumps(record, indent=2) + "\n")
     if config.plots:
-        from gicho.plots_ols import ols_figures
+        from gicho.plots.ols import ols_figures
 
         ols_figures(y_test, y_pred, ctx.plots_dir, label="held-out")
     return metrics

@@ -134,9 +134,9 @@ def pca_figures(
     -------
     dict mapping figure name to PNG path.
     """
-    from gicho._pca_solvers import numerical_rank
     from gicho.decomposition import PCA
-    from gicho.plots_pca import (
+    from gicho.decomposition._solvers import numerical_rank
+    from gicho.plots.pca import (
         plot_component_scatter,
         plot_explained_variance,
         plot_whitening_covariance,

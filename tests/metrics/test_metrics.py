@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gicho import _metrics_core as core
 from gicho import metrics as gm
+from gicho.metrics import _core as core
 
 RTOL = ATOL = 1e-12  # parity tolerance with scikit-learn in float64
 STREAM_TOL = {"rtol": 1e-10, "atol": 1e-10}  # batch vs streaming: round-off of a different sum order

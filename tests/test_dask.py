@@ -1,4 +1,4 @@
-"""gicho.distributed: LinearRegression on Dask arrays and DataFrames across worker processes."""
+"""gicho.dask: LinearRegression on Dask arrays and DataFrames across worker processes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from gicho.distributed import dask_moments, fit_linear_regression  # noqa: E402
+from gicho.dask import dask_moments  # noqa: E402
+
+
+def fit_linear_regression(X, y, sample_weight=None, **params):
+    return LinearRegression(**params).fit(X, y, sample_weight=sample_weight)
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +101,17 @@ def test_dask_bad_input(client, data):
     Xn[1234, 2] = np.nan
     with pytest.raises(ValueError, match=r"`X` contains 1 NaN"):
         fit_linear_regression(da.from_array(Xn, chunks=(1000, 5)), da.from_array(y, chunks=1000))
+
+
+def test_deprecated_distributed_alias_still_fits(client, data):
+    """README of 0.1.0 documented gicho.distributed: it keeps working, with a DeprecationWarning."""
+    import importlib
+    import sys
+
+    sys.modules.pop("gicho.distributed", None)
+    with pytest.warns(DeprecationWarning, match="gicho.distributed is deprecated"):
+        old = importlib.import_module("gicho.distributed")
+    X, y, _ = data
+    model = old.fit_linear_regression(da.from_array(X, chunks=(1000, 5)), da.from_array(y, chunks=1000))
+    _assert_same_fit(model, LinearRegression().fit(X, y))
+    assert old.dask_moments is dask_moments

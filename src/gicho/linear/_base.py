@@ -4,12 +4,12 @@ The estimator reads the data once into :class:`gicho.moments.Moments` (means and
 matrices, blocked and numerically stable), decides from the condition number of the centred,
 column-scaled design how to solve, and computes the inference statistics that scikit-learn
 does not give (standard errors, classical and HC0-HC3; t, p, intervals; R^2, F, AIC/BIC) with
-the same definitions as statsmodels. See :mod:`gicho._ols_solve` and
-:mod:`gicho._ols_inference` for the numerical details.
+the same definitions as statsmodels. See :mod:`gicho.linear._solve` and
+:mod:`gicho.linear._inference` for the numerical details.
 
 Out of core: :meth:`LinearRegression.partial_fit` and :meth:`LinearRegression.fit_chunks`
 accumulate the same moments chunk by chunk and give the batch answer to round-off;
-:func:`gicho.distributed.fit_linear_regression` does it on a Dask cluster.
+``fit`` given Dask collections does it on a Dask cluster (:mod:`gicho.dask`).
 """
 
 from __future__ import annotations
@@ -21,33 +21,34 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from gicho import _ols_solve as S
-from gicho._ols_inference import (
+from gicho._validation import (
+    check_choice,
+    check_positive,
+    check_probability,
+    describe,
+    is_dask,
+)
+from gicho._validation import is_torch as _is_torch
+from gicho.linear import _solve as S
+from gicho.linear._inference import (
     COV_TYPES,
     OLSStatistics,
     OLSSummary,
     compute_statistics,
     robust_meat,
 )
-from gicho._ols_inference import conf_int as _conf_int
-from gicho._ols_input import (
+from gicho.linear._inference import conf_int as _conf_int
+from gicho.linear._input import (
     check_fitted,
     check_X,
     check_xy,
     sum_log,
     tensor_dtype,
-    weighted_centred,
 )
-from gicho._ols_solve import IllConditionedWarning, RankDeficientWarning
-from gicho._validation import (
-    check_choice,
-    check_positive,
-    check_probability,
-    describe,
-)
-from gicho.moments import Moments, _is_torch
+from gicho.linear._solve import IllConditionedWarning, RankDeficientWarning, weighted_centred
+from gicho.moments import Moments
 
-__all__ = ["IllConditionedWarning", "LinearRegression", "RankDeficientWarning"]
+__all__ = ["COV_TYPES", "SOLVERS", "IllConditionedWarning", "LinearRegression", "RankDeficientWarning"]
 
 SOLVERS = ("auto", "normal", "qr", "svd", "gd")
 # When the R^2 of the moments-based residual sum of squares is this close to 1 the formula
@@ -201,7 +202,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         ----------
         X : array-like, DataFrame or Tensor of shape (n, p)
             A Dask array or DataFrame is fitted by map-reduce of the moments on the active
-            Dask scheduler (see :mod:`gicho.distributed`), never loaded into memory.
+            Dask scheduler (see :mod:`gicho.dask`), never loaded into memory.
         y : array-like or Tensor of shape (n,) or (n, k)
         sample_weight : array-like of shape (n,), optional
             Non-negative weights (weighted least squares, statsmodels' ``WLS``).
@@ -210,11 +211,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        from gicho.distributed import _fit_dask, is_dask_collection
-
-        if is_dask_collection(X):  # map-reduce of the moments; never pull X into memory
-            return _fit_dask(self, X, y, sample_weight)
         self.__dict__.pop("_stream", None)  # a new fit ends any partial_fit stream
+        if is_dask(X):  # map-reduce of the moments; never pull X into memory
+            self._fit_dask(X, y, sample_weight)
+            return self
         self._check_params(streaming=False)
         self._check_names(X, reset=True)
         X, y, w = check_xy(X, y, sample_weight)
@@ -222,6 +222,24 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         moments = Moments.from_arrays(X, y, w)  # NumPy weights move to a tensor's device
         self._finish(moments, X=X, y=y, w=w, sum_log_w=sum_log(w, X.shape[0]), dtype=tensor_dtype(X))
         return self
+
+    def _fit_dask(self, X: Any, y: Any, sample_weight: Any) -> None:
+        """Moments of Dask ``X``, ``y`` reduced on the cluster; the solve runs here."""
+        from gicho.dask import dask_moments  # per-block moments, tree-merged on the cluster
+
+        self._check_params(streaming=True)
+        if y is None:
+            raise ValueError(
+                "LinearRegression requires y to be passed, but the target y is None; "
+                "pass y of shape (n,) or (n, k)"
+            )
+        moments, slw, columns = dask_moments(X, y, sample_weight)
+        if columns is not None and all(isinstance(c, str) for c in columns):
+            self.feature_names_in_ = columns
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.n_features_in_ = moments.n_features_
+        self.fit_moments(moments, sum_log_w=slw)
 
     def fit_moments(self, moments: Moments, sum_log_w: float = 0.0) -> LinearRegression:
         """Fit from precomputed sufficient statistics (e.g. merged from a cluster).

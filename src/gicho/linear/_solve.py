@@ -385,3 +385,28 @@ def solve_gd(
         n_iter=n_iter,
         whiten=ref.whiten,
     )
+
+
+def weighted_centred(X: Any, y: Any, w: Any, system: GramSystem) -> tuple[Any, Any]:
+    """``sqrt(w) (X - mean)`` and ``sqrt(w) (y - mean)`` (no centring without intercept)."""
+    Y = y[:, None] if y.ndim == 1 else y
+    if hasattr(X, "detach"):
+        import torch
+
+        dev = X.device
+        mx = torch.as_tensor(system.mean_x if system.fit_intercept else np.zeros_like(system.mean_x), device=dev)
+        my = torch.as_tensor(system.mean_y if system.fit_intercept else np.zeros_like(system.mean_y), device=dev)
+        Xw, Yw = X.to(torch.float64) - mx, Y.to(torch.float64) - my
+        if w is not None:
+            sw = torch.as_tensor(np.sqrt(w), device=dev)[:, None]
+            Xw, Yw = Xw * sw, Yw * sw
+        return Xw, Yw
+    if system.fit_intercept:
+        Xw, Yw = X - system.mean_x, Y - system.mean_y
+    else:
+        Xw, Yw = np.array(X, dtype=np.float64), np.array(Y, dtype=np.float64)
+    if w is not None:
+        sw = np.sqrt(w)[:, None]
+        Xw, Yw = Xw * sw, Yw * sw
+    return Xw, Yw
+

@@ -20,14 +20,14 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from gicho._pca_solvers import (
+from gicho._validation import check_choice, check_is_fitted, describe
+from gicho.decomposition._solvers import (
     check_input,
     column_means,
     eigh_descending,
     fast_covariance,
     is_torch,
 )
-from gicho._validation import check_choice, check_is_fitted, describe
 
 __all__ = ["Whitening"]
 
@@ -114,7 +114,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         C = fast_covariance(X, mean)
         values, rows = eigh_descending(C)
         largest = float(values[0])
-        # same relative threshold as gicho._pca_solvers.numerical_rank on covariance eigenvalues
+        # same relative threshold as gicho.decomposition._solvers.numerical_rank on covariance eigenvalues
         tol = max(n, p) * float(np.finfo(_np_dtype(C)).eps) * largest
         if eps == 0 and (largest == 0.0 or float(values[-1]) <= tol):
             raise ValueError(self._singular_message(C, values, tol, n))

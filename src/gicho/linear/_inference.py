@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from gicho._ols_solve import GramSystem, Solution
+from gicho.linear._solve import GramSystem, Solution
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 

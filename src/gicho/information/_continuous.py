@@ -16,8 +16,8 @@ import numpy as np
 import scipy.integrate
 import scipy.linalg
 
-from gicho._information_units import finish, log_of_base
 from gicho._validation import check_array, describe
+from gicho.information._discrete import finish, log_of_base
 
 __all__ = ["entropy_normal", "kl_divergence_continuous", "kl_mvn", "kl_normal"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from gicho._validation import check_array, describe
+from gicho._validation import check_array, complex_error, is_dask, is_torch, nonfinite_error
 
 __all__ = [
     "Spectrum",
@@ -49,14 +49,6 @@ GRAM_CANCELLATION_LIMIT = 1e3
 _TORCH_BLOCK_ROWS = 1 << 16
 
 
-def is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
-
-
-def is_dask(x: Any) -> bool:
-    return type(x).__module__.startswith("dask") and hasattr(x, "chunks")
-
-
 def check_input(X: Any, name: str, *, min_samples: int, finite: bool = True) -> Any:
     """A 2-D floating array: NumPy (float32 kept, others to float64) or torch tensor.
 
@@ -64,12 +56,12 @@ def check_input(X: Any, name: str, *, min_samples: int, finite: bool = True) -> 
     skips the NaN / inf scan, for callers that check a statistic instead (:func:`require_finite`).
     """
     if not is_torch(X):
-        if np.iscomplexobj(X):  # a float cast would silently drop the imaginary part
-            raise TypeError(f"argument `{name}` must be real; got complex data ({describe(X)})")
         return check_array(X, name, ndim=2, dtype="float", min_samples=min_samples, finite=finite)
     import torch
 
-    if X.is_complex() or X.dtype == torch.bool:
+    if X.is_complex():
+        raise complex_error(name, X)
+    if X.dtype == torch.bool:
         raise TypeError(f"argument `{name}` must have a real numeric dtype; got {X.dtype}")
     if not X.is_floating_point():
         X = X.to(torch.float64)
@@ -107,15 +99,9 @@ def require_finite(statistic: Any, X: Any, name: str) -> None:
 
         if bool(torch.isfinite(statistic).all()):
             return
-        X = X.detach().cpu().numpy()
     elif np.isfinite(statistic).all():
         return
-    n_nan, n_inf = int(np.isnan(X).sum()), int(np.isinf(X).sum())
-    if n_nan == 0 and n_inf == 0:
-        raise ValueError(f"argument `{name}` has values so large that its sums overflow; rescale the data")
-    raise ValueError(
-        f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); only finite values are allowed"
-    )
+    raise nonfinite_error(name, X)
 
 
 @dataclass

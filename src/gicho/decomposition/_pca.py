@@ -1,21 +1,4 @@
-"""Principal component analysis and whitening, exact, streaming and distributed.
-
-:class:`PCA` centres the data and rotates it onto the directions of greatest variance;
-:class:`Whitening` (PCA, ZCA or Cholesky) goes further and makes the covariance the
-identity. Both are scikit-learn transformers (usable in pipelines, ``get_params`` /
-``set_params``, fitted attributes ending in ``_``) and accept
-
-* NumPy arrays (float32 stays float32; integers become float64);
-* torch tensors, decomposed on their own device with ``torch.linalg``; fitted attributes and
-  outputs are tensors;
-* Dask arrays and DataFrames (``PCA`` only): the sufficient statistics of the row blocks are
-  reduced on the cluster (:func:`gicho.distributed.dask_moments`) and the covariance solver
-  runs on the driver; ``transform`` stays lazy.
-
-Conventions: variances use ``ddof = 1`` (as scikit-learn's ``explained_variance_``); component
-signs follow scikit-learn's rule (the largest-magnitude loading of each component is
-positive), so components equal scikit-learn's without sign flips.
-"""
+"""Principal component analysis: :class:`PCA` (see :mod:`gicho.decomposition`)."""
 
 from __future__ import annotations
 
@@ -26,7 +9,8 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from gicho._pca_solvers import (
+from gicho._validation import check_choice, check_is_fitted, describe
+from gicho.decomposition._solvers import (
     Spectrum,
     check_input,
     column_means,
@@ -38,11 +22,9 @@ from gicho._pca_solvers import (
     randomized_spectrum,
     svd_spectrum,
 )
-from gicho._validation import check_choice, check_is_fitted, describe
-from gicho._whitening import Whitening
 from gicho.moments import Moments
 
-__all__ = ["PCA", "Whitening"]
+__all__ = ["PCA"]
 
 SOLVERS = ("auto", "svd", "covariance", "randomized")
 # solver="auto" follows scikit-learn's choice: the covariance route for tall, narrow data...
@@ -58,10 +40,6 @@ _AUTO_FEW_COMPONENTS_FRACTION = 0.1
 
 def _as_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
-
-
-def _is_dask_frame(x: Any) -> bool:
-    return type(x).__module__.startswith("dask") and hasattr(x, "to_dask_array")
 
 
 def _check_n_components(value: Any, n_samples: int, n_features: int) -> int | float:
@@ -180,7 +158,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         self._check_params()
         self.__dict__.pop("moments_", None)
-        if is_dask(X) or _is_dask_frame(X):
+        if is_dask(X):
             self._fit_dask(X)
             return self
         X = check_input(X, "X", min_samples=2, finite=False)
@@ -263,7 +241,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"Dask arrays are fitted through their moments and need solver 'auto' or "
                 f"'covariance'; got solver={self.solver!r}"
             )
-        from gicho.distributed import dask_moments  # per-block moments, tree-merged on the cluster
+        from gicho.dask import dask_moments  # per-block moments, tree-merged on the cluster
 
         moments, _, _ = dask_moments(X)
         self._fit_moments(moments)
@@ -406,7 +384,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return few if k < _AUTO_FEW_COMPONENTS_FRACTION * min(n, p) else many
 
     def _check_transform_input(self, X: Any, width: int, name: str) -> Any:
-        if _is_dask_frame(X):
+        if is_dask(X) and hasattr(X, "to_dask_array"):  # a Dask DataFrame
             X = X.to_dask_array(lengths=True)
         if is_dask(X):
             if X.ndim != 2 or X.shape[1] != width:
