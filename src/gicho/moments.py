@@ -35,7 +35,6 @@ import numpy as np
 from gicho._validation import (
     check_array,
     check_consistent_length,
-    complex_error,
     describe,
     nonfinite_error,
 )
@@ -214,20 +213,11 @@ class Moments:
         device = self.mean_x_.device if self.is_torch else (X.device if _is_torch(X) else y.device)
 
         def as_tensor(v: Any, name: str, ndims: tuple[int, ...]) -> Any:
-            t = v if _is_torch(v) else torch.as_tensor(np.asarray(v))
-            if t.is_complex():
-                raise complex_error(name, t)
-            if t.dtype == torch.bool:
-                raise TypeError(f"argument `{name}` must have a real numeric dtype; got {t.dtype}")
-            if not t.is_floating_point():
-                t = t.to(torch.float64)
-            if t.ndim not in ndims:
-                hint = " (reshape a single feature with x.reshape(-1, 1))" if name == "X" and t.ndim == 1 else ""
-                raise ValueError(
-                    f"argument `{name}` must have {' or '.join(map(str, ndims))} dimension(s); "
-                    f"got {t.ndim} (shape {tuple(t.shape)}){hint}"
-                )
-            return t.to(device)
+            if not _is_torch(v):
+                v = torch.as_tensor(check_array(v, name, dtype=None, allow_empty=True, finite=False))
+            # float16 / bfloat16 become float32 (their Gram products overflow at 65504)
+            v = check_array(v, name, ndim=ndims, dtype="float", allow_empty=True, finite=False, keep_backend=True)
+            return v.to(device)
 
         X = as_tensor(X, "X", (2,))
         if y is not None:

@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class RunOutcome:
     """What :func:`run_task` returns: where the run went and what it measured."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA as SkPCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from gicho._validation import NotFittedError
@@ -333,9 +336,9 @@ def test_transform_errors():
     with pytest.raises(NotFittedError, match="not fitted yet"):
         PCA().transform(X)
     pca = PCA(2).fit(X)
-    with pytest.raises(ValueError, match="has 3 column\\(s\\); this PCA expects 4"):
+    with pytest.raises(ValueError, match="X has 3 features, but PCA is expecting 4 features"):
         pca.transform(X[:, :3])
-    with pytest.raises(ValueError, match="`Z` has 4 column\\(s\\); this PCA expects 2"):
+    with pytest.raises(ValueError, match="`Z`: Z has 4 features, but PCA is expecting 2 features"):
         pca.inverse_transform(X)
 
 
@@ -351,3 +354,42 @@ def test_streaming_errors():
         PCA().fit_chunks([])
     with pytest.raises(ValueError, match="NaN"):
         PCA().fit_chunks([X, np.full((2, 4), np.nan)])
+
+
+@parametrize_with_checks([PCA(), PCA(2, solver="covariance"), PCA(1, whiten=True)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the checks fit constant data on purpose
+        check(estimator)
+
+
+def test_not_fitted_error_is_scikit_learns():
+    from sklearn.exceptions import NotFittedError as SkNotFittedError
+
+    with pytest.raises(SkNotFittedError, match="this PCA is not fitted yet"):
+        PCA().transform(np.ones((3, 2)))
+
+
+def test_feature_names_are_kept_and_checked():
+    import pandas as pd
+
+    X = pd.DataFrame(_data(30, 3), columns=["area", "rooms", "age"])
+    pca = PCA(2).fit(X)
+    assert list(pca.feature_names_in_) == ["area", "rooms", "age"]
+    assert list(pca.get_feature_names_out()) == ["pca0", "pca1"]
+    with pytest.raises(ValueError, match="feature names should match"):
+        pca.transform(X[["rooms", "area", "age"]])
+    assert not hasattr(PCA(2).fit(X.to_numpy()), "feature_names_in_")
+    stream = PCA(2).partial_fit(X.iloc[:15]).partial_fit(X.iloc[15:])
+    assert list(stream.feature_names_in_) == ["area", "rooms", "age"]
+
+
+def test_half_precision_tensors_are_decomposed_in_float32():
+    """Findings row 49: torch float16 / bfloat16 raised NotImplementedError ("linalg_eigh_cpu")."""
+    X = _data(100, 4)
+    for dtype in (torch.float16, torch.bfloat16):
+        Xt = torch.tensor(X, dtype=dtype)
+        pca = PCA(2).fit(Xt)
+        ref = PCA(2).fit(Xt.double().numpy())
+        assert pca.components_.dtype == torch.float32
+        np.testing.assert_allclose(pca.explained_variance_.numpy(), ref.explained_variance_, rtol=1e-4)

@@ -284,6 +284,58 @@ def test_fewer_rows_than_columns_warns(regression):
 
 def test_ill_conditioned_normal_solver_warns(regression):
     X, y = regression
-    Xbad = np.column_stack([X, X[:, 0] + 1e-4 * X[:, 1]])  # cond ~ 1e4, not yet singular
+    # cond ~ 1e4, not yet singular (the perturbation must not lie in the span of X: with
+    # X[:, 1] there, X[:, 0] + 1e-4 * X[:, 1] is exactly a combination of two columns)
+    noise = np.random.default_rng(1).standard_normal(X.shape[0])
+    Xbad = np.column_stack([X, X[:, 0] + 1e-4 * noise])
     with pytest.warns(IllConditionedWarning, match=r"condition number .* solver='normal' may lose"):
         LinearRegression(solver="normal").fit(Xbad, y)
+
+
+# ---------------------------------------------------------------------------- findings 2026-11-30 (input kinds)
+def test_pandas_nullable_dtypes_fit_like_float_columns(regression):
+    """Findings row 41: Int64 / Float64 columns fit (as scikit-learn accepts them); pd.NA is NaN."""
+    import pandas as pd
+
+    X, y = regression
+    Xi = np.column_stack([X[:, :2], np.arange(400.0)])
+    frame = pd.DataFrame({"a": Xi[:, 0], "b": pd.array(Xi[:, 1], dtype="Float64"),
+                          "c": pd.array(np.arange(400), dtype="Int64")})  # fmt: skip
+    model = LinearRegression().fit(frame, y)
+    np.testing.assert_allclose(model.coef_, LinearRegression().fit(Xi, y).coef_, rtol=1e-12)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    frame.loc[3, "c"] = pd.NA
+    with pytest.raises(ValueError, match=r"argument `X` contains 1 NaN"):
+        LinearRegression().fit(frame, y)
+    with pytest.raises(TypeError, match=r"argument `X` must be numeric .*DataFrame of shape \(400, 4\)"):
+        LinearRegression().fit(frame.assign(city="Seoul"), y)
+
+
+def test_ragged_rows_name_the_argument():
+    with pytest.raises(TypeError, match=r"argument `X` must be numeric array-like.*inhomogeneous"):
+        LinearRegression().fit([[1.0, 2.0], [3.0]], [1.0, 2.0])
+
+
+def test_predict_on_a_tensor_after_a_numpy_fit(regression):
+    """Findings row 42: a NumPy fit predicts a tensor (tensor out, on its device and dtype)."""
+    X, y = regression
+    model = LinearRegression().fit(X, y)
+    out = model.predict(torch.tensor(X))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), model.predict(X), rtol=1e-12)
+    with pytest.raises(ValueError, match="X has 2 features, but LinearRegression is expecting 6"):
+        model.predict(torch.tensor(X[:, :2]))
+
+
+def test_half_precision_tensors_are_fitted_in_float32():
+    """Findings row 44: float16 Gram products overflowed at 65504 ("values so large...", false)."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(100_000, 3, generator=g).half()
+    y = (X.float() @ torch.tensor([1.0, -2.0, 0.5]) + torch.randn(100_000, generator=g)).half()
+    model = LinearRegression().fit(X, y)
+    ref = LinearRegression().fit(X.double().numpy(), y.double().numpy())
+    assert model.coef_.dtype == torch.float32
+    np.testing.assert_allclose(model.coef_.numpy(), ref.coef_, rtol=1e-4)
+    bf = LinearRegression().fit(X[:1000].bfloat16(), y[:1000].bfloat16())
+    ref_bf = LinearRegression().fit(X[:1000].bfloat16().double().numpy(), y[:1000].bfloat16().double().numpy())
+    np.testing.assert_allclose(bf.coef_.numpy(), ref_bf.coef_, rtol=1e-4)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from gicho._validation import check_choice, check_is_fitted, describe
+from gicho._validation import check_choice, check_feature_names, check_is_fitted, describe
 from gicho.decomposition._solvers import (
     Spectrum,
     check_input,
@@ -158,6 +158,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         self._check_params()
         self.__dict__.pop("moments_", None)
+        check_feature_names(self, X, reset=True)
         if is_dask(X):
             self._fit_dask(X)
             return self
@@ -197,10 +198,16 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             At least 2 rows (and at least ``n_components``) must have been seen in total.
         """
         self._check_params(streaming=True)
-        chunk = Moments.from_arrays(X)
         moments = getattr(self, "moments_", None)
+        check_feature_names(self, X, reset=moments is None)
+        chunk = Moments.from_arrays(X)
         if moments is None:
             moments = Moments()
+        elif chunk.n_features_ != moments.n_features_:
+            raise ValueError(
+                f"argument `X`: X has {chunk.n_features_} features, but PCA is expecting "
+                f"{moments.n_features_} features as input"
+            )
         moments.merge(chunk)
         self.moments_ = moments
         self._fit_moments(moments)
@@ -390,10 +397,13 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if X.ndim != 2 or X.shape[1] != width:
                 raise ValueError(f"argument `{name}` must have shape (n, {width}); got {X.shape}")
             return X
+        if name == "X":
+            check_feature_names(self, X, reset=False)
         X = check_input(X, name, min_samples=1)
         if X.shape[1] != width:
             raise ValueError(
-                f"argument `{name}` has {X.shape[1]} column(s); this PCA expects {width}"
+                f"argument `{name}`: {name} has {X.shape[1]} features, but PCA is expecting "
+                f"{width} features as input"
             )
         return X
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from gicho._validation import check_array, complex_error, is_dask, is_torch, nonfinite_error
+from gicho._validation import check_array, is_dask, is_torch, nonfinite_error
 
 __all__ = [
     "Spectrum",
@@ -50,31 +50,12 @@ _TORCH_BLOCK_ROWS = 1 << 16
 
 
 def check_input(X: Any, name: str, *, min_samples: int, finite: bool = True) -> Any:
-    """A 2-D floating array: NumPy (float32 kept, others to float64) or torch tensor.
-
-    torch tensors stay on their device; integer tensors become float64. ``finite=False``
+    """A 2-D floating array: NumPy (float32 kept, float16 to float32, others to float64) or
+    torch tensor (on its device; integers become float64, float16 / bfloat16 float32). ``finite=False``
     skips the NaN / inf scan, for callers that check a statistic instead (:func:`require_finite`).
     """
-    if not is_torch(X):
-        return check_array(X, name, ndim=2, dtype="float", min_samples=min_samples, finite=finite)
-    import torch
-
-    if X.is_complex():
-        raise complex_error(name, X)
-    if X.dtype == torch.bool:
-        raise TypeError(f"argument `{name}` must have a real numeric dtype; got {X.dtype}")
-    if not X.is_floating_point():
-        X = X.to(torch.float64)
-    if X.ndim != 2:
-        raise ValueError(f"argument `{name}` must have 2 dimension(s); got {X.ndim} (shape {tuple(X.shape)})")
-    if X.shape[0] < min_samples or X.shape[1] == 0:
-        raise ValueError(
-            f"argument `{name}` has shape {tuple(X.shape)}; at least {min_samples} sample(s) "
-            "and 1 feature are required"
-        )
-    if finite:
-        require_finite(X, X, name)
-    return X.detach()
+    X = check_array(X, name, ndim=2, dtype="float", min_samples=min_samples, finite=finite, keep_backend=True)
+    return X.detach() if is_torch(X) else X
 
 
 def column_means(X: Any, name: str = "X") -> Any:

@@ -20,7 +20,13 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from gicho._validation import check_choice, check_is_fitted, describe
+from gicho._validation import (
+    check_choice,
+    check_feature_names,
+    check_is_fitted,
+    check_n_features,
+    describe,
+)
 from gicho.decomposition._solvers import (
     check_input,
     column_means,
@@ -108,6 +114,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         eps = self.eps
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps < 0:
             raise ValueError(f"argument `eps` must be a finite number >= 0; got {describe(eps)}")
+        check_feature_names(self, X, reset=True)
         X = check_input(X, "X", min_samples=2, finite=False)
         n, p = X.shape
         mean = column_means(X)  # also the NaN / inf check: no extra pass over X
@@ -175,11 +182,10 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     def _check(self, X: Any, name: str = "X") -> Any:
         check_is_fitted(self, "covariance_")
+        if name == "X":
+            check_feature_names(self, X, reset=False)
         X = check_input(X, name, min_samples=1)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"argument `{name}` has {X.shape[1]} column(s); this Whitening expects {self.n_features_in_}"
-            )
+        check_n_features(self, X, reset=False)
         return X
 
     @staticmethod

@@ -22,7 +22,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from gicho._validation import (
+    check_array,
     check_choice,
+    check_feature_names,
+    check_n_features,
     check_positive,
     check_probability,
     describe,
@@ -179,20 +182,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _check_names(self, X: Any, reset: bool) -> None:
         """Record (fit) or compare (predict) DataFrame column names, as scikit-learn does."""
-        from sklearn.utils.validation import _check_feature_names
-
-        _check_feature_names(self, X, reset=reset)
+        check_feature_names(self, X, reset=reset)
 
     def _check_n_features(self, X: Any, reset: bool) -> None:
         """Record (fit) or compare (predict) the number of columns of a validated X."""
-        p = int(X.shape[1])
-        if reset:
-            self.n_features_in_ = p
-        elif p != self.n_features_in_:
-            raise ValueError(
-                f"argument `X`: X has {p} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input"
-            )
+        check_n_features(self, X, reset=reset)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegression:
@@ -456,13 +450,16 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> Any:
         """Predictions ``X @ coef_.T + intercept_``, shape (n,) or (n, k) (a tensor for tensors)."""
         check_fitted(self)
-        if _is_torch(X):
-            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"argument `X` must have shape (n, {self.n_features_in_}); got {tuple(X.shape)}"
-                )
-            coef = self.coef_.to(device=X.device, dtype=X.dtype)
-            intercept = self.intercept_.to(device=X.device, dtype=X.dtype) if _is_torch(self.intercept_) else self.intercept_
+        if _is_torch(X):  # torch in, torch out, whatever the fit was given
+            import torch
+
+            X = check_array(X, "X", ndim=2, dtype="float", keep_backend=True)
+            self._check_n_features(X, reset=False)
+            def like_x(a: Any) -> Any:  # float64 first: a Python float would become float32
+                a = a if _is_torch(a) else torch.as_tensor(np.asarray(a, dtype=np.float64))
+                return a.to(device=X.device, dtype=X.dtype)
+
+            coef, intercept = like_x(self.coef_), like_x(self.intercept_)
             return (X @ coef if coef.ndim == 1 else X @ coef.T) + intercept
         self._check_names(X, reset=False)
         X = check_X(X)

@@ -19,7 +19,6 @@ from gicho._validation import (
     check_is_fitted,
     check_sample_weight,
     complex_error,
-    nonfinite_error,
 )
 from gicho._validation import is_torch as _is_torch
 
@@ -46,23 +45,13 @@ def check_xy(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
 
 
 def _check_xy_torch(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
-    import torch
-
     if not (_is_torch(X) and _is_torch(y)):
         raise TypeError("arguments `X` and `y` must both be torch tensors or both array-like")
-    for name, t, nd in (("X", X, (2,)), ("y", y, (1, 2))):
-        if t.ndim not in nd:
-            hint = " (reshape a single feature with x.reshape(-1, 1))" if name == "X" and t.ndim == 1 else ""
-            raise ValueError(
-                f"argument `{name}` must have {' or '.join(map(str, nd))} dimension(s); got "
-                f"{t.ndim} (shape {tuple(t.shape)}){hint}"
-            )
-        if t.numel() == 0:
-            raise ValueError(f"argument `{name}` is empty (shape {tuple(t.shape)}); at least one value is required")
-        if not t.is_floating_point():
-            raise TypeError(f"argument `{name}` must be a floating tensor; got {t.dtype}")
-        if not bool(torch.isfinite(t).all()):
-            raise nonfinite_error(name, t)
+    # float16 / bfloat16 become float32: their Gram products would overflow at 65504
+    X = check_array(X, "X", ndim=2, dtype="float", keep_backend=True)
+    y = check_array(y, "y", ndim=(1, 2), dtype="float", keep_backend=True)
+    if y.dtype != X.dtype:
+        y = y.to(X.dtype)
     n = check_consistent_length(X=X, y=y)
     w = None
     if sample_weight is not None:
@@ -85,8 +74,11 @@ def real(x: Any, name: str) -> Any:
             f"argument `{name}` is a sparse matrix ({type(x).__name__}): sparse input is not "
             "supported; pass a dense array (x.toarray())"
         )
-    arr = np.asarray(x) if not hasattr(x, "dtypes") else x  # keep DataFrames for their names
-    kinds = [arr.dtype.kind] if hasattr(arr, "dtype") else [np.dtype(t).kind for t in arr.dtypes]
+    if hasattr(x, "dtypes"):  # keep DataFrames for their names
+        arr = x
+    else:  # ragged or non-numeric input gets the validator's message, naming the argument
+        arr = check_array(x, name, dtype=None, finite=False, allow_empty=True)
+    kinds = [arr.dtype.kind] if hasattr(arr, "dtype") else [getattr(t, "kind", "O") for t in arr.dtypes]
     if "c" in kinds:
         raise complex_error(name, x)
     return arr

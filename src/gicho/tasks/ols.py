@@ -14,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gicho.linear import COV_TYPES, SOLVERS
 from gicho.tasks import RunContext, Task, register
 
 __all__ = ["OLSDiabetesConfig", "run"]
-
-SOLVERS = ("auto", "normal", "qr", "svd", "gd")
-COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
 
 @dataclass
