@@ -336,13 +336,20 @@ def check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample_
     return w
 
 
-def check_choice(value: Any, name: str, allowed: Iterable[Any]) -> Any:
-    """Check that ``value`` is one of ``allowed``; return it."""
+def check_choice(value: Any, name: str, allowed: Iterable[Any], *, ignore_case: bool = False) -> Any:
+    """Check that ``value`` is one of ``allowed``; return it (the allowed spelling).
+
+    ``ignore_case`` matches strings case-insensitively. A ``name`` that starts with ``--``
+    is a command-line option and is named as such ("--robust must be one of ...").
+    """
     allowed = tuple(allowed)
+    if ignore_case and isinstance(value, str):
+        for choice in allowed:
+            if isinstance(choice, str) and choice.lower() == value.lower():
+                return choice
     if value not in allowed:
-        raise ValueError(
-            f"argument `{name}` must be one of {', '.join(repr(a) for a in allowed)}; got {describe(value)}"
-        )
+        what = name if name.startswith("--") else f"argument `{name}`"
+        raise ValueError(f"{what} must be one of {', '.join(repr(a) for a in allowed)}; got {describe(value)}")
     return value
 
 
