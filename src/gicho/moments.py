@@ -107,7 +107,9 @@ class Moments:
     True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, track_r: bool = False) -> None:
+        self.track_r = track_r
+        self.r_: np.ndarray | None = None  # R of the centred [X, y] (track_r; see gicho._tsqr)
         self.n_samples_: int = 0
         self.weight_sum_: float = 0.0
         self.mean_x_: Any = None
@@ -177,6 +179,12 @@ class Moments:
                 part._update_numpy(X, y, w)
         if y is not None:
             part.y_ndim_ = y.ndim if y.ndim == 1 else 2
+        if self.track_r and y is not None and part.mean_x_ is not None:
+            from gicho._tsqr import chunk_r
+
+            Y = y[:, None] if y.ndim == 1 else y
+            part.track_r = True
+            part.r_ = chunk_r(X, Y, w, _host(part.mean_x_), _host(part.mean_y_))
         if self.mean_x_ is None and part.mean_x_ is not None:  # first data: adopt the state
             n_before = self.n_samples_
             self.__dict__.update(part.__dict__)
@@ -469,10 +477,27 @@ class Moments:
         stats = [other.mean_x_, other.xx_, other.mean_y_, other.xy_, other.yy_]
         if self.mean_x_ is not None:
             stats = [_like(s, self.mean_x_) for s in stats]
+        self._merge_r(other)
         self._merge_stats(other.n_samples_, other.weight_sum_, *stats)
         if self.y_ndim_ is None:
             self.y_ndim_ = other.y_ndim_
         return self
+
+    def _merge_r(self, other: Moments) -> None:
+        """Merge the R factors (before the means move); a side without one drops it."""
+        if self.mean_x_ is None or self.weight_sum_ == 0.0:  # adopting the other's state
+            self.r_ = None if other.r_ is None else np.array(other.r_)
+            self.track_r = self.track_r or other.track_r
+            return
+        if other.weight_sum_ == 0.0:
+            return
+        if self.r_ is None or other.r_ is None:
+            self.r_ = None
+            return
+        from gicho._tsqr import merge_r
+
+        delta = np.concatenate([_host(other.mean_x_) - _host(self.mean_x_), _host(other.mean_y_) - _host(self.mean_y_)])
+        self.r_ = merge_r(self.r_, other.r_, self.weight_sum_, other.weight_sum_, delta)
 
     # ------------------------------------------------------------------ results
     def covariance(self, ddof: int = 1) -> Any:
@@ -498,7 +523,8 @@ class Moments:
 
     def to_numpy(self) -> Moments:
         """A copy whose state is NumPy float64 (torch state is moved to the host)."""
-        out = Moments()
+        out = Moments(track_r=self.track_r)
+        out.r_ = None if self.r_ is None else np.array(self.r_)
         out.n_samples_, out.weight_sum_, out.y_ndim_ = self.n_samples_, self.weight_sum_, self.y_ndim_
         for name in ("mean_x_", "xx_", "mean_y_", "xy_", "yy_"):
             value = getattr(self, name)
@@ -528,6 +554,11 @@ def _rows(X: Any, y: Any, w: Any, start: int, stop: int) -> tuple[Any, Any, Any]
     """Rows ``start:stop`` of X, y (as a 2-D matrix) and w."""
     Y = None if y is None else (y[start:stop, None] if y.ndim == 1 else y[start:stop])
     return X[start:stop], Y, None if w is None else w[start:stop]
+
+
+def _host(x: Any) -> np.ndarray:
+    """A float64 NumPy copy of a statistic (torch state is moved to the host)."""
+    return x.detach().cpu().double().numpy() if _is_torch(x) else np.asarray(x, dtype=np.float64)
 
 
 def _copy(x: Any) -> Any:

@@ -339,3 +339,44 @@ def test_half_precision_tensors_are_fitted_in_float32():
     bf = LinearRegression().fit(X[:1000].bfloat16(), y[:1000].bfloat16())
     ref_bf = LinearRegression().fit(X[:1000].bfloat16().double().numpy(), y[:1000].bfloat16().double().numpy())
     np.testing.assert_allclose(bf.coef_.numpy(), ref_bf.coef_, rtol=1e-4)
+
+
+@pytest.mark.parametrize("noise", [1e-8, 1e-10])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_streaming_near_perfect_fit_matches_statsmodels(noise, fit_intercept):
+    """Findings row 36: fit_chunks gave bse = 0 at noise 1e-8 and 880x too large at 1e-10
+    (SSR = yy - b^T beta cancels); the streamed R factor gives the batch accuracy."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = X @ [1.0, 2.0, 3.0] + 5.0 + noise * rng.normal(size=50)
+    design = sm.add_constant(X) if fit_intercept else X
+    ref = sm.OLS(y, design).fit()
+    chunks = LinearRegression(fit_intercept=fit_intercept).fit_chunks((X[i:i + 10], y[i:i + 10]) for i in range(0, 50, 10))
+    partial = LinearRegression(fit_intercept=fit_intercept)
+    for i in range(0, 50, 7):
+        partial.partial_fit(X[i:i + 7], y[i:i + 7])
+    batch = LinearRegression(fit_intercept=fit_intercept).fit(X, y)
+    # the batch fit's own distance from statsmodels is the yardstick (both are round-off limited)
+    tol = 10 * max(np.max(np.abs(batch.bse_ / ref.bse - 1)), 1e-12)
+    for model in (chunks, partial):
+        assert np.max(np.abs(model.bse_ / ref.bse - 1)) <= tol
+        assert model.ssr_ == pytest.approx(ref.ssr, rel=max(tol, 1e-9))
+
+
+def test_moments_without_r_factor_warn_when_ssr_is_at_round_off():
+    from gicho.linear import PrecisionWarning
+    from gicho.moments import Moments
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = X @ [1.0, 2.0, 3.0] + 5.0 + 1e-8 * rng.normal(size=50)
+    with pytest.warns(PrecisionWarning, match=r"comes from the moments alone .* unreliable"):
+        LinearRegression().fit_moments(Moments.from_arrays(X, y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        tracked = Moments(track_r=True).update(X[:20], y[:20]).update(X[20:], y[20:])
+        ref = sm.OLS(y, sm.add_constant(X)).fit()
+        np.testing.assert_allclose(LinearRegression().fit_moments(tracked).bse_, ref.bse, rtol=1e-6)
+        # far from the cancellation, no warning either way
+        noisy = X @ [1.0, 2.0, 3.0] + rng.normal(size=50)
+        LinearRegression().fit_moments(Moments.from_arrays(X, noisy))

@@ -9,6 +9,13 @@
 from __future__ import annotations
 
 from gicho.linear._base import COV_TYPES, SOLVERS, LinearRegression
-from gicho.linear._solve import IllConditionedWarning, RankDeficientWarning
+from gicho.linear._solve import IllConditionedWarning, PrecisionWarning, RankDeficientWarning
 
-__all__ = ["COV_TYPES", "SOLVERS", "IllConditionedWarning", "LinearRegression", "RankDeficientWarning"]
+__all__ = [
+    "COV_TYPES",
+    "SOLVERS",
+    "IllConditionedWarning",
+    "LinearRegression",
+    "PrecisionWarning",
+    "RankDeficientWarning",
+]

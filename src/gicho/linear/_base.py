@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from gicho._tsqr import raw_r
 from gicho._validation import (
     check_array,
     check_choice,
@@ -48,15 +49,53 @@ from gicho.linear._input import (
     sum_log,
     tensor_dtype,
 )
-from gicho.linear._solve import IllConditionedWarning, RankDeficientWarning, weighted_centred
+from gicho.linear._solve import (
+    IllConditionedWarning,
+    PrecisionWarning,
+    RankDeficientWarning,
+    weighted_centred,
+)
 from gicho.moments import Moments
 
-__all__ = ["COV_TYPES", "SOLVERS", "IllConditionedWarning", "LinearRegression", "RankDeficientWarning"]
+__all__ = [
+    "COV_TYPES",
+    "SOLVERS",
+    "IllConditionedWarning",
+    "LinearRegression",
+    "PrecisionWarning",
+    "RankDeficientWarning",
+]
 
 SOLVERS = ("auto", "normal", "qr", "svd", "gd")
 # When the R^2 of the moments-based residual sum of squares is this close to 1 the formula
 # yy - b^T beta cancels; with the rows at hand the residuals are then summed directly.
 _SSR_CANCELLATION = 1e-3
+# Below this many eps of yy, an SSR formed as yy - b^T beta has fewer than ~4 correct digits.
+_SSR_RESOLUTION = 1e4
+
+
+def _factor_rows(m: Moments, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The R factor of streamed ``[X, y]`` as rows ``(R_x, R_y)`` (raw rows without intercept)."""
+    if m.r_ is None:
+        return None
+    R = m.r_ if fit_intercept else raw_r(m.r_, m.weight_sum_, np.concatenate([m.mean_x_, m.mean_y_]))
+    p = m.n_features_
+    return R[:, :p], R[:, p:]
+
+
+def _warn_if_cancelled(ssr: np.ndarray, yy: np.ndarray) -> None:
+    """``yy - b^T beta`` keeps no digits below about ``eps * yy``: say so when SSR is near it."""
+    unreliable = ssr <= _SSR_RESOLUTION * S.EPS * yy
+    if np.any(unreliable):
+        worst = float(np.min(ssr / np.where(yy > 0, yy, 1.0)))
+        warnings.warn(
+            f"the residual sum of squares comes from the moments alone (yy - b^T beta) and is at "
+            f"the moments' round-off (SSR / yy = {worst:.2g}, resolution ~{_SSR_RESOLUTION * S.EPS:.0e}): "
+            "standard errors, R^2 and F are unreliable. Fit with fit(), partial_fit or fit_chunks "
+            "(they carry an R factor), or Moments(track_r=True)",
+            PrecisionWarning,
+            stacklevel=4,
+        )
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -228,6 +267,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 "pass y of shape (n,) or (n, k)"
             )
         moments, slw, columns = dask_moments(X, y, sample_weight)
+        if moments.weight_sum_ == 0:
+            raise ValueError(
+                "argument `sample_weight` is all zeros; at least one weight must be positive"
+            )
         if columns is not None and all(isinstance(c, str) for c in columns):
             self.feature_names_in_ = columns
         elif hasattr(self, "feature_names_in_"):
@@ -259,7 +302,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         X, y, w = check_xy(X, y, sample_weight)
         self._check_n_features(X, reset=first)
         if first:
-            self._stream = (Moments(), 0.0)
+            self._stream = (Moments(track_r=True), 0.0)
         moments, slw = self._stream
         moments.update(X, y, w)
         self._stream = (moments, slw + sum_log(w, X.shape[0]))
@@ -273,7 +316,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         """
         self._check_params(streaming=True)
         self.__dict__.pop("_stream", None)
-        moments, slw, seen, dtype = Moments(), 0.0, 0, None
+        moments, slw, seen, dtype = Moments(track_r=True), 0.0, 0, None
         for i, chunk in enumerate(chunks):
             if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
                 raise TypeError(f"chunk {i} must be a tuple (X, y) or (X, y, sample_weight); got {describe(chunk)}")
@@ -314,12 +357,19 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 RankDeficientWarning,
                 stacklevel=3,
             )
-        sol = self._solve(system, names, X, y, w)
+        rows = None if X is not None else _factor_rows(m, self.fit_intercept)
+        sol = self._solve(system, names, X, y, w, rows=rows)
         k = sol.coef.shape[1]
-        # residual sum of squares: exact from QR, else yy - b^T beta unless that cancels
+        # residual sum of squares: exact from QR; from the R factor of streamed data (the rows
+        # of R stand in for the data: ||R_y - R_x beta|| = ||y - X beta||); else yy - b^T beta
         ssr = sol.ssr
+        if ssr is None and rows is not None:
+            Xr, yr = rows
+            ssr = np.sum((yr - Xr @ sol.coef) ** 2, axis=0)
         if ssr is None:
             ssr = np.maximum(np.diagonal(system.c) - np.einsum("pk,pk->k", system.b, sol.coef), 0.0)
+            if X is None:
+                _warn_if_cancelled(ssr, np.diagonal(system.c))
         tss_c = np.diagonal(system.c) if self.fit_intercept else np.diagonal(system.c) - system.weight_sum * system.mean_y**2
         resid = None
         need_resid = self.cov_type != "nonrobust" or (X is not None and np.any(ssr < _SSR_CANCELLATION * tss_c))
@@ -344,16 +394,18 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         )  # fmt: skip
         self._set_attributes(sol, st, m, k, ref, dtype)
 
-    def _solve(self, system: S.GramSystem, names: list[str], X: Any, y: Any, w: Any) -> S.Solution:
+    def _solve(
+        self, system: S.GramSystem, names: list[str], X: Any, y: Any, w: Any, rows: Any = None
+    ) -> S.Solution:
         d, usable = S.scale_columns(system, names)
         A = system.G / np.outer(d, d)
         cond = S.condition_number(A[np.ix_(usable, usable)])
         solver = self.solver
-        in_memory = X is not None
+        in_memory = X is not None or rows is not None  # rows: the R factor of streamed data
         if solver == "auto":
             solver = "normal" if cond <= self.cond_max else ("qr" if in_memory else "normal")
         if solver in ("qr", "svd"):
-            Xw, yw = weighted_centred(X, y, w, system)
+            Xw, yw = rows if X is None else weighted_centred(X, y, w, system)
             if solver == "qr":
                 sol = S.solve_qr(Xw, yw, d, usable, cond)
             else:

@@ -45,6 +45,10 @@ class IllConditionedWarning(UserWarning):
     """The design matrix is ill-conditioned; the message names the condition number."""
 
 
+class PrecisionWarning(UserWarning):
+    """A statistic lost its accuracy to cancellation; the message says which and why."""
+
+
 class RankDeficientWarning(UserWarning):
     """Some columns of the design are linear combinations of others (aliased)."""
 
