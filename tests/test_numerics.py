@@ -328,3 +328,16 @@ def test_torch_and_numpy_paths_agree(x, axis, temperature, fn):
         want = np.asarray(fn(x, axis=axis, temperature=temperature))
         got = fn(torch.tensor(x), axis=axis, temperature=temperature).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.__name__)
+def test_ragged_input_names_the_argument(fn):
+    """Findings row 4: numpy's 'inhomogeneous shape' message, without the argument's name."""
+    with pytest.raises(TypeError, match=r"argument `x` must be a numeric array-like.*inhomogeneous"):
+        fn([[1.0, 2.0], [3.0]])
+
+
+def test_float16_log_softmax_below_the_range_is_minus_inf_without_warning(no_warnings):
+    """Findings row 5: 'overflow encountered in cast' leaked for log-probabilities < -65504."""
+    out = log_softmax(np.array([0.0, -6e4], dtype=np.float16), temperature=0.5)  # -1.2e5 in float32
+    assert out.dtype == np.float16 and out[0] == 0 and out[1] == -np.inf

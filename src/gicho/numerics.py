@@ -240,7 +240,10 @@ def _prepare_numpy(
 ) -> tuple[np.ndarray, tuple[int, ...], np.dtype]:
     """Validate the arguments; return the working array, the reduced axes and the output dtype."""
     check_positive(temperature, "temperature")
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested lists, for example
+        raise TypeError(f"argument `x` must be a numeric array-like; got {describe(x)} ({exc})") from None
     out_dtype = a.dtype
     if a.dtype.kind in "biu":
         a = a.astype(np.float64)
@@ -262,7 +265,8 @@ def _prepare_numpy(
 
 
 def _finish_numpy(out: np.ndarray, out_dtype: np.dtype) -> Any:
-    out = out.astype(out_dtype, copy=False)
+    with np.errstate(over="ignore"):  # float16: a log-probability below -65504 is -inf, silently
+        out = out.astype(out_dtype, copy=False)
     return out[()] if out.ndim == 0 else out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _datetime
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,47 @@ def _check_label_pair(
     yt = _check_labels(y_true, "y_true", allow_empty)
     yp = _check_labels(y_pred, "y_pred", allow_empty)
     check_consistent_length(y_true=yt, y_pred=yp)
-    kinds = {a.dtype.kind for a in (yt, yp)}
-    if kinds & set("biufc") and kinds & set("US"):  # numpy would compare them as all-unequal, silently
+    kind_t, kind_p = _label_kind(yt, "y_true"), _label_kind(yp, "y_pred")
+    if kind_t is not None and kind_p is not None and kind_t != kind_p:
+        # numpy compares a string with a number (or bytes with str) as unequal: accuracy 0.0,
+        # silently. scikit-learn raises "Mix of label input types"; so do we.
         raise TypeError(
-            f"`y_true` ({yt.dtype}) and `y_pred` ({yp.dtype}) hold labels of different kinds; "
-            "both must be numbers or both strings"
+            f"`y_true` and `y_pred` hold labels of different kinds (mix of label input types): "
+            f"{kind_t} labels ({yt.dtype}) in `y_true`, {kind_p} labels ({yp.dtype}) in `y_pred`; "
+            "both must be of one kind (numbers, strings, bytes or datetimes)"
         )
     return yt, yp
+
+
+_KINDS = {"b": "number", "i": "number", "u": "number", "f": "number", "c": "number",
+          "U": "string", "S": "bytes", "M": "datetime", "m": "timedelta"}  # fmt: skip
+
+
+def _label_kind(labels: np.ndarray, name: str) -> str | None:
+    """What a label array holds: number, string, bytes, datetime or timedelta (None: empty).
+
+    Object arrays (how pandas stores strings) are looked into, element by element.
+    """
+    if labels.dtype.kind != "O":
+        return _KINDS.get(labels.dtype.kind, str(labels.dtype))
+    kinds = set()
+    for value in labels.tolist():
+        if isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
+            kinds.add("number")
+        elif isinstance(value, str):
+            kinds.add("string")
+        elif isinstance(value, bytes):
+            kinds.add("bytes")
+        elif isinstance(value, (np.datetime64, _datetime.date)):
+            kinds.add("datetime")
+        else:
+            kinds.add(type(value).__name__)
+    if len(kinds) > 1:
+        raise TypeError(
+            f"argument `{name}` mixes label types ({', '.join(sorted(kinds))}); all labels must be "
+            "of one kind"
+        )
+    return kinds.pop() if kinds else None
 
 
 def accuracy(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None) -> float:
