@@ -393,3 +393,22 @@ def test_half_precision_tensors_are_decomposed_in_float32():
         ref = PCA(2).fit(Xt.double().numpy())
         assert pca.components_.dtype == torch.float32
         np.testing.assert_allclose(pca.explained_variance_.numpy(), ref.explained_variance_, rtol=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["covariance", "svd", "randomized"])
+def test_extreme_scales(solver):
+    """Findings row 51: covariance -> "Eigenvalues did not converge", svd / randomized -> NaN
+    explained variance with RuntimeWarnings, at 1e160. Now: exact when the variances fit in
+    float64 (the data is rescaled by a power of two), a clear refusal when they cannot."""
+    X = _data(200, 5)
+    ref = PCA(2, solver=solver, random_state=0).fit(X)
+    for scale in (1e130, 1e-130):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pca = PCA(2, solver=solver, random_state=0).fit(X * scale)
+        np.testing.assert_allclose(pca.explained_variance_, ref.explained_variance_ * scale**2, rtol=1e-10)
+        np.testing.assert_allclose(pca.components_, ref.components_, atol=1e-10)
+        np.testing.assert_allclose(pca.transform(X * scale), ref.transform(X) * scale, rtol=1e-9, atol=1e-9 * scale)
+    for scale, side in ((1e160, "overflow"), (1e-170, "fall below")):
+        with pytest.raises(ValueError, match=rf"`X` has values of magnitude .*: its variances {side}"):
+            PCA(2, solver=solver, random_state=0).fit(X * scale)

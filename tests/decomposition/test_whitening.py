@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,27 @@ def test_half_precision_input_is_whitened_in_float32(method):
         Zn = Z.numpy() if isinstance(Z, torch.Tensor) else Z
         assert Zn.dtype == np.float32
         np.testing.assert_allclose(np.cov(Zn.astype(np.float64), rowvar=False), np.eye(3), atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e-160, 1e-170])
+@pytest.mark.parametrize("method", ["pca", "zca", "cholesky"])
+def test_unrepresentable_variances_are_refused_with_the_true_reason(scale, method):
+    """Findings rows 51-52: "Eigenvalues did not converge" at 1e160, a false "constant
+    feature(s)" at 1e-170, and a silently 2-9 % wrong Cholesky whitening at 1e-160."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 4)) @ rng.standard_normal((4, 4))
+    side = "overflow" if scale > 1 else "fall below float64's normal range"
+    with pytest.raises(ValueError, match=rf"argument `X` has values of magnitude ~.*: its variances {side}"):
+        Whitening(method).fit(X * scale)
+
+
+@pytest.mark.parametrize("scale", [1e130, 1e-130])
+@pytest.mark.parametrize("method", ["pca", "zca", "cholesky"])
+def test_extreme_but_representable_scales_whiten_exactly(scale, method):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 4)) @ rng.standard_normal((4, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z = Whitening(method).fit_transform(X * scale)
+    np.testing.assert_allclose(np.cov(Z, rowvar=False), np.eye(4), atol=1e-10)
+    np.testing.assert_allclose(Z, Whitening(method).fit_transform(X), rtol=1e-9, atol=1e-12)

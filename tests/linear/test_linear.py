@@ -380,3 +380,24 @@ def test_moments_without_r_factor_warn_when_ssr_is_at_round_off():
         # far from the cancellation, no warning either way
         noisy = X @ [1.0, 2.0, 3.0] + rng.normal(size=50)
         LinearRegression().fit_moments(Moments.from_arrays(X, noisy))
+
+
+@pytest.mark.parametrize(("sx", "sy"), [(1e-160, 1.0), (1e-170, 1.0), (1.0, 1e-200), (1e200, 1.0), (1e-300, 1e250)])
+def test_extreme_scales_are_fitted_exactly(regression, sx, sy):
+    """Findings rows 37-38: X * 1e-160 wrong from the 5th digit, X * 1e-170 all zeros with a
+    false "constant columns" warning, y * 1e-200 zero standard errors. Least squares is scale
+    equivariant: coef scales by sy / sx, bse likewise, R^2 and t are unchanged."""
+    X, y = regression
+    ref = LinearRegression().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = LinearRegression().fit(X * sx, y * sy)
+    np.testing.assert_allclose(model.coef_, ref.coef_ * (sy / sx), rtol=1e-12)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_ * sy, rtol=1e-12)
+    np.testing.assert_allclose(model.tvalues_, ref.tvalues_, rtol=1e-10)
+    assert model.rsquared_ == pytest.approx(ref.rsquared_, rel=1e-13)
+    assert model.llf_ == pytest.approx(ref.llf_ - len(y) * np.log(sy), rel=1e-12, abs=1e-9)
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(model.bse_[1:], ref.bse_[1:] * (sy / sx), rtol=1e-12)
+    if sy == 1.0 and sx < 1:  # the reference that got it right (findings): scikit-learn
+        np.testing.assert_allclose(model.coef_, SkLinearRegression().fit(X * sx, y).coef_, rtol=1e-10)

@@ -15,12 +15,14 @@ from gicho.decomposition._solvers import (
     check_input,
     column_means,
     covariance_spectrum,
+    extreme_scale,
     fast_covariance,
     is_dask,
     is_torch,
     numerical_rank,
     randomized_spectrum,
     svd_spectrum,
+    unscaled_variances,
 )
 from gicho.moments import Moments
 
@@ -166,6 +168,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n, p = X.shape
         k = _check_n_components(self.n_components, n, p)
         solver = self._choose_solver(n, p, k)
+        scale = extreme_scale(X)
+        if scale != 1.0:
+            X = X / scale
         mean = column_means(X)  # also the NaN / inf check: no extra pass over X
         if solver == "svd":
             spectrum = svd_spectrum(X, mean)
@@ -182,6 +187,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             else:
                 C = fast_covariance(X, mean)
             spectrum = covariance_spectrum(C, mean, n)
+        if scale != 1.0:  # back to the data's units (or a clear refusal)
+            spectrum.explained_variance = unscaled_variances(spectrum.explained_variance, scale, "X", "variances")
+            spectrum.singular_values = spectrum.singular_values * scale
+            spectrum.total_variance = float(unscaled_variances(np.float64(spectrum.total_variance), scale, "X", "variances"))
+            spectrum.mean = spectrum.mean * scale
         self._set_spectrum(spectrum, k, solver, dtype=X.dtype)
         return self
 

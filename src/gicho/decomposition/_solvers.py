@@ -17,6 +17,7 @@ scikit-learn:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "column_means",
     "covariance_spectrum",
     "eigh_descending",
+    "extreme_scale",
     "fast_covariance",
     "flip_signs",
     "is_dask",
@@ -38,6 +40,7 @@ __all__ = [
     "randomized_spectrum",
     "require_finite",
     "svd_spectrum",
+    "unscaled_variances",
 ]
 
 # The one-pass Gram formula C = (X^T X - n m m^T) / (n - 1) loses about log10(R) digits when
@@ -56,6 +59,46 @@ def check_input(X: Any, name: str, *, min_samples: int, finite: bool = True) -> 
     """
     X = check_array(X, name, ndim=2, dtype="float", min_samples=min_samples, finite=finite, keep_backend=True)
     return X.detach() if is_torch(X) else X
+
+
+# NumPy data whose largest magnitude is outside [2^-EXTREME_EXP, 2^EXTREME_EXP] is divided by a
+# power of two (exact) before its covariance is formed: squares of 1e160 overflow float64 and
+# squares of 1e-160 are subnormal (digits lost; "Eigenvalues did not converge", false
+# "constant feature" diagnoses).
+EXTREME_EXP = 400
+
+
+def extreme_scale(X: Any) -> float:
+    """A power of two to divide NumPy ``X`` by before decomposing it (1.0: none needed)."""
+    if is_torch(X) or X.size == 0:
+        return 1.0
+    with np.errstate(invalid="ignore"):
+        top = float(np.max(np.abs(X)))
+    if not np.isfinite(top) or top == 0.0:
+        return 1.0  # NaN / inf are reported by the finiteness checks
+    exp = round(math.log2(top))
+    return math.ldexp(1.0, exp) if abs(exp) > EXTREME_EXP else 1.0
+
+
+def unscaled_variances(values: Any, scale: float, name: str, what: str) -> Any:
+    """``values * scale**2`` (variances of the data), refusing what float64 cannot hold."""
+    if scale == 1.0:
+        return values
+    with np.errstate(over="ignore", under="ignore"):
+        out = values * np.float64(scale) ** 2
+    big = ~np.isfinite(_as_float(out))
+    small = (_as_float(values) > 0) & (_as_float(out) < np.finfo(np.float64).tiny)
+    if big.any() or small.any():
+        side = "overflow" if big.any() else "fall below float64's normal range (2.2e-308)"
+        raise ValueError(
+            f"argument `{name}` has values of magnitude ~{scale:.0e}: its {what} {side}, so they "
+            f"cannot be stored in float64; rescale the data (e.g. divide by {scale:.0e})"
+        )
+    return out
+
+
+def _as_float(a: Any) -> np.ndarray:
+    return a.detach().cpu().double().numpy() if is_torch(a) else np.asarray(a, dtype=np.float64)
 
 
 def column_means(X: Any, name: str = "X") -> Any:
