@@ -84,8 +84,9 @@ def unscaled_variances(values: Any, scale: float, name: str, what: str) -> Any:
     """``values * scale**2`` (variances of the data), refusing what float64 cannot hold."""
     if scale == 1.0:
         return values
-    with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         out = values * np.float64(scale) ** 2
+        out = out * (_as_float(values) != 0) if not is_torch(out) else out.masked_fill(values == 0, 0.0)
     big = ~np.isfinite(_as_float(out))
     small = (_as_float(values) > 0) & (_as_float(out) < np.finfo(np.float64).tiny)
     if big.any() or small.any():
