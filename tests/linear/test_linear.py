@@ -401,3 +401,21 @@ def test_extreme_scales_are_fitted_exactly(regression, sx, sy):
         np.testing.assert_allclose(model.bse_[1:], ref.bse_[1:] * (sy / sx), rtol=1e-12)
     if sy == 1.0 and sx < 1:  # the reference that got it right (findings): scikit-learn
         np.testing.assert_allclose(model.coef_, SkLinearRegression().fit(X * sx, y).coef_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (10, 20), (95, 100)])
+def test_no_intercept_with_fewer_rows_than_columns(shape):
+    """Peers' suite: ValueError "expected square matrix" from the QR path. As the README
+    promises (and R's lm does): the later columns are aliased, coefficient 0, with a warning."""
+    n, p = shape
+    X = np.random.default_rng(0).random(shape)
+    y = np.random.default_rng(1).random(n)
+    for data in ((X, y), (torch.tensor(X), torch.tensor(y))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = LinearRegression(fit_intercept=False).fit(*data)
+        messages = [str(w.message) for w in caught if w.category is RankDeficientWarning]
+        assert any(f"rank {n} of {p} columns" in m for m in messages), messages
+        coef = np.asarray(model.coef_)
+        np.testing.assert_allclose(coef[:n], np.linalg.solve(X[:, :n], y), rtol=1e-8)
+        assert np.all(coef[n:] == 0) and model.aliased_[n:].all() and np.isnan(model.bse_).all()

@@ -291,6 +291,9 @@ def _qr_r(Xw: Any, yw: Any, d: np.ndarray, kept: np.ndarray) -> np.ndarray:
         M = np.concatenate([Xw[:, kept] / d[kept], yw], axis=1)
         R = sla.qr(M, mode="r", overwrite_a=True, check_finite=False)[0]
         R = R[: M.shape[1]]
+    q = M.shape[1]
+    if R.shape[0] < q:  # fewer rows than columns: R is (n, q); its missing rows are zeros
+        R = np.vstack([R, np.zeros((q - R.shape[0], q))])
     signs = np.sign(np.diagonal(R))
     signs[signs == 0] = 1.0
     return R * signs[:, None]
