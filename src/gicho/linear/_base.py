@@ -443,7 +443,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if not self.fit_intercept:
             const = (np.diagonal(m.xx_) <= m.weight_sum_ * (64 * S.EPS * np.abs(m.mean_x_)) ** 2) & (m.mean_x_ != 0)
             const_idx = int(np.argmax(const)) if const.any() else None
-        k_constant = int(self.fit_intercept or const_idx is not None)
+        # statsmodels' implicit constant: columns that span the constant (a complete set of
+        # dummies) make a model with a constant, though no column is constant
+        implicit = not self.fit_intercept and const_idx is None and S.spans_constant(m, sol.kept)
+        k_constant = int(self.fit_intercept or const_idx is not None or implicit)
         meats = None
         if self.cov_type != "nonrobust":
             Xn = X.detach().cpu().double().numpy() if _is_torch(X) else X

@@ -141,6 +141,32 @@ def scale_columns(system: GramSystem, names: Sequence[str]) -> tuple[np.ndarray,
     return d, ~degenerate
 
 
+# A combination v of the columns is "constant" when its variation about its mean is below
+# this fraction of its mean's size: v^T S v <= tol * W (m^T v)^2 (S: centred Gram matrix).
+IMPLICIT_CONSTANT_TOL = 1e-10
+
+
+def spans_constant(m: Moments, kept: np.ndarray) -> bool:
+    """Whether a combination of the (kept) columns is constant and non-zero: X v = c 1, c != 0.
+
+    statsmodels compares the rank of ``[1, X]`` with that of ``X``; from the moments: a
+    near-null direction v of the centred Gram matrix S (X v does not vary) whose mean
+    ``m^T v`` is not 0.
+    """
+    idx = np.flatnonzero(kept)
+    if idx.size == 0:
+        return False
+    S = m.xx_[np.ix_(idx, idx)]
+    mean = m.mean_x_[idx]
+    d = np.sqrt(np.clip(np.diagonal(S), 0.0, None) + m.weight_sum_ * mean**2)  # raw column norms
+    d[d == 0] = 1.0
+    _lam, U = np.linalg.eigh(S / np.outer(d, d))
+    V = U / d[:, None]  # directions in the original units
+    spread = np.einsum("ij,ij->j", V, S @ V)  # v^T S v
+    level = m.weight_sum_ * (mean @ V) ** 2  # W (m^T v)^2
+    return bool(np.any((level > 0) & (spread <= IMPLICIT_CONSTANT_TOL * level)))
+
+
 def condition_number(A: np.ndarray) -> float:
     """2-norm condition number of the design whose scaled Gram matrix is ``A``."""
     if A.shape[0] == 0:
