@@ -413,3 +413,17 @@ def test_extreme_scales(solver):
     for scale, side in ((1e160, "overflow"), (1e-170, "fall below")):
         with pytest.raises(ValueError, match=rf"`X` has values of magnitude .*: its variances {side}"):
             PCA(2, solver=solver, random_state=0).fit(X * scale)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_randomized_fit_transform_matches_its_own_variances(backend):
+    """Peers' suite (scikit-learn): fit_transform(X) must have the variances explained_variance_
+    and the norms singular_values_ report (they differed by 2-4e-4)."""
+    X = load_digits_arrays().X
+    X = torch.tensor(X) if backend == "torch" else X
+    pca = PCA(10, solver="randomized", random_state=0, n_power_iterations=1)
+    Z = pca.fit_transform(X)
+    Z, ev, sv = (a.numpy() if backend == "torch" else a for a in (Z, pca.explained_variance_, pca.singular_values_))
+    np.testing.assert_allclose(Z.var(axis=0, ddof=1), ev, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=0), sv, rtol=1e-12)
+    np.testing.assert_allclose(pca.components_ @ pca.components_.T, np.eye(10), atol=1e-12)

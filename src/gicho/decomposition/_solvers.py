@@ -399,7 +399,17 @@ def randomized_spectrum(
         from scipy import linalg
 
         _, s, vt = linalg.svd(B, full_matrices=False, check_finite=False)
-    s, vt = s[:n_components], vt[:n_components]
+    vt = vt[:n_components]
+    # Rayleigh-Ritz on the data itself: with Xc V = U' S' W'^T (a thin SVD of n x k), the axes
+    # V W' give projections U' S' exactly, so transform(X) has the variances
+    # explained_variance_ claims (without this they differ by ~1e-4, as X V != U S when
+    # the sketch misses a little of the range; scikit-learn returns U S from fit_transform)
+    Z = right(vt.T if not is_torch(vt) else vt.T.contiguous())
+    if is_torch(X):
+        _, s, wt = torch.linalg.svd(Z, full_matrices=False)
+    else:
+        _, s, wt = linalg.svd(Z, full_matrices=False, check_finite=False)
+    vt = wt @ vt
     total = _to_float(centered_sum_of_squares(X, mean).sum()) / (n - 1)
     return Spectrum(
         mean=mean,
