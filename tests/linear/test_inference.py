@@ -192,3 +192,22 @@ def test_columns_spanning_the_constant_make_a_model_with_a_constant(cov_type, ex
     # and no false positive on a design without one
     X2 = rs.randn(100, 3)
     assert LinearRegression(fit_intercept=False).fit(X2, y).df_model_ == sm.OLS(y, X2).fit().df_model == 3
+
+
+def test_summary_cond_no_is_statsmodels_quantity():
+    """Peers' suite: "Cond. No." was the centred, scaled design's (21.7 where statsmodels says
+    227.2 on the diabetes data). Now statsmodels' condition_number, the old one renamed."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    cases = [
+        (LinearRegression().fit(X, y), sm.OLS(y, sm.add_constant(X)).fit()),
+        (LinearRegression().fit(X, y, sample_weight=w), sm.WLS(y, sm.add_constant(X), weights=w).fit()),
+        (LinearRegression(fit_intercept=False).fit(X + 3, y), sm.OLS(y, X + 3).fit()),
+    ]
+    for ours, ref in cases:
+        assert ours.condition_number_ == pytest.approx(ref.condition_number, rel=1e-9)
+        stats = ours.summary().stats
+        assert stats["Cond. No."] == ours.condition_number_ and stats["Scaled Cond. No."] == ours.cond_
+    assert cases[0][0].condition_number_ == pytest.approx(227.2, abs=0.05)

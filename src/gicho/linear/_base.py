@@ -130,6 +130,19 @@ def _unscale_numbers(sol: S.Solution, st: OLSStatistics, m: Moments, s_x: np.flo
     return sol, st, m
 
 
+def _design_condition_number(m: Moments, fit_intercept: bool) -> float:
+    """statsmodels' ``condition_number``: sqrt(max / min eigenvalue) of ``X^T W X`` for the
+    design as given, with the constant column when there is an intercept (not centred, not
+    scaled: it depends on the units and the means of the features)."""
+    W, mean = m.weight_sum_, m.mean_x_
+    G = m.xx_ + W * np.outer(mean, mean)  # sum w x x^T
+    if fit_intercept:
+        G = np.block([[np.array([[W]]), W * mean[None, :]], [W * mean[:, None], G]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.linalg.eigvalsh(0.5 * (G + G.T))
+        return float(np.sqrt(lam[-1] / lam[0])) if lam[0] > 0 else float("inf")
+
+
 def _factor_rows(m: Moments, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """The R factor of streamed ``[X, y]`` as rows ``(R_x, R_y)`` (raw rows without intercept)."""
     if m.r_ is None:
@@ -198,7 +211,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     solver_ : str
         The solver that ran (``auto`` resolves to ``normal`` or ``qr``).
     cond_ : float
-        Condition number of the centred, column-scaled design.
+        Condition number of the centred, column-scaled design (what ``auto`` and ``cond_max``
+        look at; "Scaled Cond. No." in :meth:`summary`).
+    condition_number_ : float
+        statsmodels' ``condition_number`` ("Cond. No." in :meth:`summary`): sqrt of the ratio
+        of the extreme eigenvalues of ``X^T W X`` with the constant column, unscaled.
     rank_ : int
         Numerical rank of the design (without the intercept).
     aliased_ : ndarray of bool, shape (p,)
@@ -564,6 +581,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             value = getattr(st, name)
             setattr(self, f"{name}_", float(value[0]) if one else value)
         self.df_model_, self.df_resid_, self.nobs_ = st.df_model, st.df_resid, st.nobs
+        self.condition_number_ = _design_condition_number(m, self.fit_intercept)
 
     # ------------------------------------------------------------------ using the fit
     def predict(self, X: Any) -> Any:
@@ -608,7 +626,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise ValueError(f"argument `target` must be an integer in [0, {k}); got {describe(target)}")
         alpha = self.alpha if alpha is None else check_probability(alpha, "alpha", closed=False)
         extra = {"Model": "OLS" if self.moments_.weight_sum_ == self.moments_.n_samples_ else "WLS",
-                 "Solver": self.solver_, "Cond. No.": self.cond_}  # fmt: skip
+                 "Solver": self.solver_, "Cond. No.": self.condition_number_,
+                 "Scaled Cond. No.": self.cond_}  # fmt: skip
         names = None
         if feature_names is not None:
             names = [str(f) for f in feature_names]
