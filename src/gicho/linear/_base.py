@@ -135,12 +135,15 @@ def _design_condition_number(m: Moments, fit_intercept: bool) -> float:
     design as given, with the constant column when there is an intercept (not centred, not
     scaled: it depends on the units and the means of the features)."""
     W, mean = m.weight_sum_, m.mean_x_
-    G = m.xx_ + W * np.outer(mean, mean)  # sum w x x^T
-    if fit_intercept:
-        G = np.block([[np.array([[W]]), W * mean[None, :]], [W * mean[:, None], G]])
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
+        G = m.xx_ + W * np.outer(mean, mean)  # sum w x x^T
+        if fit_intercept:
+            G = np.block([[np.array([[W]]), W * mean[None, :]], [W * mean[:, None], G]])
+        if not np.isfinite(G).all():
+            return float("nan")  # X^T W X itself overflows float64 (data beyond ~1e154)
         lam = np.linalg.eigvalsh(0.5 * (G + G.T))
-        return float(np.sqrt(lam[-1] / lam[0])) if lam[0] > 0 else float("inf")
+        ratio = lam[-1] / lam[0] if lam[0] > 0 else np.inf
+        return float(np.sqrt(ratio))
 
 
 def _factor_rows(m: Moments, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray] | None:
