@@ -277,3 +277,28 @@ def test_shape_and_weight_errors(data):
         Moments().gram()
     with pytest.raises(TypeError, match="hold NumPy state"):
         Moments.from_arrays(X).update(torch.tensor(X))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(1, 30), min_size=1, max_size=6),
+    st.floats(-1e6, 1e6),
+    st.booleans(),
+)
+def test_merged_r_factor_is_the_r_factor_of_all_rows(sizes, offset, weighted):
+    """R^T R of the streamed factor equals the centred (weighted) Gram matrix of [X, y]."""
+    rng = np.random.default_rng(len(sizes))
+    n = sum(sizes)
+    X = rng.normal(size=(n, 3)) + offset
+    y = X @ [1.0, -1.0, 0.5] + rng.normal(size=n)
+    w = rng.uniform(0.1, 2.0, n) if weighted else None
+    m = Moments(track_r=True)
+    start = 0
+    for size in sizes:
+        m.update(X[start:start + size], y[start:start + size], None if w is None else w[start:start + size])
+        start += size
+    ww = np.ones(n) if w is None else w
+    Z = np.column_stack([X, y])
+    Zc = (Z - np.average(Z, axis=0, weights=ww)) * np.sqrt(ww)[:, None]
+    np.testing.assert_allclose(m.r_.T @ m.r_, Zc.T @ Zc, rtol=1e-8, atol=1e-8 * np.abs(Zc.T @ Zc).max())
+    assert Moments().update(X, y).r_ is None  # opt-in: PCA and plain moments pay nothing

@@ -278,3 +278,66 @@ def test_complex_input_is_rejected():
         softmax(np.array([1 + 1j, 2.0]))
     with pytest.raises(TypeError, match=r"`x` must be a real-valued tensor"):
         softmax(torch.tensor([1 + 1j, 2.0]))
+
+
+# ---------------------------------------------------------------------------- findings 2026-11-30
+def test_logsumexp_keeps_tails_below_eps():
+    """Peers' suite (SciPy gh-18295): log(1 + s) rounds s < eps away; log1p(s) does not."""
+    want = scipy.special.logsumexp([0.0, -40.0])  # SciPy's correctly rounded 4.248354255291589e-18
+    assert want == pytest.approx(np.exp(-40.0), rel=1e-15)  # log1p(e^-40) = e^-40 to 1e-17
+    assert logsumexp([0.0, -40.0]) == want
+    assert float(logsumexp(torch.tensor([0.0, -40.0], dtype=torch.float64))) == want
+    np.testing.assert_array_equal(log_softmax([0.0, -40.0]), [-want, -40.0 - want])
+    # ties at the max: log(2 + s)
+    assert logsumexp([3.0, 3.0, -50.0]) == pytest.approx(3.0 + np.log1p(1.0 + np.exp(-53.0 + 3.0)), rel=1e-15)
+
+
+def test_torch_several_axes_subtract_the_max():
+    """Findings rows 6-9: several axes and tiny temperatures lost the shift on the torch path."""
+    out = softmax(torch.tensor([[3e7, 3e7]]), axis=(0, 1))
+    torch.testing.assert_close(out, torch.tensor([[0.5, 0.5]]))
+    out = softmax(torch.full((2, 2), 5.0), axis=None, temperature=1e-7)
+    torch.testing.assert_close(out, torch.full((2, 2), 0.25))
+    out = softmax(torch.tensor([1e10, 0.0], dtype=torch.float64), temperature=1e-300)
+    torch.testing.assert_close(out, torch.tensor([1.0, 0.0], dtype=torch.float64))
+    for fn in (softmax, log_softmax):
+        assert torch.isnan(fn(torch.tensor([[np.inf, 1.0, 2.0]]), axis=(0, 1))).all()
+        assert torch.isnan(fn(torch.tensor([[np.inf, 1.0, 2.0]]))).all()
+    assert float(logsumexp(torch.tensor([[np.inf, 1.0]]), axis=None)) == np.inf
+
+
+_finite_or_not = st.one_of(
+    st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False),
+    st.sampled_from([np.inf, -np.inf, np.nan, 0.0, 3e7, -3e7, 1e308]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), elements=_finite_or_not),
+    st.sampled_from([None, -1, 0, (0, -1)]),
+    st.sampled_from([1.0, 1e-300, 1e-7, 0.5, 3.0, 1e300]),
+    st.sampled_from(FUNCTIONS),
+)
+def test_torch_and_numpy_paths_agree(x, axis, temperature, fn):
+    """Every input, both backends: the same numbers (NaN where NumPy has NaN)."""
+    if isinstance(axis, tuple) and x.ndim < 2:
+        axis = -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        want = np.asarray(fn(x, axis=axis, temperature=temperature))
+        got = fn(torch.tensor(x), axis=axis, temperature=temperature).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.__name__)
+def test_ragged_input_names_the_argument(fn):
+    """Findings row 4: numpy's 'inhomogeneous shape' message, without the argument's name."""
+    with pytest.raises(TypeError, match=r"argument `x` must be a numeric array-like.*inhomogeneous"):
+        fn([[1.0, 2.0], [3.0]])
+
+
+def test_float16_log_softmax_below_the_range_is_minus_inf_without_warning(no_warnings):
+    """Findings row 5: 'overflow encountered in cast' leaked for log-probabilities < -65504."""
+    out = log_softmax(np.array([0.0, -6e4], dtype=np.float16), temperature=0.5)  # -1.2e5 in float32
+    assert out.dtype == np.float16 and out[0] == 0 and out[1] == -np.inf

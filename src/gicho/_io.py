@@ -11,7 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["TMP_PREFIX", "atomic_write_text", "fsync_dir"]
+__all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
 
 # Temporary files and directories start with this prefix; a crash may leave one behind and
 # readers ignore (or clean up) anything named so.
@@ -28,17 +28,23 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave the temporary file behind
+        with contextlib.suppress(OSError):  # a full disk must not leave the temporary file behind
+            tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))

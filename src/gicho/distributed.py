@@ -1,154 +1,28 @@
-"""Dask map-reduce for moments-based estimators (optional extra ``gicho[dask]``).
+"""Deprecated alias of :mod:`gicho.dask` (renamed so it cannot be confused with ``gicho.train.distributed``).
 
-Each row block of a Dask array (or partition of a Dask DataFrame) is reduced on a worker to
-its :class:`gicho.moments.Moments` (a few p x p matrices), the partial moments are merged as a
-pairwise tree with Chan et al.'s update, and the small final solve runs on the driver. Only
-O(p^2) numbers per block travel over the network, and the result equals the in-memory fit to
-floating-point round-off (the same blocked, centred arithmetic runs on every block).
-
-Two entry points, the same computation:
-
-* :func:`fit_linear_regression` ``(X, y, sample_weight=None, **params)``;
-* :meth:`gicho.linear.LinearRegression.fit` given Dask collections dispatches here, so a
-  Dask array never gets pulled into memory by accident.
-
-Dask is imported lazily: importing this module does not need it.
+``from gicho.distributed import dask_moments, fit_linear_regression`` keeps working and warns;
+import :func:`gicho.dask.dask_moments`, or call ``LinearRegression().fit(dask_X, dask_y)``.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-import numpy as np
-
-from gicho._validation import describe
-from gicho.moments import Moments
+from gicho.dask import dask_moments, is_dask_collection
 
 __all__ = ["dask_moments", "fit_linear_regression", "is_dask_collection"]
 
-
-def is_dask_collection(x: Any) -> bool:
-    """Whether ``x`` is a Dask array, DataFrame or Series (without importing dask)."""
-    return hasattr(x, "__dask_graph__") and callable(getattr(x, "__dask_graph__", None))
-
-
-def _as_dask_array(x: Any, name: str) -> tuple[Any, Any]:
-    """A Dask array with known chunk sizes, and the column names of a DataFrame (or None)."""
-    try:
-        import dask.array as da
-    except ImportError:  # pragma: no cover - the extra is installed in the test environment
-        raise ImportError(
-            "Dask input needs the optional extra: pip install 'gicho[dask]'"
-        ) from None
-    columns = None
-    if not isinstance(x, da.Array):
-        if hasattr(x, "to_dask_array"):  # DataFrame / Series
-            if hasattr(x, "columns"):
-                columns = np.asarray(list(x.columns), dtype=object)
-            x = x.to_dask_array(lengths=True)
-        else:
-            raise TypeError(f"argument `{name}` must be a Dask array, DataFrame or Series; got {describe(x)}")
-    if any(np.isnan(c) for c in x.chunks[0]):
-        x = x.compute_chunk_sizes()
-    return x, columns
-
-
-def _block_moments(X: np.ndarray, y: np.ndarray | None, w: np.ndarray | None) -> tuple[Moments, float]:
-    moments = Moments().update(X, y, w)  # an empty block is a no-op
-    with np.errstate(divide="ignore"):
-        slw = 0.0 if w is None else float(np.sum(np.log(w)))
-    return moments, slw
-
-
-def _merge(a: tuple[Moments, float], b: tuple[Moments, float]) -> tuple[Moments, float]:
-    # a fresh object: never mutate a result Dask may have cached
-    return Moments().merge(a[0]).merge(b[0]), a[1] + b[1]
-
-
-def dask_moments(X: Any, y: Any = None, sample_weight: Any = None) -> tuple[Moments, float, Any]:
-    """Moments of Dask ``X`` (n, p) and optional ``y`` (n,) / (n, k) and weights (n,).
-
-    Computed with the active Dask scheduler (a ``distributed.Client`` when one is set up).
-
-    Returns
-    -------
-    moments : Moments
-    sum_log_w : float
-        :math:`\\sum_i \\log w_i` (0 without weights), for the weighted log-likelihood.
-    columns : ndarray of str or None
-        Column names when X was a DataFrame.
-    """
-    import dask
-
-    X, columns = _as_dask_array(X, "X")
-    if X.ndim != 2:
-        raise ValueError(
-            f"argument `X` must have 2 dimensions; got {X.ndim} (shape {X.shape}) "
-            "(reshape a single feature with x.reshape(-1, 1))"
-        )
-    if X.numblocks[1] != 1:  # the Gram matrix needs whole rows in a block
-        X = X.rechunk({1: -1})
-    row_chunks = X.chunks[0]
-    others = {}
-    for name, v in (("y", y), ("sample_weight", sample_weight)):
-        if v is None:
-            continue
-        v, _ = _as_dask_array(v, name)
-        if v.shape[0] != X.shape[0]:
-            raise ValueError(f"inconsistent numbers of samples: `X` has {X.shape[0]}, `{name}` has {v.shape[0]}")
-        if name == "sample_weight" and v.ndim != 1:
-            raise ValueError(f"argument `sample_weight` must have 1 dimension; got shape {v.shape}")
-        if name == "y" and v.ndim not in (1, 2):
-            raise ValueError(f"argument `y` must have 1 or 2 dimension(s); got shape {v.shape}")
-        chunks = (row_chunks,) if v.ndim == 1 else (row_chunks, (v.shape[1],))
-        others[name] = v.rechunk(chunks).to_delayed().ravel()
-    xs = X.to_delayed().ravel()
-    ys = others.get("y", [None] * len(xs))
-    ws = others.get("sample_weight", [None] * len(xs))
-    parts = [dask.delayed(_block_moments)(xb, yb, wb) for xb, yb, wb in zip(xs, ys, ws, strict=True)]
-    while len(parts) > 1:  # pairwise tree of depth log2(blocks)
-        paired = [dask.delayed(_merge)(a, b) for a, b in zip(parts[::2], parts[1::2], strict=False)]
-        parts = paired + (parts[-1:] if len(parts) % 2 else [])
-    ((moments, slw),) = dask.compute(parts[0])
-    if moments.n_samples_ == 0:
-        raise ValueError(f"argument `X` is empty (shape {X.shape}); at least one row is required")
-    return moments, slw, columns
+warnings.warn(
+    "gicho.distributed is deprecated: use gicho.dask (dask_moments) or LinearRegression().fit "
+    "on Dask collections",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 
 def fit_linear_regression(X: Any, y: Any, sample_weight: Any = None, **params: Any) -> Any:
-    """Fit :class:`gicho.linear.LinearRegression` on Dask data by map-reduce of the moments.
-
-    Parameters
-    ----------
-    X : dask.array.Array of shape (n, p), or dask.dataframe.DataFrame
-    y : dask.array.Array of shape (n,) or (n, k), or dask.dataframe.Series
-    sample_weight : dask.array.Array of shape (n,), optional
-    **params
-        Parameters of :class:`~gicho.linear.LinearRegression` (``solver`` "auto", "normal" or
-        "gd"; ``cov_type`` "nonrobust": the others need the rows on the driver).
-
-    Returns
-    -------
-    LinearRegression
-        Fitted; equal to the in-memory fit to round-off.
-    """
+    """``LinearRegression(**params).fit(X, y, sample_weight=sample_weight)`` on Dask data."""
     from gicho.linear import LinearRegression
 
     return LinearRegression(**params).fit(X, y, sample_weight=sample_weight)
-
-
-def _fit_dask(estimator: Any, X: Any, y: Any, sample_weight: Any) -> Any:
-    """The body of ``LinearRegression.fit`` for Dask input (called by the estimator)."""
-    estimator._check_params(streaming=True)
-    if y is None:
-        raise ValueError(
-            "LinearRegression requires y to be passed, but the target y is None; "
-            "pass y of shape (n,) or (n, k)"
-        )
-    moments, slw, columns = dask_moments(X, y, sample_weight)
-    if columns is not None and all(isinstance(c, str) for c in columns):
-        estimator.feature_names_in_ = columns
-    elif hasattr(estimator, "feature_names_in_"):
-        del estimator.feature_names_in_
-    estimator.n_features_in_ = moments.n_features_
-    return estimator.fit_moments(moments, sum_log_w=slw)

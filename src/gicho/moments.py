@@ -1,7 +1,7 @@
 """Mergeable weighted sufficient statistics of ``(X, y)``: count, means, centered Gram matrices.
 
 One accumulator serves ordinary least squares (:mod:`gicho.linear`), PCA
-(:mod:`gicho.decomposition`) and the Dask map-reduce (:mod:`gicho.distributed`).
+(:mod:`gicho.decomposition`) and the Dask map-reduce (:mod:`gicho.dask`).
 
 For weights :math:`w_i \\ge 0` and :math:`W = \\sum_i w_i` it keeps
 
@@ -32,7 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from gicho._validation import check_array, check_consistent_length, describe
+from gicho._validation import (
+    check_array,
+    check_consistent_length,
+    describe,
+    nonfinite_error,
+)
+from gicho._validation import is_torch as _is_torch
 
 __all__ = ["Moments"]
 
@@ -55,10 +61,6 @@ _RAW_BLOCK_BYTES = 16 << 20
 _TORCH_BLOCK_ROWS = 1 << 16
 
 
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
-
-
 def _outer(a: Any, b: Any) -> Any:
     """Outer product that works for NumPy arrays and torch tensors alike."""
     return a[:, None] * b[None, :]
@@ -71,20 +73,7 @@ def _raise_if_nonfinite(X: np.ndarray, Y: np.ndarray | None) -> None:
         raise _nonfinite_error("y", Y)
 
 
-def _nonfinite_error(name: str, x: Any) -> ValueError:
-    """The error for NaN / inf in ``x``, counting them (only on the error path)."""
-    arr = x.detach().cpu().numpy() if _is_torch(x) else np.asarray(x)
-    n_nan = int(np.isnan(arr).sum()) if np.issubdtype(arr.dtype, np.inexact) else 0
-    n_inf = int(np.isinf(arr).sum()) if np.issubdtype(arr.dtype, np.inexact) else 0
-    if n_nan == 0 and n_inf == 0:
-        return ValueError(
-            f"argument `{name}` has values so large that its second moments overflow float64; "
-            "rescale the data"
-        )
-    return ValueError(
-        f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); "
-        "only finite values are allowed"
-    )
+_nonfinite_error = nonfinite_error
 
 
 class Moments:
@@ -118,7 +107,9 @@ class Moments:
     True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, track_r: bool = False) -> None:
+        self.track_r = track_r
+        self.r_: np.ndarray | None = None  # R of the centred [X, y] (track_r; see gicho._tsqr)
         self.n_samples_: int = 0
         self.weight_sum_: float = 0.0
         self.mean_x_: Any = None
@@ -188,6 +179,12 @@ class Moments:
                 part._update_numpy(X, y, w)
         if y is not None:
             part.y_ndim_ = y.ndim if y.ndim == 1 else 2
+        if self.track_r and y is not None and part.mean_x_ is not None:
+            from gicho._tsqr import chunk_r
+
+            Y = y[:, None] if y.ndim == 1 else y
+            part.track_r = True
+            part.r_ = chunk_r(X, Y, w, _host(part.mean_x_), _host(part.mean_y_))
         if self.mean_x_ is None and part.mean_x_ is not None:  # first data: adopt the state
             n_before = self.n_samples_
             self.__dict__.update(part.__dict__)
@@ -224,18 +221,11 @@ class Moments:
         device = self.mean_x_.device if self.is_torch else (X.device if _is_torch(X) else y.device)
 
         def as_tensor(v: Any, name: str, ndims: tuple[int, ...]) -> Any:
-            t = v if _is_torch(v) else torch.as_tensor(np.asarray(v))
-            if t.is_complex() or t.dtype == torch.bool:
-                raise TypeError(f"argument `{name}` must have a real numeric dtype; got {t.dtype}")
-            if not t.is_floating_point():
-                t = t.to(torch.float64)
-            if t.ndim not in ndims:
-                hint = " (reshape a single feature with x.reshape(-1, 1))" if name == "X" and t.ndim == 1 else ""
-                raise ValueError(
-                    f"argument `{name}` must have {' or '.join(map(str, ndims))} dimension(s); "
-                    f"got {t.ndim} (shape {tuple(t.shape)}){hint}"
-                )
-            return t.to(device)
+            if not _is_torch(v):
+                v = torch.as_tensor(check_array(v, name, dtype=None, allow_empty=True, finite=False))
+            # float16 / bfloat16 become float32 (their Gram products overflow at 65504)
+            v = check_array(v, name, ndim=ndims, dtype="float", allow_empty=True, finite=False, keep_backend=True)
+            return v.to(device)
 
         X = as_tensor(X, "X", (2,))
         if y is not None:
@@ -487,10 +477,27 @@ class Moments:
         stats = [other.mean_x_, other.xx_, other.mean_y_, other.xy_, other.yy_]
         if self.mean_x_ is not None:
             stats = [_like(s, self.mean_x_) for s in stats]
+        self._merge_r(other)
         self._merge_stats(other.n_samples_, other.weight_sum_, *stats)
         if self.y_ndim_ is None:
             self.y_ndim_ = other.y_ndim_
         return self
+
+    def _merge_r(self, other: Moments) -> None:
+        """Merge the R factors (before the means move); a side without one drops it."""
+        if self.mean_x_ is None or self.weight_sum_ == 0.0:  # adopting the other's state
+            self.r_ = None if other.r_ is None else np.array(other.r_)
+            self.track_r = self.track_r or other.track_r
+            return
+        if other.weight_sum_ == 0.0:
+            return
+        if self.r_ is None or other.r_ is None:
+            self.r_ = None
+            return
+        from gicho._tsqr import merge_r
+
+        delta = np.concatenate([_host(other.mean_x_) - _host(self.mean_x_), _host(other.mean_y_) - _host(self.mean_y_)])
+        self.r_ = merge_r(self.r_, other.r_, self.weight_sum_, other.weight_sum_, delta)
 
     # ------------------------------------------------------------------ results
     def covariance(self, ddof: int = 1) -> Any:
@@ -516,7 +523,8 @@ class Moments:
 
     def to_numpy(self) -> Moments:
         """A copy whose state is NumPy float64 (torch state is moved to the host)."""
-        out = Moments()
+        out = Moments(track_r=self.track_r)
+        out.r_ = None if self.r_ is None else np.array(self.r_)
         out.n_samples_, out.weight_sum_, out.y_ndim_ = self.n_samples_, self.weight_sum_, self.y_ndim_
         for name in ("mean_x_", "xx_", "mean_y_", "xy_", "yy_"):
             value = getattr(self, name)
@@ -546,6 +554,11 @@ def _rows(X: Any, y: Any, w: Any, start: int, stop: int) -> tuple[Any, Any, Any]
     """Rows ``start:stop`` of X, y (as a 2-D matrix) and w."""
     Y = None if y is None else (y[start:stop, None] if y.ndim == 1 else y[start:stop])
     return X[start:stop], Y, None if w is None else w[start:stop]
+
+
+def _host(x: Any) -> np.ndarray:
+    """A float64 NumPy copy of a statistic (torch state is moved to the host)."""
+    return x.detach().cpu().double().numpy() if _is_torch(x) else np.asarray(x, dtype=np.float64)
 
 
 def _copy(x: Any) -> Any:

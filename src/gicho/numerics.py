@@ -133,9 +133,10 @@ def log_softmax(x: Any, axis: Axis = -1, temperature: float = 1.0, where: Any = 
         for b in blocks(a.shape, axes):
             o = out[b]
             _shift(a[b], axes, temperature, out=o)
-            e = np.exp(o, out=scratch.like(o))
-            s = np.sum(e, axis=axes, keepdims=True)
-            o -= np.log(np.where(s == 0, 1, s))  # empty rows: o is -inf, keep it (not -inf + inf)
+            e = scratch.like(o)
+            e[...] = o
+            lse = _log_sum_exp_shifted(e, axes)
+            o -= np.where(lse == -np.inf, 0, lse)  # empty rows: o is -inf, keep it (not -inf + inf)
     return _finish_numpy(out, out_dtype)
 
 
@@ -177,8 +178,7 @@ def logsumexp(
             ab = a[b]
             e = scratch.like(ab)
             m = _shift(ab, axes, temperature, out=e)
-            np.exp(e, out=e)
-            np.log(np.sum(e, axis=axes, keepdims=True), out=out[b])  # log(0) = -inf: empty row
+            out[b] = _log_sum_exp_shifted(e, axes)  # -inf for an empty row
             out[b] += m
             out[b][m == np.inf] = np.inf  # a row containing +inf (and no NaN)
     if not keepdims:
@@ -240,7 +240,10 @@ def _prepare_numpy(
 ) -> tuple[np.ndarray, tuple[int, ...], np.dtype]:
     """Validate the arguments; return the working array, the reduced axes and the output dtype."""
     check_positive(temperature, "temperature")
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested lists, for example
+        raise TypeError(f"argument `x` must be a numeric array-like; got {describe(x)} ({exc})") from None
     out_dtype = a.dtype
     if a.dtype.kind in "biu":
         a = a.astype(np.float64)
@@ -262,7 +265,8 @@ def _prepare_numpy(
 
 
 def _finish_numpy(out: np.ndarray, out_dtype: np.dtype) -> Any:
-    out = out.astype(out_dtype, copy=False)
+    with np.errstate(over="ignore"):  # float16: a log-probability below -65504 is -inf, silently
+        out = out.astype(out_dtype, copy=False)
     return out[()] if out.ndim == 0 else out
 
 
@@ -279,6 +283,21 @@ def _shift(a: np.ndarray, axes: tuple[int, ...], temperature: float, out: np.nda
         out /= temperature
         m /= temperature
     return m
+
+
+def _log_sum_exp_shifted(z: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``log(sum(exp(z)))`` (keepdims) of shifted ``z`` (row max 0), overwriting ``z``.
+
+    ``log1p`` of the sum of the entries below the max (plus the number of further maxima),
+    as SciPy does since gh-18295: ``log(1 + s)`` would round ``s < eps`` away, so that
+    ``logsumexp([0, -40])`` came out 0 instead of 4.248354255291589e-18. An empty row (all
+    ``-inf``) gives ``log1p(-1) = -inf``.
+    """
+    top = z == 0
+    n_top = np.sum(top, axis=axes, keepdims=True)
+    np.exp(z, out=z)
+    z[top] = 0.0
+    return np.log1p(np.sum(z, axis=axes, keepdims=True) + (n_top - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,31 +332,59 @@ def _prepare_torch(x: Any, axis: Axis, temperature: float, where: Any) -> tuple[
             )
         _check_where_shape(tuple(w.shape), tuple(x.shape))
         x = x.masked_fill(~w, -math.inf)
-    if temperature != 1:
-        x = x / temperature
     empty = torch.isneginf(x).all(dim=dims, keepdim=True)
-    return x.masked_fill(empty, 0.0), empty, out_dtype, dims
+    # +inf (without NaN) in a row: logsumexp = +inf, softmax NaN, as on the NumPy path
+    pos_inf = torch.isposinf(x).any(dim=dims, keepdim=True) & ~torch.isnan(x).any(dim=dims, keepdim=True)
+    x = x.masked_fill(empty, 0.0)
+    # shift by the row max *before* dividing by the temperature: x / T may overflow (x = 1e10,
+    # T = 1e-300) where (x - max) / T is -inf or 0; the max is a constant for the gradient
+    m = torch.amax(x, dim=dims, keepdim=True).detach() if x.numel() else torch.zeros_like(empty, dtype=x.dtype)
+    m = m.masked_fill(~torch.isfinite(m), 0.0)
+    z = x - m
+    if temperature != 1:
+        z = z / temperature
+        m = m / temperature
+    return z, m, empty, pos_inf, out_dtype, dims
 
 
 def _torch_softmax(x: Any, axis: Axis, temperature: float, where: Any, *, log: bool) -> Any:
     import torch
 
-    x_safe, empty, out_dtype, dims = _prepare_torch(x, axis, temperature, where)
+    z, _, empty, pos_inf, out_dtype, dims = _prepare_torch(x, axis, temperature, where)
     if len(dims) == 1:
         fn = torch.log_softmax if log else torch.softmax
-        y = fn(x_safe, dim=dims[0])
-    else:  # several axes (or a 0-d input): no fused kernel
-        y = x_safe - torch.logsumexp(x_safe, dim=dims, keepdim=True)
+        y = fn(z, dim=dims[0])
+    else:  # several axes (or a 0-d input): no fused kernel; z <= 0, so no cancellation here
+        y = z - _torch_lse(z, dims)
         if not log:
             y = y.exp()
+    y = y.masked_fill(pos_inf, math.nan)
     return y.masked_fill(empty, -math.inf if log else 0.0).to(out_dtype)
 
 
 def _torch_logsumexp(x: Any, axis: Axis, temperature: float, where: Any, keepdims: bool) -> Any:
-    import torch
 
-    x_safe, empty, out_dtype, dims = _prepare_torch(x, axis, temperature, where)
-    y = torch.logsumexp(x_safe, dim=dims, keepdim=True).masked_fill(empty, -math.inf)
+    z, m, empty, pos_inf, out_dtype, dims = _prepare_torch(x, axis, temperature, where)
+    y = (m + _torch_lse(z, dims)).masked_fill(empty, -math.inf).masked_fill(pos_inf, math.inf)
     if not keepdims and dims:
         y = y.squeeze(dims)
     return y.to(out_dtype)
+
+
+def _torch_lse(z: Any, dims: tuple[int, ...]) -> Any:
+    """``log(sum(exp(z)))`` of shifted ``z`` (row max 0), correctly rounded for tiny tails.
+
+    The value is ``log1p`` of the sum over the entries below the max (plus the count of
+    further maxima), as in SciPy since gh-18295: ``log(1 + s)`` would round ``s < eps`` away
+    (``logsumexp([0, -40])`` = 0 instead of 4.2e-18). The gradient is torch's logsumexp's.
+    """
+    import torch
+
+    std = torch.logsumexp(z, dim=dims, keepdim=True)
+    if z.numel() == 0:
+        return std
+    with torch.no_grad():
+        top = z == 0
+        rest = torch.exp(z).masked_fill(top, 0.0).sum(dim=dims, keepdim=True)
+        precise = torch.log1p(rest + (top.sum(dim=dims, keepdim=True).to(z.dtype) - 1))
+    return std + (precise - std).detach()

@@ -72,7 +72,7 @@ def _page(title: str, body: str) -> str:
 def write_run_report(run_dir: Path | str) -> Path:
     """(Re)draw the learning curves and write ``report.html`` for a run; return its path."""
     from gicho.plots import learning_curves
-    from gicho.runs import CONFIG_FILE, RESULTS_FILE, read_json
+    from gicho.rundir import CONFIG_FILE, RESULTS_FILE, read_json
     from gicho.tasks import config_from_dict, get
 
     run_dir = Path(run_dir)

@@ -28,6 +28,7 @@ from typing import Any
 
 from gicho import __version__
 from gicho._io import atomic_write_text
+from gicho.rundir import CONFIG_FILE, RESULTS_FILE, read_json
 from gicho.tasks import RunContext, Task, config_from_dict, config_to_dict, get
 
 __all__ = [
@@ -43,9 +44,6 @@ __all__ = [
     "run_task",
     "tour",
 ]
-
-CONFIG_FILE = "config.json"
-RESULTS_FILE = "results.json"
 
 
 @dataclass
@@ -69,16 +67,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file, turning a missing or corrupt file into a ValueError naming it."""
-    if not path.is_file():
-        raise ValueError(f"{what} not found: {path} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{what} {path} is not valid JSON ({exc})") from None
 
 
 def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -127,7 +127,7 @@ def test_reader_errors(table):
     with pytest.raises(ValueError, match="is not a column of the diabetes data"):
         load_table(None, "bmi")
     (path / "s.csv").write_text("a,b\n1,x\n2,y\n")
-    with pytest.raises(ValueError, match="column 'b' is not numeric"):
+    with pytest.raises(ValueError, match="the target column 'b' holds text; the target must be numeric"):
         load_table(path / "s.csv")
     np.save(path / "f.npy", np.asfortranarray(np.ones((5, 3))))
     with pytest.raises(ValueError, match="Fortran"):

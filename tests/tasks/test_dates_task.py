@@ -11,7 +11,7 @@ import torch
 
 from gicho.data.dates import LOCALES as DATA_LOCALES
 from gicho.data.dates import DateGenerator, Vocab
-from gicho.plots_attention import plot_attention
+from gicho.plots.attention import plot_attention
 from gicho.tasks import RunContext, get
 from gicho.tasks.dates import (
     LOCALES,

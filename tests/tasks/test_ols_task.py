@@ -79,15 +79,15 @@ def test_cli_on_a_csv_with_target_and_features(capsys, tmp_path):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     ref = sm.OLS(y, sm.add_constant(X[:, :2])).fit()
-    assert "60 rows, target 'y'" in out and "qr" in out
+    assert "60 rows used, target 'y'" in out and "qr" in out
     assert f"{ref.params[1]:.6g}" in out and " c " not in out
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ols", "--solver", "lsqr"], "`solver` must be one of"),
-        (["ols", "--robust", "HC9"], "`cov_type` must be one of"),
+        (["ols", "--solver", "lsqr"], "--solver must be one of"),
+        (["ols", "--robust", "HC9"], "--robust must be one of 'nonrobust', 'HC0'"),
         (["ols", "missing.csv"], "data file not found: missing.csv"),
         (["ols", "--features", "bmi,nope"], "no column(s) ['nope']"),
         (["ols", "--target", "bmi"], "not a column of the diabetes data"),
@@ -99,3 +99,56 @@ def test_cli_bad_input(args, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def _run(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_cli_names_the_users_columns_and_rows_used(tmp_path, capsys):
+    """The rank-deficiency warning names `area_m2x2`, not `x4`; option values are case-insensitive."""
+    rng = np.random.default_rng(0)
+    area = rng.uniform(20, 120, 50)
+    rooms = rng.integers(1, 6, 50).astype(float)
+    price = 3.0 * area + 10.0 * rooms + rng.standard_normal(50)
+    csv = tmp_path / "homes.csv"
+    np.savetxt(csv, np.column_stack([area, rooms, 2 * area, price]), delimiter=",",
+               header="area,rooms,area_m2x2,price", comments="")  # fmt: skip
+    code, out, _ = _run(["ols", str(csv), "--robust", "hc1", "--solver", "QR"], capsys)
+    assert code == 0
+    assert "warning: the design is rank deficient" in out and "column(s) 'area_m2x2' are linear" in out
+    assert "'x2'" not in out
+    assert "50 rows used" in out and "HC1" in out and "area_m2x2" in out
+
+
+def test_cli_categorical_and_missing(tmp_path, capsys):
+    smf = pytest.importorskip("statsmodels.formula.api")
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(1)
+    n = 40
+    frame = pd.DataFrame({"area": rng.uniform(20, 120, n), "city": rng.choice(["Seoul", "Daegu", "Busan"], n)})
+    frame["price"] = 3 * frame["area"] + frame["city"].map({"Seoul": 50.0, "Daegu": 5.0, "Busan": 0.0}) + rng.standard_normal(n)
+    frame.loc[[4, 9], "area"] = np.nan
+    path = tmp_path / "homes.csv"
+    frame.to_csv(path, index=False)
+    code, _, err = _run(["ols", str(path)], capsys)
+    assert code == 2 and "column(s) 'city' hold text" in err and "--categorical" in err
+    code, _, err = _run(["ols", str(path), "--categorical"], capsys)
+    assert code == 2 and "2 of 40 row(s) have missing values (column 'area': 2 missing (first in data row 5)" in err
+    assert "--missing drop" in err
+    code, out, _ = _run(["ols", str(path), "--categorical", "--missing", "DROP"], capsys)
+    assert code == 0 and "38 rows used (2 of 40 dropped for missing values)" in out
+    ref = smf.ols("price ~ area + city", data=frame.dropna()).fit()
+    assert "city[Daegu]" in out and "city[Seoul]" in out
+    assert f"{ref.params['city[T.Seoul]']:.6g}" in out and f"{ref.rsquared:.4g}" in out
+
+
+def test_cli_refuses_a_complex_npy(tmp_path, capsys):
+    """Findings row 86: the real parts were fitted, exit 0."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "complex2.npy", rng.standard_normal((30, 3)) + 1j * rng.standard_normal((30, 3)))
+    code, out, err = _run(["ols", str(tmp_path / "complex2.npy")], capsys)
+    assert code == 2 and "holds complex numbers" in err and out == ""

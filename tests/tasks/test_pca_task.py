@@ -13,8 +13,9 @@ from threadpoolctl import threadpool_limits
 
 from gicho.cli import main
 from gicho.data.images import load_digits_arrays
+from gicho.data.tabular import load_table
 from gicho.tasks import RunContext, get
-from gicho.tasks.pca import load_matrix, parse_n_components
+from gicho.tasks.pca import parse_n_components
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -117,14 +118,85 @@ def test_cli_bad_input(args, message, capsys):
     assert err.startswith("error: ") and message in err
 
 
-def test_load_matrix_errors(tmp_path):
+def test_pca_table_errors(tmp_path):
+    """gicho pca reads its DATA with load_table (the one table reader of ols and pca)."""
     np.save(tmp_path / "vector.npy", np.arange(5.0))
     with pytest.raises(ValueError, match="expected a 2-D matrix"):
-        load_matrix(tmp_path / "vector.npy")
+        load_table(tmp_path / "vector.npy", require_target=False)
     (tmp_path / "data.json").write_text("{}")
     with pytest.raises(ValueError, match=r"suffix '\.json'; allowed: \.npy, \.csv"):
-        load_matrix(tmp_path / "data.json")
+        load_table(tmp_path / "data.json", require_target=False)
     (tmp_path / "bad.csv").write_text("a,b\n1,x\n")
-    with pytest.raises(ValueError, match="not a numeric matrix"):
-        load_matrix(tmp_path / "bad.csv")
+    with pytest.raises(ValueError, match=r"column\(s\) 'b' hold text"):
+        load_table(tmp_path / "bad.csv", require_target=False)
     assert parse_n_components("7") == 7 and parse_n_components("0.25") == 0.25
+
+
+def _run(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_cli_parquet_with_features_target_and_loadings(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3)) @ np.array([[3.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.2]])
+    price = X[:, 0] + rng.standard_normal(80)
+    pq.write_table(pa.table({"area": X[:, 0], "rooms": X[:, 1], "age": X[:, 2], "price": price}), tmp_path / "h.parquet")
+    code, out, _ = _run(["pca", str(tmp_path / "h.parquet"), "--target", "price", "--plot", "--out", str(tmp_path / "fig")], capsys)
+    assert code == 0 and "80 samples x 3 features" in out
+    ref = SkPCA().fit(X)
+    assert "loadings" in out and all(name in out for name in ("area", "rooms", "age")) and "price" not in out.split("loadings")[1]
+    signs = np.sign(ref.components_[np.arange(3), np.argmax(np.abs(ref.components_), axis=1)])
+    first = ref.components_[0] * signs[0]
+    assert f"{first[0]:+.4f}" in out
+    assert (tmp_path / "fig" / "pca_scatter.png").read_bytes()[:8] == PNG_SIGNATURE
+    code, out, _ = _run(["pca", str(tmp_path / "h.parquet"), "--features", "area,age"], capsys)
+    assert code == 0 and "80 samples x 2 features" in out
+
+
+def test_cli_one_whitened_component_plots(tmp_path, capsys, monkeypatch):
+    """`--n-components 1 --whiten --plot` crashed in imshow on a 0-d covariance."""
+    monkeypatch.chdir(tmp_path)
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    np.savetxt(tmp_path / "data.csv", X, delimiter=",", header="a,b,c", comments="")
+    code, _, err = _run(["pca", "data.csv", "--n-components", "1", "--whiten", "--plot"], capsys)
+    assert code == 0, err
+    figures = sorted((tmp_path / "runs").glob("pca-*/plots/*.png"))
+    assert [f.name for f in figures] == ["explained_variance.png", "pca_scatter.png", "whitening_covariance.png"]
+
+
+def test_a_failed_plot_leaves_no_run_directory(tmp_path, capsys, monkeypatch):
+    import gicho.tasks.pca as pca_task
+
+    monkeypatch.chdir(tmp_path)
+    np.savetxt(tmp_path / "data.csv", np.random.default_rng(0).normal(size=(20, 3)), delimiter=",",
+               header="a,b,c", comments="")  # fmt: skip
+
+    def broken(*args, **kwargs):
+        raise ValueError("figure failed on purpose")
+
+    monkeypatch.setattr(pca_task, "pca_figures", broken)
+    code, _, err = _run(["pca", "data.csv", "--plot"], capsys)
+    assert code == 2 and "figure failed on purpose" in err
+    assert not list((tmp_path / "runs").glob("pca-*"))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: np.save(p / "x.npy", np.ones((3, 2)) + 1j), "holds complex numbers"),
+        (lambda p: (p / "x.csv").write_bytes(b"a,b\n1,\xff\n"), "is not UTF-8"),
+        (lambda p: (p / "x.csv").write_text("a,a\n1,2\n"), "duplicate column name(s) 'a'"),
+        (lambda p: (p / "x.csv").write_text(""), "the file is empty"),
+    ],
+)
+def test_cli_file_errors_are_one_line(tmp_path, capsys, make, message):
+    """Findings rows 82, 84-85 and 101 for `gicho pca`: one line naming the file, exit 2."""
+    make(tmp_path)
+    path = next(tmp_path.glob("x.*"))
+    code, _, err = _run(["pca", str(path)], capsys)
+    assert code == 2 and message in err and str(path) in err and err.count("\n") == 1, err

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from gicho._validation import check_positive, describe
+from gicho.data._table_files import Column, read_columns
 
 __all__ = [
     "TabularData",
@@ -39,13 +40,33 @@ SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".parquet", ".pq")
 
 @dataclass(frozen=True)
 class TabularData:
-    """A regression table: ``X`` (n, p) float64, ``y`` (n,) float64 and their names."""
+    """A table: ``X`` (n, p) float64, ``y`` (n,) float64 (or None: no target) and their names.
+
+    ``n_rows`` is the number of data rows read, ``n_dropped`` how many of them were dropped
+    for missing values (so ``X`` has ``n_rows - n_dropped`` rows).
+    """
 
     X: np.ndarray
-    y: np.ndarray
+    y: np.ndarray | None
     feature_names: tuple[str, ...]
-    target_name: str
+    target_name: str | None
     description: str
+    n_rows: int = -1
+    n_dropped: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_rows < 0:
+            object.__setattr__(self, "n_rows", int(self.X.shape[0]) + self.n_dropped)
+
+    def features_frame(self) -> Any:
+        """``X`` as a pyarrow Table with the feature names as columns.
+
+        Estimators fitted on it record ``feature_names_in_`` (scikit-learn reads the names of
+        any dataframe), so their warnings and summaries name the user's columns.
+        """
+        import pyarrow as pa
+
+        return pa.table({name: self.X[:, j] for j, name in enumerate(self.feature_names)})
 
 
 def load_diabetes_table(scaled: bool = True) -> TabularData:
@@ -199,7 +220,9 @@ def _table_names(path: Path) -> tuple[str, ...]:
         return tuple(pq.ParquetFile(path).schema_arrow.names)
     import pyarrow.csv as pcsv
 
-    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 16))
+    with path.open("rb") as handle:  # the block must hold the whole header line
+        header_bytes = len(handle.readline())
+    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=max(1 << 16, 2 * header_bytes + 1)))
     return tuple(reader.schema.names)
 
 
@@ -260,16 +283,77 @@ def iter_xy_chunks(
         yield values[:, :-1], values[:, -1]
 
 
+MISSING = ("raise", "drop")
+
+
+def _encode(column: Column, rows: np.ndarray, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
+    """One-hot columns of a text column (first level dropped), named ``name[level]``.
+
+    Levels are sorted, as statsmodels' formulas (patsy) sort them, and the first is the
+    reference level absorbed by the intercept.
+    """
+    values = column.values[rows]
+    levels = sorted(set(values.tolist()))
+    if len(levels) < 2:
+        raise ValueError(
+            f"{path}: text column {column.name!r} has a single level {levels[0]!r} in the rows used; "
+            "it carries no information (leave it out with --features / `features`)"
+        )
+    dummies = np.column_stack([(values == level).astype(np.float64) for level in levels[1:]])
+    return dummies, tuple(f"{column.name}[{level}]" for level in levels[1:])
+
+
+def _missing_message(path: Path, used: Sequence[Column], bad_rows: np.ndarray, n: int) -> str:
+    per_column = [(c.name, int(c.missing.sum()), int(np.argmax(c.missing)) + 1) for c in used if c.missing.any()]
+    listed = "; ".join(f"column {name!r}: {count} missing (first in data row {row})" for name, count, row in per_column)
+    return (
+        f"{path}: {int(bad_rows.sum())} of {n} row(s) have missing values ({listed}; rows are "
+        "1-based, counted after the header). Pass missing='drop' (gicho: --missing drop) to "
+        "fit on the complete rows"
+    )
+
+
 def load_table(
     path: Path | str | None = None,
     target: str | int | None = None,
     features: Sequence[str] | None = None,
+    *,
+    require_target: bool = True,
+    categorical: bool = False,
+    missing: str = "raise",
 ) -> TabularData:
     """A whole table in memory: ``path`` (.npy, CSV, Parquet) or, for None, the diabetes data.
 
-    ``target`` names the response column (default: the last column; for the diabetes data
-    only "progression" / "target"); ``features`` the predictors (default: all others).
+    The one table reader of ``gicho ols`` and ``gicho pca``.
+
+    Parameters
+    ----------
+    path : path or None
+        ``.npy`` (a 2-D numeric array; its columns are named "0", "1", ...), ``.csv`` /
+        ``.tsv`` / ``.txt`` (a header line of names, or none when the first line is all
+        numbers), ``.parquet`` / ``.pq``. None gives scikit-learn's diabetes data.
+    target : str, optional
+        The response column. Default: the last column when ``require_target``, else none
+        (every column is a feature, ``y`` is None).
+    features : sequence of str, optional
+        The predictor columns, in this order (default: every column but the target).
+    require_target : bool, default=True
+        Whether the table must have a target (``gicho ols``) or may not (``gicho pca``).
+    categorical : bool, default=False
+        One-hot encode text feature columns (first level dropped, columns named
+        ``city[Daegu]`` as statsmodels' formulas name them); otherwise a text feature is an
+        error that says so.
+    missing : {"raise", "drop"}, default="raise"
+        Rows with a missing value (empty field, null, NaN) in a used column: an error naming
+        the columns and counts, or dropped (``TabularData.n_dropped`` says how many).
+
+    Returns
+    -------
+    TabularData
     """
+    from gicho._validation import check_choice
+
+    check_choice(missing, "missing", MISSING)
     if path is None:
         data = load_diabetes_table()
         if target not in (None, "progression", "target"):
@@ -288,10 +372,64 @@ def load_table(
             data = TabularData(data.X[:, idx], data.y, tuple(features), data.target_name, data.description)
         return data
     path = _check_file(path, SUFFIXES)
-    target_name, feature_names, _ = resolve_columns(path, target, features)
-    parts = list(iter_xy_chunks(path, target_name, feature_names))
-    if not parts:
+    columns, n = read_columns(path)
+    by_name = {c.name: c for c in columns}
+    names = [c.name for c in columns]
+    if not names:
+        raise ValueError(f"{path}: the table has no columns")
+    if target is None and require_target:
+        target = names[-1]
+    if target is not None:
+        target = str(target)
+        if target not in by_name:
+            raise ValueError(f"argument `target`: no column {target!r} in {path}; columns: {_listing(names)}")
+    if features is None:
+        features = tuple(c for c in names if c != target)
+    else:
+        features = tuple(str(f) for f in features)
+        unknown = [f for f in features if f not in by_name]
+        if unknown:
+            raise ValueError(f"argument `features`: no column(s) {unknown} in {path}; columns: {_listing(names)}")
+        if target in features:
+            raise ValueError(f"argument `features` contains the target column {target!r}")
+    if not features:
+        raise ValueError(f"{path}: no feature columns besides the target {target!r}")
+    if n == 0:
         raise ValueError(f"{path}: the table has no rows")
-    X = np.concatenate([np.asarray(p[0], dtype=np.float64) for p in parts])
-    y = np.concatenate([np.asarray(p[1], dtype=np.float64) for p in parts])
-    return TabularData(X, y, feature_names, target_name, str(path))
+    used = [by_name[f] for f in features] + ([by_name[target]] if target is not None else [])
+    text = [c.name for c in used if c.is_text]
+    if target is not None and by_name[target].is_text:
+        raise ValueError(f"{path}: the target column {target!r} holds text; the target must be numeric")
+    if text and not categorical:
+        example = next(v for v in by_name[text[0]].values if v)
+        raise ValueError(
+            f"{path}: column(s) {', '.join(map(repr, text))} hold text (e.g. {example!r}); pass "
+            "categorical=True (gicho: --categorical) to one-hot encode them, or leave them out "
+            "with `features` (--features)"
+        )
+    bad = np.zeros(n, dtype=bool)
+    for c in used:
+        bad |= c.missing
+    if bad.any() and missing == "raise":
+        raise ValueError(_missing_message(path, used, bad, n))
+    rows = ~bad
+    if not rows.any():
+        raise ValueError(f"{path}: every one of the {n} row(s) has a missing value in the columns used")
+    blocks, feature_names = [], []
+    for name in features:
+        c = by_name[name]
+        if c.is_text:
+            dummies, dummy_names = _encode(c, rows, path)
+            blocks.append(dummies)
+            feature_names.extend(dummy_names)
+        else:
+            blocks.append(c.values[rows][:, None])
+            feature_names.append(name)
+    X = np.concatenate(blocks, axis=1)
+    y = by_name[target].values[rows] if target is not None else None
+    return TabularData(X, y, tuple(feature_names), target, str(path), n_rows=n, n_dropped=int(bad.sum()))
+
+
+def _listing(names: Sequence[str], limit: int = 20) -> str:
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

@@ -182,7 +182,7 @@ def read_inputs(config: DatesConfig, predictor: Predictor, texts: list[str]) -> 
 def write_outputs(config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
                   options: dict[str, Any]) -> list[str]:
     from gicho.data.dates import translate
-    from gicho.plots_attention import plot_attention
+    from gicho.plots.attention import plot_attention
 
     options = {"beam_width": config.beam_width, "length_penalty": config.length_penalty, **options}
     width, penalty = int(options["beam_width"]), float(options["length_penalty"])
@@ -199,7 +199,7 @@ def write_outputs(config: DatesConfig, predictor: Predictor, batch: dict[str, An
 def heatmaps(config: DatesConfig, predictor: Predictor, splits: Splits, ctx: Any, scores: dict) -> dict:
     """Attention maps of ``n_heatmaps`` held-out examples, one locale after another."""
     from gicho.data.dates import translate
-    from gicho.plots_attention import plot_attention
+    from gicho.plots.attention import plot_attention
 
     examples, by_locale = splits.test.examples, {}
     for i, ex in enumerate(examples):  # written-out months first: the more telling maps

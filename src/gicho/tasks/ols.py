@@ -14,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gicho._io import atomic_write_text
 from gicho.tasks import RunContext, Task, register
 
 __all__ = ["OLSDiabetesConfig", "run"]
-
-SOLVERS = ("auto", "normal", "qr", "svd", "gd")
-COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
 
 @dataclass
@@ -35,6 +33,8 @@ class OLSDiabetesConfig:
     plots: bool = True
 
     def __post_init__(self) -> None:
+        from gicho.linear import COV_TYPES, SOLVERS  # here: listing tasks stays free of sklearn
+
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"field `test_fraction` must lie in (0, 1); got {self.test_fraction!r}")
         if self.solver not in SOLVERS:
@@ -67,7 +67,7 @@ def run(config: OLSDiabetesConfig, ctx: RunContext) -> dict[str, float]:
     }
     run_dir = Path(ctx.run_dir)
     summary = model.summary(feature_names=data.feature_names)
-    (run_dir / "ols_summary.txt").write_text(str(summary) + "\n")
+    atomic_write_text(run_dir / "ols_summary.txt", str(summary) + "\n")
     record = {
         "metrics": metrics,
         "n_train": int(X_train.shape[0]),
@@ -83,9 +83,9 @@ def run(config: OLSDiabetesConfig, ctx: RunContext) -> dict[str, float]:
         "cond": model.cond_,
         "cov_type": config.cov_type,
     }
-    (run_dir / "ols.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(run_dir / "ols.json", json.dumps(record, indent=2) + "\n")
     if config.plots:
-        from gicho.plots_ols import ols_figures
+        from gicho.plots.ols import ols_figures
 
         ols_figures(y_test, y_pred, ctx.plots_dir, label="held-out")
     return metrics

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from gicho._io import atomic_write_text
 from gicho.tasks import RunContext, Task, register
 
-__all__ = ["PCADigitsConfig", "load_matrix", "parse_n_components", "pca_figures", "run"]
+__all__ = ["PCADigitsConfig", "parse_n_components", "pca_figures", "run"]
 
 
 @dataclass
@@ -52,52 +53,6 @@ class PCADigitsConfig:
             raise ValueError(f"field `n_components` must be >= 1; got {self.n_components!r}")
 
 
-def load_matrix(path: Path | str | None) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None, str]:
-    """The data of ``gicho pca``: a numeric matrix from ``path``, or the bundled digits.
-
-    Parameters
-    ----------
-    path : path or None
-        ``.npy`` (a 2-D array) or ``.csv`` / ``.tsv`` / ``.txt`` (numbers separated by commas,
-        tabs or spaces; a first line that is not numeric is taken as a header). None loads
-        the bundled digits images (with labels).
-
-    Returns
-    -------
-    X : ndarray (n_samples, n_features), labels : ndarray or None,
-    class_names : tuple or None, description : str
-    """
-    if path is None:
-        from gicho.data.images import load_digits_arrays
-
-        data = load_digits_arrays()
-        return data.X, data.y, data.class_names, "digits 8x8 (scikit-learn, bundled)"
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        X = np.load(path, allow_pickle=False)
-    elif suffix in (".csv", ".tsv", ".txt"):
-        delimiter = {".csv": ",", ".tsv": "\t"}.get(suffix)
-        with path.open() as handle:
-            first = handle.readline()
-        try:
-            [float(v) for v in first.replace(",", " ").split()]
-            skip = 0
-        except ValueError:
-            skip = 1
-        try:
-            X = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a numeric matrix ({exc})") from None
-    else:
-        raise ValueError(f"data file {path} has suffix {suffix!r}; allowed: .npy, .csv, .tsv, .txt")
-    if X.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D matrix (rows = samples); got shape {X.shape}")
-    return X, None, None, str(path)
-
-
 def parse_n_components(text: str | None) -> int | float | None:
     """``"10"`` -> 10 components, ``"0.9"`` -> 90% of the variance, None -> all."""
     if text is None:
@@ -121,10 +76,13 @@ def pca_figures(
     *,
     n_components: int | float | None = None,
     class_names: tuple[str, ...] | None = None,
+    label_name: str = "label",
+    feature_names: tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
     """The three PCA figures of ``X`` (n_samples, n_features) written into ``plots_dir``.
 
-    * ``pca_scatter.png``: the first two principal coordinates, coloured by ``labels``;
+    * ``pca_scatter.png``: the first two principal coordinates, coloured by ``labels`` (classes,
+      or a continuous variable such as a target column named ``label_name``);
     * ``explained_variance.png``: per-component and cumulative explained-variance ratio
       (a line after the ``n_components`` kept);
     * ``whitening_covariance.png``: the covariance of ``X`` before, and of its PCA-whitened
@@ -134,9 +92,9 @@ def pca_figures(
     -------
     dict mapping figure name to PNG path.
     """
-    from gicho._pca_solvers import numerical_rank
     from gicho.decomposition import PCA
-    from gicho.plots_pca import (
+    from gicho.decomposition._solvers import numerical_rank
+    from gicho.plots.pca import (
         plot_component_scatter,
         plot_explained_variance,
         plot_whitening_covariance,
@@ -148,7 +106,8 @@ def pca_figures(
     paths = {}
     if full.n_components_ >= 2:
         paths["scatter"] = plot_component_scatter(
-            full.transform(X)[:, :2], labels, plots_dir / "pca_scatter.png", class_names=class_names
+            full.transform(X)[:, :2], labels, plots_dir / "pca_scatter.png", class_names=class_names,
+            label_name=label_name,
         )
     paths["explained_variance"] = plot_explained_variance(
         full.explained_variance_ratio_, plots_dir / "explained_variance.png", n_kept=kept
@@ -159,7 +118,7 @@ def pca_figures(
     Z = PCA(k_white, whiten=True).fit_transform(X)
     paths["whitening"] = plot_whitening_covariance(
         np.cov(X, rowvar=False), np.cov(Z, rowvar=False), plots_dir / "whitening_covariance.png",
-        after_title=f"after PCA whitening, {k_white} components",
+        after_title=f"after PCA whitening, {k_white} components", feature_names=feature_names,
     )
     return paths
 
@@ -200,7 +159,7 @@ def run(config: PCADigitsConfig, ctx: RunContext) -> dict[str, float]:
         "explained_variance_ratio_kept": float(np.sum(pca.explained_variance_ratio_)),
         "solver": pca.solver_,
     }
-    (Path(ctx.run_dir) / "pca.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(Path(ctx.run_dir) / "pca.json", json.dumps(summary, indent=2) + "\n")
     if config.plots:
         pca_figures(X_train, y_train, ctx.plots_dir, n_components=pca.n_components_,
                     class_names=data.class_names)

@@ -258,7 +258,6 @@ def plot_pooling_study(
     ax.set_title("Evidence in one token among many: mean vs [CLS] pooling")
     ax.legend(loc="lower left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    from gicho.plots import save_figure
+
+    return save_figure(fig, path, dpi=120)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from gicho._ols_solve import GramSystem, Solution
+from gicho.linear._solve import GramSystem, Solution
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
@@ -172,7 +172,7 @@ def compute_statistics(
     dist = stats.t(df_resid) if use_t else stats.norm()
     pvalues = 2.0 * dist.sf(np.abs(tvalues)) if (df_resid > 0 or not use_t) else np.full_like(tvalues, np.nan)
 
-    fvalue, f_pvalue = _f_test(params, cov, ess, ssr, df_model, df_resid, cov_type, const_idx, fit_icpt)
+    fvalue, f_pvalue = _f_test(params, cov, ess, ssr, df_model, df_resid, cov_type, const_idx, fit_icpt, k_constant)
     return OLSStatistics(
         params=params, cov_params=cov, bse=bse, tvalues=tvalues, pvalues=pvalues, ssr=ssr,
         centered_tss=yy_c, ess=ess, rsquared=rsquared, rsquared_adj=rsquared_adj,
@@ -205,7 +205,7 @@ def _robust_cov(C: np.ndarray, meat_c: np.ndarray, system: GramSystem, sol: Solu
     return out
 
 
-def _f_test(params, cov, ess, ssr, df_model, df_resid, cov_type, const_idx, fit_icpt):
+def _f_test(params, cov, ess, ssr, df_model, df_resid, cov_type, const_idx, fit_icpt, k_constant):
     k = params.shape[0]
     fvalue = np.full(k, np.nan)
     f_pvalue = np.full(k, np.nan)
@@ -218,6 +218,8 @@ def _f_test(params, cov, ess, ssr, df_model, df_resid, cov_type, const_idx, fit_
             f_pvalue[t] = stats.f.sf(fvalue[t], df_model, df_resid)
             continue
         # Wald test that every non-constant, estimable coefficient is zero
+        if k_constant and not fit_icpt and const_idx is None:
+            continue  # an implicit constant (dummies): no coefficient to drop; statsmodels gives nan
         drop = 0 if fit_icpt else const_idx
         sel = [i for i in range(params.shape[1]) if i != drop and np.isfinite(cov[t][i, i])]
         if not sel:

@@ -17,12 +17,13 @@ scikit-learn:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from gicho._validation import check_array, describe
+from gicho._validation import check_array, is_dask, is_torch, nonfinite_error
 
 __all__ = [
     "Spectrum",
@@ -30,6 +31,7 @@ __all__ = [
     "column_means",
     "covariance_spectrum",
     "eigh_descending",
+    "extreme_scale",
     "fast_covariance",
     "flip_signs",
     "is_dask",
@@ -38,6 +40,7 @@ __all__ = [
     "randomized_spectrum",
     "require_finite",
     "svd_spectrum",
+    "unscaled_variances",
 ]
 
 # The one-pass Gram formula C = (X^T X - n m m^T) / (n - 1) loses about log10(R) digits when
@@ -49,40 +52,54 @@ GRAM_CANCELLATION_LIMIT = 1e3
 _TORCH_BLOCK_ROWS = 1 << 16
 
 
-def is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
-
-
-def is_dask(x: Any) -> bool:
-    return type(x).__module__.startswith("dask") and hasattr(x, "chunks")
-
-
 def check_input(X: Any, name: str, *, min_samples: int, finite: bool = True) -> Any:
-    """A 2-D floating array: NumPy (float32 kept, others to float64) or torch tensor.
-
-    torch tensors stay on their device; integer tensors become float64. ``finite=False``
+    """A 2-D floating array: NumPy (float32 kept, float16 to float32, others to float64) or
+    torch tensor (on its device; integers become float64, float16 / bfloat16 float32). ``finite=False``
     skips the NaN / inf scan, for callers that check a statistic instead (:func:`require_finite`).
     """
-    if not is_torch(X):
-        if np.iscomplexobj(X):  # a float cast would silently drop the imaginary part
-            raise TypeError(f"argument `{name}` must be real; got complex data ({describe(X)})")
-        return check_array(X, name, ndim=2, dtype="float", min_samples=min_samples, finite=finite)
-    import torch
+    X = check_array(X, name, ndim=2, dtype="float", min_samples=min_samples, finite=finite, keep_backend=True)
+    return X.detach() if is_torch(X) else X
 
-    if X.is_complex() or X.dtype == torch.bool:
-        raise TypeError(f"argument `{name}` must have a real numeric dtype; got {X.dtype}")
-    if not X.is_floating_point():
-        X = X.to(torch.float64)
-    if X.ndim != 2:
-        raise ValueError(f"argument `{name}` must have 2 dimension(s); got {X.ndim} (shape {tuple(X.shape)})")
-    if X.shape[0] < min_samples or X.shape[1] == 0:
+
+# NumPy data whose largest magnitude is outside [2^-EXTREME_EXP, 2^EXTREME_EXP] is divided by a
+# power of two (exact) before its covariance is formed: squares of 1e160 overflow float64 and
+# squares of 1e-160 are subnormal (digits lost; "Eigenvalues did not converge", false
+# "constant feature" diagnoses).
+EXTREME_EXP = 400
+
+
+def extreme_scale(X: Any) -> float:
+    """A power of two to divide NumPy ``X`` by before decomposing it (1.0: none needed)."""
+    if is_torch(X) or X.size == 0:
+        return 1.0
+    with np.errstate(invalid="ignore"):
+        top = float(np.max(np.abs(X)))
+    if not np.isfinite(top) or top == 0.0:
+        return 1.0  # NaN / inf are reported by the finiteness checks
+    exp = round(math.log2(top))
+    return math.ldexp(1.0, exp) if abs(exp) > EXTREME_EXP else 1.0
+
+
+def unscaled_variances(values: Any, scale: float, name: str, what: str) -> Any:
+    """``values * scale**2`` (variances of the data), refusing what float64 cannot hold."""
+    if scale == 1.0:
+        return values
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out = values * np.float64(scale) ** 2
+        out = out * (_as_float(values) != 0) if not is_torch(out) else out.masked_fill(values == 0, 0.0)
+    big = ~np.isfinite(_as_float(out))
+    small = (_as_float(values) > 0) & (_as_float(out) < np.finfo(np.float64).tiny)
+    if big.any() or small.any():
+        side = "overflow" if big.any() else "fall below float64's normal range (2.2e-308)"
         raise ValueError(
-            f"argument `{name}` has shape {tuple(X.shape)}; at least {min_samples} sample(s) "
-            "and 1 feature are required"
+            f"argument `{name}` has values of magnitude ~{scale:.0e}: its {what} {side}, so they "
+            f"cannot be stored in float64; rescale the data (e.g. divide by {scale:.0e})"
         )
-    if finite:
-        require_finite(X, X, name)
-    return X.detach()
+    return out
+
+
+def _as_float(a: Any) -> np.ndarray:
+    return a.detach().cpu().double().numpy() if is_torch(a) else np.asarray(a, dtype=np.float64)
 
 
 def column_means(X: Any, name: str = "X") -> Any:
@@ -107,15 +124,9 @@ def require_finite(statistic: Any, X: Any, name: str) -> None:
 
         if bool(torch.isfinite(statistic).all()):
             return
-        X = X.detach().cpu().numpy()
     elif np.isfinite(statistic).all():
         return
-    n_nan, n_inf = int(np.isnan(X).sum()), int(np.isinf(X).sum())
-    if n_nan == 0 and n_inf == 0:
-        raise ValueError(f"argument `{name}` has values so large that its sums overflow; rescale the data")
-    raise ValueError(
-        f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); only finite values are allowed"
-    )
+    raise nonfinite_error(name, X)
 
 
 @dataclass
@@ -388,7 +399,17 @@ def randomized_spectrum(
         from scipy import linalg
 
         _, s, vt = linalg.svd(B, full_matrices=False, check_finite=False)
-    s, vt = s[:n_components], vt[:n_components]
+    vt = vt[:n_components]
+    # Rayleigh-Ritz on the data itself: with Xc V = U' S' W'^T (a thin SVD of n x k), the axes
+    # V W' give projections U' S' exactly, so transform(X) has the variances
+    # explained_variance_ claims (without this they differ by ~1e-4, as X V != U S when
+    # the sketch misses a little of the range; scikit-learn returns U S from fit_transform)
+    Z = right(vt.T if not is_torch(vt) else vt.T.contiguous())
+    if is_torch(X):
+        _, s, wt = torch.linalg.svd(Z, full_matrices=False)
+    else:
+        _, s, wt = linalg.svd(Z, full_matrices=False, check_finite=False)
+    vt = wt @ vt
     total = _to_float(centered_sum_of_squares(X, mean).sum()) / (n - 1)
     return Spectrum(
         mean=mean,

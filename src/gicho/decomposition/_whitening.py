@@ -20,14 +20,22 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from gicho._pca_solvers import (
+from gicho._validation import (
+    check_choice,
+    check_feature_names,
+    check_is_fitted,
+    check_n_features,
+    describe,
+)
+from gicho.decomposition._solvers import (
     check_input,
     column_means,
     eigh_descending,
+    extreme_scale,
     fast_covariance,
     is_torch,
+    unscaled_variances,
 )
-from gicho._validation import check_choice, check_is_fitted, describe
 
 __all__ = ["Whitening"]
 
@@ -108,29 +116,39 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         eps = self.eps
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps < 0:
             raise ValueError(f"argument `eps` must be a finite number >= 0; got {describe(eps)}")
+        check_feature_names(self, X, reset=True)
         X = check_input(X, "X", min_samples=2, finite=False)
         n, p = X.shape
+        scale = extreme_scale(X)  # a power of two; the factors are computed on X / scale
+        if scale != 1.0:
+            X = X / scale
+            if eps:
+                with np.errstate(over="ignore", under="ignore"):
+                    eps = float(eps / np.float64(scale) ** 2)
         mean = column_means(X)  # also the NaN / inf check: no extra pass over X
         C = fast_covariance(X, mean)
         values, rows = eigh_descending(C)
         largest = float(values[0])
-        # same relative threshold as gicho._pca_solvers.numerical_rank on covariance eigenvalues
+        # same relative threshold as gicho.decomposition._solvers.numerical_rank on covariance eigenvalues
         tol = max(n, p) * float(np.finfo(_np_dtype(C)).eps) * largest
         if eps == 0 and (largest == 0.0 or float(values[-1]) <= tol):
             raise ValueError(self._singular_message(C, values, tol, n))
-        self.mean_ = mean
-        self.covariance_ = C
-        self.n_samples_ = int(n)
-        self.n_features_in_ = int(p)
-        for name in ("eigenvalues_", "eigenvectors_", "cholesky_", "_scale"):
-            self.__dict__.pop(name, None)
-        if self.method == "cholesky":
-            eye = np.eye(p, dtype=C.dtype) if not is_torch(C) else _torch_eye(C)
-            self.cholesky_ = _cholesky(C + eps * eye)
-        else:
-            self.eigenvalues_ = values
-            self.eigenvectors_ = rows
-            self._scale = (values + eps) ** 0.5
+        if scale != 1.0:  # the variances in the data's units must be representable
+            unscaled_variances(np.diagonal(C), scale, "X", "variances")
+        with np.errstate(under="ignore"):  # tiny covariances between features may underflow to 0
+            self.mean_ = mean * scale if scale != 1.0 else mean
+            self.covariance_ = C * np.float64(scale) ** 2 if scale != 1.0 else C
+            self.n_samples_ = int(n)
+            self.n_features_in_ = int(p)
+            for name in ("eigenvalues_", "eigenvectors_", "cholesky_", "_scale"):
+                self.__dict__.pop(name, None)
+            if self.method == "cholesky":
+                eye = np.eye(p, dtype=C.dtype) if not is_torch(C) else _torch_eye(C)
+                self.cholesky_ = _cholesky(C + eps * eye) * scale
+            else:
+                self.eigenvalues_ = values * np.float64(scale) ** 2 if scale != 1.0 else values
+                self.eigenvectors_ = rows
+                self._scale = (values + eps) ** 0.5 * scale
         return self
 
     @staticmethod
@@ -175,11 +193,10 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     def _check(self, X: Any, name: str = "X") -> Any:
         check_is_fitted(self, "covariance_")
+        if name == "X":
+            check_feature_names(self, X, reset=False)
         X = check_input(X, name, min_samples=1)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"argument `{name}` has {X.shape[1]} column(s); this Whitening expects {self.n_features_in_}"
-            )
+        check_n_features(self, X, reset=False)
         return X
 
     @staticmethod

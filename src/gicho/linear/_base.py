@@ -4,12 +4,12 @@ The estimator reads the data once into :class:`gicho.moments.Moments` (means and
 matrices, blocked and numerically stable), decides from the condition number of the centred,
 column-scaled design how to solve, and computes the inference statistics that scikit-learn
 does not give (standard errors, classical and HC0-HC3; t, p, intervals; R^2, F, AIC/BIC) with
-the same definitions as statsmodels. See :mod:`gicho._ols_solve` and
-:mod:`gicho._ols_inference` for the numerical details.
+the same definitions as statsmodels. See :mod:`gicho.linear._solve` and
+:mod:`gicho.linear._inference` for the numerical details.
 
 Out of core: :meth:`LinearRegression.partial_fit` and :meth:`LinearRegression.fit_chunks`
 accumulate the same moments chunk by chunk and give the batch answer to round-off;
-:func:`gicho.distributed.fit_linear_regression` does it on a Dask cluster.
+``fit`` given Dask collections does it on a Dask cluster (:mod:`gicho.dask`).
 """
 
 from __future__ import annotations
@@ -21,38 +21,153 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from gicho import _ols_solve as S
-from gicho._ols_inference import (
+from gicho._tsqr import raw_r
+from gicho._validation import (
+    check_array,
+    check_choice,
+    check_feature_names,
+    check_n_features,
+    check_positive,
+    check_probability,
+    describe,
+    is_dask,
+)
+from gicho._validation import is_torch as _is_torch
+from gicho.linear import _solve as S
+from gicho.linear._inference import (
     COV_TYPES,
     OLSStatistics,
     OLSSummary,
     compute_statistics,
     robust_meat,
 )
-from gicho._ols_inference import conf_int as _conf_int
-from gicho._ols_input import (
+from gicho.linear._inference import conf_int as _conf_int
+from gicho.linear._input import (
     check_fitted,
     check_X,
     check_xy,
     sum_log,
     tensor_dtype,
+)
+from gicho.linear._solve import (
+    IllConditionedWarning,
+    PrecisionWarning,
+    RankDeficientWarning,
     weighted_centred,
 )
-from gicho._ols_solve import IllConditionedWarning, RankDeficientWarning
-from gicho._validation import (
-    check_choice,
-    check_positive,
-    check_probability,
-    describe,
-)
-from gicho.moments import Moments, _is_torch
+from gicho.moments import Moments
 
-__all__ = ["IllConditionedWarning", "LinearRegression", "RankDeficientWarning"]
+__all__ = [
+    "COV_TYPES",
+    "SOLVERS",
+    "IllConditionedWarning",
+    "LinearRegression",
+    "PrecisionWarning",
+    "RankDeficientWarning",
+]
 
 SOLVERS = ("auto", "normal", "qr", "svd", "gd")
 # When the R^2 of the moments-based residual sum of squares is this close to 1 the formula
 # yy - b^T beta cancels; with the rows at hand the residuals are then summed directly.
 _SSR_CANCELLATION = 1e-3
+# Below this many eps of yy, an SSR formed as yy - b^T beta has fewer than ~4 correct digits.
+_SSR_RESOLUTION = 1e4
+
+
+# Data whose largest magnitude lies outside [2^-_EXTREME_EXP, 2^_EXTREME_EXP] is rescaled by a
+# power of two before the fit: its squares (the Gram matrix) would leave float64's normal
+# range (subnormal below 2.2e-308: digits lost, or 0: "constant columns"; overflow above 1.8e308).
+_EXTREME_EXP = 400
+
+
+def _power_of_two(magnitude: np.ndarray) -> np.ndarray:
+    """2^round(log2(m)) for the extreme magnitudes, 1 for the others (and for zeros)."""
+    with np.errstate(divide="ignore"):
+        exp = np.where(magnitude > 0, np.round(np.log2(np.where(magnitude > 0, magnitude, 1.0))), 0.0)
+    exp = np.where(np.abs(exp) > _EXTREME_EXP, exp, 0.0)
+    return np.ldexp(1.0, exp.astype(int))
+
+
+def _extreme_scales(X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """``(s_x, s_y)``: one power of two for X, one per target, or None when no rescaling is needed."""
+    with np.errstate(invalid="ignore"):
+        x_max = np.max(np.abs(X)) if X.size else 0.0
+        Y = y[:, None] if y.ndim == 1 else y
+        y_max = np.max(np.abs(Y), axis=0) if Y.size else np.zeros(Y.shape[1])
+    if not (np.isfinite(x_max) and np.all(np.isfinite(y_max))):
+        return None  # NaN / inf: the moments report them
+    s_x, s_y = float(_power_of_two(np.asarray(x_max))), _power_of_two(y_max)
+    if s_x == 1.0 and np.all(s_y == 1.0):
+        return None
+    return s_x, s_y
+
+
+def _unscale(sol: S.Solution, st: OLSStatistics, m: Moments, s_x: float, s_y: np.ndarray, fit_intercept: bool):
+    """A fit on ``X / s_x``, ``y / s_y`` in the units of the data."""
+    import copy
+
+    with np.errstate(over="ignore", under="ignore"):  # e.g. var(coef) ~ 1e320 for X ~ 1e-160: inf
+        return _unscale_numbers(copy.copy(sol), copy.copy(st), m.to_numpy(), np.float64(s_x), s_y, fit_intercept)
+
+
+def _unscale_numbers(sol: S.Solution, st: OLSStatistics, m: Moments, s_x: np.float64, s_y: np.ndarray,
+                     fit_intercept: bool):  # fmt: skip
+    sol.coef = sol.coef * (s_y[None, :] / s_x)
+    if sol.singular_values is not None:
+        sol.singular_values = sol.singular_values * s_x
+    P = st.params.shape[1]
+    d = np.outer(s_y, np.r_[[1.0] * int(fit_intercept), [1.0 / s_x] * (P - int(fit_intercept))])  # (k, P)
+    st.params = st.params * d
+    st.bse = st.bse * d
+    st.cov_params = st.cov_params * d[:, :, None] * d[:, None, :]
+    for name in ("ssr", "ess", "centered_tss", "scale"):
+        setattr(st, name, getattr(st, name) * s_y**2)
+    shift = st.nobs * np.log(s_y)  # llf = -n/2 (1 + log 2 pi + log(ssr / n)) + ...
+    st.llf = st.llf - shift
+    st.aic, st.bic = st.aic + 2 * shift, st.bic + 2 * shift
+    m.mean_x_, m.xx_ = m.mean_x_ * s_x, m.xx_ * s_x**2
+    m.mean_y_, m.xy_, m.yy_ = m.mean_y_ * s_y, m.xy_ * (s_x * s_y[None, :]), m.yy_ * np.outer(s_y, s_y)
+    return sol, st, m
+
+
+def _design_condition_number(m: Moments, fit_intercept: bool) -> float:
+    """statsmodels' ``condition_number``: sqrt(max / min eigenvalue) of ``X^T W X`` for the
+    design as given, with the constant column when there is an intercept (not centred, not
+    scaled: it depends on the units and the means of the features)."""
+    W, mean = m.weight_sum_, m.mean_x_
+    with np.errstate(all="ignore"):
+        G = m.xx_ + W * np.outer(mean, mean)  # sum w x x^T
+        if fit_intercept:
+            G = np.block([[np.array([[W]]), W * mean[None, :]], [W * mean[:, None], G]])
+        if not np.isfinite(G).all():
+            return float("nan")  # X^T W X itself overflows float64 (data beyond ~1e154)
+        lam = np.linalg.eigvalsh(0.5 * (G + G.T))
+        ratio = lam[-1] / lam[0] if lam[0] > 0 else np.inf
+        return float(np.sqrt(ratio))
+
+
+def _factor_rows(m: Moments, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The R factor of streamed ``[X, y]`` as rows ``(R_x, R_y)`` (raw rows without intercept)."""
+    if m.r_ is None:
+        return None
+    R = m.r_ if fit_intercept else raw_r(m.r_, m.weight_sum_, np.concatenate([m.mean_x_, m.mean_y_]))
+    p = m.n_features_
+    return R[:, :p], R[:, p:]
+
+
+def _warn_if_cancelled(ssr: np.ndarray, yy: np.ndarray) -> None:
+    """``yy - b^T beta`` keeps no digits below about ``eps * yy``: say so when SSR is near it."""
+    unreliable = ssr <= _SSR_RESOLUTION * S.EPS * yy
+    if np.any(unreliable):
+        worst = float(np.min(ssr / np.where(yy > 0, yy, 1.0)))
+        warnings.warn(
+            f"the residual sum of squares comes from the moments alone (yy - b^T beta) and is at "
+            f"the moments' round-off (SSR / yy = {worst:.2g}, resolution ~{_SSR_RESOLUTION * S.EPS:.0e}): "
+            "standard errors, R^2 and F are unreliable. Fit with fit(), partial_fit or fit_chunks "
+            "(they carry an R factor), or Moments(track_r=True)",
+            PrecisionWarning,
+            stacklevel=4,
+        )
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -99,7 +214,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     solver_ : str
         The solver that ran (``auto`` resolves to ``normal`` or ``qr``).
     cond_ : float
-        Condition number of the centred, column-scaled design.
+        Condition number of the centred, column-scaled design (what ``auto`` and ``cond_max``
+        look at; "Scaled Cond. No." in :meth:`summary`).
+    condition_number_ : float
+        statsmodels' ``condition_number`` ("Cond. No." in :meth:`summary`): sqrt of the ratio
+        of the extreme eigenvalues of ``X^T W X`` with the constant column, unscaled.
     rank_ : int
         Numerical rank of the design (without the intercept).
     aliased_ : ndarray of bool, shape (p,)
@@ -178,20 +297,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _check_names(self, X: Any, reset: bool) -> None:
         """Record (fit) or compare (predict) DataFrame column names, as scikit-learn does."""
-        from sklearn.utils.validation import _check_feature_names
-
-        _check_feature_names(self, X, reset=reset)
+        check_feature_names(self, X, reset=reset)
 
     def _check_n_features(self, X: Any, reset: bool) -> None:
         """Record (fit) or compare (predict) the number of columns of a validated X."""
-        p = int(X.shape[1])
-        if reset:
-            self.n_features_in_ = p
-        elif p != self.n_features_in_:
-            raise ValueError(
-                f"argument `X`: X has {p} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input"
-            )
+        check_n_features(self, X, reset=reset)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegression:
@@ -201,7 +311,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         ----------
         X : array-like, DataFrame or Tensor of shape (n, p)
             A Dask array or DataFrame is fitted by map-reduce of the moments on the active
-            Dask scheduler (see :mod:`gicho.distributed`), never loaded into memory.
+            Dask scheduler (see :mod:`gicho.dask`), never loaded into memory.
         y : array-like or Tensor of shape (n,) or (n, k)
         sample_weight : array-like of shape (n,), optional
             Non-negative weights (weighted least squares, statsmodels' ``WLS``).
@@ -210,18 +320,43 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        from gicho.distributed import _fit_dask, is_dask_collection
-
-        if is_dask_collection(X):  # map-reduce of the moments; never pull X into memory
-            return _fit_dask(self, X, y, sample_weight)
         self.__dict__.pop("_stream", None)  # a new fit ends any partial_fit stream
+        if is_dask(X):  # map-reduce of the moments; never pull X into memory
+            self._fit_dask(X, y, sample_weight)
+            return self
         self._check_params(streaming=False)
         self._check_names(X, reset=True)
         X, y, w = check_xy(X, y, sample_weight)
         self._check_n_features(X, reset=True)
+        scales = None if _is_torch(X) else _extreme_scales(X, y)
+        if scales is not None:  # powers of two: exact; undone on every fitted number below
+            X, y = X / scales[0], y / (scales[1] if y.ndim == 2 else scales[1][0])
         moments = Moments.from_arrays(X, y, w)  # NumPy weights move to a tensor's device
-        self._finish(moments, X=X, y=y, w=w, sum_log_w=sum_log(w, X.shape[0]), dtype=tensor_dtype(X))
+        self._finish(moments, X=X, y=y, w=w, sum_log_w=sum_log(w, X.shape[0]), dtype=tensor_dtype(X),
+                     scales=scales)  # fmt: skip
         return self
+
+    def _fit_dask(self, X: Any, y: Any, sample_weight: Any) -> None:
+        """Moments of Dask ``X``, ``y`` reduced on the cluster; the solve runs here."""
+        from gicho.dask import dask_moments  # per-block moments, tree-merged on the cluster
+
+        self._check_params(streaming=True)
+        if y is None:
+            raise ValueError(
+                "LinearRegression requires y to be passed, but the target y is None; "
+                "pass y of shape (n,) or (n, k)"
+            )
+        moments, slw, columns = dask_moments(X, y, sample_weight)
+        if moments.weight_sum_ == 0:
+            raise ValueError(
+                "argument `sample_weight` is all zeros; at least one weight must be positive"
+            )
+        if columns is not None and all(isinstance(c, str) for c in columns):
+            self.feature_names_in_ = columns
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.n_features_in_ = moments.n_features_
+        self.fit_moments(moments, sum_log_w=slw)
 
     def fit_moments(self, moments: Moments, sum_log_w: float = 0.0) -> LinearRegression:
         """Fit from precomputed sufficient statistics (e.g. merged from a cluster).
@@ -247,7 +382,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         X, y, w = check_xy(X, y, sample_weight)
         self._check_n_features(X, reset=first)
         if first:
-            self._stream = (Moments(), 0.0)
+            self._stream = (Moments(track_r=True), 0.0)
         moments, slw = self._stream
         moments.update(X, y, w)
         self._stream = (moments, slw + sum_log(w, X.shape[0]))
@@ -261,7 +396,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         """
         self._check_params(streaming=True)
         self.__dict__.pop("_stream", None)
-        moments, slw, seen, dtype = Moments(), 0.0, 0, None
+        moments, slw, seen, dtype = Moments(track_r=True), 0.0, 0, None
         for i, chunk in enumerate(chunks):
             if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
                 raise TypeError(f"chunk {i} must be a tuple (X, y) or (X, y, sample_weight); got {describe(chunk)}")
@@ -283,7 +418,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ solving
     def _finish(
-        self, moments: Moments, *, X: Any = None, y: Any = None, w: Any = None, sum_log_w: float, dtype: Any = None
+        self, moments: Moments, *, X: Any = None, y: Any = None, w: Any = None, sum_log_w: float,
+        dtype: Any = None, scales: tuple[float, np.ndarray] | None = None,
     ) -> None:
         """Solve from the moments (plus the rows when at hand) and compute the statistics."""
         torch_in = moments.is_torch
@@ -302,12 +438,19 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 RankDeficientWarning,
                 stacklevel=3,
             )
-        sol = self._solve(system, names, X, y, w)
+        rows = None if X is not None else _factor_rows(m, self.fit_intercept)
+        sol = self._solve(system, names, X, y, w, rows=rows)
         k = sol.coef.shape[1]
-        # residual sum of squares: exact from QR, else yy - b^T beta unless that cancels
+        # residual sum of squares: exact from QR; from the R factor of streamed data (the rows
+        # of R stand in for the data: ||R_y - R_x beta|| = ||y - X beta||); else yy - b^T beta
         ssr = sol.ssr
+        if ssr is None and rows is not None:
+            Xr, yr = rows
+            ssr = np.sum((yr - Xr @ sol.coef) ** 2, axis=0)
         if ssr is None:
             ssr = np.maximum(np.diagonal(system.c) - np.einsum("pk,pk->k", system.b, sol.coef), 0.0)
+            if X is None:
+                _warn_if_cancelled(ssr, np.diagonal(system.c))
         tss_c = np.diagonal(system.c) if self.fit_intercept else np.diagonal(system.c) - system.weight_sum * system.mean_y**2
         resid = None
         need_resid = self.cov_type != "nonrobust" or (X is not None and np.any(ssr < _SSR_CANCELLATION * tss_c))
@@ -320,7 +463,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if not self.fit_intercept:
             const = (np.diagonal(m.xx_) <= m.weight_sum_ * (64 * S.EPS * np.abs(m.mean_x_)) ** 2) & (m.mean_x_ != 0)
             const_idx = int(np.argmax(const)) if const.any() else None
-        k_constant = int(self.fit_intercept or const_idx is not None)
+        # statsmodels' implicit constant: columns that span the constant (a complete set of
+        # dummies) make a model with a constant, though no column is constant
+        implicit = not self.fit_intercept and const_idx is None and S.spans_constant(m, sol.kept)
+        k_constant = int(self.fit_intercept or const_idx is not None or implicit)
         meats = None
         if self.cov_type != "nonrobust":
             Xn = X.detach().cpu().double().numpy() if _is_torch(X) else X
@@ -330,18 +476,23 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             sol, system, ssr, sum_log_w, cov_type=self.cov_type, use_t=self.use_t, meats=meats,
             k_constant=k_constant, const_idx=const_idx, param_names=param_names,
         )  # fmt: skip
+        if scales is not None:
+            sol, st, m = _unscale(sol, st, m, *scales, self.fit_intercept)
+            self.moments_ = m
         self._set_attributes(sol, st, m, k, ref, dtype)
 
-    def _solve(self, system: S.GramSystem, names: list[str], X: Any, y: Any, w: Any) -> S.Solution:
+    def _solve(
+        self, system: S.GramSystem, names: list[str], X: Any, y: Any, w: Any, rows: Any = None
+    ) -> S.Solution:
         d, usable = S.scale_columns(system, names)
         A = system.G / np.outer(d, d)
         cond = S.condition_number(A[np.ix_(usable, usable)])
         solver = self.solver
-        in_memory = X is not None
+        in_memory = X is not None or rows is not None  # rows: the R factor of streamed data
         if solver == "auto":
             solver = "normal" if cond <= self.cond_max else ("qr" if in_memory else "normal")
         if solver in ("qr", "svd"):
-            Xw, yw = weighted_centred(X, y, w, system)
+            Xw, yw = rows if X is None else weighted_centred(X, y, w, system)
             if solver == "qr":
                 sol = S.solve_qr(Xw, yw, d, usable, cond)
             else:
@@ -433,18 +584,22 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             value = getattr(st, name)
             setattr(self, f"{name}_", float(value[0]) if one else value)
         self.df_model_, self.df_resid_, self.nobs_ = st.df_model, st.df_resid, st.nobs
+        self.condition_number_ = _design_condition_number(m, self.fit_intercept)
 
     # ------------------------------------------------------------------ using the fit
     def predict(self, X: Any) -> Any:
         """Predictions ``X @ coef_.T + intercept_``, shape (n,) or (n, k) (a tensor for tensors)."""
         check_fitted(self)
-        if _is_torch(X):
-            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"argument `X` must have shape (n, {self.n_features_in_}); got {tuple(X.shape)}"
-                )
-            coef = self.coef_.to(device=X.device, dtype=X.dtype)
-            intercept = self.intercept_.to(device=X.device, dtype=X.dtype) if _is_torch(self.intercept_) else self.intercept_
+        if _is_torch(X):  # torch in, torch out, whatever the fit was given
+            import torch
+
+            X = check_array(X, "X", ndim=2, dtype="float", keep_backend=True)
+            self._check_n_features(X, reset=False)
+            def like_x(a: Any) -> Any:  # float64 first: a Python float would become float32
+                a = a if _is_torch(a) else torch.as_tensor(np.asarray(a, dtype=np.float64))
+                return a.to(device=X.device, dtype=X.dtype)
+
+            coef, intercept = like_x(self.coef_), like_x(self.intercept_)
             return (X @ coef if coef.ndim == 1 else X @ coef.T) + intercept
         self._check_names(X, reset=False)
         X = check_X(X)
@@ -474,7 +629,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise ValueError(f"argument `target` must be an integer in [0, {k}); got {describe(target)}")
         alpha = self.alpha if alpha is None else check_probability(alpha, "alpha", closed=False)
         extra = {"Model": "OLS" if self.moments_.weight_sum_ == self.moments_.n_samples_ else "WLS",
-                 "Solver": self.solver_, "Cond. No.": self.cond_}  # fmt: skip
+                 "Solver": self.solver_, "Cond. No.": self.condition_number_,
+                 "Scaled Cond. No.": self.cond_}  # fmt: skip
         names = None
         if feature_names is not None:
             names = [str(f) for f in feature_names]

@@ -1,58 +1,27 @@
-"""Entropy, cross-entropy and Kullback–Leibler divergence: discrete, Gaussian and continuous.
+"""Discrete entropy, cross-entropy and Kullback–Leibler divergence, and the units of information.
 
-Discrete distributions lie along one axis (the last by default; ``scipy.stats.entropy``
-uses axis 0) and are given in one of three forms, named by ``input``:
-
-* ``"probs"``: probabilities, finite, >= 0, summing to 1 within ``SUM_TOLERANCE`` along the
-  axis. Anything else raises a ``ValueError`` unless ``normalize=True``, which rescales each
-  distribution by its sum (negative or NaN values still raise). Sums that are within the
-  tolerance are rescaled as well, so the result is that of an exactly normalized input.
-* ``"log_probs"``: natural-log probabilities; ``-inf`` (probability 0) is allowed, NaN and
-  ``+inf`` are not. ``exp`` of each distribution must sum to 1 within ``SUM_TOLERANCE``
-  unless ``normalize=True``.
-* ``"logits"``: unnormalized log-probabilities, turned into a distribution by softmax;
-  ``-inf`` is allowed (probability 0) as long as each distribution keeps one finite entry.
-
-The two-argument functions accept one form for both or a pair, e.g.
-``cross_entropy(labels, logits, input=("probs", "logits"))``.
-
-Conventions: ``0 · log 0 = 0`` (outcomes with ``p = 0`` contribute nothing, whatever ``q``),
-and ``KL(P || Q) = H(P, Q) = inf`` when some outcome has ``q = 0 < p``. ``base`` is the
-logarithm's base: ``None`` (natural log, nats), 2 (bits), 10, or any positive number other
-than 1.
-
-Continuous distributions: :func:`kl_normal`, :func:`kl_mvn` (closed forms, by Cholesky
-factors and triangular solves, never an explicit inverse), :func:`entropy_normal`, and
-:func:`kl_divergence_continuous` (numerical integration with ``scipy.integrate.quad``).
+See :mod:`gicho.information` for the input forms and conventions.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from scipy.special import xlogy
 
 from gicho._blocked import Scratch, blocks
-from gicho._information_continuous import (
-    entropy_normal,
-    kl_divergence_continuous,
-    kl_mvn,
-    kl_normal,
-)
-from gicho._information_units import finish, log_of_base
-from gicho._validation import check_array, check_choice, describe
+from gicho._validation import check_array, check_choice, check_positive, describe
 from gicho.numerics import logsumexp
 
 __all__ = [
     "SUM_TOLERANCE",
     "cross_entropy",
     "entropy",
-    "entropy_normal",
+    "finish",
     "kl_divergence",
-    "kl_divergence_continuous",
-    "kl_mvn",
-    "kl_normal",
+    "log_of_base",
 ]
 
 InputForm = Literal["probs", "logits", "log_probs"]
@@ -64,6 +33,26 @@ SUM_TOLERANCE = 1e-6
 
 # log 0 is raised to this in the blockwise sums, so that 0 · log 0 = -0 rather than NaN.
 _MOST_NEGATIVE = np.finfo(np.float64).min
+
+
+# --------------------------------------------------------------------------------------------
+# Units: ``base=None`` is the natural log (nats), 2 gives bits, 10 hartleys; any positive number
+# other than 1 is accepted. Results are computed in nats and divided by ``log(base)`` at the end.
+def log_of_base(base: float | None) -> float:
+    """``log(base)``, the divisor that turns nats into the requested unit."""
+    if base is None:
+        return 1.0
+    check_positive(base, "base")
+    if base == 1:
+        raise ValueError("argument `base` must not be 1 (log 1 = 0); use None (e), 2 or 10")
+    return math.log(base)
+
+
+def finish(value: np.ndarray, log_base: float) -> Any:
+    """``value`` (nats) divided by ``log_base``; a 0-d array becomes a NumPy scalar."""
+    if log_base != 1.0:
+        value = value / log_base
+    return value[()] if np.ndim(value) == 0 else value
 
 
 # --------------------------------------------------------------------------------------------

@@ -169,3 +169,45 @@ def test_torch_input_gives_the_same_statistics(design):
     assert isinstance(ours.coef_, torch.Tensor)
     for name in ("params", "bse", "pvalues", "rsquared", "llf"):
         np.testing.assert_allclose(getattr(ours, f"{name}_"), getattr(ref, name), rtol=RTOL, err_msg=name)
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC1", "HC3"])
+@pytest.mark.parametrize("extra", [False, True])
+def test_columns_spanning_the_constant_make_a_model_with_a_constant(cov_type, extra):
+    """Peers' suite (statsmodels): a complete set of dummies without an explicit constant has an
+    implicit one: centred R^2, df_model = rank - 1, F without the constant (nan under HC)."""
+    rs = np.random.RandomState(2)
+    x = rs.randn(100, 1)
+    X = ((x > 0) == [True, False]).astype(float)
+    if extra:
+        X = np.column_stack([X, rs.randn(100)])
+    y = X[:, :2].sum(1) + rs.randn(100)
+    ref = sm.OLS(y, X).fit(cov_type=cov_type)
+    ours = LinearRegression(fit_intercept=False, cov_type=cov_type).fit(X, y)
+    assert ours.df_model_ == ref.df_model and ours.rsquared_ == pytest.approx(ref.rsquared, rel=1e-10)
+    assert ours.rsquared_adj_ == pytest.approx(ref.rsquared_adj, rel=1e-10)
+    np.testing.assert_allclose(ours.fvalue_, ref.fvalue, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(ours.f_pvalue_, ref.f_pvalue, rtol=1e-9, equal_nan=True)
+    assert ours.aic_ == pytest.approx(ref.aic, rel=1e-12)
+    # and no false positive on a design without one
+    X2 = rs.randn(100, 3)
+    assert LinearRegression(fit_intercept=False).fit(X2, y).df_model_ == sm.OLS(y, X2).fit().df_model == 3
+
+
+def test_summary_cond_no_is_statsmodels_quantity():
+    """Peers' suite: "Cond. No." was the centred, scaled design's (21.7 where statsmodels says
+    227.2 on the diabetes data). Now statsmodels' condition_number, the old one renamed."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    cases = [
+        (LinearRegression().fit(X, y), sm.OLS(y, sm.add_constant(X)).fit()),
+        (LinearRegression().fit(X, y, sample_weight=w), sm.WLS(y, sm.add_constant(X), weights=w).fit()),
+        (LinearRegression(fit_intercept=False).fit(X + 3, y), sm.OLS(y, X + 3).fit()),
+    ]
+    for ours, ref in cases:
+        assert ours.condition_number_ == pytest.approx(ref.condition_number, rel=1e-9)
+        stats = ours.summary().stats
+        assert stats["Cond. No."] == ours.condition_number_ and stats["Scaled Cond. No."] == ours.cond_
+    assert cases[0][0].condition_number_ == pytest.approx(227.2, abs=0.05)

@@ -15,6 +15,11 @@ from gicho.plots import pyplot, save_figure
 
 __all__ = ["plot_component_scatter", "plot_explained_variance", "plot_whitening_covariance"]
 
+# more distinct labels than this are drawn as a continuous colour scale, not as classes
+_MAX_CLASSES = 20
+# axes with more features than this keep numeric ticks (names would overlap)
+_MAX_TICK_LABELS = 30
+
 
 def plot_component_scatter(
     Z: np.ndarray,
@@ -23,6 +28,7 @@ def plot_component_scatter(
     *,
     class_names: Sequence[str] | None = None,
     title: str = "first two principal components",
+    label_name: str = "label",
 ) -> Path:
     """Scatter of the first two columns of ``Z`` (n_samples, >= 2), coloured by ``labels``.
 
@@ -30,9 +36,11 @@ def plot_component_scatter(
     ----------
     Z : ndarray of shape (n_samples, n_components), n_components >= 2
     labels : ndarray of shape (n_samples,) or None
-        Integer class labels; None draws a single colour.
+        Class labels (one colour each), or values of a continuous variable (more than 20
+        distinct: a colour scale); None draws a single colour.
     path : path of the PNG to write.
     class_names : names of the classes, indexed by label.
+    label_name : what the labels are (the legend's or colour bar's title), e.g. a column name.
     """
     Z = np.asarray(Z)
     if Z.ndim != 2 or Z.shape[1] < 2:
@@ -41,14 +49,17 @@ def plot_component_scatter(
     fig, ax = plt.subplots(figsize=(6.0, 5.0))
     if labels is None:
         ax.scatter(Z[:, 0], Z[:, 1], s=6, alpha=0.6)
+    elif np.unique(labels).size > _MAX_CLASSES:  # a continuous target: a colour scale
+        points = ax.scatter(Z[:, 0], Z[:, 1], s=6, alpha=0.8, c=np.asarray(labels, dtype=np.float64), cmap="viridis")
+        fig.colorbar(points, ax=ax, label=label_name)
     else:
         labels = np.asarray(labels)
         cmap = plt.get_cmap("tab10" if np.unique(labels).size <= 10 else "tab20")
         for i, label in enumerate(np.unique(labels)):
-            name = class_names[int(label)] if class_names is not None else str(label)
+            name = class_names[int(label)] if class_names is not None else f"{label:g}" if isinstance(label, float) else str(label)
             mask = labels == label
             ax.scatter(Z[mask, 0], Z[mask, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=name)
-        ax.legend(markerscale=2.5, fontsize=8, loc="best", ncol=2, title="label")
+        ax.legend(markerscale=2.5, fontsize=8, loc="best", ncol=2, title=label_name)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title(title)
@@ -88,14 +99,21 @@ def plot_explained_variance(
 
 
 def plot_whitening_covariance(
-    before: np.ndarray, after: np.ndarray, path: Path | str, *, after_title: str = "after whitening"
+    before: np.ndarray,
+    after: np.ndarray,
+    path: Path | str,
+    *,
+    after_title: str = "after whitening",
+    feature_names: Sequence[str] | None = None,
 ) -> Path:
     """Two heatmaps side by side: the covariance (or correlation) before and after whitening.
 
     Each panel has its own colour scale, symmetric around 0 (red positive, blue negative), so
-    the identity after whitening reads as a clean diagonal.
+    the identity after whitening reads as a clean diagonal. ``feature_names`` label the axes
+    of the "before" panel (when there are at most ``_MAX_TICK_LABELS`` of them).
     """
-    before, after = np.asarray(before), np.asarray(after)
+    # np.cov of a single variable is 0-d: draw it as the 1 x 1 matrix it is
+    before, after = np.atleast_2d(before), np.atleast_2d(after)
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.4))
     from matplotlib.ticker import MaxNLocator
@@ -111,4 +129,8 @@ def plot_whitening_covariance(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # indices, not 2.5
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if feature_names is not None and len(feature_names) == before.shape[0] <= _MAX_TICK_LABELS:
+        ticks = np.arange(before.shape[0])
+        axes[0].set_xticks(ticks, labels=list(feature_names), rotation=90, fontsize=7)
+        axes[0].set_yticks(ticks, labels=list(feature_names), fontsize=7)
     return save_figure(fig, path)

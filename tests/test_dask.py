@@ -1,4 +1,4 @@
-"""gicho.distributed: LinearRegression on Dask arrays and DataFrames across worker processes."""
+"""gicho.dask: LinearRegression on Dask arrays and DataFrames across worker processes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from gicho.distributed import dask_moments, fit_linear_regression  # noqa: E402
+from gicho.dask import dask_moments  # noqa: E402
+
+
+def fit_linear_regression(X, y, sample_weight=None, **params):
+    return LinearRegression(**params).fit(X, y, sample_weight=sample_weight)
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +101,40 @@ def test_dask_bad_input(client, data):
     Xn[1234, 2] = np.nan
     with pytest.raises(ValueError, match=r"`X` contains 1 NaN"):
         fit_linear_regression(da.from_array(Xn, chunks=(1000, 5)), da.from_array(y, chunks=1000))
+
+
+def test_deprecated_distributed_alias_still_fits(client, data):
+    """README of 0.1.0 documented gicho.distributed: it keeps working, with a DeprecationWarning."""
+    import importlib
+    import sys
+
+    sys.modules.pop("gicho.distributed", None)
+    with pytest.warns(DeprecationWarning, match="gicho.distributed is deprecated"):
+        old = importlib.import_module("gicho.distributed")
+    X, y, _ = data
+    model = old.fit_linear_regression(da.from_array(X, chunks=(1000, 5)), da.from_array(y, chunks=1000))
+    _assert_same_fit(model, LinearRegression().fit(X, y))
+    assert old.dask_moments is dask_moments
+
+
+def test_dask_near_perfect_fit_matches_statsmodels(client):
+    """Findings row 109: bse 42x too large through Dask (y = X beta + 5 + 1e-9 noise, 8 blocks)."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(800, 3))
+    y = X @ [1.0, 2.0, 3.0] + 5.0 + 1e-9 * rng.normal(size=800)
+    ref = sm.OLS(y, sm.add_constant(X)).fit()
+    batch = LinearRegression().fit(X, y)
+    ours = LinearRegression().fit(da.from_array(X, chunks=(100, 3)), da.from_array(y, chunks=100))
+    tol = 10 * max(np.max(np.abs(batch.bse_ / ref.bse - 1)), 1e-12)
+    assert np.max(np.abs(ours.bse_ / ref.bse - 1)) <= tol
+    assert ours.ssr_ == pytest.approx(ref.ssr, rel=max(tol, 1e-9))
+
+
+def test_dask_all_zero_weights_say_so(client, data):
+    """Findings row 108: the message spoke of `moments`, not of the weights."""
+    X, y, _ = data
+    with pytest.raises(ValueError, match=r"argument `sample_weight` is all zeros"):
+        LinearRegression().fit(da.from_array(X, chunks=(1000, 5)), da.from_array(y, chunks=1000),
+                               sample_weight=da.zeros(3000, chunks=1000))  # fmt: skip

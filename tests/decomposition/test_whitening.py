@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.linalg import solve_triangular
 from sklearn.decomposition import PCA as SkPCA
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from gicho._validation import NotFittedError
@@ -133,11 +136,66 @@ def test_bad_input():
             Whitening(eps=eps).fit(X)
     with pytest.raises(ValueError, match="1 NaN"):
         Whitening().fit(np.where(np.arange(90).reshape(30, 3) == 4, np.nan, X))
-    with pytest.raises(ValueError, match="at least 2 are required"):
+    with pytest.raises(ValueError, match=r"at least 2 sample\(s\) are required"):
         Whitening().fit(X[:1])
     with pytest.raises(NotFittedError, match="not fitted yet"):
         Whitening().transform(X)
     white = Whitening().fit(X)
-    with pytest.raises(ValueError, match="has 2 column\\(s\\); this Whitening expects 3"):
+    with pytest.raises(ValueError, match="X has 2 features, but Whitening is expecting 3 features"):
         white.transform(X[:, :2])
     assert list(white.get_feature_names_out()) == ["whitening0", "whitening1", "whitening2"]
+
+
+@parametrize_with_checks([Whitening(), Whitening("pca", eps=1e-6), Whitening("cholesky", eps=1e-6)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_feature_names_and_not_fitted_error_match_scikit_learn():
+    import pandas as pd
+    from sklearn.exceptions import NotFittedError as SkNotFittedError
+
+    with pytest.raises(SkNotFittedError, match="this Whitening is not fitted yet"):
+        Whitening().transform(np.ones((3, 2)))
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.standard_normal((40, 3)), columns=["a", "b", "c"])
+    white = Whitening().fit(X)
+    assert list(white.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="feature names should match"):
+        white.transform(X[["c", "b", "a"]])
+
+
+@pytest.mark.parametrize("method", ["pca", "zca", "cholesky"])
+def test_half_precision_input_is_whitened_in_float32(method):
+    """Findings rows 49-50: float16 (NumPy or torch) and bfloat16 crashed in linalg."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3)) @ np.array([[2.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.0, 0.3, 0.5]])
+    for Xh in (X.astype(np.float16), torch.tensor(X, dtype=torch.float16), torch.tensor(X, dtype=torch.bfloat16)):
+        Z = Whitening(method).fit_transform(Xh)
+        Zn = Z.numpy() if isinstance(Z, torch.Tensor) else Z
+        assert Zn.dtype == np.float32
+        np.testing.assert_allclose(np.cov(Zn.astype(np.float64), rowvar=False), np.eye(3), atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e-160, 1e-170])
+@pytest.mark.parametrize("method", ["pca", "zca", "cholesky"])
+def test_unrepresentable_variances_are_refused_with_the_true_reason(scale, method):
+    """Findings rows 51-52: "Eigenvalues did not converge" at 1e160, a false "constant
+    feature(s)" at 1e-170, and a silently 2-9 % wrong Cholesky whitening at 1e-160."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 4)) @ rng.standard_normal((4, 4))
+    side = "overflow" if scale > 1 else "fall below float64's normal range"
+    with pytest.raises(ValueError, match=rf"argument `X` has values of magnitude ~.*: its variances {side}"):
+        Whitening(method).fit(X * scale)
+
+
+@pytest.mark.parametrize("scale", [1e130, 1e-130])
+@pytest.mark.parametrize("method", ["pca", "zca", "cholesky"])
+def test_extreme_but_representable_scales_whiten_exactly(scale, method):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 4)) @ rng.standard_normal((4, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z = Whitening(method).fit_transform(X * scale)
+    np.testing.assert_allclose(np.cov(Z, rowvar=False), np.eye(4), atol=1e-10)
+    np.testing.assert_allclose(Z, Whitening(method).fit_transform(X), rtol=1e-9, atol=1e-12)

@@ -355,3 +355,54 @@ def test_normalize_is_exact_for_unnormalised_inputs_of_any_magnitude(scale):
 def test_normalize_with_tiny_p_against_huge_q():
     got = kl_divergence([1e-30, 1.0], [1e300, 1e300], normalize=True)
     assert got == pytest.approx(scipy.stats.entropy([1e-30, 1.0], [1e300, 1e300]), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------- findings 2026-11-30
+@pytest.mark.parametrize(
+    ("p", "q"),
+    [((50.0, 1.0), (0.0, 1.0)), ((100.0, 5.0), (0.0, 10.0)), ((50.0, 0.01), (50.0, 1.0)),
+     ((-3e4, 2.0), (-3e4 + 5.0, 3.0)), ((1e6, 1e3), (1e6, 2e3))],
+)
+def test_kl_continuous_finds_mass_away_from_the_origin(p, q):
+    """Findings row 19: N(50,1)||N(0,1) gave 5.9e-97 (true 1250); quad missed the mass."""
+    got = kl_divergence_continuous(scipy.stats.norm(*p).logpdf, scipy.stats.norm(*q).logpdf,
+                                   (-np.inf, np.inf), log=True)  # fmt: skip
+    assert got == pytest.approx(kl_normal(p[0], p[1], q[0], q[1]), rel=1e-9)
+
+
+def test_kl_continuous_heavy_tails_and_half_lines():
+    # Cauchy(0, 1) || Cauchy(1, 1): log(((g1 + g2)^2 + d^2) / (4 g1 g2)) = log(5 / 4)
+    got = kl_divergence_continuous(scipy.stats.cauchy(0, 1).logpdf, scipy.stats.cauchy(1, 1).logpdf,
+                                   (-np.inf, np.inf), log=True)  # fmt: skip
+    assert got == pytest.approx(math.log(5 / 4), rel=1e-9)
+    # Exp(1) || Exp(rate 1/2): log(2) + 1/2 - 1
+    got = kl_divergence_continuous(scipy.stats.expon().logpdf, scipy.stats.expon(scale=2).logpdf,
+                                   (0, np.inf), log=True)  # fmt: skip
+    assert got == pytest.approx(math.log(2) - 0.5, rel=1e-9)
+
+
+def test_kl_continuous_refuses_what_it_cannot_integrate():
+    # Cauchy || Normal is infinite: the tail integral diverges, and quad says so
+    with pytest.raises(ValueError, match=r"did not reach the requested accuracy"):
+        kl_divergence_continuous(scipy.stats.cauchy().logpdf, scipy.stats.norm().logpdf,
+                                 (-np.inf, np.inf), log=True)  # fmt: skip
+    # a density whose every grid value underflows: no silent 0
+    with pytest.raises(ValueError, match=r"`p_pdf` is 0 at every point of a search grid"):
+        kl_divergence_continuous(scipy.stats.norm(50, 1e-3).pdf, scipy.stats.norm(50, 1).pdf, (-np.inf, np.inf))
+
+    # two far-apart modes: the mass check catches the missed one
+    def mixture(x):
+        a, b = scipy.stats.norm(-1000, 1).logpdf(x), scipy.stats.norm(1000, 1).logpdf(x)
+        return np.logaddexp(a, b) - math.log(2)
+
+    with pytest.raises(ValueError, match=r"`p_pdf` integrates to 0\.5 over the support"):
+        kl_divergence_continuous(mixture, scipy.stats.norm(0, 1000).logpdf, (-np.inf, np.inf), log=True)
+
+
+def test_kl_continuous_density_returning_a_non_number_is_named():
+    """Findings row 21: numpy's 'only 0-dimensional arrays...' without the argument's name."""
+    pdf = scipy.stats.norm().pdf
+    with pytest.raises(TypeError, match=r"`p_pdf` must return one number .* got array of shape \(2,\)"):
+        kl_divergence_continuous(lambda x: np.array([1.0, 2.0]), pdf, (0.0, 1.0))
+    with pytest.raises(TypeError, match=r"`q_pdf` must return one number .* got 'a'"):
+        kl_divergence_continuous(pdf, lambda x: "a", (0.0, 1.0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import numpy as np
 import pytest
 import sklearn.metrics as skm
@@ -10,8 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gicho import _metrics_core as core
 from gicho import metrics as gm
+from gicho.metrics import AccuracyMetric, accuracy
+from gicho.metrics import _core as core
 
 RTOL = ATOL = 1e-12  # parity tolerance with scikit-learn in float64
 STREAM_TOL = {"rtol": 1e-10, "atol": 1e-10}  # batch vs streaming: round-off of a different sum order
@@ -426,3 +429,60 @@ def test_streaming_errors():
     with pytest.raises(ValueError, match="`y_pred` contains 1 NaN"):
         failed.update(Y, np.r_[Y[:5], np.nan])
     assert failed.n_samples == 6  # a rejected chunk leaves the state unchanged
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "match"),
+    [
+        (np.array(["0", "1"], dtype=object), [0, 1], "string labels .* in `y_true`, number labels"),
+        ([b"a"], ["a"], "bytes labels .* in `y_true`, string labels"),
+        (np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"), [0, 1], "datetime labels .* in `y_true`, number"),
+        (np.array([datetime.date(2020, 1, 1)], dtype=object), [1], "datetime labels .* in `y_true`, number"),
+        (np.array(["a", 1], dtype=object), ["a", "b"], r"`y_true` mixes label types \(number, string\)"),
+    ],
+)
+def test_accuracy_refuses_mixed_label_kinds(y_true, y_pred, match):
+    """Findings row 26: 0.0 silently (pandas stores strings as object dtype); sklearn raises."""
+    from sklearn.metrics import accuracy_score
+
+    with pytest.raises(TypeError, match=match):
+        accuracy(y_true, y_pred)
+    with pytest.raises(TypeError, match=match):
+        AccuracyMetric().update(y_true, y_pred)
+    if not isinstance(y_true, np.ndarray) or y_true.dtype.kind != "M":
+        with pytest.raises((TypeError, ValueError)):  # the reference refuses them as well
+            accuracy_score(y_true, y_pred)
+
+
+def test_accuracy_still_takes_object_strings_and_mixed_numbers():
+    pd = pytest.importorskip("pandas")
+    assert accuracy(pd.Series(["a", "b"], dtype=object), ["a", "c"]) == 0.5
+    assert accuracy([1, 2], [1.0, 2.0]) == 1.0 and accuracy([True, False], [1, 0]) == 1.0
+
+
+def _exact_r2(y, yp):
+    from fractions import Fraction
+
+    Fy, Fp = [Fraction(v) for v in y], [Fraction(v) for v in yp]
+    mean = sum(Fy) / len(Fy)
+    tss = sum((v - mean) ** 2 for v in Fy)
+    rss = sum((a - b) ** 2 for a, b in zip(Fy, Fp, strict=True))
+    return float(1 - rss / tss)
+
+
+@pytest.mark.parametrize(("offset", "n_chunks"), [(1e8, 7), (1e13, 7), (1e13, 50), (-3e15, 3)])
+def test_streaming_r2_keeps_full_precision_with_large_offsets(offset, n_chunks):
+    """Findings row 25: 7 chunks of y = 1e8 + N(0, 1) gave R^2 1.2e-10 off (documented ~1e-15),
+    up to 4 % at mean/spread 1e13. Reference: exact rational arithmetic on the same floats."""
+    rng = np.random.default_rng(0)
+    n = 2100
+    y = offset + rng.normal(size=n)
+    yp = y + 0.3 * rng.normal(size=n)
+    exact = _exact_r2(y, yp)
+    stream = gm.RegressionMetrics()
+    for part in np.array_split(np.arange(n), n_chunks):
+        stream.update(y[part], yp[part])
+    assert stream.compute()["r2"] == pytest.approx(exact, rel=1e-14)
+    merged = gm.RegressionMetrics().update(y[:700], yp[:700]).merge(gm.RegressionMetrics().update(y[700:], yp[700:]))
+    assert merged.compute()["r2"] == pytest.approx(exact, rel=1e-14)
+    assert gm.r2(y, yp) == pytest.approx(exact, rel=1e-14)

@@ -1,21 +1,4 @@
-"""Principal component analysis and whitening, exact, streaming and distributed.
-
-:class:`PCA` centres the data and rotates it onto the directions of greatest variance;
-:class:`Whitening` (PCA, ZCA or Cholesky) goes further and makes the covariance the
-identity. Both are scikit-learn transformers (usable in pipelines, ``get_params`` /
-``set_params``, fitted attributes ending in ``_``) and accept
-
-* NumPy arrays (float32 stays float32; integers become float64);
-* torch tensors, decomposed on their own device with ``torch.linalg``; fitted attributes and
-  outputs are tensors;
-* Dask arrays and DataFrames (``PCA`` only): the sufficient statistics of the row blocks are
-  reduced on the cluster (:func:`gicho.distributed.dask_moments`) and the covariance solver
-  runs on the driver; ``transform`` stays lazy.
-
-Conventions: variances use ``ddof = 1`` (as scikit-learn's ``explained_variance_``); component
-signs follow scikit-learn's rule (the largest-magnitude loading of each component is
-positive), so components equal scikit-learn's without sign flips.
-"""
+"""Principal component analysis: :class:`PCA` (see :mod:`gicho.decomposition`)."""
 
 from __future__ import annotations
 
@@ -26,23 +9,24 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from gicho._pca_solvers import (
+from gicho._validation import check_choice, check_feature_names, check_is_fitted, describe
+from gicho.decomposition._solvers import (
     Spectrum,
     check_input,
     column_means,
     covariance_spectrum,
+    extreme_scale,
     fast_covariance,
     is_dask,
     is_torch,
     numerical_rank,
     randomized_spectrum,
     svd_spectrum,
+    unscaled_variances,
 )
-from gicho._validation import check_choice, check_is_fitted, describe
-from gicho._whitening import Whitening
 from gicho.moments import Moments
 
-__all__ = ["PCA", "Whitening"]
+__all__ = ["PCA"]
 
 SOLVERS = ("auto", "svd", "covariance", "randomized")
 # solver="auto" follows scikit-learn's choice: the covariance route for tall, narrow data...
@@ -58,10 +42,6 @@ _AUTO_FEW_COMPONENTS_FRACTION = 0.1
 
 def _as_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
-
-
-def _is_dask_frame(x: Any) -> bool:
-    return type(x).__module__.startswith("dask") and hasattr(x, "to_dask_array")
 
 
 def _check_n_components(value: Any, n_samples: int, n_features: int) -> int | float:
@@ -180,13 +160,17 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         self._check_params()
         self.__dict__.pop("moments_", None)
-        if is_dask(X) or _is_dask_frame(X):
+        check_feature_names(self, X, reset=True)
+        if is_dask(X):
             self._fit_dask(X)
             return self
         X = check_input(X, "X", min_samples=2, finite=False)
         n, p = X.shape
         k = _check_n_components(self.n_components, n, p)
         solver = self._choose_solver(n, p, k)
+        scale = extreme_scale(X)
+        if scale != 1.0:
+            X = X / scale
         mean = column_means(X)  # also the NaN / inf check: no extra pass over X
         if solver == "svd":
             spectrum = svd_spectrum(X, mean)
@@ -203,6 +187,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             else:
                 C = fast_covariance(X, mean)
             spectrum = covariance_spectrum(C, mean, n)
+        if scale != 1.0:  # back to the data's units (or a clear refusal)
+            spectrum.explained_variance = unscaled_variances(spectrum.explained_variance, scale, "X", "variances")
+            spectrum.singular_values = spectrum.singular_values * scale
+            spectrum.total_variance = float(unscaled_variances(np.float64(spectrum.total_variance), scale, "X", "variances"))
+            spectrum.mean = spectrum.mean * scale
         self._set_spectrum(spectrum, k, solver, dtype=X.dtype)
         return self
 
@@ -219,10 +208,16 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             At least 2 rows (and at least ``n_components``) must have been seen in total.
         """
         self._check_params(streaming=True)
-        chunk = Moments.from_arrays(X)
         moments = getattr(self, "moments_", None)
+        check_feature_names(self, X, reset=moments is None)
+        chunk = Moments.from_arrays(X)
         if moments is None:
             moments = Moments()
+        elif chunk.n_features_ != moments.n_features_:
+            raise ValueError(
+                f"argument `X`: X has {chunk.n_features_} features, but PCA is expecting "
+                f"{moments.n_features_} features as input"
+            )
         moments.merge(chunk)
         self.moments_ = moments
         self._fit_moments(moments)
@@ -263,7 +258,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"Dask arrays are fitted through their moments and need solver 'auto' or "
                 f"'covariance'; got solver={self.solver!r}"
             )
-        from gicho.distributed import dask_moments  # per-block moments, tree-merged on the cluster
+        from gicho.dask import dask_moments  # per-block moments, tree-merged on the cluster
 
         moments, _, _ = dask_moments(X)
         self._fit_moments(moments)
@@ -406,16 +401,19 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return few if k < _AUTO_FEW_COMPONENTS_FRACTION * min(n, p) else many
 
     def _check_transform_input(self, X: Any, width: int, name: str) -> Any:
-        if _is_dask_frame(X):
+        if is_dask(X) and hasattr(X, "to_dask_array"):  # a Dask DataFrame
             X = X.to_dask_array(lengths=True)
         if is_dask(X):
             if X.ndim != 2 or X.shape[1] != width:
                 raise ValueError(f"argument `{name}` must have shape (n, {width}); got {X.shape}")
             return X
+        if name == "X":
+            check_feature_names(self, X, reset=False)
         X = check_input(X, name, min_samples=1)
         if X.shape[1] != width:
             raise ValueError(
-                f"argument `{name}` has {X.shape[1]} column(s); this PCA expects {width}"
+                f"argument `{name}`: {name} has {X.shape[1]} features, but PCA is expecting "
+                f"{width} features as input"
             )
         return X
 

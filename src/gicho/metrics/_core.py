@@ -50,6 +50,17 @@ class Stats:
     m2_true: np.ndarray
     mean_pred: np.ndarray
     m2_pred: np.ndarray
+    # The means are double-double: mean + mean_lo, |mean_lo| <~ ulp(mean). With y = 1e8 + N(0, 1)
+    # a float64 mean is only good to ulp(1e8) ~ 1.5e-8, and Chan's merge multiplies that error
+    # by the chunk-mean differences: R^2 lost 6 digits over 7 chunks. None means zeros.
+    mean_true_lo: np.ndarray | None = None
+    mean_pred_lo: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.mean_true_lo is None:
+            self.mean_true_lo = np.zeros_like(self.mean_true)
+        if self.mean_pred_lo is None:
+            self.mean_pred_lo = np.zeros_like(self.mean_pred)
 
     @property
     def n_outputs(self) -> int:
@@ -58,7 +69,8 @@ class Stats:
     @property
     def ess(self) -> np.ndarray:
         """Σ w(ŷ − ȳ)² = M2(ŷ) + W (mean(ŷ) − ȳ)²: both terms are >= 0, no cancellation."""
-        return self.m2_pred + self.weight_sum * (self.mean_pred - self.mean_true) ** 2
+        diff = (self.mean_pred - self.mean_true) + (self.mean_pred_lo - self.mean_true_lo)
+        return self.m2_pred + self.weight_sum * diff**2
 
 
 # ----------------------------------------------------------------------------- validation
@@ -166,7 +178,8 @@ def _mean(y: np.ndarray, w: np.ndarray | None, weight_sum: float, k: int) -> np.
 
 
 def _fix_constant(
-    y: np.ndarray, w: np.ndarray | None, mean: np.ndarray, m2: np.ndarray, n: int, weight_sum: float
+    y: np.ndarray, w: np.ndarray | None, mean: np.ndarray, m2: np.ndarray, mean_lo: np.ndarray, n: int,
+    weight_sum: float,
 ) -> None:
     """Make M2 exactly 0 and the mean exactly c for a column that is constant (= c).
 
@@ -182,6 +195,7 @@ def _fix_constant(
             column = column[w > 0]
         if column.size and (column == column[0]).all():
             mean[j] = column[0]
+            mean_lo[j] = 0.0
             m2[j] = 0.0
 
 
@@ -208,7 +222,7 @@ def reduce(
     n = yt.shape[0]
     k = 1 if yt.ndim == 1 else yt.shape[1]
     weight_sum = float(n) if w is None else float(w.sum())
-    abs_err, sq_err, m2_true, m2_pred = (np.zeros(k) for _ in range(4))
+    abs_err, sq_err, m2_true, m2_pred, corr_true, corr_pred = (np.zeros(k) for _ in range(6))
     # Overflow / inf − inf only produce non-finite sums, which are diagnosed just below.
     with np.errstate(over="ignore", invalid="ignore"):
         mean_true = _mean(yt, w, weight_sum, k) if true_moments else np.zeros(k)
@@ -227,45 +241,65 @@ def reduce(
                 sq_err += _wsumsq(d, wb)
             if true_moments:
                 np.subtract(t, mean_true, out=d)
+                corr_true += _wsum(d, wb)  # Σ w (y - mean): the rounding error of the mean
                 m2_true += _wsumsq(d, wb)
             if pred_moments:
                 np.subtract(p, mean_pred, out=d)
+                corr_pred += _wsum(d, wb)
                 m2_pred += _wsumsq(d, wb)
-    stats = Stats(n, weight_sum, abs_err, sq_err, mean_true, m2_true, mean_pred, m2_pred)
-    sums = (weight_sum, abs_err, sq_err, mean_true, m2_true, mean_pred, m2_pred)
+        # corrected two-pass (Björck): the exact mean is mean + corr / W, and
+        # Σ w (y - exact)^2 = Σ w (y - mean)^2 - corr^2 / W
+        lo_true, lo_pred = np.zeros(k), np.zeros(k)
+        if weight_sum > 0:
+            lo_true, lo_pred = corr_true / weight_sum, corr_pred / weight_sum
+            m2_true = np.maximum(m2_true - corr_true * lo_true, 0.0)
+            m2_pred = np.maximum(m2_pred - corr_pred * lo_pred, 0.0)
+    stats = Stats(n, weight_sum, abs_err, sq_err, mean_true, m2_true, mean_pred, m2_pred, lo_true, lo_pred)
+    sums = (weight_sum, abs_err, sq_err, mean_true, m2_true, mean_pred, m2_pred, lo_true, lo_pred)
     if not all(np.isfinite(s).all() for s in sums):
         raise_non_finite(yt, yp)
     if true_moments:
-        _fix_constant(yt, w, mean_true, m2_true, n, weight_sum)
+        _fix_constant(yt, w, stats.mean_true, stats.m2_true, stats.mean_true_lo, n, weight_sum)
     if pred_moments:
-        _fix_constant(yp, w, mean_pred, m2_pred, n, weight_sum)
+        _fix_constant(yp, w, stats.mean_pred, stats.m2_pred, stats.mean_pred_lo, n, weight_sum)
     return stats
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a + b`` as an unevaluated sum ``s + e`` that is exact (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
 
 
 def merge(a: Stats, b: Stats) -> Stats:
     """Chan, Golub & LeVeque's pairwise update, weighted; returns a new :class:`Stats`.
 
     mean = mean_a + δ W_b / W and M2 = M2_a + M2_b + δ² W_a W_b / W with δ = mean_b − mean_a.
-    A side with zero total weight contributes its count only (its mean is meaningless).
+    The means are double-double (``mean + mean_lo``), so δ keeps the digits below the ulp of a
+    large mean. A side with zero total weight contributes its count only (its mean is
+    meaningless).
     """
     weight_sum = a.weight_sum + b.weight_sum
-    moments = []
-    for mean_a, m2_a, mean_b, m2_b in (
-        (a.mean_true, a.m2_true, b.mean_true, b.m2_true),
-        (a.mean_pred, a.m2_pred, b.mean_pred, b.m2_pred),
+    moments, lows = [], []
+    for mean_a, lo_a, m2_a, mean_b, lo_b, m2_b in (
+        (a.mean_true, a.mean_true_lo, a.m2_true, b.mean_true, b.mean_true_lo, b.m2_true),
+        (a.mean_pred, a.mean_pred_lo, a.m2_pred, b.mean_pred, b.mean_pred_lo, b.m2_pred),
     ):
         if b.weight_sum == 0:
             moments += [mean_a.copy(), m2_a + m2_b]
+            lows.append(lo_a.copy())
         elif a.weight_sum == 0:
             moments += [mean_b.copy(), m2_a + m2_b]
+            lows.append(lo_b.copy())
         else:
-            delta = mean_b - mean_a
-            moments += [
-                mean_a + delta * (b.weight_sum / weight_sum),
-                m2_a + m2_b + delta**2 * (a.weight_sum * b.weight_sum / weight_sum),
-            ]
+            hi, err = _two_sum(mean_b, -mean_a)
+            delta = hi + (err + (lo_b - lo_a))
+            mean, lo = _two_sum(mean_a, lo_a + delta * (b.weight_sum / weight_sum))
+            moments += [mean, m2_a + m2_b + delta**2 * (a.weight_sum * b.weight_sum / weight_sum)]
+            lows.append(lo)
     return Stats(
-        a.n + b.n, weight_sum, a.abs_err + b.abs_err, a.sq_err + b.sq_err, *moments
+        a.n + b.n, weight_sum, a.abs_err + b.abs_err, a.sq_err + b.sq_err, *moments, *lows
     )
 
 

@@ -1,9 +1,12 @@
-"""Figures shared by every task: learning curves from a run's ``metrics.jsonl``.
+"""Every figure of gicho: learning curves here; least squares in :mod:`gicho.plots.ols`, PCA
+in :mod:`gicho.plots.pca`, attention maps in :mod:`gicho.plots.attention`. Figures take
+arrays, not models.
 
-Task-specific figures (attention maps, PCA scatter, residual plots) live with their tasks;
-this module only knows the run-directory layout, plus the plumbing every figure shares:
+This module knows the run-directory layout (learning curves from ``metrics.jsonl``), plus the
+plumbing every figure shares:
 :func:`pyplot` selects matplotlib's Agg backend (figures render without a display) and
-:func:`save_figure` writes a figure (creating its folder) and closes it.
+:func:`save_figure` writes a figure (creating its folder, through a temporary file and a
+rename) and closes it.
 """
 
 from __future__ import annotations
@@ -34,11 +37,19 @@ def save_figure(fig: Any, path: Path | str, *, dpi: int = FIGURE_DPI) -> Path:
 
     Returns ``path`` as a :class:`~pathlib.Path`; the format follows the suffix (``.png``).
     """
+    import io
+
+    from gicho._io import atomic_write_bytes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
+    try:
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())  # a reader never sees half a PNG
     return path
 
 

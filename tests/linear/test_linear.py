@@ -284,6 +284,138 @@ def test_fewer_rows_than_columns_warns(regression):
 
 def test_ill_conditioned_normal_solver_warns(regression):
     X, y = regression
-    Xbad = np.column_stack([X, X[:, 0] + 1e-4 * X[:, 1]])  # cond ~ 1e4, not yet singular
+    # cond ~ 1e4, not yet singular (the perturbation must not lie in the span of X: with
+    # X[:, 1] there, X[:, 0] + 1e-4 * X[:, 1] is exactly a combination of two columns)
+    noise = np.random.default_rng(1).standard_normal(X.shape[0])
+    Xbad = np.column_stack([X, X[:, 0] + 1e-4 * noise])
     with pytest.warns(IllConditionedWarning, match=r"condition number .* solver='normal' may lose"):
         LinearRegression(solver="normal").fit(Xbad, y)
+
+
+# ---------------------------------------------------------------------------- findings 2026-11-30 (input kinds)
+def test_pandas_nullable_dtypes_fit_like_float_columns(regression):
+    """Findings row 41: Int64 / Float64 columns fit (as scikit-learn accepts them); pd.NA is NaN."""
+    import pandas as pd
+
+    X, y = regression
+    Xi = np.column_stack([X[:, :2], np.arange(400.0)])
+    frame = pd.DataFrame({"a": Xi[:, 0], "b": pd.array(Xi[:, 1], dtype="Float64"),
+                          "c": pd.array(np.arange(400), dtype="Int64")})  # fmt: skip
+    model = LinearRegression().fit(frame, y)
+    np.testing.assert_allclose(model.coef_, LinearRegression().fit(Xi, y).coef_, rtol=1e-12)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    frame.loc[3, "c"] = pd.NA
+    with pytest.raises(ValueError, match=r"argument `X` contains 1 NaN"):
+        LinearRegression().fit(frame, y)
+    with pytest.raises(TypeError, match=r"argument `X` must be numeric .*DataFrame of shape \(400, 4\)"):
+        LinearRegression().fit(frame.assign(city="Seoul"), y)
+
+
+def test_ragged_rows_name_the_argument():
+    with pytest.raises(TypeError, match=r"argument `X` must be numeric array-like.*inhomogeneous"):
+        LinearRegression().fit([[1.0, 2.0], [3.0]], [1.0, 2.0])
+
+
+def test_predict_on_a_tensor_after_a_numpy_fit(regression):
+    """Findings row 42: a NumPy fit predicts a tensor (tensor out, on its device and dtype)."""
+    X, y = regression
+    model = LinearRegression().fit(X, y)
+    out = model.predict(torch.tensor(X))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), model.predict(X), rtol=1e-12)
+    with pytest.raises(ValueError, match="X has 2 features, but LinearRegression is expecting 6"):
+        model.predict(torch.tensor(X[:, :2]))
+
+
+def test_half_precision_tensors_are_fitted_in_float32():
+    """Findings row 44: float16 Gram products overflowed at 65504 ("values so large...", false)."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(100_000, 3, generator=g).half()
+    y = (X.float() @ torch.tensor([1.0, -2.0, 0.5]) + torch.randn(100_000, generator=g)).half()
+    model = LinearRegression().fit(X, y)
+    ref = LinearRegression().fit(X.double().numpy(), y.double().numpy())
+    assert model.coef_.dtype == torch.float32
+    np.testing.assert_allclose(model.coef_.numpy(), ref.coef_, rtol=1e-4)
+    bf = LinearRegression().fit(X[:1000].bfloat16(), y[:1000].bfloat16())
+    ref_bf = LinearRegression().fit(X[:1000].bfloat16().double().numpy(), y[:1000].bfloat16().double().numpy())
+    np.testing.assert_allclose(bf.coef_.numpy(), ref_bf.coef_, rtol=1e-4)
+
+
+@pytest.mark.parametrize("noise", [1e-8, 1e-10])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_streaming_near_perfect_fit_matches_statsmodels(noise, fit_intercept):
+    """Findings row 36: fit_chunks gave bse = 0 at noise 1e-8 and 880x too large at 1e-10
+    (SSR = yy - b^T beta cancels); the streamed R factor gives the batch accuracy."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = X @ [1.0, 2.0, 3.0] + 5.0 + noise * rng.normal(size=50)
+    design = sm.add_constant(X) if fit_intercept else X
+    ref = sm.OLS(y, design).fit()
+    chunks = LinearRegression(fit_intercept=fit_intercept).fit_chunks((X[i:i + 10], y[i:i + 10]) for i in range(0, 50, 10))
+    partial = LinearRegression(fit_intercept=fit_intercept)
+    for i in range(0, 50, 7):
+        partial.partial_fit(X[i:i + 7], y[i:i + 7])
+    batch = LinearRegression(fit_intercept=fit_intercept).fit(X, y)
+    # the batch fit's own distance from statsmodels is the yardstick (both are round-off limited)
+    tol = 10 * max(np.max(np.abs(batch.bse_ / ref.bse - 1)), 1e-12)
+    for model in (chunks, partial):
+        assert np.max(np.abs(model.bse_ / ref.bse - 1)) <= tol
+        assert model.ssr_ == pytest.approx(ref.ssr, rel=max(tol, 1e-9))
+
+
+def test_moments_without_r_factor_warn_when_ssr_is_at_round_off():
+    from gicho.linear import PrecisionWarning
+    from gicho.moments import Moments
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = X @ [1.0, 2.0, 3.0] + 5.0 + 1e-8 * rng.normal(size=50)
+    with pytest.warns(PrecisionWarning, match=r"comes from the moments alone .* unreliable"):
+        LinearRegression().fit_moments(Moments.from_arrays(X, y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        tracked = Moments(track_r=True).update(X[:20], y[:20]).update(X[20:], y[20:])
+        ref = sm.OLS(y, sm.add_constant(X)).fit()
+        np.testing.assert_allclose(LinearRegression().fit_moments(tracked).bse_, ref.bse, rtol=1e-6)
+        # far from the cancellation, no warning either way
+        noisy = X @ [1.0, 2.0, 3.0] + rng.normal(size=50)
+        LinearRegression().fit_moments(Moments.from_arrays(X, noisy))
+
+
+@pytest.mark.parametrize(("sx", "sy"), [(1e-160, 1.0), (1e-170, 1.0), (1.0, 1e-200), (1e200, 1.0), (1e-300, 1e250)])
+def test_extreme_scales_are_fitted_exactly(regression, sx, sy):
+    """Findings rows 37-38: X * 1e-160 wrong from the 5th digit, X * 1e-170 all zeros with a
+    false "constant columns" warning, y * 1e-200 zero standard errors. Least squares is scale
+    equivariant: coef scales by sy / sx, bse likewise, R^2 and t are unchanged."""
+    X, y = regression
+    ref = LinearRegression().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = LinearRegression().fit(X * sx, y * sy)
+    np.testing.assert_allclose(model.coef_, ref.coef_ * (sy / sx), rtol=1e-12)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_ * sy, rtol=1e-12)
+    np.testing.assert_allclose(model.tvalues_, ref.tvalues_, rtol=1e-10)
+    assert model.rsquared_ == pytest.approx(ref.rsquared_, rel=1e-13)
+    assert model.llf_ == pytest.approx(ref.llf_ - len(y) * np.log(sy), rel=1e-12, abs=1e-9)
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(model.bse_[1:], ref.bse_[1:] * (sy / sx), rtol=1e-12)
+    if sy == 1.0 and sx < 1:  # the reference that got it right (findings): scikit-learn
+        np.testing.assert_allclose(model.coef_, SkLinearRegression().fit(X * sx, y).coef_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (10, 20), (95, 100)])
+def test_no_intercept_with_fewer_rows_than_columns(shape):
+    """Peers' suite: ValueError "expected square matrix" from the QR path. As the README
+    promises (and R's lm does): the later columns are aliased, coefficient 0, with a warning."""
+    n, p = shape
+    X = np.random.default_rng(0).random(shape)
+    y = np.random.default_rng(1).random(n)
+    for data in ((X, y), (torch.tensor(X), torch.tensor(y))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = LinearRegression(fit_intercept=False).fit(*data)
+        messages = [str(w.message) for w in caught if w.category is RankDeficientWarning]
+        assert any(f"rank {n} of {p} columns" in m for m in messages), messages
+        coef = np.asarray(model.coef_)
+        np.testing.assert_allclose(coef[:n], np.linalg.solve(X[:, :n], y), rtol=1e-8)
+        assert np.all(coef[n:] == 0) and model.aliased_[n:].all() and np.isnan(model.bse_).all()

@@ -12,19 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import NotFittedError as SkNotFittedError
 
-from gicho._ols_solve import GramSystem
 from gicho._validation import (
-    NotFittedError,
     check_array,
     check_consistent_length,
     check_is_fitted,
     check_sample_weight,
+    complex_error,
 )
-from gicho.moments import _is_torch
+from gicho._validation import is_torch as _is_torch
 
-__all__ = ["check_X", "check_fitted", "check_xy", "sum_log", "tensor_dtype", "weighted_centred"]
+__all__ = ["check_X", "check_fitted", "check_xy", "sum_log", "tensor_dtype"]
 
 
 def check_xy(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
@@ -47,27 +45,13 @@ def check_xy(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
 
 
 def _check_xy_torch(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
-    import torch
-
     if not (_is_torch(X) and _is_torch(y)):
         raise TypeError("arguments `X` and `y` must both be torch tensors or both array-like")
-    for name, t, nd in (("X", X, (2,)), ("y", y, (1, 2))):
-        if t.ndim not in nd:
-            hint = " (reshape a single feature with x.reshape(-1, 1))" if name == "X" and t.ndim == 1 else ""
-            raise ValueError(
-                f"argument `{name}` must have {' or '.join(map(str, nd))} dimension(s); got "
-                f"{t.ndim} (shape {tuple(t.shape)}){hint}"
-            )
-        if t.numel() == 0:
-            raise ValueError(f"argument `{name}` is empty (shape {tuple(t.shape)}); at least one value is required")
-        if not t.is_floating_point():
-            raise TypeError(f"argument `{name}` must be a floating tensor; got {t.dtype}")
-        if not bool(torch.isfinite(t).all()):
-            n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
-            raise ValueError(
-                f"argument `{name}` contains {n_nan} NaN and {n_inf} infinite value(s); "
-                "only finite values are allowed"
-            )
+    # float16 / bfloat16 become float32: their Gram products would overflow at 65504
+    X = check_array(X, "X", ndim=2, dtype="float", keep_backend=True)
+    y = check_array(y, "y", ndim=(1, 2), dtype="float", keep_backend=True)
+    if y.dtype != X.dtype:
+        y = y.to(X.dtype)
     n = check_consistent_length(X=X, y=y)
     w = None
     if sample_weight is not None:
@@ -77,15 +61,8 @@ def _check_xy_torch(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
     return X, y, w
 
 
-class _NotFittedError(NotFittedError, SkNotFittedError):
-    """gicho's NotFittedError that scikit-learn's checks also recognise."""
-
-
 def check_fitted(est: Any) -> None:
-    try:
-        check_is_fitted(est, ("coef_", "_stats"))
-    except NotFittedError as exc:
-        raise _NotFittedError(str(exc)) from None
+    check_is_fitted(est, ("coef_", "_stats"))
 
 
 def real(x: Any, name: str) -> Any:
@@ -97,12 +74,13 @@ def real(x: Any, name: str) -> Any:
             f"argument `{name}` is a sparse matrix ({type(x).__name__}): sparse input is not "
             "supported; pass a dense array (x.toarray())"
         )
-    arr = np.asarray(x) if not hasattr(x, "dtypes") else x  # keep DataFrames for their names
-    kinds = [arr.dtype.kind] if hasattr(arr, "dtype") else [np.dtype(t).kind for t in arr.dtypes]
+    if hasattr(x, "dtypes"):  # keep DataFrames for their names
+        arr = x
+    else:  # ragged or non-numeric input gets the validator's message, naming the argument
+        arr = check_array(x, name, dtype=None, finite=False, allow_empty=True)
+    kinds = [arr.dtype.kind] if hasattr(arr, "dtype") else [getattr(t, "kind", "O") for t in arr.dtypes]
     if "c" in kinds:
-        raise ValueError(
-            f"argument `{name}` is complex: Complex data not supported; only real numbers are allowed"
-        )
+        raise complex_error(name, x)
     return arr
 
 
@@ -131,28 +109,3 @@ def sum_log(w: np.ndarray | None, n: int) -> float:
         return 0.0
     with np.errstate(divide="ignore"):
         return float(np.sum(np.log(w)))
-
-
-def weighted_centred(X: Any, y: Any, w: Any, system: GramSystem) -> tuple[Any, Any]:
-    """``sqrt(w) (X - mean)`` and ``sqrt(w) (y - mean)`` (no centring without intercept)."""
-    Y = y[:, None] if y.ndim == 1 else y
-    if _is_torch(X):
-        import torch
-
-        dev = X.device
-        mx = torch.as_tensor(system.mean_x if system.fit_intercept else np.zeros_like(system.mean_x), device=dev)
-        my = torch.as_tensor(system.mean_y if system.fit_intercept else np.zeros_like(system.mean_y), device=dev)
-        Xw, Yw = X.to(torch.float64) - mx, Y.to(torch.float64) - my
-        if w is not None:
-            sw = torch.as_tensor(np.sqrt(w), device=dev)[:, None]
-            Xw, Yw = Xw * sw, Yw * sw
-        return Xw, Yw
-    if system.fit_intercept:
-        Xw, Yw = X - system.mean_x, Y - system.mean_y
-    else:
-        Xw, Yw = np.array(X, dtype=np.float64), np.array(Y, dtype=np.float64)
-    if w is not None:
-        sw = np.sqrt(w)[:, None]
-        Xw, Yw = Xw * sw, Yw * sw
-    return Xw, Yw
-

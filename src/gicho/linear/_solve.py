@@ -45,6 +45,10 @@ class IllConditionedWarning(UserWarning):
     """The design matrix is ill-conditioned; the message names the condition number."""
 
 
+class PrecisionWarning(UserWarning):
+    """A statistic lost its accuracy to cancellation; the message says which and why."""
+
+
 class RankDeficientWarning(UserWarning):
     """Some columns of the design are linear combinations of others (aliased)."""
 
@@ -135,6 +139,32 @@ def scale_columns(system: GramSystem, names: Sequence[str]) -> tuple[np.ndarray,
     d = np.sqrt(diag)
     d[degenerate] = 1.0
     return d, ~degenerate
+
+
+# A combination v of the columns is "constant" when its variation about its mean is below
+# this fraction of its mean's size: v^T S v <= tol * W (m^T v)^2 (S: centred Gram matrix).
+IMPLICIT_CONSTANT_TOL = 1e-10
+
+
+def spans_constant(m: Moments, kept: np.ndarray) -> bool:
+    """Whether a combination of the (kept) columns is constant and non-zero: X v = c 1, c != 0.
+
+    statsmodels compares the rank of ``[1, X]`` with that of ``X``; from the moments: a
+    near-null direction v of the centred Gram matrix S (X v does not vary) whose mean
+    ``m^T v`` is not 0.
+    """
+    idx = np.flatnonzero(kept)
+    if idx.size == 0:
+        return False
+    S = m.xx_[np.ix_(idx, idx)]
+    mean = m.mean_x_[idx]
+    d = np.sqrt(np.clip(np.diagonal(S), 0.0, None) + m.weight_sum_ * mean**2)  # raw column norms
+    d[d == 0] = 1.0
+    _lam, U = np.linalg.eigh(S / np.outer(d, d))
+    V = U / d[:, None]  # directions in the original units
+    spread = np.einsum("ij,ij->j", V, S @ V)  # v^T S v
+    level = m.weight_sum_ * (mean @ V) ** 2  # W (m^T v)^2
+    return bool(np.any((level > 0) & (spread <= IMPLICIT_CONSTANT_TOL * level)))
 
 
 def condition_number(A: np.ndarray) -> float:
@@ -287,6 +317,9 @@ def _qr_r(Xw: Any, yw: Any, d: np.ndarray, kept: np.ndarray) -> np.ndarray:
         M = np.concatenate([Xw[:, kept] / d[kept], yw], axis=1)
         R = sla.qr(M, mode="r", overwrite_a=True, check_finite=False)[0]
         R = R[: M.shape[1]]
+    q = M.shape[1]
+    if R.shape[0] < q:  # fewer rows than columns: R is (n, q); its missing rows are zeros
+        R = np.vstack([R, np.zeros((q - R.shape[0], q))])
     signs = np.sign(np.diagonal(R))
     signs[signs == 0] = 1.0
     return R * signs[:, None]
@@ -385,3 +418,28 @@ def solve_gd(
         n_iter=n_iter,
         whiten=ref.whiten,
     )
+
+
+def weighted_centred(X: Any, y: Any, w: Any, system: GramSystem) -> tuple[Any, Any]:
+    """``sqrt(w) (X - mean)`` and ``sqrt(w) (y - mean)`` (no centring without intercept)."""
+    Y = y[:, None] if y.ndim == 1 else y
+    if hasattr(X, "detach"):
+        import torch
+
+        dev = X.device
+        mx = torch.as_tensor(system.mean_x if system.fit_intercept else np.zeros_like(system.mean_x), device=dev)
+        my = torch.as_tensor(system.mean_y if system.fit_intercept else np.zeros_like(system.mean_y), device=dev)
+        Xw, Yw = X.to(torch.float64) - mx, Y.to(torch.float64) - my
+        if w is not None:
+            sw = torch.as_tensor(np.sqrt(w), device=dev)[:, None]
+            Xw, Yw = Xw * sw, Yw * sw
+        return Xw, Yw
+    if system.fit_intercept:
+        Xw, Yw = X - system.mean_x, Y - system.mean_y
+    else:
+        Xw, Yw = np.array(X, dtype=np.float64), np.array(Y, dtype=np.float64)
+    if w is not None:
+        sw = np.sqrt(w)[:, None]
+        Xw, Yw = Xw * sw, Yw * sw
+    return Xw, Yw
+
