@@ -20,8 +20,9 @@ from gicho.weights import (
     CheckpointError,
     KeyMap,
     check_shapes,
-    load_model_weights,
+    load_state_dict_checked,
     read_config,
+    read_state_dict,
     save_model,
     tensor_shapes,
     weights_file,
@@ -78,13 +79,40 @@ class PretrainedModel(nn.Module):
         data = dataclasses.asdict(self.config)
         return {**data, MODEL_TYPE_KEY: self.model_type}
 
+    @classmethod
+    def config_from_json(cls, data: dict[str, Any], source: str) -> Any:
+        """The Config of a parsed ``config.json``.
+
+        gicho's own format by default (the Config's fields plus ``model_type``); a family that
+        reads a reference format (Hugging Face's ``hidden_size``, ...) overrides this.
+        """
+        found = data.get(MODEL_TYPE_KEY, cls.model_type)
+        if found != cls.model_type:
+            raise CheckpointError(f"{source} holds a {found!r} model, not a {cls.model_type!r} "
+                                  f"({cls.__name__}); load it with gicho.models.from_pretrained")
+        return config_from_dict(cls.config_class, data, source)
+
+    @classmethod
+    def import_state_dict(cls, state: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Tensor]:
+        """Stored tensors → this model's names and layout (renames, QKV fusion, dropped buffers).
+
+        The identity for gicho's own checkpoints. It must also work on ``meta`` tensors:
+        :meth:`from_pretrained` runs it on the file's shapes before reading any tensor.
+        """
+        return dict(state)
+
+    def export_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The tensors :meth:`save_pretrained` writes in a reference layout, or None for the
+        model's own state dict (tied weights stored once)."""
+        return None
+
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each).
 
         Returns the directory.
         """
         directory = Path(directory)
-        save_model(self, directory, config=self.config_dict())
+        save_model(self, directory, state_dict=self.export_state_dict(), config=self.config_dict())
         return directory
 
     @classmethod
@@ -110,16 +138,16 @@ class PretrainedModel(nn.Module):
         """
         path = Path(path)
         if config is None:
-            data = read_config(path)
-            found = data.get(MODEL_TYPE_KEY, cls.model_type)
-            if found != cls.model_type:
-                raise CheckpointError(f"{path} holds a {found!r} model, not a {cls.model_type!r} "
-                                      f"({cls.__name__}); load it with gicho.models.from_pretrained")
-            config = config_from_dict(cls.config_class, data, f"model config {path / 'config.json'}")
+            config = cls.config_from_json(read_config(path), f"model config {path / 'config.json'}")
         file = weights_file(path)
+        source = f"weights file {file}"
+        # Shapes first, on the meta device: an absurd config is refused before any allocation.
+        stored = {name: torch.empty(shape, device="meta") for name, shape in tensor_shapes(file).items()}
+        shapes = {name: tuple(t.shape) for name, t in cls.import_state_dict(stored, config).items()}
         with torch.device("meta"):
             skeleton = cls(config)
-        check_shapes(skeleton, tensor_shapes(file), key_map=key_map, source=f"weights file {file}")
+        check_shapes(skeleton, shapes, key_map=key_map, source=source)
         model = cls(config)
-        load_model_weights(model, file, key_map=key_map)
+        state = cls.import_state_dict(read_state_dict(file), config)
+        load_state_dict_checked(model, state, key_map=key_map, source=source)
         return model.eval()
