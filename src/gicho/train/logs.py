@@ -14,7 +14,7 @@ from typing import Any
 
 from gicho._io import atomic_write_text
 
-__all__ = ["TENSORBOARD_DIR", "MetricsLog", "TensorBoardLog"]
+__all__ = ["TENSORBOARD_DIR", "MetricsLog", "TensorBoardLog", "summary_writer"]
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -74,6 +74,23 @@ class MetricsLog:
             self._fh = None
 
 
+def summary_writer() -> Any:
+    """torch's ``SummaryWriter`` class.
+
+    Raises
+    ------
+    ImportError
+        When the ``tensorboard`` package is not installed, naming the extra to install.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError(
+            "TrainConfig.log_to='tensorboard' needs the tensorboard package, which is not "
+            "installed; install gicho's extra: pip install 'gicho[tensorboard]'") from None
+    return SummaryWriter
+
+
 class TensorBoardLog:
     """Events as TensorBoard scalars (``split/name``, e.g. ``eval/accuracy``) in ``directory``.
 
@@ -92,14 +109,8 @@ class TensorBoardLog:
     """
 
     def __init__(self, directory: Path, purge_step: int | None = None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ImportError(
-                "TrainConfig.log_to='tensorboard' needs the tensorboard package, which is not "
-                "installed; install gicho's extra: pip install 'gicho[tensorboard]'") from None
         self.directory = directory
-        self._writer = SummaryWriter(log_dir=str(directory), purge_step=purge_step)
+        self._writer = summary_writer()(log_dir=str(directory), purge_step=purge_step)
 
     def write(self, event: dict[str, Any]) -> None:
         """Add every number of ``event`` at its step."""

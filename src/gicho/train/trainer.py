@@ -59,7 +59,7 @@ from gicho.train.evaluation import (
     make_metrics,
     weighted_loss,
 )
-from gicho.train.logs import TENSORBOARD_DIR, MetricsLog, TensorBoardLog
+from gicho.train.logs import TENSORBOARD_DIR, MetricsLog, TensorBoardLog, summary_writer
 from gicho.train.optim import ParamGroups, build_optimizer, build_scheduler
 from gicho.train.progress import ProgressReporter
 from gicho.train.result import NonFiniteLossError, TrainResult, make_result, non_finite_error
@@ -184,6 +184,8 @@ class Trainer:
         if config.log_to == "tensorboard" and run_dir is None:
             raise ValueError("config.log_to is 'tensorboard' but `run_dir` is None; TensorBoard "
                              "events go to run_dir/tensorboard, so give a run_dir")
+        if config.log_to == "tensorboard":
+            summary_writer()  # on every rank, so that none waits for a rank that cannot log
         self.model = model
         self.train_data = train_data
         self.eval_data = eval_data
@@ -308,12 +310,13 @@ class Trainer:
             del loaded  # its CPU copies of the weights and optimizer state
         state = self.state_
         main_dir = self.run_dir if self.run_dir is not None and info.is_main else None
-        log = MetricsLog(main_dir / "metrics.jsonl" if main_dir is not None else None)
-        self.history_ = broadcast_object(log.start(state.step if resume else None))
-        logs: list[Any] = [log]
+        logs: list[Any] = []
         if cfg.log_to == "tensorboard" and main_dir is not None:
             logs.append(TensorBoardLog(main_dir / TENSORBOARD_DIR,
                                        purge_step=state.step + 1 if resume else None))
+        log = MetricsLog(main_dir / "metrics.jsonl" if main_dir is not None else None)
+        self.history_ = broadcast_object(log.start(state.step if resume else None))
+        logs.insert(0, log)
         train_model = self._wrap()
         stream = iter(self._stream)
         reporter = ProgressReporter.choose(cfg.progress, is_main=info.is_main, total=cfg.max_steps,
