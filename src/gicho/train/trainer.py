@@ -394,18 +394,21 @@ class Trainer:
 
     def _step_losses(self, interval: _Interval) -> tuple[list[float], float]:
         """Every step's loss since the last log line (checked finite) and the items seen."""
-        values, items = list(interval.pending), 0.0
+        values, counts = list(interval.pending), [math.inf] * len(interval.pending)
         if interval.loss_sums:
             # Losses stay on the device until here: one synchronisation per log line, not per step.
             sums = all_reduce_sum(torch.stack(interval.loss_sums))
-            counts = torch.stack(interval.items)
-            values += (sums / counts).tolist()
-            items = counts.sum().item()
+            step_items = torch.stack(interval.items)
+            values += (sums / step_items).tolist()
+            counts += step_items.tolist()
         first = self.state_.step - len(values) + 1
-        for offset, value in enumerate(values):
+        for offset, (value, count) in enumerate(zip(values, counts, strict=True)):
+            if count == 0:
+                raise ValueError(f"step {first + offset} had no item to average its loss over: "
+                                 "every micro-batch reported n_items=0 (are all its labels -100?)")
             if not math.isfinite(value):
                 raise non_finite_error(first + offset, value, self._last_ckpt, self.run_dir)
-        return values, items
+        return values, sum(c for c in counts if math.isfinite(c))
 
     def _flush(self, step: int, lr: float, interval: _Interval) -> tuple[dict[str, Any], float]:
         """One ``"train"`` event for the steps since the last one, and the items per second."""
