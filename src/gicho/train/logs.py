@@ -67,6 +67,7 @@ class MetricsLog:
             self._fh.flush()
 
     def close(self) -> None:
+        """Flush the file to disk and close it (idempotent)."""
         if self._fh is not None:
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -122,5 +123,6 @@ class TensorBoardLog:
                 self._writer.add_scalar(f"{split}/{key}", value, step)
 
     def close(self) -> None:
+        """Flush the events to disk and close the writer."""
         self._writer.flush()
         self._writer.close()
