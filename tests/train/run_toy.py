@@ -2,6 +2,7 @@
 
 Usage: python run_toy.py RUN_DIR [--resume] [--block-at N --marker PATH] [--info-dir DIR]
        [--max-steps N] [--batch-size N] [--grad-accum N] [--dropout P]
+       [--signal-at N [--signal-rank R]]
        python run_toy.py RUN_DIR --tokens --grads-out FILE [--max-steps N] [--batch-size N]
        (a token-level model with unequal numbers of -100 labels per micro-batch; FILE gets
        rank 0's final gradients of every step)
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--signal-at", type=int, help="SIGTERM this process on that training call")
+    parser.add_argument("--signal-rank", type=int, default=0)
     parser.add_argument("--tokens", action="store_true")
     parser.add_argument("--grads-out")
     args = parser.parse_args()
@@ -60,6 +64,8 @@ def main() -> None:
                            eval_every=args.eval_every, device="cpu")
     trainer.model.block_at = args.block_at
     trainer.model.marker = Path(args.marker) if args.marker else None
+    if args.signal_at is not None and info.rank == args.signal_rank:
+        trainer.model.signal_at = [(args.signal_at, signal.SIGTERM)]
     trainer.fit(resume=args.resume)
     distributed.cleanup()
 

@@ -112,6 +112,7 @@ def test_torchrun_two_processes_match_one_process(toy, tmp_path, no_torchrun_env
     assert state["world_size"] == 2 and len(state["rng"]) == 2
 
 
+@pytest.mark.slow
 def test_torchrun_token_loss_weights_ranks_by_items(toy, tmp_path, no_torchrun_env, monkeypatch):
     """A token-level loss with unequal labelled tokens on the two ranks: the step's gradient is
     the one-process gradient of the whole batch (all-reduced item count, DDP's averaging undone)."""
@@ -140,3 +141,31 @@ def test_torchrun_token_loss_weights_ranks_by_items(toy, tmp_path, no_torchrun_e
     ddp_weights = load_file(str(latest_checkpoint(tmp_path / "ddp") / "model.safetensors"))
     for name, tensor in single.model.state_dict().items():
         torch.testing.assert_close(ddp_weights[name], tensor, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_signal_on_one_rank_stops_all_at_a_log_line(toy, tmp_path, no_torchrun_env):
+    """SIGTERM reaches rank 1 alone during step 11: the ranks agree at the next log line (step
+    15), write one checkpoint and stop; a resumed torchrun run ends like an uninterrupted one."""
+    steps = 20
+    single = toy.make_trainer(tmp_path / "single", max_steps=steps, batch_size=8, grad_accum_steps=2,
+                              eval_every=8, log_every=5, device="cpu").fit()
+    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+            "--master_addr=127.0.0.1"]
+    args = [str(HERE / "run_toy.py"), str(tmp_path / "ddp"), "--max-steps", str(steps),
+            "--batch-size", "4", "--grad-accum", "2", "--eval-every", "8"]
+    env = {**{k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}, "OMP_NUM_THREADS": "1"}
+    stopped = subprocess.run([*base, f"--master_port={free_port()}", *args, "--signal-at", "21",
+                              "--signal-rank", "1"], capture_output=True, text=True, timeout=110, env=env)
+    assert stopped.returncode != 0
+    assert stopped.stderr.count("TrainingInterrupted: training interrupted by") == 2, stopped.stderr[-4000:]
+    assert "by SIGTERM after step 15" in stopped.stderr and "by a signal after step 15" in stopped.stderr
+    assert latest_checkpoint(tmp_path / "ddp").name == "step-00000015"
+    done = subprocess.run([*base, f"--master_port={free_port()}", *args, "--resume"],
+                          capture_output=True, text=True, timeout=110, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    got = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [(e["step"], e["split"]) for e in got] == [(e["step"], e["split"]) for e in single.history]
+    for a, b in zip(got, single.history, strict=True):
+        for key in set(a) - {"step", "split", "throughput"}:
+            assert a[key] == pytest.approx(b[key], rel=0, abs=1e-5), (a["step"], key)

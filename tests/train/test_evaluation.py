@@ -217,3 +217,49 @@ def test_n_items_is_checked(n_items, error, match):
     data = [{"x": torch.ones(2), "labels": torch.tensor(0)}] * 4
     with pytest.raises(error, match=match):
         Trainer(Bad(), data, config=TrainConfig(max_steps=1, batch_size=2, progress=False)).fit()
+
+
+class Masked(torch.utils.data.Dataset):
+    """Token data whose samples ``masked`` have every label -100."""
+
+    def __init__(self, data, masked):
+        self.data, self.masked = data, set(masked)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        item = dict(self.data[i])
+        if i in self.masked:
+            item["labels"] = torch.full_like(item["labels"], -100)
+        return item
+
+
+@pytest.mark.parametrize("as_int", [False, True])
+def test_micro_batch_without_items_adds_nothing(toy, monkeypatch, as_int):
+    """A micro-batch whose labels are all -100 (n_items 0, mean loss NaN) leaves the step's
+    gradient that of the other micro-batch; a step with no item at all is an error."""
+    data = toy.token_data(n=8)
+    order = MicroBatches(data, None, batch_size=4, seed=0, drop_last=True, world_size=1, rank=0,
+                         device=torch.device("cpu")).epoch_batches(0)
+    if as_int:
+        monkeypatch.setattr(toy.TokenTagger, "forward", _int_n_items(toy.TokenTagger.forward))
+    _, grads = train_recording_grads(toy, monkeypatch, Masked(data, order[1]), max_steps=1,
+                                     batch_size=4, grad_accum_steps=2)
+    kept = [data[i] for i in order[0]]
+    _, expected = train_recording_grads(toy, monkeypatch, kept, max_steps=1, batch_size=4)
+    for g, e in zip(grads[0], expected[0], strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"step 1 had no item to average its loss over: every "
+                       r"micro-batch reported n_items=0"):
+        train_recording_grads(toy, monkeypatch, Masked(data, range(8)), max_steps=1, batch_size=4)
+
+
+def _int_n_items(forward):
+    def wrapped(self, tokens, labels=None):
+        out = forward(self, tokens, labels)
+        if "n_items" in out:
+            out["n_items"] = int(out["n_items"])
+        return out
+
+    return wrapped

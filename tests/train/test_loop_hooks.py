@@ -232,7 +232,7 @@ def test_tensorboard_errors(toy, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
     with pytest.raises(ImportError, match=r"needs the tensorboard package, which is not installed; "
                        r"install gicho's extra: pip install 'gicho\[tensorboard\]'"):
-        toy.make_trainer(tmp_path, max_steps=2, log_to="tensorboard").fit()
+        toy.make_trainer(tmp_path, max_steps=2, log_to="tensorboard")
 
 
 # ------------------------------------------------------------------------------ field help

@@ -5,8 +5,9 @@ record. Each checkpoint directory contains:
 
 * ``model.safetensors``: the weights (tied weights stored once, as Hugging Face does);
 * ``config.json``: the model's ``config`` dataclass, when it has one;
-* ``trainer_state.json``: plain training state (step, data position, best metric,
-  early-stopping counter, Python and NumPy generator states, the TrainConfig);
+* ``trainer_state.json``: the :class:`~gicho.train.TrainState` (step, data position, best
+  metric, early-stopping counter, Python and NumPy generator states, the TrainConfig), read
+  back as one unit with every key and value checked;
 * ``optimizer.pt`` (optimizer and scheduler state) and ``rng_state.pt`` (torch generator
   states): tensors written by ``torch.save`` and read back only with
   ``torch.load(..., weights_only=True)``, which refuses arbitrary pickled objects.
@@ -14,7 +15,8 @@ record. Each checkpoint directory contains:
 A checkpoint is written into ``checkpoints/.tmp-step-XXXXXXXX-<pid>/`` and renamed into place,
 so a crash leaves either the whole checkpoint or a stray temporary directory, which
 :func:`latest_checkpoint` ignores and :func:`remove_stale_tmp` deletes. Every read failure
-raises :class:`CheckpointError` naming the file and what is wrong.
+raises :class:`CheckpointError` naming the file and what is wrong; a failed write (a full disk)
+removes its temporary files and :func:`write_error` names the checkpoint that stays intact.
 """
 
 from __future__ import annotations

@@ -105,10 +105,11 @@ def extract_n_items(output: Any, batch: Mapping[str, Any]) -> int | torch.Tensor
 
 
 def weighted_loss(loss: torch.Tensor, n: int | torch.Tensor) -> torch.Tensor:
-    """``loss * n`` in the loss's precision, 0 when ``n`` is 0 (a batch with nothing to average
-    gives a NaN mean loss that must not poison the sum)."""
+    """``loss * n`` in the loss's precision, and 0 when ``n`` is 0: a batch with nothing to
+    average gives a NaN mean loss that must poison neither the sum nor the gradients. The
+    result stays in the autograd graph either way (its gradient is 0 when ``n`` is 0)."""
     if isinstance(n, int):
-        return loss * n if n else torch.zeros_like(loss)
+        return loss * n if n else loss.nan_to_num() * 0.0
     n = n.to(loss.dtype)
     return torch.where(n > 0, loss * n, torch.zeros_like(loss))
 

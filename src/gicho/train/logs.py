@@ -14,7 +14,7 @@ from typing import Any
 
 from gicho._io import atomic_write_text
 
-__all__ = ["TENSORBOARD_DIR", "MetricsLog", "TensorBoardLog"]
+__all__ = ["TENSORBOARD_DIR", "MetricsLog", "TensorBoardLog", "summary_writer"]
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -67,11 +67,29 @@ class MetricsLog:
             self._fh.flush()
 
     def close(self) -> None:
+        """Flush the file to disk and close it (idempotent)."""
         if self._fh is not None:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
             self._fh = None
+
+
+def summary_writer() -> Any:
+    """torch's ``SummaryWriter`` class.
+
+    Raises
+    ------
+    ImportError
+        When the ``tensorboard`` package is not installed, naming the extra to install.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError(
+            "TrainConfig.log_to='tensorboard' needs the tensorboard package, which is not "
+            "installed; install gicho's extra: pip install 'gicho[tensorboard]'") from None
+    return SummaryWriter
 
 
 class TensorBoardLog:
@@ -92,14 +110,8 @@ class TensorBoardLog:
     """
 
     def __init__(self, directory: Path, purge_step: int | None = None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ImportError(
-                "TrainConfig.log_to='tensorboard' needs the tensorboard package, which is not "
-                "installed; install gicho's extra: pip install 'gicho[tensorboard]'") from None
         self.directory = directory
-        self._writer = SummaryWriter(log_dir=str(directory), purge_step=purge_step)
+        self._writer = summary_writer()(log_dir=str(directory), purge_step=purge_step)
 
     def write(self, event: dict[str, Any]) -> None:
         """Add every number of ``event`` at its step."""
@@ -111,5 +123,6 @@ class TensorBoardLog:
                 self._writer.add_scalar(f"{split}/{key}", value, step)
 
     def close(self) -> None:
+        """Flush the events to disk and close the writer."""
         self._writer.flush()
         self._writer.close()

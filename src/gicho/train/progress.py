@@ -100,6 +100,7 @@ class ProgressReporter:
         self.stream.flush()
 
     def close(self) -> None:
+        """Close the bar (idempotent)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

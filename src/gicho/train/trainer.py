@@ -59,7 +59,7 @@ from gicho.train.evaluation import (
     make_metrics,
     weighted_loss,
 )
-from gicho.train.logs import TENSORBOARD_DIR, MetricsLog, TensorBoardLog
+from gicho.train.logs import TENSORBOARD_DIR, MetricsLog, TensorBoardLog, summary_writer
 from gicho.train.optim import ParamGroups, build_optimizer, build_scheduler
 from gicho.train.progress import ProgressReporter
 from gicho.train.result import NonFiniteLossError, TrainResult, make_result, non_finite_error
@@ -184,6 +184,8 @@ class Trainer:
         if config.log_to == "tensorboard" and run_dir is None:
             raise ValueError("config.log_to is 'tensorboard' but `run_dir` is None; TensorBoard "
                              "events go to run_dir/tensorboard, so give a run_dir")
+        if config.log_to == "tensorboard":
+            summary_writer()  # on every rank, so that none waits for a rank that cannot log
         self.model = model
         self.train_data = train_data
         self.eval_data = eval_data
@@ -308,12 +310,13 @@ class Trainer:
             del loaded  # its CPU copies of the weights and optimizer state
         state = self.state_
         main_dir = self.run_dir if self.run_dir is not None and info.is_main else None
-        log = MetricsLog(main_dir / "metrics.jsonl" if main_dir is not None else None)
-        self.history_ = broadcast_object(log.start(state.step if resume else None))
-        logs: list[Any] = [log]
+        logs: list[Any] = []
         if cfg.log_to == "tensorboard" and main_dir is not None:
             logs.append(TensorBoardLog(main_dir / TENSORBOARD_DIR,
                                        purge_step=state.step + 1 if resume else None))
+        log = MetricsLog(main_dir / "metrics.jsonl" if main_dir is not None else None)
+        self.history_ = broadcast_object(log.start(state.step if resume else None))
+        logs.insert(0, log)
         train_model = self._wrap()
         stream = iter(self._stream)
         reporter = ProgressReporter.choose(cfg.progress, is_main=info.is_main, total=cfg.max_steps,
@@ -391,18 +394,21 @@ class Trainer:
 
     def _step_losses(self, interval: _Interval) -> tuple[list[float], float]:
         """Every step's loss since the last log line (checked finite) and the items seen."""
-        values, items = list(interval.pending), 0.0
+        values, counts = list(interval.pending), [math.inf] * len(interval.pending)
         if interval.loss_sums:
             # Losses stay on the device until here: one synchronisation per log line, not per step.
             sums = all_reduce_sum(torch.stack(interval.loss_sums))
-            counts = torch.stack(interval.items)
-            values += (sums / counts).tolist()
-            items = counts.sum().item()
+            step_items = torch.stack(interval.items)
+            values += (sums / step_items).tolist()
+            counts += step_items.tolist()
         first = self.state_.step - len(values) + 1
-        for offset, value in enumerate(values):
+        for offset, (value, count) in enumerate(zip(values, counts, strict=True)):
+            if count == 0:
+                raise ValueError(f"step {first + offset} had no item to average its loss over: "
+                                 "every micro-batch reported n_items=0 (are all its labels -100?)")
             if not math.isfinite(value):
                 raise non_finite_error(first + offset, value, self._last_ckpt, self.run_dir)
-        return values, items
+        return values, sum(c for c in counts if math.isfinite(c))
 
     def _flush(self, step: int, lr: float, interval: _Interval) -> tuple[dict[str, Any], float]:
         """One ``"train"`` event for the steps since the last one, and the items per second."""
