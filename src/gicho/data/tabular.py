@@ -13,6 +13,7 @@ index (``.npy``) and feeds :meth:`gicho.linear.LinearRegression.fit_chunks` dire
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,13 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         offset = handle.tell()
     if dtype.hasobject:
         raise ValueError(f"{path}: holds Python objects; only numeric arrays can be read (no pickles)")
+    need = math.prod(shape) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if need > have:  # checked before any mapping: a header may claim 10^12 rows
+        raise ValueError(
+            f"{path}: the header claims shape {shape} ({need:,} bytes of {dtype}) but the file "
+            f"holds {have:,} bytes of data; the file is truncated or its header is wrong"
+        )
     if fortran and len(shape) == 2 and shape[1] > 1:
         raise ValueError(
             f"{path}: stored in Fortran (column-major) order, so rows cannot be streamed; "
