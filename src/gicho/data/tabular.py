@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from gicho._validation import check_positive, describe
-from gicho.data._table_files import Column, read_columns
+from gicho.data._table_files import Column, column_names, read_columns
 
 __all__ = [
     "TabularData",
@@ -380,28 +380,29 @@ def load_table(
             data = TabularData(data.X[:, idx], data.y, tuple(features), data.target_name, data.description)
         return data
     path = _check_file(path, SUFFIXES)
-    columns, n = read_columns(path)
-    by_name = {c.name: c for c in columns}
-    names = [c.name for c in columns]
+    names = column_names(path)
     if not names:
         raise ValueError(f"{path}: the table has no columns")
     if target is None and require_target:
         target = names[-1]
     if target is not None:
         target = str(target)
-        if target not in by_name:
+        if target not in names:
             raise ValueError(f"argument `target`: no column {target!r} in {path}; columns: {_listing(names)}")
     if features is None:
         features = tuple(c for c in names if c != target)
     else:
         features = tuple(str(f) for f in features)
-        unknown = [f for f in features if f not in by_name]
+        known = set(names)
+        unknown = [f for f in features if f not in known]
         if unknown:
             raise ValueError(f"argument `features`: no column(s) {unknown} in {path}; columns: {_listing(names)}")
         if target in features:
             raise ValueError(f"argument `features` contains the target column {target!r}")
     if not features:
         raise ValueError(f"{path}: no feature columns besides the target {target!r}")
+    columns, n = read_columns(path, [*features, *([target] if target is not None else [])])
+    by_name = {c.name: c for c in columns}
     if n == 0:
         raise ValueError(f"{path}: the table has no rows")
     used = [by_name[f] for f in features] + ([by_name[target]] if target is not None else [])
