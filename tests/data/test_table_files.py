@@ -129,3 +129,14 @@ def test_missing_values_raise_by_default_or_are_dropped(tmp_path):
     np.testing.assert_array_equal(table.y, [1.0, 4.0, 5.0])
     with pytest.raises(ValueError, match=r"argument `missing` must be one of 'raise', 'drop'; got 'skip'"):
         load_table(path, missing="skip")
+
+
+def test_streaming_npy_reader_checks_the_header_against_the_file(tmp_path):
+    """Findings row 84 (ols): "mmap length is greater than file size", without the file's name."""
+    from gicho.data.tabular import iter_npy_chunks
+
+    path = tmp_path / "short.npy"
+    np.save(path, np.zeros((100, 4)))
+    path.write_bytes(path.read_bytes()[:-800])  # truncated: the header still says 100 rows
+    with pytest.raises(ValueError, match=r"short\.npy: the header claims shape \(100, 4\)"):
+        next(iter_npy_chunks(path))

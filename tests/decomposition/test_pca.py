@@ -427,3 +427,16 @@ def test_randomized_fit_transform_matches_its_own_variances(backend):
     np.testing.assert_allclose(Z.var(axis=0, ddof=1), ev, rtol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(Z, axis=0), sv, rtol=1e-12)
     np.testing.assert_allclose(pca.components_ @ pca.components_.T, np.eye(10), atol=1e-12)
+
+
+def test_constant_data_ratios_are_nan_without_warnings():
+    """Findings row 53: a RuntimeWarning leaked, and PCA(0.9) silently kept 1 component."""
+    X = np.ones((5, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pca = PCA(2).fit(X)
+    ref = SkPCA(2).fit(X)  # scikit-learn: NaN ratios too (with a warning)
+    assert np.isnan(pca.explained_variance_ratio_).all() and np.isnan(ref.explained_variance_ratio_).all()
+    np.testing.assert_array_equal(pca.explained_variance_, [0.0, 0.0])
+    with pytest.raises(ValueError, match=r"`n_components`=0\.9 is a fraction of the variance, but X has zero total"):
+        PCA(0.9).fit(X)

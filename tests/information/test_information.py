@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -406,3 +407,12 @@ def test_kl_continuous_density_returning_a_non_number_is_named():
         kl_divergence_continuous(lambda x: np.array([1.0, 2.0]), pdf, (0.0, 1.0))
     with pytest.raises(TypeError, match=r"`q_pdf` must return one number .* got 'a'"):
         kl_divergence_continuous(pdf, lambda x: "a", (0.0, 1.0))
+
+
+def test_gaussian_kl_overflow_is_inf_without_warnings():
+    """Findings row 17: inf was right, but RuntimeWarnings (overflow in subtract / matmul) leaked."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kl_normal(1e308, 1.0, -1e308, 1.0) == np.inf
+        assert kl_mvn([0.0, 0.0], 1e308 * np.eye(2), [0.0, 0.0], 1e-308 * np.eye(2)) == np.inf
+        assert kl_mvn([1e308, 0.0], np.eye(2), [-1e308, 0.0], np.eye(2)) == np.inf

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Column", "read_columns"]
+__all__ = ["Column", "column_names", "read_columns"]
 
 # Block size of pyarrow's CSV reader: at least this, and at least the whole file (up to the
 # cap) so that no line, however long, straddles two blocks.
@@ -47,18 +47,39 @@ class Column:
         self.is_text = is_text
 
 
-def read_columns(path: Path) -> tuple[list[Column], int]:
-    """The columns of ``path`` (.npy, .csv/.tsv/.txt or .parquet/.pq) and the number of rows."""
+def column_names(path: Path) -> list[str]:
+    """The column names of ``path``, from its header (CSV), schema (Parquet) or shape (.npy)."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return _read_npy(path)
+        shape, _, _ = _npy_layout(path)
+        return [str(j) for j in range(shape[1])]
     if suffix in (".parquet", ".pq"):
-        return _read_parquet(path)
-    return _read_csv(path, suffix)
+        return _parquet_names(path)
+    return _csv_layout(path, suffix)[0]
+
+
+def read_columns(path: Path, wanted: Sequence[str] | None = None) -> tuple[list[Column], int]:
+    """The columns ``wanted`` (default: all) of ``path`` and the number of rows.
+
+    Only the wanted columns are parsed and converted: a 200,000-column CSV costs what its
+    header and the few columns used cost.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        columns, n = _read_npy(path)
+    elif suffix in (".parquet", ".pq"):
+        columns, n = _read_parquet(path, wanted)
+    else:
+        columns, n = _read_csv(path, suffix, wanted)
+    if wanted is not None:
+        by_name = {c.name: c for c in columns}
+        columns = [by_name[name] for name in wanted]
+    return columns, n
 
 
 # ------------------------------------------------------------------------------------ .npy
-def _read_npy(path: Path) -> tuple[list[Column], int]:
+def _npy_layout(path: Path) -> tuple[tuple[int, ...], Any, int]:
+    """Shape, dtype and data offset of a .npy file, checked before anything is allocated."""
     with path.open("rb") as handle:
         magic = handle.read(len(_ZIP_MAGIC))
         if magic == _ZIP_MAGIC:
@@ -92,6 +113,11 @@ def _read_npy(path: Path) -> tuple[list[Column], int]:
             f"{path}: the header claims shape {shape} ({need:,} bytes of {dtype}) but the file "
             f"holds {have:,} bytes of data; the file is truncated or its header is wrong"
         )
+    return shape, dtype, offset
+
+
+def _read_npy(path: Path) -> tuple[list[Column], int]:
+    shape, dtype, _ = _npy_layout(path)
     mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     if dtype.kind not in "biuf":
         raise ValueError(f"{path}: holds {dtype} values; only numbers can be read")
@@ -133,54 +159,79 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def _read_csv(path: Path, suffix: str) -> tuple[list[Column], int]:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
+def _csv_layout(path: Path, suffix: str) -> tuple[list[str], bool, str]:
+    """``(names, has_header, delimiter)`` from the first line (parsed by Python's csv module)."""
+    import csv
 
     first = _check_utf8(path, _first_line(path), "first line").rstrip("\r\n")
     if not first.strip():
         raise ValueError(f"{path}: the file is empty (no header line and no rows)")
     delimiter = _delimiter(suffix, first)
-    tokens = [t.strip() for t in (first.split() if delimiter == " " else first.split(delimiter))]
-    header = not all(_is_number(t) for t in tokens if t)
-    if header:
-        seen: dict[str, int] = {}
-        for t in tokens:
-            seen[t] = seen.get(t, 0) + 1
-        duplicates = [name for name, count in seen.items() if count > 1]
-        if duplicates:
-            raise ValueError(
-                f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header; "
-                "every column needs its own name"
-            )
+    tokens = first.split() if delimiter == " " else next(csv.reader([first], delimiter=delimiter))
+    tokens = [tok.strip() for tok in tokens]
+    header = not all(_is_number(tok) for tok in tokens if tok)
+    if not header:
+        return [str(j) for j in range(len(tokens))], False, delimiter
+    counts: dict[str, int] = {}
+    for tok in tokens:
+        counts[tok] = counts.get(tok, 0) + 1
+    duplicates = [name for name, count in counts.items() if count > 1]
+    if duplicates:
+        raise ValueError(
+            f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header; "
+            "every column needs its own name"
+        )
+    return tokens, True, delimiter
+
+
+def _read_csv(path: Path, suffix: str, wanted: Sequence[str] | None) -> tuple[list[Column], int]:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    names, header, delimiter = _csv_layout(path, suffix)
+    index = {name: j for j, name in enumerate(names)}
+    chosen = list(range(len(names))) if wanted is None else [index[name] for name in wanted]
     size = path.stat().st_size
     block = int(min(_MAX_BLOCK_BYTES, max(_MIN_BLOCK_BYTES, size + 1)))
-    read_options = pcsv.ReadOptions(block_size=block, autogenerate_column_names=not header)
+    # pyarrow names the columns f0, f1, ... ; ours come from the header parsed above
+    read_options = pcsv.ReadOptions(block_size=block, autogenerate_column_names=True, skip_rows=int(header))
     parse_options = pcsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True)
+    convert_options = pcsv.ConvertOptions(include_columns=[f"f{j}" for j in chosen])
     try:
-        table = pcsv.read_csv(path, read_options=read_options, parse_options=parse_options)
+        table = pcsv.read_csv(path, read_options=read_options, parse_options=parse_options,
+                              convert_options=convert_options)  # fmt: skip
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "UTF8" in text or "utf8" in text.lower():
             _check_utf8(path, path.read_bytes(), "file")  # names the offset
         raise ValueError(f"{path}: cannot be read as {suffix.lstrip('.').upper()} ({text})") from None
-    names = [t if header else str(j) for j, t in enumerate(table.column_names)]
-    return _arrow_columns(table, names, path), table.num_rows
+    return _arrow_columns(table, [names[j] for j in chosen], path), table.num_rows
 
 
 # ------------------------------------------------------------------------------------ Parquet
-def _read_parquet(path: Path) -> tuple[list[Column], int]:
+def _parquet_names(path: Path) -> list[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        names = list(pq.read_schema(path).names)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{path}: cannot be read as Parquet ({exc})") from None
-    names = list(table.column_names)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))}")
+    return names
+
+
+def _read_parquet(path: Path, wanted: Sequence[str] | None) -> tuple[list[Column], int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = _parquet_names(path) if wanted is None else list(wanted)
+    try:
+        table = pq.read_table(path, columns=names)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path}: cannot be read as Parquet ({exc})") from None
     return _arrow_columns(table, names, path), table.num_rows
 
 

@@ -13,6 +13,7 @@ index (``.npy``) and feeds :meth:`gicho.linear.LinearRegression.fit_chunks` dire
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from gicho._validation import check_positive, describe
-from gicho.data._table_files import Column, read_columns
+from gicho.data._table_files import Column, column_names, read_columns
 
 __all__ = [
     "TabularData",
@@ -110,6 +111,13 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         offset = handle.tell()
     if dtype.hasobject:
         raise ValueError(f"{path}: holds Python objects; only numeric arrays can be read (no pickles)")
+    need = math.prod(shape) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if need > have:  # checked before any mapping: a header may claim 10^12 rows
+        raise ValueError(
+            f"{path}: the header claims shape {shape} ({need:,} bytes of {dtype}) but the file "
+            f"holds {have:,} bytes of data; the file is truncated or its header is wrong"
+        )
     if fortran and len(shape) == 2 and shape[1] > 1:
         raise ValueError(
             f"{path}: stored in Fortran (column-major) order, so rows cannot be streamed; "
@@ -372,28 +380,29 @@ def load_table(
             data = TabularData(data.X[:, idx], data.y, tuple(features), data.target_name, data.description)
         return data
     path = _check_file(path, SUFFIXES)
-    columns, n = read_columns(path)
-    by_name = {c.name: c for c in columns}
-    names = [c.name for c in columns]
+    names = column_names(path)
     if not names:
         raise ValueError(f"{path}: the table has no columns")
     if target is None and require_target:
         target = names[-1]
     if target is not None:
         target = str(target)
-        if target not in by_name:
+        if target not in names:
             raise ValueError(f"argument `target`: no column {target!r} in {path}; columns: {_listing(names)}")
     if features is None:
         features = tuple(c for c in names if c != target)
     else:
         features = tuple(str(f) for f in features)
-        unknown = [f for f in features if f not in by_name]
+        known = set(names)
+        unknown = [f for f in features if f not in known]
         if unknown:
             raise ValueError(f"argument `features`: no column(s) {unknown} in {path}; columns: {_listing(names)}")
         if target in features:
             raise ValueError(f"argument `features` contains the target column {target!r}")
     if not features:
         raise ValueError(f"{path}: no feature columns besides the target {target!r}")
+    columns, n = read_columns(path, [*features, *([target] if target is not None else [])])
+    by_name = {c.name: c for c in columns}
     if n == 0:
         raise ValueError(f"{path}: the table has no rows")
     used = [by_name[f] for f in features] + ([by_name[target]] if target is not None else [])

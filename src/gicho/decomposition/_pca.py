@@ -265,7 +265,15 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _set_spectrum(self, spectrum: Spectrum, k: int | float, solver: str, dtype: Any) -> None:
         variance = spectrum.explained_variance
-        ratio_all = variance / spectrum.total_variance
+        if spectrum.total_variance == 0:  # constant data: the ratios are 0 / 0, NaN (as sklearn)
+            if isinstance(k, float):
+                raise ValueError(
+                    f"argument `n_components`={k!r} is a fraction of the variance, but X has zero "
+                    "total variance (every column is constant); pass an int"
+                )
+            ratio_all = variance * np.nan
+        else:
+            ratio_all = variance / spectrum.total_variance
         if isinstance(k, float):
             # the fewest components whose cumulative ratio exceeds k (scikit-learn's rule)
             cumulative = np.cumsum(_as_numpy(ratio_all))

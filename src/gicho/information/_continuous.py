@@ -51,9 +51,10 @@ def kl_normal(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, base: float | Non
     """
     log_base = log_of_base(base)
     m1, s1, m2, s2 = _gaussian_params(mu1=mu1, sigma1=sigma1, mu2=mu2, sigma2=sigma2)
-    t = np.log(s1) - np.log(s2)
-    d = (m1 - m2) / s2
-    return finish(0.5 * (d * d + np.expm1(2 * t) - 2 * t), log_base)
+    with np.errstate(over="ignore"):  # a KL beyond float64 is +inf, without a warning
+        t = np.log(s1) - np.log(s2)
+        d = (m1 - m2) / s2
+        return finish(0.5 * (d * d + np.expm1(2 * t) - 2 * t), log_base)
 
 
 def entropy_normal(sigma: Any, *, base: float | None = None) -> Any:
@@ -110,10 +111,13 @@ def kl_mvn(mean1: Any, cov1: Any, mean2: Any, cov2: Any, *, base: float | None =
         raise ValueError(f"arguments `mean1` and `mean2` must have the same length; got {k} and {m2.shape[0]}")
     l1 = _cholesky(cov1, "cov1", k)
     l2 = _cholesky(cov2, "cov2", k)
-    a = scipy.linalg.solve_triangular(l2, l1, lower=True, check_finite=False)  # L2⁻¹ L1
-    z = scipy.linalg.solve_triangular(l2, m2 - m1, lower=True, check_finite=False)
-    log_det_ratio = 2.0 * (np.log(np.diag(l2)).sum() - np.log(np.diag(l1)).sum())
-    kl = 0.5 * (np.sum(a * a) + z @ z - k + log_det_ratio)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: +inf, without a warning
+        a = scipy.linalg.solve_triangular(l2, l1, lower=True, check_finite=False)  # L2⁻¹ L1
+        z = scipy.linalg.solve_triangular(l2, m2 - m1, lower=True, check_finite=False)
+        log_det_ratio = 2.0 * (np.log(np.diag(l2)).sum() - np.log(np.diag(l1)).sum())
+        kl = 0.5 * (np.sum(a * a) + z @ z - k + log_det_ratio)
+    if np.isnan(kl):  # only from inf - inf after an overflow: each term is >= 0 or finite
+        kl = np.inf
     return finish(np.float64(max(kl, 0.0)), log_base)
 
 
