@@ -96,14 +96,16 @@ def iter_utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 
 
 def _iter_file_documents(path: Path, unit: Unit, max_chars: int) -> Iterator[Document]:
+    """Documents of one file; none longer than ``max_chars`` (longer lines are cut)."""
     buffer: list[str] = []
     size, first_line = 0, 1
 
-    def flush() -> Document | None:
+    def flush() -> Iterator[Document]:
         nonlocal buffer, size
         text = "".join(buffer).strip()
         buffer, size = [], 0
-        return Document(text, str(path), f"line {first_line}") if text else None
+        if text:
+            yield Document(text, str(path), f"line {first_line}")
 
     for number, (_, line) in enumerate(iter_utf8_lines(path), start=1):
         if unit == "line":
@@ -112,22 +114,17 @@ def _iter_file_documents(path: Path, unit: Unit, max_chars: int) -> Iterator[Doc
                 yield Document(text[start:start + max_chars], str(path), f"line {number}")
             continue
         if unit == "paragraph" and not line.strip():
-            doc = flush()
-            if doc:
-                yield doc
-            first_line = number + 1
+            yield from flush()
             continue
-        if not buffer:
-            first_line = number
-        buffer.append(line)
-        size += len(line)
-        if size >= max_chars:
-            doc = flush()
-            if doc:
-                yield doc
-    doc = flush()
-    if doc:
-        yield doc
+        for start in range(0, len(line), max_chars):
+            piece = line[start:start + max_chars]
+            if size + len(piece) > max_chars:
+                yield from flush()
+            if not buffer:
+                first_line = number
+            buffer.append(piece)
+            size += len(piece)
+    yield from flush()
 
 
 class TextCorpus:
@@ -197,6 +194,10 @@ class TextCorpus:
 
 
 # ---------------------------------------------------------------------------- Python's docs
+def _is_test(name: str) -> bool:
+    return name in ("test", "tests") or name.startswith("test_") or name.endswith(("_test", "_tests"))
+
+
 def _stdlib_files(root: Path) -> list[tuple[str, Path]]:
     """``(module name, path)`` of the public standard-library source files, sorted by name."""
     found = []
@@ -206,12 +207,12 @@ def _stdlib_files(root: Path) -> list[tuple[str, Path]]:
             dirnames[:] = []
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")) and d not in STDLIB_EXCLUDED
-                             and "test" not in d)
+                             and not _is_test(d))
         for f in sorted(filenames):
             if not f.endswith(".py") or (f.startswith("_") and f != "__init__.py"):
                 continue
             parts = (*rel.parts, f[:-3]) if f != "__init__.py" else rel.parts
-            if parts and parts[0] not in STDLIB_EXCLUDED and "test" not in parts[-1]:
+            if parts and parts[0] not in STDLIB_EXCLUDED and not _is_test(parts[-1]):
                 found.append((".".join(parts), Path(dirpath) / f))
     return sorted(found)
 
@@ -235,10 +236,10 @@ def _module_docstrings(path: Path, module: str) -> tuple[Document, ...]:
     except (SyntaxError, ValueError):  # a file for another Python version: not documentation
         return ()
     docs = []
-    module_doc = ast.get_docstring(tree, clean=True)
+    module_doc = (ast.get_docstring(tree, clean=True) or "").strip()
     if module_doc:
         docs.append(Document(module_doc, module, ""))
-    docs.extend(Document(doc, module, name) for name, doc in _docstrings(tree.body, ""))
+    docs.extend(Document(doc.strip(), module, name) for name, doc in _docstrings(tree.body, "") if doc.strip())
     return tuple(docs)
 
 
@@ -282,7 +283,7 @@ def _pydoc_topics() -> Iterator[Document]:
     from pydoc_data.topics import topics
 
     for name in sorted(topics):
-        text = inspect.cleandoc(topics[name])
+        text = inspect.cleandoc(topics[name]).strip()
         if text:
             yield Document(text, PYDOC_TOPICS_SOURCE, name)
 
@@ -294,10 +295,17 @@ class _PythonDocs:
         self.topics, self.docstrings, self.modules, self.min_chars = topics, docstrings, modules, min_chars
 
     def __iter__(self) -> Iterator[Document]:
+        seen: set[str] = set()  # exact duplicates are yielded once
         if self.topics:
-            yield from _pydoc_topics()
+            for doc in _pydoc_topics():
+                if doc.text not in seen:
+                    seen.add(doc.text)
+                    yield doc
         if self.docstrings:
-            yield from stdlib_docstrings(self.modules, self.min_chars)
+            for doc in stdlib_docstrings(self.modules, self.min_chars):
+                if doc.text not in seen:
+                    seen.add(doc.text)
+                    yield doc
 
     def texts(self) -> Iterator[str]:
         return (doc.text for doc in self)
