@@ -133,3 +133,13 @@ def test_python_docs_corpus_arguments():
     assert all(len(d.text) >= 200 for d in python_docs_corpus(topics=False, modules="json", min_chars=200))
     with pytest.raises(ValueError, match="needs `topics` or `docstrings`"):
         python_docs_corpus(topics=False, docstrings=False)
+
+
+def test_the_text_data_layer_imports_no_models_trainer_or_tasks():
+    import subprocess
+    import sys
+
+    code = ("import sys, gicho.data.text; print(sorted(m for m in sys.modules "
+            "if m.startswith(('gicho.models', 'gicho.train', 'gicho.tasks', 'gicho.cli'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

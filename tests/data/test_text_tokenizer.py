@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 
 import pytest
 from hypothesis import given
@@ -104,6 +105,12 @@ def test_encode_batch_equals_encode_and_loaded_tokenizer_ignores_stored_padding(
     assert len(from_json.encode("word " * 300)["input_ids"]) == 302
     pairs = from_json.encode_batch(["a b c", "d"], ["e", "f g"])
     assert pairs[1]["token_type_ids"] == [0, 0, 0, 1, 1, 1]
+
+
+def test_pickle_round_trip(from_json):
+    again = pickle.loads(pickle.dumps(from_json))
+    assert again.encode(TEXTS[0], TEXTS[1], max_len=20) == from_json.encode(TEXTS[0], TEXTS[1], max_len=20)
+    assert again.special_ids == from_json.special_ids and again.model_max_length == 512
 
 
 def test_special_ids_and_properties(from_json, from_vocab):

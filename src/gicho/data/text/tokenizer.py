@@ -272,6 +272,17 @@ class TextTokenizer:
         atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
         return directory
 
+    def __getstate__(self) -> dict[str, Any]:  # picklable (DataLoader workers, spawn)
+        state = self.__dict__.copy()
+        state["_tok"] = self._tok.to_str()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_tok"] = Tokenizer.from_str(state["_tok"])
+        state["_lock"] = threading.Lock()
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:
         return (f"TextTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase}, "
                 f"source={self.source!r})")
