@@ -213,3 +213,7 @@ def test_bad_arguments(tok):
         PackedBlocks(["", "  "], tok)
     with pytest.raises(ValueError, match=r"`lengths` is empty"):
         LengthBucketSampler([], 4)
+    with pytest.raises(TypeError, match=r"`seed` must be an int; got '0'"):
+        MLMCollator(tok, seed="0")
+    with pytest.raises(TypeError, match=r"`seed` must be an int; got 1.5"):
+        LengthBucketSampler([3, 4], 4, seed=1.5)

@@ -16,9 +16,26 @@ import torch
 
 from gicho._validation import check_positive, describe
 
-__all__ = ["DEFAULT_BUCKET_MULTIPLIER", "LengthBucketSampler", "PadCollator", "pad_batch", "padding_fraction"]
+__all__ = [
+    "DEFAULT_BUCKET_MULTIPLIER",
+    "LengthBucketSampler",
+    "PadCollator",
+    "derive_seed",
+    "pad_batch",
+    "padding_fraction",
+]
 
 DEFAULT_BUCKET_MULTIPLIER = 50  # a bucket holds this many batches' worth of items, sorted by length
+_SEED_MIX = 0x9E37_79B9_7F4A_7C15  # 2**64 / golden ratio: spreads (seed, stream) pairs apart
+_SEED_MASK = (1 << 63) - 1  # torch seeds are non-negative int64
+
+
+def derive_seed(seed: int, stream: int) -> int:
+    """A seed for stream ``stream`` (epoch, worker) of a generator seeded ``seed``; same in every process."""
+    for name, value in (("seed", seed), ("stream", stream)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"argument `{name}` must be an int; got {describe(value)}")
+    return (seed * _SEED_MIX + stream) & _SEED_MASK
 
 
 def _as_long(value: Any, name: str) -> torch.Tensor:
@@ -116,6 +133,7 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
         if self.lengths.numel() == 0:
             raise ValueError("argument `lengths` is empty; there is nothing to batch")
+        derive_seed(seed, 0)  # checks that the seed is an int
         self.batch_size, self.seed = batch_size, seed
         self.bucket_multiplier, self.drop_last = bucket_multiplier, drop_last
         self.epoch = 0
@@ -128,7 +146,7 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        g = torch.Generator().manual_seed(hash((self.seed, self.epoch)) & 0x7FFF_FFFF_FFFF_FFFF)
+        g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
         self.epoch += 1
         order = torch.randperm(len(self.lengths), generator=g)
         bucket = self.batch_size * self.bucket_multiplier

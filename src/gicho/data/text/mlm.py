@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from gicho._validation import check_positive, check_probability, describe
-from gicho.data.text.batching import pad_batch
+from gicho.data.text.batching import derive_seed, pad_batch
 from gicho.data.text.tokenizer import TextTokenizer
 
 __all__ = [
@@ -169,6 +169,7 @@ class MLMCollator:
         if replace_with_mask + replace_with_random > 1:
             raise ValueError(f"arguments `replace_with_mask` + `replace_with_random` must be <= 1; got "
                              f"{replace_with_mask} + {replace_with_random} = {replace_with_mask + replace_with_random}")
+        derive_seed(seed, 0)  # checks that the seed is an int
         self.whole_word, self.seed = bool(whole_word), seed
         self.pad_id, self.mask_id = tokenizer.pad_id, tokenizer.mask_id
         self.vocab_size = tokenizer.vocab_size
@@ -184,7 +185,7 @@ class MLMCollator:
         info = torch.utils.data.get_worker_info()
         if info is not None and info.seed != self._worker_seed:
             self._worker_seed = info.seed
-            self._generator.manual_seed(hash((self.seed, info.seed)) & 0x7FFF_FFFF_FFFF_FFFF)
+            self._generator.manual_seed(derive_seed(self.seed, info.seed))
         return self._generator
 
     def __call__(self, items: Sequence[Mapping[str, Any]] | Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
