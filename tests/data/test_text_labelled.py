@@ -173,7 +173,7 @@ def test_csv_single_and_pair(tmp_path, tok):
     assert data[0]["token_type_ids"].tolist().count(1) > 0
 
 
-def test_csv_task_splits_every_row_once(tmp_path):
+def test_csv_task_splits_every_row_once(tmp_path, tok):
     rows = "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(50))
     path = _write(tmp_path / "t.csv", "text,label\n" + rows)
     task = csv_task(path, valid_fraction=0.2, test_fraction=0.2, seed=3)
@@ -181,6 +181,8 @@ def test_csv_task_splits_every_row_once(tmp_path):
     assert sizes == {"train": 30, "valid": 10, "test": 10}
     assert sorted(e.text for v in task.splits.values() for e in v) == sorted(f"text {i}" for i in range(50))
     assert csv_task(path, 0.2, 0.2, seed=3).splits == task.splits
+    no_valid = csv_task(path, valid_fraction=0.0, test_fraction=0.1)
+    assert len(no_valid.splits["valid"]) == 0 and set(no_valid.datasets(tok)) == {"train", "test"}
 
 
 def test_csv_errors(tmp_path):

@@ -111,9 +111,9 @@ class TextTask:
 
     def datasets(self, tokenizer: TextTokenizer, max_len: int = DEFAULT_MAX_LEN
                  ) -> dict[str, TextClassificationDataset]:
-        """Tokenize every split (see :class:`TextClassificationDataset`)."""
+        """Tokenize every non-empty split (see :class:`TextClassificationDataset`)."""
         return {name: TextClassificationDataset(examples, tokenizer, max_len, n_labels=len(self.label_names))
-                for name, examples in self.splits.items()}
+                for name, examples in self.splits.items() if examples}
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
