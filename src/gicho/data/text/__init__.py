@@ -1,0 +1,71 @@
+"""Text data for BERT: WordPiece tokenizer, streamed corpora, MLM masking, labelled tasks.
+
+* :mod:`~gicho.data.text.tokenizer`: :class:`TextTokenizer`, :func:`train_wordpiece`,
+  :func:`load_tokenizer` (ids identical to ``transformers``' BERT tokenizer);
+* :mod:`~gicho.data.text.corpus`: :class:`TextCorpus` (a file or directory, streamed) and
+  the embedded default :func:`python_docs_corpus` (Python's own documentation);
+* :mod:`~gicho.data.text.mlm`: :class:`PackedBlocks` (documents packed into blocks) and
+  :class:`MLMCollator` (15% / 80 / 10 / 10 masking, optional whole words);
+* :mod:`~gicho.data.text.batching`: :func:`pad_batch`, :class:`PadCollator`,
+  :class:`LengthBucketSampler`, :func:`padding_fraction`;
+* :mod:`~gicho.data.text.labelled`: :func:`docstring_topic_task` (held out by module),
+  :func:`same_document_task` (sentence pairs), :func:`read_text_csv` / :func:`csv_task`
+  (users' CSV files), :class:`TextClassificationDataset`.
+"""
+
+from gicho.data.text.batching import LengthBucketSampler, PadCollator, pad_batch, padding_fraction
+from gicho.data.text.corpus import (
+    Document,
+    TextCorpus,
+    iter_utf8_lines,
+    python_docs_corpus,
+    stdlib_docstrings,
+)
+from gicho.data.text.labelled import (
+    STDLIB_GROUPS,
+    TextClassificationDataset,
+    TextExample,
+    TextTask,
+    csv_task,
+    describe_task,
+    docstring_topic_task,
+    read_text_csv,
+    same_document_task,
+    split_sentences,
+)
+from gicho.data.text.mlm import MLMCollator, PackedBlocks, iter_packed_blocks
+from gicho.data.text.tokenizer import (
+    SPECIAL_TOKENS,
+    TextTokenizer,
+    load_tokenizer,
+    train_wordpiece,
+)
+
+__all__ = [
+    "SPECIAL_TOKENS",
+    "STDLIB_GROUPS",
+    "Document",
+    "LengthBucketSampler",
+    "MLMCollator",
+    "PackedBlocks",
+    "PadCollator",
+    "TextClassificationDataset",
+    "TextCorpus",
+    "TextExample",
+    "TextTask",
+    "TextTokenizer",
+    "csv_task",
+    "describe_task",
+    "docstring_topic_task",
+    "iter_packed_blocks",
+    "iter_utf8_lines",
+    "load_tokenizer",
+    "pad_batch",
+    "padding_fraction",
+    "python_docs_corpus",
+    "read_text_csv",
+    "same_document_task",
+    "split_sentences",
+    "stdlib_docstrings",
+    "train_wordpiece",
+]
