@@ -21,7 +21,7 @@ from gicho.train.checkpoint import (
 )
 from gicho.train.config import TrainConfig, warmup_cosine
 from gicho.train.evaluation import EvalForward, MetricsFactory, StreamingMetric, evaluate_model
-from gicho.train.metrics import ClassificationAccuracy, RegressionScores
+from gicho.train.metrics import ClassificationAccuracy, MaskedLMScores, RegressionScores
 from gicho.train.optim import default_param_groups, no_decay_param_groups
 from gicho.train.progress import ProgressReporter
 from gicho.train.signals import TrainingInterrupted
@@ -32,6 +32,7 @@ __all__ = [
     "CheckpointError",
     "ClassificationAccuracy",
     "EvalForward",
+    "MaskedLMScores",
     "MetricsFactory",
     "NonFiniteLossError",
     "ProgressReporter",

