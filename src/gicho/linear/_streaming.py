@@ -84,14 +84,20 @@ class StreamingFitMixin:
         moments, slw, seen, dtype = Moments(track_r=True), 0.0, 0, None
         for i, chunk in enumerate(chunks):
             if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
-                raise TypeError(f"chunk {i} must be a tuple (X, y) or (X, y, sample_weight); got {describe(chunk)}")
+                raise TypeError(
+                    f"chunk {i} must be a tuple (X, y) or (X, y, sample_weight); got {describe(chunk)} "
+                    "(chunks are counted from 0)"
+                )
             X, y, w = chunk[0], chunk[1], chunk[2] if len(chunk) == 3 else None
             self._check_names(X, reset=seen == 0)
             X, y, w = check_xy(X, y, w)
             if seen == 0:
                 self._check_n_features(X, reset=True)
             elif X.shape[1] != self.n_features_in_:
-                raise ValueError(f"chunk {i} has {X.shape[1]} feature(s); the first chunk had {self.n_features_in_}")
+                raise ValueError(
+                    f"chunk {i} has {X.shape[1]} feature(s); the first chunk had {self.n_features_in_} "
+                    "(chunks are counted from 0)"
+                )
             moments.update(X, y, w)
             slw += sum_log(w, X.shape[0])
             seen += 1
