@@ -65,3 +65,56 @@ def test_other_checks():
 
     with pytest.raises(NotFittedError, match="this Model is not fitted yet"):
         check_is_fitted(Model(), "coef_")
+
+
+def test_one_detector_per_backend():
+    import torch
+
+    from gicho._validation import is_dask, is_torch
+
+    assert is_torch(torch.ones(2)) and not is_torch(np.ones(2)) and not is_torch([1.0])
+    da = pytest.importorskip("dask.array")
+    assert is_dask(da.ones(3)) and not is_dask(np.ones(3)) and not is_dask(torch.ones(3))
+
+
+def test_one_non_finite_message_for_every_backend():
+    import torch
+
+    from gicho._validation import nonfinite_error
+
+    for x in (np.array([1.0, np.nan, np.inf]), torch.tensor([1.0, float("nan"), float("inf")])):
+        assert str(nonfinite_error("X", x)) == (
+            "argument `X` contains 1 NaN and 1 infinite value(s); only finite values are allowed"
+        )
+    assert "so large that its sums or second moments overflow" in str(nonfinite_error("y", np.ones(2)))
+
+
+def test_complex_input_is_one_type_error_everywhere():
+    import torch
+
+    from gicho._validation import ComplexDataError
+    from gicho.decomposition import PCA
+    from gicho.linear import LinearRegression
+    from gicho.moments import Moments
+
+    Z = np.ones((4, 2)) + 1j
+    for call in (lambda: check_array(Z, "X"), lambda: LinearRegression().fit(Z, np.ones(4)),
+                 lambda: PCA().fit(Z), lambda: Moments().update(torch.tensor(Z))):  # fmt: skip
+        with pytest.raises(TypeError, match=r"argument `X` is complex .*Complex data not supported") as info:
+            call()
+        assert isinstance(info.value, ComplexDataError) and isinstance(info.value, ValueError)
+
+
+def test_not_fitted_error_is_scikit_learns():
+    from sklearn.exceptions import NotFittedError as SkNotFittedError
+
+    assert issubclass(NotFittedError, SkNotFittedError)
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+
+
+def test_choice_can_ignore_case_and_speak_for_the_cli():
+    assert check_choice("hc3", "--robust", ("nonrobust", "HC3"), ignore_case=True) == "HC3"
+    with pytest.raises(ValueError, match=r"^--robust must be one of 'nonrobust', 'HC3'; got 'HC9'$"):
+        check_choice("HC9", "--robust", ("nonrobust", "HC3"), ignore_case=True)
+    with pytest.raises(ValueError, match=r"^argument `solver` must be one of 'a', 'b'; got 'A'$"):
+        check_choice("A", "solver", ("a", "b"))

@@ -79,8 +79,18 @@ _nonfinite_error = nonfinite_error
 class Moments:
     """Mergeable weighted sufficient statistics of ``(X, y)``: count, means, centered Gram.
 
+    Parameters
+    ----------
+    track_r : bool, default=False
+        Also keep ``r_``, the R factor of the centred, weighted ``[X, y]`` (updates with y
+        only; see :mod:`gicho._tsqr`). Least squares reads its residual sum of squares from
+        it, exactly, where ``yy - b^T beta`` from the moments would cancel (near-perfect
+        fits). Costs one QR of each chunk; PCA and plain moments do without.
+
     Attributes
     ----------
+    r_ : ndarray of shape (p + k, p + k) or None
+        With ``track_r``: ``r_.T @ r_`` equals the centred Gram matrix of ``[X, y]``.
     n_samples_ : int
         Rows seen (rows with zero weight included).
     weight_sum_ : float

@@ -101,7 +101,7 @@ def test_categorical_columns_are_one_hot_encoded_like_statsmodels_formulas(tmp_p
     price = 3.0 * area + np.select([city == "Seoul", city == "Busan"], [50.0, 10.0], 0.0) + rng.standard_normal(n)
     frame = pd.DataFrame({"area": area, "city": city, "price": price})
     frame.to_csv(tmp_path / "homes.csv", index=False)
-    with pytest.raises(ValueError, match=r"column\(s\) 'city' hold text \(e\.g\. '.*'\); pass categorical=True \(gicho: --categorical\)"):
+    with pytest.raises(ValueError, match=r"column\(s\) 'city' hold text \(e\.g\. '.*'\); pass categorical=True \(gicho ols: --categorical\)"):
         load_table(tmp_path / "homes.csv")
     table = load_table(tmp_path / "homes.csv", categorical=True)
     assert table.feature_names == ("area", "city[Daegu]", "city[Seoul]")  # Busan: the reference level

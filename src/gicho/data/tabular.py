@@ -316,7 +316,7 @@ def _missing_message(path: Path, used: Sequence[Column], bad_rows: np.ndarray, n
     listed = "; ".join(f"column {name!r}: {count} missing (first in data row {row})" for name, count, row in per_column)
     return (
         f"{path}: {int(bad_rows.sum())} of {n} row(s) have missing values ({listed}; rows are "
-        "1-based, counted after the header). Pass missing='drop' (gicho: --missing drop) to "
+        "1-based, counted after the header). Pass missing='drop' (gicho ols: --missing drop) to "
         "fit on the complete rows"
     )
 
@@ -413,7 +413,7 @@ def load_table(
         example = next(v for v in by_name[text[0]].values if v)
         raise ValueError(
             f"{path}: column(s) {', '.join(map(repr, text))} hold text (e.g. {example!r}); pass "
-            "categorical=True (gicho: --categorical) to one-hot encode them, or leave them out "
+            "categorical=True (gicho ols: --categorical) to one-hot encode them, or leave them out "
             "with `features` (--features)"
         )
     bad = np.zeros(n, dtype=bool)

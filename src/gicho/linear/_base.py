@@ -15,13 +15,11 @@ accumulate the same moments chunk by chunk and give the batch answer to round-of
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from gicho._tsqr import raw_r
 from gicho._validation import (
     check_array,
     check_choice,
@@ -39,6 +37,7 @@ from gicho.linear._inference import (
     OLSStatistics,
     OLSSummary,
     compute_statistics,
+    design_condition_number,
     robust_meat,
 )
 from gicho.linear._inference import conf_int as _conf_int
@@ -49,12 +48,14 @@ from gicho.linear._input import (
     sum_log,
     tensor_dtype,
 )
+from gicho.linear._scale import extreme_scales, unscale
 from gicho.linear._solve import (
     IllConditionedWarning,
     PrecisionWarning,
     RankDeficientWarning,
     weighted_centred,
 )
+from gicho.linear._streaming import StreamingFitMixin
 from gicho.moments import Moments
 
 __all__ = [
@@ -70,107 +71,9 @@ SOLVERS = ("auto", "normal", "qr", "svd", "gd")
 # When the R^2 of the moments-based residual sum of squares is this close to 1 the formula
 # yy - b^T beta cancels; with the rows at hand the residuals are then summed directly.
 _SSR_CANCELLATION = 1e-3
-# Below this many eps of yy, an SSR formed as yy - b^T beta has fewer than ~4 correct digits.
-_SSR_RESOLUTION = 1e4
 
 
-# Data whose largest magnitude lies outside [2^-_EXTREME_EXP, 2^_EXTREME_EXP] is rescaled by a
-# power of two before the fit: its squares (the Gram matrix) would leave float64's normal
-# range (subnormal below 2.2e-308: digits lost, or 0: "constant columns"; overflow above 1.8e308).
-_EXTREME_EXP = 400
-
-
-def _power_of_two(magnitude: np.ndarray) -> np.ndarray:
-    """2^round(log2(m)) for the extreme magnitudes, 1 for the others (and for zeros)."""
-    with np.errstate(divide="ignore"):
-        exp = np.where(magnitude > 0, np.round(np.log2(np.where(magnitude > 0, magnitude, 1.0))), 0.0)
-    exp = np.where(np.abs(exp) > _EXTREME_EXP, exp, 0.0)
-    return np.ldexp(1.0, exp.astype(int))
-
-
-def _extreme_scales(X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | None:
-    """``(s_x, s_y)``: one power of two for X, one per target, or None when no rescaling is needed."""
-    with np.errstate(invalid="ignore"):
-        x_max = np.max(np.abs(X)) if X.size else 0.0
-        Y = y[:, None] if y.ndim == 1 else y
-        y_max = np.max(np.abs(Y), axis=0) if Y.size else np.zeros(Y.shape[1])
-    if not (np.isfinite(x_max) and np.all(np.isfinite(y_max))):
-        return None  # NaN / inf: the moments report them
-    s_x, s_y = float(_power_of_two(np.asarray(x_max))), _power_of_two(y_max)
-    if s_x == 1.0 and np.all(s_y == 1.0):
-        return None
-    return s_x, s_y
-
-
-def _unscale(sol: S.Solution, st: OLSStatistics, m: Moments, s_x: float, s_y: np.ndarray, fit_intercept: bool):
-    """A fit on ``X / s_x``, ``y / s_y`` in the units of the data."""
-    import copy
-
-    with np.errstate(over="ignore", under="ignore"):  # e.g. var(coef) ~ 1e320 for X ~ 1e-160: inf
-        return _unscale_numbers(copy.copy(sol), copy.copy(st), m.to_numpy(), np.float64(s_x), s_y, fit_intercept)
-
-
-def _unscale_numbers(sol: S.Solution, st: OLSStatistics, m: Moments, s_x: np.float64, s_y: np.ndarray,
-                     fit_intercept: bool):  # fmt: skip
-    sol.coef = sol.coef * (s_y[None, :] / s_x)
-    if sol.singular_values is not None:
-        sol.singular_values = sol.singular_values * s_x
-    P = st.params.shape[1]
-    d = np.outer(s_y, np.r_[[1.0] * int(fit_intercept), [1.0 / s_x] * (P - int(fit_intercept))])  # (k, P)
-    st.params = st.params * d
-    st.bse = st.bse * d
-    st.cov_params = st.cov_params * d[:, :, None] * d[:, None, :]
-    for name in ("ssr", "ess", "centered_tss", "scale"):
-        setattr(st, name, getattr(st, name) * s_y**2)
-    shift = st.nobs * np.log(s_y)  # llf = -n/2 (1 + log 2 pi + log(ssr / n)) + ...
-    st.llf = st.llf - shift
-    st.aic, st.bic = st.aic + 2 * shift, st.bic + 2 * shift
-    m.mean_x_, m.xx_ = m.mean_x_ * s_x, m.xx_ * s_x**2
-    m.mean_y_, m.xy_, m.yy_ = m.mean_y_ * s_y, m.xy_ * (s_x * s_y[None, :]), m.yy_ * np.outer(s_y, s_y)
-    return sol, st, m
-
-
-def _design_condition_number(m: Moments, fit_intercept: bool) -> float:
-    """statsmodels' ``condition_number``: sqrt(max / min eigenvalue) of ``X^T W X`` for the
-    design as given, with the constant column when there is an intercept (not centred, not
-    scaled: it depends on the units and the means of the features)."""
-    W, mean = m.weight_sum_, m.mean_x_
-    with np.errstate(all="ignore"):
-        G = m.xx_ + W * np.outer(mean, mean)  # sum w x x^T
-        if fit_intercept:
-            G = np.block([[np.array([[W]]), W * mean[None, :]], [W * mean[:, None], G]])
-        if not np.isfinite(G).all():
-            return float("nan")  # X^T W X itself overflows float64 (data beyond ~1e154)
-        lam = np.linalg.eigvalsh(0.5 * (G + G.T))
-        ratio = lam[-1] / lam[0] if lam[0] > 0 else np.inf
-        return float(np.sqrt(ratio))
-
-
-def _factor_rows(m: Moments, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """The R factor of streamed ``[X, y]`` as rows ``(R_x, R_y)`` (raw rows without intercept)."""
-    if m.r_ is None:
-        return None
-    R = m.r_ if fit_intercept else raw_r(m.r_, m.weight_sum_, np.concatenate([m.mean_x_, m.mean_y_]))
-    p = m.n_features_
-    return R[:, :p], R[:, p:]
-
-
-def _warn_if_cancelled(ssr: np.ndarray, yy: np.ndarray) -> None:
-    """``yy - b^T beta`` keeps no digits below about ``eps * yy``: say so when SSR is near it."""
-    unreliable = ssr <= _SSR_RESOLUTION * S.EPS * yy
-    if np.any(unreliable):
-        worst = float(np.min(ssr / np.where(yy > 0, yy, 1.0)))
-        warnings.warn(
-            f"the residual sum of squares comes from the moments alone (yy - b^T beta) and is at "
-            f"the moments' round-off (SSR / yy = {worst:.2g}, resolution ~{_SSR_RESOLUTION * S.EPS:.0e}): "
-            "standard errors, R^2 and F are unreliable. Fit with fit(), partial_fit or fit_chunks "
-            "(they carry an R factor), or Moments(track_r=True)",
-            PrecisionWarning,
-            stacklevel=4,
-        )
-
-
-class LinearRegression(RegressorMixin, BaseEstimator):
+class LinearRegression(StreamingFitMixin, RegressorMixin, BaseEstimator):
     """Least squares ``y ~ X beta + beta_0`` with exact solvers and inference statistics.
 
     Parameters
@@ -328,92 +231,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self._check_names(X, reset=True)
         X, y, w = check_xy(X, y, sample_weight)
         self._check_n_features(X, reset=True)
-        scales = None if _is_torch(X) else _extreme_scales(X, y)
+        scales = None if _is_torch(X) else extreme_scales(X, y)
         if scales is not None:  # powers of two: exact; undone on every fitted number below
             X, y = X / scales[0], y / (scales[1] if y.ndim == 2 else scales[1][0])
         moments = Moments.from_arrays(X, y, w)  # NumPy weights move to a tensor's device
         self._finish(moments, X=X, y=y, w=w, sum_log_w=sum_log(w, X.shape[0]), dtype=tensor_dtype(X),
                      scales=scales)  # fmt: skip
-        return self
-
-    def _fit_dask(self, X: Any, y: Any, sample_weight: Any) -> None:
-        """Moments of Dask ``X``, ``y`` reduced on the cluster; the solve runs here."""
-        from gicho.dask import dask_moments  # per-block moments, tree-merged on the cluster
-
-        self._check_params(streaming=True)
-        if y is None:
-            raise ValueError(
-                "LinearRegression requires y to be passed, but the target y is None; "
-                "pass y of shape (n,) or (n, k)"
-            )
-        moments, slw, columns = dask_moments(X, y, sample_weight)
-        if moments.weight_sum_ == 0:
-            raise ValueError(
-                "argument `sample_weight` is all zeros; at least one weight must be positive"
-            )
-        if columns is not None and all(isinstance(c, str) for c in columns):
-            self.feature_names_in_ = columns
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        self.n_features_in_ = moments.n_features_
-        self.fit_moments(moments, sum_log_w=slw)
-
-    def fit_moments(self, moments: Moments, sum_log_w: float = 0.0) -> LinearRegression:
-        """Fit from precomputed sufficient statistics (e.g. merged from a cluster).
-
-        ``sum_log_w`` is :math:`\\sum_i \\log w_i` (0 without weights), needed only for the
-        weighted log-likelihood.
-        """
-        self._check_params(streaming=True)
-        if not isinstance(moments, Moments) or moments.mean_y_ is None:
-            raise ValueError(f"argument `moments` must be a Moments with y; got {describe(moments)}")
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None and len(names) != moments.n_features_:
-            del self.feature_names_in_
-        self.n_features_in_ = moments.n_features_
-        self._finish(moments, sum_log_w=sum_log_w)
-        return self
-
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegression:
-        """Add a chunk of rows and refit; after the last chunk this equals :meth:`fit` on all rows."""
-        self._check_params(streaming=True)
-        first = not hasattr(self, "_stream")
-        self._check_names(X, reset=first)
-        X, y, w = check_xy(X, y, sample_weight)
-        self._check_n_features(X, reset=first)
-        if first:
-            self._stream = (Moments(track_r=True), 0.0)
-        moments, slw = self._stream
-        moments.update(X, y, w)
-        self._stream = (moments, slw + sum_log(w, X.shape[0]))
-        self._finish(moments, sum_log_w=self._stream[1], dtype=tensor_dtype(X))
-        return self
-
-    def fit_chunks(self, chunks: Iterable[Any]) -> LinearRegression:
-        """Fit from an iterable of ``(X, y)`` or ``(X, y, sample_weight)`` chunks in one pass.
-
-        Equals :meth:`fit` on the concatenated rows to round-off; memory is one chunk.
-        """
-        self._check_params(streaming=True)
-        self.__dict__.pop("_stream", None)
-        moments, slw, seen, dtype = Moments(track_r=True), 0.0, 0, None
-        for i, chunk in enumerate(chunks):
-            if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
-                raise TypeError(f"chunk {i} must be a tuple (X, y) or (X, y, sample_weight); got {describe(chunk)}")
-            X, y, w = chunk[0], chunk[1], chunk[2] if len(chunk) == 3 else None
-            self._check_names(X, reset=seen == 0)
-            X, y, w = check_xy(X, y, w)
-            if seen == 0:
-                self._check_n_features(X, reset=True)
-            elif X.shape[1] != self.n_features_in_:
-                raise ValueError(f"chunk {i} has {X.shape[1]} feature(s); the first chunk had {self.n_features_in_}")
-            moments.update(X, y, w)
-            slw += sum_log(w, X.shape[0])
-            seen += 1
-            dtype = tensor_dtype(X)
-        if seen == 0:
-            raise ValueError("argument `chunks` is empty; at least one (X, y) chunk is required")
-        self._finish(moments, sum_log_w=slw, dtype=dtype)
         return self
 
     # ------------------------------------------------------------------ solving
@@ -438,7 +261,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 RankDeficientWarning,
                 stacklevel=3,
             )
-        rows = None if X is not None else _factor_rows(m, self.fit_intercept)
+        rows = None if X is not None else S.factor_rows(m, self.fit_intercept)
         sol = self._solve(system, names, X, y, w, rows=rows)
         k = sol.coef.shape[1]
         # residual sum of squares: exact from QR; from the R factor of streamed data (the rows
@@ -450,7 +273,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if ssr is None:
             ssr = np.maximum(np.diagonal(system.c) - np.einsum("pk,pk->k", system.b, sol.coef), 0.0)
             if X is None:
-                _warn_if_cancelled(ssr, np.diagonal(system.c))
+                S.warn_if_cancelled(ssr, np.diagonal(system.c))
         tss_c = np.diagonal(system.c) if self.fit_intercept else np.diagonal(system.c) - system.weight_sum * system.mean_y**2
         resid = None
         need_resid = self.cov_type != "nonrobust" or (X is not None and np.any(ssr < _SSR_CANCELLATION * tss_c))
@@ -477,7 +300,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             k_constant=k_constant, const_idx=const_idx, param_names=param_names,
         )  # fmt: skip
         if scales is not None:
-            sol, st, m = _unscale(sol, st, m, *scales, self.fit_intercept)
+            sol, st, m = unscale(sol, st, m, *scales, self.fit_intercept)
             self.moments_ = m
         self._set_attributes(sol, st, m, k, ref, dtype)
 
@@ -584,7 +407,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             value = getattr(st, name)
             setattr(self, f"{name}_", float(value[0]) if one else value)
         self.df_model_, self.df_resid_, self.nobs_ = st.df_model, st.df_resid, st.nobs
-        self.condition_number_ = _design_condition_number(m, self.fit_intercept)
+        self.condition_number_ = design_condition_number(m, self.fit_intercept)
 
     # ------------------------------------------------------------------ using the fit
     def predict(self, X: Any) -> Any:

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from gicho.linear._solve import GramSystem, Solution
+from gicho.moments import Moments
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
@@ -321,3 +322,19 @@ class OLSSummary:
 
     def __repr__(self) -> str:
         return self.__str__()
+
+
+def design_condition_number(m: Moments, fit_intercept: bool) -> float:
+    """statsmodels' ``condition_number``: sqrt(max / min eigenvalue) of ``X^T W X`` for the
+    design as given, with the constant column when there is an intercept (not centred, not
+    scaled: it depends on the units and the means of the features)."""
+    W, mean = m.weight_sum_, m.mean_x_
+    with np.errstate(all="ignore"):
+        G = m.xx_ + W * np.outer(mean, mean)  # sum w x x^T
+        if fit_intercept:
+            G = np.block([[np.array([[W]]), W * mean[None, :]], [W * mean[:, None], G]])
+        if not np.isfinite(G).all():
+            return float("nan")  # X^T W X itself overflows float64 (data beyond ~1e154)
+        lam = np.linalg.eigvalsh(0.5 * (G + G.T))
+        ratio = lam[-1] / lam[0] if lam[0] > 0 else np.inf
+        return float(np.sqrt(ratio))

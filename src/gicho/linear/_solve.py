@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
+from gicho._tsqr import raw_r
 from gicho.moments import Moments
 
 EPS = float(np.finfo(np.float64).eps)
@@ -443,3 +444,30 @@ def weighted_centred(X: Any, y: Any, w: Any, system: GramSystem) -> tuple[Any, A
         Xw, Yw = Xw * sw, Yw * sw
     return Xw, Yw
 
+
+# Below this many eps of yy, an SSR formed as yy - b^T beta has fewer than ~4 correct digits.
+_SSR_RESOLUTION = 1e4
+
+
+def factor_rows(m: Moments, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The R factor of streamed ``[X, y]`` as rows ``(R_x, R_y)`` (raw rows without intercept)."""
+    if m.r_ is None:
+        return None
+    R = m.r_ if fit_intercept else raw_r(m.r_, m.weight_sum_, np.concatenate([m.mean_x_, m.mean_y_]))
+    p = m.n_features_
+    return R[:, :p], R[:, p:]
+
+
+def warn_if_cancelled(ssr: np.ndarray, yy: np.ndarray) -> None:
+    """``yy - b^T beta`` keeps no digits below about ``eps * yy``: say so when SSR is near it."""
+    unreliable = ssr <= _SSR_RESOLUTION * EPS * yy
+    if np.any(unreliable):
+        worst = float(np.min(ssr / np.where(yy > 0, yy, 1.0)))
+        warnings.warn(
+            f"the residual sum of squares comes from the moments alone (yy - b^T beta) and is at "
+            f"the moments' round-off (SSR / yy = {worst:.2g}, resolution ~{_SSR_RESOLUTION * EPS:.0e}): "
+            "standard errors, R^2 and F are unreliable. Fit with fit(), partial_fit or fit_chunks "
+            "(they carry an R factor), or Moments(track_r=True)",
+            PrecisionWarning,
+            stacklevel=4,
+        )
