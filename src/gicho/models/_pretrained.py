@@ -20,8 +20,9 @@ from gicho.weights import (
     CheckpointError,
     KeyMap,
     check_shapes,
-    load_model_weights,
+    load_state_dict_checked,
     read_config,
+    read_state_dict,
     save_model,
     tensor_shapes,
     weights_file,
@@ -62,7 +63,11 @@ class PretrainedModel(nn.Module):
 
     Subclasses set ``config_class`` and ``model_type`` and build themselves from
     ``__init__(config)``. A family whose reference checkpoints use other tensor names
-    (Hugging Face BERT, timm ViT) passes a ``key_map`` to :meth:`from_pretrained`.
+    (Hugging Face BERT, timm ViT) passes a ``key_map`` to :meth:`from_pretrained`, or, when a
+    rename is not enough (separate query/key/value weights fused into one ``qkv``), overrides
+    the hooks: :meth:`config_from_json` (parse a foreign ``config.json``),
+    :meth:`convert_state_dict` (stored tensors → this model's) and :meth:`export_state_dict`
+    (this model's tensors → the stored layout that :meth:`save_pretrained` writes).
     """
 
     config_class: ClassVar[type]
@@ -78,13 +83,39 @@ class PretrainedModel(nn.Module):
         data = dataclasses.asdict(self.config)
         return {**data, MODEL_TYPE_KEY: self.model_type}
 
+    def export_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The tensors :meth:`save_pretrained` writes; None (the default) means this model's
+        own ``state_dict`` (tied weights stored once)."""
+        return None
+
+    @classmethod
+    def config_from_json(cls, data: dict[str, Any], source: str) -> Any:
+        """The config of a parsed ``config.json`` (hook; default: this family's own fields).
+
+        Raises
+        ------
+        CheckpointError
+            Naming ``source`` and the offending field.
+        """
+        return config_from_dict(cls.config_class, data, source)
+
+    @classmethod
+    def convert_state_dict(cls, state: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Tensor]:
+        """Stored tensors → this model's names and layout (hook; default: unchanged).
+
+        :meth:`from_pretrained` calls it twice: on ``meta`` tensors shaped as the file's header
+        (to check shapes before allocating anything), then on the real tensors; so an override
+        uses only shape-level operations (rename, ``torch.cat``, drop), never values.
+        """
+        return state
+
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each).
 
         Returns the directory.
         """
         directory = Path(directory)
-        save_model(self, directory, config=self.config_dict())
+        save_model(self, directory, state_dict=self.export_state_dict(), config=self.config_dict())
         return directory
 
     @classmethod
@@ -115,11 +146,14 @@ class PretrainedModel(nn.Module):
             if found != cls.model_type:
                 raise CheckpointError(f"{path} holds a {found!r} model, not a {cls.model_type!r} "
                                       f"({cls.__name__}); load it with gicho.models.from_pretrained")
-            config = config_from_dict(cls.config_class, data, f"model config {path / 'config.json'}")
+            config = cls.config_from_json(data, f"model config {path / 'config.json'}")
         file = weights_file(path)
         with torch.device("meta"):
             skeleton = cls(config)
-        check_shapes(skeleton, tensor_shapes(file), key_map=key_map, source=f"weights file {file}")
+            header = {name: torch.empty(shape) for name, shape in tensor_shapes(file).items()}
+        shapes = {name: tuple(t.shape) for name, t in cls.convert_state_dict(header, config).items()}
+        check_shapes(skeleton, shapes, key_map=key_map, source=f"weights file {file}")
         model = cls(config)
-        load_model_weights(model, file, key_map=key_map)
+        state = cls.convert_state_dict(read_state_dict(file), config)
+        load_state_dict_checked(model, state, key_map=key_map, source=f"weights file {file}")
         return model.eval()
