@@ -267,6 +267,7 @@ class BertPreTrainedModel(PretrainedModel):
             return super().from_pretrained(path, **kwargs)
         architectures = read_config(path).get("architectures") or ["BertModel"]
         heads = {c.__name__: c for c in (BertModel, BertForMaskedLM, BertForSequenceClassification)}
+        heads["BertForPreTraining"] = BertForMaskedLM  # the MLM head; the NSP head is dropped
         if architectures[0] not in heads:
             raise CheckpointError(f"{path}/config.json: architecture {architectures[0]!r} is not "
                                   f"available in gicho; allowed: {', '.join(heads)}")
