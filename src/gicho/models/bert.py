@@ -362,9 +362,12 @@ class BertForMaskedLM(BertPreTrainedModel):
                              f"got {tuple(labels.shape)}")
         B, T, D = hidden.shape
         n = B * T
-        k = max_predictions if max_predictions is not None else max(
-            MIN_PREDICTIONS, math.ceil(MAX_PREDICTIONS_FRACTION * n))
-        check_positive(k, "max_predictions", integer=True)
+        if max_predictions is None:
+            k = max(MIN_PREDICTIONS, math.ceil(MAX_PREDICTIONS_FRACTION * n))
+        elif isinstance(max_predictions, bool) or not isinstance(max_predictions, int) or max_predictions < 1:
+            raise ValueError(f"argument `max_predictions` must be an integer >= 1; got {max_predictions!r}")
+        else:
+            k = max_predictions
         k = min(k, n)
         flat_labels = labels.reshape(n)  # (N,)
         is_masked = flat_labels != IGNORE_INDEX  # (N,)
