@@ -152,8 +152,11 @@ class PretrainedModel(nn.Module):
             skeleton = cls(config)
             header = {name: torch.empty(shape) for name, shape in tensor_shapes(file).items()}
         shapes = {name: tuple(t.shape) for name, t in cls.convert_state_dict(header, config).items()}
-        check_shapes(skeleton, shapes, key_map=key_map, source=f"weights file {file}")
+        source = f"weights file {file}"
+        if set(shapes) != set(header):
+            source += f" (tensor names converted to {cls.__name__}'s)"
+        check_shapes(skeleton, shapes, key_map=key_map, source=source)
         model = cls(config)
         state = cls.convert_state_dict(read_state_dict(file), config)
-        load_state_dict_checked(model, state, key_map=key_map, source=f"weights file {file}")
+        load_state_dict_checked(model, state, key_map=key_map, source=source)
         return model.eval()

@@ -118,8 +118,11 @@ class TokenStem(nn.Module):
         try:
             return self.embeddings(input_ids, token_type_ids), mask  # (B, T, D)
         except IndexError:  # raised by the embedding lookup itself: no extra check, no host sync
-            raise ValueError(f"input_ids must lie in [0, {self.vocab_size}) (the vocabulary size); "
-                             "some ids are outside it") from None
+            segments = self.embeddings.token_type_embeddings
+            also = (f", and token_type_ids in [0, {segments.num_embeddings}) (the number of segments)"
+                    if segments is not None and token_type_ids is not None else "")
+            raise ValueError(f"input_ids must lie in [0, {self.vocab_size}) (the vocabulary size){also}; "
+                             "some ids are outside") from None
 
 
 class PatchStem(nn.Module):
