@@ -57,6 +57,8 @@ def load_tokenizer(directory: str | os.PathLike):  # -> tokenizers.Tokenizer
             tokenizer = Tokenizer(WordPiece.from_file(str(directory / VOCAB_NAME), unk_token=SPECIAL["unk"]))
         except Exception as exc:
             raise CheckpointError(f"vocabulary {directory / VOCAB_NAME} is unreadable: {exc}") from None
+        # special tokens are matched whole before normalisation ("[MASK]" is not "[", "mask", "]")
+        tokenizer.add_special_tokens([t for t in SPECIAL.values() if tokenizer.token_to_id(t) is not None])
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         cls_id, sep_id = tokenizer.token_to_id(SPECIAL["cls"]), tokenizer.token_to_id(SPECIAL["sep"])
