@@ -359,3 +359,26 @@ def test_dispatch_picks_the_head_by_architectures(tmp_path):
         _tiny_checkpoint(tmp_path / head.__name__, head)
         assert type(BertPreTrainedModel.from_pretrained(tmp_path / head.__name__)) is head
         assert type(from_pretrained(tmp_path / head.__name__)) is head
+
+
+def test_dropout_sits_where_bert_puts_it():
+    """Embeddings, attention weights and the two residual branches; none inside the MLP."""
+    model = BertModel(BertConfig(vocab_size=30, d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.1,
+                                 attention_dropout=0.2))
+    assert model.backbone.stem.embeddings.dropout.p == 0.1 and model.backbone.embed_dropout.p == 0.0
+    for layer in model.backbone.encoder.layers:
+        assert (layer.dropout1.p, layer.dropout2.p, layer.attn.dropout, layer.mlp.dropout.p) == (0.1, 0.1, 0.2, 0.0)
+
+
+def test_a_training_checkpoint_in_gichos_own_names_loads_too(tmp_path):
+    """The Trainer writes ``save_model(model)`` (gicho's tensor names, HF config.json)."""
+    from gicho.weights import read_state_dict, save_model
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=30, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=8)).eval()
+    save_model(model, tmp_path)
+    assert "lm_head.bias" in read_state_dict(tmp_path)
+    loaded = from_pretrained(tmp_path)
+    ids = torch.tensor([[2, 5, 6, 7, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids)["logits"], model(ids)["logits"], atol=0, rtol=0)

@@ -169,7 +169,7 @@ def _backbone(c: BertConfig) -> EncoderBackbone:
     return EncoderBackbone(stem, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
                            dropout=c.dropout, attention_dropout=c.attention_dropout, norm_first=False,
                            layer_norm_eps=c.layer_norm_eps, cls="input", pool="mean", position="none",
-                           max_len=c.max_len, embed_norm=False, embed_dropout=0.0)
+                           max_len=c.max_len, embed_norm=False, embed_dropout=0.0, mlp_dropout=0.0)
 
 
 class BertPooler(nn.Module):
