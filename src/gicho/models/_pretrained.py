@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -160,3 +161,44 @@ class PretrainedModel(nn.Module):
         state = cls.convert_state_dict(read_state_dict(file), config)
         load_state_dict_checked(model, state, key_map=key_map, source=source)
         return model.eval()
+
+    @classmethod
+    def from_pretrained_parts(cls, path: str | os.PathLike, parts: Sequence[str], *,
+                              optional: Sequence[str] = (), **overrides: Any) -> PretrainedModel:
+        """A new model whose submodules ``parts`` (and those of ``optional`` that the checkpoint
+        holds) are loaded from ``path``, the rest freshly initialised: a pretrained encoder under
+        a new head. The config is ``path``'s with ``overrides`` (e.g. ``n_labels=3``); the model
+        is returned in training mode.
+
+        Raises
+        ------
+        CheckpointError
+            As :meth:`from_pretrained`, for the loaded parts (shapes checked before allocating).
+        ValueError
+            An override that is not a config field or not a valid value.
+        """
+        path = Path(path)
+        source = f"model config {path / 'config.json'}"
+        config = cls.config_from_json(read_config(path), source)
+        try:
+            config = dataclasses.replace(config, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid override of {source}: {exc}") from None
+        file = weights_file(path)
+        with torch.device("meta"):
+            skeleton = cls(config)
+            header = {name: torch.empty(shape) for name, shape in tensor_shapes(file).items()}
+        shapes = {name: tuple(t.shape) for name, t in cls.convert_state_dict(header, config).items()}
+
+        def part_of(tensors: dict[str, Any], part: str) -> dict[str, Any]:
+            return {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
+
+        chosen = [*parts, *(p for p in optional if part_of(shapes, p))]
+        for part in chosen:
+            check_shapes(getattr(skeleton, part), part_of(shapes, part), source=f"weights file {file} ({part})")
+        model = cls(config)
+        state = cls.convert_state_dict(read_state_dict(file), config)
+        for part in chosen:
+            load_state_dict_checked(getattr(model, part), part_of(state, part),
+                                    source=f"weights file {file} ({part})")
+        return model

@@ -24,7 +24,6 @@ are never attended to and never pooled.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -41,15 +40,7 @@ from gicho.nn.backbone import EncoderBackbone, TokenStem
 from gicho.nn.embeddings import LearnedPositionEmbedding
 from gicho.nn.pooling import pool_tokens
 from gicho.nn.transformer import EncoderOutput
-from gicho.weights import (
-    CheckpointError,
-    check_shapes,
-    load_state_dict_checked,
-    read_config,
-    read_state_dict,
-    tensor_shapes,
-    weights_file,
-)
+from gicho.weights import CheckpointError, read_config
 
 __all__ = ["PRESETS", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification", "BertModel",
            "BertPreTrainedModel"]
@@ -266,6 +257,9 @@ class BertPreTrainedModel(PretrainedModel):
         if cls is not BertPreTrainedModel:
             return super().from_pretrained(path, **kwargs)
         architectures = read_config(path).get("architectures") or ["BertModel"]
+        if not isinstance(architectures, list) or not isinstance(architectures[0], str):
+            raise CheckpointError(f"{path}/config.json: 'architectures' must be a list of class names; "
+                                  f"got {architectures!r}")
         heads = {c.__name__: c for c in (BertModel, BertForMaskedLM, BertForSequenceClassification)}
         heads["BertForPreTraining"] = BertForMaskedLM  # the MLM head; the NSP head is dropped
         if architectures[0] not in heads:
@@ -446,26 +440,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         ------
         CheckpointError
             As :meth:`from_pretrained`; the encoder's sizes are checked before allocating.
+        ValueError
+            An invalid override.
         """
-        source = f"model config {os.fspath(path)}/config.json"
-        config = cls.config_from_json(read_config(path), source)
-        try:
-            config = dataclasses.replace(config, **overrides)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"invalid override for {source}: {exc}") from None
-        file = weights_file(path)
-        with torch.device("meta"):
-            skeleton = cls(config)
-            header = {k: torch.empty(s) for k, s in tensor_shapes(file).items()}
-        parts = {"pooler"} if config.pool == "cls" else set()
-        shapes = {k: tuple(t.shape) for k, t in from_hf_state_dict(header, parts).items()}
-        loaded = ["backbone"] + (["pooler"] if any(k.startswith("pooler.") for k in shapes) else [])
-        for part in loaded:
-            sub = {k[len(part) + 1:]: s for k, s in shapes.items() if k.startswith(part + ".")}
-            check_shapes(getattr(skeleton, part), sub, source=f"weights file {file} ({part})")
-        model = cls(config)
-        state = from_hf_state_dict(read_state_dict(file), parts)
-        for part in loaded:
-            sub = {k[len(part) + 1:]: t for k, t in state.items() if k.startswith(part + ".")}
-            load_state_dict_checked(getattr(model, part), sub, source=f"weights file {file} ({part})")
-        return model
+        return cls.from_pretrained_parts(path, ["backbone"], optional=["pooler"], **overrides)
