@@ -382,3 +382,34 @@ def test_a_training_checkpoint_in_gichos_own_names_loads_too(tmp_path):
     ids = torch.tensor([[2, 5, 6, 7, 3]])
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids)["logits"], model(ids)["logits"], atol=0, rtol=0)
+
+
+@pytest.mark.slow
+def test_mlm_loss_compiles_once_for_any_number_of_masked_tokens():
+    """The prediction budget depends on B·T only: a new mask pattern never recompiles."""
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=30, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=64,
+                                       dropout=0.0, attention_dropout=0.0)).eval()
+    ids = torch.randint(5, 30, (2, 40), generator=torch.Generator().manual_seed(0))
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True, dynamic=False)
+    with torch._dynamo.config.patch(error_on_recompile=True), torch.no_grad():
+        for n_masked in (1, 7, 20):
+            labels = torch.full_like(ids, -100)
+            labels.view(-1)[torch.randperm(80, generator=torch.Generator().manual_seed(n_masked))[:n_masked]] = 3
+            got, expected = compiled(ids, labels=labels), model(ids, labels=labels)
+            torch.testing.assert_close(got["loss"], expected["loss"], atol=1e-6, rtol=0)
+            assert int(got["n_items"]) == n_masked and got["masked_logits"].shape == (32, 30)
+
+
+def test_single_output_classifier_is_a_regressor_as_in_transformers(tmp_path):
+    torch.manual_seed(0)
+    hf = transformers.BertForSequenceClassification(transformers.BertConfig(
+        **SHAPES["narrow"], num_labels=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
+    hf.save_pretrained(tmp_path)
+    ours = BertForSequenceClassification.from_pretrained(tmp_path)
+    assert ours.config.n_labels == 1
+    batch, target = _batch(50), torch.tensor([0.5, -1.0, 2.0])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**batch, labels=target)["loss"], hf(**batch, labels=target).loss,
+                                   atol=ATOL, rtol=0)
