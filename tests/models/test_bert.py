@@ -331,6 +331,12 @@ def test_unsupported_config_values_and_architectures_are_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**data, "architectures": ["BertForTokenClassification"]}))
     with pytest.raises(CheckpointError, match=r"architecture 'BertForTokenClassification' is not available"):
         from_pretrained(tmp_path)
+    del data["hidden_dropout_prob"]  # defaults as in transformers
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    assert BertModel.from_pretrained(tmp_path).config.dropout == 0.1
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in data.items() if k != "hidden_size"}))
+    with pytest.raises(CheckpointError, match=r"config.json lacks the BERT size key\(s\) \['hidden_size'\]"):
+        BertModel.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({**data, "num_attention_heads": 3}))
     with pytest.raises(CheckpointError, match=r"not a valid BERT config: argument `d_model`=16 must be divisible"):
         BertModel.from_pretrained(tmp_path)

@@ -157,6 +157,9 @@ _FIELDS = {
     "pad_token_id": "pad_token_id",
     "classifier_dropout": "classifier_dropout",
 }
+# keys without a default: a guessed size would only fail later, against the weights
+_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+          "max_position_embeddings")
 POOLING_KEY = "classifier_pooling"  # gicho's classification pooling ("cls" or "mean"), as ModernBERT
 # HF keys whose other values would change the arithmetic: refused rather than ignored
 _REQUIRED = {"hidden_act": "gelu", "position_embedding_type": "absolute", "is_decoder": False,
@@ -166,8 +169,10 @@ _REQUIRED = {"hidden_act": "gelu", "position_embedding_type": "absolute", "is_de
 def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
     """The BertConfig fields of a Hugging Face BERT ``config.json`` (parsed).
 
-    Keys without a gicho meaning (``architectures``, ``initializer_range``, ``use_cache``,
-    ...) are ignored; values gicho does not implement (an activation other than exact GELU,
+    Dropouts, ``type_vocab_size``, ``layer_norm_eps`` and ``pad_token_id`` default as in
+    ``transformers`` (and :class:`~gicho.models.bert.BertConfig`); the sizes are required. Keys
+    without a gicho meaning (``architectures``, ``initializer_range``, ``use_cache``, ...) are
+    ignored; values gicho does not implement (an activation other than exact GELU,
     relative positions, a decoder) raise.
 
     Raises
@@ -180,10 +185,9 @@ def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
             raise CheckpointError(f"{source}: {key}={data[key]!r} is not supported by gicho's BERT; "
                                   f"allowed: {allowed!r}")
     fields = {ours: data[hf] for ours, hf in _FIELDS.items() if hf in data}
-    missing = [hf for ours, hf in _FIELDS.items()
-               if hf not in data and ours not in ("classifier_dropout", "pad_token_id", "layer_norm_eps")]
+    missing = [hf for hf in _SIZES if hf not in data]  # the others default as in transformers
     if missing:
-        raise CheckpointError(f"{source} lacks the BERT key(s) {missing}")
+        raise CheckpointError(f"{source} lacks the BERT size key(s) {missing}")
     id2label = data.get("id2label")
     if isinstance(id2label, dict) and id2label:
         try:

@@ -235,9 +235,9 @@ class BertPreTrainedModel(PretrainedModel):
 
     @classmethod
     def config_from_json(cls, data: dict[str, Any], source: str) -> BertConfig:
-        if "hidden_size" in data:  # Hugging Face's keys
-            return BertConfig.from_hf(data, source)
-        return config_from_dict(BertConfig, data, source)
+        if "d_model" in data:  # gicho's own field names
+            return config_from_dict(BertConfig, data, source)
+        return BertConfig.from_hf(data, source)
 
     @classmethod
     def convert_state_dict(cls, state: dict[str, Tensor], config: BertConfig) -> dict[str, Tensor]:
