@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from gicho.models import from_pretrained
+from gicho.models.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from gicho.models.classifier import ClassifierConfig, SequenceClassifier, SequenceRegressor
 from gicho.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
@@ -35,6 +36,8 @@ class Family:
     output: str  # the key compared across save/load, padding and compile
     pad: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     fullgraph: bool = True  # compiles without graph breaks (no host synchronisation)
+    has_loss: bool = True  # given labels, the model returns "loss" (an encoder alone does not)
+    per_example: bool = True  # output's first dimension is the batch's
 
 
 def _ids_batch() -> dict[str, torch.Tensor]:
@@ -65,6 +68,32 @@ def _pad_src(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {**batch, "src": src, "src_mask": src != 0}
 
 
+def _bert_batch(labels: str | None = None) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 40, (3, 7), generator=g)
+    ids[:, 0] = 2  # [CLS]
+    ids[1, 5:] = 0  # padding
+    types = torch.zeros_like(ids)
+    types[0, 4:] = 1  # a sentence pair
+    batch = {"input_ids": ids, "token_type_ids": types}
+    if labels == "mlm":
+        mlm = torch.full_like(ids, -100)
+        mlm[0, 2], mlm[1, 3], mlm[2, 6] = 7, 8, 9
+        batch["labels"] = mlm
+    elif labels == "classes":
+        batch["labels"] = torch.tensor([0, 2, 1])
+    return batch
+
+
+def _pad_bert(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    fill = {"input_ids": 0, "token_type_ids": 0, "labels": -100}
+    return {k: torch.cat([v, torch.full((v.shape[0], 4), fill[k], dtype=v.dtype)], dim=1) if v.ndim == 2 else v
+            for k, v in batch.items()}
+
+
+BERT_TINY = {"vocab_size": 40, "d_model": 16, "n_heads": 2, "n_layers": 2, "d_ff": 32, "max_len": 12,
+             "dropout": 0.0, "attention_dropout": 0.0}
+
 FAMILIES = {
     "classifier-ids-cls": Family(
         lambda: SequenceClassifier(ClassifierConfig(vocab_size=20, n_outputs=3, pool="cls", **SMALL)),
@@ -86,7 +115,20 @@ FAMILIES = {
         lambda: Seq2Seq(Seq2SeqConfig(src_vocab_size=30, tgt_vocab_size=15, embed_dim=8, hidden_dim=8,
                                       attention_dim=8)),
         _seq2seq_batch, "logits", _pad_src, fullgraph=False),
+    "bert-model": Family(lambda: BertModel(BertConfig(**BERT_TINY)), _bert_batch, "pooler_output", _pad_bert,
+                         has_loss=False),
+    "bert-masked-lm": Family(lambda: BertForMaskedLM(BertConfig(**BERT_TINY)), lambda: _bert_batch("mlm"),
+                             "loss", _pad_bert, per_example=False),
+    "bert-classifier-cls": Family(lambda: BertForSequenceClassification(BertConfig(n_labels=3, **BERT_TINY)),
+                                  lambda: _bert_batch("classes"), "logits", _pad_bert),
+    "bert-classifier-mean": Family(
+        lambda: BertForSequenceClassification(BertConfig(n_labels=3, pool="mean", **BERT_TINY)),
+        lambda: _bert_batch("classes"), "logits", _pad_bert),
 }
+
+
+def _loss(family: Family, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    return out["loss"] if family.has_loss else out[family.output].square().mean()
 
 
 def _model(name: str) -> torch.nn.Module:
@@ -99,14 +141,16 @@ def test_forward_shapes_loss_and_no_nan(name):
     family, model = FAMILIES[name], _model(name)
     out = model.eval()(**family.batch())
     assert torch.isfinite(out[family.output]).all()
-    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
-    assert out[family.output].shape[0] == next(iter(family.batch().values())).shape[0]
+    loss = _loss(family, out)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    if family.per_example:
+        assert out[family.output].shape[0] == next(iter(family.batch().values())).shape[0]
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_parameter_gets_a_gradient(name):
     family, model = FAMILIES[name], _model(name)
-    model.train()(**family.batch())["loss"].backward()
+    _loss(family, model.train()(**family.batch())).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

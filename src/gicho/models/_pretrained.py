@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -63,7 +64,11 @@ class PretrainedModel(nn.Module):
 
     Subclasses set ``config_class`` and ``model_type`` and build themselves from
     ``__init__(config)``. A family whose reference checkpoints use other tensor names
-    (Hugging Face BERT, timm ViT) passes a ``key_map`` to :meth:`from_pretrained`.
+    (Hugging Face BERT, timm ViT) passes a ``key_map`` to :meth:`from_pretrained`, or, when a
+    rename is not enough (separate query/key/value weights fused into one ``qkv``), overrides
+    the hooks: :meth:`config_from_json` (parse a foreign ``config.json``),
+    :meth:`import_state_dict` (stored tensors → this model's) and :meth:`export_state_dict`
+    (this model's tensors → the stored layout that :meth:`save_pretrained` writes).
     """
 
     config_class: ClassVar[type]
@@ -79,32 +84,31 @@ class PretrainedModel(nn.Module):
         data = dataclasses.asdict(self.config)
         return {**data, MODEL_TYPE_KEY: self.model_type}
 
+    def export_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The tensors :meth:`save_pretrained` writes; None (the default) means this model's
+        own ``state_dict`` (tied weights stored once)."""
+        return None
+
     @classmethod
     def config_from_json(cls, data: dict[str, Any], source: str) -> Any:
-        """The Config of a parsed ``config.json``.
+        """The config of a parsed ``config.json`` (hook; default: this family's own fields).
 
-        gicho's own format by default (the Config's fields plus ``model_type``); a family that
-        reads a reference format (Hugging Face's ``hidden_size``, ...) overrides this.
+        Raises
+        ------
+        CheckpointError
+            Naming ``source`` and the offending field.
         """
-        found = data.get(MODEL_TYPE_KEY, cls.model_type)
-        if found != cls.model_type:
-            raise CheckpointError(f"{source} holds a {found!r} model, not a {cls.model_type!r} "
-                                  f"({cls.__name__}); load it with gicho.models.from_pretrained")
         return config_from_dict(cls.config_class, data, source)
 
     @classmethod
     def import_state_dict(cls, state: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Tensor]:
-        """Stored tensors → this model's names and layout (renames, QKV fusion, dropped buffers).
+        """Stored tensors → this model's names and layout (hook; default: unchanged).
 
-        The identity for gicho's own checkpoints. It must also work on ``meta`` tensors:
-        :meth:`from_pretrained` runs it on the file's shapes before reading any tensor.
+        :meth:`from_pretrained` calls it twice: on ``meta`` tensors shaped as the file's header
+        (to check shapes before allocating anything), then on the real tensors; so an override
+        uses only shape-level operations (rename, ``torch.cat``, drop), never values.
         """
-        return dict(state)
-
-    def export_state_dict(self) -> dict[str, torch.Tensor] | None:
-        """The tensors :meth:`save_pretrained` writes in a reference layout, or None for the
-        model's own state dict (tied weights stored once)."""
-        return None
+        return state
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each).
@@ -138,16 +142,63 @@ class PretrainedModel(nn.Module):
         """
         path = Path(path)
         if config is None:
-            config = cls.config_from_json(read_config(path), f"model config {path / 'config.json'}")
+            data = read_config(path)
+            found = data.get(MODEL_TYPE_KEY, cls.model_type)
+            if found != cls.model_type:
+                raise CheckpointError(f"{path} holds a {found!r} model, not a {cls.model_type!r} "
+                                      f"({cls.__name__}); load it with gicho.models.from_pretrained")
+            config = cls.config_from_json(data, f"model config {path / 'config.json'}")
         file = weights_file(path)
-        source = f"weights file {file}"
-        # Shapes first, on the meta device: an absurd config is refused before any allocation.
-        stored = {name: torch.empty(shape, device="meta") for name, shape in tensor_shapes(file).items()}
-        shapes = {name: tuple(t.shape) for name, t in cls.import_state_dict(stored, config).items()}
         with torch.device("meta"):
             skeleton = cls(config)
+            header = {name: torch.empty(shape) for name, shape in tensor_shapes(file).items()}
+        shapes = {name: tuple(t.shape) for name, t in cls.import_state_dict(header, config).items()}
+        source = f"weights file {file}"
+        if set(shapes) != set(header):
+            source += f" (tensor names converted to {cls.__name__}'s)"
         check_shapes(skeleton, shapes, key_map=key_map, source=source)
         model = cls(config)
         state = cls.import_state_dict(read_state_dict(file), config)
         load_state_dict_checked(model, state, key_map=key_map, source=source)
         return model.eval()
+
+    @classmethod
+    def from_pretrained_parts(cls, path: str | os.PathLike, parts: Sequence[str], *,
+                              optional: Sequence[str] = (), **overrides: Any) -> PretrainedModel:
+        """A new model whose submodules ``parts`` (and those of ``optional`` that the checkpoint
+        holds) are loaded from ``path``, the rest freshly initialised: a pretrained encoder under
+        a new head. The config is ``path``'s with ``overrides`` (e.g. ``n_labels=3``); the model
+        is returned in training mode.
+
+        Raises
+        ------
+        CheckpointError
+            As :meth:`from_pretrained`, for the loaded parts (shapes checked before allocating).
+        ValueError
+            An override that is not a config field or not a valid value.
+        """
+        path = Path(path)
+        source = f"model config {path / 'config.json'}"
+        config = cls.config_from_json(read_config(path), source)
+        try:
+            config = dataclasses.replace(config, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid override of {source}: {exc}") from None
+        file = weights_file(path)
+        with torch.device("meta"):
+            skeleton = cls(config)
+            header = {name: torch.empty(shape) for name, shape in tensor_shapes(file).items()}
+        shapes = {name: tuple(t.shape) for name, t in cls.import_state_dict(header, config).items()}
+
+        def part_of(tensors: dict[str, Any], part: str) -> dict[str, Any]:
+            return {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
+
+        chosen = [*parts, *(p for p in optional if part_of(shapes, p))]
+        for part in chosen:
+            check_shapes(getattr(skeleton, part), part_of(shapes, part), source=f"weights file {file} ({part})")
+        model = cls(config)
+        state = cls.import_state_dict(read_state_dict(file), config)
+        for part in chosen:
+            load_state_dict_checked(getattr(model, part), part_of(state, part),
+                                    source=f"weights file {file} ({part})")
+        return model

@@ -118,8 +118,11 @@ class TokenStem(nn.Module):
         try:
             return self.embeddings(input_ids, token_type_ids), mask  # (B, T, D)
         except IndexError:  # raised by the embedding lookup itself: no extra check, no host sync
-            raise ValueError(f"input_ids must lie in [0, {self.vocab_size}) (the vocabulary size); "
-                             "some ids are outside it") from None
+            segments = self.embeddings.token_type_embeddings
+            also = (f", and token_type_ids in [0, {segments.num_embeddings}) (the number of segments)"
+                    if segments is not None and token_type_ids is not None else "")
+            raise ValueError(f"input_ids must lie in [0, {self.vocab_size}) (the vocabulary size){also}; "
+                             "some ids are outside") from None
 
 
 class PatchStem(nn.Module):
@@ -162,13 +165,15 @@ class EncoderBackbone(nn.Module):
         Dropout on the embeddings; default ``dropout``. A stem that normalises and drops out
         itself (BERT's :class:`~gicho.nn.TokenEmbeddings`) passes ``embed_norm=False,
         embed_dropout=0.0``.
+    mlp_dropout : float or None
+        Dropout between the MLP's two layers; default ``dropout`` (BERT: 0.0).
     """
 
     def __init__(self, stem: nn.Module, *, d_model: int, n_heads: int, n_layers: int, d_ff: int,
                  dropout: float = 0.1, attention_dropout: float = 0.0, norm_first: bool = True,
                  layer_norm_eps: float = 1e-5, cls: ClsSource = "none", pool: PoolMode = "mean",
                  position: str = "learned", max_len: int = 512, embed_norm: bool | None = None,
-                 embed_dropout: float | None = None) -> None:
+                 embed_dropout: float | None = None, mlp_dropout: float | None = None) -> None:
         super().__init__()
         if cls not in CLS_SOURCES:
             raise ValueError(f"cls must be one of {CLS_SOURCES}; got {cls!r}")
@@ -185,7 +190,7 @@ class EncoderBackbone(nn.Module):
         self.embed_dropout = nn.Dropout(dropout if embed_dropout is None else embed_dropout)
         self.encoder = TransformerEncoder(n_layers, d_model, n_heads, d_ff, dropout=dropout,
                                           attention_dropout=attention_dropout, norm_first=norm_first,
-                                          layer_norm_eps=layer_norm_eps)
+                                          layer_norm_eps=layer_norm_eps, mlp_dropout=mlp_dropout)
 
     def forward_features(self, attention_mask: Tensor | None = None, output_attentions: bool = False,
                          **inputs: Tensor) -> EncoderOutput:

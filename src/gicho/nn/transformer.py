@@ -63,6 +63,9 @@ class TransformerEncoderLayer(nn.Module):
         Pre-LN (True, ViT) or post-LN (False, BERT).
     layer_norm_eps : float
         LayerNorm epsilon (torch 1e-5, BERT 1e-12, ViT 1e-6).
+    mlp_dropout : float, optional
+        Dropout between the MLP's two layers; default ``dropout`` (torch, timm). BERT has none
+        there (0.0).
     """
 
     def __init__(
@@ -74,13 +77,14 @@ class TransformerEncoderLayer(nn.Module):
         attention_dropout: float = 0.0,
         norm_first: bool = False,
         layer_norm_eps: float = 1e-5,
+        mlp_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.norm_first = norm_first
         self.attn = MultiHeadSelfAttention(d_model, n_heads, dropout=attention_dropout)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.mlp = MLP(d_model, d_ff, dropout)
+        self.mlp = MLP(d_model, d_ff, dropout if mlp_dropout is None else mlp_dropout)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
@@ -146,6 +150,8 @@ class TransformerEncoder(nn.Module):
         As in :class:`TransformerEncoderLayer`.
     final_norm : bool, optional
         Apply a LayerNorm after the stack; default: ``norm_first`` (ViT has one, BERT not).
+    mlp_dropout : float, optional
+        As in :class:`TransformerEncoderLayer`.
     """
 
     def __init__(
@@ -159,11 +165,13 @@ class TransformerEncoder(nn.Module):
         norm_first: bool = False,
         layer_norm_eps: float = 1e-5,
         final_norm: bool | None = None,
+        mlp_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(
-                d_model, n_heads, d_ff, dropout, attention_dropout, norm_first, layer_norm_eps
+                d_model, n_heads, d_ff, dropout, attention_dropout, norm_first, layer_norm_eps,
+                mlp_dropout=mlp_dropout,
             )
             for _ in range(n_layers)
         )

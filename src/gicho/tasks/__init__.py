@@ -52,6 +52,8 @@ TASK_MODULES: tuple[str, ...] = (
     "gicho.tasks.digits_rows",
     "gicho.tasks.diabetes_transformer",
     "gicho.tasks.dates",
+    "gicho.tasks.mlm_bert",
+    "gicho.tasks.bert_classify",
 )
 
 # Users (and the tests) register tasks of their own without editing gicho: a comma-separated

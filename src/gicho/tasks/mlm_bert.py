@@ -137,33 +137,22 @@ def load_tokenizer(directory: Path) -> dict[str, Any]:
 
 def read_inputs(config: MLMBertConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
     """Each input: a sentence with at least one ``[MASK]``."""
-    tokenizer = predictor.info["tokenizer"]
     missing = [t for t in texts if "[MASK]" not in t]
     if missing:
         raise ValueError(f"input {missing[0]!r} has no [MASK] to fill; write e.g. {EXAMPLE!r}")
-    return {"texts": texts, "encoded": [tokenizer.encode(t, max_len=predictor.model.config.max_len)
-                                        for t in texts]}
+    return {"texts": texts}
 
 
-def fill_masks(predictor: Predictor, batch: dict[str, Any], k: int = TOP_K) -> list[list[tuple[str, float]]]:
+def fill_masks(predictor: Predictor, texts: list[str], k: int = TOP_K) -> list[list[tuple[str, float]]]:
     """For each input, the top-``k`` tokens and probabilities of its first [MASK]."""
-    import torch
+    from gicho.tasks.bert_text import fill_mask
 
-    tokenizer, model = predictor.info["tokenizer"], predictor.model
-    out = []
-    for enc in batch["encoded"]:
-        ids = torch.tensor([enc["input_ids"]])
-        with torch.no_grad():
-            logits = model(input_ids=ids, token_type_ids=torch.tensor([enc["token_type_ids"]]))["logits"]
-        where = enc["input_ids"].index(tokenizer.mask_id)
-        probs, top = logits[0, where].float().softmax(-1).topk(k)
-        out.append([(tokenizer.id_to_token(int(i)), float(p)) for p, i in zip(probs, top, strict=True)])
-    return out
+    return [fill_mask(predictor.model, predictor.info["tokenizer"], text, k)[0] for text in texts]
 
 
 def write_outputs(config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any],
                   options: dict[str, Any]) -> list[str]:
-    return [", ".join(f"{tok} ({p:.2f})" for tok, p in top) for top in fill_masks(predictor, batch)]
+    return [", ".join(f"{tok} ({p:.2f})" for tok, p in top) for top in fill_masks(predictor, batch["texts"])]
 
 
 def fill_mask_figure(config: MLMBertConfig, predictor: Predictor, splits: Splits, ctx: Any,
@@ -171,7 +160,7 @@ def fill_mask_figure(config: MLMBertConfig, predictor: Predictor, splits: Splits
     """The report's fill-mask example: the top tokens for :data:`EXAMPLE`."""
     from gicho.plots.text import plot_top_tokens
 
-    (top,) = fill_masks(predictor, read_inputs(config, predictor, [EXAMPLE]))
+    (top,) = fill_masks(predictor, [EXAMPLE])
     plot_top_tokens([t for t, _ in top], [p for _, p in top], EXAMPLE, ctx.plots_dir / "fill_mask.png")
     return {}
 
