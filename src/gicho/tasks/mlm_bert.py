@@ -87,7 +87,37 @@ def _documents(data: MLMData) -> list[str]:
     return texts[: data.max_documents] if data.max_documents else texts
 
 
-def build_data(config: MLMBertConfig) -> Splits:
+class _HeldOutMasks:
+    """Held-out blocks masked once (their own seed): every evaluation scores the same tokens,
+    so ``evaluate`` reproduces the run's figures; items carry their ``labels``."""
+
+    def __init__(self, blocks: Any, collator: Any) -> None:
+        ids = [blocks[i]["input_ids"] for i in range(len(blocks))]
+        self.items = []
+        for item in ids:
+            masked, labels = collator.mask(item[None, :])
+            self.items.append({"input_ids": masked[0], "labels": labels[0]})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.items[index]
+
+
+class _MaskOrPad:
+    """Training blocks get fresh masks; held-out ones (with labels) are only padded."""
+
+    def __init__(self, collator: Any, pad_id: int) -> None:
+        self.collator, self.pad_id = collator, pad_id
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        from gicho.data.text import pad_batch
+
+        return pad_batch(items, self.pad_id) if "labels" in items[0] else self.collator(items)
+
+
+def build_data(config: MLMBertConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
     import torch
 
     from gicho.data.text import MLMCollator, PackedBlocks, train_wordpiece
@@ -98,13 +128,17 @@ def build_data(config: MLMBertConfig) -> Splits:
     if n_valid >= len(texts):
         raise ValueError(f"the corpus has {len(texts)} documents: too few to hold {d.valid_fraction:.0%} out")
     train_texts, valid_texts = texts[n_valid:], texts[:n_valid]
-    tokenizer = train_wordpiece(train_texts, vocab_size=d.vocab_size)
+    # WordPiece training is not deterministic (ties are broken in parallel): a finished run is
+    # evaluated with the tokenizer saved beside its model, never with a fresh one
+    tokenizer = (preprocessing or {}).get("tokenizer") or train_wordpiece(train_texts, vocab_size=d.vocab_size)
     train = PackedBlocks(train_texts, tokenizer, d.block_size, drop_last=True)
     valid = PackedBlocks(valid_texts, tokenizer, d.block_size)
     counts = torch.bincount(train.blocks.flatten().long(), minlength=tokenizer.vocab_size)
     counts[list(tokenizer.special_ids)] = 0
-    collate = MLMCollator(tokenizer, mask_prob=d.mask_prob, whole_word=d.whole_word, seed=d.seed)
-    return Splits(train, valid, valid, collate=collate,
+    masking = {"mask_prob": d.mask_prob, "whole_word": d.whole_word}
+    held_out = _HeldOutMasks(valid, MLMCollator(tokenizer, seed=d.seed + 1, **masking))
+    collate = _MaskOrPad(MLMCollator(tokenizer, seed=d.seed, **masking), tokenizer.pad_id)
+    return Splits(train, held_out, held_out, collate=collate,
                   info={"tokenizer": tokenizer, "unigram_id": int(counts.argmax())})
 
 

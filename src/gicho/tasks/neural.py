@@ -54,7 +54,10 @@ class NeuralSpec:
 
     Attributes
     ----------
-    build_data : (config) -> Splits
+    build_data : (config) -> Splits, or (config, preprocessing) -> Splits
+        The second form gets, when a finished run is evaluated, the preprocessing saved with
+        its model (``load_extras``; None while training), so that data are encoded as the
+        model was trained (a tokenizer trained afresh need not give the same ids).
     build_model : (config, splits) -> PretrainedModel
         Seeded by the runner (``config.train.seed``) before it is called.
     metrics : (config, info, split) -> () -> StreamingMetric
@@ -83,7 +86,7 @@ class NeuralSpec:
     describe : (config) -> (T, E), optional
     """
 
-    build_data: Callable[[Any], Splits]
+    build_data: Callable[..., Splits]
     build_model: Callable[[Any, Splits], Any]
     metrics: Callable[[Any, dict[str, Any], str], Callable[[], Any]]
     read_inputs: Callable[[Any, Predictor, Sequence[str]], dict[str, Any]]
@@ -167,7 +170,7 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     from gicho.train import Trainer, best_checkpoint, latest_checkpoint
 
     spec: NeuralSpec = task.spec
-    splits = spec.build_data(config)
+    splits = _build_data(spec, config, None)
     torch.manual_seed(config.train.seed)
     model = spec.build_model(config, splits)
     progress = ctx.progress if ctx.progress is not None else config.train.progress
@@ -185,6 +188,14 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     if spec.after_fit is not None and _is_main_process():
         scores.update(spec.after_fit(config, predictor, splits, ctx, scores) or {})
     return scores
+
+
+def _build_data(spec: NeuralSpec, config: Any, preprocessing: dict[str, Any] | None) -> Splits:
+    import inspect
+
+    if len(inspect.signature(spec.build_data).parameters) >= 2:
+        return spec.build_data(config, preprocessing)
+    return spec.build_data(config)
 
 
 def save_model_dir(predictor: Predictor, directory: Path) -> Path:
@@ -215,7 +226,7 @@ def load_predictor(task: Task, config: Any, run_dir: str | Path) -> Predictor:
 
 def _evaluate(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     predictor = load_predictor(task, config, ctx.run_dir)
-    splits = task.spec.build_data(config)
+    splits = _build_data(task.spec, config, predictor.info)
     # the data's facts (which locale each test example is) under the saved preprocessing
     predictor.info = {**splits.info, **predictor.info}
     return score(predictor, splits.test, splits.collate, config.train.effective_eval_batch_size)
