@@ -145,11 +145,13 @@ def test_read_dates_refuses_what_an_untrained_model_cannot_read() -> None:
     readings, attentions = read_dates(model, texts, source, TARGET, 64, first_year=1950, last_year=2049,
                                       warn_unknown=False)
     assert [r.refused for r in readings] == [True] * 4
-    assert readings[0].reason == "it has no digits; every supported format writes the day and the year in digits"
+    assert readings[0].reason == "it has no number; a date writes at least the day and the year in digits"
     assert readings[1].reason == "the year 1789 is outside the supported years 1950-2049"
     assert readings[2].reason == "the year 2100 is outside the supported years 1950-2049"
     assert readings[3].reason.startswith(f"the model reads it as {readings[3].model_reading!r}")
-    assert str(readings[0]).startswith("cannot read 'noon' as a date (it has no digits")
+    assert str(readings[0]).startswith("cannot read 'noon' as a date (it has no number;")
+    (week,), _ = read_dates(model, ["week 12"], source, TARGET, 64, first_year=1950, last_year=2049)
+    assert week.reason == "it has one number; a date writes at least the day and the year in digits"
     for reading, att in zip(readings, attentions, strict=True):
         assert dt.date.fromisoformat(reading.guess)  # a best valid guess is always there
         assert 0 <= reading.confidence <= reading.constrained_probability <= 1 + 1e-6
@@ -175,3 +177,12 @@ def test_date_reading_strings() -> None:
     refused = DateReading(" noon ", None, 0.01, "1999-01-01", "1-01", 0.3, "it has no digits")
     assert str(refused) == "cannot read 'noon' as a date (it has no digits)" and refused.refused
     assert 0 < MIN_CONFIDENCE < 1
+
+
+def test_no_supported_format_is_refused_by_the_rules_before_the_model() -> None:
+    """Rules 1 and 2 refuse no generated date: every format writes two numbers, years in range."""
+    from gicho.data.date_grammar import _refusal
+    from gicho.data.dates import DateGenerator
+
+    for ex in DateGenerator().generate(3000, seed="rules"):
+        assert _refusal(ex.text, ex.iso, ex.iso, 1.0, WIDE, MIN_CONFIDENCE) is None, ex

@@ -12,8 +12,9 @@ starts with the prefix followed by that character (a sorted table of the range's
 and once constrained to valid dates. Each input gets a :class:`DateReading`: the valid date
 with its confidence, or a refusal that says why. The refusal rules, checked in this order:
 
-1. the input holds no digit (every supported format writes the day and the year in digits,
-   so "tomorrow", "noon" or "yesterday" are no dates the model can read);
+1. the input holds fewer than two numbers (every supported format writes at least the day and
+   the year in digits, so "tomorrow", "noon", "yesterday" or "week 12" are no dates the model
+   can read; the tour model reads "yesterday" as 2002-09-09 with confidence 0.74);
 2. it holds a four-digit number outside the supported years (``le 14 juillet 1789``): the
    model never saw such a year and would move it into the range;
 3. the model's own (unconstrained, greedy) reading is not a valid date of the range
@@ -50,6 +51,7 @@ _DASH = 10  # the value of "-" in the character table (digits are 0-9, anything 
 MIN_CONFIDENCE = 0.5
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
 _YEAR_LIKE = re.compile(r"(?<!\d)\d{4}(?!\d)")
+_NUMBER = re.compile(r"\d+")
 
 
 class IsoDateConstraint:
@@ -209,8 +211,10 @@ def _refusal(text: str, guess: str, model_reading: str, confidence: float,
              constraint: IsoDateConstraint, min_confidence: float) -> str | None:
     """The first refusal rule of the module docstring that applies, or None."""
     years = f"{constraint.first_year}-{constraint.last_year}"
-    if not any(c.isdigit() for c in text):
-        return "it has no digits; every supported format writes the day and the year in digits"
+    n_numbers = len(_NUMBER.findall(text))
+    if n_numbers < 2:
+        found = "no number" if n_numbers == 0 else "one number"
+        return f"it has {found}; a date writes at least the day and the year in digits"
     numbers = [int(m) for m in _YEAR_LIKE.findall(text)]
     outside = [n for n in numbers if not constraint.first_year <= n <= constraint.last_year]
     if outside:

@@ -340,7 +340,8 @@ class Seq2Seq(PretrainedModel):
     ) -> tuple[Tensor, Tensor]:
         """Next-token log-probabilities (B, V) of the model, with padding, start and the tokens
         ``constraint(prefix)`` forbids at -inf; and the same divided by the mass the constraint keeps."""
-        logp = F.log_softmax(logits.float(), dim=-1)
+        raw = F.log_softmax(logits.float(), dim=-1)
+        logp = raw.clone()
         logp[:, [self.config.pad_id, self.config.bos_id]] = float("-inf")
         if constraint is None:
             return logp, logp
@@ -348,8 +349,7 @@ class Seq2Seq(PretrainedModel):
         if not isinstance(allowed, Tensor) or allowed.dtype != torch.bool or allowed.shape != logp.shape:
             raise ValueError(f"`constraint` must return a bool tensor of shape {tuple(logp.shape)}; "
                              f"got {describe(allowed)}")
-        kept = torch.logsumexp(F.log_softmax(logits.float(), dim=-1).masked_fill(~allowed, float("-inf")),
-                               dim=-1, keepdim=True)  # (B, 1) log of the mass the constraint keeps
+        kept = torch.logsumexp(raw.masked_fill(~allowed, float("-inf")), dim=-1, keepdim=True)  # (B, 1)
         logp = logp.masked_fill(~allowed, float("-inf"))
         stuck = live & ~torch.isfinite(logp).any(dim=-1)  # (B,)
         if bool(stuck.any()):
@@ -394,8 +394,8 @@ class Seq2Seq(PretrainedModel):
             ``"attentions"`` (B, T, S): the weights of each output step (zeros after the end);
             ``"scores"`` (B,): the log-probability of each output (length-normalised for
             beam search); ``"log_probs"`` (B,): the model's log-probability of each output;
-            ``"constrained_log_probs"`` (B,): the same under the distribution renormalised over
-            the allowed tokens (equal to ``"log_probs"`` without a constraint).
+            ``"constrained_log_probs"`` (B,): the same with each step's probability divided by the
+            probability mass the constraint allowed (equal to ``"log_probs"`` without a constraint).
         """
         check_positive(beam_width, "beam_width", integer=True)
         max_len = self.config.max_target_len if max_len is None else max_len
