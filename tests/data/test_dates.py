@@ -189,8 +189,10 @@ def test_make_splits_fails_when_no_unseen_string_remains() -> None:
         ({"locales": ()}, r"`locales` is empty"),
         ({"start": dt.date(1799, 12, 31)}, r"1800-01-01 <= start <= end <= 2199-12-31"),
         ({"end": dt.date(2200, 1, 1)}, r"start <= end <= 2199-12-31 \(two-digit years pivot at 50\)"),
-        ({"locales": ("en",), "formats": [f for f in formats_for("en") if f.two_digit_year]},
-         r"locale\(s\) en all write two-digit years, which stand for 1950-2049; arguments `start`=1800-01-01"),
+        ({"locales": ("en",), "formats": [f for f in formats_for("en") if f.two_digit_year],
+          "start": dt.date(1800, 1, 1), "end": dt.date(1949, 12, 31)},
+         r"locale\(s\) en all write two-digit years, which stand for 1950-2049; arguments `start`=1800-01-01 "
+         r"and `end`=1949-12-31 lie outside"),
         ({"start": dt.date(2001, 1, 1), "end": dt.date(2000, 1, 1)}, r"start <= end"),
         ({"lower_case_prob": 0.7, "upper_case_prob": 0.5}, r"sum <= 1"),
         ({"locales": ("en",), "formats": formats_for("de")}, r"tag 'de', not among `locales`"),
@@ -335,3 +337,7 @@ def test_years_outside_the_two_digit_window_are_written_with_four_digits(sample:
     assert all(ex.iso[:4] in ex.text for ex in outside)
     inside = [ex for ex, y in zip(sample, years, strict=True) if 1950 <= y <= 2049]
     assert {ex.format for ex in inside} >= two_digit  # still used where they have one reading
+    share = sum(ex.format in two_digit for ex in sample) / len(sample)
+    assert share > 0.07  # they keep their share: 1/5 * (2/28 + 1/12 + 2/12 + 0 + 1/12) ~ 0.081
+    old = DateGenerator(start=dt.date(1800, 1, 1), end=dt.date(1949, 12, 31)).generate(500, seed=5)
+    assert all(ex.format not in two_digit and ex.iso[:4] in ex.text for ex in old)

@@ -17,9 +17,9 @@ Every input string has exactly one reading, so that 100% accuracy is attainable:
   Korean ``yy. M. d.``, whose spaces and final dot set it apart).
 * Two-digit years pivot at 50: ``50``-``99`` mean 1950-1999 and ``00``-``49`` mean 2000-2049
   (:data:`TWO_DIGIT_YEARS`). Dates are drawn from 1800-01-01 to 2199-12-31 at most
-  (:data:`DATE_RANGE`); a date outside 1950-2049 is only written with a four-digit year (the
-  format is drawn again among the locale's four-digit-year formats), so "3/3/21" still means
-  2021 and never 1921 or 2121.
+  (:data:`DATE_RANGE`); a two-digit-year format only ever writes a date of 1950-2049 (its date
+  is drawn in that window), so "3/3/21" still means 2021 and never 1921 or 2121, and these
+  formats keep their share of the examples.
 
 Generation is deterministic by seed; held-out splits come from seeds that training never uses
 and exclude every input string that occurs in training (:func:`make_splits`). Each example
@@ -216,9 +216,10 @@ class DateGenerator:
 
     Each example picks a locale tag uniformly, then one of its formats uniformly, then a date
     uniformly in ``[start, end]`` (Faker), and writes the whole string in lower case with
-    probability ``lower_case_prob`` or upper case with probability ``upper_case_prob``. A date
-    outside :data:`TWO_DIGIT_YEARS` drawn for a two-digit-year format is written in one of the
-    tag's four-digit-year formats instead (uniformly).
+    probability ``lower_case_prob`` or upper case with probability ``upper_case_prob``. A
+    two-digit-year format draws its date uniformly in ``[start, end]`` within
+    :data:`TWO_DIGIT_YEARS` instead; when that is empty, one of the tag's four-digit-year formats
+    is drawn instead of it.
 
     Parameters
     ----------
@@ -271,12 +272,13 @@ class DateGenerator:
             raise ValueError(f"no formats given for locale(s) {', '.join(empty)}")
         self.formats = by_tag
         self.four_digit_formats = {tag: [f for f in fmts if not f.two_digit_year] for tag, fmts in by_tag.items()}
-        beyond = start.year < TWO_DIGIT_YEARS[0] or end.year > TWO_DIGIT_YEARS[1]
+        window = (max(start, _dt.date(TWO_DIGIT_YEARS[0], 1, 1)), min(end, _dt.date(TWO_DIGIT_YEARS[1], 12, 31)))
+        self.two_digit_window = window if window[0] <= window[1] else None
         only_two = [tag for tag, fmts in self.four_digit_formats.items() if not fmts]
-        if beyond and only_two:
+        if self.two_digit_window is None and only_two:
             raise ValueError(f"the formats of locale(s) {', '.join(only_two)} all write two-digit years, which "
                              f"stand for {TWO_DIGIT_YEARS[0]}-{TWO_DIGIT_YEARS[1]}; arguments `start`={start} and "
-                             f"`end`={end} go beyond: add a four-digit-year format or narrow the range")
+                             f"`end`={end} lie outside: add a four-digit-year format or change the range")
 
     def generate(self, n: int, seed: int | str) -> list[DateExample]:
         """``n`` examples, the same for the same ``seed`` (an int or a string).
@@ -305,9 +307,10 @@ class DateGenerator:
         for _ in range(n):
             tag = rng.choice(self.locales)
             fmt = rng.choice(self.formats[tag])
-            date = faker.date_between_dates(self.start, self.end)
-            if fmt.two_digit_year and not TWO_DIGIT_YEARS[0] <= date.year <= TWO_DIGIT_YEARS[1]:
+            if fmt.two_digit_year and self.two_digit_window is None:
                 fmt = rng.choice(self.four_digit_formats[tag])
+            window = self.two_digit_window if fmt.two_digit_year else (self.start, self.end)
+            date = faker.date_between_dates(*window)
             text = render_date(date, fmt)
             u = rng.random()
             if u < self.lower_case_prob:
