@@ -186,3 +186,20 @@ def test_no_supported_format_is_refused_by_the_rules_before_the_model() -> None:
 
     for ex in DateGenerator().generate(3000, seed="rules"):
         assert _refusal(ex.text, ex.iso, ex.iso, 1.0, WIDE, MIN_CONFIDENCE) is None, ex
+
+
+@pytest.mark.parametrize(
+    ("text", "iso", "ok"),
+    [("31/02/2020", "2020-02-02", False), ("31/02/2020", "2020-03-02", False), ("3/4/2021", "2021-03-04", True),
+     ("3/4/2021", "2021-04-03", True), ("93. 2. 20.", "1993-02-20", True), ("93. 2. 20.", "2093-02-20", False),
+     ("3 mars 21", "2021-03-03", True), ("3 mars 21", "1921-03-03", False), ("3rd of March, 2021", "2021-03-03", True),
+     ("3rd of March, 2021", "2021-03-04", False), ("le 1er mai 1999", "1999-05-01", True),
+     ("2021년 3월 3일 (수)", "2021-03-03", True), ("2021년 3월 3일 (수)", "2021-05-03", False),
+     ("Jan 1 2100", "2000-01-01", False), ("12:30", "2030-01-12", True)],  # a time: left to the confidence
+)
+def test_answers_must_match_the_numbers_the_input_writes(text: str, iso: str, ok: bool) -> None:
+    from gicho.data.date_grammar import TWO_DIGIT_PIVOT, _matches_numbers
+    from gicho.data.dates import TWO_DIGIT_YEARS
+
+    assert _matches_numbers(text, iso) is ok
+    assert TWO_DIGIT_YEARS == (1900 + TWO_DIGIT_PIVOT, 2000 + TWO_DIGIT_PIVOT - 1)  # the import-free copy

@@ -20,7 +20,10 @@ with its confidence, or a refusal that says why. The refusal rules, checked in t
 3. the model's own (unconstrained, greedy) reading is not a valid date of the range
    (``February 30, 2021`` read as ``2021-02-30``): forcing a valid one would be a guess;
 4. the confidence of the constrained answer is below ``min_confidence``;
-5. the answer's year is none of the input's four-digit numbers (the model changed the year).
+5. the answer disagrees with the numbers the input writes: its year, day and (when the input
+   writes three numbers or more) month must each be a different one of them, the year written
+   with four digits, or with two that pivot at 50 to it ("93" is 1993). A small model read the
+   impossible ``31/02/2020`` as 2020-03-02 with confidence 0.99, another as 2020-02-02.
 
 The confidence is the probability that the model, unconstrained, gives exactly this answer:
 ``exp(Σ_t log p(y_t | y_<t, x))`` over the answer's tokens, end token included.
@@ -29,6 +32,7 @@ The confidence is the probability that the model, unconstrained, gives exactly t
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +56,7 @@ MIN_CONFIDENCE = 0.5
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
 _YEAR_LIKE = re.compile(r"(?<!\d)\d{4}(?!\d)")
 _NUMBER = re.compile(r"\d+")
+TWO_DIGIT_PIVOT = 50  # "50"-"99" are 1950-1999, "00"-"49" 2000-2049 (gicho.data.dates.TWO_DIGIT_YEARS)
 
 
 class IsoDateConstraint:
@@ -225,9 +230,30 @@ def _refusal(text: str, guess: str, model_reading: str, confidence: float,
         return f"the model reads it as {model_reading!r}, which is not a valid date"
     if confidence < min_confidence:
         return f"confidence {confidence:.3f} of its best reading {guess} is below min_confidence={min_confidence}"
-    if numbers and int(guess[:4]) not in numbers:
-        return f"the model reads the year as {guess[:4]}, but the input says {numbers[0]}"
+    if not _matches_numbers(text, guess):
+        shown = ", ".join(_NUMBER.findall(text))
+        return f"the model reads it as {guess}, which does not match the numbers it writes ({shown})"
     return None
+
+
+def _matches_numbers(text: str, iso: str) -> bool:
+    """Whether the year, day (and month, with three numbers or more) of ``iso`` are distinct numbers of ``text``."""
+    written = _NUMBER.findall(text)
+    year, month, day = (int(part) for part in iso.split("-"))
+    four = any(len(s) == 4 for s in written)
+    pivot = TWO_DIGIT_PIVOT
+    wanted = {"year": year, "month": month, "day": day}
+
+    def fits(s: str, part: str) -> bool:
+        if part != "year":
+            return len(s) <= 2 and int(s) == wanted[part]
+        if len(s) == 4:
+            return int(s) == year
+        return not four and len(s) == 2 and int(s) + (1900 if int(s) >= pivot else 2000) == year
+
+    parts = ("year", "month", "day") if len(written) >= 3 else ("year", "day")
+    return any(all(fits(written[i], part) for i, part in zip(order, parts, strict=True))
+               for order in itertools.permutations(range(len(written)), len(parts)))
 
 
 def _valid_calendar(text: str) -> bool:
