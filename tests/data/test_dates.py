@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from gicho.data.dates import (
     DATE_RANGE,
     LOCALES,
+    TWO_DIGIT_YEARS,
     DateDataset,
     DateExample,
     DateFormat,
@@ -80,6 +81,11 @@ def _read_numeric(text: str) -> dt.date:
     fmt=st.sampled_from(ALL_FORMATS),
 )
 def test_rendered_text_carries_the_date(date: dt.date, fmt: DateFormat) -> None:
+    if fmt.two_digit_year and not TWO_DIGIT_YEARS[0] <= date.year <= TWO_DIGIT_YEARS[1]:
+        with pytest.raises(ValueError, match=rf"format '.*' writes two-digit years, which stand for 1950-2049 "
+                                             rf"\(pivot at 50\); got the date {date}"):
+            render_date(date, fmt)
+        date = date.replace(year=TWO_DIGIT_YEARS[0] + date.year % 100)  # the same two digits, in the window
     text = render_date(date, fmt)
     assert text and text == text.strip()
     digits = re.findall(r"\d+", text)
@@ -181,7 +187,12 @@ def test_make_splits_fails_when_no_unseen_string_remains() -> None:
     [
         ({"locales": ("en", "xx")}, r"`locales` must be one of 'en', 'ko', 'de', 'fr', 'es'; got 'xx'"),
         ({"locales": ()}, r"`locales` is empty"),
-        ({"start": dt.date(1949, 12, 31)}, r"start <= end <= 2049-12-31"),
+        ({"start": dt.date(1799, 12, 31)}, r"1800-01-01 <= start <= end <= 2199-12-31"),
+        ({"end": dt.date(2200, 1, 1)}, r"start <= end <= 2199-12-31 \(two-digit years pivot at 50\)"),
+        ({"locales": ("en",), "formats": [f for f in formats_for("en") if f.two_digit_year],
+          "start": dt.date(1800, 1, 1), "end": dt.date(1949, 12, 31)},
+         r"locale\(s\) en all write two-digit years, which stand for 1950-2049; arguments `start`=1800-01-01 "
+         r"and `end`=1949-12-31 lie outside"),
         ({"start": dt.date(2001, 1, 1), "end": dt.date(2000, 1, 1)}, r"start <= end"),
         ({"lower_case_prob": 0.7, "upper_case_prob": 0.5}, r"sum <= 1"),
         ({"locales": ("en",), "formats": formats_for("de")}, r"tag 'de', not among `locales`"),
@@ -312,3 +323,21 @@ def test_dataset_rejects_bad_examples() -> None:
         DateDataset([DateExample("abc", "March", "en", "x")], vocab, vocab, max_input_len=8)
     with pytest.raises(ValueError, match=r"max_input_len=2"):
         DateDataset([DateExample("abc", "2021-03-03", "en", "x")], vocab, vocab, max_input_len=2)
+
+
+def test_years_outside_the_two_digit_window_are_written_with_four_digits(sample: list[DateExample]) -> None:
+    assert DATE_RANGE == (dt.date(1800, 1, 1), dt.date(2199, 12, 31))
+    two_digit = {f.name for f in ALL_FORMATS if f.two_digit_year}
+    assert two_digit == {"en_US:short", "MM/dd/yy", "ko_KR:short", "de_DE:short", "d. MMMM yy", "es_ES:short"}
+    years = [int(ex.iso[:4]) for ex in sample]
+    assert min(years) < 1810 and max(years) > 2190  # the whole range is drawn
+    outside = [ex for ex, y in zip(sample, years, strict=True) if not 1950 <= y <= 2049]
+    assert len(outside) > len(sample) / 2
+    assert not [ex for ex in outside if ex.format in two_digit]
+    assert all(ex.iso[:4] in ex.text for ex in outside)
+    inside = [ex for ex, y in zip(sample, years, strict=True) if 1950 <= y <= 2049]
+    assert {ex.format for ex in inside} >= two_digit  # still used where they have one reading
+    share = sum(ex.format in two_digit for ex in sample) / len(sample)
+    assert share > 0.07  # they keep their share: 1/5 * (2/28 + 1/12 + 2/12 + 0 + 1/12) ~ 0.081
+    old = DateGenerator(start=dt.date(1800, 1, 1), end=dt.date(1949, 12, 31)).generate(500, seed=5)
+    assert all(ex.format not in two_digit and ex.iso[:4] in ex.text for ex in old)

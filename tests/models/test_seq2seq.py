@@ -219,3 +219,71 @@ def test_model_rejects_bad_inputs() -> None:
         model.generate(src, mask, beam_width=0)
     with pytest.raises(TypeError, match=r"`length_penalty` must be a number"):
         model.generate(src, mask, beam_width=2, length_penalty="1")
+
+
+# --- constrained decoding -----------------------------------------------------------------------
+
+
+def _allow_all(prefix: torch.Tensor) -> torch.Tensor:
+    return torch.ones(prefix.shape[0], 7, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("beam_width", [1, 3])
+def test_a_constraint_that_allows_everything_changes_nothing(beam_width) -> None:
+    model = tiny(input_feeding=True, max_target_len=6)
+    src, mask, _, _ = batch()
+    free = model.generate(src, mask, beam_width=beam_width)
+    bound = model.generate(src, mask, beam_width=beam_width, constraint=_allow_all)
+    assert torch.equal(free["tokens"], bound["tokens"])
+    for key in ("scores", "log_probs", "constrained_log_probs"):
+        torch.testing.assert_close(free[key], bound[key])
+    torch.testing.assert_close(free["log_probs"], free["constrained_log_probs"])
+
+
+def _no_repeat(prefix: torch.Tensor) -> torch.Tensor:
+    """Tokens 3 and 4 alternate, two to four of them, then the end token."""
+    allowed = torch.zeros(prefix.shape[0], 5, dtype=torch.bool)
+    t = prefix.shape[1]
+    for i in range(prefix.shape[0]):
+        last = int(prefix[i, -1]) if t else None
+        allowed[i, [tok for tok in (3, 4) if tok != last and t < 4]] = True
+        allowed[i, EOS] = t >= 2
+    return allowed
+
+
+@pytest.mark.parametrize("beam_width", [1, 40])
+def test_constrained_search_returns_allowed_outputs_and_the_constrained_optimum(beam_width) -> None:
+    max_len = 5
+    torch.manual_seed(2)
+    config = Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=5, embed_dim=6, hidden_dim=5,
+                           max_target_len=max_len, input_feeding=True)
+    model = Seq2Seq(config).eval()
+    with torch.no_grad():
+        model.decoder.out.weight.mul_(4.0)
+    src, mask, _, _ = batch(lengths=(5, 2, 4))
+    out = model.generate(src, mask, beam_width=beam_width, length_penalty=0.0, constraint=_no_repeat)
+    allowed = [(*body, EOS) for n in range(2, max_len) for body in itertools.product((3, 4), repeat=n)
+               if all(a != b for a, b in itertools.pairwise(body))]
+    for b in range(3):
+        got = tuple(int(t) for t in out["tokens"][b] if t != PAD)
+        assert got in allowed
+        log_prob = _sequence_log_prob(model, src[b : b + 1], mask[b : b + 1], got)
+        assert float(out["log_probs"][b]) == pytest.approx(log_prob, abs=1e-5)  # the model's own
+        assert float(out["constrained_log_probs"][b]) >= float(out["log_probs"][b])  # mass was removed
+        assert float(out["constrained_log_probs"][b]) <= 1e-6
+        if beam_width == 40:
+            scored = {c: _sequence_log_prob(model, src[b : b + 1], mask[b : b + 1], c) for c in allowed}
+            assert got == max(scored, key=scored.get)
+
+
+def test_generate_rejects_bad_constraints() -> None:
+    model = tiny()
+    src, mask, _, _ = batch()
+    with pytest.raises(TypeError, match=r"argument `constraint` must be callable .*; got 3"):
+        model.generate(src, mask, constraint=3)
+    with pytest.raises(ValueError, match=r"`constraint` must return a bool tensor of shape \(3, 7\)"):
+        model.generate(src, mask, constraint=lambda prefix: torch.ones(prefix.shape[0], 6, dtype=torch.bool))
+    only_padding = lambda prefix: torch.arange(7)[None].expand(prefix.shape[0], 7) == PAD  # noqa: E731
+    for beam_width in (1, 2):
+        with pytest.raises(ValueError, match=r"`constraint` allows no next token after the prefix \[\]"):
+            model.generate(src, mask, beam_width=beam_width, constraint=only_padding)

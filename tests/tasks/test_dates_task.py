@@ -9,12 +9,13 @@ import re
 import pytest
 import torch
 
+from gicho.data.dates import DATE_RANGE, DateGenerator, Vocab
 from gicho.data.dates import LOCALES as DATA_LOCALES
-from gicho.data.dates import DateGenerator, Vocab
 from gicho.plots.attention import plot_attention
 from gicho.tasks import RunContext, get
 from gicho.tasks.dates import (
     LOCALES,
+    SUPPORTED_YEARS,
     DatesConfig,
     DatesData,
     build_data,
@@ -88,12 +89,14 @@ def test_evaluate_reproduces_the_run_metrics(trained) -> None:
 def test_predict_translates_unseen_dates(trained) -> None:
     config, ctx, _ = trained
     examples = DateGenerator().generate(100, seed="predict-test")  # a seed no split uses
-    answers = predict(config, ctx, [f"  {ex.text} " for ex in examples], {})
+    answers = predict(config, ctx, [f"  {ex.text} " for ex in examples], {"confidence": False})
     assert len(answers) == 100
-    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", a) for a in answers[:90] if a)
+    # a valid date, or an explicit refusal: never anything else
+    assert all((re.fullmatch(r"\d{4}-\d{2}-\d{2}", a) and dt.date.fromisoformat(a)) or
+               a.startswith(f"cannot read {ex.text!r} as a date (") for a, ex in zip(answers, examples, strict=True))
     correct = sum(a == ex.iso for a, ex in zip(answers, examples, strict=True))
     assert correct >= 85
-    beam = predict(config, ctx, [ex.text for ex in examples], {"beam_width": 3})
+    beam = predict(config, ctx, [ex.text for ex in examples], {"beam_width": 3, "confidence": False})
     assert sum(a == ex.iso for a, ex in zip(beam, examples, strict=True)) >= 85
 
 
@@ -111,7 +114,7 @@ def test_predict_through_the_run_directory(trained) -> None:
     ]
     answers = predict_run(ctx.run_dir, texts)
     assert len(answers) == 5
-    assert sum(a == "2021-03-03" for a in answers) >= 4
+    assert sum(re.fullmatch(r"2021-03-03 \(confidence (0\.\d{3}|1\.000)\)", a) is not None for a in answers) >= 4
     import gicho  # the same from Python, in two lines
 
     assert gicho.load(ctx.run_dir).predict(texts) == answers
@@ -188,6 +191,15 @@ def test_config_and_registry() -> None:
         DatesConfig(n_heatmaps=-1)
     with pytest.raises(ValueError, match=r"field `num_threads` must be >= 0"):
         DatesConfig(num_threads=-2)
+    assert SUPPORTED_YEARS == (DATE_RANGE[0].year, DATE_RANGE[1].year)  # the task's import-free copy
+    with pytest.raises(ValueError, match=r"fields `first_year`=1700 and `last_year`=2199 must satisfy "
+                                         r"1800 <= first_year <= last_year <= 2199"):
+        DatesData(first_year=1700)
+    with pytest.raises(ValueError, match=r"`first_year`=2000 and `last_year`=1999 must satisfy"):
+        DatesData(first_year=2000, last_year=1999)
+    narrow = build_data(DatesConfig(data=DatesData(n_train=500, n_valid=50, n_test=50, first_year=1990,
+                                                   last_year=1999)))
+    assert {ex.iso[:3] for ex in narrow.train.examples} == {"199"}
 
 
 def test_held_out_dates_are_not_in_training() -> None:
@@ -231,3 +243,66 @@ def test_tampered_vocabulary_and_absurd_sizes_are_refused(trained, tmp_path) -> 
     vocab_path.write_text(json.dumps(vocabs), encoding="utf-8")
     with pytest.raises(ValueError, match=r"vocab.json is not a gicho vocabulary file .*duplicated"):
         predict_run(copy, ["3rd of March, 2021"])
+
+
+# Held out from training by construction: impossible calendar dates, relative dates, times, and
+# years outside the supported 1800-2199. Every one must be refused, never answered.
+MUST_REFUSE = [
+    "February 30, 2021", "31/02/2020", "30 février 2021", "2021년 2월 30일", "30.02.2021", "April 31, 2019",
+    "the 31st of June 2020", "February 29, 2021", "31/12/2020", "13/13/2013", "32 mars 2020", "2021-02-30",
+    "tomorrow", "yesterday", "today", "noon", "next Monday", "week 12", "3 pm",
+    "le 14 juillet 1789", "Jan 1 2200", "Jan 1 1799", "3 de marzo de 2250",
+]
+
+
+@pytest.mark.slow
+def test_predict_refuses_impossible_and_relative_dates(trained) -> None:
+    config, ctx, _ = trained
+    with pytest.warns(UserWarning, match=r"characters '.*' of 'next Monday' are not in the vocabulary"):
+        answers = predict(config, ctx, MUST_REFUSE, {})
+    for text, answer in zip(MUST_REFUSE, answers, strict=True):
+        assert answer.startswith(f"cannot read {text!r} as a date ("), (text, answer)
+        assert answer.endswith(")")
+    by_text = dict(zip(MUST_REFUSE, answers, strict=True))
+    assert by_text["le 14 juillet 1789"].endswith("(the year 1789 is outside the supported years 1800-2199)")
+    assert by_text["tomorrow"].endswith("(it has no number; a date writes at least the day and the year in digits)")
+    # the impossible calendar dates are refused by the model's own reading or its confidence, not by a rule
+    model_said = [by_text[t] for t in MUST_REFUSE[:12]]
+    assert all("the model reads it as" in a or "below min_confidence" in a for a in model_said), model_said
+
+
+@pytest.mark.slow
+def test_predict_reports_confidence_and_rarely_refuses_real_dates(trained) -> None:
+    import gicho
+    from gicho.data.date_grammar import read_dates
+
+    _, ctx, _ = trained
+    examples = DateGenerator().generate(300, seed="refusal-rate")  # a seed no split uses
+    predictor = gicho.load(ctx.run_dir)
+    answers = predictor.predict([ex.text for ex in examples])
+    refused = [a for a in answers if a.startswith("cannot read ")]
+    assert len(refused) <= 15  # at most 5% of real dates refused at the default min_confidence
+    for answer in answers:
+        match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}) \(confidence (\d\.\d{3})\)", answer)
+        assert match or answer in refused
+        if match:
+            assert dt.date(1800, 1, 1) <= dt.date.fromisoformat(match[1]) <= dt.date(2199, 12, 31)
+            assert 0.5 <= float(match[2]) <= 1.0
+    assert sum(a.startswith(ex.iso + " ") for a, ex in zip(answers, examples, strict=True)) >= 270
+    readings, _ = read_dates(predictor.model, [ex.text for ex in examples[:50]], predictor.info["source"],
+                             predictor.info["target"], 64, first_year=1800, last_year=2199, warn_unknown=False)
+    assert [str(r) for r in readings] == answers[:50]
+    strict = predictor.predict([ex.text for ex in examples[:50]], min_confidence=1.0)
+    assert sum(a.startswith("cannot read ") for a in strict) > sum(a.startswith("cannot read ") for a in answers[:50])
+    assert any("below min_confidence=1.0" in a for a in strict)
+    loose = predictor.predict(["Jan 1 2100", "2100년 1월 1일"], min_confidence=0.0, confidence=False)
+    assert loose == ["2100-01-01", "2100-01-01"]  # years past 2049 are now supported
+
+
+@pytest.mark.slow
+def test_predict_rejects_bad_options(trained) -> None:
+    config, ctx, _ = trained
+    with pytest.raises(ValueError, match=r"argument `min_confidence` must be a probability in \[0, 1\]; got 1.5"):
+        predict(config, ctx, ["3rd of March, 2021"], {"min_confidence": 1.5})
+    with pytest.raises(ValueError, match=r"option `confidence` must be True or False; got 'no'"):
+        predict(config, ctx, ["3rd of March, 2021"], {"confidence": "no"})

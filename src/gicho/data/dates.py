@@ -15,8 +15,11 @@ Every input string has exactly one reading, so that 100% accuracy is attainable:
   writes day-month-year with ``.``, ``-`` or a space; CLDR's ``dd/MM/y`` (en_GB, fr, es) is
   emitted as ``dd-MM-y``. Year-month-day always starts with a four-digit year (or is the
   Korean ``yy. M. d.``, whose spaces and final dot set it apart).
-* Two-digit years pivot at 50: ``50``-``99`` mean 1950-1999 and ``00``-``49`` mean 2000-2049,
-  so dates are drawn from 1950-01-01 to 2049-12-31 (:data:`DATE_RANGE`).
+* Two-digit years pivot at 50: ``50``-``99`` mean 1950-1999 and ``00``-``49`` mean 2000-2049
+  (:data:`TWO_DIGIT_YEARS`). Dates are drawn from 1800-01-01 to 2199-12-31 at most
+  (:data:`DATE_RANGE`); a two-digit-year format only ever writes a date of 1950-2049 (its date
+  is drawn in that window), so "3/3/21" still means 2021 and never 1921 or 2121, and these
+  formats keep their share of the examples.
 
 Generation is deterministic by seed; held-out splits come from seeds that training never uses
 and exclude every input string that occurs in training (:func:`make_splits`). Each example
@@ -49,6 +52,7 @@ __all__ = [
     "DATE_RANGE",
     "LOCALES",
     "TARGET_ALPHABET",
+    "TWO_DIGIT_YEARS",
     "DateDataset",
     "DateExample",
     "DateFormat",
@@ -63,7 +67,8 @@ __all__ = [
 ]
 
 LOCALES: tuple[str, ...] = ("en", "ko", "de", "fr", "es")
-DATE_RANGE: tuple[_dt.date, _dt.date] = (_dt.date(1950, 1, 1), _dt.date(2049, 12, 31))
+DATE_RANGE: tuple[_dt.date, _dt.date] = (_dt.date(1800, 1, 1), _dt.date(2199, 12, 31))
+TWO_DIGIT_YEARS: tuple[int, int] = (1950, 2049)  # "50"-"99" -> 1950-1999, "00"-"49" -> 2000-2049
 TARGET_ALPHABET = "0123456789-"
 # Probabilities of writing a whole date in lower or upper case ("march 3, 2021").
 LOWER_CASE_PROB = 0.1
@@ -128,6 +133,11 @@ class DateFormat:
     pattern: str
     name: str
 
+    @property
+    def two_digit_year(self) -> bool:
+        """Whether the pattern writes the year with two digits (``yy``, outside quoted text)."""
+        return re.search(r"(?<!y)yy(?!y)", re.sub(r"'[^']*'", "", self.pattern)) is not None
+
 
 @dataclass(frozen=True)
 class DateExample:
@@ -182,7 +192,17 @@ def formats_for(tag: str) -> tuple[DateFormat, ...]:
 
 
 def render_date(date: _dt.date, fmt: DateFormat) -> str:
-    """Write ``date`` in format ``fmt`` (no case change)."""
+    """Write ``date`` in format ``fmt`` (no case change).
+
+    Raises
+    ------
+    ValueError
+        If ``fmt`` writes two-digit years and ``date`` lies outside :data:`TWO_DIGIT_YEARS`
+        (its two digits would be read as another century).
+    """
+    if fmt.two_digit_year and not TWO_DIGIT_YEARS[0] <= date.year <= TWO_DIGIT_YEARS[1]:
+        raise ValueError(f"format {fmt.name!r} writes two-digit years, which stand for "
+                         f"{TWO_DIGIT_YEARS[0]}-{TWO_DIGIT_YEARS[1]} (pivot at 50); got the date {date}")
     pattern = fmt.pattern
     if "{ord}" in pattern:
         pattern = pattern.replace("{ord}", f"'{english_ordinal(date.day)}'")
@@ -196,14 +216,17 @@ class DateGenerator:
 
     Each example picks a locale tag uniformly, then one of its formats uniformly, then a date
     uniformly in ``[start, end]`` (Faker), and writes the whole string in lower case with
-    probability ``lower_case_prob`` or upper case with probability ``upper_case_prob``.
+    probability ``lower_case_prob`` or upper case with probability ``upper_case_prob``. A
+    two-digit-year format draws its date uniformly in ``[start, end]`` within
+    :data:`TWO_DIGIT_YEARS` instead; when that is empty, one of the tag's four-digit-year formats
+    is drawn instead of it.
 
     Parameters
     ----------
     locales : sequence of str
         Locale tags among :data:`LOCALES`.
     start, end : datetime.date
-        Inclusive date range, inside :data:`DATE_RANGE` (two-digit years pivot at 50).
+        Inclusive date range, inside :data:`DATE_RANGE` (1800-2199; two-digit years pivot at 50).
     formats : sequence of DateFormat, optional
         Restrict generation to these formats (their tags must be in ``locales``); default:
         every format of every locale (:func:`formats_for`).
@@ -248,6 +271,14 @@ class DateGenerator:
         if empty:
             raise ValueError(f"no formats given for locale(s) {', '.join(empty)}")
         self.formats = by_tag
+        self.four_digit_formats = {tag: [f for f in fmts if not f.two_digit_year] for tag, fmts in by_tag.items()}
+        window = (max(start, _dt.date(TWO_DIGIT_YEARS[0], 1, 1)), min(end, _dt.date(TWO_DIGIT_YEARS[1], 12, 31)))
+        self.two_digit_window = window if window[0] <= window[1] else None
+        only_two = [tag for tag, fmts in self.four_digit_formats.items() if not fmts]
+        if self.two_digit_window is None and only_two:
+            raise ValueError(f"the formats of locale(s) {', '.join(only_two)} all write two-digit years, which "
+                             f"stand for {TWO_DIGIT_YEARS[0]}-{TWO_DIGIT_YEARS[1]}; arguments `start`={start} and "
+                             f"`end`={end} lie outside: add a four-digit-year format or change the range")
 
     def generate(self, n: int, seed: int | str) -> list[DateExample]:
         """``n`` examples, the same for the same ``seed`` (an int or a string).
@@ -276,7 +307,10 @@ class DateGenerator:
         for _ in range(n):
             tag = rng.choice(self.locales)
             fmt = rng.choice(self.formats[tag])
-            date = faker.date_between_dates(self.start, self.end)
+            if fmt.two_digit_year and self.two_digit_window is None:
+                fmt = rng.choice(self.four_digit_formats[tag])
+            window = self.two_digit_window if fmt.two_digit_year else (self.start, self.end)
+            date = faker.date_between_dates(*window)
             text = render_date(date, fmt)
             u = rng.random()
             if u < self.lower_case_prob:

@@ -29,7 +29,7 @@ to align and translate". Wu et al. (2016), "Google's neural machine translation 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -335,11 +335,27 @@ class Seq2Seq(PretrainedModel):
             result["n_items"] = (labels != IGNORE_INDEX).sum()
         return result
 
-    def _log_probs(self, logits: Tensor) -> Tensor:
-        """Next-token log-probabilities (B, V); padding and start tokens are never produced."""
-        logp = F.log_softmax(logits.float(), dim=-1)
+    def _log_probs(
+        self, logits: Tensor, constraint: Any = None, prefix: Tensor | None = None, live: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Next-token log-probabilities (B, V) of the model, with padding, start and the tokens
+        ``constraint(prefix)`` forbids at -inf; and the same divided by the mass the constraint keeps."""
+        raw = F.log_softmax(logits.float(), dim=-1)
+        logp = raw.clone()
         logp[:, [self.config.pad_id, self.config.bos_id]] = float("-inf")
-        return logp
+        if constraint is None:
+            return logp, logp
+        allowed = constraint(prefix)
+        if not isinstance(allowed, Tensor) or allowed.dtype != torch.bool or allowed.shape != logp.shape:
+            raise ValueError(f"`constraint` must return a bool tensor of shape {tuple(logp.shape)}; "
+                             f"got {describe(allowed)}")
+        kept = torch.logsumexp(raw.masked_fill(~allowed, float("-inf")), dim=-1, keepdim=True)  # (B, 1)
+        logp = logp.masked_fill(~allowed, float("-inf"))
+        stuck = live & ~torch.isfinite(logp).any(dim=-1)  # (B,)
+        if bool(stuck.any()):
+            row = int(stuck.nonzero()[0, 0])
+            raise ValueError(f"`constraint` allows no next token after the prefix {prefix[row].tolist()}")
+        return logp, logp - kept.masked_fill(~torch.isfinite(kept), 0.0)
 
     @torch.no_grad()
     def generate(
@@ -349,6 +365,7 @@ class Seq2Seq(PretrainedModel):
         beam_width: int = 1,
         length_penalty: float = 1.0,
         max_len: int | None = None,
+        constraint: Any = None,
     ) -> dict[str, Tensor]:
         """Decode ``src``: greedy when ``beam_width == 1``, else beam search.
 
@@ -363,6 +380,12 @@ class Seq2Seq(PretrainedModel):
             (``len`` counts the end token); 0 ranks by log-probability alone. Unused by greedy.
         max_len : int, optional
             Longest output (default ``config.max_target_len``).
+        constraint : callable, optional
+            ``constraint(prefix) -> allowed``: the tokens that may follow ``prefix`` (the tokens
+            decoded so far, (N, t) int64, no start token), as a (N, V) bool mask; forbidden
+            tokens are never produced (e.g. :class:`gicho.data.date_grammar.IsoDateConstraint`).
+            Allowed tokens keep the model's own log-probabilities (no renormalisation), so beam
+            search returns the model's most probable allowed output.
 
         Returns
         -------
@@ -370,7 +393,9 @@ class Seq2Seq(PretrainedModel):
             ``"tokens"`` (B, T) int64: the output, end token included, then padding;
             ``"attentions"`` (B, T, S): the weights of each output step (zeros after the end);
             ``"scores"`` (B,): the log-probability of each output (length-normalised for
-            beam search).
+            beam search); ``"log_probs"`` (B,): the model's log-probability of each output;
+            ``"constrained_log_probs"`` (B,): the same with each step's probability divided by the
+            probability mass the constraint allowed (equal to ``"log_probs"`` without a constraint).
         """
         check_positive(beam_width, "beam_width", integer=True)
         max_len = self.config.max_target_len if max_len is None else max_len
@@ -378,33 +403,43 @@ class Seq2Seq(PretrainedModel):
         if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)):
             raise TypeError(f"argument `length_penalty` must be a number; got {describe(length_penalty)}")
         memory, state = self.encode(src, src_mask)
+        if constraint is not None and not callable(constraint):
+            raise TypeError(f"argument `constraint` must be callable (prefix -> allowed mask); got {describe(constraint)}")
         if beam_width == 1:
-            return self._greedy(memory, src_mask, state, max_len)
-        return self._beam(memory, src_mask, state, max_len, beam_width, float(length_penalty))
+            return self._greedy(memory, src_mask, state, max_len, constraint)
+        return self._beam(memory, src_mask, state, max_len, beam_width, float(length_penalty), constraint)
 
-    def _greedy(self, memory: Tensor, mask: Tensor, state: tuple[Tensor, Tensor], max_len: int) -> dict[str, Tensor]:
+    def _greedy(
+        self, memory: Tensor, mask: Tensor, state: tuple[Tensor, Tensor], max_len: int, constraint: Any = None
+    ) -> dict[str, Tensor]:
         cfg = self.config
         B = memory.shape[0]
         y = memory.new_full((B, 1), cfg.bos_id, dtype=torch.long)  # (B, 1)
         feed = memory.new_zeros(B, 1, cfg.decoder_dim) if cfg.input_feeding else None
         done = torch.zeros(B, dtype=torch.bool, device=memory.device)
         scores = memory.new_zeros(B, dtype=torch.float32)
+        constrained = memory.new_zeros(B, dtype=torch.float32)
         tokens, weights = [], []
-        for _ in range(max_len):
+        for t in range(max_len):
             logits, state, weight, attentional = self.decoder(y, state, feed, memory, mask)
             feed = attentional if cfg.input_feeding else None
-            logp, y = self._log_probs(logits[:, 0]).max(dim=-1, keepdim=True)  # (B, 1)
+            prefix = torch.cat(tokens, 1) if t else y.new_zeros(B, 0)  # (B, t)
+            logp, clogp = self._log_probs(logits[:, 0], constraint, prefix, ~done)
+            logp, y = logp.max(dim=-1, keepdim=True)  # (B, 1)
             scores += torch.where(done, 0.0, logp[:, 0])
+            constrained += torch.where(done, 0.0, clogp.gather(1, y)[:, 0])
             y = y.masked_fill(done[:, None], cfg.pad_id)
             tokens.append(y)
             weights.append(weight.masked_fill(done[:, None, None], 0.0))
             done = done | (y[:, 0] == cfg.eos_id)
             if bool(done.all()):
                 break
-        return {"tokens": torch.cat(tokens, 1), "attentions": torch.cat(weights, 1), "scores": scores}
+        return {"tokens": torch.cat(tokens, 1), "attentions": torch.cat(weights, 1), "scores": scores,
+                "log_probs": scores, "constrained_log_probs": constrained}
 
     def _beam(
-        self, memory: Tensor, mask: Tensor, state: tuple[Tensor, Tensor], max_len: int, K: int, alpha: float
+        self, memory: Tensor, mask: Tensor, state: tuple[Tensor, Tensor], max_len: int, K: int, alpha: float,
+        constraint: Any = None,
     ) -> dict[str, Tensor]:
         cfg = self.config
         B, S, D = memory.shape
@@ -415,9 +450,10 @@ class Seq2Seq(PretrainedModel):
         y = memory.new_full((B * K, 1), cfg.bos_id, dtype=torch.long)
         beam_scores = memory.new_full((B, K), float("-inf"), dtype=torch.float32)
         beam_scores[:, 0] = 0.0  # only the first beam is alive at the start
+        beam_constrained = torch.zeros_like(beam_scores)  # (B, K) log-probs renormalised by the constraint
         history = memory.new_zeros(B * K, 0, dtype=torch.long)  # (B*K, t)
         att_history = memory.new_zeros(B * K, 0, S)  # (B*K, t, S)
-        finished: list[list[tuple[float, Tensor, Tensor]]] = [[] for _ in range(B)]
+        finished: list[list[tuple[float, Tensor, Tensor, float, float]]] = [[] for _ in range(B)]
         closed = [False] * B
 
         def normalised(score: float, length: int) -> float:
@@ -425,14 +461,16 @@ class Seq2Seq(PretrainedModel):
 
         for t in range(max_len):
             logits, state, weight, attentional = self.decoder(y, state, feed, memory, mask)
-            logp = self._log_probs(logits[:, 0])  # (B*K, V)
+            logp, clogp = self._log_probs(logits[:, 0], constraint, history, beam_scores.view(-1) > float("-inf"))
             V = logp.shape[-1]
             cand = (beam_scores[:, :, None] + logp.view(B, K, V)).view(B, K * V)  # (B, K*V)
             top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
+            top_constrained = (beam_constrained[:, :, None] + clogp.view(B, K, V)).view(B, K * V).gather(1, top_idx)
             beam_idx, token = top_idx // V, top_idx % V
             new_beam = torch.zeros(B, K, dtype=torch.long, device=memory.device)
             new_token = torch.full((B, K), cfg.pad_id, dtype=torch.long, device=memory.device)
             new_scores = memory.new_full((B, K), float("-inf"), dtype=torch.float32)
+            new_constrained = torch.zeros_like(new_scores)
             weight = weight[:, 0]  # (B*K, S)
             for b in range(B):
                 if closed[b]:
@@ -447,11 +485,13 @@ class Seq2Seq(PretrainedModel):
                         if rank < K:  # an end among the K best candidates finishes a hypothesis
                             seq = torch.cat([history[src_row], token[b, rank : rank + 1]])
                             att = torch.cat([att_history[src_row], weight[src_row][None]])
-                            finished[b].append((normalised(score, t + 1), seq, att))
+                            finished[b].append((normalised(score, t + 1), seq, att, score,
+                                                float(top_constrained[b, rank])))
                         continue
                     new_beam[b, kept] = int(beam_idx[b, rank])
                     new_token[b, kept] = token[b, rank]
                     new_scores[b, kept] = score
+                    new_constrained[b, kept] = top_constrained[b, rank]
                     kept += 1
                 # Stop when no live beam can still beat the best finished hypothesis.
                 best_live = float(new_scores[b].max())
@@ -466,7 +506,7 @@ class Seq2Seq(PretrainedModel):
             feed = attentional[rows] if cfg.input_feeding else None
             history = torch.cat([history[rows], new_token.view(-1, 1)], dim=1)
             att_history = torch.cat([att_history[rows], weight[rows][:, None]], dim=1)
-            beam_scores = new_scores
+            beam_scores, beam_constrained = new_scores, new_constrained
             y = new_token.view(-1, 1)
         for b in range(B):  # hypotheses cut at max_len compete with the finished ones
             if not closed[b]:
@@ -474,13 +514,15 @@ class Seq2Seq(PretrainedModel):
                     score = float(beam_scores[b, k])
                     if score > float("-inf"):
                         row = b * K + k
-                        finished[b].append((normalised(score, history.shape[1]), history[row], att_history[row]))
+                        finished[b].append((normalised(score, history.shape[1]), history[row], att_history[row],
+                                            score, float(beam_constrained[b, k])))
         best = [max(hyps, key=lambda h: h[0]) for hyps in finished]
         T = max(len(h[1]) for h in best)
         tokens = memory.new_full((B, T), cfg.pad_id, dtype=torch.long)
         atts = memory.new_zeros(B, T, S)
-        for b, (_, seq, att) in enumerate(best):
+        for b, (_, seq, att, _, _) in enumerate(best):
             tokens[b, : len(seq)] = seq
             atts[b, : len(seq)] = att
-        scores = torch.tensor([h[0] for h in best], device=memory.device)
-        return {"tokens": tokens, "attentions": atts, "scores": scores}
+        scores, log_probs, constrained = torch.tensor([(h[0], h[3], h[4]) for h in best], device=memory.device).T
+        return {"tokens": tokens, "attentions": atts, "scores": scores, "log_probs": log_probs,
+                "constrained_log_probs": constrained}

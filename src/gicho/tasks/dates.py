@@ -7,17 +7,26 @@
 * P: exact-match accuracy (headline) and character accuracy of greedy decoding on the
   held-out test set, overall and per locale (``exact_match_en``, ...).
 
-The validation set selects the best checkpoint (by exact match); the test set is only scored
-at the end. The run's ``model/`` directory holds the vocabularies (``vocab.json``) beside the
-weights, and ``plots/`` attention maps of a few held-out examples. ``predict`` reads each input
-with :func:`gicho.data.dates.encode_source` (an empty or too long input raises; unknown
-characters become ``<unk>`` with a warning); options ``beam_width``, ``length_penalty`` and
-``attention=PATH`` (the attention map of the first input).
+The supported years are ``data.first_year``-``data.last_year`` (default 1800-2199; two-digit
+years pivot at 50: "21" is 2021, "75" is 1975). The validation set selects the best checkpoint
+(by exact match); the test set is only scored at the end. The run's ``model/`` directory holds
+the vocabularies (``vocab.json``) beside the weights, and ``plots/`` attention maps of a few
+held-out examples.
+
+``predict`` reads each input with :func:`gicho.data.date_grammar.read_dates`: decoding is
+constrained to valid ISO dates in the supported years, and each answer is one string, either
+``"2021-03-03 (confidence 0.998)"`` (the date, then the probability that the unconstrained model
+gives exactly it) or ``"cannot read 'tomorrow' as a date (<reason>)"``. Options:
+``min_confidence`` (refuse below it; default :data:`gicho.data.date_grammar.MIN_CONFIDENCE`),
+``confidence`` (False: a read date is the bare ``"2021-03-03"``), ``beam_width``,
+``length_penalty`` and ``attention=PATH`` (the attention map of the first input). An empty or
+too long input raises; unknown characters become ``<unk>`` with a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 from collections.abc import Sequence
@@ -33,6 +42,7 @@ __all__ = ["DatesConfig", "DatesData", "score_strings"]
 
 VOCAB_FILE = "vocab.json"
 LOCALES = ("en", "ko", "de", "fr", "es")  # = gicho.data.dates.LOCALES (kept import-free; tested)
+SUPPORTED_YEARS = (1800, 2199)  # = gicho.data.dates.DATE_RANGE's years (kept import-free; tested)
 MAX_EXAMPLES = 5_000_000  # a larger split would take hours to generate: a typo, not a wish
 DATA_FIELDS = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")  # set from the data
 
@@ -47,6 +57,10 @@ class DatesData:
     n_test: int = field(default=5_000, metadata={"help": "held-out test pairs"})
     data_seed: int = field(default=0, metadata={"help": "seed of the generator"})
     max_input_len: int = field(default=64, metadata={"help": "longest input string accepted"})
+    first_year: int = field(default=SUPPORTED_YEARS[0], metadata={
+        "help": f"first supported year (>= {SUPPORTED_YEARS[0]}): trained on, and predict answers no earlier"})
+    last_year: int = field(default=SUPPORTED_YEARS[1], metadata={
+        "help": f"last supported year (<= {SUPPORTED_YEARS[1]}); two-digit years pivot at 50 (21 -> 2021)"})
 
     def __post_init__(self) -> None:
         if not self.tags or any(tag not in LOCALES for tag in self.tags):
@@ -57,6 +71,10 @@ class DatesData:
             if value < 1 or value > MAX_EXAMPLES:
                 bound = ">= 1" if value < 1 else f"<= {MAX_EXAMPLES} (generating more would take hours)"
                 raise ValueError(f"field `{name}` must be {bound}; got {value!r}")
+        low, high = SUPPORTED_YEARS
+        if not low <= self.first_year <= self.last_year <= high:
+            raise ValueError(f"fields `first_year`={self.first_year!r} and `last_year`={self.last_year!r} must "
+                             f"satisfy {low} <= first_year <= last_year <= {high}")
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -130,7 +148,8 @@ def build_data(config: DatesConfig) -> Splits:
     from gicho.data.dates import TARGET_ALPHABET, DateDataset, DateGenerator, Vocab, make_splits
 
     d = config.data
-    parts = make_splits(d.n_train, d.n_valid, d.n_test, d.data_seed, DateGenerator(locales=d.tags))
+    generator = DateGenerator(locales=d.tags, start=dt.date(d.first_year, 1, 1), end=dt.date(d.last_year, 12, 31))
+    parts = make_splits(d.n_train, d.n_valid, d.n_test, d.data_seed, generator)
     source, target = Vocab.build(ex.text for ex in parts["train"]), Vocab(TARGET_ALPHABET)
     train, valid, test = (DateDataset(parts[k], source, target, d.max_input_len) for k in ("train", "valid", "test"))
     return Splits(train, valid, test, collate=train.collate,
@@ -181,19 +200,25 @@ def read_inputs(config: DatesConfig, predictor: Predictor, texts: list[str]) -> 
 
 def write_outputs(config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
                   options: dict[str, Any]) -> list[str]:
-    from gicho.data.dates import translate
+    """Each input's valid date with its confidence, or a refusal (see the module docstring)."""
+    from gicho.data.date_grammar import MIN_CONFIDENCE, read_dates
     from gicho.plots.attention import plot_attention
 
-    options = {"beam_width": config.beam_width, "length_penalty": config.length_penalty, **options}
+    options = {"beam_width": config.beam_width, "length_penalty": config.length_penalty,
+               "min_confidence": MIN_CONFIDENCE, "confidence": True, **options}
     width, penalty = int(options["beam_width"]), float(options["length_penalty"])
     if width < 1 or not math.isfinite(penalty):
         raise ValueError(f"option `beam_width` must be >= 1 and `length_penalty` finite; got {width}, {penalty}")
+    if not isinstance(options["confidence"], bool):
+        raise ValueError(f"option `confidence` must be True or False; got {options['confidence']!r}")
     texts = batch["texts"]
-    outputs, attentions = translate(predictor.model, texts, predictor.info["source"], predictor.info["target"],
-                                    config.data.max_input_len, beam_width=width, length_penalty=penalty)
+    readings, attentions = read_dates(
+        predictor.model, texts, predictor.info["source"], predictor.info["target"], config.data.max_input_len,
+        first_year=config.data.first_year, last_year=config.data.last_year,
+        min_confidence=options["min_confidence"], beam_width=width, length_penalty=penalty)
     if options.get("attention"):
-        plot_attention(texts[0].strip(), outputs[0], attentions[0], options["attention"])
-    return outputs
+        plot_attention(texts[0].strip(), readings[0].guess, attentions[0], options["attention"])
+    return [str(r) if r.refused or options["confidence"] else r.date for r in readings]
 
 
 def heatmaps(config: DatesConfig, predictor: Predictor, splits: Splits, ctx: Any, scores: dict) -> dict:
@@ -221,7 +246,8 @@ def describe(config: DatesConfig) -> tuple[str, str]:
     m = config.model
     return (f"seq2seq RNN with {m.attention} attention ({'bi-' if m.bidirectional else ''}{m.rnn.upper()} "
             f"encoder {m.hidden_dim}, LSTM decoder)",
-            f"generated dates ({config.data.locales}; {config.data.n_train} train) -> ISO 8601")
+            f"generated dates ({config.data.locales}; years {config.data.first_year}-{config.data.last_year}; "
+            f"{config.data.n_train} train) -> ISO 8601")
 
 
 TASK = register(neural_task(
@@ -229,11 +255,13 @@ TASK = register(neural_task(
     spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
                     write_outputs=write_outputs, model_type="seq2seq", select="best", eval_forward=eval_forward,
                     save_extras=save_vocabs, load_extras=load_vocabs, after_fit=heatmaps,
-                    predict_options=("attention", "beam_width", "length_penalty")),
+                    predict_options=("attention", "beam_width", "length_penalty", "min_confidence", "confidence")),
     model="seq2seq RNN with attention (bi-GRU encoder, LSTM decoder, Luong attentional state)",
     data="generated human-written dates (Faker + Babel; en, ko, de, fr, es) -> ISO 8601",
     metrics=("exact_match", "char_accuracy"), describe=describe,
-    description="Translate human-written dates ('3rd of March, 2021', '2021년 3월 3일') to ISO dates.",
+    description=("Translate human-written dates ('3rd of March, 2021', '2021년 3월 3일') to ISO dates, years "
+                 f"{SUPPORTED_YEARS[0]}-{SUPPORTED_YEARS[1]} (two-digit years pivot at 50: '21' is 2021); "
+                 "predict answers a valid date with its confidence, or 'cannot read ... as a date (reason)'."),
     tour={"data.n_train": 20_000, "data.n_test": 2_000, "train.max_steps": 600, "train.eval_every": 300,
           "model.hidden_dim": 64, "model.embed_dim": 32, "model.attention_dim": 64, "train.batch_size": 64,
           "train.lr": 5e-3, "train.warmup_steps": 30},

