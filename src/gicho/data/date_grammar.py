@@ -14,7 +14,7 @@ with its confidence, or a refusal that says why. The refusal rules, checked in t
 
 1. the input holds fewer than two numbers (every supported format writes at least the day and
    the year in digits, so "tomorrow", "noon", "yesterday" or "week 12" are no dates the model
-   can read; the tour model reads "yesterday" as 2002-09-09 with confidence 0.74);
+   can read; a tour-budget model reads "yesterday" as 2002-09-09 with confidence 0.74);
 2. it holds a four-digit number outside the supported years (``le 14 juillet 1789``): the
    model never saw such a year and would move it into the range;
 3. the model's own (unconstrained, greedy) reading is not a valid date of the range
