@@ -239,8 +239,8 @@ def _refusal(text: str, guess: str, model_reading: str, confidence: float,
         return f"the model reads it as {guess}, which does not match the numbers it writes ({shown})"
     slash = _SLASH_MDY.fullmatch(text)
     if slash and (int(guess[5:7]), int(guess[8:10])) != (int(slash[1]), int(slash[2])):
-        return (f"with '/' a date is month/day/year, and month {int(slash[1])} day {int(slash[2])} "
-                f"is not the model's reading {guess}")
+        return (f"the model reads it as {guess}, but with '/' a date is month/day/year "
+                f"(month {int(slash[1])}, day {int(slash[2])})")
     return None
 
 
