@@ -2,7 +2,9 @@
 
 * :mod:`gicho.models.classifier`: :class:`SequenceClassifier` / :class:`SequenceRegressor`
   (heads over :class:`gicho.nn.EncoderBackbone`);
-* :mod:`gicho.models.seq2seq`: :class:`Seq2Seq` (attention RNN encoder-decoder).
+* :mod:`gicho.models.seq2seq`: :class:`Seq2Seq` (attention RNN encoder-decoder);
+* :mod:`gicho.models.vit`: :class:`ViTModel` / :class:`ViTForImageClassification` (Hugging
+  Face's ``model_type: "vit"`` directories, timm state dicts).
 
 :func:`from_pretrained` loads any of them from a directory (``config.json`` names the family
 in ``model_type``). Families are imported lazily: ``import gicho.models`` does not import torch.
@@ -21,6 +23,7 @@ MODEL_TYPES: dict[str, str] = {
     "sequence-classifier": "gicho.models.classifier:SequenceClassifier",
     "sequence-regressor": "gicho.models.classifier:SequenceRegressor",
     "seq2seq": "gicho.models.seq2seq:Seq2Seq",
+    "vit": "gicho.models.vit:ViTPretrained",  # Hugging Face's model_type; dispatches on `architectures`
 }
 
 
