@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
@@ -30,7 +32,8 @@ from torch.utils.data import Dataset
 
 from gicho._validation import check_choice, check_positive
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageError", "ImageFolder", "ImageTransform", "read_image"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageError", "ImageFolder", "ImageTransform", "read_image",
+           "write_digits_folder"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 50_000_000  # about 7,000 × 7,000; larger headers are refused before decoding
@@ -240,6 +243,12 @@ class ImageFolder(Dataset):
             return str(exc)
         return None
 
+    def with_train(self, train: bool) -> ImageFolder:
+        """The same files with the training (or evaluation) transform; nothing is re-read."""
+        other = copy.copy(self)
+        other.transform = dataclasses.replace(self.transform, train=train)
+        return other
+
     def __len__(self) -> int:
         return len(self.samples)
 
@@ -247,3 +256,26 @@ class ImageFolder(Dataset):
         path, label = self.samples[i]
         image = read_image(path, channels=self.channels, max_pixels=self.max_pixels)
         return {"pixel_values": self.transform(image), "labels": torch.tensor(label, dtype=torch.long)}
+
+
+def write_digits_folder(directory: str | os.PathLike, classes: tuple[str, ...] = ("0", "1", "2"), *,
+                        size: int = 32) -> Path:
+    """Write scikit-learn's digits of ``classes`` as RGB PNG files ``directory/<digit>/<i>.png``.
+
+    An image folder that needs no download (the ``vit`` task's default, and the tests'): each
+    8x8 digit is upscaled to ``size`` px (nearest), light strokes on a dark background.
+    """
+    from PIL import Image
+
+    from gicho.data.images import DIGITS_MAX_INTENSITY, load_digits_arrays
+
+    data = load_digits_arrays()
+    directory = Path(directory)
+    for name in classes:
+        (directory / name).mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(data.images, data.y, strict=True)):
+        if str(label) in classes:
+            grey = (image / DIGITS_MAX_INTENSITY * 255).astype(np.uint8)  # (8, 8)
+            Image.fromarray(grey).resize((size, size), Image.NEAREST).convert("RGB").save(
+                directory / str(label) / f"{i}.png")
+    return directory

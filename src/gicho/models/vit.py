@@ -52,8 +52,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     **{name: {"image_size": 224, "patch_size": 16, "in_channels": 3, "d_model": d, "n_layers": n,
               "n_heads": h, "n_classes": 1000} for name, (d, n, h) in _SIZES.items()},
     # scikit-learn's 8x8 digits: 16 patches of 2x2 pixels, one grey channel
-    "digits": {"image_size": 8, "patch_size": 2, "in_channels": 1, "d_model": 64, "n_layers": 4,
-               "n_heads": 4, "d_ff": 128, "n_classes": 10, "dropout": 0.1},
+    "digits": {"image_size": 8, "patch_size": 2, "in_channels": 1, "d_model": 64, "n_layers": 2,
+               "n_heads": 4, "d_ff": 128, "n_classes": 10, "dropout": 0.0},
     # small RGB images (an image folder at 32 px): 16 patches of 8x8
     "mini": {"image_size": 32, "patch_size": 8, "in_channels": 3, "d_model": 64, "n_layers": 4,
              "n_heads": 4, "d_ff": 128, "n_classes": 2, "dropout": 0.1},

@@ -52,6 +52,8 @@ TASK_MODULES: tuple[str, ...] = (
     "gicho.tasks.digits_rows",
     "gicho.tasks.diabetes_transformer",
     "gicho.tasks.dates",
+    "gicho.tasks.digits_vit",
+    "gicho.tasks.vit_folder",
 )
 
 # Users (and the tests) register tasks of their own without editing gicho: a comma-separated
