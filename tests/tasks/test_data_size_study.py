@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 def test_study_through_the_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["study", "data-size", "--out", str(tmp_path), "--fractions", "0.1,1", "--seeds", "0",
-              "--max-shifts", "0,1", "--train.max-steps", "20", "--train.device", "cpu",
+              "--max-shifts", "0,1", "--train.max-steps", "5", "--train.device", "cpu",
               "--vit.d-model", "16", "--vit.n-layers", "1", "--vit.d-ff", "32", "--cnn-channels", "8"])
     assert exit_info.value.code in (0, None)
     rows = json.loads((tmp_path / "data_size_study.json").read_text())["rows"]

@@ -63,7 +63,7 @@ class DigitsViTConfig:
     model: Any = field(default_factory=_default_model)
     data: DigitsViTData = field(default_factory=DigitsViTData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        max_steps=1500, batch_size=64, lr=3e-3, weight_decay=0.05, warmup_steps=100,
+        max_steps=3000, batch_size=64, lr=3e-3, weight_decay=0.05, warmup_steps=100,
         eval_every=500, log_every=100))
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
 
@@ -154,6 +154,6 @@ TASK = register(neural_task(
     model="ViT (2x2 patches of 8x8 digits, [CLS] head)", data="sklearn digits 8x8, 20% held out",
     metrics=("accuracy",), describe=describe,
     description="Digits images as 16 patch tokens + [CLS], classified by a Vision Transformer.",
-    tour={"train.max_steps": 600, "train.eval_every": 200},
+    tour={"train.max_steps": 1000, "train.eval_every": 500},
     quick={"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.d_ff": 64},
 ))
