@@ -24,6 +24,7 @@ from typing import Any
 
 from gicho._io import atomic_write_text
 from gicho._validation import check_choice, check_positive
+from gicho.tasks._training import check_num_threads, torch_threads
 
 __all__ = ["DataSizeStudyConfig", "plot_data_size_study", "run_data_size_study"]
 
@@ -62,6 +63,9 @@ class DataSizeStudyConfig:
     pca_components : int
         Components kept before the logistic regression (fewer when there are fewer images).
     test_fraction, split_seed : the held-out split (as ``digits-vit``).
+    num_threads : int
+        torch CPU threads while training (0: torch's default; 1 is fastest for these small
+        models on shared cores).
     vit : ViTConfig
     train : TrainConfig
         For the ViT and the CNN; ``seed`` is taken from ``seeds``.
@@ -75,6 +79,7 @@ class DataSizeStudyConfig:
     pca_components: int = 30
     test_fraction: float = 0.2
     split_seed: int = 0
+    num_threads: int = 1
     vit: Any = field(default_factory=_vit)
     train: Any = field(default_factory=_train)
 
@@ -91,6 +96,7 @@ class DataSizeStudyConfig:
             check_positive(s, "max_shifts", strict=False, integer=True)
         check_positive(self.cnn_channels, "cnn_channels", integer=True)
         check_positive(self.pca_components, "pca_components", integer=True)
+        check_num_threads(self.num_threads)
 
 
 def _neural(config: DataSizeStudyConfig, model_name: str, train_set: Any, test_set: Any,
@@ -134,11 +140,28 @@ def run_data_size_study(config: DataSizeStudyConfig | None = None, out_dir: str 
         (``accuracy`` on the held-out split; PCA + logistic regression has no augmentation and
         appears with ``max_shift`` 0 only).
     """
+    config = DataSizeStudyConfig() if config is None else config
+    with torch_threads(config.num_threads):
+        rows = _run_all(config, on_run_start)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "data_size_study.csv", table.getvalue())
+        atomic_write_text(out / "data_size_study.json", json.dumps(
+            {"config": dataclasses.asdict(config), "rows": rows}, indent=2) + "\n")
+        plot_data_size_study(rows, out / "data_size_study.png")
+    return rows
+
+
+def _run_all(config: DataSizeStudyConfig, on_run_start: Any) -> list[dict[str, Any]]:
     from gicho.data.arrays import ArrayDataset
     from gicho.data.images import RandomShift, digits_pixel_values, digits_split
     from gicho.tasks.digits_vit import subsample
 
-    config = DataSizeStudyConfig() if config is None else config
     X_train, X_test, y_train, y_test = digits_split(config.test_fraction, config.split_seed)
     test_set = ArrayDataset(pixel_values=digits_pixel_values(X_test), labels=y_test)
     runs = [(m, f, s, seed) for seed in config.seeds for f in config.fractions for m in config.models
@@ -159,17 +182,6 @@ def run_data_size_study(config: DataSizeStudyConfig | None = None, out_dir: str 
         rows.append({"model": model_name, "fraction": fraction, "n_train": len(keep), "max_shift": shift,
                      "seed": seed, "accuracy": accuracy, "params": params,
                      "seconds": round(time.perf_counter() - start, 2)})
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        table = io.StringIO(newline="")
-        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out / "data_size_study.csv", table.getvalue())
-        atomic_write_text(out / "data_size_study.json", json.dumps(
-            {"config": dataclasses.asdict(config), "rows": rows}, indent=2) + "\n")
-        plot_data_size_study(rows, out / "data_size_study.png")
     return rows
 
 
