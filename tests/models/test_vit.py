@@ -200,3 +200,20 @@ def test_attention_rollout():
     torch.testing.assert_close(maps.sum((1, 2)), torch.ones(2))
     with pytest.raises(ValueError, match="empty"):
         attention_rollout([])
+
+
+def test_legacy_bin_and_unprefixed_classifier(tmp_path):
+    """A ``pytorch_model.bin`` (read with weights_only) whose classifier keys lack ``vit.``."""
+    from safetensors.torch import load_file
+
+    shape = SHAPES[1]
+    torch.manual_seed(0)
+    hf = _randomise(transformers.ViTForImageClassification(_hf_config(shape)))
+    hf.save_pretrained(tmp_path)
+    state = {k.removeprefix("vit."): v for k, v in load_file(str(tmp_path / "model.safetensors")).items()}
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").unlink()
+    ours = from_pretrained(tmp_path)
+    x = _pixels(shape)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)["logits"], hf(pixel_values=x).logits, atol=ATOL, rtol=0)
