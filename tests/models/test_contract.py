@@ -20,6 +20,7 @@ from gicho.models import from_pretrained
 from gicho.models.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from gicho.models.classifier import ClassifierConfig, SequenceClassifier, SequenceRegressor
 from gicho.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from gicho.models.vit import ViTConfig, ViTForImageClassification
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -124,6 +125,16 @@ FAMILIES = {
     "bert-classifier-mean": Family(
         lambda: BertForSequenceClassification(BertConfig(n_labels=3, pool="mean", **BERT_TINY)),
         lambda: _bert_batch("classes"), "logits", _pad_bert),
+    "vit-cls": Family(
+        lambda: ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, d_model=16, n_heads=2,
+                                                    n_layers=2, n_classes=3)),
+        lambda: {"pixel_values": torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)),
+                 "labels": torch.tensor([0, 2, 1])}, "logits"),
+    "vit-mean-grey": Family(
+        lambda: ViTForImageClassification(ViTConfig(image_size=8, patch_size=2, in_channels=1, d_model=16,
+                                                    n_heads=2, n_layers=1, n_classes=10, pool="mean")),
+        lambda: {"pixel_values": torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                 "labels": torch.tensor([1, 9, 0])}, "logits"),
 }
 
 

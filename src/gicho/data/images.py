@@ -9,10 +9,12 @@ token-based models (ViT, transformers) use ``images``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["DIGITS_MAX_INTENSITY", "ImageArrays", "digits_split", "load_digits_arrays"]
+__all__ = ["DIGITS_MAX_INTENSITY", "ImageArrays", "RandomShift", "digits_pixel_values", "digits_split",
+           "load_digits_arrays"]
 
 # Digits pixels are integers in [0, DIGITS_MAX_INTENSITY]; `normalize=True` maps them to [0, 1].
 DIGITS_MAX_INTENSITY = 16.0
@@ -89,3 +91,44 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0, *, normalize: bool =
     images = data.images.astype(np.float32)
     return tuple(train_test_split(images, data.y, test_size=test_fraction, random_state=seed,
                                   stratify=data.y))
+
+
+def digits_pixel_values(images: np.ndarray) -> np.ndarray:
+    """Digits images (N, 8, 8) with intensities in [0, 16] → ViT inputs (N, 1, 8, 8) float32.
+
+    Scaled to [0, 1] and normalised as ``(x - 0.5) / 0.5`` (Hugging Face ViT's image
+    processor), so the values lie in [-1, 1].
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3 or images.shape[1:] != (8, 8):
+        raise ValueError(f"argument `images` must have shape (N, 8, 8); got {images.shape}")
+    return ((images / DIGITS_MAX_INTENSITY - 0.5) / 0.5)[:, None]  # (N, 1, 8, 8)
+
+
+class RandomShift:
+    """A dataset wrapper that shifts ``pixel_values`` (C, H, W) by up to ``max_shift`` pixels.
+
+    The image is padded with ``fill`` (the background) and cropped back at a random offset
+    (torch's global generator), a translation augmentation for small images.
+    """
+
+    def __init__(self, base: Any, max_shift: int = 1, fill: float = -1.0) -> None:
+        if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+            raise ValueError(f"argument `max_shift` must be an integer >= 0; got {max_shift!r}")
+        self.base, self.max_shift, self.fill = base, max_shift, fill
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+        import torch.nn.functional as F
+
+        item = dict(self.base[i])
+        x, s = item["pixel_values"], self.max_shift
+        if s:
+            h, w = x.shape[-2:]
+            padded = F.pad(x, (s, s, s, s), value=self.fill)  # (C, H + 2s, W + 2s)
+            top, left = (int(v) for v in torch.randint(0, 2 * s + 1, (2,)))
+            item["pixel_values"] = padded[..., top:top + h, left:left + w]  # (C, H, W)
+        return item

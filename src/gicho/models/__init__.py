@@ -5,6 +5,8 @@
 * :mod:`gicho.models.seq2seq`: :class:`Seq2Seq` (attention RNN encoder-decoder);
 * :mod:`gicho.models.bert`: :class:`BertModel`, :class:`BertForMaskedLM`,
   :class:`BertForSequenceClassification` (Hugging Face checkpoints both ways).
+* :mod:`gicho.models.vit`: :class:`ViTModel` / :class:`ViTForImageClassification` (Hugging
+  Face's ``model_type: "vit"`` directories, timm state dicts).
 
 :func:`from_pretrained` loads any of them from a directory (``config.json`` names the family
 in ``model_type``). Families are imported lazily: ``import gicho.models`` does not import torch.
@@ -25,6 +27,7 @@ MODEL_TYPES: dict[str, str] = {
     "seq2seq": "gicho.models.seq2seq:Seq2Seq",
     # Hugging Face's model_type; the head is chosen by config.json's "architectures"
     "bert": "gicho.models.bert:BertPreTrainedModel",
+    "vit": "gicho.models.vit:ViTPretrained",  # Hugging Face's model_type; dispatches on `architectures`
 }
 
 

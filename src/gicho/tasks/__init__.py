@@ -54,6 +54,8 @@ TASK_MODULES: tuple[str, ...] = (
     "gicho.tasks.dates",
     "gicho.tasks.mlm_bert",
     "gicho.tasks.bert_classify",
+    "gicho.tasks.digits_vit",
+    "gicho.tasks.vit_folder",
 )
 
 # Users (and the tests) register tasks of their own without editing gicho: a comma-separated

@@ -1,0 +1,159 @@
+"""Task ``digits-vit``: a Vision Transformer on scikit-learn's 8x8 digits.
+
+* T: :class:`~gicho.models.vit.ViTForImageClassification`, preset ``digits`` (16 patches of
+  2x2 pixels + [CLS], 2 pre-LN layers of width 64), head on [CLS] (``--model.pool mean``);
+* E: the 1,797 digits, a stratified ``--data.test-fraction`` held out; pixels [0, 16] scaled to
+  [-1, 1] (:func:`gicho.data.images.digits_pixel_values`); training images shifted by up to
+  ``--data.max-shift`` pixels;
+* P: accuracy and per-class accuracy on the held-out split, a confusion-matrix figure and
+  attention-rollout maps of test images (wrong ones first) in ``plots/``.
+
+``gicho predict RUN_DIR image.png`` (light strokes on a dark background, resized to 8x8) or
+``"0 0 5 13 ..."`` (64 pixel values in [0, 16], row by row) prints the top classes with their
+probabilities; ``--attention out.png`` draws the rollout map of the first input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gicho.tasks import register
+from gicho.tasks._image_classification import ClassScores, answer, image_figures
+from gicho.tasks._training import check_num_threads
+from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.train.config import TrainConfig
+
+__all__ = ["DigitsViTConfig", "DigitsViTData"]
+
+SIDE, N_CLASSES, MAX_PIXEL = 8, 10, 16.0
+DIGIT_NAMES = tuple(str(d) for d in range(N_CLASSES))
+
+
+def _default_model() -> Any:
+    from gicho.models.vit import ViTConfig
+
+    return ViTConfig.preset("digits", label_names=DIGIT_NAMES)
+
+
+@dataclass
+class DigitsViTData:
+    """The held-out split and the training augmentation."""
+
+    test_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the stratified split"})
+    max_shift: int = field(default=1, metadata={"help": "random shift of training images (pixels)"})
+    train_fraction: float = field(default=1.0, metadata={"help": "fraction of the training split used"})
+
+    def __post_init__(self) -> None:
+        for name in ("test_fraction", "train_fraction"):
+            value = getattr(self, name)
+            if not 0 < value <= 1 or (name == "test_fraction" and value == 1):
+                raise ValueError(f"field `{name}` must lie in (0, 1{')' if name == 'test_fraction' else ']'}; "
+                                 f"got {value!r}")
+        if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or not 0 <= self.max_shift < SIDE:
+            raise ValueError(f"field `max_shift` must be an integer in [0, {SIDE}); got {self.max_shift!r}")
+
+
+@dataclass
+class DigitsViTConfig:
+    """Config of ``digits-vit``: ``model`` (ViTConfig), ``data``, ``train``."""
+
+    model: Any = field(default_factory=_default_model)
+    data: DigitsViTData = field(default_factory=DigitsViTData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=3000, batch_size=64, lr=3e-3, weight_decay=0.05, warmup_steps=100,
+        eval_every=500, log_every=100))
+    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
+
+    def __post_init__(self) -> None:
+        check_num_threads(self.num_threads)
+
+
+def subsample(n_items: Any, fraction: float, seed: int) -> Any:
+    """Indices of a stratified ``fraction`` of labels ``n_items`` (all of them when 1)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(n_items))
+    if fraction >= 1:
+        return index
+    kept, _ = train_test_split(index, train_size=fraction, random_state=seed, stratify=n_items)
+    return np.sort(kept)
+
+
+def build_data(config: DigitsViTConfig) -> Splits:
+    from gicho.data.arrays import ArrayDataset
+    from gicho.data.images import RandomShift, digits_pixel_values, digits_split
+
+    X_train, X_test, y_train, y_test = digits_split(config.data.test_fraction, config.data.split_seed)
+    keep = subsample(y_train, config.data.train_fraction, config.data.split_seed)
+    train = ArrayDataset(pixel_values=digits_pixel_values(X_train[keep]), labels=y_train[keep])
+    test = ArrayDataset(pixel_values=digits_pixel_values(X_test), labels=y_test)
+    return Splits(RandomShift(train, config.data.max_shift), test, test, info={"mean": (0.5,), "std": (0.5,)})
+
+
+def build_model(config: DigitsViTConfig, splits: Splits) -> Any:
+    from gicho.models.vit import ViTForImageClassification
+
+    m = config.model
+    if (m.image_size, m.in_channels, m.n_classes) != (SIDE, 1, N_CLASSES):
+        raise ValueError(f"digits are {SIDE}x{SIDE} grey images in {N_CLASSES} classes: model.image_size must "
+                         f"be 8, model.in_channels 1, model.n_classes 10; got {m.image_size}, "
+                         f"{m.in_channels}, {m.n_classes}")
+    return ViTForImageClassification(m)
+
+
+def metrics(config: DigitsViTConfig, info: dict[str, Any], split: str) -> Any:
+    return lambda: ClassScores(config.model.label_names or DIGIT_NAMES, per_class=split == "test")
+
+
+def read_inputs(config: DigitsViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+    """Each input: an image file, or 64 pixel values in [0, 16] row by row."""
+    import numpy as np
+    import torch
+
+    from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
+    from gicho.data.images import digits_pixel_values
+    from gicho.tasks._parsing import parse_numbers
+
+    to_8x8 = ImageTransform(SIDE, mean=(0.0,), std=(1.0 / MAX_PIXEL,), crop_pct=1.0)  # → [0, 16]
+    images = []
+    for text in texts:
+        path = Path(text.strip())
+        if path.is_file():
+            images.append(to_8x8(read_image(path, channels=1))[0].numpy())  # (8, 8)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            raise ValueError(f"input {text!r}: image file not found")
+        else:
+            pixels = parse_numbers(text, SIDE * SIDE, "pixels in [0, 16], row by row", low=0.0, high=MAX_PIXEL)
+            images.append(np.asarray(pixels, dtype=np.float32).reshape(SIDE, SIDE))
+    return {"pixel_values": torch.from_numpy(digits_pixel_values(np.stack(images)))}
+
+
+def write_outputs(config: DigitsViTConfig, predictor: Predictor, batch: dict[str, Any],
+                  options: dict[str, Any]) -> list[str]:
+    return answer(predictor, batch, options)
+
+
+def describe(config: DigitsViTConfig) -> tuple[str, str]:
+    m, d = config.model, config.data
+    model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.grid_size}x{m.grid_size} patches of "
+             f"{m.patch_size}x{m.patch_size} px, {m.pool} pooling)")
+    share = "" if d.train_fraction == 1 else f", {d.train_fraction:.0%} of the training split"
+    return model, f"sklearn digits 8x8, {d.test_fraction:.0%} held out (stratified){share}, shift ±{d.max_shift} px"
+
+
+TASK = register(neural_task(
+    name="digits-vit", config_cls=DigitsViTConfig,
+    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
+                    read_inputs=read_inputs, write_outputs=write_outputs, model_type="vit",
+                    after_fit=image_figures, load_extras=lambda directory: {"mean": (0.5,), "std": (0.5,)},
+                    predict_options=("attention",)),
+    model="ViT (2x2 patches of 8x8 digits, [CLS] head)", data="sklearn digits 8x8, 20% held out",
+    metrics=("accuracy",), describe=describe,
+    description="Digits images as 16 patch tokens + [CLS], classified by a Vision Transformer.",
+    tour={"train.max_steps": 1000, "train.eval_every": 500},
+    quick={"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.d_ff": 64},
+))

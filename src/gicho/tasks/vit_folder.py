@@ -1,0 +1,162 @@
+"""Task ``vit``: a Vision Transformer on the user's image folder (``--data.root PATH``).
+
+* T: :class:`~gicho.models.vit.ViTForImageClassification`, preset ``mini`` (32 px, 16 patches
+  of 8x8, 4 pre-LN layers of width 64); ``--model.image-size`` / ``--model.patch-size`` and the
+  other ViTConfig fields change it; the classes (count and names) come from the folder;
+* E: :class:`gicho.data.image_folder.ImageFolder` over ``root/<class>/<image>`` (cat-vs-dog
+  style), a stratified ``--data.test-fraction`` held out; training images randomly cropped and
+  flipped. Without ``--data.root`` the digits 0, 1, 2 are written as 32 px PNG files into a
+  temporary folder (so the tour runs with no download);
+* P: accuracy and per-class accuracy, a confusion-matrix figure and rollout maps.
+
+``gicho predict RUN_DIR cat.jpg dog.png`` prints the top classes; ``--attention out.png``
+draws the rollout map of the first image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gicho.tasks import register
+from gicho.tasks._image_classification import ClassScores, answer, image_figures
+from gicho.tasks._training import check_num_threads
+from gicho.tasks.digits_vit import subsample
+from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.train.config import TrainConfig
+
+__all__ = ["FolderData", "FolderViTConfig"]
+
+PREPROCESSING = "preprocessing.json"  # mean, std, crop_pct beside the weights
+
+
+def _default_model() -> Any:
+    from gicho.models.vit import ViTConfig
+
+    return ViTConfig.preset("mini")
+
+
+@dataclass
+class FolderData:
+    """Where the images are and how they are split."""
+
+    root: str = field(default="", metadata={"help": "image folder root/<class>/<image> (default: digits 0-2)"})
+    test_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the stratified split"})
+    on_error: str = field(default="raise", metadata={"help": "unreadable files: raise or skip"})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"field `test_fraction` must lie in (0, 1); got {self.test_fraction!r}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"field `on_error` must be 'raise' or 'skip'; got {self.on_error!r}")
+
+
+@dataclass
+class FolderViTConfig:
+    """Config of ``vit``: ``model`` (ViTConfig), ``data`` (FolderData), ``train``."""
+
+    model: Any = field(default_factory=_default_model)
+    data: FolderData = field(default_factory=FolderData)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=1000, batch_size=32, lr=1e-3, weight_decay=0.05, warmup_steps=50,
+        eval_every=250, log_every=50))
+    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
+
+    def __post_init__(self) -> None:
+        check_num_threads(self.num_threads)
+
+
+def build_data(config: FolderViTConfig) -> Splits:
+    import tempfile
+
+    import numpy as np
+    from torch.utils.data import Subset
+
+    from gicho.data.image_folder import ImageFolder, write_digits_folder
+
+    m, d = config.model, config.data
+    keep_alive = None
+    root: str | Path = d.root
+    if not root:
+        keep_alive = tempfile.TemporaryDirectory(prefix="gicho-digits-folder-")
+        root = write_digits_folder(keep_alive.name, size=m.image_size)
+    folder = ImageFolder(root, m.image_size, train=False, channels=m.in_channels, on_error=d.on_error)
+    folder.keep_alive = keep_alive  # the temporary folder lives as long as the dataset
+    labels = np.array([label for _, label in folder.samples])
+    try:
+        held = np.setdiff1d(np.arange(len(labels)), subsample(labels, 1 - d.test_fraction, d.split_seed))
+    except ValueError as exc:  # a class with one image cannot be stratified
+        raise ValueError(f"cannot split {root} ({len(labels)} images in {len(folder.classes)} classes) "
+                         f"with test_fraction={d.test_fraction}: {exc}") from None
+    train_idx = np.setdiff1d(np.arange(len(labels)), held)
+    test = Subset(folder, held.tolist())
+    info = {"classes": tuple(folder.classes), "mean": folder.transform.mean, "std": folder.transform.std,
+            "crop_pct": folder.transform.crop_pct}
+    return Splits(Subset(folder.with_train(True), train_idx.tolist()), test, test, info=info)
+
+
+def build_model(config: FolderViTConfig, splits: Splits) -> Any:
+    from gicho.models.vit import ViTForImageClassification
+
+    classes = splits.info["classes"]  # the folder decides the classes
+    return ViTForImageClassification(dataclasses.replace(config.model, n_classes=len(classes),
+                                                         label_names=classes))
+
+
+def metrics(config: FolderViTConfig, info: dict[str, Any], split: str) -> Any:
+    return lambda: ClassScores(info["classes"], per_class=split == "test")
+
+
+def save_preprocessing(directory: Path, info: dict[str, Any]) -> None:
+    from gicho._io import atomic_write_text
+
+    data = {k: info[k] for k in ("mean", "std", "crop_pct")}
+    atomic_write_text(directory / PREPROCESSING, json.dumps(data, indent=2) + "\n")
+
+
+def load_preprocessing(directory: Path) -> dict[str, Any]:
+    path = directory / PREPROCESSING
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the model directory lacks its preprocessing")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {"mean": tuple(data["mean"]), "std": tuple(data["std"]), "crop_pct": float(data["crop_pct"])}
+
+
+def read_inputs(config: FolderViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+    """Each input: an image file, preprocessed as the evaluation images."""
+    import torch
+
+    from gicho.data.image_folder import ImageTransform, read_image
+
+    m, info = predictor.model.config, predictor.info
+    transform = ImageTransform(m.image_size, mean=info["mean"], std=info["std"], crop_pct=info["crop_pct"])
+    missing = [t for t in texts if not Path(t).is_file()]
+    if missing:
+        raise ValueError(f"input(s) {missing[:3]} are not image files")
+    return {"pixel_values": torch.stack([transform(read_image(t, channels=m.in_channels)) for t in texts])}
+
+
+def describe(config: FolderViTConfig) -> tuple[str, str]:
+    m, d = config.model, config.data
+    model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.image_size} px, "
+             f"{m.patch_size}x{m.patch_size} patches, {m.pool} pooling)")
+    return model, f"image folder {d.root or '(digits 0-2 as PNG files)'}, {d.test_fraction:.0%} held out"
+
+
+TASK = register(neural_task(
+    name="vit", config_cls=FolderViTConfig,
+    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
+                    read_inputs=read_inputs, write_outputs=lambda c, p, batch, options: answer(p, batch, options),
+                    model_type="vit", after_fit=image_figures, save_extras=save_preprocessing,
+                    load_extras=load_preprocessing, predict_options=("attention",)),
+    model="ViT (32 px, 8x8 patches, [CLS] head)", data="image folder --data.root (default: digits 0-2 as PNGs)",
+    metrics=("accuracy",), describe=describe,
+    description="A Vision Transformer on an image folder root/<class>/<image> (--data.root PATH).",
+    tour={"train.max_steps": 200, "train.eval_every": 100},
+    quick={"train.max_steps": 60, "train.eval_every": 60, "model.d_model": 32, "model.n_layers": 1,
+           "model.d_ff": 64},
+))

@@ -1,0 +1,219 @@
+"""ViT: parity with Hugging Face transformers (both directions), timm's layout, interpolation, rollout."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from gicho.models import from_pretrained
+from gicho.models.vit import (
+    ViTConfig,
+    ViTForImageClassification,
+    ViTModel,
+    ViTPretrained,
+    attention_rollout,
+    interpolate_pos_embed,
+)
+from gicho.weights import CheckpointError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+# (image_size, patch_size, channels, hidden, layers, heads, intermediate, labels)
+SHAPES = [(8, 4, 3, 16, 2, 2, 32, 3), (12, 2, 1, 24, 1, 4, 40, 5)]
+ATOL = 1e-5
+
+
+def _hf_config(shape, **extra):
+    image, patch, channels, hidden, layers, heads, inter, labels = shape
+    return transformers.ViTConfig(image_size=image, patch_size=patch, num_channels=channels,
+                                  hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                                  intermediate_size=inter, num_labels=labels, hidden_dropout_prob=0.0,
+                                  attention_probs_dropout_prob=0.0, attn_implementation="eager", **extra)
+
+
+def _randomise(model):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # LayerNorms and biases off their defaults too
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+def _pixels(shape, batch=3):
+    image, _, channels = shape[:3]
+    return torch.randn(batch, channels, image, image, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_hf_to_gicho_parity(shape, tmp_path):
+    torch.manual_seed(0)
+    hf_cls = _randomise(transformers.ViTForImageClassification(_hf_config(shape)))
+    hf_base = _randomise(transformers.ViTModel(_hf_config(shape)))
+    hf_cls.save_pretrained(tmp_path / "cls")
+    hf_base.save_pretrained(tmp_path / "base")
+    x = _pixels(shape)
+    ours = from_pretrained(tmp_path / "cls")
+    assert type(ours) is ViTForImageClassification and ours.config.layer_norm_eps == 1e-12
+    base = ViTPretrained.from_pretrained(tmp_path / "base")
+    assert type(base) is ViTModel
+    with torch.no_grad():
+        ref = hf_cls(pixel_values=x, output_attentions=True)
+        got = ours(x, output_attentions=True)
+        torch.testing.assert_close(got["logits"], ref.logits, atol=ATOL, rtol=0)
+        for a, b in zip(got["attentions"], ref.attentions, strict=True):
+            torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+        torch.testing.assert_close(base(x)["last_hidden_state"],
+                                   hf_base(pixel_values=x).last_hidden_state, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gicho_to_hf_parity(shape, tmp_path):
+    image, patch, channels, hidden, layers, heads, inter, labels = shape
+    config = ViTConfig(image_size=image, patch_size=patch, in_channels=channels, d_model=hidden,
+                       n_layers=layers, n_heads=heads, d_ff=inter, n_classes=labels,
+                       label_names=tuple(f"c{i}" for i in range(labels)))
+    torch.manual_seed(0)
+    ours = _randomise(ViTForImageClassification(config))
+    ours.save_pretrained(tmp_path)
+    hf = transformers.ViTForImageClassification.from_pretrained(tmp_path).eval()
+    assert hf.config.id2label[1] == "c1"
+    x = _pixels(shape)
+    with torch.no_grad():
+        torch.testing.assert_close(hf(pixel_values=x).logits, ours(x)["logits"], atol=ATOL, rtol=0)
+        # the encoder alone: transformers' ViTModel reads the classifier's directory
+        hf_base = transformers.ViTModel.from_pretrained(tmp_path, add_pooling_layer=False).eval()
+        torch.testing.assert_close(hf_base(pixel_values=x).last_hidden_state,
+                                   ours.forward_features(x).last_hidden_state, atol=ATOL, rtol=0)
+    again = from_pretrained(tmp_path)
+    assert again.config == ours.config
+
+
+def _timm_state(model: ViTForImageClassification) -> dict[str, torch.Tensor]:
+    """gicho's names → timm's (by renaming only: timm is not imported in the tests)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        k = k.removeprefix("backbone.").replace("encoder.layers.", "blocks.").replace("stem.", "")
+        k = {"encoder.norm.weight": "norm.weight", "encoder.norm.bias": "norm.bias",
+             "pos_embed.weight": "pos_embed"}.get(k, k)
+        out[k] = v[None] if k == "pos_embed" else v
+    return out
+
+
+def test_timm_state_dict_round_trips(tmp_path):
+    config = ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=2, n_heads=2, n_classes=4)
+    torch.manual_seed(0)
+    model = _randomise(ViTForImageClassification(config))
+    state = _timm_state(model)
+    assert {"cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.1.attn.qkv.weight", "norm.bias",
+            "head.weight"} <= set(state)
+    assert state["pos_embed"].shape == (1, 5, 16)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "timm.safetensors"))
+    loaded = ViTForImageClassification.from_pretrained(tmp_path / "timm.safetensors", config=config)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["logits"], model(x)["logits"], atol=0, rtol=0)
+    bad = dict(state, **{"fc_norm.weight": torch.ones(16)})
+    save_file({k: v.contiguous() for k, v in bad.items()}, str(tmp_path / "avg.safetensors"))
+    with pytest.raises(CheckpointError, match="fc_norm"):
+        ViTForImageClassification.from_pretrained(tmp_path / "avg.safetensors", config=config)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        ViTForImageClassification.from_pretrained(tmp_path / "timm.safetensors",
+                                                  config=ViTConfig(image_size=16, patch_size=4, d_model=16,
+                                                                   n_layers=2, n_heads=2, n_classes=4))
+
+
+def test_vit_base_parameter_count():
+    with torch.device("meta"):
+        model = ViTForImageClassification(ViTConfig.preset("base"))
+    assert sum(p.numel() for p in model.parameters()) == 86_567_656
+    assert ViTConfig.preset("large").n_layers == 24 and ViTConfig.preset("tiny").d_model == 192
+
+
+def test_interpolation_matches_transformers():
+    shape = SHAPES[0]
+    torch.manual_seed(0)
+    hf = _randomise(transformers.ViTForImageClassification(_hf_config(shape)))
+    ours = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=2, n_heads=2,
+                                               d_ff=32, n_classes=3, layer_norm_eps=1e-12))
+    ours.load_state_dict(ViTPretrained.import_state_dict(hf.state_dict(), ours.config))
+    big = ours.eval().with_image_size(16)
+    assert big.backbone.pos_embed.weight.shape == (17, 16) and big.config.image_size == 16
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = hf(pixel_values=x, interpolate_pos_encoding=True).logits
+        torch.testing.assert_close(big(x)["logits"], ref, atol=ATOL, rtol=0)
+    pos = torch.randn(5, 4)
+    torch.testing.assert_close(interpolate_pos_embed(pos, 2), pos)
+    with pytest.raises(ValueError, match="not a square grid"):
+        interpolate_pos_embed(torch.randn(6, 4), 3)
+
+
+def test_reset_head_and_config_errors():
+    model = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=1, n_heads=2,
+                                                n_classes=3))
+    model.reset_head(7)
+    assert model.head.out_features == 7 and model.config.n_classes == 7
+    assert model(torch.randn(1, 3, 8, 8))["logits"].shape == (1, 7)
+    with pytest.raises(ValueError, match="image_size=10 must be divisible by patch_size=4"):
+        ViTConfig(image_size=10, patch_size=4)
+    with pytest.raises(ValueError, match="pool"):
+        ViTConfig(pool="max")
+    with pytest.raises(ValueError, match="preset"):
+        ViTConfig.preset("huge")
+    with pytest.raises(ValueError, match="must be 8x8; got 16x16"):
+        model(torch.randn(1, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"shape \(B, 3, H, W\)"):
+        model(torch.randn(1, 1, 8, 8))  # grey images into an RGB model
+
+
+def test_hf_config_options_refused(tmp_path):
+    hf = transformers.ViTForImageClassification(_hf_config(SHAPES[0], hidden_act="gelu_new"))
+    hf.save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="hidden_act='gelu_new'"):
+        from_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    data.update(hidden_act="gelu", model_type="bert")
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="not 'vit'"):
+        ViTForImageClassification.from_pretrained(tmp_path)
+
+
+def test_attention_rollout():
+    uniform = [torch.full((1, 2, 3, 3), 1 / 3)] * 2
+    rolled = attention_rollout(uniform)
+    torch.testing.assert_close(rolled.sum(-1), torch.ones(1, 3))
+    # identity attention: rollout is the identity
+    eye = [torch.eye(3).expand(1, 2, 3, 3)] * 3
+    torch.testing.assert_close(attention_rollout(eye), torch.eye(3)[None])
+    # one layer, no residual: the head-averaged attention itself
+    a = torch.softmax(torch.randn(2, 4, 5, 5), -1)
+    torch.testing.assert_close(attention_rollout([a], residual=False), a.mean(1))
+    model = ViTForImageClassification(ViTConfig.preset("digits")).eval()
+    maps = model.rollout_maps(torch.randn(2, 1, 8, 8))
+    assert maps.shape == (2, 4, 4)
+    torch.testing.assert_close(maps.sum((1, 2)), torch.ones(2))
+    with pytest.raises(ValueError, match="empty"):
+        attention_rollout([])
+
+
+def test_legacy_bin_and_unprefixed_classifier(tmp_path):
+    """A ``pytorch_model.bin`` (read with weights_only) whose classifier keys lack ``vit.``."""
+    from safetensors.torch import load_file
+
+    shape = SHAPES[1]
+    torch.manual_seed(0)
+    hf = _randomise(transformers.ViTForImageClassification(_hf_config(shape)))
+    hf.save_pretrained(tmp_path)
+    state = {k.removeprefix("vit."): v for k, v in load_file(str(tmp_path / "model.safetensors")).items()}
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").unlink()
+    ours = from_pretrained(tmp_path)
+    x = _pixels(shape)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)["logits"], hf(pixel_values=x).logits, atol=ATOL, rtol=0)

@@ -1,0 +1,103 @@
+"""The ViT tasks: digits-vit (accuracy >= 85% from a small config) and vit over an image folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gicho.cli import main
+from gicho.data.image_folder import write_digits_folder
+from gicho.data.images import digits_split
+from gicho.tasks import RunContext, get
+from gicho.tasks.neural import load_predictor
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+def test_registered_with_budgets():
+    for name in ("digits-vit", "vit"):
+        task = get(name)
+        assert task.metrics == ("accuracy",)
+        for overrides in (task.tour, task.quick):
+            task.make_config(overrides)
+    with pytest.raises(ValueError, match=r"must be 8, model\.in_channels 1"):
+        task = get("digits-vit")
+        config = task.make_config({"model.in_channels": 3})
+        task.spec.build_model(config, None)
+
+
+@pytest.mark.slow
+def test_digits_vit_run_evaluate_predict(tmp_path):
+    task = get("digits-vit")
+    config = task.make_config({"model.d_model": 32, "model.d_ff": 64, "data.max_shift": 0,
+                               "train.max_steps": 250, "train.eval_every": 250, "train.warmup_steps": 25,
+                               "train.device": "cpu", "train.progress": False})
+    ctx = RunContext(run_dir=tmp_path, progress=False)
+    metrics = task.run(config, ctx)
+    assert metrics["accuracy"] >= 0.85  # chance is 0.1
+    assert {f"accuracy_{d}" for d in range(10)} <= set(metrics)
+    per_class = [metrics[f"accuracy_{d}"] for d in range(10)]
+    assert min(per_class) <= metrics["accuracy"] <= max(per_class)
+    for name in ("confusion_matrix.png", "attention_rollout.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000
+    again = task.evaluate(config, ctx)
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-12)
+
+    _, X_test, _, y_test = digits_split()
+    rows = [" ".join(str(int(v)) for v in image.ravel()) for image in X_test[:20]]
+    answers = load_predictor(task, config, tmp_path).predict(rows)
+    top = [a.split(" (")[0] for a in answers]
+    assert np.mean([t == str(y) for t, y in zip(top, y_test[:20], strict=True)]) >= 0.7
+    assert all(len(a.split(", ")) == 3 for a in answers)  # top 3 with probabilities
+    # the same digit as a PNG (upscaled, light on dark) gives the same answer
+    png = tmp_path / "digit.png"
+    Image.fromarray((X_test[0] / 16 * 255).astype(np.uint8)).resize((32, 32), Image.NEAREST).save(png)
+    out = tmp_path / "rollout.png"
+    with_image = task.predict(config, ctx, [str(png)], {"attention": out})
+    assert with_image[0].split(" (")[0] == top[0] and out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="image file not found"):
+        task.predict(config, ctx, ["missing.png"], {})
+    with pytest.raises(ValueError, match="has 3 numbers; expected 64"):
+        task.predict(config, ctx, ["1 2 3"], {})
+    with pytest.raises(ValueError, match=r"outside \[0.0, 16.0\]"):
+        task.predict(config, ctx, [" ".join(["17"] * 64)], {})
+
+
+@pytest.mark.slow
+def test_vit_on_an_image_folder_through_the_cli(tmp_path, capsys):
+    root = write_digits_folder(tmp_path / "images", classes=("0", "1"), size=16)
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "vit", "--data.root", str(root), "--runs-dir", str(runs), "--model.image-size", "16",
+              "--model.d-model", "16", "--model.n-layers", "1", "--model.d-ff", "32", "--train.max-steps", "60",
+              "--train.eval-every", "60", "--train.device", "cpu", "--train.progress", "false"])
+    assert exit_info.value.code in (0, None)
+    (run_dir,) = runs.iterdir()
+    model_dir = run_dir / "model"
+    assert (model_dir / "preprocessing.json").is_file()
+    predictor = load_predictor(get("vit"), get("vit").make_config({"data.root": str(root)}), run_dir)
+    assert predictor.model.config.label_names == ("0", "1")
+    image = next((root / "1").iterdir())
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["predict", str(run_dir), str(image), "--attention", str(tmp_path / "map.png")])
+    printed = capsys.readouterr().out
+    assert str(image) in printed and "(" in printed and (tmp_path / "map.png").is_file()
+    results = (run_dir / "results.json").read_text()
+    assert '"accuracy"' in results
+
+
+def test_vit_folder_errors(tmp_path):
+    task = get("vit")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        task.spec.build_data(task.make_config({"data.root": str(tmp_path / "nope")}))
+    root = tmp_path / "one"
+    write_digits_folder(root, classes=("0",), size=8)
+    (root / "1").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "1" / "only.png")
+    with pytest.raises(ValueError, match="cannot split"):
+        task.spec.build_data(task.make_config({"data.root": str(root), "model.image_size": 8,
+                                               "model.patch_size": 4}))
+    with pytest.raises(ValueError, match="on_error"):
+        task.make_config({"data.on_error": "ignore"})
