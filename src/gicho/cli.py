@@ -50,7 +50,7 @@ def _root(
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """gicho: least squares to Transformer encoders, checked against the references."""
+    """gicho: least squares to BERT and ViT, checked against the references."""
 
 
 def _fmt(value: float) -> str:
