@@ -32,13 +32,11 @@ saved as JSON; :class:`DateDataset` is the map-style torch Dataset with a paddin
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import random
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +45,7 @@ from babel.dates import format_date
 from faker import Faker
 
 from gicho._validation import check_choice, check_positive, describe
+from gicho.data.vocab import Vocab
 
 __all__ = [
     "DATE_RANGE",
@@ -63,6 +62,7 @@ __all__ = [
     "formats_for",
     "make_splits",
     "render_date",
+    "showcase_examples",
     "translate",
 ]
 
@@ -360,108 +360,6 @@ def make_splits(
     return splits
 
 
-class Vocab:
-    """A character vocabulary with padding, start, end and unknown tokens (ids 0-3).
-
-    Characters outside the vocabulary encode to the unknown token ``<unk>``.
-
-    Parameters
-    ----------
-    chars : iterable of str
-        The characters (single-character strings); kept sorted after the special tokens.
-    """
-
-    PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
-    SPECIALS = (PAD, BOS, EOS, UNK)
-
-    def __init__(self, chars: Iterable[str]) -> None:
-        chars = sorted(set(chars))
-        bad = [c for c in chars if not isinstance(c, str) or len(c) != 1]
-        if bad:
-            raise ValueError(f"argument `chars` must hold single characters; got {describe(bad)}")
-        self.itos: list[str] = [*self.SPECIALS, *chars]
-        self.stoi: dict[str, int] = {tok: i for i, tok in enumerate(self.itos)}
-        self.pad_id, self.bos_id, self.eos_id, self.unk_id = range(4)
-
-    @classmethod
-    def build(cls, texts: Iterable[str]) -> Vocab:
-        """The vocabulary of every character occurring in ``texts``."""
-        return cls(c for text in texts for c in text)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def __contains__(self, char: object) -> bool:
-        return isinstance(char, str) and len(char) == 1 and char in self.stoi
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.itos == other.itos
-
-    def __repr__(self) -> str:
-        return f"Vocab({len(self)} tokens)"
-
-    def unknown(self, text: str) -> list[str]:
-        """The distinct characters of ``text`` that are not in the vocabulary, in order."""
-        return list(dict.fromkeys(c for c in text if c not in self.stoi))
-
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        """Character ids of ``text``; unknown characters become ``unk_id``."""
-        ids = [self.stoi.get(c, self.unk_id) for c in text]
-        return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
-
-    def decode(self, ids: Iterable[int], stop_at_eos: bool = True) -> str:
-        """The string of ``ids``: stops at the end token, skips padding and start tokens.
-
-        Unknown tokens are written as ``"<unk>"``.
-        """
-        out = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < len(self.itos):
-                raise ValueError(f"token id {i} is out of range for a vocabulary of {len(self)}")
-            if i == self.eos_id and stop_at_eos:
-                break
-            if i in (self.pad_id, self.bos_id, self.eos_id):
-                continue
-            out.append(self.itos[i])
-        return "".join(out)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"specials": list(self.SPECIALS), "chars": self.itos[len(self.SPECIALS):]}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Vocab:
-        """Rebuild a vocabulary from :meth:`to_dict`; ids are checked, not silently shifted.
-
-        Raises
-        ------
-        ValueError
-            When the specials differ, or ``chars`` is not the sorted list of distinct
-            characters :meth:`to_dict` writes (a duplicated or reordered character would move
-            every later id and change the model's answers).
-        """
-        if not isinstance(data, dict) or list(data.get("specials", [])) != list(cls.SPECIALS):
-            raise ValueError(f"not a gicho character vocabulary: specials must be {list(cls.SPECIALS)}")
-        chars = data.get("chars")
-        if not isinstance(chars, list):
-            raise ValueError(f"vocabulary `chars` must be a list of characters; got {describe(chars)}")
-        vocab = cls(chars)
-        if vocab.itos[len(cls.SPECIALS):] != chars:
-            dupes = sorted({c for c in chars if chars.count(c) > 1})
-            why = f"duplicated characters {dupes}" if dupes else "characters out of order"
-            raise ValueError(f"vocabulary `chars` has {why}; the token ids would not be the trained ones")
-        return vocab
-
-    def save(self, path: str | Path) -> None:
-        """Write the vocabulary as JSON (UTF-8)."""
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> Vocab:
-        """Read a vocabulary written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
 def encode_source(text: str, vocab: Vocab, max_len: int, warn_unknown: bool = True) -> list[int]:
     """Check and encode one human-written date for the encoder.
 
@@ -521,6 +419,17 @@ def translate(model: Any, texts: Sequence[str], source: Vocab, target: Vocab, ma
                 outputs.append(target.decode(row))
                 attentions.append(out["attentions"][i, :n, : len(chunk[i])].float().cpu())
     return outputs, attentions
+
+
+def showcase_examples(examples: Sequence[DateExample], n: int) -> list[int]:
+    """Indices of ``n`` examples for figures: one locale after another, written-out months
+    first (the more telling attention maps)."""
+    by_locale: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_locale.setdefault(ex.locale, []).append(i)
+    queues = [sorted(idx, key=lambda i: not any(c.isalpha() for c in examples[i].text)) for idx in by_locale.values()]
+    longest = max(map(len, queues), default=0)
+    return [q[k] for k in range(longest) for q in queues if k < len(q)][:n]
 
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +35,10 @@ from typing import Any
 from gicho.tasks import register
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
+from gicho.train.metrics import score_strings
 
-__all__ = ["DatesConfig", "DatesData", "score_strings"]
+__all__ = ["DatesConfig", "DatesData", "score_strings"]  # score_strings: gicho.train.metrics
 
-VOCAB_FILE = "vocab.json"
 LOCALES = ("en", "ko", "de", "fr", "es")  # = gicho.data.dates.LOCALES (kept import-free; tested)
 SUPPORTED_YEARS = (1800, 2199)  # = gicho.data.dates.DATE_RANGE's years (kept import-free; tested)
 MAX_EXAMPLES = 5_000_000  # a larger split would take hours to generate: a typo, not a wish
@@ -110,40 +108,6 @@ class DatesConfig:
             raise ValueError(f"field `length_penalty` must be finite; got {self.length_penalty!r}")
 
 
-def score_strings(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
-    """Exact-match and character accuracy (position by position over each target's characters)."""
-    from gicho.metrics import accuracy
-
-    if len(predictions) != len(targets) or not targets:
-        raise ValueError(f"need as many predictions as targets (>= 1); got {len(predictions)} and {len(targets)}")
-    true_chars = [c for t in targets for c in t]
-    pred_chars = [p[i] if i < len(p) else "" for p, t in zip(predictions, targets, strict=True) for i in range(len(t))]
-    return {"exact_match": accuracy(list(targets), list(predictions)),
-            "char_accuracy": accuracy(true_chars, pred_chars)}
-
-
-class DateScores:
-    """Streaming exact/char accuracy of greedy decoding (``outputs["generated"]``), per locale."""
-
-    def __init__(self, target: Any, locales: Sequence[str] | None = None) -> None:
-        self.target, self.locales = target, locales
-        self.predictions: list[str] = []
-        self.targets: list[str] = []
-
-    def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
-        decode = self.target.decode
-        self.predictions += [decode([i for i in row if i >= 0]) for row in outputs["generated"].tolist()]
-        self.targets += [decode([i for i in row if i >= 0]) for row in batch["labels"].tolist()]
-
-    def compute(self) -> dict[str, float]:
-        scores = score_strings(self.predictions, self.targets)
-        for tag in sorted(set(self.locales or ()), key=LOCALES.index):
-            idx = [i for i, t in enumerate(self.locales) if t == tag]
-            part = score_strings([self.predictions[i] for i in idx], [self.targets[i] for i in idx])
-            scores.update({f"{k}_{tag}": v for k, v in part.items()})
-        return scores
-
-
 def build_data(config: DatesConfig) -> Splits:
     from gicho.data.dates import TARGET_ALPHABET, DateDataset, DateGenerator, Vocab, make_splits
 
@@ -169,7 +133,10 @@ def build_model(config: DatesConfig, splits: Splits) -> Any:
 
 
 def metrics(config: DatesConfig, info: dict[str, Any], split: str) -> Any:
-    return lambda: DateScores(info["target"], info.get(f"{split}_locales"))
+    from gicho.train.metrics import SequenceMatchScores
+
+    # per locale too; the locales follow the data's order, which evaluation keeps
+    return lambda: SequenceMatchScores(info["target"].decode, info.get(f"{split}_locales"), order=LOCALES)
 
 
 def eval_forward(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
@@ -177,21 +144,16 @@ def eval_forward(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_vocabs(directory: Path, info: dict[str, Any]) -> None:
-    from gicho._io import atomic_write_text
+    from gicho.data.vocab import save_vocabularies
 
-    text = json.dumps({"source": info["source"].to_dict(), "target": info["target"].to_dict()}, ensure_ascii=False)
-    atomic_write_text(directory / VOCAB_FILE, text)
+    save_vocabularies(directory, info["source"], info["target"])
 
 
 def load_vocabs(directory: Path) -> dict[str, Any]:
-    from gicho.data.dates import Vocab
+    from gicho.data.vocab import load_vocabularies
 
-    path = directory / VOCAB_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {"source": Vocab.from_dict(data["source"]), "target": Vocab.from_dict(data["target"])}
-    except (OSError, KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise ValueError(f"{path} is not a gicho vocabulary file ({type(exc).__name__}: {exc})") from None
+    source, target = load_vocabularies(directory)
+    return {"source": source, "target": target}
 
 
 def read_inputs(config: DatesConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
@@ -223,14 +185,11 @@ def write_outputs(config: DatesConfig, predictor: Predictor, batch: dict[str, An
 
 def heatmaps(config: DatesConfig, predictor: Predictor, splits: Splits, ctx: Any, scores: dict) -> dict:
     """Attention maps of ``n_heatmaps`` held-out examples, one locale after another."""
-    from gicho.data.dates import translate
+    from gicho.data.dates import showcase_examples, translate
     from gicho.plots.attention import plot_attention
 
-    examples, by_locale = splits.test.examples, {}
-    for i, ex in enumerate(examples):  # written-out months first: the more telling maps
-        by_locale.setdefault(ex.locale, []).append(i)
-    queues = [sorted(idx, key=lambda i: not any(c.isalpha() for c in examples[i].text)) for idx in by_locale.values()]
-    chosen = [q[k] for k in range(max(map(len, queues))) for q in queues if k < len(q)][: config.n_heatmaps]
+    examples = splits.test.examples
+    chosen = showcase_examples(examples, config.n_heatmaps)
     texts = [examples[i].text for i in chosen]
     outputs, attentions = translate(predictor.model, texts, predictor.info["source"], predictor.info["target"],
                                     config.data.max_input_len, warn_unknown=False)

@@ -7,12 +7,12 @@ arithmetic, until :meth:`compute`, so an evaluation synchronises with the host o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["ClassificationAccuracy", "MaskedLMScores", "RegressionScores"]
+__all__ = ["ClassificationAccuracy", "MaskedLMScores", "RegressionScores", "SequenceMatchScores", "score_strings"]
 
 IGNORE_INDEX = -100
 
@@ -207,4 +207,54 @@ class MaskedLMScores:
                   "perplexity": math.exp(min(float(self.nll) / total, 700.0))}
         if self.baseline_id is not None:
             scores["unigram_accuracy"] = int(self.baseline) / total
+        return scores
+
+
+def score_strings(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
+    """Exact-match and character accuracy of predicted strings against targets.
+
+    Character accuracy compares position by position over each target's characters (a missing
+    predicted character counts as wrong, extra ones are ignored).
+    """
+    if len(predictions) != len(targets) or not targets:
+        raise ValueError(f"need as many predictions as targets (>= 1); got {len(predictions)} and {len(targets)}")
+    pairs = [(p[i] if i < len(p) else "", c) for p, t in zip(predictions, targets, strict=True)
+             for i, c in enumerate(t)]
+    return {"exact_match": sum(p == t for p, t in zip(predictions, targets, strict=True)) / len(targets),
+            "char_accuracy": sum(p == c for p, c in pairs) / len(pairs) if pairs else 1.0}
+
+
+class SequenceMatchScores:
+    """Exact match and character accuracy of decoded outputs (``outputs["generated"]``, token
+    ids) against ``batch["labels"]``, overall and per group (e.g. per locale).
+
+    Parameters
+    ----------
+    decode : callable
+        Token ids (list of int) → string; negative ids (padding labels) are dropped first.
+    groups : sequence of str, optional
+        The group of each evaluated example, in the data's order (evaluation keeps it).
+    order : sequence of str, optional
+        The order in which per-group scores are reported.
+    """
+
+    def __init__(self, decode: Any, groups: Sequence[str] | None = None, order: Sequence[str] = ()) -> None:
+        self.decode, self.groups, self.order = decode, groups, tuple(order)
+        self.predictions: list[str] = []
+        self.targets: list[str] = []
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        generated = _get(outputs, "generated", "outputs", "SequenceMatchScores")
+        labels = _get(batch, "labels", "batch", "SequenceMatchScores")
+        self.predictions += [self.decode([i for i in row if i >= 0]) for row in generated.tolist()]
+        self.targets += [self.decode([i for i in row if i >= 0]) for row in labels.tolist()]
+
+    def compute(self) -> dict[str, float]:
+        scores = score_strings(self.predictions, self.targets)
+        if self.groups is not None:
+            rank = {g: i for i, g in enumerate(self.order)}
+            for group in sorted(set(self.groups), key=lambda g: (rank.get(g, len(rank)), g)):
+                idx = [i for i, g in enumerate(self.groups) if g == group]
+                part = score_strings([self.predictions[i] for i in idx], [self.targets[i] for i in idx])
+                scores.update({f"{k}_{group}": v for k, v in part.items()})
         return scores
