@@ -486,3 +486,16 @@ def test_streaming_r2_keeps_full_precision_with_large_offsets(offset, n_chunks):
     merged = gm.RegressionMetrics().update(y[:700], yp[:700]).merge(gm.RegressionMetrics().update(y[700:], yp[700:]))
     assert merged.compute()["r2"] == pytest.approx(exact, rel=1e-14)
     assert gm.r2(y, yp) == pytest.approx(exact, rel=1e-14)
+
+
+def test_r2_beyond_float_range_is_minus_inf_without_warnings():
+    """Found by tests/test_properties.py: RSS/TSS overflows for a near-constant target."""
+    import warnings
+
+    from gicho.metrics import RegressionMetrics, r2
+
+    y, y_pred = np.array([3.08136938e-152, 0.0]), np.array([207.0, 207.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert r2(y, y_pred) == -np.inf
+        assert RegressionMetrics().update(y, y_pred).compute()["r2"] == -np.inf

@@ -308,7 +308,9 @@ def merge(a: Stats, b: Stats) -> Stats:
 
 def r2_per_output(rss: np.ndarray, tss: np.ndarray, force_finite: bool) -> np.ndarray:
     """1 − RSS/TSS per output, with scikit-learn's handling of TSS = 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # RSS/TSS beyond float64's range (a near-constant target far from the predictions) is an
+    # R² below -1.8e308: -inf is its float value, not an error
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         raw = 1.0 - rss / tss
     if not force_finite:
         return raw  # TSS = 0: nan when RSS = 0, -inf otherwise
