@@ -23,7 +23,7 @@ from gicho.metrics import RegressionMetrics, accuracy, mae, mse, r2, rmse
 from gicho.numerics import log_softmax, logsumexp, softmax
 
 # Examples per property in the CI profile: cheap functions get many (see the module docstring).
-MANY = settings(max_examples=300, deadline=None)
+MANY = settings(max_examples=450, deadline=None)
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 matrices = hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=7), elements=finite)
