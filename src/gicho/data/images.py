@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["DIGITS_MAX_INTENSITY", "ImageArrays", "RandomShift", "digits_pixel_values", "digits_split",
-           "load_digits_arrays"]
+           "load_digits_arrays", "stratified_subset"]
 
 # Digits pixels are integers in [0, DIGITS_MAX_INTENSITY]; `normalize=True` maps them to [0, 1].
 DIGITS_MAX_INTENSITY = 16.0
@@ -132,3 +132,17 @@ class RandomShift:
             top, left = (int(v) for v in torch.randint(0, 2 * s + 1, (2,)))
             item["pixel_values"] = padded[..., top:top + h, left:left + w]  # (C, H, W)
         return item
+
+
+def stratified_subset(labels: Any, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a stratified ``fraction`` of ``labels`` (N,) (all of them when 1).
+
+    Raises ``ValueError`` (scikit-learn's) when a class has too few items to be split.
+    """
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(labels))
+    if fraction >= 1:
+        return index
+    kept, _ = train_test_split(index, train_size=fraction, random_state=seed, stratify=labels)
+    return np.sort(kept)

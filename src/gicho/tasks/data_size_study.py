@@ -159,8 +159,7 @@ def run_data_size_study(config: DataSizeStudyConfig | None = None, out_dir: str 
 
 def _run_all(config: DataSizeStudyConfig, on_run_start: Any) -> list[dict[str, Any]]:
     from gicho.data.arrays import ArrayDataset
-    from gicho.data.images import RandomShift, digits_pixel_values, digits_split
-    from gicho.tasks.digits_vit import subsample
+    from gicho.data.images import RandomShift, digits_pixel_values, digits_split, stratified_subset
 
     X_train, X_test, y_train, y_test = digits_split(config.test_fraction, config.split_seed)
     test_set = ArrayDataset(pixel_values=digits_pixel_values(X_test), labels=y_test)
@@ -170,7 +169,7 @@ def _run_all(config: DataSizeStudyConfig, on_run_start: Any) -> list[dict[str, A
     for i, (model_name, fraction, shift, seed) in enumerate(runs, start=1):
         if on_run_start is not None:
             on_run_start(i, len(runs), model_name, fraction, shift, seed)
-        keep = subsample(y_train, fraction, seed)
+        keep = stratified_subset(y_train, fraction, seed)
         start = time.perf_counter()
         if model_name == "pca-logreg":
             accuracy, params = _pca_logreg(config, X_train[keep].reshape(len(keep), -1), y_train[keep],

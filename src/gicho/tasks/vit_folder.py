@@ -24,7 +24,6 @@ from typing import Any
 from gicho.tasks import register
 from gicho.tasks._image_classification import ClassScores, answer, image_figures
 from gicho.tasks._training import check_num_threads
-from gicho.tasks.digits_vit import subsample
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
@@ -77,6 +76,7 @@ def build_data(config: FolderViTConfig) -> Splits:
     from torch.utils.data import Subset
 
     from gicho.data.image_folder import ImageFolder, write_digits_folder
+    from gicho.data.images import stratified_subset
 
     m, d = config.model, config.data
     keep_alive = None
@@ -88,7 +88,8 @@ def build_data(config: FolderViTConfig) -> Splits:
     folder.keep_alive = keep_alive  # the temporary folder lives as long as the dataset
     labels = np.array([label for _, label in folder.samples])
     try:
-        held = np.setdiff1d(np.arange(len(labels)), subsample(labels, 1 - d.test_fraction, d.split_seed))
+        kept = stratified_subset(labels, 1 - d.test_fraction, d.split_seed)
+        held = np.setdiff1d(np.arange(len(labels)), kept)
     except ValueError as exc:  # a class with one image cannot be stratified
         raise ValueError(f"cannot split {root} ({len(labels)} images in {len(folder.classes)} classes) "
                          f"with test_fraction={d.test_fraction}: {exc}") from None
