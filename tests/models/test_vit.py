@@ -180,7 +180,7 @@ def test_hf_config_options_refused(tmp_path):
     data = json.loads((tmp_path / "config.json").read_text())
     data.update(hidden_act="gelu", model_type="bert")
     (tmp_path / "config.json").write_text(json.dumps(data))
-    with pytest.raises(CheckpointError, match="not 'vit'"):
+    with pytest.raises(CheckpointError, match="holds a 'bert' model, not a 'vit'"):
         ViTForImageClassification.from_pretrained(tmp_path)
 
 
