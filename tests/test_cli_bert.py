@@ -11,10 +11,9 @@ import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from gicho.tasks.bert_text import encode, fill_mask, load_tokenizer
-
 from gicho.cli import main
 from gicho.models.bert import BertConfig, BertForMaskedLM
+from gicho.tasks.bert_text import encode, fill_mask, load_tokenizer
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 WORDS = ["the", "a", "break", "continue", "return", "statement", "exits", "loop", "for", "while", "."]
