@@ -158,6 +158,6 @@ TASK = register(neural_task(
     model="BERT classifier fine-tuned from all-MiniLM-L6-v2", metrics=("accuracy",), describe=describe,
     data="Python docstrings -> standard-library group, held out by module",
     description="Fine-tune a pretrained BERT on labelled text (default: which part of the stdlib a docstring documents).",
-    tour={"train.max_steps": 150, "train.eval_every": 75, "model.max_len": 64, "data.max_per_module": 20},
+    tour={"train.max_steps": 80, "train.eval_every": 80, "model.max_len": 64, "data.max_per_module": 20},
     quick={"train.max_steps": 30, "train.eval_every": 30, "model.max_len": 32, "data.max_per_module": 5},
 ))
