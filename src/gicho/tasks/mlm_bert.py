@@ -87,40 +87,10 @@ def _documents(data: MLMData) -> list[str]:
     return texts[: data.max_documents] if data.max_documents else texts
 
 
-class _HeldOutMasks:
-    """Held-out blocks masked once (their own seed): every evaluation scores the same tokens,
-    so ``evaluate`` reproduces the run's figures; items carry their ``labels``."""
-
-    def __init__(self, blocks: Any, collator: Any) -> None:
-        ids = [blocks[i]["input_ids"] for i in range(len(blocks))]
-        self.items = []
-        for item in ids:
-            masked, labels = collator.mask(item[None, :])
-            self.items.append({"input_ids": masked[0], "labels": labels[0]})
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.items[index]
-
-
-class _MaskOrPad:
-    """Training blocks get fresh masks; held-out ones (with labels) are only padded."""
-
-    def __init__(self, collator: Any, pad_id: int) -> None:
-        self.collator, self.pad_id = collator, pad_id
-
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        from gicho.data.text import pad_batch
-
-        return pad_batch(items, self.pad_id) if "labels" in items[0] else self.collator(items)
-
-
 def build_data(config: MLMBertConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
     import torch
 
-    from gicho.data.text import MLMCollator, PackedBlocks, train_wordpiece
+    from gicho.data.text import HeldOutMasks, MaskOrPad, MLMCollator, PackedBlocks, train_wordpiece
 
     d = config.data
     texts = _documents(d)
@@ -136,8 +106,8 @@ def build_data(config: MLMBertConfig, preprocessing: dict[str, Any] | None = Non
     counts = torch.bincount(train.blocks.flatten().long(), minlength=tokenizer.vocab_size)
     counts[list(tokenizer.special_ids)] = 0
     masking = {"mask_prob": d.mask_prob, "whole_word": d.whole_word}
-    held_out = _HeldOutMasks(valid, MLMCollator(tokenizer, seed=d.seed + 1, **masking))
-    collate = _MaskOrPad(MLMCollator(tokenizer, seed=d.seed, **masking), tokenizer.pad_id)
+    held_out = HeldOutMasks(valid, MLMCollator(tokenizer, seed=d.seed + 1, **masking))
+    collate = MaskOrPad(MLMCollator(tokenizer, seed=d.seed, **masking), tokenizer.pad_id)
     return Splits(train, held_out, held_out, collate=collate,
                   info={"tokenizer": tokenizer, "unigram_id": int(counts.argmax())})
 

@@ -33,7 +33,13 @@ from gicho.data.text.labelled import (
     same_document_task,
     split_sentences,
 )
-from gicho.data.text.mlm import MLMCollator, PackedBlocks, iter_packed_blocks
+from gicho.data.text.mlm import (
+    HeldOutMasks,
+    MaskOrPad,
+    MLMCollator,
+    PackedBlocks,
+    iter_packed_blocks,
+)
 from gicho.data.text.tokenizer import (
     SPECIAL_TOKENS,
     TextTokenizer,
@@ -45,8 +51,10 @@ __all__ = [
     "SPECIAL_TOKENS",
     "STDLIB_GROUPS",
     "Document",
+    "HeldOutMasks",
     "LengthBucketSampler",
     "MLMCollator",
+    "MaskOrPad",
     "PackedBlocks",
     "PadCollator",
     "TextClassificationDataset",

@@ -22,15 +22,7 @@ from gicho._validation import check_positive, check_probability, describe
 from gicho.data.text.batching import derive_seed, pad_batch
 from gicho.data.text.tokenizer import TextTokenizer
 
-__all__ = [
-    "DEFAULT_BLOCK_SIZE",
-    "MASK_PROB",
-    "REPLACE_WITH_MASK",
-    "REPLACE_WITH_RANDOM",
-    "MLMCollator",
-    "PackedBlocks",
-    "iter_packed_blocks",
-]
+__all__ = ["DEFAULT_BLOCK_SIZE", "MASK_PROB", "REPLACE_WITH_MASK", "REPLACE_WITH_RANDOM", "HeldOutMasks", "MLMCollator", "MaskOrPad", "PackedBlocks", "iter_packed_blocks"]
 
 MASK_PROB = 0.15  # BERT: 15% of the tokens are selected for prediction ...
 REPLACE_WITH_MASK = 0.8  # ... of which 80% become [MASK],
@@ -239,3 +231,31 @@ class MLMCollator:
     def __repr__(self) -> str:
         return (f"MLMCollator(mask_prob={self.mask_prob}, replace_with_mask={self.replace_with_mask}, "
                 f"replace_with_random={self.replace_with_random}, whole_word={self.whole_word}, seed={self.seed})")
+
+
+class HeldOutMasks(torch.utils.data.Dataset):
+    """Held-out blocks masked once, with ``collator``'s own seed: every evaluation scores the
+    same tokens, so a reloaded model's evaluation reproduces the run's; items carry ``labels``."""
+
+    def __init__(self, blocks: Any, collator: Any) -> None:
+        ids = [blocks[i]["input_ids"] for i in range(len(blocks))]
+        self.items = []
+        for item in ids:
+            masked, labels = collator.mask(item[None, :])
+            self.items.append({"input_ids": masked[0], "labels": labels[0]})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.items[index]
+
+
+class MaskOrPad:
+    """Training blocks get fresh masks; held-out ones (with labels) are only padded."""
+
+    def __init__(self, collator: Any, pad_id: int) -> None:
+        self.collator, self.pad_id = collator, pad_id
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return pad_batch(items, self.pad_id) if "labels" in items[0] else self.collator(items)
