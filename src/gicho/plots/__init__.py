@@ -93,9 +93,13 @@ def learning_curves(run_dir: Path | str) -> Path | None:
     scores = {key: points for key, points in series["eval"].items() if key != "eval_loss"}
     if not losses and not scores:
         return None
+    # fractions (accuracies, R²) and unbounded scores (perplexity) on one axis would flatten the
+    # fractions to a line at 0: unbounded ones get a panel of their own
+    unbounded = {k: pts for k, pts in scores.items() if any(abs(v) > 1.5 for _, v in pts)}
+    panels = [p for p in ({k: v for k, v in scores.items() if k not in unbounded}, unbounded) if p]
 
     plt = pyplot()
-    n_panels = 1 + bool(scores)
+    n_panels = 1 + len(panels)
     fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 3.8), squeeze=False)
     ax = axes[0, 0]
     for label, points in losses.items():
@@ -108,13 +112,13 @@ def learning_curves(run_dir: Path | str) -> Path | None:
     ax.set_title("loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    if scores:
-        ax = axes[0, 1]
-        for label, points in scores.items():
+    for i, panel in enumerate(panels, start=1):
+        ax = axes[0, i]
+        for label, points in panel.items():
             steps, values = zip(*points, strict=True)
             ax.plot(steps, values, label=label, marker="o", markersize=3)
         ax.set_xlabel("step")
-        ax.set_title("held-out metrics")
+        ax.set_title("held-out metrics" if i == 1 else "held-out metrics (unbounded)")
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     return save_figure(fig, run_dir / "plots" / "learning_curves.png", dpi=110)
