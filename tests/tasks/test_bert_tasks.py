@@ -16,7 +16,10 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 @pytest.fixture(scope="module")
 def mlm_run(tmp_path_factory):
     task = get("mlm-bert")
-    config = task.make_config({**task.quick, "train.device": "cpu"})
+    # a small budget that still learns: ~40 s on the 2-core machine
+    config = task.make_config({"data.max_documents": 800, "data.vocab_size": 1000, "data.block_size": 64,
+                               "train.max_steps": 150, "train.eval_every": 150, "train.lr": 2e-3,
+                               "train.warmup_steps": 20, "train.device": "cpu"})
     return task, config, run_task(task, config, root=tmp_path_factory.mktemp("mlm"), progress=False)
 
 
@@ -26,6 +29,8 @@ def test_mlm_bert_runs_evaluates_and_fills_masks(mlm_run):
     metrics = outcome.metrics
     assert set(metrics) == {"masked_accuracy", "perplexity", "unigram_accuracy"}
     assert 0 < metrics["unigram_accuracy"] < 0.2 and metrics["perplexity"] > 1
+    # pretraining learns: measured 0.219 against the unigram baseline's 0.022 (benchmarks/RESULTS.md)
+    assert metrics["masked_accuracy"] > metrics["unigram_accuracy"] + 0.1
     # the same held-out masks and the saved tokenizer: evaluate reproduces the run
     assert gicho.runs.evaluate_run(outcome.run_dir) == pytest.approx(metrics, rel=1e-9)
     model_dir = outcome.run_dir / "model"
