@@ -50,3 +50,28 @@ def test_report_describes_the_model_that_was_run(tmp_path):
     page = (outcome.run_dir / "report.html").read_text()
     assert "[CLS] (learned) pooling" in page and "mean pooling" not in page
     assert "model.pool" in page and "train.max_steps" in page  # the config table uses dotted names
+
+
+def test_damaged_run_files_are_clear_errors(tmp_path):
+    """Findings rows 63 and 75: metrics.jsonl lines that are no records, huge numbers, non-UTF-8
+    bytes; a config.json that is not a regular file."""
+    import pytest
+
+    from gicho.rundir import read_json
+
+    outcome = run_task(get("toy"), get("toy").make_config({"train.max_steps": 3}), root=tmp_path)
+    log = outcome.run_dir / "metrics.jsonl"
+    good = log.read_bytes()
+    huge = '{"step": 1, "split": "train", "loss": 1' + "0" * 400 + "}"
+    for line, message in [("[1, 2]", "is not a metrics record"),
+                          ('{"step": "x", "split": "train"}', "is not a metrics record"),
+                          (huge, "has 401 digits")]:
+        log.write_bytes(good + line.encode() + b'\n{"step": 9, "split": "train", "loss": 1}\n')
+        with pytest.raises(ValueError, match=message):
+            write_run_report(outcome.run_dir)
+    log.write_bytes(good + b"\xff\xfe\n")
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        write_run_report(outcome.run_dir)
+    (tmp_path / "cfg").mkdir()
+    with pytest.raises(ValueError, match="is not a regular file"):
+        read_json(tmp_path / "cfg", "run config")

@@ -18,9 +18,11 @@ RESULTS_FILE = "results.json"
 
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file, turning a missing or corrupt file into a ValueError naming it."""
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"{what} not found: {path} does not exist")
+    if not path.is_file():  # a directory, or a device such as /dev/zero
+        raise ValueError(f"{what} {path} is not a regular file")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON ({exc})") from None

@@ -58,18 +58,35 @@ def read_metrics_log(path: Path | str) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}); it is not a gicho metrics log") from None
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line, parse_int=_bounded_int)
         except json.JSONDecodeError:
             if number == len(lines):
                 break
             raise ValueError(f"{path}: line {number} is not valid JSON") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: line {number}: {exc}") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int) or isinstance(
+                record.get("step"), bool) or not isinstance(record.get("split"), str):
+            raise ValueError(f"{path}: line {number} is not a metrics record (a JSON object with an "
+                             f"integer 'step' and a 'split'): {line[:80]!r}")
+        records.append(record)
     return records
+
+
+def _bounded_int(text: str) -> int:
+    """An integer of a metrics log; hundreds of digits are no step or count (and overflow floats)."""
+    if len(text.lstrip("-")) > 18:
+        raise ValueError(f"the number {text[:20]}... has {len(text)} digits; not a step or count")
+    return int(text)
 
 
 def learning_curves(run_dir: Path | str) -> Path | None:
