@@ -1,0 +1,57 @@
+"""The ``gicho`` app, its ``study`` sub-app and the printing helpers every command module shares."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from gicho import __version__
+
+app = typer.Typer(
+    name="gicho",
+    help="gicho (기초): the foundations of machine learning, verified and fast.\n\n"
+    "Start with `gicho tour` (every task on its embedded data) or `gicho tasks`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Exit code for bad input, as argparse and click use it.
+USAGE_ERROR = 2
+
+
+def _console():
+    from rich.console import Console
+
+    # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs can be wider.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"gicho {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """gicho: least squares to BERT and ViT, checked against the references."""
+
+
+def _fmt(value: float) -> str:
+    from gicho.report import format_metric
+
+    return format_metric(value)
+
+
+
+
+study_app = typer.Typer(help="Studies: train many small models and measure one claim.", no_args_is_help=True)
+app.add_typer(study_app, name="study")

@@ -1,0 +1,249 @@
+"""`gicho tasks / train / evaluate / predict / report / tour`: the registry and run directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gicho.cli._app import _console, _fmt, app
+
+
+@app.command("tasks")
+def tasks_command(
+    name: Annotated[Optional[str], typer.Argument(help="Show one task's config fields.")] = None,  # noqa: UP045
+) -> None:
+    """List the registered tasks with their T (model), E (data) and P (metrics)."""
+    from rich.table import Table
+
+    from gicho.tasks import all_tasks, get
+
+    console = _console()
+    if name is None:
+        table = Table(title="gicho tasks: T × E × P")
+        for column in ("task", "T (model)", "E (data)", "P (metrics)"):
+            table.add_column(column)
+        for task in all_tasks():
+            table.add_row(task.name, task.model, task.data, ", ".join(task.metrics))
+        console.print(table)
+        return
+    task = get(name)
+    console.print(f"[bold]{task.name}[/bold]: {task.description or task.model}")
+    console.print(f"T: {task.model}\nE: {task.data}\nP: {', '.join(task.metrics)}")
+    console.print(_fields_table(task))
+
+
+def _fields_table(task):  # -> rich Table
+    from rich.table import Table
+
+    from gicho.tasks.overrides import describe_fields
+
+    table = Table(title=f"config fields (override with `gicho train {task.name} --part.field value`)")
+    for column in ("field", "type", "default", "description"):
+        table.add_column(column)
+    for info in describe_fields(task.config_cls()):
+        table.add_row("--" + info.name.replace("_", "-"), info.type_name, repr(info.value), info.help)
+    return table
+
+
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                      "help_option_names": []},  # --help is ours: it lists TASK's fields
+    add_help_option=False,
+)
+def train_command(
+    ctx: typer.Context,
+    task_name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(metavar="TASK", help="A registered task (see `gicho tasks`)."),
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Parent directory of new runs.")] = Path("runs"),
+    resume: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option("--resume", help="Continue the run in this directory from its last checkpoint."),
+    ] = None,
+) -> None:
+    """Train TASK; every config field can be overridden as --part.field value.
+
+    `gicho train TASK --help` lists the fields (e.g. --train.lr 3e-4 --model.pool cls).
+    Ctrl-C writes a checkpoint and prints the command that resumes the run. Under torchrun
+    the same command trains with DDP: `torchrun --nproc_per_node=2 -m gicho.cli train TASK`.
+    """
+    from gicho.runs import load_run, run_task
+    from gicho.tasks import apply_overrides, get
+
+    if task_name is None or task_name in ("--help", "-h") or "--help" in ctx.args:
+        typer.echo(ctx.get_help())
+        if task_name not in (None, "--help", "-h"):
+            _console().print(_fields_table(get(task_name)))
+        raise typer.Exit()
+    task = get(task_name)
+    if resume is not None:
+        resumed_task, config = load_run(resume)
+        if resumed_task.name != task.name:
+            raise ValueError(f"--resume {resume} is a run of task {resumed_task.name!r}, not {task.name!r}")
+        config = apply_overrides(config, list(ctx.args))
+    else:
+        config = task.make_config(list(ctx.args))
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    started: list[Path] = []
+
+    def announce(run_dir: Path) -> None:
+        started.append(run_dir)
+        if resume is None:  # a resumed run's directory is the one the user named
+            typer.echo(f"run: {run_dir}", err=True)
+
+    try:
+        outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None,
+                           on_start=announce)
+    except KeyboardInterrupt as exc:  # the Trainer checkpoints on SIGINT/SIGTERM, then stops
+        if main_rank and started:
+            step = getattr(exc, "step", None)
+            where = f" at step {step}" if step is not None else ""
+            typer.echo(f"interrupted{where}; resume with: gicho train {task.name} --resume {started[0]}",
+                       err=True)
+        raise typer.Exit(code=130) from None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Wait for rank 0's report, then leave the process group cleanly: a process that exits
+        # with gloo's threads still running is aborted ("terminate called without ...").
+        from gicho.train.distributed import barrier, cleanup
+
+        barrier()
+        cleanup()
+    if main_rank:
+        _print_metrics(outcome.metrics, title=f"{task.name}: held-out metrics")
+        typer.echo(f"run: {outcome.run_dir}\nreport: {outcome.run_dir / 'report.html'}")
+
+
+def _print_metrics(metrics: dict[str, float], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, _fmt(value))
+    _console().print(table)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (runs/<task>-<time>).")],
+) -> None:
+    """Reload a trained run and recompute its held-out metrics."""
+    from gicho.runs import evaluate_run
+
+    _print_metrics(evaluate_run(run_dir), title=f"{run_dir}: held-out metrics")
+
+
+@app.command("predict", context_settings={"ignore_unknown_options": True})
+def predict_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Inputs, one answer each.")],
+    attention: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--attention", help="Draw the attention map of the first input to this PNG."),
+    ] = None,
+) -> None:
+    """Answer each INPUT with the model trained in RUN_DIR.
+
+    Inputs that start with a minus sign ("-5 -5 ...") are read as inputs, not options.
+    """
+    from gicho.runs import predict_run
+
+    options = {}
+    if attention is not None:
+        if attention.is_dir():
+            raise ValueError(f"--attention {attention} is a directory; give the PNG file to write")
+        attention = attention if attention.suffix else attention.with_suffix(".png")
+        options["attention"] = attention
+    for text, answer in zip(inputs, predict_run(run_dir, inputs, options), strict=True):
+        typer.echo(f"{text}\t{answer}")
+    if attention is not None:
+        typer.echo(f"attention map: {attention}")
+
+
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
+) -> None:
+    """(Re)write RUN_DIR/report.html: config, final metrics and every figure, self-contained."""
+    from gicho.report import write_run_report
+
+    if not run_dir.is_dir():
+        raise ValueError(f"run directory not found: {run_dir}")
+    typer.echo(str(write_run_report(run_dir)))
+
+
+@app.command("tour")
+def tour_command(
+    quick: Annotated[bool, typer.Option("--quick", help="The smallest budget (about 2 minutes).")] = False,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where the tour's runs go.")] = Path("runs/tour"),
+    only: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--task", help="Run only this task (repeatable)."),
+    ] = None,
+) -> None:
+    """Run every registered task on its embedded data and print task / T / E / P / value."""
+    import time
+
+    from rich.table import Table
+
+    from gicho.report import write_tour_report
+    from gicho.runs import tour
+
+    console = _console()
+    rows = []
+    start = time.perf_counter()
+    def announce(i: int, n: int, task) -> None:
+        console.print(f"[{i}/{n}] {task.name} ...")
+
+    for row in tour(quick=quick, root=runs_dir, tasks=only, progress=False, on_task_start=announce):
+        rows.append(row)
+        status = f"[red]failed[/red] {row.error}" if row.error else ", ".join(
+            f"{k}={_fmt(v)}" for k, v in row.metrics.items() if k in row.task.metrics
+        )
+        console.print(f"[bold]{row.task.name}[/bold] ({row.seconds:.1f} s): {status}")
+    table = Table(title=f"gicho tour{' --quick' if quick else ''} ({time.perf_counter() - start:.0f} s)")
+    for column in ("task", "T", "E", "P", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for row in rows:
+        if row.error:
+            table.add_row(row.task.name, row.task.model, row.task.data, row.task.metrics[0], "[red]failed[/red]")
+            continue
+        # P: the task's declared metrics (a task may report more, e.g. per-locale scores)
+        shown = {k: v for k, v in row.metrics.items() if k in row.task.metrics} or row.metrics
+        for i, (metric, value) in enumerate(shown.items()):
+            first = i == 0
+            table.add_row(row.task.name if first else "", row.task.model if first else "",
+                          row.task.data if first else "", metric, _fmt(value))
+    console.print(table)
+    # the index keeps the other tasks' latest tour runs: re-running one task must not hide them
+    report = write_tour_report(rows + _previous_tour_rows(Path(runs_dir), {r.task.name for r in rows}),
+                               Path(runs_dir) / "report.html")
+    console.print(f"report: {report}")
+    if any(row.error for row in rows):
+        raise typer.Exit(code=1)
+
+
+def _previous_tour_rows(runs_dir: Path, done: set[str]) -> list:
+    """Tour rows of registered tasks not run this time whose tour run is still on disk."""
+    from gicho.runs import RESULTS_FILE, TourRow
+    from gicho.tasks import all_tasks
+
+    rows = []
+    for task in all_tasks():
+        path = runs_dir / task.name / RESULTS_FILE
+        if task.name in done or not path.is_file():
+            continue
+        try:
+            import json
+
+            results = json.loads(path.read_text(encoding="utf-8"))
+            rows.append(TourRow(task, path.parent, dict(results["metrics"]), float(results["seconds"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged old run is left out of the index, not fatal to this tour
+    return rows

@@ -1,0 +1,96 @@
+"""`gicho study ...`: train many small models and measure one claim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gicho.cli._app import _console, study_app
+
+
+@study_app.command(
+    "pooling",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def study_pooling_command(
+    ctx: typer.Context,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Directory of the table and plot (default: runs/study-pooling-<time>)."),
+    ] = None,
+) -> None:
+    """Mean vs [CLS] pooling when the evidence is one token among many, at lengths 16..512.
+
+    Every PoolingStudyConfig field is an option: --lengths 16,64,256 --seeds 0,1,2
+    --pools mean,cls --model.d-model 32 --train.max-steps 300 (see gicho.tasks.pooling_study).
+    """
+    from rich.table import Table
+
+    from gicho.tasks import apply_overrides
+    from gicho.tasks.pooling_study import PoolingStudyConfig, run_pooling_study
+
+    config = apply_overrides(PoolingStudyConfig(), list(ctx.args))
+    if out is None:
+        from gicho.runs import new_run_dir
+
+        out = new_run_dir("study-pooling")
+    def announce(i: int, n: int, length: int, pool: str, seed: int) -> None:
+        typer.echo(f"[{i}/{n}] length {length}, {pool} pooling, seed {seed}", err=True)
+
+    typer.echo(f"study: {out}", err=True)
+    rows = run_pooling_study(config, out_dir=out, on_run_start=announce)
+    table = Table(title="pooling study: held-out accuracy (chance = 1/n_classes)")
+    for column in ("length", "pool", "seed", "accuracy", "eval_loss", "seconds"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(str(row["length"]), row["pool"], str(row["seed"]), f"{row['accuracy']:.3f}",
+                      f"{row['eval_loss']:.3f}", f"{row['seconds']:.1f}")
+    _console().print(table)
+    for name in ("pooling_study.csv", "pooling_study.json", "pooling_study.png"):
+        typer.echo(f"wrote {out / name}")
+
+
+
+@study_app.command(
+    "data-size",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def study_data_size_command(
+    ctx: typer.Context,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Directory of the table and plot (default: runs/study-data-size-<time>)."),
+    ] = None,
+) -> None:
+    """ViT vs a CNN of similar size vs PCA + logistic regression on growing shares of the digits.
+
+    Every DataSizeStudyConfig field is an option: --fractions 0.1,0.5,1 --seeds 0,1
+    --models vit,cnn --max-shifts 0,1 --train.max-steps 400 (see gicho.tasks.data_size_study).
+    """
+    from rich.table import Table
+
+    from gicho.tasks import apply_overrides
+    from gicho.tasks.data_size_study import DataSizeStudyConfig, run_data_size_study
+
+    config = apply_overrides(DataSizeStudyConfig(), list(ctx.args))
+    if out is None:
+        from gicho.runs import new_run_dir
+
+        out = new_run_dir("study-data-size")
+
+    def announce(i: int, n: int, model: str, fraction: float, shift: int, seed: int) -> None:
+        typer.echo(f"[{i}/{n}] {model}, {fraction:g} of the training set, shift {shift}, seed {seed}", err=True)
+
+    typer.echo(f"study: {out}", err=True)
+    rows = run_data_size_study(config, out_dir=out, on_run_start=announce)
+    table = Table(title="data-size study: held-out accuracy on the digits")
+    for column in ("model", "params", "n_train", "max_shift", "seed", "accuracy", "seconds"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(row["model"], str(row["params"]), str(row["n_train"]), str(row["max_shift"]),
+                      str(row["seed"]), f"{row['accuracy']:.3f}", f"{row['seconds']:.1f}")
+    _console().print(table)
+    for name in ("data_size_study.csv", "data_size_study.json", "data_size_study.png"):
+        typer.echo(f"wrote {out / name}")
