@@ -108,7 +108,9 @@ def r2(
     ----------
     y_true, y_pred, sample_weight, multioutput
         As in :func:`mae`; at least 2 samples. ``"variance_weighted"`` gives
-        1 − Σ_j RSS_j / Σ_j TSS_j.
+        1 − Σ_j RSS_j / Σ_j TSS_j over the outputs whose ``y_true`` is not constant (a
+        constant output has TSS = 0 and so no weight; when every output is constant, the
+        plain average of the per-output values, as scikit-learn does).
     force_finite : bool, default True
         For an output whose ``y_true`` is constant (TSS = 0), scikit-learn's convention:
         R² = 1.0 if the predictions are perfect (RSS = 0), else 0.0. With ``False``, the raw
