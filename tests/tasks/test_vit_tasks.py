@@ -101,3 +101,12 @@ def test_vit_folder_errors(tmp_path):
                                                "model.patch_size": 4}))
     with pytest.raises(ValueError, match="on_error"):
         task.make_config({"data.on_error": "ignore"})
+
+
+def test_folder_task_refuses_a_class_count_that_contradicts_the_folder(tmp_path):
+    from gicho.tasks import RunContext, get
+
+    task = get("vit")
+    config = task.make_config({"model.n_classes": 7, "train.max_steps": 1, "train.device": "cpu"})
+    with pytest.raises(ValueError, match=r"model.n_classes=7 contradicts the image folder"):
+        task.run(config, RunContext(run_dir=tmp_path, progress=False))

@@ -104,6 +104,12 @@ def build_model(config: FolderViTConfig, splits: Splits) -> Any:
     from gicho.models.vit import ViTForImageClassification
 
     classes = splits.info["classes"]  # the folder decides the classes
+    preset = _default_model()
+    for name, value in (("n_classes", len(classes)), ("label_names", classes)):
+        given = getattr(config.model, name)
+        if given != getattr(preset, name) and given != value:  # a user's override, not the default
+            raise ValueError(f"model.{name}={given!r} contradicts the image folder, whose sub-folders "
+                             f"give {value!r}; leave model.{name} unset (the folder decides it)")
     return ViTForImageClassification(dataclasses.replace(config.model, n_classes=len(classes),
                                                          label_names=classes))
 
