@@ -180,6 +180,15 @@ def _is_safetensors(path: Path) -> bool:
     return path.suffix != ".bin"
 
 
+def _load_bin(path: Path, *, mmap: bool) -> Any:
+    """A legacy ``.bin`` through ``torch.load(weights_only=True)``: pickled objects are refused."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"weights file {path} cannot be loaded safely: {first}") from None
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """All tensors of a weights file (or of a directory's, see :func:`weights_file`), on the CPU.
 
@@ -196,11 +205,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"weights file {path} is not a readable safetensors file: {exc}") from None
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"weights file {path} cannot be loaded safely: {first}") from None
+    state = _load_bin(path, mmap=False)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"weights file {path} does not hold a flat dict of tensors")
     return state
@@ -219,11 +224,7 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
                 return {name: tuple(fh.get_slice(name).get_shape()) for name in fh.keys()}
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"weights file {path} is not a readable safetensors file: {exc}") from None
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"weights file {path} cannot be loaded safely: {first}") from None
+    state = _load_bin(path, mmap=True)  # mapped: no tensor is copied into memory
     if not isinstance(state, dict):
         raise CheckpointError(f"weights file {path} does not hold a dict of tensors")
     return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}

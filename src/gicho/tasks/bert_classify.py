@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from gicho.tasks import register
 from gicho.tasks._training import check_num_threads
+from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
@@ -114,16 +115,6 @@ def metrics(config: BertClassifyConfig, info: dict[str, Any], split: str) -> Any
     return ClassificationAccuracy
 
 
-def save_tokenizer(directory: Path, info: dict[str, Any]) -> None:
-    info["tokenizer"].save(directory)
-
-
-def load_tokenizer(directory: Path) -> dict[str, Any]:
-    from gicho.data.text import load_tokenizer as load
-
-    return {"tokenizer": load(directory)}
-
-
 def read_inputs(config: BertClassifyConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
     """Each input: a text (or ``text_a [SEP] text_b`` for a pair task)."""
     from gicho.data.text import pad_batch
@@ -153,8 +144,8 @@ def describe(config: BertClassifyConfig) -> tuple[str, str]:
 TASK = register(neural_task(
     name="bert-classify", config_cls=BertClassifyConfig,
     spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
-                    write_outputs=write_outputs, model_type="bert", save_extras=save_tokenizer,
-                    load_extras=load_tokenizer),
+                    write_outputs=write_outputs, model_type="bert", save_extras=save_tokenizer_extras,
+                    load_extras=load_tokenizer_extras),
     model="BERT classifier fine-tuned from all-MiniLM-L6-v2", metrics=("accuracy",), describe=describe,
     data="Python docstrings -> standard-library group, held out by module",
     description="Fine-tune a pretrained BERT on labelled text (default: which part of the stdlib a docstring documents).",

@@ -8,6 +8,7 @@ checkpoint's ``tokenizer.json`` or ``vocab.txt``; ids equal ``transformers``' to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,7 +16,8 @@ from torch import Tensor
 
 from gicho.data.text import TextTokenizer, load_tokenizer
 
-__all__ = ["Encoded", "encode", "fill_mask", "load_tokenizer", "sentence_embeddings"]
+__all__ = ["Encoded", "encode", "fill_mask", "load_tokenizer", "load_tokenizer_extras", "save_tokenizer_extras",
+           "sentence_embeddings"]
 
 
 @dataclass
@@ -93,3 +95,13 @@ def sentence_embeddings(model: Any, tokenizer: TextTokenizer, texts: list[str],
         out.append(model.embed(batch.input_ids, batch.attention_mask, batch.token_type_ids).float())
         truncated.extend(batch.truncated)
     return torch.cat(out), truncated
+
+
+def save_tokenizer_extras(directory: Path, info: dict[str, Any]) -> None:
+    """A BERT task's ``save_extras``: the tokenizer beside the weights."""
+    info["tokenizer"].save(directory)
+
+
+def load_tokenizer_extras(directory: Path) -> dict[str, Any]:
+    """A BERT task's ``load_extras``: the tokenizer saved beside the weights."""
+    return {"tokenizer": load_tokenizer(directory)}

@@ -13,16 +13,13 @@ per augmentation setting). The study reports what it measures; it asserts nothin
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gicho._io import atomic_write_text
+from gicho._io import write_study_tables
 from gicho._validation import check_choice, check_positive
 from gicho.tasks._training import check_num_threads, torch_threads
 
@@ -144,15 +141,7 @@ def run_data_size_study(config: DataSizeStudyConfig | None = None, out_dir: str 
     with torch_threads(config.num_threads):
         rows = _run_all(config, on_run_start)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        table = io.StringIO(newline="")
-        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out / "data_size_study.csv", table.getvalue())
-        atomic_write_text(out / "data_size_study.json", json.dumps(
-            {"config": dataclasses.asdict(config), "rows": rows}, indent=2) + "\n")
+        out = write_study_tables(out_dir, "data_size_study", dataclasses.asdict(config), rows)
         plot_data_size_study(rows, out / "data_size_study.png")
     return rows
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from gicho.tasks import register
 from gicho.tasks._training import check_num_threads
+from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
@@ -129,16 +129,6 @@ def metrics(config: MLMBertConfig, info: dict[str, Any], split: str) -> Any:
     return lambda: MaskedLMScores(baseline_id=info.get("unigram_id"))
 
 
-def save_tokenizer(directory: Path, info: dict[str, Any]) -> None:
-    info["tokenizer"].save(directory)
-
-
-def load_tokenizer(directory: Path) -> dict[str, Any]:
-    from gicho.data.text import load_tokenizer
-
-    return {"tokenizer": load_tokenizer(directory)}
-
-
 def read_inputs(config: MLMBertConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
     """Each input: a sentence with at least one ``[MASK]``."""
     missing = [t for t in texts if "[MASK]" not in t]
@@ -180,7 +170,7 @@ TASK = register(neural_task(
     name="mlm-bert", config_cls=MLMBertConfig,
     spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
                     write_outputs=write_outputs, model_type="bert", select="best",
-                    save_extras=save_tokenizer, load_extras=load_tokenizer, after_fit=fill_mask_figure),
+                    save_extras=save_tokenizer_extras, load_extras=load_tokenizer_extras, after_fit=fill_mask_figure),
     model="BERT masked-language model (tiny preset)", data="Python's own documentation, 5% held out",
     metrics=("masked_accuracy", "perplexity", "unigram_accuracy"), describe=describe,
     description="Pretrain a BERT on real text by masked-language modelling; fill masks with it.",

@@ -15,16 +15,13 @@ returns one row per (length, pooling, seed) and writes ``pooling_study.csv``,
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gicho._io import atomic_write_text
+from gicho._io import write_study_tables
 from gicho._validation import check_choice, check_positive
 
 __all__ = ["PoolingStudyConfig", "StudyEncoder", "make_marker_data", "plot_pooling_study", "run_pooling_study"]
@@ -209,15 +206,7 @@ def run_pooling_study(
             on_run_start(i, len(runs), length, pool, seed)
         rows.append(_one_run(config, length, pool, seed))
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        table = io.StringIO(newline="")
-        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out / "pooling_study.csv", table.getvalue())
-        atomic_write_text(out / "pooling_study.json",
-                          json.dumps({"config": dataclasses.asdict(config), "rows": rows}, indent=2) + "\n")
+        out = write_study_tables(out_dir, "pooling_study", dataclasses.asdict(config), rows)
         plot_pooling_study(rows, out / "pooling_study.png", chance=1.0 / config.n_classes)
     return rows
 
