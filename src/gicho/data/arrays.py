@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayDataset", "dict_dataset"]
+__all__ = ["ArrayDataset"]
 
 
 class ArrayDataset(Dataset):
@@ -32,8 +32,3 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {name: t[i] for name, t in self.tensors.items()}
-
-
-def dict_dataset(**arrays: Any) -> ArrayDataset:
-    """An :class:`ArrayDataset` (kept for the tasks and studies that call it by this name)."""
-    return ArrayDataset(**arrays)
