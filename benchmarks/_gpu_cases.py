@@ -234,12 +234,13 @@ def build_pair(case: Case, smoke: bool, vit_peer: str) -> Pair:
 
 # ------------------------------------------------------------------------------ inputs
 
-def make_batches(case: Case, pair: Pair, smoke: bool, seed: int = 0) -> list[dict[str, Tensor]]:
+def make_batches(case: Case, pair: Pair, smoke: bool, seed: int = 0,
+                 n_varlen: int = VARLEN_BATCHES) -> list[dict[str, Tensor]]:
     """The case's input batches on the CPU, from a seeded generator (identical for both sides).
 
     BERT: ids uniform in [1, vocab) (0 is [PAD]), ``token_type_ids`` 0, an explicit
     ``attention_mask``; MLM labels hold the original id at 15% of the real tokens and -100
-    elsewhere (padding included). Varlen: ``VARLEN_BATCHES`` batches of lengths uniform in
+    elsewhere (padding included). Varlen: ``n_varlen`` batches of lengths uniform in
     ``VARLEN_RANGE`` (scaled down for the smoke run), each padded to its longest sequence.
     ViT: standard-normal pixels and labels uniform over the classes.
     """
@@ -252,7 +253,7 @@ def make_batches(case: Case, pair: Pair, smoke: bool, seed: int = 0) -> list[dic
     T = case.smoke_seq if smoke else case.seq
     vocab = pair.sizes["vocab"]
     batches = []
-    for _ in range(VARLEN_BATCHES if case.varlen else 1):
+    for _ in range(n_varlen if case.varlen else 1):
         if case.varlen:
             low, high = (8, T) if smoke else VARLEN_RANGE
             lengths = torch.randint(low, high + 1, (B,), generator=g)

@@ -48,10 +48,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch._dynamo  # compile-mode counters (graphs, graph breaks)
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: _gpu_cases beside it
-import _gpu_cases as cases  # noqa: E402
+import _gpu_cases as cases
 
 MODES = ("eager", "compile")
 LR, BETAS, WEIGHT_DECAY = 1e-4, (0.9, 0.999), 0.01  # AdamW, both sides
@@ -72,6 +73,11 @@ def free_memory(device: torch.device) -> None:
 
 
 # ------------------------------------------------------------------------------ one side
+
+def compiled_graphs() -> int:
+    """Graphs dynamo has compiled since its counters were last cleared."""
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+
 
 def time_side(case: cases.Case, pair: cases.Pair, side: str, batches: list[dict[str, torch.Tensor]],
               mode: str, args: argparse.Namespace, device: torch.device, deadline: float) -> dict[str, Any]:
@@ -99,6 +105,8 @@ def time_side(case: cases.Case, pair: cases.Pair, side: str, batches: list[dict[
             with torch.inference_mode():
                 forward(run, batch)
     try:
+        if mode == "compile":
+            torch._dynamo.utils.counters.clear()
         free_memory(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -109,6 +117,7 @@ def time_side(case: cases.Case, pair: cases.Pair, side: str, batches: list[dict[
             step(batches[i % len(batches)])
         sync(device)
         warm_s = time.perf_counter() - start
+        graphs_warm = compiled_graphs() if mode == "compile" else None
         # timed: a whole number of passes over the batches (varlen: each batch equally often)
         n_iters = max(len(batches), args.iters - args.iters % len(batches))
         done, elapsed, counted = 0, 0.0, 0
@@ -133,14 +142,19 @@ def time_side(case: cases.Case, pair: cases.Pair, side: str, batches: list[dict[
                 break  # the case's --max-seconds budget: keep what was timed
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         flops = sum(cases.model_flops(case, pair, batches[i % len(batches)]) for i in range(done))
-        return {"throughput": counted / elapsed, "step_ms": 1000 * elapsed / done, "iters": done,
-                "warmup": warmup, "warmup_s": warm_s, "peak_mb": peak, "flops_per_s": flops / elapsed}
+        out = {"throughput": counted / elapsed, "step_ms": 1000 * elapsed / done, "iters": done,
+               "warmup": warmup, "warmup_s": warm_s, "peak_mb": peak, "flops_per_s": flops / elapsed}
+        if mode == "compile":
+            # graphs compiled (recompilations included) and graph breaks: a side that recompiles
+            # during the timed steps has compile time inside its figure, which must be visible
+            out.update({"graphs": graphs_warm, "graph_breaks": sum(torch._dynamo.utils.counters["graph_break"].values()),
+                        "recompiled_while_timed": compiled_graphs() > graphs_warm})
+        return out
     finally:
         # leave the device to the other side: drop the optimizer state, the compiled graph and grads
         if case.train:
             del optimizer
         model.zero_grad(set_to_none=True)
-        del run
         model.to("cpu")
         free_memory(device)
 
@@ -203,7 +217,8 @@ def run_case(case: cases.Case, args: argparse.Namespace, device: torch.device,
     result["params"] = {"peer": n_peer, "gicho": n_gicho}
     log(f"[{case.name}] peer {pair.peer_name}: {n_peer:,} parameters; gicho: {n_gicho:,}"
         + "".join(f"; {n}" for n in pair.notes))
-    batches = [{k: v.to(device) for k, v in b.items()} for b in cases.make_batches(case, pair, args.smoke)]
+    batches = [{k: v.to(device) for k, v in b.items()} for b in cases.make_batches(case, pair, args.smoke,
+                                                                                     n_varlen=args.varlen_batches)]
     result["batch_shapes"] = [list(next(iter(b.values())).shape) for b in batches]
     result["units_per_pass"] = sum(cases.units(case, b) for b in batches)
     bf16 = args.dtype == "bf16"
@@ -259,7 +274,10 @@ def run_case(case: cases.Case, args: argparse.Namespace, device: torch.device,
                 measured[side] = r
                 log(f"[{case.name}] {mode} {side}: {r['throughput']:,.0f} {case.unit}, "
                     f"{r['step_ms']:.2f} ms/step over {r['iters']} steps (warm-up {r['warmup']} steps, "
-                    f"{r['warmup_s']:.1f} s)" + (f", peak {r['peak_mb']:,.0f} MB" if r["peak_mb"] else ""))
+                    f"{r['warmup_s']:.1f} s)" + (f", peak {r['peak_mb']:,.0f} MB" if r["peak_mb"] else "")
+                    + (f"; {r['graphs']} graph(s), {r['graph_breaks']} graph break(s)"
+                       + (", RECOMPILED while timed" if r["recompiled_while_timed"] else "")
+                       if "graphs" in r else ""))
             except Exception as exc:
                 traceback.print_exc()
                 measured[side] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
@@ -272,8 +290,6 @@ def run_case(case: cases.Case, args: argparse.Namespace, device: torch.device,
         result["rows"].append(row)
     judge(case, result["rows"], vit_fallback=any("timm not installed" in n for n in pair.notes))
     result["seconds"] = time.perf_counter() - started
-    del pair
-    free_memory(device)
     return result
 
 
@@ -357,6 +373,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compile-mode", default="default", help="torch.compile's mode, both sides")
     parser.add_argument("--vit-peer", choices=("auto", "timm", "hf"), default="auto",
                         help="auto: timm when importable, else HF's ViT (labelled)")
+    parser.add_argument("--varlen-batches", type=int, default=cases.VARLEN_BATCHES,
+                        help="distinct batches of the varlen case, cycled (each is another shape, so "
+                             "another compilation in compile mode; 1 saves compile time)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's; 1 for --smoke on the CPU, where "
                              "oversubscribed cores make the tiny steps erratic)")
