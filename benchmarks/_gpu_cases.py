@@ -9,6 +9,7 @@ file the peer wrote), so both compute the same function of the same parameters.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from collections.abc import Callable
@@ -355,8 +356,9 @@ def run_outputs(pair: Pair, side: str, batch: dict[str, Tensor], train: bool,
     model.eval()
     model.zero_grad(set_to_none=True)
     device = next(model.parameters()).device
-    with torch.set_grad_enabled(train), torch.autocast(device.type, dtype=autocast or torch.float32,
-                                                       enabled=autocast is not None):
+    precision = (torch.autocast(device.type, dtype=autocast) if autocast is not None
+                 else contextlib.nullcontext())
+    with torch.set_grad_enabled(train), precision:
         out = pair.outputs[side](model, batch)
     if train:
         out["loss"].backward()

@@ -9,6 +9,14 @@ and the CPU smoke run (tiny models, seconds; what ``tests/test_gpu_benchmark.py`
 
     python benchmarks/gpu.py --smoke --device cpu --dtype fp32 --modes eager --json smoke.json
 
+Time on the GPU (estimates, not yet measured): building a pair and its parity check take
+~10 s a case and the eager timing a few seconds, so ``--modes eager`` over every case fits in ~2 minutes; ``torch.compile``
+compiles each side's forward and backward once per input shape (the varlen case: a static
+graph, then one dynamic one), ~1 minute a side for BERT-base. With one short shot, run eager for
+all cases first, then ``--modes compile`` on the cases whose target is against a compiled peer
+(``--varlen-batches 1`` halves the varlen case's compilations). ``--max-seconds`` bounds each
+case's timing (a compilation in progress is not interrupted).
+
 Cases (``--cases``, comma-separated; default all), each against its target from issue 14:
 
 ====================  ==========================================================  ================
@@ -31,6 +39,18 @@ events. Precision (``--dtype bf16``): training keeps float32 master weights unde
 ``torch.autocast(bfloat16)`` with AdamW (``fused=True`` on CUDA, the same hyper-parameters for
 both); inference casts both models' weights to bfloat16. One failing case or mode prints its
 error and the rest still run. Results: a table and ``--json``.
+
+Parity (before timing, eager, eval mode so that dropout is off; the first 16 rows of the first
+batch): the outputs (MLM loss and the logits at the masked positions; BERT hidden states at the
+real tokens and the pooler; ViT logits and loss) and, for training cases, every parameter's
+gradient, the peer's mapped to gicho's names by gicho's own checkpoint importer. float32 (TF32
+off): relative Frobenius error <= 1e-3 for every tensor. bf16 (the timed policy): gicho's error
+against the float32 result <= max(2e-2, 1.5 x the peer's own bf16 error), i.e. gicho in bf16 is
+as faithful as the peer in bf16. A failed or crashed check prints FAIL; the case is still timed.
+
+Throughput counts real tokens (padding excluded) or images per second of the timed steps. MFU
+uses one model-FLOP count for both sides (``_gpu_cases.FLOP_FORMULA``, printed in the header)
+against the GPU's dense bf16 peak (H100 SXM / H200: 989 TFLOP/s), so it is n/a on the CPU.
 """
 
 from __future__ import annotations
