@@ -198,13 +198,17 @@ def row_for(case: cases.Case, mode: str, gicho: dict[str, Any] | str, peer: dict
     return row
 
 
-def judge(case: cases.Case, rows: list[dict[str, Any]], vit_fallback: bool) -> None:
+def judge(case: cases.Case, rows: list[dict[str, Any]], vit_fallback: bool, unjudged: str = "") -> None:
     """Set each row's ``met`` against the case's target: the peer's best measured mode, the
-    peer compiled, or the peer in the same mode (see ``Case``)."""
+    peer compiled, or the peer in the same mode (see ``Case``). ``unjudged``: why no row is
+    judged (the targets are for the full sizes on a GPU, not for a smoke run)."""
     peer = {r["mode"]: r["peer_throughput"] for r in rows if "peer_throughput" in r}
     for r in rows:
         if "gicho_throughput" not in r:
             r["met"] = None
+            continue
+        if unjudged:
+            r["met"], r["met_note"] = None, unjudged
             continue
         if vit_fallback:
             r["met"], r["met_note"] = None, "target is against timm; timm not installed"
@@ -308,7 +312,9 @@ def run_case(case: cases.Case, args: argparse.Namespace, device: torch.device,
         row = row_for(case, mode, measured["gicho"], measured["peer"], peak)
         row["parity"] = result["parity"]["status"]
         result["rows"].append(row)
-    judge(case, result["rows"], vit_fallback=any("timm not installed" in n for n in pair.notes))
+    unjudged = ("smoke run: the targets are for the full sizes on a GPU" if args.smoke else
+                "" if device.type == "cuda" else "CPU run: the targets are for a GPU")
+    judge(case, result["rows"], any("timm not installed" in n for n in pair.notes), unjudged)
     result["seconds"] = time.perf_counter() - started
     return result
 
