@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gicho.nn.attention import MultiHeadSelfAttention
+from gicho.nn.ragged import RaggedBatch
 
 __all__ = ["MLP", "EncoderOutput", "TransformerEncoder", "TransformerEncoderLayer"]
 
@@ -89,15 +91,16 @@ class TransformerEncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False
+        self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         """Apply the block.
 
         Parameters
         ----------
         x : Tensor, float, shape (B, T, D)
-        mask : Tensor, bool, shape (B, T) or (B, T, T), optional
-            True = may attend (see :mod:`gicho.nn.attention`).
+        mask : Tensor, bool, shape (B, T) or (B, T, T), or RaggedBatch, optional
+            True = may attend (see :mod:`gicho.nn.attention`). With a RaggedBatch, ``x`` is
+            the packed real tokens (1, N, D) (see :mod:`gicho.nn.ragged`).
         need_weights : bool
             Return the per-head attention weights (explicit attention path).
 
@@ -189,8 +192,21 @@ class TransformerEncoder(nn.Module):
         """Run the stack over ``x`` (B, T, D) with an optional bool ``mask`` (True = attend).
 
         Attentions are computed on the explicit path only when ``output_attentions``; otherwise
-        every layer uses the fused kernel.
+        every layer uses the fused kernel. A (B, T) padding mask is unpadded first
+        (:class:`~gicho.nn.ragged.RaggedBatch`): the layers run on the real tokens only, and
+        ``last_hidden_state`` is zero at padding positions. A mask with no padding is dropped.
         """
+        if (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == x.shape[:2]
+                and not output_attentions and not output_hidden_states
+                and not torch.compiler.is_compiling()):  # compiled: keep the static, padded shapes
+            ragged = RaggedBatch.from_mask(mask)  # one host sync (see gicho.nn.ragged)
+            if ragged is None:  # nothing is padding: the fused kernel needs no mask
+                mask = None
+            else:
+                tokens = ragged.pack(x)  # (1, N, D)
+                for layer in self.layers:
+                    tokens, _ = layer(tokens, ragged)
+                return EncoderOutput(last_hidden_state=ragged.unpack(self.norm(tokens)))
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []
         for layer in self.layers:
