@@ -44,7 +44,12 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, D) → (B, T, D)."""
-        return self.fc2(self.dropout(F.gelu(self.fc1(x))))  # (B, T, D)
+        h = self.fc1(x)  # (B, T, d_ff)
+        if h.requires_grad:
+            h = F.gelu(h)
+        else:  # nothing will differentiate through h (inference): GELU in place saves a tensor
+            torch.ops.aten.gelu_(h)
+        return self.fc2(self.dropout(h))  # (B, T, D)
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -111,13 +116,20 @@ class TransformerEncoderLayer(nn.Module):
         """
         if self.norm_first:
             attended, weights = self.attn(self.norm1(x), mask, need_weights)
-            x = x + self.dropout1(attended)
-            x = x + self.dropout2(self.mlp(self.norm2(x)))
+            x = _residual(x, self.dropout1(attended))
+            x = _residual(x, self.dropout2(self.mlp(self.norm2(x))))
         else:
             attended, weights = self.attn(x, mask, need_weights)
-            x = self.norm1(x + self.dropout1(attended))
-            x = self.norm2(x + self.dropout2(self.mlp(x)))
+            x = self.norm1(_residual(x, self.dropout1(attended)))
+            x = self.norm2(_residual(x, self.dropout2(self.mlp(x))))
         return x, weights
+
+
+def _residual(x: Tensor, branch: Tensor) -> Tensor:
+    """``x + branch``; in place into ``branch`` (a fresh tensor) when autograd does not track it."""
+    if branch.requires_grad or x.requires_grad or branch.shape != x.shape:
+        return x + branch
+    return branch.add_(x)
 
 
 @dataclass
