@@ -44,10 +44,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_name  # noqa: E402
+from _common import cpu_name
 
 VOCAB = 30522
 CLS, SEP, MASK = 101, 102, 103

@@ -239,7 +239,7 @@ def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0
     Tensor, shape (N, H·Dh)
         Equal to the padded computation with a key-padding mask at every real token (tested).
     """
-    N, _, H, Dh = qkv.shape
+    _, _, H, Dh = qkv.shape
     outs, start = [], 0
     for n_seq, length in ragged.groups:
         chunk = qkv[start:start + n_seq * length].view(n_seq, length, 3, H, Dh)
