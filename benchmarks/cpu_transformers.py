@@ -161,7 +161,7 @@ def bert_infer(transformers, tmp: Path, smoke: bool, which: str) -> Case:
         name = f"BERT mini encoder ({layers} layers, {width} wide)"
     else:  # all-MiniLM-L6-v2's shape
         layers, width, heads = (1, 32, 2) if smoke else (6, 384, 12)
-        batch_size, low, high = (4, 16, 16) if smoke else (int(os.environ.get("BENCH_BATCH", 64)), 128, 128)
+        batch_size, low, high = (4, 16, 16) if smoke else (64, 128, 128)
         if which == "bert-infer-varlen":
             low = 4 if smoke else 8
         name = f"sentence embeddings, all-MiniLM-L6-v2 shape ({layers} layers, {width} wide, {heads} heads)"
