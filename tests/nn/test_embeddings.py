@@ -63,6 +63,27 @@ def test_token_embeddings_sum_of_parts():
         normed(ids, seg)
 
 
+def test_missing_segment_ids_are_segment_zero_with_the_same_gradients():
+    """No token_type_ids adds segment 0's row without a lookup: same values, same gradients."""
+    torch.manual_seed(0)
+    emb = TokenEmbeddings(10, 8, max_len=6, n_segments=3, dropout=0.0)
+    with torch.no_grad():
+        emb.LayerNorm.weight.uniform_(0.5, 1.5)
+    ids = torch.tensor([[3, 4, 0], [1, 2, 5]])
+    w = torch.randn(2, 3, 8)
+    grads = []
+    for seg in (None, torch.zeros_like(ids)):
+        emb.zero_grad()
+        out = emb(ids, seg)
+        (out * w).sum().backward()
+        grads.append((out.detach(), *(p.grad.clone() for p in emb.parameters())))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    segment_grad = dict(zip([n for n, _ in emb.named_parameters()], grads[0][1:], strict=True))[
+        "token_type_embeddings.weight"]
+    assert segment_grad[0].abs().sum() > 0 and segment_grad[1:].abs().sum() == 0  # segment 0 only
+
+
 def test_patch_embedding_equals_flattened_linear_map():
     torch.manual_seed(0)
     pe = PatchEmbedding(image_size=8, patch_size=4, in_channels=3, d_model=5)

@@ -122,3 +122,21 @@ def test_errors():
         enc(torch.randn(2, 5, D), torch.ones(2, 6, dtype=torch.bool))
     with pytest.raises(TypeError, match="boolean tensor"):
         enc(torch.randn(2, 5, D), torch.ones(2, 5))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_inference_in_place_path_equals_the_autograd_path(norm_first):
+    """Without autograd, GELU and the residual adds run in place; the values are the same."""
+    torch.manual_seed(0)
+    enc = TransformerEncoder(2, D, H, FF, dropout=0.0, norm_first=norm_first)
+    _randomise_norms(enc)
+    x = torch.randn(3, 6, D)
+    tracked = enc(x.clone().requires_grad_(True)).last_hidden_state  # autograd: out-of-place ops
+    assert tracked.requires_grad
+    with torch.inference_mode():
+        fast = enc(x).last_hidden_state
+    torch.testing.assert_close(fast, tracked.detach(), atol=1e-6, rtol=0)
+    h = torch.randn(4, D)
+    with torch.no_grad():
+        torch.testing.assert_close(enc.layers[0].mlp(h), enc.layers[0].mlp.fc2(torch.nn.functional.gelu(
+            enc.layers[0].mlp.fc1(h))), atol=1e-6, rtol=0)

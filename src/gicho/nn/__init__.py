@@ -11,6 +11,7 @@ from gicho.nn.attention import (
     MultiHeadSelfAttention,
     dot_product_attention,
     masked_softmax,
+    ragged_attention,
     scaled_dot_product_attention,
 )
 from gicho.nn.backbone import (
@@ -31,6 +32,7 @@ from gicho.nn.embeddings import (
     sinusoidal_table,
 )
 from gicho.nn.pooling import POOL_MODES, PoolMode, check_nonempty, pool_tokens
+from gicho.nn.ragged import RaggedBatch
 from gicho.nn.transformer import MLP, EncoderOutput, TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "PatchEmbedding",
     "PatchStem",
     "PoolMode",
+    "RaggedBatch",
     "SegmentEmbedding",
     "SinusoidalPositionEmbedding",
     "TokenEmbeddings",
@@ -60,6 +63,7 @@ __all__ = [
     "dot_product_attention",
     "masked_softmax",
     "pool_tokens",
+    "ragged_attention",
     "scaled_dot_product_attention",
     "sinusoidal_table",
 ]

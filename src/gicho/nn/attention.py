@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gicho.nn.ragged import RaggedBatch
 from gicho.numerics import softmax
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "check_attention_mask",
     "dot_product_attention",
     "masked_softmax",
+    "ragged_attention",
     "scaled_dot_product_attention",
 ]
 
@@ -219,6 +221,35 @@ def scaled_dot_product_attention(
     return out, None
 
 
+def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0,
+                     training: bool = False) -> Tensor:
+    """Self-attention of packed sequences: each attends to itself only (block-diagonal).
+
+    Parameters
+    ----------
+    qkv : Tensor, shape (N, 3, H, Dh)
+        Queries, keys and values of the N packed tokens (:class:`~gicho.nn.ragged.RaggedBatch`
+        order).
+    ragged : RaggedBatch
+        Its ``groups`` give the runs of equal-length sequences; each run is one call of the
+        fused kernel with no mask (g, H, L, Dh), so no score is ever computed for padding.
+
+    Returns
+    -------
+    Tensor, shape (N, H·Dh)
+        Equal to the padded computation with a key-padding mask at every real token (tested).
+    """
+    _, _, H, Dh = qkv.shape
+    outs, start = [], 0
+    for n_seq, length in ragged.groups:
+        chunk = qkv[start:start + n_seq * length].view(n_seq, length, 3, H, Dh)
+        q, k, v = chunk.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (g, H, L, Dh)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p if training else 0.0)
+        outs.append(out.transpose(1, 2).reshape(n_seq * length, H * Dh))  # (g·L, D)
+        start += n_seq * length
+    return outs[0] if len(outs) == 1 else torch.cat(outs)  # (N, D)
+
+
 def _module_mask(mask: Tensor | None, batch: int, tq: int, tk: int) -> Tensor | None:
     """Turn a (B, Tk) key-padding mask or a (B, Tq, Tk) mask into a (B, Tq|1, Tk) mask."""
     if mask is None:
@@ -370,16 +401,18 @@ class MultiHeadSelfAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False
+        self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         """Self-attention over ``x``.
 
         Parameters
         ----------
         x : Tensor, float, shape (B, T, D)
-        mask : Tensor, bool, shape (B, T) or (B, T, T), optional
+        mask : Tensor, bool, shape (B, T) or (B, T, T), or RaggedBatch, optional
             True = may attend. A (B, T) mask marks real tokens (key padding); a (B, T, T)
-            mask gives, per query, the keys it may attend to.
+            mask gives, per query, the keys it may attend to. With a
+            :class:`~gicho.nn.ragged.RaggedBatch`, ``x`` is (1, N, D), the packed real tokens
+            of a padded batch, and each sequence attends to itself (:func:`ragged_attention`).
         need_weights : bool
             Use the explicit path and return per-head weights; otherwise the fused kernel.
 
@@ -391,6 +424,13 @@ class MultiHeadSelfAttention(nn.Module):
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape (B, T, {self.d_model}); got {tuple(x.shape)}")
         B, T, D = x.shape
+        if isinstance(mask, RaggedBatch):
+            if need_weights or B != 1:
+                raise ValueError("with a RaggedBatch, x must be the packed tokens (1, N, D) and "
+                                 "need_weights False")
+            qkv = self.qkv(x).view(T, 3, self.n_heads, self.head_dim)  # (N, 3, H, Dh)
+            out = ragged_attention(qkv, mask, dropout_p=self.dropout, training=self.training)
+            return self.proj(out)[None], None  # (1, N, D)
         attn_mask = _module_mask(mask, B, T, T)
         if attn_mask is not None:
             attn_mask = attn_mask[:, None]  # (B, 1, T|1, T): broadcast over heads

@@ -24,8 +24,9 @@ Stems
 module with ``input_names`` (the keyword inputs it reads) whose ``forward(**inputs)`` returns
 ``(tokens (B, T, D), padding mask (B, T) bool or None)``.
 
-The forward pass never synchronises with the host: inputs are checked where batches are built
-(:func:`gicho.nn.pooling.check_nonempty`), not on every call.
+Inputs are checked where batches are built (:func:`gicho.nn.pooling.check_nonempty`), not on
+every call. The one host synchronisation of the forward pass is the encoder reading the lengths
+of a padded batch to unpad it (:mod:`gicho.nn.ragged`).
 """
 
 from __future__ import annotations

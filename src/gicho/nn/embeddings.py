@@ -144,9 +144,10 @@ class TokenEmbeddings(nn.Module):
         """``input_ids`` (B, T) long, ``token_type_ids`` (B, T) long → (B, T, D) float."""
         x = self.word_embeddings(input_ids)  # (B, T, D)
         if self.token_type_embeddings is not None:
-            if token_type_ids is None:
-                token_type_ids = torch.zeros_like(input_ids)
-            x = x + self.token_type_embeddings(token_type_ids)
+            if token_type_ids is None:  # every token is segment 0: add its row, no lookup
+                x = x + self.token_type_embeddings.weight[0]
+            else:
+                x = x + self.token_type_embeddings(token_type_ids)
         elif token_type_ids is not None:
             raise ValueError("token_type_ids given but the embeddings have n_segments=0")
         if self.position_embeddings is not None:

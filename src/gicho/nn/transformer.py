@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gicho.nn.attention import MultiHeadSelfAttention
+from gicho.nn.ragged import RaggedBatch
 
 __all__ = ["MLP", "EncoderOutput", "TransformerEncoder", "TransformerEncoderLayer"]
 
@@ -42,7 +44,12 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, D) → (B, T, D)."""
-        return self.fc2(self.dropout(F.gelu(self.fc1(x))))  # (B, T, D)
+        h = self.fc1(x)  # (B, T, d_ff)
+        if h.requires_grad:
+            h = F.gelu(h)
+        else:  # nothing will differentiate through h (inference): GELU in place saves a tensor
+            torch.ops.aten.gelu_(h)
+        return self.fc2(self.dropout(h))  # (B, T, D)
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -89,15 +96,16 @@ class TransformerEncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False
+        self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         """Apply the block.
 
         Parameters
         ----------
         x : Tensor, float, shape (B, T, D)
-        mask : Tensor, bool, shape (B, T) or (B, T, T), optional
-            True = may attend (see :mod:`gicho.nn.attention`).
+        mask : Tensor, bool, shape (B, T) or (B, T, T), or RaggedBatch, optional
+            True = may attend (see :mod:`gicho.nn.attention`). With a RaggedBatch, ``x`` is
+            the packed real tokens (1, N, D) (see :mod:`gicho.nn.ragged`).
         need_weights : bool
             Return the per-head attention weights (explicit attention path).
 
@@ -108,13 +116,20 @@ class TransformerEncoderLayer(nn.Module):
         """
         if self.norm_first:
             attended, weights = self.attn(self.norm1(x), mask, need_weights)
-            x = x + self.dropout1(attended)
-            x = x + self.dropout2(self.mlp(self.norm2(x)))
+            x = _residual(x, self.dropout1(attended))
+            x = _residual(x, self.dropout2(self.mlp(self.norm2(x))))
         else:
             attended, weights = self.attn(x, mask, need_weights)
-            x = self.norm1(x + self.dropout1(attended))
-            x = self.norm2(x + self.dropout2(self.mlp(x)))
+            x = self.norm1(_residual(x, self.dropout1(attended)))
+            x = self.norm2(_residual(x, self.dropout2(self.mlp(x))))
         return x, weights
+
+
+def _residual(x: Tensor, branch: Tensor) -> Tensor:
+    """``x + branch``; in place into ``branch`` (a fresh tensor) when autograd does not track it."""
+    if branch.requires_grad or x.requires_grad or branch.shape != x.shape:
+        return x + branch
+    return branch.add_(x)
 
 
 @dataclass
@@ -189,8 +204,21 @@ class TransformerEncoder(nn.Module):
         """Run the stack over ``x`` (B, T, D) with an optional bool ``mask`` (True = attend).
 
         Attentions are computed on the explicit path only when ``output_attentions``; otherwise
-        every layer uses the fused kernel.
+        every layer uses the fused kernel. A (B, T) padding mask is unpadded first
+        (:class:`~gicho.nn.ragged.RaggedBatch`): the layers run on the real tokens only, and
+        ``last_hidden_state`` is zero at padding positions. A mask with no padding is dropped.
         """
+        if (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == x.shape[:2]
+                and not output_attentions and not output_hidden_states
+                and not torch.compiler.is_compiling()):  # compiled: keep the static, padded shapes
+            ragged = RaggedBatch.from_mask(mask)  # one host sync (see gicho.nn.ragged)
+            if ragged is None:  # nothing is padding: the fused kernel needs no mask
+                mask = None
+            else:
+                tokens = ragged.pack(x)  # (1, N, D)
+                for layer in self.layers:
+                    tokens, _ = layer(tokens, ragged)
+                return EncoderOutput(last_hidden_state=ragged.unpack(self.norm(tokens)))
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []
         for layer in self.layers:
