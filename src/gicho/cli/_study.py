@@ -112,13 +112,16 @@ def study_pretraining_command(
 ) -> None:
     """Fine-tune from random init, gicho's MLM-pretrained BERT-tiny and MiniLM at growing numbers of labels.
 
-    The task is bert-classify's default (docstring -> part of the stdlib, held out by module).
-    `random` has the architecture and tokenizer of gicho's BERT-tiny, so random vs gicho isolates
-    pretraining; MiniLM is a bigger architecture with its own tokenizer (skipped, with a note,
-    without the `bert` extra). --pretrained RUN (an mlm-bert run) skips the pretraining the study
-    otherwise does first (--pretrain.train.max-steps 600). Every PretrainingStudyConfig field is an
-    option: --labels 32,128,512 --seeds 0,1,2 --arms random,gicho,minilm --finetune.train.max-steps 100
-    --tiny-lr 1e-3 --minilm-lr 1e-4 (see gicho.tasks.pretraining_study).
+    The task is bert-classify's default (docstring -> part of the stdlib, held out by module; the
+    same test split for every run). `random` has the architecture and tokenizer of gicho's
+    BERT-tiny, so random vs gicho isolates pretraining; MiniLM is a bigger architecture with its
+    own tokenizer (skipped, with a note, without the `bert` extra). --pretrained RUN (an mlm-bert
+    run) skips the pretraining the study otherwise does first (600 steps, kept in OUT/pretrain).
+    Defaults: --labels 32,128,512,2048 (stratified samples) --seeds 0,1,2 (a list of seeds)
+    --arms random,gicho,minilm, 100 fine-tuning steps of 16 texts of at most 32 tokens at every
+    size (--finetune.train.max-steps, --finetune.model.max-len), --tiny-lr 1e-3 --minilm-lr 1e-4.
+    Writes pretraining_study.{csv,json,md,png} (the .md: mean ± std over seeds, majority-class
+    baseline) after every run. See gicho.tasks.pretraining_study.
     """
     from rich.table import Table
 
