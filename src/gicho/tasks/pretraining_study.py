@@ -299,6 +299,9 @@ def plot_pretraining_study(rows: list[dict[str, Any]], path: str | Path) -> Path
                    color=bars.lines[0].get_color(), s=10, alpha=0.5)
     ax.axhline(rows[0]["majority_accuracy"], color="grey", linestyle=":", label="majority class")
     ax.set_xscale("log")
+    sizes = sorted({r["n_labels"] for r in rows})
+    ax.set_xticks(sizes, [str(n) for n in sizes])  # the sizes measured, not powers of ten
+    ax.minorticks_off()
     ax.set_xlabel("labelled training examples")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
