@@ -159,9 +159,8 @@ def write_outputs(config: BertClassifyConfig, predictor: Predictor, batch: dict[
 
 
 def describe(config: BertClassifyConfig) -> tuple[str, str]:
-    source = config.model.checkpoint or "all-MiniLM-L6-v2"
-    start = f"random init, sizes of {'all-MiniLM-L6-v2' if config.model.checkpoint == RANDOM else source}" \
-        if RANDOM in (config.model.checkpoint, config.model.init) else source
+    source = "all-MiniLM-L6-v2" if config.model.checkpoint in ("", RANDOM) else config.model.checkpoint
+    start = f"random init, sizes of {source}" if RANDOM in (config.model.checkpoint, config.model.init) else source
     data = config.data.csv or "Python docstrings -> 8 standard-library groups, held out by module"
     if config.data.n_train:
         data += f" ({config.data.n_train} training examples, stratified sample {config.data.sample_seed})"
