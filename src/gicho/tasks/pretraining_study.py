@@ -164,10 +164,9 @@ def _pretrain_run(config: PretrainingStudyConfig, out: Path) -> Path:
 def _training_facts(finetune: BertClassifyConfig) -> tuple[int, float]:
     """The size of the training split, and the accuracy on the test split of always answering
     the most frequent training label."""
-    from gicho.data.text import csv_task, docstring_topic_task
+    from gicho.tasks.bert_classify import labelled_task
 
-    d = finetune.data
-    task = csv_task(d.csv, seed=d.seed) if d.csv else docstring_topic_task(seed=d.seed, max_per_module=d.max_per_module)
+    task = labelled_task(finetune.data)
     majority = Counter(ex.label for ex in task.splits["train"]).most_common(1)[0][0]
     test = task.splits["test"]
     return len(task.splits["train"]), sum(ex.label == majority for ex in test) / len(test)
@@ -206,7 +205,7 @@ def run_pretraining_study(config: PretrainingStudyConfig | None = None, out_dir:
     -------
     list of dict
         Keys ``arm, n_labels, seed, accuracy, majority_accuracy, seconds`` (``accuracy`` on the
-        test split, the same for every row).
+        test split, which is the same for every row).
     """
     from gicho.tasks import RunContext, get
 
