@@ -43,7 +43,7 @@ from gicho._validation import (
 )
 from gicho._validation import is_torch as _is_torch
 
-__all__ = ["Moments"]
+__all__ = ["Moments", "magnitude_bounds"]
 
 # Rows per block of the block-by-block centring (weighted data; segments whose data drift,
 # see _centred_blocks): the centred block of (p + k + 1) float64 columns should stay in a
@@ -510,6 +510,21 @@ class Moments:
     def __repr__(self) -> str:
         p, k = self.n_features_, self.n_targets_
         return f"Moments(n_samples={self.n_samples_}, weight_sum={self.weight_sum_:g}, p={p}, k={k})"
+
+
+def magnitude_bounds(m: Moments) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` with ``lo <= max_i |v_ij| <= hi`` for each column of X, then of y.
+
+    For *unweighted* NumPy moments: ``sqrt(sum v^2 / n) <= max |v| <= sqrt(sum v^2)``. Lets
+    an estimator tell data of extreme magnitude (whose squares leave float64's normal range)
+    from ordinary data without another pass over the rows.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        cols = [np.diagonal(m.xx_) + m.weight_sum_ * m.mean_x_**2]
+        if m.mean_y_ is not None:
+            cols.append(np.diagonal(m.yy_) + m.weight_sum_ * m.mean_y_**2)
+        raw = np.clip(np.concatenate(cols), 0.0, None)
+        return np.sqrt(raw / max(m.n_samples_, 1)), np.sqrt(raw)
 
 
 def _rows(X: Any, y: Any, w: Any, start: int, stop: int) -> tuple[Any, Any, Any]:
