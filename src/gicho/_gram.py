@@ -45,9 +45,10 @@ __all__ = ["FRACTION", "MIN_ROWS", "finite", "segment_statistics"]
 FRACTION = 0.99
 # Rows used to choose a segment's shift; also the smallest block.
 MIN_ROWS = 256
-# Bytes of one block: the shifted copy stays in a core's L2 cache (1-2 MiB) between the
-# subtraction that writes it and the syrk that reads it; large enough that the per-call cost
-# of the BLAS product is small (measured on 1e6 x 100: 1-2 MiB is the sweet spot).
+# Bytes of one block: small enough that the block is still in cache (L2 / L3) when the syrk
+# and the matrix-vector products read it again, large enough that the per-call cost of the
+# BLAS product is small (on 1e6 x 100, one thread: 0.5-2 MiB blocks within noise of each
+# other, smaller ones slower).
 BLOCK_BYTES = 2 << 20
 
 # Below this many targets the column sums and X^T y are matrix-vector products (see _accumulate).
