@@ -1,23 +1,27 @@
-"""gicho PCA vs scikit-learn PCA on the CPU: fit time and accuracy on the same input.
+"""gicho PCA vs a bare ``X.T @ X`` and scikit-learn PCA on the CPU: fit time and accuracy.
 
 Run: ``.venv/bin/python benchmarks/cpu_pca.py [--n-samples 1000000] [--n-features 100]
-[--n-components 10] [--repeats 9] [--dtype float64] [--no-full]``
+[--n-components 10] [--rounds 9] [--dtype float64] [--threads N] [--others]``
 
-Fits ``n_components`` principal components of one dense ``n_samples x n_features`` matrix with
-gicho (``solver="auto"``, which picks the covariance route on tall data, and the explicit
-solvers) and with every scikit-learn solver that applies ("covariance_eigh" (scikit-learn >=
-1.5), "randomized", "full"). Timings are interleaved round-robin (one call of each
-contender per round) and the best of ``--repeats`` rounds is kept (the slow randomized and
-full-SVD contenders get 2 and 1 rounds), so a noisy, shared machine slows all alike. The headline ratio is ``gicho_time / fastest sklearn
-time`` (<= 1.1 is the target). Accuracy of every fit is measured against an exact reference
-(the eigen-decomposition of the centred covariance accumulated block-wise in float64):
-the largest relative error of the explained variances and the largest absolute error of a
-component's loadings (unit vectors, compared up to sign). Never run by the tests.
+Fits ``n_components`` principal components of one dense ``n_samples x n_features`` matrix
+(correlated columns, means of order one standard deviation) and of the same matrix shifted 30
+standard deviations (gicho then multiplies shifted copies of its blocks). Per dataset,
+interleaved rounds of a bare ``X.T @ X`` on the same array (the floor for any method that
+reads X once), gicho ``PCA(n_components)`` (``solver="auto"``: the covariance route on tall
+data) and scikit-learn ``PCA(n_components, svd_solver="covariance_eigh")``; each ratio is the
+median over rounds of the paired ratio of times in the same round (targets: gicho <= 1.2x the
+floor, scikit-learn >= 1.25x gicho). BLAS threads are pinned (``--threads``, default: the
+BLAS's current setting) for every contender. Accuracy of every fit is measured against the
+eigen-decomposition of ``np.cov`` (two-pass): the largest relative error of the explained
+variances and the largest absolute error of a component's loadings (compared up to sign).
+``--others`` also times the randomized solvers and scikit-learn's full SVD once each.
+Never run by the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -26,23 +30,23 @@ from typing import Any
 import numpy as np
 import scipy
 import sklearn
-from _common import hardware_lines
+from _common import blas_threads, hardware_lines, paired_ratios
 from sklearn.decomposition import PCA as SkPCA
+from threadpoolctl import threadpool_limits
 
 import gicho
 from gicho.decomposition import PCA
-from gicho.moments import Moments
 
 
-def print_header(args: argparse.Namespace) -> None:
+def print_header(args: argparse.Namespace, threads: int) -> None:
     for line in hardware_lines():
         print(line)
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
           f"scikit-learn {sklearn.__version__}, gicho {gicho.__version__}")
     print(f"input: {args.n_samples} x {args.n_features} {args.dtype} "
           f"({args.n_samples * args.n_features * np.dtype(args.dtype).itemsize / 2**20:.0f} MiB), "
-          f"{args.n_components} components; best of {args.repeats} interleaved rounds "
-          "(randomized: 2, full: 1); fit only")
+          f"{args.n_components} components; {args.rounds} interleaved rounds; fit only; "
+          f"BLAS threads pinned to {threads} for every contender")
 
 
 def make_data(args: argparse.Namespace) -> np.ndarray:
@@ -60,8 +64,8 @@ def make_data(args: argparse.Namespace) -> np.ndarray:
 
 
 def reference(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k variances and axes: eigh of the block-centred float64 covariance."""
-    values, vectors = np.linalg.eigh(Moments.from_arrays(X).covariance(ddof=1))
+    """Top-k variances and axes from the two-pass covariance (``np.cov``) in float64."""
+    values, vectors = np.linalg.eigh(np.cov(X, rowvar=False, dtype=np.float64))
     return values[::-1][:k], vectors[:, ::-1][:, :k].T
 
 
@@ -74,53 +78,60 @@ def accuracy(model: Any, ref: tuple[np.ndarray, np.ndarray]) -> tuple[float, flo
     return var_err, float(np.max(np.abs(components * signs - axes)))
 
 
+def bench_dataset(label: str, X: np.ndarray, args: argparse.Namespace) -> None:
+    k = args.n_components
+    ref = reference(X, k)
+    contenders: dict[str, Callable[[], Any]] = {
+        "floor": lambda: X.T @ X,
+        "gicho": lambda: PCA(k).fit(X),
+        "sklearn": lambda: SkPCA(k, svd_solver="covariance_eigh").fit(X),
+    }
+    models = {"gicho": contenders["gicho"](), "sklearn": contenders["sklearn"]()}
+    res = paired_ratios(contenders, args.rounds, base="floor")
+    peer = paired_ratios({"gicho": contenders["gicho"], "sklearn": contenders["sklearn"]}, args.rounds, base="gicho")
+    print(f"\n{label} (gicho solver {models['gicho'].solver_!r}; load {os.getloadavg()[0]:.1f})")
+    print(f"  {'contender':<28}{'median (s)':>11}{'/ floor':>9}{'max rel err var':>17}{'max err comp':>14}")
+    for name, title in (("floor", "bare X.T @ X"), ("gicho", "gicho PCA"), ("sklearn", "sklearn covariance_eigh")):
+        errs = "" if name == "floor" else "{:>17.2e}{:>14.2e}".format(*accuracy(models[name], ref))
+        print(f"  {title:<28}{res[name]['median']:>11.3f}{res[name]['ratio']:>9.2f}{errs}")
+    g, s = res["gicho"], peer["sklearn"]
+    print(f"  gicho / floor = {g['ratio']:.2f} [{g['ratio_lo']:.2f}-{g['ratio_hi']:.2f}] (target <= 1.2); "
+          f"scikit-learn / gicho = {s['ratio']:.2f} [{s['ratio_lo']:.2f}-{s['ratio_hi']:.2f}] (target >= 1.25)")
+
+
+def bench_others(X: np.ndarray, k: int) -> None:
+    """The randomized solvers and the exact SVD: one timed fit each (5-100x slower)."""
+    print("\nother solvers (one fit each):")
+    for title, fit in (("gicho randomized", lambda: PCA(k, solver="randomized", random_state=0).fit(X)),
+                       ("sklearn randomized", lambda: SkPCA(k, svd_solver="randomized", random_state=0).fit(X)),
+                       ("sklearn full", lambda: SkPCA(k, svd_solver="full").fit(X))):  # fmt: skip
+        start = time.perf_counter()
+        fit()
+        print(f"  {title:<22}{time.perf_counter() - start:8.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-samples", type=int, default=1_000_000)
     parser.add_argument("--n-features", type=int, default=100)
     parser.add_argument("--n-components", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-full", action="store_true", help="skip scikit-learn's (slow) full SVD")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: current)")
+    parser.add_argument("--others", action="store_true", help="also time the randomized and full solvers once")
     args = parser.parse_args()
-    print_header(args)
+    threads = args.threads or blas_threads()
+    print_header(args, threads)
     X = make_data(args)
-    k = args.n_components
-    ref = reference(X, k)
-
-    contenders: dict[str, Callable[[], Any]] = {
-        "gicho auto": lambda: PCA(k).fit(X),
-        "gicho covariance": lambda: PCA(k, solver="covariance").fit(X),
-        "gicho randomized": lambda: PCA(k, solver="randomized", random_state=0).fit(X),
-        "sklearn covariance_eigh": lambda: SkPCA(k, svd_solver="covariance_eigh").fit(X),
-        "sklearn randomized": lambda: SkPCA(k, svd_solver="randomized", random_state=0).fit(X),
-    }
-    if not args.no_full:
-        contenders["sklearn full"] = lambda: SkPCA(k, svd_solver="full").fit(X)
-    # the randomized and exact SVDs are 5-100x slower than the covariance route and are not
-    # the headline: a few rounds of them, so the close contest gets many rounds
-    max_rounds = {"gicho randomized": 2, "sklearn randomized": 2, "sklearn full": 1}
-
-    models = {name: fit() for name, fit in contenders.items()}  # warm-up, and the accuracy check
-    best = {name: float("inf") for name in contenders}
-    for round_ in range(args.repeats):
-        for name, fit in contenders.items():
-            if round_ >= max_rounds.get(name, args.repeats):
-                continue
-            start = time.perf_counter()
-            fit()
-            best[name] = min(best[name], time.perf_counter() - start)
-
-    print(f"\n{'contender':<26}{'fit (s)':>10}{'max rel err var':>18}{'max err comp':>16}")
-    for name in contenders:
-        var_err, angle = accuracy(models[name], ref)
-        print(f"{name:<26}{best[name]:>10.3f}{var_err:>18.2e}{angle:>16.2e}")
-    sk_best = min((t, n) for n, t in best.items() if n.startswith("sklearn"))
-    ours = best["gicho auto"]
-    print(f"\nfastest scikit-learn: {sk_best[1]} {sk_best[0]:.3f} s; gicho auto "
-          f"({models['gicho auto'].solver_}) {ours:.3f} s; ratio gicho/sklearn = {ours / sk_best[0]:.2f} "
-          f"(target <= 1.10)")
+    with threadpool_limits(limits=threads, user_api="blas"):
+        bench_dataset("data as generated (means ~ 1 standard deviation)", X, args)
+        shift = (30.0 * X[:1000].std(axis=0)).astype(X.dtype)
+        X += shift
+        bench_dataset("X + 30 standard deviations", X, args)
+        X -= shift
+        if args.others:
+            bench_others(X, args.n_components)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import gicho._gram as gram
 import gicho.moments as gm
 from gicho.moments import Moments
 
@@ -115,36 +116,94 @@ def test_large_means_keep_their_precision():
     assert np.abs(naive - exact.xx_).max() > 1e3 * np.abs(shifted.xx_ - exact.xx_).max()
 
 
-@pytest.mark.parametrize("shift_in_stds", [3.0, 9.0])
-def test_fast_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, monkeypatch):
-    # |mean| up to ~10 standard deviations takes the uncentred product (round-off <= 100x)
+def _paths(monkeypatch):
+    """Record which shift each segment of gicho._gram used (None: raw, in place)."""
+    shifts = []
+    original = gram._accumulate
+    monkeypatch.setattr(gram, "_accumulate", lambda X, Y, rows, cx, cy: shifts.append(cx) or original(X, Y, rows, cx, cy))
+    return shifts
+
+
+@pytest.mark.parametrize("shift_in_stds", [0.0, 3.0, 9.0])
+def test_raw_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, monkeypatch):
+    # |mean| up to ~10 standard deviations: the blocks are multiplied in place, no copy
+    # (round-off <= 100x that of a centred product)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((50_000, 4)) + shift_in_stds
     y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.standard_normal(50_000)
-    taken = []
-    original = gm.Moments._raw_block
-    monkeypatch.setattr(gm.Moments, "_raw_block", staticmethod(lambda *a: taken.append(1) or original(*a)))
+    shifts = _paths(monkeypatch)
     fast = Moments.from_arrays(X, y)
-    assert taken, "the fast path was not taken"
+    assert shifts and all(c is None for c in shifts), "the raw path was not taken"
+    _assert_close(fast, _reference(X, y), rtol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [30.0, 1e6])
+def test_shifted_path_for_offset_data(offset, monkeypatch):
+    # means 30 and 1e6 standard deviations out: each block is shifted by a provisional centre
+    # (the segment's first rows' mean) before its product; the two-pass answer to ~1e-12
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((20_000, 5)) * [1.0, 2.0, 0.5, 3.0, 1.0]
+    X = Z + offset * np.array([1.0, -2.0, 0.5, 3.0, 0.0])
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0, 1.0]) + rng.standard_normal(20_000)
+    shifts = _paths(monkeypatch)
+    m = Moments.from_arrays(X, y)
+    assert shifts and all(c is not None for c in shifts)
     ref = _reference(X, y)
-    for name in ("xx", "xy", "yy"):
-        np.testing.assert_allclose(getattr(fast, name + "_"), ref[name], rtol=1e-12,
-                                   atol=1e-12 * np.abs(ref[name]).max())
+    np.testing.assert_allclose(m.xx_, ref["xx"], rtol=1e-11, atol=1e-11 * np.abs(ref["xx"]).max())
+    np.testing.assert_allclose(m.mean_x_, ref["mx"], rtol=1e-13, atol=1e-13)  # std ~1: absolute
+    np.testing.assert_allclose(m.xy_, ref["xy"], rtol=1e-11, atol=1e-11 * np.abs(ref["xy"]).max())
+    np.testing.assert_allclose(m.yy_, ref["yy"], rtol=1e-11)
+    # the covariance of the spread itself survives (what PCA and least squares use)
+    np.testing.assert_allclose(m.covariance(), np.cov(Z, rowvar=False), rtol=1e-6, atol=1e-6)
 
 
-def test_fast_and_centred_paths_agree(data, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_segments_in_worker_threads_agree_with_one_segment(workers, offset, monkeypatch):
+    # one segment per BLAS thread, reduced in worker threads and merged in row order
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3000, 6)) + offset
+    y = rng.standard_normal((3000, 2))
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)  # blocks of MIN_ROWS rows: several per segment
+    monkeypatch.setattr(gram, "_blas_threads", lambda: workers)
+    _assert_close(Moments.from_arrays(X, y), _reference(X, y), rtol=1e-11)
+    _assert_close(Moments.from_arrays(X.astype(np.float32)), _reference(X.astype(np.float32).astype(np.float64)),
+                  rtol=1e-11)  # fmt: skip
+
+
+def test_worker_threads_restore_the_blas_setting(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)
+    X = np.random.default_rng(5).standard_normal((2000, 3))
+    with threadpool_limits(limits=3, user_api="blas"):
+        before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        Moments.from_arrays(X)
+        after = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert before == after and max(before, default=3) == 3
+
+
+def test_all_paths_agree(data, monkeypatch):
     X, y, _ = data
     fast = Moments.from_arrays(X, y)
-    monkeypatch.setattr(gm, "_RAW_MEAN_FRACTION", -1.0)  # never take the uncentred fast path
-    centred = Moments.from_arrays(X, y)
-    for name in ("mean_x_", "xx_", "mean_y_", "xy_", "yy_"):
-        np.testing.assert_allclose(getattr(fast, name), getattr(centred, name), rtol=1e-12, atol=1e-11)
+    monkeypatch.setattr(gram, "_near_zero", lambda M: False)  # shifted copies, never in place
+    shifted = Moments.from_arrays(X, y)
+    monkeypatch.setattr(gram, "FRACTION", -1.0)  # every check fails: block-by-block centring
+    calls = []
+    original = gm.Moments._centred_blocks
+    monkeypatch.setattr(gm.Moments, "_centred_blocks", lambda self, *a: calls.append(1) or original(self, *a))
+    blocks = Moments.from_arrays(X, y)
+    assert calls
+    for m in (shifted, blocks):
+        for name in ("mean_x_", "xx_", "mean_y_", "xy_", "yy_"):
+            np.testing.assert_allclose(getattr(fast, name), getattr(m, name), rtol=1e-12, atol=1e-11)
 
 
 def test_drifting_and_shifted_data_in_small_blocks(monkeypatch):
-    # blocks are centred on the previous block's mean when it is close, on their own when
-    # the data drift (a trend, sorted rows) or jump: both must give the two-pass answer
+    # a segment's shift is its first rows' mean; when the data drift (a trend, sorted rows) or
+    # jump the check fails and the segment is redone about its mean, or block by block
     monkeypatch.setattr(gm, "_BLOCK_BYTES", 1)  # blocks of _MIN_BLOCK_ROWS rows
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)
     rng = np.random.default_rng(2)
     n = 5000
     trend = np.arange(n) * 1e3 + rng.standard_normal(n)
@@ -160,6 +219,7 @@ def test_drifting_and_shifted_data_in_small_blocks(monkeypatch):
 def test_small_blocks_and_float32_input(data, monkeypatch):
     X, y, w = data
     monkeypatch.setattr(gm, "_BLOCK_BYTES", 1)  # every block is _MIN_BLOCK_ROWS rows
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)
     ref = _reference(X, y, w)
     _assert_close(Moments.from_arrays(X, y, w), ref, rtol=1e-12)
     X32 = X.astype(np.float32)
@@ -233,6 +293,7 @@ def test_nonfinite_input_is_rejected(data):
 def test_a_failed_update_leaves_the_accumulator_unchanged(data, monkeypatch):
     X, y, _ = data
     monkeypatch.setattr(gm, "_BLOCK_BYTES", 1)  # blocks of 256 rows: the NaN is in the 2nd
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)
     m = Moments.from_arrays(X[:100], y[:100])
     before = {k: np.copy(v) for k, v in vars(m).items() if isinstance(v, np.ndarray)}
     bad = X.copy()

@@ -10,11 +10,13 @@ For weights :math:`w_i \\ge 0` and :math:`W = \\sum_i w_i` it keeps
   and the cross products :math:`S_{xy}`, :math:`S_{yy}` defined the same way.
 
 Numerics. A naive ``X.T @ X - n * mean mean^T`` cancels catastrophically when the means are
-large next to the spread (the textbook one-pass formula). Here every block of rows is centred
-on its own mean before the Gram product, the small residual mean of the centred block is
-removed exactly (the "corrected two-pass" formula, read off the same Gram product through a
-column of ones), and blocks and chunks are combined with the pairwise update of Chan, Golub &
-LeVeque (1979), "Updating formulae and a pairwise algorithm for computing sample variances":
+large next to the spread (the textbook one-pass formula). Here rows are multiplied about a
+shift close to their mean (unweighted data: one per segment of rows, see :mod:`gicho._gram`;
+weighted data: the previous block's mean, else the block's own), the small residual mean is
+removed exactly (the "corrected two-pass" formula) after a check that it is small enough to
+cost at most ~100x the round-off, and segments, blocks and chunks are combined with the
+pairwise update of Chan, Golub & LeVeque (1979), "Updating formulae and a pairwise algorithm
+for computing sample variances":
 
 .. math::  S = S_a + S_b + \\frac{W_a W_b}{W_a + W_b} \\, \\delta \\delta^T,
            \\qquad \\delta = \\bar x_b - \\bar x_a .
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from gicho._gram import FRACTION, finite, segment_statistics
 from gicho._validation import (
     check_array,
     check_consistent_length,
@@ -40,23 +43,13 @@ from gicho._validation import (
 )
 from gicho._validation import is_torch as _is_torch
 
-__all__ = ["Moments"]
+__all__ = ["Moments", "magnitude_bounds"]
 
-# Rows per block: the centred block of (p + k + 1) float64 columns should stay in a core's
-# L2 cache (2 MiB on the development machine) so the centring pass and the Gram product read
-# it from cache, not from memory. Measured on 1e6 x 100: within a few % of a bare X.T @ X.
+# Rows per block of the block-by-block centring (weighted data; segments whose data drift,
+# see _centred_blocks): the centred block of (p + k + 1) float64 columns should stay in a
+# core's L2 cache so the centring pass and the Gram product read it from cache.
 _BLOCK_BYTES = 1 << 20
 _MIN_BLOCK_ROWS = 256
-# Fast path threshold: a column's squared mean may be at most this fraction of its raw
-# second moment for the uncentred product to be used (round-off grows by <= 1 / (1 - f)):
-# 0.99 allows |mean| up to ~10 standard deviations at a cost of <= 100 ulp (~2e-14 relative),
-# far inside every parity tolerance; typical unstandardised features (X + 3, say) then read X
-# once. Columns with larger means are centred block by block.
-_RAW_MEAN_FRACTION = 0.99
-# Rows per block of the uncentred fast path (see Moments._raw_block): large, so that the
-# multithreaded BLAS call is not repeated thousands of times, yet bounded so the second read
-# of the block comes from cache and a memory-mapped chunk is not read twice from disk.
-_RAW_BLOCK_BYTES = 16 << 20
 # torch: large blocks keep an accelerator busy; centring per block still bounds round-off.
 _TORCH_BLOCK_ROWS = 1 << 16
 
@@ -284,68 +277,39 @@ class Moments:
             self._merge_stats(n, *stats)
 
     def _update_numpy(self, X: np.ndarray, y: np.ndarray | None, w: np.ndarray | None) -> None:
-        n, p = X.shape
+        if w is not None:
+            self._centred_blocks(X, y, w, 0, X.shape[0])
+            return
+        # unweighted: one shifted Gram product per cache-sized block, a segment of rows per
+        # BLAS thread (gicho._gram); a segment whose shift failed the precision check twice
+        # (data drifting within it) is centred block by block below
+        Y = None if y is None else (y[:, None] if y.ndim == 1 else y)
+        segments = segment_statistics(X, Y)
+        if not all(stats is None or finite(stats) for _, _, stats in segments):
+            _raise_if_nonfinite(X, Y)
+            raise _nonfinite_error("X", X)  # finite but overflowing
+        for start, stop, stats in segments:
+            if stats is None:
+                self._centred_blocks(X, y, None, start, stop)
+            else:
+                self._merge_stats(stop - start, *stats)
+
+    def _centred_blocks(self, X: np.ndarray, y: Any, w: Any, begin: int, end: int) -> None:
+        """Rows ``begin:end``, each block centred before its product (weights; drifting data)."""
+        p = X.shape[1]
         k = 0 if y is None else (1 if y.ndim == 1 else y.shape[1])
         rows = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * (p + k + 1)))
         # One scratch buffer for all blocks: a fresh allocation per block would cost an
         # mmap and page faults each time.
-        Z = np.empty((min(rows, n), p + k + 1), dtype=np.float64)
-        raw = w is None and X.dtype == np.float64
-        big = max(rows, _RAW_BLOCK_BYTES // (8 * (p + k + 1))) if raw else rows
-        A = np.empty((k + 1, min(big, n)), dtype=np.float64) if raw else None
-        for big_start in range(0, n, big):
-            big_stop = min(big_start + big, n)
-            if raw:
-                Xb, yb, _ = _rows(X, y, None, big_start, big_stop)
-                # a look at the first rows spares a wasted Gram product on data with large means
-                stats = self._raw_block(Xb, yb, A[:, : big_stop - big_start]) if _centred_enough(Xb, yb) else None
-                if stats is not None:
-                    self._merge_stats(big_stop - big_start, *stats)
-                    continue
-            shift = None
-            for start in range(big_start, big_stop, rows):
-                stop = min(start + rows, big_stop)
-                Xb, yb, wb = _rows(X, y, w, start, stop)
-                stats = self._centred_block(Xb, yb, wb, Z[: stop - start], shift)
-                self._add(stop - start, stats)
-                if stats is not None:
-                    shift = (stats[1], stats[3])  # this block's mean centres the next one
-
-    @staticmethod
-    def _raw_block(X: np.ndarray, Y: np.ndarray | None, A: np.ndarray):
-        """Fast path: raw Gram products straight from X (no copy), used only when harmless.
-
-        ``A`` is a scratch buffer of shape (k + 1, m).
-
-        ``X^T X - n mean mean^T`` loses about ``mean^2 / variance`` times the round-off of the
-        centred product. When every column's squared mean is at most ``_RAW_MEAN_FRACTION``
-        of its raw second moment (so that factor is <= 100) this equals the centred result to
-        within ~100 ulp; the
-        BLAS product then reads X once and runs as fast as a bare ``X.T @ X``. Otherwise
-        (returns None) the caller centres the block first.
-        """
-        m = X.shape[0]
-        A[0] = 1.0  # A = [1, Y]^T: A X gives the column sums and Y^T X in one product
-        if Y is not None:
-            A[1:] = Y.T
-        G = X.T @ X
-        B = (A @ X).T
-        C = A @ A.T  # [[m, sum y], [sum y, Y^T Y]]
-        s_x = B[:, 0]
-        s_y = C[0, 1:]
-        ok = np.all(s_x * s_x <= _RAW_MEAN_FRACTION * m * np.diagonal(G)) and np.all(
-            s_y * s_y <= _RAW_MEAN_FRACTION * m * np.diagonal(C)[1:]
-        )
-        if not (ok and np.isfinite(G).all() and np.isfinite(B).all() and np.isfinite(C).all()):
-            return None  # the centred path also produces the error message for NaN / inf
-        mean_x = s_x / m
-        xx = G - np.outer(s_x, mean_x)
-        if Y is None:
-            return float(m), mean_x, xx, None, None, None
-        mean_y = s_y / m
-        xy = B[:, 1:] - np.outer(s_x, mean_y)
-        yy = C[1:, 1:] - np.outer(s_y, mean_y)
-        return float(m), mean_x, xx, mean_y, xy, yy
+        Z = np.empty((min(rows, end - begin), p + k + 1), dtype=np.float64)
+        shift = None
+        for start in range(begin, end, rows):
+            stop = min(start + rows, end)
+            Xb, yb, wb = _rows(X, y, w, start, stop)
+            stats = self._centred_block(Xb, yb, wb, Z[: stop - start], shift)
+            self._add(stop - start, stats)
+            if stats is not None:
+                shift = (stats[1], stats[3])  # this block's mean centres the next one
 
     @staticmethod
     def _centred_block(
@@ -386,7 +350,7 @@ class Moments:
             raise _nonfinite_error("X", X)  # finite but overflowing
         W = W0  # sum(w) itself, not the (rounded) sum of sqrt(w)^2
         s = G[:q, q]  # sum_i w_i (z_i - centre): small; removed exactly below
-        if shift is not None and not np.all(s * s <= _RAW_MEAN_FRACTION * W * np.diagonal(G)[:q]):
+        if shift is not None and not np.all(s * s <= FRACTION * W * np.diagonal(G)[:q]):
             # the previous block's mean is too far from this block's (drifting data): the
             # correction would cost precision, so centre on this block's own mean instead
             return Moments._centred_block(X, Y, w, Z)
@@ -548,16 +512,19 @@ class Moments:
         return f"Moments(n_samples={self.n_samples_}, weight_sum={self.weight_sum_:g}, p={p}, k={k})"
 
 
-def _centred_enough(X: np.ndarray, Y: np.ndarray | None, rows: int = _MIN_BLOCK_ROWS) -> bool:
-    """Whether the first ``rows`` rows pass the fast path's test (see ``Moments._raw_block``)."""
-    for M in (X, Y):
-        if M is None:
-            continue
-        head = M[:rows]
-        s = head.sum(axis=0)
-        if not np.all(s * s <= _RAW_MEAN_FRACTION * head.shape[0] * np.einsum("ij,ij->j", head, head)):
-            return False
-    return True
+def magnitude_bounds(m: Moments) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` with ``lo <= max_i |v_ij| <= hi`` for each column of X, then of y.
+
+    For *unweighted* NumPy moments: ``sqrt(sum v^2 / n) <= max |v| <= sqrt(sum v^2)``. Lets
+    an estimator tell data of extreme magnitude (whose squares leave float64's normal range)
+    from ordinary data without another pass over the rows.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        cols = [np.diagonal(m.xx_) + m.weight_sum_ * m.mean_x_**2]
+        if m.mean_y_ is not None:
+            cols.append(np.diagonal(m.yy_) + m.weight_sum_ * m.mean_y_**2)
+        raw = np.clip(np.concatenate(cols), 0.0, None)
+        return np.sqrt(raw / max(m.n_samples_, 1)), np.sqrt(raw)
 
 
 def _rows(X: Any, y: Any, w: Any, start: int, stop: int) -> tuple[Any, Any, Any]:

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from gicho._validation import NotFittedError
 from gicho.data.images import load_digits_arrays
 from gicho.decomposition import PCA
-from gicho.decomposition._solvers import GRAM_CANCELLATION_LIMIT, fast_covariance, flip_signs
+from gicho.decomposition._solvers import fast_covariance, flip_signs
 
 # Parity tolerance in float64 (the bound), relative to the scale of each quantity.
 TOL = 1e-10
@@ -123,15 +123,25 @@ def test_auto_solver_follows_sklearn_rules():
     assert PCA(100).fit(X).solver_ == "svd"  # many components
 
 
-def test_gram_fast_path_and_accurate_fallback_agree_with_centred_covariance():
+def test_covariance_route_agrees_with_centred_covariance_at_any_offset(monkeypatch):
+    import gicho.decomposition._pca as pca_module
+    import gicho.decomposition._solvers as solvers
+
+    # one pass over ordinary X: no magnitude scan, no separate column means
+    monkeypatch.setattr(solvers, "extreme_scale", lambda X: pytest.fail("X was scanned for its magnitude"))
+    monkeypatch.setattr(pca_module, "column_means", lambda X: pytest.fail("X was read for its means"))
     rng = np.random.default_rng(3)
     base = rng.normal(size=(2000, 4))
-    for offset in (0.0, 1e6):  # the second cancels catastrophically in X^T X - n m m^T
+    for offset in (0.0, 30.0, 1e6):  # the last cancels catastrophically in X^T X - n m m^T
         X = base + offset
         exact = np.cov(base, rowvar=False)
-        C = fast_covariance(X, X.mean(0))
-        np.testing.assert_allclose(C, exact, atol=1e-9)
-    assert GRAM_CANCELLATION_LIMIT < 1e6**2
+        np.testing.assert_allclose(fast_covariance(X, X.mean(0)), exact, atol=1e-9)
+        # the fitted PCA (one pass over X) against the two-pass definition on the same X
+        values, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        pca = PCA(4, solver="covariance").fit(X)
+        np.testing.assert_allclose(pca.explained_variance_, values[::-1], rtol=1e-9)
+        np.testing.assert_allclose(np.abs(pca.components_ @ vectors[:, ::-1]), np.eye(4), atol=1e-8)
+        np.testing.assert_allclose(pca.mean_, X.mean(0), rtol=1e-14)
 
 
 def test_sign_rule_largest_loading_positive():

@@ -419,3 +419,48 @@ def test_no_intercept_with_fewer_rows_than_columns(shape):
         coef = np.asarray(model.coef_)
         np.testing.assert_allclose(coef[:n], np.linalg.solve(X[:, :n], y), rtol=1e-8)
         assert np.all(coef[n:] == 0) and model.aliased_[n:].all() and np.isnan(model.bse_).all()
+
+
+# ---------------------------------------------------------------------------- the one-pass fit
+@pytest.mark.parametrize("offset", [0.0, 30.0, 1e6])
+@pytest.mark.parametrize(("n", "workers"), [(12, 1), (4000, 1), (4000, 3)])
+def test_one_pass_fit_matches_lstsq_and_statsmodels(offset, n, workers, monkeypatch):
+    """The fit reads X once (gicho._gram: raw blocks near zero mean, shifted copies for means
+    30 and 1e6 standard deviations out; one segment per worker thread) and takes every
+    statistic from the moments: parity with the plain definitions on the same data."""
+    import gicho._gram as gram
+    import gicho.linear._base as base
+
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)  # several blocks per segment
+    monkeypatch.setattr(gram, "_blas_threads", lambda: workers)
+    monkeypatch.setattr(base, "extreme_scales", lambda *a: pytest.fail("ordinary data were scanned twice"))
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((n, 4)) * [1.0, 2.0, 0.5, 3.0] + offset * np.array([1.0, -1.0, 0.5, 2.0])
+    y = X @ [1.0, -2.0, 0.5, 0.25] + 3.0 + rng.standard_normal(n)
+    model = LinearRegression().fit(X, y)
+    # the plain definitions, on the two-pass centred design (lstsq on the raw [1, X] would
+    # drop the constant column as numerically dependent when the means are 1e6)
+    mean = X.mean(0)
+    Xc = np.column_stack([np.ones(n), X - mean])
+    slopes = np.linalg.lstsq(Xc, y, rcond=None)[0][1:]
+    params = np.r_[y.mean() - mean @ slopes, slopes]
+    ref = sm.OLS(y, Xc).fit()
+    raw_bse = sm.OLS(y, np.column_stack([np.ones(n), X])).fit().bse
+    # within 1e-9 standard errors (the intercept far from the data: round-off ~ eps * cond)
+    tol = 1e-9 if offset < 1e3 else 1e-7
+    assert np.all(np.abs(model.params_ - params) <= tol * raw_bse), model.params_ - params
+    np.testing.assert_allclose(model.bse_[1:], ref.bse[1:], rtol=1e-9)
+    assert model.bse_[0] == pytest.approx(raw_bse[0], rel=1e-9 if offset < 1e3 else 1e-6)
+    for name in ("rsquared", "fvalue", "llf", "ssr"):
+        assert getattr(model, f"{name}_") == pytest.approx(getattr(ref, name), rel=1e-9)
+
+
+def test_one_pass_fit_reports_nonfinite_input_by_name():
+    rng = np.random.default_rng(12)
+    X, y = rng.standard_normal((3000, 3)) + 30.0, rng.standard_normal(3000)
+    bad_X, bad_y = X.copy(), y.copy()
+    bad_X[1234, 1], bad_y[2345] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"`X` contains 1 NaN"):
+        LinearRegression().fit(bad_X, y)
+    with pytest.raises(ValueError, match=r"`y` contains 0 NaN and 1 infinite"):
+        LinearRegression().fit(X, bad_y)

@@ -14,6 +14,7 @@ from gicho.decomposition._solvers import (
     Spectrum,
     check_input,
     column_means,
+    covariance_moments,
     covariance_spectrum,
     extreme_scale,
     fast_covariance,
@@ -168,25 +169,25 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n, p = X.shape
         k = _check_n_components(self.n_components, n, p)
         solver = self._choose_solver(n, p, k)
-        scale = extreme_scale(X)
-        if scale != 1.0:
-            X = X / scale
-        mean = column_means(X)  # also the NaN / inf check: no extra pass over X
-        if solver == "svd":
-            spectrum = svd_spectrum(X, mean)
-        elif solver == "randomized":
-            spectrum = randomized_spectrum(
-                X, mean, k, n_oversamples=self.n_oversamples,
-                n_iter=self._power_iterations(k, n, p), random_state=self.random_state,
-            )
+        if solver == "covariance" and not is_torch(X):
+            # one pass over X (gicho.moments, accumulated in float64) gives the mean, the
+            # covariance and the NaN / inf check; extreme data are rescaled and read again
+            X, scale, moments = covariance_moments(X)
+            spectrum = covariance_spectrum(moments.covariance(ddof=1), moments.mean_x_, n)
         else:
-            # float32 NumPy data: accumulate in float64 (gicho.moments) for accuracy
-            if not is_torch(X) and X.dtype != np.float64:
-                moments = Moments.from_arrays(X)
-                C, mean = moments.covariance(ddof=1), moments.mean_x_
-            else:
-                C = fast_covariance(X, mean)
-            spectrum = covariance_spectrum(C, mean, n)
+            scale = extreme_scale(X)
+            if scale != 1.0:
+                X = X / scale
+            mean = column_means(X)  # also the NaN / inf check: no extra pass over X
+            if solver == "svd":
+                spectrum = svd_spectrum(X, mean)
+            elif solver == "randomized":
+                spectrum = randomized_spectrum(
+                    X, mean, k, n_oversamples=self.n_oversamples,
+                    n_iter=self._power_iterations(k, n, p), random_state=self.random_state,
+                )
+            else:  # torch: blocks centred on the tensor's device
+                spectrum = covariance_spectrum(fast_covariance(X, mean), mean, n)
         if scale != 1.0:  # back to the data's units (or a clear refusal)
             spectrum.explained_variance = unscaled_variances(spectrum.explained_variance, scale, "X", "variances")
             spectrum.singular_values = spectrum.singular_values * scale

@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 
 from gicho._validation import check_array, is_dask, is_torch, nonfinite_error
+from gicho.moments import Moments, magnitude_bounds
 
 __all__ = [
     "Spectrum",
     "check_input",
     "column_means",
+    "covariance_moments",
     "covariance_spectrum",
     "eigh_descending",
     "extreme_scale",
@@ -43,11 +45,6 @@ __all__ = [
     "unscaled_variances",
 ]
 
-# The one-pass Gram formula C = (X^T X - n m m^T) / (n - 1) loses about log10(R) digits when
-# R = max_j E[x_j^2] / var(x_j) is large (a big mean next to a small spread). Up to this R
-# (about 3 digits lost of 16) it is used as is, because a bare X^T X is the fastest way to the
-# covariance; above it the accurate block-centred accumulator (gicho.moments) takes over.
-GRAM_CANCELLATION_LIMIT = 1e3
 # Rows per block when centring torch data on the fly (bounds the extra device memory).
 _TORCH_BLOCK_ROWS = 1 << 16
 
@@ -78,6 +75,29 @@ def extreme_scale(X: Any) -> float:
         return 1.0  # NaN / inf are reported by the finiteness checks
     exp = round(math.log2(top))
     return math.ldexp(1.0, exp) if abs(exp) > EXTREME_EXP else 1.0
+
+
+def covariance_moments(X: np.ndarray) -> tuple[np.ndarray, float, Moments]:
+    """``(X / scale, scale, moments)``: one pass over NumPy ``X`` when its magnitudes are ordinary.
+
+    The moments bound the largest magnitude (``sqrt(sum x^2 / n) <= max |x| <= sqrt(sum x^2)``),
+    so :func:`extreme_scale` scans X only when they cannot prove it unnecessary (or overflow).
+    """
+    try:
+        moments = Moments.from_arrays(X)
+    except ValueError:  # NaN / inf, or squares beyond float64: rescaling may cure the latter
+        if extreme_scale(X) == 1.0:
+            raise
+        moments = None
+    if moments is not None:
+        lo, hi = magnitude_bounds(moments)
+        if lo.max() >= 2.0**-EXTREME_EXP and hi.max() <= 2.0**EXTREME_EXP:
+            return X, 1.0, moments
+    scale = extreme_scale(X)
+    if scale == 1.0 and moments is not None:
+        return X, 1.0, moments
+    X = X / scale
+    return X, scale, Moments.from_arrays(X)
 
 
 def unscaled_variances(values: Any, scale: float, name: str, what: str) -> Any:
@@ -256,31 +276,18 @@ def centered_sum_of_squares(X: Any, mean: Any) -> Any:
 def fast_covariance(X: Any, mean: Any) -> Any:
     """Sample covariance (``ddof = 1``) of the rows of ``X``, shape (p, p).
 
-    NumPy: one ``X.T @ X`` (the BLAS-bound minimum) minus the rank-one mean correction, when
-    the cancellation check allows it (see ``GRAM_CANCELLATION_LIMIT``); otherwise the
-    block-centred, pairwise-merged accumulator :class:`gicho.moments.Moments`. torch: blocks
-    centred on the device, so the result is accurate and extra memory stays bounded.
+    NumPy: the one-pass accumulator :class:`gicho.moments.Moments` (a Gram product per
+    cache-sized block, about a shift near the mean, so large means cost no digits), in
+    ``X``'s dtype. torch: blocks centred on ``mean`` on the device, so the result is accurate
+    and extra memory stays bounded.
     """
-    n = X.shape[0]
-    if is_torch(X):
-        C = None
-        for start in range(0, n, _TORCH_BLOCK_ROWS):
-            D = X[start : start + _TORCH_BLOCK_ROWS] - mean
-            C = D.T @ D if C is None else C + D.T @ D
-        return C / (n - 1)
-    G = X.T @ X
-    raw = np.diagonal(G)  # sum_i x_ij^2
-    centred = raw - n * mean * mean
-    # A feature whose centred square sum is tiny next to its raw one lost its digits.
-    if np.any(raw > GRAM_CANCELLATION_LIMIT * np.maximum(centred, 0.0)):
-        from gicho.moments import Moments
-
+    if not is_torch(X):
         return np.asarray(Moments.from_arrays(X).covariance(ddof=1), dtype=X.dtype)
-    G -= n * np.outer(mean, mean)
-    G /= n - 1
-    # X.T @ X is symmetric in exact arithmetic; BLAS may differ in the last bit. eigh reads one
-    # triangle, but the caller may not: make it exactly symmetric.
-    return (G + G.T) * 0.5
+    C = None
+    for start in range(0, X.shape[0], _TORCH_BLOCK_ROWS):
+        D = X[start : start + _TORCH_BLOCK_ROWS] - mean
+        C = D.T @ D if C is None else C + D.T @ D
+    return C / (X.shape[0] - 1)
 
 
 def covariance_spectrum(C: Any, mean: Any, n_samples: int, total_variance: float | None = None) -> Spectrum:

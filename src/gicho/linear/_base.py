@@ -48,7 +48,7 @@ from gicho.linear._input import (
     sum_log,
     tensor_dtype,
 )
-from gicho.linear._scale import extreme_scales, unscale
+from gicho.linear._scale import extreme_scales, ordinary_magnitudes, unscale
 from gicho.linear._solve import (
     IllConditionedWarning,
     PrecisionWarning,
@@ -231,13 +231,38 @@ class LinearRegression(StreamingFitMixin, RegressorMixin, BaseEstimator):
         self._check_names(X, reset=True)
         X, y, w = check_xy(X, y, sample_weight)
         self._check_n_features(X, reset=True)
-        scales = None if _is_torch(X) else extreme_scales(X, y)
+        moments, scales = self._moments(X, y, w)
         if scales is not None:  # powers of two: exact; undone on every fitted number below
             X, y = X / scales[0], y / (scales[1] if y.ndim == 2 else scales[1][0])
-        moments = Moments.from_arrays(X, y, w)  # NumPy weights move to a tensor's device
+            moments = Moments.from_arrays(X, y, w)
         self._finish(moments, X=X, y=y, w=w, sum_log_w=sum_log(w, X.shape[0]), dtype=tensor_dtype(X),
                      scales=scales)  # fmt: skip
         return self
+
+    @staticmethod
+    def _moments(X: Any, y: Any, w: Any) -> tuple[Moments | None, tuple[float, np.ndarray] | None]:
+        """One pass over the rows, plus the power-of-two scales extreme data need (else None).
+
+        Without weights the moments themselves bound the data's magnitudes, so ordinary data
+        are read once; extreme data (or moments that overflow) are scanned, rescaled and read
+        again. Weights hide magnitudes from the moments: the data are scanned first.
+        """
+        if _is_torch(X):  # NumPy weights move to the tensor's device
+            return Moments.from_arrays(X, y, w), None
+        if w is not None:
+            scales = extreme_scales(X, y)
+            return (Moments.from_arrays(X, y, w) if scales is None else None), scales
+        try:
+            moments = Moments.from_arrays(X, y)
+        except ValueError:  # NaN / inf, or squares beyond float64: rescaling may cure the latter
+            scales = extreme_scales(X, y)
+            if scales is None:
+                raise
+            return None, scales
+        if ordinary_magnitudes(moments):
+            return moments, None
+        scales = extreme_scales(X, y)
+        return (moments if scales is None else None), scales
 
     # ------------------------------------------------------------------ solving
     def _finish(

@@ -16,9 +16,9 @@ import numpy as np
 
 from gicho.linear import _solve as S
 from gicho.linear._inference import OLSStatistics
-from gicho.moments import Moments
+from gicho.moments import Moments, magnitude_bounds
 
-__all__ = ["extreme_scales", "unscale"]
+__all__ = ["extreme_scales", "ordinary_magnitudes", "unscale"]
 
 # Data whose largest magnitude lies outside [2^-_EXTREME_EXP, 2^_EXTREME_EXP] is rescaled by a
 # power of two before the fit: its squares (the Gram matrix) would leave float64's normal
@@ -32,6 +32,20 @@ def _power_of_two(magnitude: np.ndarray) -> np.ndarray:
         exp = np.where(magnitude > 0, np.round(np.log2(np.where(magnitude > 0, magnitude, 1.0))), 0.0)
     exp = np.where(np.abs(exp) > _EXTREME_EXP, exp, 0.0)
     return np.ldexp(1.0, exp.astype(int))
+
+
+def ordinary_magnitudes(m: Moments) -> bool:
+    """Whether unweighted moments prove that no rescaling is needed (then no pass over X).
+
+    True when every largest magnitude lies inside [2^-_EXTREME_EXP, 2^_EXTREME_EXP] for X as a
+    whole and for each target: :func:`extreme_scales` would return None. False means "not
+    proven" (extreme data, all-zero columns): the caller asks :func:`extreme_scales`.
+    """
+    lo, hi = magnitude_bounds(m)
+    p = m.n_features_
+    bounds = [(lo[:p].max(), hi[:p].max()), *zip(lo[p:], hi[p:], strict=True)]
+    top, bottom = 2.0**_EXTREME_EXP, 2.0**-_EXTREME_EXP
+    return all(b >= bottom and t <= top for b, t in bounds)
 
 
 def extreme_scales(X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | None:
