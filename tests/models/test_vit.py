@@ -217,3 +217,19 @@ def test_legacy_bin_and_unprefixed_classifier(tmp_path):
     x = _pixels(shape)
     with torch.no_grad():
         torch.testing.assert_close(ours(x)["logits"], hf(pixel_values=x).logits, atol=ATOL, rtol=0)
+
+
+def test_cls_classifier_computes_the_last_layer_for_cls_only_with_the_same_logits():
+    # ViTForImageClassification(pool="cls") asks the encoder for row 0 only; the logits must be
+    # those of the head on the full forward's [CLS] state.
+    from gicho.models.vit import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    model = ViTForImageClassification(ViTConfig.preset("tiny", image_size=32, n_classes=5)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        full = model.forward_features(x)
+        assert full.last_hidden_state.shape[1] == 1 + (32 // 16) ** 2
+        expected = model.forward_head(full.last_hidden_state[:, 0])
+        torch.testing.assert_close(model(x)["logits"], expected, rtol=1e-5, atol=1e-6)
+        assert model.forward_features(x, n_outputs=1).last_hidden_state.shape == (2, 1, 192)

@@ -140,3 +140,38 @@ def test_inference_in_place_path_equals_the_autograd_path(norm_first):
     with torch.no_grad():
         torch.testing.assert_close(enc.layers[0].mlp(h), enc.layers[0].mlp.fc2(torch.nn.functional.gelu(
             enc.layers[0].mlp.fc1(h))), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+@pytest.mark.parametrize("mask_kind", ["none", "padding", "per-query"])
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_last_layer_on_the_first_rows_equals_the_full_stack(norm_first, mask_kind, n_outputs):
+    # The [CLS]-only fast path: the last layer computes only the first rows. Its outputs and
+    # every gradient must be those of the full stack's first rows.
+    torch.manual_seed(0)
+    enc = TransformerEncoder(3, 16, 4, 32, dropout=0.0, norm_first=norm_first).eval()
+    x = torch.randn(3, 7, 16)
+    mask = {"none": None,
+            "padding": torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] * 6 + [False]]),
+            "per-query": torch.rand(3, 7, 7) > 0.3}[mask_kind]
+    if mask is not None and mask.ndim == 3:
+        mask[:, torch.arange(7), torch.arange(7)] = True  # every query may attend to itself
+    weights = torch.randn(3, n_outputs, 16)
+    grads = []
+    for fast in (False, True):
+        enc.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        out = enc(xi, mask, n_outputs=n_outputs if fast else None).last_hidden_state
+        first = out if fast else out[:, :n_outputs]
+        assert first.shape == (3, n_outputs, 16)
+        (first * weights).sum().backward()  # not a norm: LayerNorm makes that ~constant
+        grads.append((first.detach(), xi.grad.clone(),
+                      [p.grad.clone() for p in enc.parameters()]))
+    (full, gx_full, gp_full), (fast, gx_fast, gp_fast) = grads
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gx_fast, gx_full, rtol=1e-5, atol=1e-6)
+    for a, b in zip(gp_fast, gp_full, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the in-place inference path too
+        torch.testing.assert_close(enc(x, mask, n_outputs=n_outputs).last_hidden_state, full,
+                                   rtol=1e-5, atol=1e-6)

@@ -226,9 +226,14 @@ class ViTPretrained(PretrainedModel):
         torch.nn.init.trunc_normal_(self.backbone.pos_embed.weight, std=0.02)
 
     # ------------------------------------------------------------------ forward
-    def forward_features(self, pixel_values: Tensor, output_attentions: bool = False) -> Any:
-        """(B, C, H, W) → ``EncoderOutput``: ``last_hidden_state`` (B, 1 + N, D), ``attentions``."""
-        return self.backbone.forward_features(None, output_attentions, pixel_values=pixel_values)
+    def forward_features(self, pixel_values: Tensor, output_attentions: bool = False,
+                         n_outputs: int | None = None) -> Any:
+        """(B, C, H, W) → ``EncoderOutput``: ``last_hidden_state`` (B, 1 + N, D), ``attentions``.
+
+        ``n_outputs=1``: the [CLS] state only, (B, 1, D) (the last layer skips the patch rows).
+        """
+        return self.backbone.forward_features(None, output_attentions, n_outputs,
+                                              pixel_values=pixel_values)
 
     def pool(self, features: Any) -> Tensor:
         """(B, 1 + N, D) → (B, D): [CLS], or the mean of the patch tokens."""
@@ -391,7 +396,8 @@ class ViTForImageClassification(ViTPretrained):
             cross-entropy, labels of -100 ignored) and ``"n_items"``; ``"attentions"`` when
             ``output_attentions``.
         """
-        enc = self.forward_features(pixel_values, output_attentions)
+        cls_only = 1 if self.config.pool == "cls" else None  # the head reads [CLS] only
+        enc = self.forward_features(pixel_values, output_attentions, n_outputs=cls_only)
         logits = self.forward_head(self.pool(enc))  # (B, C)
         out: dict[str, Any] = {"logits": logits}
         if labels is not None:

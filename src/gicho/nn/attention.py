@@ -401,7 +401,8 @@ class MultiHeadSelfAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
 
     def forward(
-        self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False
+        self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False,
+        n_queries: int | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Self-attention over ``x``.
 
@@ -415,10 +416,13 @@ class MultiHeadSelfAttention(nn.Module):
             of a padded batch, and each sequence attends to itself (:func:`ragged_attention`).
         need_weights : bool
             Use the explicit path and return per-head weights; otherwise the fused kernel.
+        n_queries : int, optional
+            Compute the output of the first ``n_queries`` positions only (every position is
+            still a key and a value): what a [CLS]-pooled model needs from its last layer.
 
         Returns
         -------
-        output : Tensor, shape (B, T, D)
+        output : Tensor, shape (B, T, D), or (B, n_queries, D)
         weights : Tensor, shape (B, H, T, T), or None when ``need_weights`` is False
         """
         if x.ndim != 3 or x.shape[-1] != self.d_model:
@@ -434,6 +438,8 @@ class MultiHeadSelfAttention(nn.Module):
         attn_mask = _module_mask(mask, B, T, T)
         if attn_mask is not None:
             attn_mask = attn_mask[:, None]  # (B, 1, T|1, T): broadcast over heads
+        if n_queries is not None and not need_weights:
+            return self._first_queries(x, attn_mask, n_queries), None
         qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, T, Dh)
         out, weights = scaled_dot_product_attention(
@@ -446,4 +452,23 @@ class MultiHeadSelfAttention(nn.Module):
             need_weights=need_weights,
         )  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
+        if n_queries is not None:  # the explicit path computed every row; keep the asked ones
+            out = out[:, :n_queries]
         return self.proj(out), weights
+
+    def _first_queries(self, x: Tensor, attn_mask: Tensor | None, n: int) -> Tensor:
+        """Attention output at the first ``n`` positions only: queries for those rows, keys and
+        values for all (rows ``[0, D)`` of ``qkv`` project queries, ``[D, 3D)`` keys and values:
+        the weights of the full path, so the same numbers)."""
+        B, T, D = x.shape
+        H, Dh = self.n_heads, self.head_dim
+        w, b = self.qkv.weight, self.qkv.bias
+        q = F.linear(x[:, :n], w[:D], None if b is None else b[:D])  # (B, n, D)
+        kv = F.linear(x, w[D:], None if b is None else b[D:])  # (B, T, 2D)
+        q = q.view(B, n, H, Dh).transpose(1, 2)  # (B, H, n, Dh)
+        k, v = kv.view(B, T, 2, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)  # 2 × (B, H, T, Dh)
+        if attn_mask is not None and attn_mask.shape[-2] == T:
+            attn_mask = attn_mask[..., :n, :]  # a per-query mask: the rows of the asked queries
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(out.transpose(1, 2).reshape(B, n, D))  # (B, n, D)

@@ -194,7 +194,7 @@ class EncoderBackbone(nn.Module):
                                           layer_norm_eps=layer_norm_eps, mlp_dropout=mlp_dropout)
 
     def forward_features(self, attention_mask: Tensor | None = None, output_attentions: bool = False,
-                         **inputs: Tensor) -> EncoderOutput:
+                         n_outputs: int | None = None, **inputs: Tensor) -> EncoderOutput:
         """Embed and encode; ``inputs`` are the stem's (``stem.input_names``).
 
         Parameters
@@ -203,12 +203,17 @@ class EncoderBackbone(nn.Module):
             1/True for real tokens. Default: the stem's padding mask (or no padding).
         output_attentions : bool
             Return per-layer attention weights (explicit attention path).
+        n_outputs : int, optional
+            Only the first ``n_outputs`` positions of ``last_hidden_state`` are wanted (1: the
+            [CLS] state); the last layer then skips the other rows
+            (:meth:`TransformerEncoder.forward`).
 
         Returns
         -------
         EncoderOutput
             ``last_hidden_state`` (B, T', D) with T' = T + 1 when a learned [CLS] is prepended
-            at position 0, ``mask`` (B, T') or None, ``attentions`` when requested.
+            at position 0 (T' = ``n_outputs`` when given), ``mask`` (B, T') or None,
+            ``attentions`` when requested.
         """
         x, mask = self.stem(**inputs)  # (B, T, D), (B, T) | None
         B, T, _ = x.shape
@@ -227,8 +232,8 @@ class EncoderBackbone(nn.Module):
         if self.pos_embed is not None:
             x = self.pos_embed(x)
         x = self.embed_dropout(self.embed_norm(x))
-        out = self.encoder(x, mask, output_attentions=output_attentions)
-        out.mask = mask
+        out = self.encoder(x, mask, output_attentions=output_attentions, n_outputs=n_outputs)
+        out.mask = mask if n_outputs is None or mask is None else mask[:, :n_outputs]
         return out
 
     def pool(self, features: EncoderOutput) -> Tensor:
@@ -241,4 +246,5 @@ class EncoderBackbone(nn.Module):
 
     def forward(self, attention_mask: Tensor | None = None, **inputs: Tensor) -> Tensor:
         """The pooled embedding (B, D) of a batch."""
-        return self.pool(self.forward_features(attention_mask, **inputs))
+        n_outputs = 1 if self.pool_mode == "cls" else None  # [CLS] pooling reads row 0 only
+        return self.pool(self.forward_features(attention_mask, n_outputs=n_outputs, **inputs))

@@ -96,7 +96,8 @@ class TransformerEncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False
+        self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False,
+        n_queries: int | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Apply the block.
 
@@ -108,6 +109,9 @@ class TransformerEncoderLayer(nn.Module):
             the packed real tokens (1, N, D) (see :mod:`gicho.nn.ragged`).
         need_weights : bool
             Return the per-head attention weights (explicit attention path).
+        n_queries : int, optional
+            Compute the first ``n_queries`` positions only (all positions still serve as keys
+            and values); the output is then (B, n_queries, D).
 
         Returns
         -------
@@ -115,12 +119,12 @@ class TransformerEncoderLayer(nn.Module):
         weights : Tensor, shape (B, H, T, T), or None
         """
         if self.norm_first:
-            attended, weights = self.attn(self.norm1(x), mask, need_weights)
-            x = _residual(x, self.dropout1(attended))
+            attended, weights = self.attn(self.norm1(x), mask, need_weights, n_queries)
+            x = _residual(x[:, :n_queries], self.dropout1(attended))
             x = _residual(x, self.dropout2(self.mlp(self.norm2(x))))
         else:
-            attended, weights = self.attn(x, mask, need_weights)
-            x = self.norm1(_residual(x, self.dropout1(attended)))
+            attended, weights = self.attn(x, mask, need_weights, n_queries)
+            x = self.norm1(_residual(x[:, :n_queries], self.dropout1(attended)))
             x = self.norm2(_residual(x, self.dropout2(self.mlp(x))))
         return x, weights
 
@@ -200,6 +204,7 @@ class TransformerEncoder(nn.Module):
         *,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        n_outputs: int | None = None,
     ) -> EncoderOutput:
         """Run the stack over ``x`` (B, T, D) with an optional bool ``mask`` (True = attend).
 
@@ -207,6 +212,11 @@ class TransformerEncoder(nn.Module):
         every layer uses the fused kernel. A (B, T) padding mask is unpadded first
         (:class:`~gicho.nn.ragged.RaggedBatch`): the layers run on the real tokens only, and
         ``last_hidden_state`` is zero at padding positions. A mask with no padding is dropped.
+
+        With ``n_outputs``, ``last_hidden_state`` is (B, n_outputs, D): the first positions
+        only. The last layer then computes just those rows (queries, residuals, MLP; keys and
+        values over every position), as a [CLS]-pooled head needs: the same numbers as the
+        full computation's first rows (tested), for about one layer's token-wise work less.
         """
         if (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == x.shape[:2]
                 and not output_attentions and not output_hidden_states
@@ -218,16 +228,21 @@ class TransformerEncoder(nn.Module):
                 tokens = ragged.pack(x)  # (1, N, D)
                 for layer in self.layers:
                     tokens, _ = layer(tokens, ragged)
-                return EncoderOutput(last_hidden_state=ragged.unpack(self.norm(tokens)))
+                hidden = ragged.unpack(self.norm(tokens))  # (B, T, D)
+                return EncoderOutput(last_hidden_state=hidden[:, :n_outputs])
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []
-        for layer in self.layers:
-            x, weights = layer(x, mask, need_weights=output_attentions)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            # Only the last layer can skip rows: every earlier row is a key of the next layer.
+            # (Hidden states and attention maps are whole-sequence outputs: all rows then.)
+            skip = n_outputs if i == last and not output_hidden_states else None
+            x, weights = layer(x, mask, need_weights=output_attentions, n_queries=skip)
             hidden_states.append(x)
             if weights is not None:
                 attentions.append(weights)
         return EncoderOutput(
-            last_hidden_state=self.norm(x),
+            last_hidden_state=self.norm(x[:, :n_outputs]),
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
