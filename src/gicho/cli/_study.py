@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from gicho.cli._app import _console, study_app
+
+
+def _start(ctx: typer.Context, config: Any, out: Path | None, name: str) -> tuple[Any, Path]:
+    """The study's config with the command line's overrides, and its output directory."""
+    from gicho.tasks import apply_overrides
+
+    config = apply_overrides(config, list(ctx.args))
+    if out is None:
+        from gicho.runs import new_run_dir
+
+        out = new_run_dir(f"study-{name}")
+    typer.echo(f"study: {out}", err=True)
+    return config, out
+
+
+def _report(title: str, columns: tuple[str, ...], cells: list[tuple[str, ...]], out: Path,
+            files: tuple[str, ...]) -> None:
+    """Print the study's table, then the files it wrote."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in cells:
+        table.add_row(*row)
+    _console().print(table)
+    for name in files:
+        typer.echo(f"wrote {out / name}")
 
 
 @study_app.command(
@@ -26,30 +54,19 @@ def study_pooling_command(
     Every PoolingStudyConfig field is an option: --lengths 16,64,256 --seeds 0,1,2
     --pools mean,cls --model.d-model 32 --train.max-steps 300 (see gicho.tasks.pooling_study).
     """
-    from rich.table import Table
-
-    from gicho.tasks import apply_overrides
     from gicho.tasks.pooling_study import PoolingStudyConfig, run_pooling_study
 
-    config = apply_overrides(PoolingStudyConfig(), list(ctx.args))
-    if out is None:
-        from gicho.runs import new_run_dir
+    config, out = _start(ctx, PoolingStudyConfig(), out, "pooling")
 
-        out = new_run_dir("study-pooling")
     def announce(i: int, n: int, length: int, pool: str, seed: int) -> None:
         typer.echo(f"[{i}/{n}] length {length}, {pool} pooling, seed {seed}", err=True)
 
-    typer.echo(f"study: {out}", err=True)
     rows = run_pooling_study(config, out_dir=out, on_run_start=announce)
-    table = Table(title="pooling study: held-out accuracy (chance = 1/n_classes)")
-    for column in ("length", "pool", "seed", "accuracy", "eval_loss", "seconds"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(str(row["length"]), row["pool"], str(row["seed"]), f"{row['accuracy']:.3f}",
-                      f"{row['eval_loss']:.3f}", f"{row['seconds']:.1f}")
-    _console().print(table)
-    for name in ("pooling_study.csv", "pooling_study.json", "pooling_study.png"):
-        typer.echo(f"wrote {out / name}")
+    _report("pooling study: held-out accuracy (chance = 1/n_classes)",
+            ("length", "pool", "seed", "accuracy", "eval_loss", "seconds"),
+            [(str(r["length"]), r["pool"], str(r["seed"]), f"{r['accuracy']:.3f}",
+              f"{r['eval_loss']:.3f}", f"{r['seconds']:.1f}") for r in rows],
+            out, ("pooling_study.csv", "pooling_study.json", "pooling_study.png"))
 
 
 
@@ -69,31 +86,19 @@ def study_data_size_command(
     Every DataSizeStudyConfig field is an option: --fractions 0.1,0.5,1 --seeds 0,1
     --models vit,cnn --max-shifts 0,1 --train.max-steps 400 (see gicho.tasks.data_size_study).
     """
-    from rich.table import Table
-
-    from gicho.tasks import apply_overrides
     from gicho.tasks.data_size_study import DataSizeStudyConfig, run_data_size_study
 
-    config = apply_overrides(DataSizeStudyConfig(), list(ctx.args))
-    if out is None:
-        from gicho.runs import new_run_dir
-
-        out = new_run_dir("study-data-size")
+    config, out = _start(ctx, DataSizeStudyConfig(), out, "data-size")
 
     def announce(i: int, n: int, model: str, fraction: float, shift: int, seed: int) -> None:
         typer.echo(f"[{i}/{n}] {model}, {fraction:g} of the training set, shift {shift}, seed {seed}", err=True)
 
-    typer.echo(f"study: {out}", err=True)
     rows = run_data_size_study(config, out_dir=out, on_run_start=announce)
-    table = Table(title="data-size study: held-out accuracy on the digits")
-    for column in ("model", "params", "n_train", "max_shift", "seed", "accuracy", "seconds"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(row["model"], str(row["params"]), str(row["n_train"]), str(row["max_shift"]),
-                      str(row["seed"]), f"{row['accuracy']:.3f}", f"{row['seconds']:.1f}")
-    _console().print(table)
-    for name in ("data_size_study.csv", "data_size_study.json", "data_size_study.png"):
-        typer.echo(f"wrote {out / name}")
+    _report("data-size study: held-out accuracy on the digits",
+            ("model", "params", "n_train", "max_shift", "seed", "accuracy", "seconds"),
+            [(r["model"], str(r["params"]), str(r["n_train"]), str(r["max_shift"]), str(r["seed"]),
+              f"{r['accuracy']:.3f}", f"{r['seconds']:.1f}") for r in rows],
+            out, ("data_size_study.csv", "data_size_study.json", "data_size_study.png"))
 
 
 @study_app.command(
@@ -123,8 +128,6 @@ def study_pretraining_command(
     Writes pretraining_study.{csv,json,md,png} (the .md: mean ± std over seeds, majority-class
     baseline) after every run. See gicho.tasks.pretraining_study.
     """
-    from rich.table import Table
-
     from gicho.tasks import apply_overrides
     from gicho.tasks.pretraining_study import (
         QUICK,
@@ -133,24 +136,18 @@ def study_pretraining_command(
         summarise,
     )
 
-    config = apply_overrides(apply_overrides(PretrainingStudyConfig(), QUICK if quick else {}), list(ctx.args))
-    if out is None:
-        from gicho.runs import new_run_dir
-
-        out = new_run_dir("study-pretraining")
+    start = apply_overrides(PretrainingStudyConfig(), QUICK if quick else {})
+    config, out = _start(ctx, start, out, "pretraining")
 
     def announce(i: int, n: int, arm: str, n_labels: int, seed: int) -> None:
         typer.echo(f"[{i}/{n}] {arm}, {n_labels} labels, seed {seed}", err=True)
 
-    typer.echo(f"study: {out}", err=True)
     rows = run_pretraining_study(config, out_dir=out, on_run_start=announce,
                                  on_note=lambda message: typer.echo(message, err=True))
-    table = Table(title="pretraining study: test accuracy, mean ± std over seeds "
-                        f"(majority class: {rows[0]['majority_accuracy']:.3f})")
-    for column in ("arm", "labels", "seeds", "accuracy"):
-        table.add_column(column, justify="right")
-    for s in summarise(rows):
-        table.add_row(s["arm"], str(s["n_labels"]), str(s["seeds"]), f"{s['mean']:.3f} ± {s['std']:.3f}")
-    _console().print(table)
-    for name in ("pretraining_study.csv", "pretraining_study.json", "pretraining_study.md", "pretraining_study.png"):
-        typer.echo(f"wrote {out / name}")
+    _report("pretraining study: test accuracy, mean ± std over seeds "
+            f"(majority class: {rows[0]['majority_accuracy']:.3f})",
+            ("arm", "labels", "seeds", "accuracy"),
+            [(s["arm"], str(s["n_labels"]), str(s["seeds"]), f"{s['mean']:.3f} ± {s['std']:.3f}")
+             for s in summarise(rows)],
+            out, ("pretraining_study.csv", "pretraining_study.json", "pretraining_study.md",
+                  "pretraining_study.png"))
