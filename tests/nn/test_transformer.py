@@ -175,3 +175,54 @@ def test_last_layer_on_the_first_rows_equals_the_full_stack(norm_first, mask_kin
     with torch.no_grad():  # the in-place inference path too
         torch.testing.assert_close(enc(x, mask, n_outputs=n_outputs).last_hidden_state, full,
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("mask_kind", ["none", "no-padding", "per-query"])
+@pytest.mark.parametrize("outputs", ["last", "hidden+attentions", "first-rows"])
+def test_inference_in_chunks_equals_the_whole_batch(monkeypatch, norm_first, mask_kind, outputs):
+    # The CPU inference fast path runs the stack over a few sequences at a time. Every output
+    # (last state, per-layer states, attention maps, the first rows only) must be that of the
+    # whole batch in one pass, which is what autograd mode computes.
+    from gicho.nn import transformer
+
+    torch.manual_seed(1)
+    enc = TransformerEncoder(2, D, H, FF, dropout=0.0, norm_first=norm_first).eval()
+    _randomise_norms(enc)
+    x = torch.randn(7, 5, D)
+    mask = {"none": None, "no-padding": torch.ones(7, 5, dtype=torch.bool),
+            "per-query": torch.rand(7, 5, 5) > 0.3}[mask_kind]
+    if mask is not None and mask.ndim == 3:
+        mask[:, torch.arange(5), torch.arange(5)] = True
+    kwargs = {"last": {}, "first-rows": {"n_outputs": 1},
+              "hidden+attentions": {"output_hidden_states": True, "output_attentions": True}}[outputs]
+    whole = enc(x, mask, **kwargs)  # grad mode: never chunked
+    # a budget for 3 sequences (the widest intermediate is the fused QKV, 3 D floats per
+    # token): 7 sequences then run as 3 + 3 + 1
+    monkeypatch.setattr(transformer, "INFERENCE_CHUNK_BYTES", 3 * 5 * 3 * D * 4)
+    calls = []
+    original = TransformerEncoder._padded
+    monkeypatch.setattr(TransformerEncoder, "_padded",
+                        lambda self, x, *a: calls.append(x.shape[0]) or original(self, x, *a))
+    with torch.inference_mode():
+        chunked = enc(x, mask, **kwargs)
+    assert calls == [3, 3, 1]
+    torch.testing.assert_close(chunked.last_hidden_state, whole.last_hidden_state.detach(), rtol=1e-5, atol=1e-6)
+    for name in ("hidden_states", "attentions"):
+        got, want = getattr(chunked, name), getattr(whole, name)
+        assert (got is None) == (want is None)
+        for a, b in zip(got or (), want or (), strict=True):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_inference_chunks_only_without_autograd_on_the_cpu(monkeypatch):
+    from gicho.nn import transformer
+
+    enc = TransformerEncoder(1, D, H, FF)
+    x = torch.randn(8, 4, D)
+    monkeypatch.setattr(transformer, "INFERENCE_CHUNK_BYTES", 2 * 4 * 3 * D * 4)  # 2 sequences (QKV is widest)
+    assert transformer.inference_chunk(x, enc.layers[0]) is None  # autograd on
+    with torch.no_grad():
+        assert transformer.inference_chunk(x, enc.layers[0]) == 2
+        assert transformer.inference_chunk(x[:2], enc.layers[0]) is None  # fits in one chunk
+        assert transformer.inference_chunk(x.to("meta"), enc.layers[0]) is None  # not the CPU
