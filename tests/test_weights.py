@@ -107,6 +107,16 @@ def test_config_problems_are_checkpoint_errors(tmp_path):
         from_pretrained(tmp_path)
 
 
+def test_a_missing_config_points_to_a_model_one_directory_down(tmp_path):
+    # a package directory that holds its checkpoint in model/ (as the packaged MiniLM does)
+    _saved(tmp_path / "model")
+    with pytest.raises(CheckpointError, match=r"config.json is missing; the model may be in .*model$"):
+        from_pretrained(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"config.json is missing$"):  # nothing to suggest
+        from_pretrained(tmp_path / "empty")
+
+
 def test_legacy_bin_is_read_with_weights_only_and_pickles_are_refused(tmp_path):
     model = _saved(tmp_path)
     (tmp_path / "model.safetensors").unlink()

@@ -242,7 +242,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     if path.is_dir():
         path = path / CONFIG_NAME
     if not path.exists():
-        raise CheckpointError(f"model config {path} is missing")
+        nested = sorted(str(c.parent) for c in path.parent.glob(f"*/{CONFIG_NAME}"))
+        hint = f"; the model may be in {' or '.join(nested[:3])}" if nested else ""
+        raise CheckpointError(f"model config {path} is missing{hint}")
     if not path.is_file():  # a directory, a device such as /dev/zero, a FIFO
         raise CheckpointError(f"model config {path} is not a regular file")
     if path.stat().st_size > MAX_CONFIG_BYTES:
