@@ -30,6 +30,7 @@ from gicho._validation import (
 from gicho.decomposition._solvers import (
     check_input,
     column_means,
+    covariance_moments,
     eigh_descending,
     extreme_scale,
     fast_covariance,
@@ -119,14 +120,20 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         check_feature_names(self, X, reset=True)
         X = check_input(X, "X", min_samples=2, finite=False)
         n, p = X.shape
-        scale = extreme_scale(X)  # a power of two; the factors are computed on X / scale
-        if scale != 1.0:
-            X = X / scale
-            if eps:
-                with np.errstate(over="ignore", under="ignore"):
-                    eps = float(eps / np.float64(scale) ** 2)
-        mean = column_means(X)  # also the NaN / inf check: no extra pass over X
-        C = fast_covariance(X, mean)
+        # the factors are computed on X / scale (scale a power of two, 1 for ordinary data)
+        if is_torch(X):
+            scale = extreme_scale(X)
+            if scale != 1.0:
+                X = X / scale
+            mean = column_means(X)  # also the NaN / inf check: no extra pass over X
+            C = fast_covariance(X, mean)
+        else:  # one pass (gicho.moments): mean, covariance and the NaN / inf check, as PCA
+            X, scale, moments = covariance_moments(X)
+            mean = np.asarray(moments.mean_x_, dtype=X.dtype)
+            C = np.asarray(moments.covariance(ddof=1), dtype=X.dtype)
+        if scale != 1.0 and eps:
+            with np.errstate(over="ignore", under="ignore"):
+                eps = float(eps / np.float64(scale) ** 2)
         values, rows = eigh_descending(C)
         largest = float(values[0])
         # same relative threshold as gicho.decomposition._solvers.numerical_rank on covariance eigenvalues
