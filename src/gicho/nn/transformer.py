@@ -265,8 +265,7 @@ class TransformerEncoder(nn.Module):
 # Widest intermediate of one chunk (the MLP's hidden layer or the fused QKV), in bytes. Why
 # chunks at all: glibc maps every allocation above its mmap threshold (at most 32 MiB) fresh
 # from the kernel and unmaps it on free, so a whole-batch pass page-faults its 37-50 MiB
-# activations in again in every layer; chunk-sized buffers are recycled by the heap instead,
-# and a layer's output is still in the last-level cache when the next operation reads it.
+# activations in again in every layer; chunk-sized buffers are recycled by the heap instead.
 # Measured on the all-MiniLM-L6-v2 shape, 64 x 128 tokens, 2 threads, against Hugging Face:
 # whole batch 1.00-1.09x, budgets of 8-16 MiB 1.17-1.28x (12 MiB: 16 sequences); on ViT-S
 # (16 x 197 tokens) within noise either way. A process whose heap is already large and
