@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from gicho._validation import NotFittedError
 from gicho.data.images import load_digits_arrays
 from gicho.decomposition import PCA
-from gicho.decomposition._solvers import fast_covariance, flip_signs
+from gicho.decomposition._solvers import flip_signs, mean_and_covariance
 
 # Parity tolerance in float64 (the bound), relative to the scale of each quantity.
 TOL = 1e-10
@@ -129,13 +129,17 @@ def test_covariance_route_agrees_with_centred_covariance_at_any_offset(monkeypat
 
     # one pass over ordinary X: no magnitude scan, no separate column means
     monkeypatch.setattr(solvers, "extreme_scale", lambda X: pytest.fail("X was scanned for its magnitude"))
-    monkeypatch.setattr(pca_module, "column_means", lambda X: pytest.fail("X was read for its means"))
+    for module in (pca_module, solvers):
+        monkeypatch.setattr(module, "column_means", lambda X: pytest.fail("X was read for its means"))
     rng = np.random.default_rng(3)
     base = rng.normal(size=(2000, 4))
     for offset in (0.0, 30.0, 1e6):  # the last cancels catastrophically in X^T X - n m m^T
         X = base + offset
         exact = np.cov(base, rowvar=False)
-        np.testing.assert_allclose(fast_covariance(X, X.mean(0)), exact, atol=1e-9)
+        _, scale, mean, C = mean_and_covariance(X)
+        assert scale == 1.0
+        np.testing.assert_allclose(C, exact, atol=1e-9)
+        np.testing.assert_allclose(mean, X.mean(0), rtol=1e-14)
         # the fitted PCA (one pass over X) against the two-pass definition on the same X
         values, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
         pca = PCA(4, solver="covariance").fit(X)

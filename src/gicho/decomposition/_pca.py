@@ -14,12 +14,11 @@ from gicho.decomposition._solvers import (
     Spectrum,
     check_input,
     column_means,
-    covariance_moments,
     covariance_spectrum,
     extreme_scale,
-    fast_covariance,
     is_dask,
     is_torch,
+    mean_and_covariance,
     numerical_rank,
     randomized_spectrum,
     svd_spectrum,
@@ -169,11 +168,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n, p = X.shape
         k = _check_n_components(self.n_components, n, p)
         solver = self._choose_solver(n, p, k)
-        if solver == "covariance" and not is_torch(X):
-            # one pass over X (gicho.moments, accumulated in float64) gives the mean, the
+        if solver == "covariance":
+            # NumPy: one pass over X (gicho.moments, accumulated in float64) gives the mean, the
             # covariance and the NaN / inf check; extreme data are rescaled and read again
-            X, scale, moments = covariance_moments(X)
-            spectrum = covariance_spectrum(moments.covariance(ddof=1), moments.mean_x_, n)
+            X, scale, mean, C = mean_and_covariance(X)
+            spectrum = covariance_spectrum(C, mean, n)
         else:
             scale = extreme_scale(X)
             if scale != 1.0:
@@ -181,13 +180,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             mean = column_means(X)  # also the NaN / inf check: no extra pass over X
             if solver == "svd":
                 spectrum = svd_spectrum(X, mean)
-            elif solver == "randomized":
+            else:
                 spectrum = randomized_spectrum(
                     X, mean, k, n_oversamples=self.n_oversamples,
                     n_iter=self._power_iterations(k, n, p), random_state=self.random_state,
                 )
-            else:  # torch: blocks centred on the tensor's device
-                spectrum = covariance_spectrum(fast_covariance(X, mean), mean, n)
         if scale != 1.0:  # back to the data's units (or a clear refusal)
             spectrum.explained_variance = unscaled_variances(spectrum.explained_variance, scale, "X", "variances")
             spectrum.singular_values = spectrum.singular_values * scale

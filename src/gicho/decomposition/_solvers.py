@@ -34,10 +34,10 @@ __all__ = [
     "covariance_spectrum",
     "eigh_descending",
     "extreme_scale",
-    "fast_covariance",
     "flip_signs",
     "is_dask",
     "is_torch",
+    "mean_and_covariance",
     "numerical_rank",
     "randomized_spectrum",
     "require_finite",
@@ -273,21 +273,26 @@ def centered_sum_of_squares(X: Any, mean: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- covariance
-def fast_covariance(X: Any, mean: Any) -> Any:
-    """Sample covariance (``ddof = 1``) of the rows of ``X``, shape (p, p).
+def mean_and_covariance(X: Any) -> tuple[Any, float, Any, Any]:
+    """``(X / scale, scale, mean, C)``: the column means and sample covariance (``ddof = 1``)
+    of ``X / scale`` (``scale`` a power of two, 1 unless the magnitudes are extreme).
 
-    NumPy: the one-pass accumulator :class:`gicho.moments.Moments` (a Gram product per
-    cache-sized block, about a shift near the mean, so large means cost no digits), in
-    ``X``'s dtype. torch: blocks centred on ``mean`` on the device, so the result is accurate
-    and extra memory stays bounded.
+    NumPy: one pass over X (:func:`covariance_moments`; float64 statistics, NaN / inf
+    detected from them). torch: the means (which prove X finite), then blocks centred on them
+    on the device, so the result is accurate and extra memory stays bounded, in X's dtype.
     """
     if not is_torch(X):
-        return np.asarray(Moments.from_arrays(X).covariance(ddof=1), dtype=X.dtype)
+        X, scale, moments = covariance_moments(X)
+        return X, scale, moments.mean_x_, moments.covariance(ddof=1)
+    scale = extreme_scale(X)
+    if scale != 1.0:
+        X = X / scale
+    mean = column_means(X)
     C = None
     for start in range(0, X.shape[0], _TORCH_BLOCK_ROWS):
         D = X[start : start + _TORCH_BLOCK_ROWS] - mean
         C = D.T @ D if C is None else C + D.T @ D
-    return C / (X.shape[0] - 1)
+    return X, scale, mean, C / (X.shape[0] - 1)
 
 
 def covariance_spectrum(C: Any, mean: Any, n_samples: int, total_variance: float | None = None) -> Spectrum:

@@ -29,12 +29,9 @@ from gicho._validation import (
 )
 from gicho.decomposition._solvers import (
     check_input,
-    column_means,
-    covariance_moments,
     eigh_descending,
-    extreme_scale,
-    fast_covariance,
     is_torch,
+    mean_and_covariance,
     unscaled_variances,
 )
 
@@ -120,17 +117,11 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         check_feature_names(self, X, reset=True)
         X = check_input(X, "X", min_samples=2, finite=False)
         n, p = X.shape
-        # the factors are computed on X / scale (scale a power of two, 1 for ordinary data)
-        if is_torch(X):
-            scale = extreme_scale(X)
-            if scale != 1.0:
-                X = X / scale
-            mean = column_means(X)  # also the NaN / inf check: no extra pass over X
-            C = fast_covariance(X, mean)
-        else:  # one pass (gicho.moments): mean, covariance and the NaN / inf check, as PCA
-            X, scale, moments = covariance_moments(X)
-            mean = np.asarray(moments.mean_x_, dtype=X.dtype)
-            C = np.asarray(moments.covariance(ddof=1), dtype=X.dtype)
+        # the factors are computed on X / scale (scale a power of two, 1 for ordinary data);
+        # NumPy: one pass over X, as PCA's covariance solver
+        X, scale, mean, C = mean_and_covariance(X)
+        if not is_torch(X):  # the fitted statistics keep X's dtype
+            mean, C = mean.astype(X.dtype, copy=False), C.astype(X.dtype, copy=False)
         if scale != 1.0 and eps:
             with np.errstate(over="ignore", under="ignore"):
                 eps = float(eps / np.float64(scale) ** 2)
