@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gicho.data.text import (
     LengthBucketSampler,
+    MaskOrPad,
     MLMCollator,
     PackedBlocks,
     PadCollator,
@@ -119,6 +120,24 @@ def test_masks_are_fresh_every_call_and_reproducible_by_seed(tok, blocks):
     assert not torch.equal(first["labels"], second["labels"])
     again = b(items)
     assert torch.equal(first["labels"], again["labels"]) and torch.equal(first["input_ids"], again["input_ids"])
+
+
+def test_collator_state_continues_the_same_masks(tok, blocks):
+    """Reliability 2026-12-06 R4: a checkpoint saves the collator's generator, so a resumed run
+    draws the masks the interrupted one would have drawn."""
+    items = [blocks[i] for i in range(8)]
+    running = MaskOrPad(MLMCollator(tok, seed=3), tok.pad_id)
+    running(items)
+    state = running.state_dict()
+    expected = running(items)
+    resumed = MaskOrPad(MLMCollator(tok, seed=3), tok.pad_id)  # a new process: back at the seed
+    resumed.load_state_dict(state)
+    got = resumed(items)
+    assert torch.equal(got["labels"], expected["labels"]) and torch.equal(got["input_ids"], expected["input_ids"])
+    with pytest.raises(ValueError, match=r"argument `state` must be a mapping with the key 'generator'"):
+        resumed.load_state_dict({"gen": state["generator"]})
+    with pytest.raises(ValueError, match=r"argument `state\['generator'\]` must be a uint8 tensor of shape"):
+        resumed.load_state_dict({"generator": torch.zeros(3)})
 
 
 def test_dataloader_workers_draw_different_masks(tok, blocks):

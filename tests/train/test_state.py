@@ -115,6 +115,9 @@ DAMAGE = {
     "empty optimizer": lambda d: (d / "optimizer.pt").write_bytes(b""),
     "garbage state": lambda d: (d / "trainer_state.json").write_text("{garbage"),
     "missing generators": lambda d: (d / "rng_state.pt").unlink(),
+    # reliability 2026-12-06 U12: a step that contradicts the directory would resume another run
+    "step of another directory": lambda d: (d / "trainer_state.json").write_text(
+        (d / "trainer_state.json").read_text().replace('"step": 20,', '"step": 25,', 1)),
 }
 
 
@@ -227,3 +230,62 @@ def test_write_error_recognises_wrapped_disk_full_messages():
                            "message: \"No space left on device\" })")
     error = ckpt.write_error(wrapped, "checkpoint step-00000001", "/x", None)
     assert str(error).startswith("disk full while writing checkpoint step-00000001 in /x; no intact")
+
+
+# ------------------------------------------------------------- a collate function's own state
+
+
+class NoisyCollate:
+    """Adds noise from a generator of its own to the features (as MLM masking draws masks)."""
+
+    def __init__(self) -> None:
+        self.generator = torch.Generator().manual_seed(7)
+
+    def __call__(self, items):
+        batch = torch.utils.data.default_collate(items)
+        return {**batch, "x": batch["x"] + torch.randn(batch["x"].shape, generator=self.generator)}
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+
+
+def _noisy_trainer(toy, run_dir, **config):
+    trainer = toy.make_trainer(run_dir, **config)
+    trainer.collate_fn = NoisyCollate()
+    return trainer
+
+
+def test_resume_restores_the_collate_functions_generator(toy, tmp_path):
+    """Reliability 2026-12-06 R4: the state of a collate function with its own generator is
+    part of the checkpoint, so the resumed run sees the batches the interrupted one would have."""
+    config = dict(max_steps=30, eval_every=10, log_every=5)
+    expected = _noisy_trainer(toy, tmp_path / "ref", **config).fit()
+    crashed = _noisy_trainer(toy, tmp_path / "run", **config)
+    crashed.model.fail_at = 25
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashed.fit()
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "step-00000020" / "rng_state.pt", weights_only=True)
+    assert torch.is_tensor(saved["collate"][0]["generator"])
+    resumed = _noisy_trainer(toy, tmp_path / "run", **config).fit(resume=True)
+    assert without_throughput(resumed.history) == without_throughput(expected.history)
+    got, want = (load_file(d / "checkpoints" / "step-00000030" / "model.safetensors")
+                 for d in (tmp_path / "run", tmp_path / "ref"))
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+
+
+def test_a_checkpoint_without_collate_state_resumes_with_a_warning(toy, tmp_path):
+    config = dict(max_steps=20, eval_every=10, log_every=5)
+    crashed = _noisy_trainer(toy, tmp_path, **config)
+    crashed.model.fail_at = 15
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashed.fit()
+    path = tmp_path / "checkpoints" / "step-00000010" / "rng_state.pt"
+    saved = torch.load(path, weights_only=True)
+    del saved["collate"]  # as an older gicho wrote it
+    torch.save(saved, path)
+    with pytest.warns(UserWarning, match=r"rng_state\.pt holds no state of the collate function"):
+        _noisy_trainer(toy, tmp_path, **config).fit(resume=True)

@@ -9,8 +9,9 @@ record. Each checkpoint directory contains:
   metric, early-stopping counter, Python and NumPy generator states, the TrainConfig), read
   back as one unit with every key and value checked;
 * ``optimizer.pt`` (optimizer and scheduler state) and ``rng_state.pt`` (torch generator
-  states): tensors written by ``torch.save`` and read back only with
-  ``torch.load(..., weights_only=True)``, which refuses arbitrary pickled objects.
+  states, and the collate function's own generator state where it has one): tensors
+  written by ``torch.save`` and read back only with ``torch.load(..., weights_only=True)``,
+  which refuses arbitrary pickled objects.
 
 A checkpoint is written into ``checkpoints/.tmp-step-XXXXXXXX-<pid>/`` and renamed into place,
 so a crash leaves either the whole checkpoint or a stray temporary directory, which
@@ -163,6 +164,12 @@ def remove_stale_tmp(root: str | os.PathLike) -> list[Path]:
 
 
 # ------------------------------------------------------------------ finding checkpoints
+
+
+def step_of(directory: str | os.PathLike) -> int | None:
+    """The step a checkpoint directory's name gives (``step-00000040`` -> 40), or None."""
+    match = _STEP_DIR.fullmatch(Path(directory).name)
+    return int(match.group(1)) if match else None
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:

@@ -73,7 +73,8 @@ class TrainState:
     config : dict
         The :class:`~gicho.train.TrainConfig` as a dict.
     rng : list of dict
-        Every rank's Python and NumPy generator states (torch's are in ``rng_state.pt``).
+        Every rank's Python and NumPy generator states (torch's, and the collate function's
+        own generator state when it has one, are in ``rng_state.pt``).
     """
 
     step: int = 0
@@ -283,7 +284,9 @@ def save_trainer_checkpoint(
     ``trainer_state.json``.
 
     ``rngs`` holds :func:`capture_rng` of every rank, indexed by rank; their Python and NumPy
-    parts go into ``state.rng``.
+    parts go into ``state.rng``. A ``"collate"`` entry (the state of a collate function that
+    draws from its own generator, such as the MLM masks; None otherwise) goes with the torch
+    states into ``rng_state.pt``.
     """
     state.rng = [{"python": r["python"], "numpy": r["numpy"]} for r in rngs]
     text = ckpt.json_text(state.to_dict())
@@ -292,7 +295,8 @@ def save_trainer_checkpoint(
         ckpt.save_model(model, tmp)
         ckpt.save_tensors({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                           tmp / ckpt.OPTIMIZER_NAME)
-        ckpt.save_tensors({"torch": [r["torch"] for r in rngs], "cuda": [r["cuda"] for r in rngs]},
+        ckpt.save_tensors({"torch": [r["torch"] for r in rngs], "cuda": [r["cuda"] for r in rngs],
+                           "collate": [r.get("collate") for r in rngs]},
                           tmp / ckpt.RNG_NAME)
         ckpt.write_bytes(tmp / ckpt.STATE_NAME, text.encode("utf-8"))
 
@@ -340,6 +344,11 @@ def read_trainer_checkpoint(directory: Path, rank: int) -> LoadedCheckpoint:
     """
     state_path = directory / ckpt.STATE_NAME
     state = TrainState.from_dict(ckpt.read_json(state_path, "trainer state"), state_path)
+    named_step = ckpt.step_of(directory)
+    if named_step is not None and named_step != state.step:
+        # resuming would continue another run than the one this directory is a step of
+        raise CheckpointError(f"trainer state {state_path} says step {state.step}, but its directory "
+                              f"is the checkpoint of step {named_step}")
     if rank >= state.world_size:
         raise CheckpointError(f"trainer state {state_path} was written by {state.world_size} "
                               f"process(es); there is no state for rank {rank}")
@@ -353,7 +362,9 @@ def read_trainer_checkpoint(directory: Path, rank: int) -> LoadedCheckpoint:
     rng_path = directory / ckpt.RNG_NAME
     rng = ckpt.load_tensors(rng_path, "random-generator state")
     try:
-        local = {**state.rng[rank], "torch": rng["torch"][rank], "cuda": rng["cuda"][rank]}
+        local = {**state.rng[rank], "torch": rng["torch"][rank], "cuda": rng["cuda"][rank],
+                 # checkpoints written before the collate state was saved have none
+                 "collate": rng["collate"][rank] if "collate" in rng else None}
     except (KeyError, IndexError, TypeError) as exc:
         raise CheckpointError(f"random-generator state {rng_path} is incomplete: {exc!r}") from None
     return LoadedCheckpoint(directory, state, tensors, weights_file, opt, local, str(rng_path))

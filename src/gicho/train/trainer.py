@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,10 @@ class Trainer:
         Where ``metrics.jsonl`` and ``checkpoints/`` are written; nothing is written when None.
     collate_fn : callable or None
         Builds a ``dict[str, Tensor]`` batch from samples (torch's default collate when None).
+        One that draws from a generator of its own (fresh MLM masks at every batch) exposes
+        ``state_dict()`` / ``load_state_dict(state)``; checkpoints then save that state, so a
+        resumed run draws what the interrupted one would have (with ``num_workers=0``: the
+        collate of DataLoader workers runs in other processes).
     eval_forward : callable or None
         ``eval_forward(model, batch) -> outputs`` for evaluation, when metrics need more than
         ``model(**batch)`` gives (e.g. greedy decoding); see :func:`evaluate_model`.
@@ -252,6 +257,26 @@ class Trainer:
             self._write_best()  # in case the crash came between the rename and best.json
         return loaded.rng, loaded.rng_source
 
+    def _collate_state(self) -> Any:
+        """The collate function's own generator state (None when it has none to save)."""
+        state_dict = getattr(self.collate_fn, "state_dict", None)
+        return state_dict() if callable(state_dict) else None
+
+    def _restore_collate(self, rng: dict[str, Any], source: str) -> None:
+        load = getattr(self.collate_fn, "load_state_dict", None)
+        if not callable(load):
+            return
+        saved = rng.get("collate")
+        if saved is None:
+            warnings.warn(f"{source} holds no state of the collate function (a checkpoint from an "
+                          "older gicho): the resumed run draws other random masks than the "
+                          "interrupted one would have", UserWarning, stacklevel=3)
+            return
+        try:
+            load(saved)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"collate state in {source} is invalid: {exc}") from None
+
     # ------------------------------------------------------------------------ fit
 
     def fit(self, resume: bool = False) -> TrainResult:
@@ -327,6 +352,7 @@ class Trainer:
             with InterruptGuard() as guard:
                 if pending_rng is not None:  # last, so nothing above disturbs the generators
                     restore_rng(*pending_rng)
+                    self._restore_collate(*pending_rng)
                 self.model.train()
                 while state.step < cfg.max_steps and not state.stopped_early:
                     lr = cfg.lr * warmup_cosine(state.step, warmup_steps=cfg.warmup_steps,
@@ -499,7 +525,9 @@ class Trainer:
 
     def _save_checkpoint(self, step: int, improved: bool) -> None:
         cfg, state = self.config, self.state_
-        rngs = all_gather_object(capture_rng())  # every rank's generators, for an exact resume
+        rng = capture_rng()
+        rng["collate"] = self._collate_state()
+        rngs = all_gather_object(rng)  # every rank's generators, for an exact resume
         root = self.run_dir / ckpt.CHECKPOINTS_DIR
         state.epoch, state.position = self._stream.epoch, self._stream.position
 

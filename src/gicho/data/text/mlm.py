@@ -180,6 +180,29 @@ class MLMCollator:
             self._generator.manual_seed(derive_seed(self.seed, info.seed))
         return self._generator
 
+    def state_dict(self) -> dict[str, Any]:
+        """The generator's state: a checkpoint saves it, so a resumed run draws the same masks."""
+        return {"generator": self._generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        Raises
+        ------
+        ValueError
+            When ``state`` is not such a mapping (a ``uint8`` generator-state tensor).
+        """
+        if not isinstance(state, Mapping) or set(state) != {"generator"}:
+            raise ValueError(f"argument `state` must be a mapping with the key 'generator'; got "
+                             f"{type(state).__name__} {sorted(state) if isinstance(state, Mapping) else ''}")
+        value = state["generator"]
+        expected = self._generator.get_state()
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.shape != expected.shape:
+            raise ValueError(f"argument `state['generator']` must be a uint8 tensor of shape "
+                             f"{tuple(expected.shape)} (a CPU generator's state); got {describe(value)}")
+        self._generator.set_state(value.clone())
+        self._worker_seed = None
+
     def __call__(self, items: Sequence[Mapping[str, Any]] | Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         items = [it if isinstance(it, Mapping) else {"input_ids": it} for it in items]
         batch = pad_batch(items, self.pad_id)
@@ -256,6 +279,13 @@ class MaskOrPad:
 
     def __init__(self, collator: Any, pad_id: int) -> None:
         self.collator, self.pad_id = collator, pad_id
+
+    def state_dict(self) -> dict[str, Any]:
+        """The masking collator's generator state (see :meth:`MLMCollator.state_dict`)."""
+        return self.collator.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.collator.load_state_dict(state)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return pad_batch(items, self.pad_id) if "labels" in items[0] else self.collator(items)
