@@ -6,9 +6,12 @@ outputs back into strings — plus a Config dataclass with three parts, ``model`
 ``train`` (a :class:`gicho.train.TrainConfig`), each validated on its own. :func:`neural_task`
 turns the two into a registered :class:`~gicho.tasks.Task` whose hooks are:
 
-* ``run``: build data and model, :meth:`gicho.train.Trainer.fit`, pick the result (the last
-  step, or the best evaluation when ``select="best"``), save it as ``run_dir/model/``
-  (``save_pretrained`` + the task's preprocessing files), score it on the test split;
+* ``run``: build data and model, save the data's preprocessing (vocabularies, tokenizer) into
+  ``run_dir/preprocessing/`` before the first step, :meth:`gicho.train.Trainer.fit`, pick the
+  result (the last step, or the best evaluation when ``select="best"``), save it as
+  ``run_dir/model/`` (``save_pretrained`` + the task's preprocessing files), score it on the
+  test split. A resumed run reads its preprocessing back instead of building it again, so its
+  weights and its vocabulary always belong together;
 * ``evaluate``: reload ``run_dir/model/`` and score it on the test split again;
 * ``predict``: reload it, read the inputs, answer with strings.
 
@@ -27,9 +30,10 @@ from typing import Any, Literal
 from gicho.tasks import RunContext, Task
 from gicho.tasks._training import torch_threads, with_config_threads
 
-__all__ = ["MODEL_DIR", "NeuralSpec", "Predictor", "Splits", "load_predictor", "neural_task", "score"]
+__all__ = ["MODEL_DIR", "PREPROCESSING_DIR", "NeuralSpec", "Predictor", "Splits", "load_predictor", "neural_task", "score"]
 
 MODEL_DIR = "model"  # run_dir/model/: the run's result, in save_pretrained's layout
+PREPROCESSING_DIR = "preprocessing"  # run_dir/preprocessing/: the data's, from the first step on
 
 
 @dataclass
@@ -55,9 +59,9 @@ class NeuralSpec:
     Attributes
     ----------
     build_data : (config) -> Splits, or (config, preprocessing) -> Splits
-        The second form gets, when a finished run is evaluated, the preprocessing saved with
-        its model (``load_extras``; None while training), so that data are encoded as the
-        model was trained (a tokenizer trained afresh need not give the same ids).
+        The second form gets the preprocessing saved with the run (``load_extras``) when a
+        finished run is evaluated or an interrupted one resumed, and None when a run starts, so
+        that data are encoded as the model was trained.
     build_model : (config, splits) -> PretrainedModel
         Seeded by the runner (``config.train.seed``) before it is called.
     metrics : (config, info, split) -> () -> StreamingMetric
@@ -170,7 +174,13 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     from gicho.train import Trainer, best_checkpoint, latest_checkpoint
 
     spec: NeuralSpec = task.spec
-    splits = _build_data(spec, config, None)
+    saved = None
+    if ctx.resume:
+        _refuse_finished(task, config, ctx.run_dir)
+        saved = _saved_preprocessing(spec, ctx.run_dir)
+    splits = _build_data(spec, config, saved)
+    if saved is None and _is_main_process():
+        _save_preprocessing(spec, splits.info, ctx.run_dir)
     torch.manual_seed(config.train.seed)
     model = spec.build_model(config, splits)
     progress = ctx.progress if ctx.progress is not None else config.train.progress
@@ -188,6 +198,72 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     if spec.after_fit is not None and _is_main_process():
         scores.update(spec.after_fit(config, predictor, splits, ctx, scores) or {})
     return scores
+
+
+def _refuse_finished(task: Task, config: Any, run_dir: Path) -> None:
+    """Raise ValueError when ``run_dir`` has nothing left to train and its result is written.
+
+    Resuming it would only rewrite ``model/`` and ``results.json``; a run killed after its last
+    step but before ``model/`` was written is not finished and resumes (to write them).
+    """
+    from gicho.rundir import RESULTS_FILE
+    from gicho.train import CheckpointError, TrainState
+    from gicho.train import checkpoint as ckpt
+
+    if not ((run_dir / MODEL_DIR).is_dir() and (run_dir / RESULTS_FILE).is_file()):
+        return
+    try:
+        path = ckpt.latest_checkpoint(run_dir) / ckpt.STATE_NAME
+        state = TrainState.from_dict(ckpt.read_json(path, "trainer state"), path)
+    except CheckpointError:
+        return  # damaged or missing: the Trainer's resume reports it, or falls back
+    if state.step >= config.train.max_steps or state.stopped_early:
+        why = "stopped early" if state.stopped_early else f"reached train.max_steps={config.train.max_steps}"
+        raise ValueError(f"run {run_dir} is already finished: it {why} at step {state.step}, and its "
+                         f"model/ and {RESULTS_FILE} are written, so there is nothing to resume. "
+                         f"Score it with `gicho evaluate {run_dir}`, or train longer with "
+                         f"`gicho train {task.name} --resume {run_dir} --train.max-steps N` (N > {state.step})")
+
+
+def _saved_preprocessing(spec: NeuralSpec, run_dir: Path) -> dict[str, Any] | None:
+    """The preprocessing a resumed run was started with (None for a task that saves none)."""
+    import warnings
+
+    if spec.save_extras is None or spec.load_extras is None:
+        return None
+    for where in (PREPROCESSING_DIR, MODEL_DIR):  # model/: runs finished before gicho saved the first
+        directory = run_dir / where
+        if directory.is_dir():
+            return spec.load_extras(directory)
+    warnings.warn(f"{run_dir} has no {PREPROCESSING_DIR}/ (a run started by an older gicho): its "
+                  "preprocessing is built again, and a vocabulary trained again may differ from the "
+                  "one its checkpoints were trained with", UserWarning, stacklevel=3)
+    return None
+
+
+def _save_preprocessing(spec: NeuralSpec, info: dict[str, Any], run_dir: Path) -> None:
+    """Write ``run_dir/preprocessing/`` whole (a temporary directory, then a rename)."""
+    import os
+    import shutil
+
+    from gicho._io import TMP_PREFIX, fsync_dir
+
+    if spec.save_extras is None:
+        return
+    final = run_dir / PREPROCESSING_DIR
+    for stale in run_dir.glob(f"{TMP_PREFIX}{PREPROCESSING_DIR}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = run_dir / f"{TMP_PREFIX}{PREPROCESSING_DIR}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        spec.save_extras(tmp, info)
+        if final.exists():  # left by an older run of this directory whose preprocessing was rebuilt
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(run_dir)
 
 
 def _build_data(spec: NeuralSpec, config: Any, preprocessing: dict[str, Any] | None) -> Splits:
