@@ -118,3 +118,38 @@ def test_choice_can_ignore_case_and_speak_for_the_cli():
         check_choice("HC9", "--robust", ("nonrobust", "HC3"), ignore_case=True)
     with pytest.raises(ValueError, match=r"^argument `solver` must be one of 'a', 'b'; got 'A'$"):
         check_choice("A", "solver", ("a", "b"))
+
+
+def test_check_dropout_is_half_open():
+    from gicho._validation import check_dropout
+
+    assert check_dropout(0, "p") == 0.0 and check_dropout(0.5, "p") == 0.5
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"argument `p` must lie in \[0, 1\); got"):
+            check_dropout(bad, "p")
+    with pytest.raises(TypeError, match=r"argument `p` must be a number in \[0, 1\); got"):
+        check_dropout("0.1", "p")
+
+
+def _family_configs():
+    from gicho.models.bert import BertConfig
+    from gicho.models.classifier import ClassifierConfig
+    from gicho.models.seq2seq import Seq2SeqConfig
+    from gicho.models.vit import ViTConfig
+
+    return [
+        (ViTConfig, {}, ("dropout", "attention_dropout")),
+        (BertConfig, {}, ("dropout", "attention_dropout", "classifier_dropout")),
+        (ClassifierConfig, {"vocab_size": 10}, ("dropout", "attention_dropout", "head_dropout")),
+        (Seq2SeqConfig, {}, ("dropout",)),
+    ]
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1])
+def test_every_model_family_bounds_dropout_alike(bad):
+    """One bound, [0, 1), for the dropout fields of ViT, BERT, the classifier and seq2seq (O21)."""
+    for config_cls, base, fields in _family_configs():
+        config_cls(**base)  # the defaults are valid
+        for name in fields:
+            with pytest.raises(ValueError, match=rf"^argument `{name}` must lie in \[0, 1\); got {bad}$"):
+                config_cls(**base, **{name: bad})

@@ -22,6 +22,7 @@ __all__ = [
     "check_array",
     "check_choice",
     "check_consistent_length",
+    "check_dropout",
     "check_feature_names",
     "check_is_fitted",
     "check_n_features",
@@ -373,6 +374,19 @@ def check_probability(value: Any, name: str, *, closed: bool = True) -> float:
     if not ok:
         interval = "[0, 1]" if closed else "(0, 1)"
         raise ValueError(f"argument `{name}` must lie in {interval}; got {value!r}")
+    return float(value)
+
+
+def check_dropout(value: Any, name: str) -> float:
+    """Check a dropout probability: a number in [0, 1) (1 would drop every activation).
+
+    The one bound of every model family's dropout fields (ViT, BERT, the encoder classifier,
+    seq2seq), so that ``dropout=1.0`` is refused alike everywhere.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"argument `{name}` must be a number in [0, 1); got {describe(value)}")
+    if not 0 <= value < 1:  # also refuses NaN
+        raise ValueError(f"argument `{name}` must lie in [0, 1); got {value!r}")
     return float(value)
 
 

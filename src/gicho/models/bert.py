@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gicho._validation import check_choice, check_positive, check_probability
+from gicho._validation import check_choice, check_dropout, check_positive
 from gicho.models._bert_hf import config_from_hf, config_to_hf, from_hf_state_dict, to_hf_state_dict
 from gicho.models._pretrained import PretrainedModel, config_from_dict
 from gicho.nn.backbone import EncoderBackbone, TokenStem
@@ -108,9 +108,8 @@ class BertConfig:
             raise ValueError(f"argument `d_model`={self.d_model} must be divisible by "
                              f"`n_heads`={self.n_heads}")
         for name in ("dropout", "attention_dropout", "classifier_dropout"):
-            value = getattr(self, name)
-            if value is not None and check_probability(value, name) == 1.0:
-                raise ValueError(f"argument `{name}` must lie in [0, 1); got {value!r}")
+            if getattr(self, name) is not None:
+                check_dropout(getattr(self, name), name)
         check_positive(self.layer_norm_eps, "layer_norm_eps")
         if self.pad_token_id is not None:
             check_positive(self.pad_token_id, "pad_token_id", strict=False, integer=True)

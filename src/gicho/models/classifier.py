@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gicho._validation import check_choice, check_positive, check_probability
+from gicho._validation import check_choice, check_dropout, check_positive
 from gicho.models._pretrained import PretrainedModel
 from gicho.nn.backbone import CLS_SOURCES, EncoderBackbone, FeatureStem, TokenStem
 from gicho.nn.pooling import POOL_MODES
@@ -42,16 +42,29 @@ class ClassifierConfig:
 
     Parameters
     ----------
-    vocab_size, n_features, token_dim : int or None
-        The input kind; exactly one must be set (see the module docstring).
+    vocab_size : int or None
+        Input kind "token ids": their vocabulary size (exactly one of ``vocab_size``,
+        ``n_features`` and ``token_dim`` is set; see the module docstring).
+    n_features : int or None
+        Input kind "one token per feature": the number of features (one scalar each).
+    token_dim : int or None
+        Input kind "vector tokens": the width of each input vector.
     n_outputs : int
         Number of classes (classifier) or of regression targets (regressor).
-    d_model, n_heads, n_layers : int
-        Width, heads (``d_model % n_heads == 0``) and depth of the encoder.
+    d_model : int
+        Width of the token vectors (``d_model % n_heads == 0``).
+    n_heads : int
+        Attention heads per layer.
+    n_layers : int
+        Number of encoder layers (depth).
     d_ff : int or None
         MLP hidden width; ``None`` means ``4 * d_model`` (see :attr:`ff_dim`).
-    dropout, attention_dropout, head_dropout : float
-        Dropout in the blocks and on the embeddings, on the attention weights, before the head.
+    dropout : float in [0, 1)
+        Dropout in the blocks and on the embeddings.
+    attention_dropout : float in [0, 1)
+        Dropout on the attention weights.
+    head_dropout : float in [0, 1)
+        Dropout on the pooled vector, before the head.
     max_len : int
         Longest input sequence (not counting a learned [CLS]); longer inputs raise ``ValueError``.
     position : {"learned", "sinusoidal", "none"}
@@ -66,11 +79,14 @@ class ClassifierConfig:
         Pre-LN blocks with a final LayerNorm (ViT) or post-LN blocks with a LayerNorm on the
         embeddings (BERT).
     layer_norm_eps : float
+        Epsilon of the LayerNorms.
     pad_token_id : int or None
         With token ids and no ``attention_mask``, positions equal to this id are padding.
-    target_mean, target_std : float
+    target_mean : float
         Regressor only: the head predicts ``(y - target_mean) / target_std`` and the loss is
         the mean squared error on that standardised scale; predictions are in ``y``'s units.
+    target_std : float
+        Regressor only: the scale of that standardisation (> 0).
     label_names : tuple of str or None
         Names of the classes (classifier) or targets (regressor), ``n_outputs`` of them.
     """
@@ -113,7 +129,7 @@ class ClassifierConfig:
         if self.d_ff is not None:
             check_positive(self.d_ff, "d_ff", integer=True)
         for name in ("dropout", "attention_dropout", "head_dropout"):
-            check_probability(getattr(self, name), name)
+            check_dropout(getattr(self, name), name)
         check_choice(self.position, "position", POSITIONS)
         check_choice(self.pool, "pool", POOL_MODES)
         if self.cls is not None:

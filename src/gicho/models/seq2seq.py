@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from gicho._validation import check_choice, check_positive, describe
+from gicho._validation import check_choice, check_dropout, check_positive, describe
 from gicho.models._pretrained import PretrainedModel
 from gicho.nn.attention import AdditiveAttention, DotAttention, GeneralAttention
 
@@ -53,10 +53,16 @@ class Seq2SeqConfig:
 
     Parameters
     ----------
-    src_vocab_size, tgt_vocab_size : int
-        Sizes of the source and target vocabularies (special tokens included).
-    pad_id, bos_id, eos_id : int
-        Padding, start and end token ids (padding shared by both vocabularies).
+    src_vocab_size : int
+        Size of the source vocabulary (special tokens included).
+    tgt_vocab_size : int
+        Size of the target vocabulary (special tokens included).
+    pad_id : int
+        Padding token id (shared by both vocabularies).
+    bos_id : int
+        Start-of-sequence token id of the target vocabulary.
+    eos_id : int
+        End-of-sequence token id of the target vocabulary.
     embed_dim : int
         Character embedding width E (encoder and decoder).
     hidden_dim : int
@@ -66,8 +72,10 @@ class Seq2SeqConfig:
         Encoder cell (the decoder is always an LSTM).
     bidirectional : bool
         Bidirectional encoder.
-    encoder_layers, decoder_layers : int
-        Stacked RNN layers.
+    encoder_layers : int
+        Stacked RNN layers of the encoder.
+    decoder_layers : int
+        Stacked LSTM layers of the decoder.
     attention : {"dot", "general", "additive"}
         Score function.
     attention_dim : int
@@ -117,12 +125,10 @@ class Seq2SeqConfig:
             raise ValueError(f"pad_id, bos_id and eos_id must differ; got {specials}")
         if self.pad_id >= self.src_vocab_size:
             raise ValueError(f"pad_id={self.pad_id} must be < src_vocab_size={self.src_vocab_size}")
-        for name in ("dropout", "teacher_forcing_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"argument `{name}` must be a number; got {describe(value)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"argument `dropout` must lie in [0, 1); got {self.dropout!r}")
+        check_dropout(self.dropout, "dropout")
+        value = self.teacher_forcing_ratio
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"argument `teacher_forcing_ratio` must be a number; got {describe(value)}")
         if not 0 <= self.teacher_forcing_ratio <= 1:
             raise ValueError(
                 f"argument `teacher_forcing_ratio` must lie in [0, 1]; got {self.teacher_forcing_ratio!r}"
@@ -256,6 +262,10 @@ class Seq2Seq(PretrainedModel):
 
     config_class = Seq2SeqConfig
     model_type = "seq2seq"
+    # the RNNs' stacked layers in the weights file (torch names them weight_ih_l{i}[_reverse]),
+    # compared with the config before anything is built
+    layer_patterns = {"encoder_layers": r"^encoder\.rnn\.\w+_l(\d+)(?:_reverse)?$",
+                      "decoder_layers": r"^decoder\.rnn\.\w+_l(\d+)$"}
 
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
