@@ -172,6 +172,32 @@ def test_reset_head_and_config_errors():
         model(torch.randn(1, 1, 8, 8))  # grey images into an RGB model
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"image_size": 100_000, "patch_size": 8}, r"argument `image_size` must be <= 8192 \(MAX_IMAGE_SIZE\) pixels; got 100000"),
+    ({"image_size": 8192, "patch_size": 8}, r"argument `patch_size` must leave at most 16384 \(MAX_PATCHES\) patches; "
+                                            r"got patch_size=8, which cuts image_size=8192 into 1024x1024"),
+    ({"image_size": 4096, "patch_size": 4096}, r"argument `in_channels` \* patch_size\*\*2 must be <= 65536"),
+    ({"in_channels": 100_000}, r"argument `in_channels` \* patch_size\*\*2 must be <= 65536"),
+])
+def test_sizes_are_bounded_before_allocation(fields, message):
+    """O2: an image side of 100,000 px was a MemoryError; now the config refuses it, naming the field."""
+    with pytest.raises(ValueError, match=message):
+        ViTConfig(**fields)
+    ViTConfig(image_size=4096, patch_size=32)  # 128 x 128 patches: the largest grid allowed
+
+
+def test_n_classes_none_is_decided_later():
+    """None: the data decides (the vit task); label_names give the count; a classifier needs one."""
+    config = ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=1, n_heads=2, n_classes=None)
+    assert config.n_classes is None
+    assert ViTConfig(n_classes=None, label_names=["a", "b"]).n_classes == 2
+    ViTModel(config)  # the encoder needs no class count
+    with pytest.raises(ValueError, match=r"argument `n_classes` is None \(not decided yet\)"):
+        ViTForImageClassification(config)
+    with pytest.raises(ValueError, match="label_names has 2 names; n_classes=3"):
+        ViTConfig(n_classes=3, label_names=["a", "b"])
+
+
 def test_hf_config_options_refused(tmp_path):
     hf = transformers.ViTForImageClassification(_hf_config(SHAPES[0], hidden_act="gelu_new"))
     hf.save_pretrained(tmp_path)

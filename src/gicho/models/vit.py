@@ -35,13 +35,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gicho._validation import check_choice, check_positive, check_probability
-from gicho.models._pretrained import PretrainedModel, config_from_dict
+from gicho._validation import check_choice, check_dropout, check_positive
+from gicho.models._pretrained import (
+    PretrainedModel,
+    config_from_dict,
+    hf_refusing_act,
+    is_hf_refusing_act,
+)
 from gicho.models._vit_keys import export_hf, import_vit_state
 from gicho.nn.backbone import EncoderBackbone, PatchStem
 from gicho.weights import CheckpointError, read_config, tensor_shapes, weights_file
 
-__all__ = ["PRESETS", "ViTConfig", "ViTForImageClassification", "ViTModel", "ViTPretrained",
+__all__ = ["MAX_IMAGE_SIZE", "MAX_PATCHES", "MAX_PATCH_INPUTS", "PRESETS", "ViTConfig", "ViTForImageClassification", "ViTModel", "ViTPretrained",
            "attention_rollout", "interpolate_pos_embed"]
 
 IGNORE_INDEX = -100
@@ -59,6 +64,12 @@ PRESETS: dict[str, dict[str, Any]] = {
              "n_heads": 4, "d_ff": 128, "n_classes": 2, "dropout": 0.1},
 }
 _HF_DEFAULT_EPS = 1e-12  # Hugging Face ViTConfig's layer_norm_eps default (timm uses 1e-6)
+# Sane sizes, checked by ViTConfig before any tensor is allocated (a 100,000 px side would ask
+# for billions of position rows): the largest published ViTs use 1,024 px, 4,096 patches and
+# 16x16x3 = 768 inputs per patch.
+MAX_IMAGE_SIZE = 8192  # pixels per side
+MAX_PATCHES = 16_384  # patches per image, (image_size // patch_size) ** 2: a 128 x 128 grid
+MAX_PATCH_INPUTS = 65_536  # in_channels * patch_size ** 2, the inputs of one patch embedding
 
 
 @dataclass
@@ -68,22 +79,32 @@ class ViTConfig:
     Parameters
     ----------
     image_size : int
-        Height = width of the input images; ``patch_size`` must divide it.
+        Height = width of the input images in pixels, at most ``MAX_IMAGE_SIZE`` (8192).
     patch_size : int
+        Side of the square patches in pixels; it must divide ``image_size``, and the image may
+        hold at most ``MAX_PATCHES`` (16,384) patches.
     in_channels : int
-        3 for RGB, 1 for grey images.
-    d_model, n_layers, n_heads : int
-        Width, depth and heads (``d_model % n_heads == 0``).
+        Colour channels of the input: 3 for RGB, 1 for grey images.
+    d_model : int
+        Width of the token vectors (``d_model % n_heads == 0``).
+    n_layers : int
+        Number of encoder layers (depth).
+    n_heads : int
+        Attention heads per layer; each has ``d_model // n_heads`` dimensions.
     d_ff : int or None
         MLP width; ``None`` means ``4 * d_model``.
-    dropout, attention_dropout : float
-        Dropout on embeddings and residual branches; on the attention weights.
+    dropout : float in [0, 1)
+        Dropout on the embeddings and the residual branches.
+    attention_dropout : float in [0, 1)
+        Dropout on the attention weights.
     layer_norm_eps : float
         1e-6 as timm (Hugging Face's configs say 1e-12; both are read from their files).
-    n_classes : int
-        Classes of the head (:class:`ViTForImageClassification`).
+    n_classes : int or None
+        Classes of the head (:class:`ViTForImageClassification`); ``None``: not decided yet,
+        set from the data (the ``vit`` task counts the folder's classes); with ``label_names``
+        given, their number.
     pool : {"cls", "mean"}
-        What the head reads.
+        What the head reads: the [CLS] token, or the mean of the patch tokens.
     label_names : tuple of str or None
         ``n_classes`` names (Hugging Face's ``id2label``).
 
@@ -101,21 +122,36 @@ class ViTConfig:
     dropout: float = 0.0
     attention_dropout: float = 0.0
     layer_norm_eps: float = 1e-6
-    n_classes: int = 1000
+    n_classes: int | None = 1000
     pool: Literal["cls", "mean"] = "cls"
     label_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads", "n_classes"):
+        if self.n_classes is None and self.label_names is not None:
+            self.n_classes = len(self.label_names)
+        for name in ("image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads"):
             check_positive(getattr(self, name), name, integer=True)
+        if self.n_classes is not None:
+            check_positive(self.n_classes, "n_classes", integer=True)
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise ValueError(f"argument `image_size` must be <= {MAX_IMAGE_SIZE} (MAX_IMAGE_SIZE) pixels; "
+                             f"got {self.image_size}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size={self.image_size} must be divisible by patch_size={self.patch_size}")
+        if self.n_patches > MAX_PATCHES:
+            raise ValueError(f"argument `patch_size` must leave at most {MAX_PATCHES} (MAX_PATCHES) patches; "
+                             f"got patch_size={self.patch_size}, which cuts image_size={self.image_size} into "
+                             f"{self.grid_size}x{self.grid_size} = {self.n_patches}; use a larger patch_size")
+        if self.in_channels * self.patch_size**2 > MAX_PATCH_INPUTS:
+            raise ValueError(f"argument `in_channels` * patch_size**2 must be <= {MAX_PATCH_INPUTS} "
+                             f"(MAX_PATCH_INPUTS); got in_channels={self.in_channels}, "
+                             f"patch_size={self.patch_size}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.d_ff is not None:
             check_positive(self.d_ff, "d_ff", integer=True)
         for name in ("dropout", "attention_dropout"):
-            check_probability(getattr(self, name), name)
+            check_dropout(getattr(self, name), name)
         check_positive(self.layer_norm_eps, "layer_norm_eps")
         check_choice(self.pool, "pool", VIT_POOLS)
         if self.label_names is not None:
@@ -241,13 +277,22 @@ class ViTPretrained(PretrainedModel):
 
     # ------------------------------------------------------------------ checkpoints
     def config_dict(self) -> dict[str, Any]:
-        """Hugging Face's ``ViTConfig`` fields (plus gicho's ``pool``)."""
+        """Hugging Face's ``ViTConfig`` fields (plus gicho's ``pool``).
+
+        A ``pool="mean"`` classifier has no counterpart in ``transformers`` (its
+        ``ViTForImageClassification`` reads [CLS] and would give other logits), so its
+        ``hidden_act`` is :func:`~gicho.models._pretrained.hf_refusing_act`: ``transformers``
+        refuses it with that text as the error; gicho reads it as GELU.
+        """
         c = self.config
-        names = c.label_names or tuple(f"LABEL_{i}" for i in range(c.n_classes))
+        act = "gelu"
+        if c.pool == "mean" and isinstance(self, ViTForImageClassification):
+            act = hf_refusing_act(self._architecture, "mean pooling of the patch tokens (pool='mean')")
+        names = c.label_names or tuple(f"LABEL_{i}" for i in range(c.n_classes or 0))
         return {
             "model_type": self.model_type, "architectures": [self._architecture],
             "hidden_size": c.d_model, "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads,
-            "intermediate_size": c.ff_dim, "hidden_act": "gelu", "hidden_dropout_prob": c.dropout,
+            "intermediate_size": c.ff_dim, "hidden_act": act, "hidden_dropout_prob": c.dropout,
             "attention_probs_dropout_prob": c.attention_dropout, "layer_norm_eps": c.layer_norm_eps,
             "image_size": c.image_size, "patch_size": c.patch_size, "num_channels": c.in_channels,
             "qkv_bias": True, "initializer_range": 0.02, "encoder_stride": c.patch_size,
@@ -262,7 +307,8 @@ class ViTPretrained(PretrainedModel):
             raise CheckpointError(f"{source} holds a {data.get('model_type')!r} model, not 'vit'")
         if "hidden_size" not in data:  # a plain dump of gicho's ViTConfig fields
             return config_from_dict(ViTConfig, data, source)
-        if data.get("hidden_act", "gelu") != "gelu" or data.get("qkv_bias", True) is not True:
+        act = data.get("hidden_act", "gelu")
+        if (act != "gelu" and not is_hf_refusing_act(act)) or data.get("qkv_bias", True) is not True:
             raise CheckpointError(f"{source}: hidden_act={data.get('hidden_act')!r}, qkv_bias="
                                   f"{data.get('qkv_bias')!r}; gicho's ViT has exact GELU and biased q/k/v")
         id2label = data.get("id2label") or {}
@@ -378,6 +424,9 @@ class ViTForImageClassification(ViTPretrained):
     _architecture = "ViTForImageClassification"
 
     def __init__(self, config: ViTConfig) -> None:
+        if config.n_classes is None:
+            raise ValueError("argument `n_classes` is None (not decided yet); a classifier needs its number "
+                             "of classes: set config.n_classes (or label_names)")
         super().__init__(config)
         self.head = torch.nn.Linear(config.d_model, config.n_classes)
 
