@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json.decoder
+import os
 import textwrap
 import tracemalloc
 
@@ -143,3 +144,19 @@ def test_the_text_data_layer_imports_no_models_trainer_or_tasks():
             "if m.startswith(('gicho.models', 'gicho.train', 'gicho.tasks', 'gicho.cli'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_devices_and_fifos_are_refused_not_called_empty(tmp_path):  # K1 (issue 19)
+    with pytest.raises(ValueError, match=r"corpus path /dev/zero is neither a regular file nor a directory"):
+        TextCorpus("/dev/zero")
+    (tmp_path / "ok.txt").write_text("Some text.\n", encoding="utf-8")
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")  # read, it would never end
+    with pytest.raises(ValueError, match=r"corpus file .*zero\.txt is not a regular file"):
+        TextCorpus(tmp_path)
+    (tmp_path / "zero.txt").unlink()
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(ValueError, match=r"corpus file .*pipe\.txt is not a regular file"):
+        TextCorpus(tmp_path)
+    with pytest.raises(ValueError, match=r"corpus path .*pipe\.txt is neither a regular file nor a directory"):
+        TextCorpus(tmp_path / "pipe.txt")

@@ -126,3 +126,64 @@ def test_bert_classify_refuses_one_label_and_a_too_rare_sample(tmp_path):  # C2 
                     encoding="utf-8")
     with pytest.raises(ValueError, match=r"field `data.n_train` \(2\) leaves label\(s\) 'b' out of the training"):
         build_data(task.make_config({"data.csv": str(rare), "data.n_train": 2}))
+
+
+def test_mlm_data_config_bounds(tmp_path):  # O1, O9 (issue 19)
+    task = get("mlm-bert")
+    with pytest.raises(ValueError, match=r"field `data.block_size` must be <= 512 \(the BERT presets' positions\); "
+                                         r"got 1000000000"):
+        task.make_config({"data.block_size": 1_000_000_000})
+    for bad in (0, 1, -0.1):
+        with pytest.raises(ValueError, match=rf"field `data.mask_prob` must lie in \(0, 1\).*got {bad}"):
+            task.make_config({"data.mask_prob": bad})
+    with pytest.raises(ValueError, match=r"field `data.unit` \('line'\) applies to a `corpus` file or directory"):
+        task.make_config({"data.unit": "line"})
+    with pytest.raises(ValueError, match=r"field `data.unit` must be one of 'paragraph', 'line', 'file'"):
+        task.make_config({"data.unit": "page", "data.corpus": str(tmp_path)})
+
+
+def test_mlm_documents_one_sentence_per_line(tmp_path):  # newcomer #16 (issue 19)
+    from gicho.tasks.mlm_bert import _documents
+
+    path = tmp_path / "sentences.txt"
+    path.write_text("".join(f"Sentence number {i} ends here.\n" for i in range(40)), encoding="utf-8")
+    task = get("mlm-bert")
+    with pytest.raises(ValueError, match=r"sentences\.txt has 1 document\(s\) \(data.unit 'paragraph'\): too few to "
+                                         r"hold 5% out .*separated by blank lines.*give --data.unit line"):
+        _documents(task.make_config({"data.corpus": str(path)}).data)
+    texts = _documents(task.make_config({"data.corpus": str(path), "data.unit": "line"}).data)
+    assert sorted(texts) == sorted(f"Sentence number {i} ends here." for i in range(40))
+    with pytest.raises(ValueError, match=r"field `data.max_documents` \(1\) keeps too few documents .* give at "
+                                         r"least 2"):
+        _documents(task.make_config({"data.corpus": str(path), "data.unit": "line", "data.max_documents": 1}).data)
+
+
+def _tiny_mlm_predictor(max_len=16):
+    import torch
+
+    from gicho.data.text import SPECIAL_TOKENS, TextTokenizer
+    from gicho.models.bert import BertConfig, BertForMaskedLM
+    from gicho.tasks.neural import Predictor
+
+    words = "the a is of loop break statement exits here one two".split()
+    tokenizer = TextTokenizer.from_vocab({t: i for i, t in enumerate([*SPECIAL_TOKENS, *words])})
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size, max_len=max_len,
+                                                   pad_token_id=tokenizer.pad_id)).eval()
+    task = get("mlm-bert")
+    return Predictor(task, task.make_config(), model, {"tokenizer": tokenizer})
+
+
+def test_mlm_predict_fills_every_mask_with_top_k():  # newcomer #11 (issue 19)
+    predictor = _tiny_mlm_predictor()
+    two, one = predictor.predict(["the [MASK] statement exits the [MASK]", "break [MASK] loop"], top_k=3)
+    assert re.fullmatch(r"\[MASK\]1: (\S+ \(\d\.\d\d\), ){2}\S+ \(\d\.\d\d\) \| \[MASK\]2: (\S+ \(\d\.\d\d\), ){2}"
+                        r"\S+ \(\d\.\d\d\)", two), two
+    assert re.fullmatch(r"(\S+ \(\d\.\d\d\), ){2}\S+ \(\d\.\d\d\)", one), one
+    assert len(re.findall(r"\(\d\.\d\d\)", predictor.predict(["[MASK] one"])[0])) == 5  # default top_k
+    with pytest.raises(ValueError, match=r"option `top_k` must be an integer >= 1; got 0"):
+        predictor.predict(["[MASK] one"], top_k=0)
+    with pytest.raises(ValueError, match=r"unknown predict option\(s\) \['top'\]; allowed: top_k"):
+        predictor.predict(["[MASK] one"], top=2)
+    with pytest.raises(ValueError, match=r"1 of its 2 \[MASK\] lie beyond the model's 16 positions"):
+        predictor.predict(["[MASK] " + "one " * 20 + "[MASK]"])

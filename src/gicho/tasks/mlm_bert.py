@@ -9,12 +9,14 @@
 * P: masked-token accuracy and perplexity on the held-out documents, beside the unigram
   baseline (always answering the most frequent training token).
 
-``predict`` fills masks: ``"The [MASK] statement exits a loop."`` → the top tokens with their
-probabilities. The run's ``model/`` holds the tokenizer beside the weights.
+``predict`` fills every mask: ``"The [MASK] statement exits a loop."`` → the top tokens with
+their probabilities (``top_k``, default 5), one line per input; an input with several masks
+reads ``[MASK]1: ... | [MASK]2: ...``. The run's ``model/`` holds the tokenizer beside the weights.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +31,7 @@ __all__ = ["MLMBertConfig", "MLMData", "MLMModel"]
 
 TOP_K = 5  # tokens shown per [MASK]
 EXAMPLE = "The [MASK] statement exits the innermost loop."  # the report's fill-mask example
+MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 8, 512  # a block must fit the presets' 512 positions
 
 
 @dataclass
@@ -45,20 +48,32 @@ class MLMData:
     """The corpus, its vocabulary and the masking."""
 
     corpus: str = field(default="", metadata={"help": "text file or directory; empty: Python's own docs"})
+    unit: Literal["paragraph", "line", "file"] = field(default="paragraph", metadata={
+        "help": "one document of data.corpus: lines between blank lines, one line (a sentence-per-line "
+                "file), or one file"})
     vocab_size: int = field(default=8000, metadata={"help": "WordPiece vocabulary size"})
-    block_size: int = field(default=128, metadata={"help": "tokens per packed training block"})
+    block_size: int = field(default=128, metadata={"help": "tokens per packed training block (8 to 512)"})
     valid_fraction: float = field(default=0.05, metadata={"help": "documents held out"})
     max_documents: int = field(default=0, metadata={"help": "use at most this many documents (0: all)"})
-    mask_prob: float = field(default=0.15, metadata={"help": "share of tokens to predict"})
+    mask_prob: float = field(default=0.15, metadata={"help": "share of tokens to predict, in (0, 1)"})
     whole_word: bool = field(default=False, metadata={"help": "mask whole words"})
     seed: int = field(default=0, metadata={"help": "split and masking seed"})
 
     def __post_init__(self) -> None:
         if not 0 < self.valid_fraction < 1:
             raise ValueError(f"field `valid_fraction` must lie in (0, 1); got {self.valid_fraction!r}")
-        for name, low in (("vocab_size", 100), ("block_size", 8), ("max_documents", 0)):
+        if not 0 < self.mask_prob < 1:
+            raise ValueError(f"field `mask_prob` must lie in (0, 1): 0 leaves nothing to predict and 1 masks every "
+                             f"token; got {self.mask_prob!r}")
+        for name, low in (("vocab_size", 100), ("block_size", MIN_BLOCK_SIZE), ("max_documents", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"field `{name}` must be >= {low}; got {getattr(self, name)!r}")
+        if self.block_size > MAX_BLOCK_SIZE:
+            raise ValueError(f"field `block_size` must be <= {MAX_BLOCK_SIZE} (the BERT presets' positions); "
+                             f"got {self.block_size!r}")
+        if self.unit != "paragraph" and not self.corpus:
+            raise ValueError(f"field `unit` ({self.unit!r}) applies to a `corpus` file or directory; the default "
+                             "corpus (Python's docs) has its own documents")
 
 
 @dataclass
@@ -76,15 +91,34 @@ class MLMBertConfig:
         check_num_threads(self.num_threads)
 
 
+def _too_few(n_documents: int, valid_fraction: float) -> bool:
+    """Whether holding ``valid_fraction`` (at least one) out of ``n_documents`` leaves none to train on."""
+    return max(1, round(n_documents * valid_fraction)) >= n_documents
+
+
 def _documents(data: MLMData) -> list[str]:
+    """The documents, shuffled by seed (at most ``max_documents``); enough to hold some out."""
     from gicho.data.text import TextCorpus, python_docs_corpus
 
-    corpus = TextCorpus(data.corpus) if data.corpus else python_docs_corpus()
+    corpus = TextCorpus(data.corpus, unit=data.unit) if data.corpus else python_docs_corpus()
     texts = [doc.text for doc in corpus]
     if not texts:
         raise ValueError(f"the corpus {data.corpus or 'of Python docs'} holds no text")
     random.Random(data.seed).shuffle(texts)
-    return texts[: data.max_documents] if data.max_documents else texts
+    if data.max_documents and data.max_documents < len(texts):
+        texts = texts[: data.max_documents]
+        if _too_few(len(texts), data.valid_fraction):
+            least = next(n for n in itertools.count(2) if not _too_few(n, data.valid_fraction))
+            raise ValueError(f"field `data.max_documents` ({data.max_documents}) keeps too few documents to hold "
+                             f"{data.valid_fraction:.0%} out and train on the rest; give at least {least}")
+    if _too_few(len(texts), data.valid_fraction):
+        hint = {"paragraph": "documents are separated by blank lines; for a file of one sentence (or text) per "
+                             "line give --data.unit line, or put blank lines between documents",
+                "line": "each non-blank line is a document; give more lines",
+                "file": "each file is a document; give a directory of several files, or --data.unit paragraph"}
+        raise ValueError(f"the corpus {data.corpus} has {len(texts)} document(s) (data.unit {data.unit!r}): too few "
+                         f"to hold {data.valid_fraction:.0%} out and train on the rest; {hint[data.unit]}")
+    return texts
 
 
 def build_data(config: MLMBertConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
@@ -130,23 +164,43 @@ def metrics(config: MLMBertConfig, info: dict[str, Any], split: str) -> Any:
 
 
 def read_inputs(config: MLMBertConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    """Each input: a sentence with at least one ``[MASK]``."""
+    """Each input: a sentence with at least one ``[MASK]``, every one within the model's positions."""
     missing = [t for t in texts if "[MASK]" not in t]
     if missing:
         raise ValueError(f"input {missing[0]!r} has no [MASK] to fill; write e.g. {EXAMPLE!r}")
+    tokenizer, max_len = predictor.info["tokenizer"], predictor.model.config.max_len
+    for text in texts:
+        n_masks = tokenizer.encode(text)["input_ids"].count(tokenizer.mask_id)
+        if n_masks == 0:
+            raise ValueError(f"input {text!r}: the tokenizer ({tokenizer.source}) does not read [MASK] as its mask "
+                             "token (it is not registered as a special token)")
+        kept = tokenizer.encode(text, max_len=max_len)["input_ids"].count(tokenizer.mask_id)
+        if kept < n_masks:
+            raise ValueError(f"input {text[:60]!r}...: {n_masks - kept} of its {n_masks} [MASK] lie beyond the "
+                             f"model's {max_len} positions (truncated away); shorten the input")
     return {"texts": texts}
 
 
-def fill_masks(predictor: Predictor, texts: list[str], k: int = TOP_K) -> list[list[tuple[str, float]]]:
-    """For each input, the top-``k`` tokens and probabilities of its first [MASK]."""
+def fill_masks(predictor: Predictor, texts: list[str], k: int = TOP_K) -> list[list[list[tuple[str, float]]]]:
+    """For each input and each of its [MASK] (left to right), the top-``k`` tokens and probabilities."""
     from gicho.tasks.bert_text import fill_mask
 
-    return [fill_mask(predictor.model, predictor.info["tokenizer"], text, k)[0] for text in texts]
+    return [fill_mask(predictor.model, predictor.info["tokenizer"], text, k) for text in texts]
+
+
+def _format_masks(masks: list[list[tuple[str, float]]]) -> str:
+    """``tok (p), ...`` for one [MASK]; ``[MASK]1: tok (p), ... | [MASK]2: ...`` for several."""
+    lines = [", ".join(f"{tok} ({p:.2f})" for tok, p in top) for top in masks]
+    return lines[0] if len(lines) == 1 else " | ".join(f"[MASK]{m}: {line}" for m, line in enumerate(lines, 1))
 
 
 def write_outputs(config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any],
                   options: dict[str, Any]) -> list[str]:
-    return [", ".join(f"{tok} ({p:.2f})" for tok, p in top) for top in fill_masks(predictor, batch["texts"])]
+    """One line per input: the top ``options["top_k"]`` (default 5) tokens of every [MASK]."""
+    k = options.get("top_k", TOP_K)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"option `top_k` must be an integer >= 1; got {k!r}")
+    return [_format_masks(masks) for masks in fill_masks(predictor, batch["texts"], k)]
 
 
 def fill_mask_figure(config: MLMBertConfig, predictor: Predictor, splits: Splits, ctx: Any,
@@ -154,7 +208,7 @@ def fill_mask_figure(config: MLMBertConfig, predictor: Predictor, splits: Splits
     """The report's fill-mask example: the top tokens for :data:`EXAMPLE`."""
     from gicho.plots.text import plot_top_tokens
 
-    (top,) = fill_masks(predictor, [EXAMPLE])
+    ((top,),) = fill_masks(predictor, [EXAMPLE])
     plot_top_tokens([t for t, _ in top], [p for _, p in top], EXAMPLE, ctx.plots_dir / "fill_mask.png")
     return {}
 
@@ -169,7 +223,7 @@ def describe(config: MLMBertConfig) -> tuple[str, str]:
 TASK = register(neural_task(
     name="mlm-bert", config_cls=MLMBertConfig,
     spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
-                    write_outputs=write_outputs, model_type="bert", select="best",
+                    write_outputs=write_outputs, model_type="bert", select="best", predict_options=("top_k",),
                     save_extras=save_tokenizer_extras, load_extras=load_tokenizer_extras, after_fit=fill_mask_figure),
     model="BERT masked-language model (tiny preset)", data="Python's own documentation, 5% held out",
     metrics=("masked_accuracy", "perplexity", "unigram_accuracy"), describe=describe,

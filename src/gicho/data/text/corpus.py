@@ -156,6 +156,9 @@ class TextCorpus:
         self.max_document_chars = check_positive(max_document_chars, "max_document_chars", integer=True)
         if not self.path.exists():
             raise FileNotFoundError(f"corpus path not found: {self.path}")
+        if not (self.path.is_dir() or self.path.is_file()):
+            raise ValueError(f"corpus path {self.path} is neither a regular file nor a directory (a device, FIFO "
+                             "or socket); give a text file or a directory of text files")
         if self.path.is_dir() and not self.files():
             raise ValueError(f"corpus directory {self.path} holds no text files (suffixes "
                              f"{', '.join(self.suffixes)}); pass `suffixes=` to read others")
@@ -166,7 +169,14 @@ class TextCorpus:
         return f"corpus {self.path} is empty: no non-blank text in {len(self.files())} file(s)"
 
     def files(self) -> list[Path]:
-        """The files read, in order."""
+        """The files read, in order.
+
+        Raises
+        ------
+        ValueError
+            When a file of the directory with one of ``suffixes`` is not a regular file (a
+            FIFO, or a link to a device such as ``/dev/zero``): reading it would never end.
+        """
         if self.path.is_file():
             return [self.path]
         found = []
@@ -174,6 +184,10 @@ class TextCorpus:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             found.extend(Path(dirpath) / f for f in sorted(filenames)
                          if not f.startswith(".") and Path(f).suffix.lower() in self.suffixes)
+        for file in found:
+            if not file.is_file():
+                raise ValueError(f"corpus file {file} is not a regular file (a device, FIFO, socket or broken "
+                                 "link); remove it from the corpus directory")
         return found
 
     def __iter__(self) -> Iterator[Document]:
