@@ -301,6 +301,34 @@ def _read_vocab(path: Path) -> dict[str, int]:
     return vocab
 
 
+def _is_regular_file(path: Path, what: str) -> bool:
+    """True for a regular file, False when nothing is there; raises for anything else.
+
+    A device (``/dev/zero``), a FIFO, a directory or a broken link in a file's place is refused
+    by name, never skipped (a link to ``/dev/zero`` would otherwise be read without end, or
+    passed over for another file).
+    """
+    if path.is_file():
+        return True
+    if not path.exists() and not path.is_symlink():
+        return False
+    kind = "a directory" if path.is_dir() else "a broken link" if not path.exists() else "a device, FIFO or socket"
+    raise ValueError(f"{what} {path} is not a regular file ({kind}); replace it with the file itself")
+
+
+def _register_special_tokens(tok: Tokenizer) -> None:
+    """Register as special (added) tokens the BERT special tokens that are only in the vocabulary.
+
+    Without it a ``tokenizer.json`` whose ``added_tokens`` lack ``[MASK]`` splits a written
+    "[MASK]" into ``[``, ``mask``, ``]``; ``transformers`` registers them from its config the
+    same way. The ids stay those of the vocabulary.
+    """
+    added = {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
+    missing = [t for t in SPECIAL_TOKENS if t not in added and tok.token_to_id(t) is not None]
+    if missing:
+        tok.add_special_tokens(missing)
+
+
 def load_tokenizer(path: str | Path, lowercase: bool | None = None) -> TextTokenizer:
     """Load a BERT checkpoint's tokenizer: ``tokenizer.json`` or ``vocab.txt``.
 
@@ -316,21 +344,29 @@ def load_tokenizer(path: str | Path, lowercase: bool | None = None) -> TextToken
     Returns
     -------
     TextTokenizer
-        Padding and truncation stored in ``tokenizer.json`` are switched off.
+        Padding and truncation stored in ``tokenizer.json`` are switched off; the special
+        tokens [PAD] [UNK] [CLS] [SEP] [MASK] of its vocabulary are registered as special
+        tokens when its ``added_tokens`` lack them (so "[MASK]" in a text is one token).
+
+    Raises
+    ------
+    ValueError
+        When a tokenizer file (or ``tokenizer_config.json``) is there but is not a regular
+        file: a device such as ``/dev/zero``, a FIFO, a directory or a broken link.
     """
     path = Path(path)
     if path.is_dir():
         for name in (TOKENIZER_FILE, VOCAB_FILE):
-            if (path / name).is_file():
+            if _is_regular_file(path / name, "tokenizer file"):
                 path = path / name
                 break
         else:
             raise FileNotFoundError(f"tokenizer directory {path} holds neither {TOKENIZER_FILE} nor {VOCAB_FILE}")
-    elif not path.is_file():
+    elif not _is_regular_file(path, "tokenizer path"):
         raise FileNotFoundError(f"tokenizer path not found: {path}")
     config: dict[str, Any] = {}
     config_path = path.parent / CONFIG_FILE
-    if config_path.is_file():
+    if _is_regular_file(config_path, "tokenizer config"):
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -344,6 +380,7 @@ def load_tokenizer(path: str | Path, lowercase: bool | None = None) -> TextToken
             tok = Tokenizer.from_file(str(path))
         except Exception as err:  # tokenizers raises its own Exception type
             raise ValueError(f"{path}: not a tokenizers JSON file ({err})") from None
+        _register_special_tokens(tok)
         return TextTokenizer(tok, model_max_length=max_length, source=str(path))
     if lowercase is None:
         lowercase = bool(config.get("do_lower_case", True))
