@@ -239,3 +239,48 @@ def test_non_wordpiece_model_is_refused(tmp_path):
     tok = Tokenizer(models.BPE(vocab={"a": 0}, merges=[]))
     with pytest.raises(ValueError, match=r"expected a WordPiece model; got model type 'BPE'"):
         TextTokenizer(tok)
+
+
+# ---------------------------------------------------------------------------- issue 19
+def _small_tokenizer_dir(directory):
+    words = ["the", "statement", "exits", "a", "loop", "[", "]", "mask", "."]
+    return TextTokenizer.from_vocab({t: i for i, t in enumerate([*SPECIAL_TOKENS, *words])}).save(directory)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_non_regular_tokenizer_files_are_refused_by_name(tmp_path):  # T13 (issue 19)
+    directory = _small_tokenizer_dir(tmp_path / "tok")
+    (directory / "tokenizer.json").unlink()
+    (directory / "tokenizer.json").symlink_to("/dev/zero")  # vocab.txt beside it must not be read instead
+    with pytest.raises(ValueError, match=r"tokenizer file .*tokenizer\.json is not a regular file \(a device, FIFO"):
+        load_tokenizer(directory)
+    with pytest.raises(ValueError, match=r"tokenizer path /dev/zero is not a regular file \(a device"):
+        load_tokenizer("/dev/zero")
+    (directory / "tokenizer.json").unlink()
+    os.mkfifo(directory / "tokenizer.json")
+    with pytest.raises(ValueError, match=r"tokenizer\.json is not a regular file \(a device, FIFO or socket\)"):
+        load_tokenizer(directory)
+    (directory / "tokenizer.json").unlink()
+    (directory / "tokenizer.json").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"tokenizer\.json is not a regular file \(a broken link\)"):
+        load_tokenizer(directory)
+    (directory / "tokenizer.json").unlink()
+    (directory / "tokenizer_config.json").unlink()
+    (directory / "tokenizer_config.json").symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match=r"tokenizer config .*tokenizer_config\.json is not a regular file"):
+        load_tokenizer(directory)
+
+
+def test_special_tokens_only_in_the_vocabulary_are_registered(tmp_path):  # T11 (issue 19)
+    directory = _small_tokenizer_dir(tmp_path / "tok")
+    state = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))
+    state["added_tokens"] = [a for a in state["added_tokens"] if a["content"] != "[MASK]"]
+    (directory / "tokenizer.json").write_text(json.dumps(state), encoding="utf-8")
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    assert "[MASK]" not in raw.encode("The [MASK] statement", add_special_tokens=False).tokens  # the file alone
+    tok = load_tokenizer(directory)
+    assert tok.tokenize("The [MASK] statement") == ["the", "[MASK]", "statement"]
+    assert tok.encode("The [MASK] statement")["input_ids"].count(tok.mask_id) == 1
+    assert tok.mask_id == 4 and tok.vocab_size == len(SPECIAL_TOKENS) + 9  # the vocabulary's id; nothing added
