@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -62,7 +63,9 @@ def _is_config(value: Any) -> bool:
 
 def _docstring_help(cls: type) -> dict[str, str]:
     """First description line of each entry of a numpydoc ``Parameters`` (or ``Attributes``)
-    section; ``a, b : int`` entries give every listed name the same line."""
+    section; ``a, b : int`` entries give every listed name the same line (give each field its own
+    entry for its own help). An entry with no indented description gives no help, never the
+    next entry's header."""
     lines = (cls.__doc__ or "").splitlines()
     found: dict[str, str] = {}
     in_section = False
@@ -78,7 +81,9 @@ def _docstring_help(cls: type) -> dict[str, str]:
             continue
         names, colon, _ = stripped.partition(" : ")
         if indent <= 4 and (colon or "," in names or names.isidentifier()):
-            following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            below = lines[i + 1] if i + 1 < len(lines) else ""
+            deeper = len(below) - len(below.lstrip()) > indent  # a description, not the next entry
+            following = below.strip() if deeper else ""
             for name in names.split(","):
                 found.setdefault(name.strip(), following)
     return found
@@ -237,15 +242,25 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any] | Sequence[str]) -
             try:
                 changes[head] = apply_overrides(getattr(config, head), value)
             except ValueError as exc:
-                raise ValueError(_prefix_field(str(exc), head)) from None
+                raise ValueError(_prefix_field(str(exc), head, getattr(config, head))) from None
         else:
             changes[head] = value
     return dataclasses.replace(config, **changes)
 
 
-def _prefix_field(message: str, head: str) -> str:
-    """Name a nested field by its full dotted path in an error message."""
-    return message.replace("field `", f"field `{head}.", 1) if "field `" in message else message
+def _prefix_field(message: str, head: str, part: Any) -> str:
+    """Name a nested field by its full dotted path in an error message.
+
+    ``field `x``` becomes ``field `head.x```; so does a part's own check naming one of its
+    fields as an argument (``argument `dropout` must lie in [0, 1)`` → ``field `model.dropout`
+    must lie in [0, 1)``), so a command-line error names the option the user typed.
+    """
+    if "field `" in message:
+        return message.replace("field `", f"field `{head}.", 1)
+    match = re.search(r"argument `(\w+)`", message)
+    if match and match.group(1) in {f.name for f in dataclasses.fields(part)}:
+        return message[:match.start()] + f"field `{head}.{match.group(1)}`" + message[match.end():]
+    return message
 
 
 def parse_cli_overrides(config: Any, args: Sequence[str]) -> dict[str, Any]:
