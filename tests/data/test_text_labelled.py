@@ -296,3 +296,25 @@ def test_csv_duplicate_column_and_directory(tmp_path):  # C11, C12
     if os.path.exists("/dev/null"):
         with pytest.raises(ValueError, match=r"CSV path /dev/null is not a regular file"):
             read_text_csv("/dev/null")
+
+
+def test_dataset_items_equal_encode_and_are_stored_flat(tok):  # C28 (issue 19): 10^6 rows took 3.6 GB
+    import tracemalloc
+
+    examples = [TextExample(f"row {i} " + "word " * (i % 7), i % 2, f"pair {i}") for i in range(20_000)]
+    tracemalloc.start()
+    data = TextClassificationDataset(examples, tok, max_len=12, n_labels=2)
+    retained = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    # one flat tensor, not two tensors (about 200 bytes of Python objects each) per item
+    assert retained < 1_500_000, retained
+    for i in (0, 1, 6, 12_345, 19_999, -1):
+        ex = examples[i]
+        expected = tok.encode(ex.text, ex.text_pair, max_len=12)
+        item = data[i]
+        assert item["input_ids"].tolist() == expected["input_ids"]
+        assert item["token_type_ids"].tolist() == expected["token_type_ids"]
+        assert item["input_ids"].dtype == torch.long and int(item["labels"]) == ex.label
+        assert data.lengths[i] == len(expected["input_ids"])
+    with pytest.raises(IndexError):
+        data[20_000]

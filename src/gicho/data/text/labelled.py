@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_LEN = 128
+ENCODE_CHUNK = 10_000  # texts tokenized at a time: bounds the Python lists alive at once
 DEFAULT_VALID_FRACTION, DEFAULT_TEST_FRACTION = 0.1, 0.2
 CSV_VALID_FRACTION, CSV_TEST_FRACTION = 0.1, 0.1
 MAX_DOCSTRINGS_PER_MODULE = 100  # so asyncio or logging do not make up a whole class
@@ -137,7 +138,9 @@ class TextClassificationDataset(torch.utils.data.Dataset):
     Items are ``{"input_ids": (L,), "token_type_ids": (L,), "labels": ()}`` int64;
     ``collate_fn`` pads a list of items into ``input_ids``, ``token_type_ids``,
     ``attention_mask`` (B, T) and ``labels`` (B,). ``lengths`` lists every item's L (for
-    :class:`~gicho.data.text.LengthBucketSampler`).
+    :class:`~gicho.data.text.LengthBucketSampler`). The texts are tokenized in chunks and
+    kept as one flat int32 tensor of ids (and one int8 tensor of segment ids) with offsets,
+    not one tensor per item: a million rows take tens of MB, not gigabytes.
     """
 
     def __init__(self, examples: Sequence[TextExample], tokenizer: TextTokenizer, max_len: int = DEFAULT_MAX_LEN,
@@ -157,19 +160,26 @@ class TextClassificationDataset(torch.utils.data.Dataset):
                     n_labels is not None and ex.label >= n_labels):
                 allowed = f"[0, {n_labels})" if n_labels is not None else "an integer >= 0"
                 raise ValueError(f"example {i} has label {describe(ex.label)}; labels must lie in {allowed}")
-        texts_b = [str(ex.text_pair) for ex in self.examples] if pairs[0] else None
-        encoded = tokenizer.encode_batch([ex.text for ex in self.examples], texts_b, max_len=max_len)
-        self.input_ids = [torch.tensor(e["input_ids"], dtype=torch.int32) for e in encoded]
-        self.token_type_ids = [torch.tensor(e["token_type_ids"], dtype=torch.int8) for e in encoded]
+        ids, types, self.lengths = [], [], []
+        for start in range(0, len(self.examples), ENCODE_CHUNK):
+            chunk = self.examples[start:start + ENCODE_CHUNK]
+            texts_b = [str(ex.text_pair) for ex in chunk] if pairs[0] else None
+            encoded = tokenizer.encode_batch([ex.text for ex in chunk], texts_b, max_len=max_len)
+            self.lengths.extend(len(e["input_ids"]) for e in encoded)
+            ids.append(torch.tensor([i for e in encoded for i in e["input_ids"]], dtype=torch.int32))
+            types.append(torch.tensor([t for e in encoded for t in e["token_type_ids"]], dtype=torch.int8))
+        self._ids, self._types = torch.cat(ids), torch.cat(types)  # (sum of L,)
+        self._offsets = torch.cumsum(torch.tensor([0, *self.lengths], dtype=torch.long), 0)  # (N + 1,)
         self.labels = torch.tensor([ex.label for ex in self.examples], dtype=torch.long)
-        self.lengths = [len(t) for t in self.input_ids]
         self.collate_fn = PadCollator(tokenizer.pad_id)
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids[index].long(), "token_type_ids": self.token_type_ids[index].long(),
+        index = range(len(self))[index]  # negative indices; IndexError out of range
+        start, end = int(self._offsets[index]), int(self._offsets[index + 1])
+        return {"input_ids": self._ids[start:end].long(), "token_type_ids": self._types[start:end].long(),
                 "labels": self.labels[index]}
 
 
