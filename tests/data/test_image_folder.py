@@ -102,12 +102,51 @@ def test_huge_header_is_refused_before_decoding(tmp_path):
 def test_never_reads_outside_root(tmp_path, folder):
     secret = _write(tmp_path / "secret" / "s.png", (9, 9, 9))
     os.symlink(secret, folder / "dog" / "link.png")
-    os.symlink(tmp_path / "secret", folder / "dog" / "linked_dir")  # not followed
-    os.symlink(tmp_path / "secret", folder / "escape")  # a class folder outside root: ignored
-    with pytest.warns(UserWarning, match="resolves outside the root"):
+    os.symlink(tmp_path / "secret", folder / "dog" / "linked_dir")  # not followed: reported
+    os.symlink(tmp_path / "secret", folder / "escape")  # a class folder outside root: reported
+    with pytest.warns(UserWarning, match="resolves outside the root") as record:
         data = ImageFolder(folder / "dog" / "..", image_size=8, on_error="skip")
     assert data.classes == ["cat", "dog"]
     assert all(str(p.resolve()).startswith(str(folder.resolve())) for p, _ in data.samples)
+    assert {p.name for p, _ in data.skipped} == {"escape", "link.png", "linked_dir"}
+    messages = " ".join(str(w.message) for w in record)
+    assert "left out 1 class folder(s)" in messages and "escape" in messages and "linked_dir" in messages
+
+
+def test_class_folder_symlinked_outside_is_refused_by_name(tmp_path, folder):
+    """I20b: the class folder '7' linked from outside the root was dropped without a word."""
+    outside = tmp_path / "elsewhere"
+    _write(outside / "a.png", (1, 2, 3))
+    os.symlink(outside, folder / "7")
+    with pytest.raises(ImageError, match=r"1 class folder\(s\) of .* resolve outside the root, which gicho never "
+                                         r"reads: .*/7: resolves outside the root \(.*elsewhere\); .*on_error='skip'"):
+        ImageFolder(folder, image_size=8)
+    os.remove(folder / "7")
+    os.symlink(outside, folder / "dog" / "more")  # a sub-folder: refused the same way
+    with pytest.raises(ImageError, match=r"1 unusable file\(s\) .*dog/more: folder resolves outside the root"):
+        ImageFolder(folder, image_size=8)
+    os.remove(folder / "dog" / "more")
+    os.symlink(folder / "cat", folder / "dog" / "alias")  # inside the root: not followed, no error
+    assert len(ImageFolder(folder, image_size=8)) == 7
+
+
+def test_one_class_is_refused_before_decoding(tmp_path, folder, monkeypatch):
+    """I15 / E3: one class folder trained a 1-class model scoring accuracy 1.0."""
+    import gicho.data.image_folder as module
+
+    root = tmp_path / "one-class"
+    for i in range(3):
+        _write(root / "cat" / f"{i}.png", (i, 0, 0))
+    monkeypatch.setattr(module, "read_image", lambda *a, **k: pytest.fail("decoded before the check"))
+    with pytest.raises(ValueError, match=r"^a classifier needs at least 2 classes; .*one-class has only 'cat' "):
+        ImageFolder(root, image_size=8, min_classes=2)
+    monkeypatch.undo()
+    assert ImageFolder(root, image_size=8).classes == ["cat"]  # a plain data set may hold one class
+    os.symlink(tmp_path / "nowhere", root / "dog")  # a dangling link is no class
+    with pytest.raises(ValueError, match="has only 'cat'"):
+        ImageFolder(root, image_size=8, min_classes=2)
+    with pytest.raises(ValueError, match=r"argument `min_classes` must be a finite integer > 0"):
+        ImageFolder(root, image_size=8, min_classes=0)
 
 
 def test_bad_roots(tmp_path):
@@ -124,3 +163,140 @@ def test_bad_roots(tmp_path):
         ImageFolder(tmp_path / "empty", image_size=8)
     with pytest.raises(ValueError, match="on_error"):
         ImageFolder(tmp_path / "empty", image_size=8, on_error="ignore")
+
+
+# --------------------------------------------------------------------------- modes (I7, I7b, I7c, I25, I32)
+def _expected_8bit(values16):
+    return np.rint(values16.astype(np.float64) / 257).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [("I;16", ".png"), ("I;16", ".tif"), ("I;16B", ".tif")])
+def test_16_bit_grey_is_scaled_not_clipped(tmp_path, mode, suffix):
+    values = np.linspace(0, 65535, 16 * 16).astype(np.uint16).reshape(16, 16)
+    path = tmp_path / f"grey16{suffix}"
+    dtype = ">u2" if mode == "I;16B" else "<u2"
+    Image.frombytes(mode, (16, 16), values.astype(dtype).tobytes()).save(path)
+    with Image.open(path) as opened:
+        assert opened.mode.startswith("I;16")
+    expected = _expected_8bit(values)
+    grey = read_image(path, channels=1)
+    np.testing.assert_array_equal(grey[..., 0], expected)  # I7: 99.6 % read as 255 before
+    rgb = read_image(path)  # I7b: the vit default
+    np.testing.assert_array_equal(rgb, np.repeat(expected[..., None], 3, axis=2))
+
+
+def test_mid_grey_16_bit_png_reads_as_mid_grey(tmp_path):
+    """I32: 20000/65535 was read as white (255) and predicted on."""
+    path = tmp_path / "gray16_big.png"
+    Image.fromarray(np.full((8, 8), 20000, np.uint16)).save(path)
+    assert (read_image(path) == 78).all()  # round(20000 / 257) = 78
+
+
+def test_32_bit_integer_images(tmp_path):
+    values = np.linspace(0, 65535, 64).astype(np.int32).reshape(8, 8)
+    path = tmp_path / "int32.tif"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as opened:
+        assert opened.mode == "I"
+    np.testing.assert_array_equal(read_image(path, channels=1)[..., 0], _expected_8bit(values))
+    wide = tmp_path / "wide.tif"
+    Image.fromarray(values * 1000).save(wide)
+    with pytest.raises(ImageError, match=r"wide\.tif has 32-bit integer pixels \(mode I\) in \[0, 65535000\]"):
+        read_image(wide)
+    negative = tmp_path / "negative.tif"
+    Image.fromarray(values - 5).save(negative)
+    with pytest.raises(ImageError, match=r"negative\.tif .*mode I\) in \[-5, 65530\]"):
+        read_image(negative)
+
+
+def test_float_images_in_0_1_are_scaled_others_refused(tmp_path):
+    """I7c: a float TIFF of [0, 1] values read as all black."""
+    values = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    path = tmp_path / "float32.tif"
+    Image.fromarray(values).save(path)
+    grey = read_image(path, channels=1)[..., 0]
+    np.testing.assert_array_equal(grey, np.rint(values.astype(np.float64) * 255).astype(np.uint8))
+    assert grey.min() == 0 and grey.max() == 255 and len(np.unique(grey)) > 60
+    for name, bad, message in (("f255.tif", values * 255, r"values in \[0, 255\]"),
+                               ("fneg.tif", values - 0.5, r"values in \[-0.5, 0.5\]"),
+                               ("fnan.tif", np.where(values > 0.5, np.nan, values).astype(np.float32),
+                                "NaN or infinite values")):
+        Image.fromarray(bad.astype(np.float32)).save(tmp_path / name)
+        with pytest.raises(ImageError, match=rf"{name} has float pixels \(mode F\) with {message}; .*\[0, 1\]"):
+            read_image(tmp_path / name)
+
+
+def test_transparency_is_composited_over_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200  # red under everything
+    rgba[0, :, 3] = 255  # first row opaque
+    rgba[1, :, 3] = 0  # second row fully transparent: white
+    rgba[2:, :, 3] = 128  # half: 200·128/255 + 255·127/255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    out = read_image(tmp_path / "rgba.png")
+    assert out[0, 0].tolist() == [200, 0, 0] and out[1, 0].tolist() == [255, 255, 255]
+    np.testing.assert_allclose(out[2, 0], [200 * 128 / 255 + 127, 127, 127], atol=1)
+    # LA: grey with alpha
+    la = Image.fromarray(np.stack([np.full((4, 4), 10, np.uint8), np.zeros((4, 4), np.uint8)], -1), "LA")
+    la.save(tmp_path / "la.png")
+    assert (read_image(tmp_path / "la.png", channels=1) == 255).all()
+    # a palette with a transparent index: the hidden colour (black) never shows
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([0, 0, 0, 0, 255, 0])
+    palette.putpixel((0, 0), 1)
+    palette.save(tmp_path / "palette.png", transparency=0)
+    out = read_image(tmp_path / "palette.png")
+    assert out[0, 0].tolist() == [0, 255, 0] and out[3, 3].tolist() == [255, 255, 255]
+    # an opaque palette image is its colours
+    palette.save(tmp_path / "opaque.png")
+    assert read_image(tmp_path / "opaque.png")[3, 3].tolist() == [0, 0, 0]
+
+
+def test_other_modes_convert_as_pillow_does(tmp_path):
+    Image.new("CMYK", (4, 4), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=100)
+    np.testing.assert_allclose(read_image(tmp_path / "cmyk.jpg")[0, 0], [255, 0, 0], atol=3)
+    bilevel = Image.new("1", (4, 4), 1)
+    bilevel.save(tmp_path / "bilevel.png")
+    assert (read_image(tmp_path / "bilevel.png", channels=1) == 255).all()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "red.png")
+    assert read_image(tmp_path / "red.png", channels=1)[0, 0, 0] == 76  # 0.299 * 255
+
+
+def test_unsupported_mode_is_refused_by_name(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    lab = PILImage.new("LAB", (4, 4))
+    path = _write(tmp_path / "any.png", (1, 2, 3))
+    monkeypatch.setattr(PILImage, "open", lambda *a, **k: lab)  # no common format stores LAB
+    with pytest.raises(ImageError, match=r"any\.png has Pillow mode 'LAB', which gicho does not read; readable"):
+        read_image(path)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """I25: a phone photo (orientation 6: rotate 90° clockwise to display) comes out upright."""
+    pixels = np.zeros((20, 40, 3), np.uint8)  # stored 40 wide, 20 high
+    pixels[:, :20] = 255  # left half white
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "exif_rot.png", exif=exif)
+    out = read_image(tmp_path / "exif_rot.png")
+    assert out.shape == (40, 20, 3)  # displayed: 20 wide, 40 high
+    assert out[0, 0].min() == 255 and out[-1, 0].max() == 0  # the stored left half is now on top
+    image.save(tmp_path / "exif_rot.jpg", exif=exif)
+    assert read_image(tmp_path / "exif_rot.jpg").shape == (40, 20, 3)
+
+
+def test_files_are_closed(tmp_path):
+    import gc
+    import warnings
+
+    path = tmp_path / "g16.png"
+    Image.fromarray(np.full((8, 8), 20000, np.uint16)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for _ in range(3):
+            read_image(path)
+            with pytest.raises(ImageError):
+                read_image(path, max_pixels=1)
+        gc.collect()

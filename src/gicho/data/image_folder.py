@@ -1,9 +1,11 @@
 """Images from files: ``root/<class>/*.jpg`` folders, decoding and preprocessing without torchvision.
 
-* :func:`read_image` decodes one file with Pillow (RGB or grey), after refusing an image whose
-  header announces more than ``max_pixels`` pixels (a 50,000 × 50,000 "decompression bomb" is
-  refused before a byte of pixels is decoded); truncated or crafted files raise
-  :class:`ImageError` naming the path.
+* :func:`read_image` decodes one file with Pillow into 8-bit RGB or grey, after refusing an
+  image whose header announces more than ``max_pixels`` pixels (a 50,000 × 50,000 "decompression
+  bomb" is refused before a byte of pixels is decoded); truncated or crafted files raise
+  :class:`ImageError` naming the path. The picture is the one a viewer shows: EXIF orientation
+  applied, 16-bit and float pixels scaled (not clipped), transparency composited over white;
+  see :func:`read_image` for the rule of each mode.
 * :class:`ImageTransform` turns a decoded image into the model's ``pixel_values`` with torch
   ops: resize the shorter side to ``image_size / crop_pct`` (bilinear, antialiased), crop
   ``image_size`` (centre, or random for training), flip horizontally (training, p = 0.5),
@@ -11,8 +13,8 @@
   ViT image processor by default).
 * :class:`ImageFolder` lists ``root/<class>/**/<image>`` (classes = sub-folder names, sorted),
   decodes every file once up front and reports unreadable ones by path (``on_error="raise"``
-  or ``"skip"``), and never reads outside ``root`` (symlinks resolving elsewhere and ``..`` are
-  refused).
+  or ``"skip"``), and never reads outside ``root``: a file, class folder or sub-folder that resolves
+  elsewhere (a symlink, ``..``) is refused by name like an unreadable file.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 MAX_IMAGE_PIXELS = 50_000_000  # about 7,000 × 7,000; larger headers are refused before decoding
 DEFAULT_CROP_PCT = 0.875  # resize to size / 0.875, then crop size (timm's and HF's evaluation crop)
 _MODES = {3: "RGB", 1: "L"}
+ALPHA_BACKGROUND = (255, 255, 255)  # transparent pixels are composited over white, as transformers' convert_rgb
+_EIGHT_BIT_MODES = ("1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "HSV")  # Pillow converts these exactly
+_ALPHA_MODES = ("LA", "PA", "RGBA", "RGBa", "La")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_UINT16_MAX = 65535  # 16-bit pixels v become round(v / 257) = round(v * 255 / 65535)
 
 
 class ImageError(ValueError):
@@ -46,13 +53,34 @@ class ImageError(ValueError):
 
 
 def read_image(path: str | os.PathLike, *, channels: int = 3, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode an image file into an array.
+    """Decode an image file into an 8-bit array, as a viewer shows it.
+
+    The EXIF orientation is applied first (``ImageOps.exif_transpose``, as transformers'
+    ``load_image``: a phone photo comes out upright). Then each Pillow mode becomes 8 bits by
+    one rule:
+
+    * ``1``, ``L``, ``P``, ``RGB``, ``RGBX``, ``CMYK``, ``YCbCr``, ``HSV``: Pillow's own conversion
+      to RGB or grey (``L = 0.299 R + 0.587 G + 0.114 B``; CMYK without a colour profile);
+    * with transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa`` / ``La``, or a palette
+      or grey / RGB image with a transparent colour): composited over white
+      (:data:`ALPHA_BACKGROUND`, as transformers' ``convert_rgb``), so that what is hidden under a
+      transparent pixel never shows;
+    * 16-bit grey (``I;16``, ``I;16B``, ``I;16L``, ``I;16N``) and 32-bit integer ``I`` whose values
+      lie in [0, 65535] (Pillow's mode for 16-bit PNG / TIFF files): ``round(v / 257)``, the full
+      16-bit range onto 0..255 (Pillow's ``convert`` would clip every value above 255 to white).
+      ``I`` values outside [0, 65535] have no defined scale and are refused;
+    * 32-bit float ``F`` whose values all lie in [0, 1]: ``round(v * 255)``. Other ranges
+      (0..255, HDR, negative) and NaN / infinity are ambiguous and refused, naming the range;
+    * any other mode (``LAB``, ...) is refused by name.
+
+    16-bit RGB(A) files are opened by Pillow as 8-bit ``RGB`` / ``RGBA`` (the high byte). A
+    multi-frame file (GIF, TIFF) gives its first frame.
 
     Parameters
     ----------
     path : path
     channels : {3, 1}
-        RGB or grey (Pillow's ``convert("RGB")`` / ``convert("L")``; alpha is dropped).
+        RGB, or grey (the luma of the RGB picture).
     max_pixels : int
         Refuse images whose header announces more pixels (checked before decoding).
 
@@ -63,9 +91,10 @@ def read_image(path: str | os.PathLike, *, channels: int = 3, max_pixels: int = 
     Raises
     ------
     ImageError
-        Naming ``path``: not an image, truncated, too large.
+        Naming ``path``: not an image, truncated, too large, or a mode or value range that has
+        no defined 8-bit picture (naming the mode and the range).
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     check_choice(channels, "channels", tuple(_MODES))
     try:
@@ -74,7 +103,8 @@ def read_image(path: str | os.PathLike, *, channels: int = 3, max_pixels: int = 
             if width * height > max_pixels:
                 raise ImageError(f"image {path} is {width}x{height} pixels, more than max_pixels="
                                  f"{max_pixels}; refusing to decode it")
-            array = np.array(image.convert(_MODES[channels]))  # a writable copy
+            upright = ImageOps.exif_transpose(image)  # a copy, turned as the EXIF tag says
+            array = _to_8bit(upright, path, _MODES[channels])  # a writable copy
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own header check, at 2x its limit
@@ -82,6 +112,42 @@ def read_image(path: str | os.PathLike, *, channels: int = 3, max_pixels: int = 
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"image {path} cannot be decoded: {exc}") from None
     return array.reshape(array.shape[0], array.shape[1], channels)  # (H, W, C)
+
+
+def _to_8bit(image: Any, path: Any, mode: str) -> np.ndarray:
+    """A decoded Pillow image → (H, W[, C]) uint8 in ``mode`` ("RGB" or "L"), by the rules of
+    :func:`read_image`."""
+    from PIL import Image
+
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
+        values = np.asarray(image).astype(np.int64)  # (H, W); I;16B is big-endian, I is int32
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        if low < 0 or high > _UINT16_MAX:
+            raise ImageError(f"image {path} has 32-bit integer pixels (mode I) in [{low}, {high}], outside "
+                             f"the 16-bit range [0, {_UINT16_MAX}] that gicho scales to 8 bits; save it "
+                             "as 8- or 16-bit")
+        image = Image.fromarray(((values + 128) // 257).astype(np.uint8), "L")  # round(v / 257)
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)  # (H, W)
+        finite = np.isfinite(values).all()
+        low, high = (float(np.nanmin(values)), float(np.nanmax(values))) if values.size else (0.0, 0.0)
+        if not finite or low < 0 or high > 1:
+            what = "NaN or infinite values" if not finite else f"values in [{low:g}, {high:g}]"
+            raise ImageError(f"image {path} has float pixels (mode F) with {what}; gicho reads float "
+                             "images only in [0, 1] (scaled by 255): other ranges are ambiguous; save it "
+                             "as an 8- or 16-bit image, or scale it to [0, 1]")
+        image = Image.fromarray(np.rint(values * 255).astype(np.uint8), "L")
+    elif image.mode in _ALPHA_MODES or "transparency" in image.info:
+        if image.mode == "La":  # Pillow converts premultiplied grey to RGBA only through LA
+            image = image.convert("LA")
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        image = Image.alpha_composite(background, rgba)
+    elif image.mode not in _EIGHT_BIT_MODES:
+        readable = ", ".join((*_EIGHT_BIT_MODES, *_ALPHA_MODES, *_SIXTEEN_BIT_MODES, "I", "F"))
+        raise ImageError(f"image {path} has Pillow mode {image.mode!r}, which gicho does not read; "
+                         f"readable modes: {readable}")
+    return np.array(image.convert(mode))
 
 
 @dataclass(frozen=True)
@@ -159,8 +225,15 @@ class ImageFolder(Dataset):
     channels : {3, 1}
         RGB or grey; every image is converted.
     on_error : {"raise", "skip"}
-        What an unreadable file does at construction: raise :class:`ImageError` listing every
-        bad path, or be skipped with a warning listing them (see ``skipped``).
+        What an unusable file or folder does at construction: raise :class:`ImageError` listing
+        every bad path, or be left out with a warning listing them (see ``skipped``). Unusable:
+        a file that cannot be decoded, or a file, class folder or sub-folder that resolves
+        outside ``root`` (a symlink to elsewhere: gicho never reads outside ``root``, so such a
+        class is never silently dropped or silently read). Symlinked sub-folders that stay
+        inside ``root`` are not followed (their files are reached by their real path).
+    min_classes : int
+        Refuse a folder with fewer usable class folders (a classifier passes 2), before any
+        image is decoded.
     mean, std, crop_pct :
         See :class:`ImageTransform` (``mean`` / ``std`` default to 0.5 per channel).
     max_pixels : int
@@ -184,8 +257,10 @@ class ImageFolder(Dataset):
     def __init__(self, root: str | os.PathLike, image_size: int, train: bool = False, *,
                  channels: int = 3, on_error: Literal["raise", "skip"] = "raise",
                  mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                 crop_pct: float = DEFAULT_CROP_PCT, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+                 crop_pct: float = DEFAULT_CROP_PCT, max_pixels: int = MAX_IMAGE_PIXELS,
+                 min_classes: int = 1) -> None:
         check_choice(on_error, "on_error", ("raise", "skip"))
+        check_positive(min_classes, "min_classes", integer=True)
         check_choice(channels, "channels", tuple(_MODES))
         given = Path(root)
         if not given.exists():
@@ -196,14 +271,28 @@ class ImageFolder(Dataset):
         self.channels, self.max_pixels = channels, max_pixels
         self.transform = ImageTransform(image_size, train, mean or (0.5,) * channels,
                                         std or (0.5,) * channels, crop_pct)
-        class_dirs = sorted(p for p in self.root.iterdir()
-                            if p.is_dir() and not p.name.startswith(".") and _inside(p, self.root))
-        if not class_dirs:
+        candidates = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not candidates:
             raise ValueError(f"image folder {given} has no class sub-folders; expected {given}/<class>/<image> "
                              f"(for example {given}/cat/1.jpg, {given}/dog/2.jpg)")
+        self.skipped: list[tuple[Path, str]] = []
+        outside = [p for p in candidates if not _inside(p, self.root)]
+        if outside:  # refused or left out by name, before anything is decoded
+            listing = "; ".join(f"{p}: resolves outside the root ({p.resolve()})" for p in outside)
+            if on_error == "raise":
+                raise ImageError(f"{len(outside)} class folder(s) of {given} resolve outside the root, which "
+                                 f"gicho never reads: {listing}; move or copy them inside, or pass "
+                                 "on_error='skip' to leave them out")
+            warnings.warn(f"left out {len(outside)} class folder(s) of {given} that resolve outside the "
+                          f"root: {listing}", stacklevel=2)
+            self.skipped += [(p, f"class folder resolves outside the root ({p.resolve()})") for p in outside]
+        class_dirs = [p for p in candidates if p not in outside]
+        if len(class_dirs) < min_classes:
+            names = ", ".join(repr(p.name) for p in class_dirs) or "none"
+            raise ValueError(f"a classifier needs at least {min_classes} classes; {given} has only {names} "
+                             f"(each sub-folder of {given} is a class)")
         self.classes = [p.name for p in class_dirs]
         self.samples: list[tuple[Path, int]] = []
-        self.skipped: list[tuple[Path, str]] = []
         for label, folder in enumerate(class_dirs):
             found = bad = 0
             for path in self._files(folder):
@@ -217,26 +306,31 @@ class ImageFolder(Dataset):
             if found == 0 and not (on_error == "raise" and bad):  # else the bad files are reported
                 raise ValueError(f"class folder {folder} has no readable images (suffixes: "
                                  f"{', '.join(IMAGE_SUFFIXES)})")
-        if self.skipped:
-            listing = "; ".join(f"{p}: {why}" for p, why in self.skipped[:10])
-            more = f" (and {len(self.skipped) - 10} more)" if len(self.skipped) > 10 else ""
+        unusable = self.skipped[len(outside):]  # the class folders outside are reported above
+        if unusable:
+            listing = "; ".join(f"{p}: {why}" for p, why in unusable[:10])
+            more = f" (and {len(unusable) - 10} more)" if len(unusable) > 10 else ""
             if on_error == "raise":
-                raise ImageError(f"{len(self.skipped)} unusable file(s) in {given}: {listing}{more}; "
+                raise ImageError(f"{len(unusable)} unusable file(s) in {given}: {listing}{more}; "
                                  "pass on_error='skip' to leave them out")
-            warnings.warn(f"skipped {len(self.skipped)} unusable file(s) in {given}: {listing}{more}",
+            warnings.warn(f"skipped {len(unusable)} unusable file(s) in {given}: {listing}{more}",
                           stacklevel=2)
 
     def _files(self, folder: Path) -> list[Path]:
+        """Image files under ``folder``, and sub-folders that resolve outside the root."""
         out = []
         for dirpath, dirnames, filenames in os.walk(folder):  # symlinked folders are not followed
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            out += [Path(dirpath) / d for d in dirnames  # reported as unusable by _check
+                    if (Path(dirpath) / d).is_symlink() and not _inside(Path(dirpath) / d, self.root)]
             out += [Path(dirpath) / f for f in sorted(filenames)
                     if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
         return out
 
     def _check(self, path: Path) -> str | None:
         if not _inside(path, self.root):
-            return f"resolves outside the root ({path.resolve()})"
+            what = "folder resolves" if path.is_dir() else "resolves"
+            return f"{what} outside the root ({path.resolve()})"
         try:
             read_image(path, channels=self.channels, max_pixels=self.max_pixels)
         except ImageError as exc:
