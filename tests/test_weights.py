@@ -80,10 +80,14 @@ def test_key_map_renames_and_drops_and_reports_by_name(tmp_path):
 def test_absurd_config_is_refused_before_any_allocation(tmp_path):
     _saved(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    # 2^20 wide and 1000 deep: ~10^16 bytes if it were ever allocated (it would crash, not pass)
-    config.update(d_model=2**20, n_heads=2, n_layers=1000)
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    # 2^20 wide: ~10^13 bytes if it were ever allocated (it would crash, not pass)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "d_model": 2**20, "n_heads": 2}))
     with pytest.raises(CheckpointError, match=r"does not match SequenceClassifier: .*shape mismatch"):
+        SequenceClassifier.from_pretrained(tmp_path)
+    # 1000 deep: refused from the header's layer count, before even a meta model is built
+    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layers": 1000}))
+    with pytest.raises(CheckpointError, match=r"config.json: n_layers=1000, but weights file .*model.safetensors "
+                                              r"holds 1 layer\(s\)"):
         SequenceClassifier.from_pretrained(tmp_path)
 
 
@@ -135,3 +139,40 @@ def test_legacy_bin_is_read_with_weights_only_and_pickles_are_refused(tmp_path):
         read_state_dict(tmp_path)
     with pytest.raises(CheckpointError, match="cannot be loaded safely"):
         load_model_weights(SequenceClassifier(ClassifierConfig(**SMALL)), tmp_path)
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/urandom", "dangling", "directory"])
+def test_a_weights_file_that_is_not_a_regular_file_is_named_as_such(target, tmp_path):
+    _saved(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.unlink()
+    if target == "directory":
+        weights.mkdir()
+        expected = r"is not a regular file \(a directory\)"
+    else:
+        weights.symlink_to(tmp_path / "nowhere" if target == "dangling" else target)
+        expected = (r"is not a regular file \(a link to .*nowhere, which does not exist\)" if target == "dangling"
+                    else rf"is not a regular file \(a link to {target}, a character device\)")
+    with pytest.raises(CheckpointError, match=rf"weights file .*model.safetensors {expected}$"):
+        from_pretrained(tmp_path)
+    for path in (tmp_path, weights) if target != "directory" else (tmp_path,):
+        with pytest.raises(CheckpointError, match=expected):
+            read_state_dict(path)
+
+
+@pytest.mark.parametrize("field", ["encoder_layers", "decoder_layers"])
+def test_seq2seq_config_claiming_a_million_layers_is_refused_before_building(field, tmp_path, monkeypatch):
+    from gicho.models.seq2seq import Seq2SeqConfig
+
+    Seq2Seq(Seq2SeqConfig(encoder_layers=2, decoder_layers=1)).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, field: 10**6}))
+
+    def never(self, config):
+        raise AssertionError("the model was built before its depth was checked against the weights")
+
+    monkeypatch.setattr(Seq2Seq, "__init__", never)
+    held = 2 if field == "encoder_layers" else 1
+    with pytest.raises(CheckpointError, match=rf"config.json: {field}=1000000, but weights file "
+                                              rf".*model.safetensors holds {held} layer\(s\)"):
+        from_pretrained(tmp_path)

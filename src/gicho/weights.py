@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,12 @@ __all__ = [
     "WEIGHTS_NAME",
     "CheckpointError",
     "KeyMap",
+    "check_finite",
     "check_shapes",
     "fuse_qkv",
     "load_model_weights",
     "load_state_dict_checked",
+    "not_regular_file",
     "read_config",
     "read_state_dict",
     "save_model",
@@ -169,11 +172,31 @@ def weights_file(path: str | os.PathLike) -> Path:
         for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
             if (path / name).is_file():
                 return path / name
+        for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+            if os.path.lexists(path / name):  # there, but a device, a FIFO or a dangling link
+                raise CheckpointError(f"weights file {path / name} {not_regular_file(path / name)}")
         raise CheckpointError(f"weights file {path / WEIGHTS_NAME} is missing (and there is no "
                               f"{LEGACY_WEIGHTS_NAME} beside it)")
+    if os.path.lexists(path) and not path.is_file():
+        raise CheckpointError(f"weights file {path} {not_regular_file(path)}")
     if not path.is_file():
         raise CheckpointError(f"weights file {path} is missing")
     return path
+
+
+def not_regular_file(path: str | os.PathLike) -> str:
+    """Why ``path``, which exists (or is a link), is not a regular file, as the end of a message:
+    ``"is not a regular file (a link to /dev/zero, a character device)"``."""
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    link = f"a link to {target}, " if path.is_symlink() else ""
+    if not target.exists():
+        return f"is not a regular file ({link}which does not exist)" if link else "is not a regular file"
+    mode = target.stat().st_mode
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")]
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"is not a regular file ({link}{kind})"
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -377,6 +400,25 @@ def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
     chosen = _match(model, {k: tuple(v.shape) for k, v in state.items()}, key_map, source)
     model.load_state_dict({name: state[stored] for name, stored in chosen.items()}, strict=True)
     return model
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str = "the weights") -> None:
+    """Refuse weights that hold NaN or infinite values (a diverged training, a damaged file).
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``source`` and each floating-point tensor with non-finite values (how many).
+    """
+    bad = []
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and tensor.device.type != "meta":
+            n_bad = tensor.numel() - int(torch.isfinite(tensor).sum())
+            if n_bad:
+                bad.append(f"{name} ({n_bad} of {tensor.numel()} values)")
+    if bad:
+        raise CheckpointError(f"{source} holds NaN or infinite values in {_list_names(bad, 4)}; "
+                              "the weights are damaged (a diverged training or a corrupted file)")
 
 
 def load_model_weights(model: nn.Module, path: str | os.PathLike, *,

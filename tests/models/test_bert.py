@@ -9,6 +9,7 @@ hidden states as ``transformers.BertModel`` and the same sentence embeddings as
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from gicho.models.bert import (
     BertModel,
     BertPreTrainedModel,
 )
-from gicho.weights import CheckpointError
+from gicho.weights import CheckpointError, save_model
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -310,10 +311,11 @@ def test_sizes_contradicting_the_weights_fail_before_allocating(tmp_path):
     _tiny_checkpoint(tmp_path)
     data = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**data, "hidden_size": 32, "intermediate_size": 64}))
-    with pytest.raises(CheckpointError, match=r"model.safetensors \(tensor names converted to BertModel's\) "
-                                              r"does not match BertModel: shape mismatch: backbone.stem."
-                                              r"embeddings.word_embeddings.weight has shape \(30, 16\) "
-                                              r"in the file, \(30, 32\) in the model"):
+    # named as the file names them, checked before any conversion
+    with pytest.raises(CheckpointError, match=r"model.safetensors does not match BertModel: shape mismatch: "
+                                              r"embeddings.LayerNorm.bias has shape \(16,\) in the file, "
+                                              r"\(32,\) in the model; .*embeddings.word_embeddings.weight has "
+                                              r"shape \(30, 16\) in the file, \(30, 32\) in the model"):
         BertModel.from_pretrained(tmp_path)
     # 10^12 vocabulary rows would be 64 TB: refused from the header alone
     (tmp_path / "config.json").write_text(json.dumps({**data, "vocab_size": 10**12}))
@@ -419,3 +421,113 @@ def test_single_output_classifier_is_a_regressor_as_in_transformers(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(ours(**batch, labels=target)["loss"], hf(**batch, labels=target).loss,
                                    atol=ATOL, rtol=0)
+
+
+# ---------------------------------------------------------------------------- what transformers may not load
+
+
+def _trained_like(model):
+    with torch.no_grad():  # away from the initialisation (zero biases, unit LayerNorms)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_transformers_gives_gichos_logits_or_refuses_the_classifier(pool, tmp_path):
+    """transformers' BertForSequenceClassification classifies from the [CLS] pooler: a [CLS]
+    classifier loads with gicho's logits; a mean-pooled one (which has no pooler, so transformers
+    would initialise one afresh and answer differently) is refused, saying why."""
+    torch.manual_seed(0)
+    ours = _trained_like(BertForSequenceClassification(BertConfig(
+        vocab_size=60, d_model=24, n_layers=2, n_heads=3, d_ff=48, max_len=20, n_labels=4, pool=pool)))
+    ours.save_pretrained(tmp_path)
+    batch = _batch(60)
+    if pool == "cls":
+        for cls in (transformers.AutoModelForSequenceClassification, transformers.BertForSequenceClassification):
+            with torch.no_grad():
+                theirs = cls.from_pretrained(tmp_path).eval()(**batch).logits
+                torch.testing.assert_close(theirs, ours(**batch)["logits"], atol=ATOL, rtol=0)
+        return
+    for cls in (transformers.AutoModelForSequenceClassification, transformers.BertForSequenceClassification):
+        with pytest.raises(KeyError, match=r"mean pooling \(classifier_pooling='mean'\): transformers' "
+                                           r"BertForSequenceClassification would compute something else"):
+            cls.from_pretrained(tmp_path)
+    # the way out the message gives: the encoder alone, with the same hidden states
+    encoder = transformers.BertModel.from_pretrained(tmp_path, hidden_act="gelu").eval()
+    real = batch["attention_mask"].bool()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(**batch).last_hidden_state[real],
+                                   ours.forward_features(**batch).last_hidden_state[real], atol=ATOL, rtol=0)
+        again = from_pretrained(tmp_path)  # gicho reads its own directory back unchanged
+        assert again.config == ours.config
+        torch.testing.assert_close(again(**batch)["logits"], ours(**batch)["logits"], atol=0, rtol=0)
+
+
+def test_transformers_refuses_gichos_encoder_classifier(tmp_path):
+    """SequenceClassifier has no transformers counterpart: its model_type is unknown there."""
+    from gicho.models.classifier import ClassifierConfig, SequenceClassifier
+
+    SequenceClassifier(ClassifierConfig(vocab_size=20, n_outputs=3, d_model=16, n_heads=2, max_len=8)
+                       ).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="model type `sequence-classifier`"):
+        transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path)
+
+
+# ---------------------------------------------------------------------------- damaged or lying checkpoints
+
+
+def test_a_mis_shaped_query_key_or_value_tensor_is_named_with_both_shapes(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    hf = _hf_model("BertForSequenceClassification", "narrow")
+    hf.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    state["bert.encoder.layer.1.attention.self.key.weight"] = torch.zeros(16, 8)
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"model.safetensors does not match BertForSequenceClassification: "
+                                              r"shape mismatch: bert.encoder.layer.1.attention.self.key.weight "
+                                              r"has shape \(16, 8\) in the file, \(16, 16\) in the model$"):
+        from_pretrained(tmp_path)
+    # an encoder under a new head: the converter names the file, the layer and the three shapes
+    with pytest.raises(CheckpointError, match=r"model.safetensors: layer 1's query, key and value must have one "
+                                              r"shape; got encoder.layer.1.attention.self.query.weight \(16, 16\), "
+                                              r"encoder.layer.1.attention.self.key.weight \(16, 8\)"):
+        BertForSequenceClassification.from_encoder(tmp_path, n_labels=2)
+
+
+@pytest.mark.parametrize("key", ["num_hidden_layers", "n_layers"])
+def test_a_config_claiming_a_million_layers_is_refused_before_building_anything(key, tmp_path, monkeypatch):
+    if key == "num_hidden_layers":  # Hugging Face's config.json
+        _tiny_checkpoint(tmp_path, BertForSequenceClassification)
+    else:  # gicho's own field names
+        model = BertForSequenceClassification(BertConfig(vocab_size=30, d_model=16, n_layers=1, n_heads=2, d_ff=32,
+                                                         max_len=8))
+        save_model(model, tmp_path, config={**dataclasses.asdict(model.config), "model_type": "bert"},
+                   state_dict=model.export_state_dict())
+    data = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**data, key: 10**6}))
+
+    def never(self, config):
+        raise AssertionError("the model was built (on meta or for real) before the config was checked")
+
+    monkeypatch.setattr(BertForSequenceClassification, "__init__", never)
+    with pytest.raises(CheckpointError, match=r"config.json: n_layers=1000000 .*but weights file .*model.safetensors "
+                                              r"holds 1 layer\(s\)"):
+        BertForSequenceClassification.from_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match=r"n_layers=1000000"):
+        BertForSequenceClassification.from_encoder(tmp_path, n_labels=3)
+
+
+def test_nan_weights_are_refused_naming_the_tensor(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _tiny_checkpoint(tmp_path, BertForMaskedLM)
+    state = load_file(tmp_path / "model.safetensors")
+    state["bert.embeddings.word_embeddings.weight"][3] = float("nan")
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"model.safetensors holds NaN or infinite values in "
+                                              r"backbone.stem.embeddings.word_embeddings.weight \(16 of 480 values\)"):
+        from_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match=r"\(backbone\) holds NaN or infinite values"):
+        BertForSequenceClassification.from_encoder(tmp_path, n_labels=2)

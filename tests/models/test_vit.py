@@ -259,3 +259,56 @@ def test_cls_classifier_computes_the_last_layer_for_cls_only_with_the_same_logit
         expected = model.forward_head(full.last_hidden_state[:, 0])
         torch.testing.assert_close(model(x)["logits"], expected, rtol=1e-5, atol=1e-6)
         assert model.forward_features(x, n_outputs=1).last_hidden_state.shape == (2, 1, 192)
+
+
+def test_transformers_refuses_a_mean_pooled_classifier_and_reads_its_encoder(tmp_path):
+    """transformers' ViTForImageClassification reads [CLS] only: a pool="mean" classifier would
+    load there with other logits, so its directory is refused, saying why (the [CLS] one gives
+    gicho's logits: test_gicho_to_hf_parity)."""
+    shape = SHAPES[0]
+    image, patch, channels, hidden, layers, heads, inter, labels = shape
+    config = ViTConfig(image_size=image, patch_size=patch, in_channels=channels, d_model=hidden, n_layers=layers,
+                       n_heads=heads, d_ff=inter, n_classes=labels, pool="mean")
+    torch.manual_seed(0)
+    ours = _randomise(ViTForImageClassification(config))
+    ours.save_pretrained(tmp_path / "cls")
+    for cls in (transformers.AutoModelForImageClassification, transformers.ViTForImageClassification):
+        with pytest.raises(KeyError, match=r"mean pooling of the patch tokens \(pool='mean'\): transformers' "
+                                           r"ViTForImageClassification would compute something else"):
+            cls.from_pretrained(tmp_path / "cls")
+    x = _pixels(shape)
+    with torch.no_grad():
+        encoder = transformers.ViTModel.from_pretrained(tmp_path / "cls", hidden_act="gelu",
+                                                        add_pooling_layer=False).eval()
+        torch.testing.assert_close(encoder(pixel_values=x).last_hidden_state,
+                                   ours.forward_features(x).last_hidden_state, atol=ATOL, rtol=0)
+        again = from_pretrained(tmp_path / "cls")
+        assert again.config == ours.config
+        torch.testing.assert_close(again(x)["logits"], ours(x)["logits"], atol=0, rtol=0)
+        # a mean-pooled ViTModel has no head: transformers' ViTModel gives its hidden states
+        base = ViTModel(config).eval()
+        base.save_pretrained(tmp_path / "base")
+        theirs = transformers.ViTModel.from_pretrained(tmp_path / "base", add_pooling_layer=False).eval()
+        torch.testing.assert_close(theirs(pixel_values=x).last_hidden_state, base(x)["last_hidden_state"],
+                                   atol=ATOL, rtol=0)
+
+
+def test_a_mis_shaped_query_tensor_and_a_deeper_config_are_named(tmp_path):
+    from safetensors.torch import load_file
+
+    shape = SHAPES[0]
+    torch.manual_seed(0)
+    _randomise(transformers.ViTForImageClassification(_hf_config(shape))).save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    good = dict(state)
+    state["vit.encoder.layer.0.attention.attention.value.bias"] = torch.zeros(8)
+    save_file(state, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"shape mismatch: vit.encoder.layer.0.attention.attention.value.bias "
+                                              r"has shape \(8,\) in the file, \(16,\) in the model$"):
+        from_pretrained(tmp_path)
+    save_file(good, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    data = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**data, "num_hidden_layers": 10**6}))
+    with pytest.raises(CheckpointError, match=r"n_layers=1000000 \(num_hidden_layers in a Hugging Face "
+                                              r"config.json\), but weights file .* holds 2 layer\(s\)"):
+        from_pretrained(tmp_path)

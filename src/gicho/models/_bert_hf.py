@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from gicho.models._pretrained import hf_refusing_act, is_hf_refusing_act
 from gicho.weights import CheckpointError, fuse_qkv, split_qkv
 
 __all__ = ["config_from_hf", "config_to_hf", "from_hf_state_dict", "to_hf_state_dict"]
@@ -109,6 +110,11 @@ def from_hf_state_dict(state: dict[str, torch.Tensor], own: set[str]) -> dict[st
         if set(parts) != {"query", "key", "value"}:
             missing = sorted({"query", "key", "value"} - set(parts))
             raise CheckpointError(f"layer {i} has no attention.self.{'/'.join(missing)}.{kind} tensor")
+        shapes = {part: tuple(parts[part].shape) for part in ("query", "key", "value")}
+        if len(set(shapes.values())) > 1:
+            listed = ", ".join(f"encoder.layer.{i}.attention.self.{part}.{kind} {shape}"
+                               for part, shape in shapes.items())
+            raise CheckpointError(f"layer {i}'s query, key and value must have one shape; got {listed}")
         out[f"{ENC}.{i}.attn.qkv.{kind}"] = fuse_qkv(parts["query"], parts["key"], parts["value"])
     return out
 
@@ -173,7 +179,8 @@ def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
     ``transformers`` (and :class:`~gicho.models.bert.BertConfig`); the sizes are required. Keys
     without a gicho meaning (``architectures``, ``initializer_range``, ``use_cache``, ...) are
     ignored; values gicho does not implement (an activation other than exact GELU,
-    relative positions, a decoder) raise.
+    relative positions, a decoder) raise. The ``hidden_act`` that a mean-pooled classifier
+    writes so that ``transformers`` refuses it (see :func:`config_to_hf`) reads as GELU.
 
     Raises
     ------
@@ -181,6 +188,8 @@ def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
         Naming ``source``, the key, its value and what is allowed.
     """
     for key, allowed in _REQUIRED.items():
+        if key == "hidden_act" and is_hf_refusing_act(data.get(key)):
+            continue
         if key in data and data[key] != allowed:
             raise CheckpointError(f"{source}: {key}={data[key]!r} is not supported by gicho's BERT; "
                                   f"allowed: {allowed!r}")
@@ -205,7 +214,14 @@ def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def config_to_hf(config: Any, architecture: str) -> dict[str, Any]:
-    """A Hugging Face BERT ``config.json`` (dict) for ``config``, for class ``architecture``."""
+    """A Hugging Face BERT ``config.json`` (dict) for ``config``, for class ``architecture``.
+
+    A mean-pooled ``BertForSequenceClassification`` has no counterpart in ``transformers``
+    (whose classifier reads the [CLS] pooler, which this model lacks: it would be initialised
+    afresh and give other logits), so its ``hidden_act`` is
+    :func:`~gicho.models._pretrained.hf_refusing_act`: ``transformers`` refuses to build it,
+    with that text as the error, and gicho reads it as GELU.
+    """
     names = config.label_names or tuple(f"LABEL_{i}" for i in range(config.n_labels))
     data = {hf: getattr(config, ours) for ours, hf in _FIELDS.items()}
     data.update(_REQUIRED)
@@ -217,4 +233,6 @@ def config_to_hf(config: Any, architecture: str) -> dict[str, Any]:
         "label2id": {name: i for i, name in enumerate(names)},
         POOLING_KEY: config.pool,
     })
+    if architecture == "BertForSequenceClassification" and config.pool == "mean":
+        data["hidden_act"] = hf_refusing_act(architecture, f"mean pooling ({POOLING_KEY}='mean')")
     return data

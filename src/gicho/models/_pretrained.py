@@ -1,15 +1,22 @@
 """``save_pretrained`` / ``from_pretrained`` for every model family, in Hugging Face's layout.
 
 A pretrained directory holds ``config.json`` (the model's Config dataclass plus its
-``model_type``) and ``model.safetensors``. Loading never trusts the config's sizes: the model
-is first built on the ``meta`` device (no memory), its tensor shapes are checked against the
-weights file's header, and only then is it built for real and loaded strictly.
+``model_type``) and ``model.safetensors``. Loading never trusts the config's sizes: the number
+of layers is first compared with the layers the weights file's header holds (so a config that
+claims 10^6 layers fails before anything is built), then the model is built on the ``meta``
+device (no memory), its tensor shapes are checked against the header, and only then is it built
+for real, loaded strictly, and its weights checked for NaN and infinite values.
+
+A family whose head has no counterpart in ``transformers`` (a mean-pooled classifier) writes
+``hidden_act`` as :func:`hf_refusing_act`: ``transformers`` then refuses the directory with that
+text as its error (no silently different model), and gicho reads it back as GELU.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +27,7 @@ from torch import nn
 from gicho.weights import (
     CheckpointError,
     KeyMap,
+    check_finite,
     check_shapes,
     load_state_dict_checked,
     read_config,
@@ -29,9 +37,14 @@ from gicho.weights import (
     weights_file,
 )
 
-__all__ = ["PretrainedModel", "config_from_dict"]
+__all__ = ["PretrainedModel", "config_from_dict", "hf_refusing_act", "is_hf_refusing_act"]
 
 MODEL_TYPE_KEY = "model_type"
+# A stored tensor name of one layer of a stack (group 1: the layer's index), in gicho's
+# (``backbone.encoder.layers.3.``), Hugging Face's (``encoder.layer.3.``) and timm's
+# (``blocks.3.``) layouts.
+LAYER_PATTERN = r"(?:^|\.)(?:layers?|blocks)\.(\d+)\."
+_HF_REFUSAL = "gelu; gicho "  # how a refusing hidden_act begins (see hf_refusing_act)
 # model_type → class of every family defined so far (built-in or a user's), filled by
 # PretrainedModel.__init_subclass__; gicho.models.model_class looks here first.
 REGISTERED: dict[str, type] = {}
@@ -59,6 +72,24 @@ def config_from_dict(config_cls: type, data: dict[str, Any], source: str = "conf
         raise CheckpointError(f"{source} is not a valid {config_cls.__name__}: {exc}") from None
 
 
+def hf_refusing_act(architecture: str, what: str) -> str:
+    """The ``hidden_act`` that a checkpoint ``transformers`` must not load writes instead of
+    ``"gelu"``: ``transformers`` looks it up among its activations and raises ``KeyError`` with
+    this text, which says why; gicho reads it as GELU (:func:`is_hf_refusing_act`).
+
+    ``what`` names the gicho feature that ``transformers``' ``architecture`` lacks, e.g.
+    ``"mean pooling (classifier_pooling='mean')"``.
+    """
+    return (f"{_HF_REFUSAL}{what}: transformers' {architecture} would compute something else, so it "
+            "refuses this directory; load it with gicho.models.from_pretrained (for the encoder "
+            "alone in transformers, pass hidden_act='gelu')")
+
+
+def is_hf_refusing_act(value: Any) -> bool:
+    """Whether a ``config.json``'s ``hidden_act`` was written by :func:`hf_refusing_act` (GELU)."""
+    return isinstance(value, str) and value.startswith(_HF_REFUSAL)
+
+
 class PretrainedModel(nn.Module):
     """Base of gicho's model families: a ``config`` dataclass and a directory format.
 
@@ -73,6 +104,12 @@ class PretrainedModel(nn.Module):
 
     config_class: ClassVar[type]
     model_type: ClassVar[str]
+    # config field → pattern of the stored names of one of its layers (group 1: the index):
+    # from_pretrained compares the field with the layers the weights file holds before building
+    # anything (a family without an ``n_layers`` field overrides it, e.g. Seq2Seq's RNN depths)
+    layer_patterns: ClassVar[dict[str, str]] = {"n_layers": LAYER_PATTERN}
+    # config field → its key in the config.json this family reads, where they differ (messages)
+    json_keys: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,19 +185,89 @@ class PretrainedModel(nn.Module):
                 raise CheckpointError(f"{path} holds a {found!r} model, not a {cls.model_type!r} "
                                       f"({cls.__name__}); load it with gicho.models.from_pretrained")
             config = cls.config_from_json(data, f"model config {path / 'config.json'}")
+            config_source = f"model config {path / 'config.json'}"
+        else:
+            config_source = f"the config given for {path}"
         file = weights_file(path)
-        with torch.device("meta"):
-            skeleton = cls(config)
-            header = {name: torch.empty(shape) for name, shape in tensor_shapes(file).items()}
-        shapes = {name: tuple(t.shape) for name, t in cls.import_state_dict(header, config).items()}
-        source = f"weights file {file}"
-        if set(shapes) != set(header):
-            source += f" (tensor names converted to {cls.__name__}'s)"
+        skeleton, shapes, source = cls._checked_skeleton(config, file, config_source, key_map=key_map)
         check_shapes(skeleton, shapes, key_map=key_map, source=source)
         model = cls(config)
         state = cls.import_state_dict(read_state_dict(file), config)
+        check_finite(state, f"weights file {file}")
         load_state_dict_checked(model, state, key_map=key_map, source=source)
         return model.eval()
+
+    @classmethod
+    def _checked_skeleton(cls, config: Any, file: Path, config_source: str, *, key_map: KeyMap | None = None,
+                          whole: bool = True) -> tuple[nn.Module, dict[str, tuple[int, ...]], str]:
+        """The model built on ``meta`` once its depth and stored shapes are checked against
+        ``file``'s header; with the header's shapes under this model's names, and how messages
+        name the weights. ``whole=False`` (some parts only are loaded, under a new head): the
+        other parts may differ, so stored tensors are compared only after conversion.
+
+        Raises
+        ------
+        CheckpointError
+            A depth (``n_layers``, ...) other than the file's, before building anything; a stored
+            tensor whose shape differs from the one this model saves under that name (naming
+            both shapes), before any conversion (such as fusing query/key/value).
+        """
+        stored = tensor_shapes(file)
+        names = list(stored)
+        if key_map is not None:  # count the layers under this model's names
+            rename = key_map if callable(key_map) else (lambda name: key_map.get(name, name))
+            names = [new for name in stored if (new := rename(name)) is not None]
+        cls._check_depth(config, names, config_source, file)
+        with torch.device("meta"):
+            skeleton = cls(config)
+            header = {name: torch.empty(shape) for name, shape in stored.items()}
+        source = f"weights file {file}"
+        if whole and key_map is None:
+            cls._check_stored_shapes(skeleton, stored, source)
+        try:
+            converted = cls.import_state_dict(header, config)
+        except (ValueError, RuntimeError) as exc:  # a converter's complaint, e.g. q/k/v shapes
+            raise CheckpointError(f"{source}: {exc}") from None
+        shapes = {name: tuple(t.shape) for name, t in converted.items()}
+        if set(shapes) != set(header):
+            source += f" (tensor names converted to {cls.__name__}'s)"
+        return skeleton, shapes, source
+
+    @classmethod
+    def _check_depth(cls, config: Any, names: list[str], config_source: str, file: Path) -> None:
+        """Compare each field of :attr:`layer_patterns` with the layers of the stored ``names``."""
+        for field, pattern in cls.layer_patterns.items():
+            claimed = getattr(config, field, None)
+            if not isinstance(claimed, int) or isinstance(claimed, bool):
+                continue
+            regex = re.compile(pattern)
+            indices = {int(m.group(1)) for name in names if (m := regex.search(name))}
+            held = max(indices) + 1 if indices else 0
+            if claimed != held:
+                key = f" ({cls.json_keys[field]} in a Hugging Face config.json)" if field in cls.json_keys else ""
+                raise CheckpointError(f"{config_source}: {field}={claimed}{key}, but weights file {file} holds "
+                                      f"{held} layer(s); the config and the weights do not belong together")
+
+    @classmethod
+    def _check_stored_shapes(cls, skeleton: nn.Module, stored: dict[str, tuple[int, ...]],
+                             source: str) -> None:
+        """Each stored tensor named as this model saves one must have the shape it saves.
+
+        Catches a mis-shaped tensor by its stored name before a conversion (fusing query, key
+        and value, say) hides it. The Hugging Face prefix (``bert.``, ``vit.``) is ignored on
+        both sides, so an encoder under another head is checked too.
+        """
+        exported = skeleton.export_state_dict()
+        if exported is None:  # stored under this model's own names: check_shapes names them
+            return
+        prefix = f"{cls.model_type}."
+        expected = {name.removeprefix(prefix): tuple(t.shape) for name, t in exported.items()}
+        mismatched = [f"{name} has shape {tuple(shape)} in the file, {expected[key]} in the model"
+                      for name, shape in stored.items()
+                      if (key := name.removeprefix(prefix)) in expected and tuple(shape) != expected[key]]
+        if mismatched:
+            raise CheckpointError(f"{source} does not match {cls.__name__}: shape mismatch: "
+                                  + "; ".join(mismatched[:8]))
 
     @classmethod
     def from_pretrained_parts(cls, path: str | os.PathLike, parts: Sequence[str], *,
@@ -185,10 +292,7 @@ class PretrainedModel(nn.Module):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid override of {source}: {exc}") from None
         file = weights_file(path)
-        with torch.device("meta"):
-            skeleton = cls(config)
-            header = {name: torch.empty(shape) for name, shape in tensor_shapes(file).items()}
-        shapes = {name: tuple(t.shape) for name, t in cls.import_state_dict(header, config).items()}
+        skeleton, shapes, _ = cls._checked_skeleton(config, file, source, whole=False)
 
         def part_of(tensors: dict[str, Any], part: str) -> dict[str, Any]:
             return {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
@@ -199,6 +303,7 @@ class PretrainedModel(nn.Module):
         model = cls(config)
         state = cls.import_state_dict(read_state_dict(file), config)
         for part in chosen:
+            check_finite(part_of(state, part), f"weights file {file} ({part})")
             load_state_dict_checked(getattr(model, part), part_of(state, part),
                                     source=f"weights file {file} ({part})")
         return model

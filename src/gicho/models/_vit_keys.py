@@ -104,6 +104,11 @@ def _import_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for (prefix, kind), parts in qkv.items():
         if any(p is None for p in parts):
             raise CheckpointError(f"{prefix}attn.qkv.{kind}: the checkpoint lacks one of query, key, value")
+        if len({tuple(p.shape) for p in parts}) > 1:
+            listed = ", ".join(f"{part} {tuple(p.shape)}" for part, p in zip(("query", "key", "value"), parts,
+                                                                                strict=True))
+            raise CheckpointError(f"{prefix}attn.qkv.{kind}: the checkpoint's query, key and value {kind}s must "
+                                  f"have one shape; got {listed}")
         out[f"{prefix}attn.qkv.{kind}"] = torch.cat(parts, dim=0)  # (3D, D) or (3D,): rows [q; k; v]
     return out
 

@@ -184,6 +184,7 @@ class BertPreTrainedModel(PretrainedModel):
     config_class = BertConfig
     model_type = "bert"
     parts: ClassVar[frozenset[str]] = frozenset()  # top-level modules besides the backbone
+    json_keys: ClassVar[dict[str, str]] = {"n_layers": "num_hidden_layers"}
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()

@@ -29,7 +29,7 @@ to align and translate". Wu et al. (2016), "Google's neural machine translation 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -264,8 +264,8 @@ class Seq2Seq(PretrainedModel):
     model_type = "seq2seq"
     # the RNNs' stacked layers in the weights file (torch names them weight_ih_l{i}[_reverse]),
     # compared with the config before anything is built
-    layer_patterns = {"encoder_layers": r"^encoder\.rnn\.\w+_l(\d+)(?:_reverse)?$",
-                      "decoder_layers": r"^decoder\.rnn\.\w+_l(\d+)$"}
+    layer_patterns: ClassVar[dict[str, str]] = {"encoder_layers": r"^encoder\.rnn\.\w+_l(\d+)(?:_reverse)?$",
+                                                "decoder_layers": r"^decoder\.rnn\.\w+_l(\d+)$"}
 
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()

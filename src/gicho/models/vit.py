@@ -29,7 +29,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -249,6 +249,7 @@ class ViTPretrained(PretrainedModel):
     config_class = ViTConfig
     model_type = "vit"
     _architecture = ""
+    json_keys: ClassVar[dict[str, str]] = {"n_layers": "num_hidden_layers"}
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
