@@ -85,7 +85,8 @@ class _Part:
     depth : int
         Number of layers.
     rate : float
-        Must lie in [0, 1).
+        Must lie in [0, 1), e.g. 0.1;
+        never 1. A second sentence is left out.
     """
 
     size: int = 1
@@ -106,7 +107,8 @@ def test_docstring_entry_without_description_gets_no_help_not_the_next_header():
     from gicho.tasks.overrides import describe_fields
 
     helps = {info.name: info.help for info in describe_fields(_Nested())}
-    assert helps == {"part.size": "", "part.depth": "Number of layers.", "part.rate": "Must lie in [0, 1)."}
+    assert helps == {"part.size": "", "part.depth": "Number of layers.",
+                     "part.rate": "Must lie in [0, 1), e.g. 0.1; never 1."}  # one sentence, over its lines
 
 
 def test_a_parts_own_check_is_reported_under_the_dotted_field():

@@ -62,10 +62,10 @@ def _is_config(value: Any) -> bool:
 
 
 def _docstring_help(cls: type) -> dict[str, str]:
-    """First description line of each entry of a numpydoc ``Parameters`` (or ``Attributes``)
-    section; ``a, b : int`` entries give every listed name the same line (give each field its own
-    entry for its own help). An entry with no indented description gives no help, never the
-    next entry's header."""
+    """The first sentence of each entry's description in a numpydoc ``Parameters`` (or
+    ``Attributes``) section, joined across its lines; ``a, b : int`` entries give every listed
+    name the same text (give each field its own entry for its own help). An entry with no
+    indented description gives no help, never the next entry's header."""
     lines = (cls.__doc__ or "").splitlines()
     found: dict[str, str] = {}
     in_section = False
@@ -81,19 +81,29 @@ def _docstring_help(cls: type) -> dict[str, str]:
             continue
         names, colon, _ = stripped.partition(" : ")
         if indent <= 4 and (colon or "," in names or names.isidentifier()):
-            below = lines[i + 1] if i + 1 < len(lines) else ""
-            deeper = len(below) - len(below.lstrip()) > indent  # a description, not the next entry
-            following = below.strip() if deeper else ""
+            following = _first_sentence(lines[i + 1:], indent)
             for name in names.split(","):
                 found.setdefault(name.strip(), following)
     return found
 
 
+def _first_sentence(lines: Sequence[str], indent: int) -> str:
+    """The first sentence of the description lines indented deeper than ``indent``."""
+    paragraph = []
+    for line in lines:
+        if not line.strip() or len(line) - len(line.lstrip()) <= indent:  # a blank, or the next entry
+            break
+        paragraph.append(line.strip())
+    text = " ".join(paragraph)
+    end = re.search(r"(?<!e\.g)(?<!i\.e)\.(\s|$)", text)
+    return text[:end.start() + 1] if end else text
+
+
 def describe_fields(config: Any, prefix: str = "") -> list[FieldInfo]:
     """Every leaf field of ``config`` (recursing into nested dataclass parts), in order.
 
-    A field's description is its ``metadata["help"]``, else the first line of its entry in
-    the Config's numpydoc docstring.
+    A field's description is its ``metadata["help"]``, else the first sentence of its entry
+    in the Config's numpydoc docstring.
     """
     out: list[FieldInfo] = []
     hints = _hints(type(config))
