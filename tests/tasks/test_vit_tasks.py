@@ -110,3 +110,80 @@ def test_folder_task_refuses_a_class_count_that_contradicts_the_folder(tmp_path)
     config = task.make_config({"model.n_classes": 7, "train.max_steps": 1, "train.device": "cpu"})
     with pytest.raises(ValueError, match=r"model.n_classes=7 contradicts the image folder"):
         task.run(config, RunContext(run_dir=tmp_path, progress=False))
+
+
+def _folder(root, counts, size=8):
+    for name, n in counts.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("RGB", (size, size), (i % 256, 0, 0)).save(root / name / f"{i}.png")
+    return root
+
+
+def _small(root, **extra):
+    return get("vit").make_config({"data.root": str(root), "model.image_size": 8, "model.patch_size": 4, **extra})
+
+
+@pytest.mark.parametrize(("n_images", "batch"), [(10, "32"), (70, "8")])
+def test_one_class_folder_is_refused_before_the_batch_check(tmp_path, capsys, n_images, batch):
+    """I15 / E2 / E3: one class trained to accuracy 1.0, or failed on the batch size without a word."""
+    root = _folder(tmp_path / "oneclass", {"cat": n_images})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "vit", "--data.root", str(root), "--runs-dir", str(tmp_path / "runs"),
+              "--train.batch-size", batch, "--train.device", "cpu", "--train.progress", "false"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: a classifier needs at least 2 classes; {root} has only 'cat'" in err
+    assert "batch" not in err
+
+
+def test_a_class_the_split_leaves_untrained_is_refused(tmp_path):
+    root = _folder(tmp_path / "rare", {"common": 100, "rare1": 2, "rare2": 2})
+    with pytest.raises(ValueError, match=r"test_fraction=0.9 leaves class\(es\) 'rare1' \(2 images\), 'rare2' "
+                                         r"\(2 images\) with no training image, so the model could never predict"):
+        get("vit").spec.build_data(_small(root, **{"data.test_fraction": 0.9}))
+
+
+def test_a_class_with_no_held_out_image_trains_with_a_warning(tmp_path):
+    root = _folder(tmp_path / "few", {"many": 20, "few": 2})
+    with pytest.warns(UserWarning, match=r"leaves class\(es\) 'few' with no held-out image: their accuracy is NaN"):
+        splits = get("vit").spec.build_data(_small(root))
+    assert splits.info["classes"] == ("few", "many")
+
+
+def test_image_channels_are_checked_in_the_config(tmp_path, capsys):
+    """O12: --model.in-channels 2 named `channels`, an argument the user never typed."""
+    with pytest.raises(ValueError, match=r"^field `model.in_channels` must be 3 \(RGB\) or 1 \(grey\) for image "
+                                         r"files; got 2$"):
+        get("vit").make_config({"model.in_channels": 2})
+    for args, message in ((["--model.in-channels", "2"], "field `model.in_channels` must be 3 (RGB) or 1"),
+                          (["--model.dropout", "1.0"], "field `model.dropout` must lie in [0, 1); got 1.0"),
+                          (["--model.dropout", "-0.1"], "field `model.dropout` must lie in [0, 1); got -0.1"),
+                          (["--model.image-size", "100000"], "field `model.image_size` must be <= 8192")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "vit", "--runs-dir", str(tmp_path / "runs"), *args])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"error: {message}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_folder_decides_the_classes_and_the_config_says_so(tmp_path):
+    """Newcomer #5: the run's config said n_classes 2 for a 3-class model (the preset's default)."""
+    from gicho.tasks import config_to_dict
+
+    task = get("vit")
+    config = task.make_config()
+    assert config.model.n_classes is None and config.model.label_names is None  # "from the folder"
+    assert config_to_dict(config)["model"]["n_classes"] is None
+    assert "(3 classes: 0, 1, 2)" in task.tep(config)[1]
+    root = _folder(tmp_path / "pets", {"cat": 5, "dog": 5, "eel": 5})
+    config = _small(root)
+    assert "(3 classes: cat, dog, eel)" in task.tep(config)[1]
+    splits = task.spec.build_data(config)
+    model = task.spec.build_model(config, splits)
+    assert model.config.n_classes == 3 and model.config.label_names == ("cat", "dog", "eel")
+    # any value the user gives is checked, the preset's old default 2 included
+    for extra, message in (({"model.n_classes": 2}, "model.n_classes=2 contradicts the image folder"),
+                           ({"model.label_names": "a,b,c"}, r"model.label_names=\('a', 'b', 'c'\) contradicts")):
+        with pytest.raises(ValueError, match=message):
+            task.spec.build_model(_small(root, **extra), splits)
+    task.spec.build_model(_small(root, **{"model.label_names": "cat,dog,eel"}), splits)

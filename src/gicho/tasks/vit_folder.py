@@ -2,11 +2,17 @@
 
 * T: :class:`~gicho.models.vit.ViTForImageClassification`, preset ``mini`` (32 px, 16 patches
   of 8x8, 4 pre-LN layers of width 64); ``--model.image-size`` / ``--model.patch-size`` and the
-  other ViTConfig fields change it; the classes (count and names) come from the folder;
+  other ViTConfig fields change it; the classes (count and names) come from the folder:
+  ``model.n_classes`` and ``model.label_names`` stay ``None`` ("from the folder") in the run's
+  config, the trained model's ``config.json`` holds them (``id2label``), and the report's data
+  line names them;
 * E: :class:`gicho.data.image_folder.ImageFolder` over ``root/<class>/<image>`` (cat-vs-dog
   style), a stratified ``--data.test-fraction`` held out; training images randomly cropped and
   flipped. Without ``--data.root`` the digits 0, 1, 2 are written as 32 px PNG files into a
-  temporary folder (so the tour runs with no download);
+  temporary folder (so the tour runs with no download). Refused before training, each with a
+  one-line message: a folder with fewer than 2 classes (a one-class "classifier" scores
+  accuracy 1.0), and a class left with no training image by the split (it could never be
+  predicted); a class with no held-out image trains, with a warning (its accuracy is NaN);
 * P: accuracy and per-class accuracy, a confusion-matrix figure and rollout maps.
 
 ``gicho predict RUN_DIR cat.jpg dog.png`` prints the top classes; ``--attention out.png``
@@ -30,12 +36,16 @@ from gicho.train.config import TrainConfig
 __all__ = ["FolderData", "FolderViTConfig"]
 
 PREPROCESSING = "preprocessing.json"  # mean, std, crop_pct beside the weights
+MIN_CLASSES = 2  # a classifier of one class is always right
+IMAGE_CHANNELS = (3, 1)  # what read_image gives: RGB or grey
+DIGIT_CLASSES = ("0", "1", "2")  # the default folder (no --data.root)
+SHOWN_CLASSES = 10  # class names listed in the task's description (the report's data line)
 
 
 def _default_model() -> Any:
     from gicho.models.vit import ViTConfig
 
-    return ViTConfig.preset("mini")
+    return ViTConfig.preset("mini", n_classes=None)  # None: the folder decides
 
 
 @dataclass
@@ -67,6 +77,9 @@ class FolderViTConfig:
 
     def __post_init__(self) -> None:
         check_num_threads(self.num_threads)
+        if self.model.in_channels not in IMAGE_CHANNELS:
+            raise ValueError(f"field `model.in_channels` must be 3 (RGB) or 1 (grey) for image files; "
+                             f"got {self.model.in_channels!r}")
 
 
 def build_data(config: FolderViTConfig) -> Splits:
@@ -83,8 +96,9 @@ def build_data(config: FolderViTConfig) -> Splits:
     root: str | Path = d.root
     if not root:
         keep_alive = tempfile.TemporaryDirectory(prefix="gicho-digits-folder-")
-        root = write_digits_folder(keep_alive.name, size=m.image_size)
-    folder = ImageFolder(root, m.image_size, train=False, channels=m.in_channels, on_error=d.on_error)
+        root = write_digits_folder(keep_alive.name, DIGIT_CLASSES, size=m.image_size)
+    folder = ImageFolder(root, m.image_size, train=False, channels=m.in_channels, on_error=d.on_error,
+                         min_classes=MIN_CLASSES)
     folder.keep_alive = keep_alive  # the temporary folder lives as long as the dataset
     labels = np.array([label for _, label in folder.samples])
     try:
@@ -94,20 +108,41 @@ def build_data(config: FolderViTConfig) -> Splits:
         raise ValueError(f"cannot split {root} ({len(labels)} images in {len(folder.classes)} classes) "
                          f"with test_fraction={d.test_fraction}: {exc}") from None
     train_idx = np.setdiff1d(np.arange(len(labels)), held)
+    _check_split(folder.classes, labels, train_idx, held, root, d.test_fraction)
     test = Subset(folder, held.tolist())
     info = {"classes": tuple(folder.classes), "mean": folder.transform.mean, "std": folder.transform.std,
             "crop_pct": folder.transform.crop_pct}
     return Splits(Subset(folder.with_train(True), train_idx.tolist()), test, test, info=info)
 
 
+def _check_split(classes: list[str], labels: Any, train_idx: Any, held: Any, root: Any,
+                 test_fraction: float) -> None:
+    """Refuse a class with no training image; warn about a class with no held-out image."""
+    import warnings
+
+    import numpy as np
+
+    counts = np.bincount(labels, minlength=len(classes))
+    in_train = np.bincount(labels[train_idx], minlength=len(classes))
+    in_test = np.bincount(labels[held], minlength=len(classes))
+    untrained = [f"{classes[k]!r} ({counts[k]} images)" for k in range(len(classes)) if in_train[k] == 0]
+    if untrained:
+        raise ValueError(f"the split of {root} with test_fraction={test_fraction} leaves class(es) "
+                         f"{', '.join(untrained)} with no training image, so the model could never predict "
+                         "them; lower data.test_fraction or add images")
+    untested = [repr(classes[k]) for k in range(len(classes)) if in_test[k] == 0]
+    if untested:
+        warnings.warn(f"the split of {root} with test_fraction={test_fraction} leaves class(es) "
+                      f"{', '.join(untested)} with no held-out image: their accuracy is NaN", stacklevel=3)
+
+
 def build_model(config: FolderViTConfig, splits: Splits) -> Any:
     from gicho.models.vit import ViTForImageClassification
 
     classes = splits.info["classes"]  # the folder decides the classes
-    preset = _default_model()
     for name, value in (("n_classes", len(classes)), ("label_names", classes)):
         given = getattr(config.model, name)
-        if given != getattr(preset, name) and given != value:  # a user's override, not the default
+        if given is not None and given != value:  # a user's override (None: from the folder)
             raise ValueError(f"model.{name}={given!r} contradicts the image folder, whose sub-folders "
                              f"give {value!r}; leave model.{name} unset (the folder decides it)")
     return ViTForImageClassification(dataclasses.replace(config.model, n_classes=len(classes),
@@ -147,11 +182,26 @@ def read_inputs(config: FolderViTConfig, predictor: Predictor, texts: list[str])
     return {"pixel_values": torch.stack([transform(read_image(t, channels=m.in_channels)) for t in texts])}
 
 
+def _folder_classes(root: str) -> tuple[str, ...] | None:
+    """The class names of ``root`` (its sub-folders inside it), or None when it cannot be listed."""
+    if not root:
+        return DIGIT_CLASSES
+    try:
+        base = Path(root).resolve()
+        return tuple(sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")
+                            and p.resolve().is_relative_to(base)))
+    except OSError:
+        return None
+
+
 def describe(config: FolderViTConfig) -> tuple[str, str]:
     m, d = config.model, config.data
     model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.image_size} px, "
              f"{m.patch_size}x{m.patch_size} patches, {m.pool} pooling)")
-    return model, f"image folder {d.root or '(digits 0-2 as PNG files)'}, {d.test_fraction:.0%} held out"
+    classes = _folder_classes(d.root)
+    shown = ", ".join(classes[:SHOWN_CLASSES]) + (", ..." if len(classes or ()) > SHOWN_CLASSES else "")
+    named = "" if not classes else f" ({len(classes)} classes: {shown})"
+    return model, f"image folder {d.root or '(digits 0-2 as PNG files)'}{named}, {d.test_fraction:.0%} held out"
 
 
 TASK = register(neural_task(
