@@ -230,6 +230,9 @@ def test_bad_arguments(tok):
         pad_batch([{"input_ids": []}], 0)
     with pytest.raises(ValueError, match="no tokens to pack"):
         PackedBlocks(["", "  "], tok)
+    # reliability 2026-12-06 O1: a corpus shorter than one block says so, not "is it empty?"
+    with pytest.raises(ValueError, match=r"the corpus gave 3 tokens, fewer than one block of block_size=64"):
+        PackedBlocks(["three short words"], tok, block_size=64, drop_last=True)
     with pytest.raises(ValueError, match=r"`lengths` is empty"):
         LengthBucketSampler([], 4)
     with pytest.raises(TypeError, match=r"`seed` must be an int; got '0'"):

@@ -250,6 +250,7 @@ def _save_preprocessing(spec: NeuralSpec, info: dict[str, Any], run_dir: Path) -
 
     if spec.save_extras is None:
         return
+    run_dir.mkdir(parents=True, exist_ok=True)  # task.run may be called on a directory not yet made
     final = run_dir / PREPROCESSING_DIR
     for stale in run_dir.glob(f"{TMP_PREFIX}{PREPROCESSING_DIR}-*"):
         shutil.rmtree(stale, ignore_errors=True)

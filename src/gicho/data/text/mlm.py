@@ -91,10 +91,22 @@ class PackedBlocks(torch.utils.data.Dataset):
     def __init__(self, corpus: Iterable[Any], tokenizer: TextTokenizer, block_size: int = DEFAULT_BLOCK_SIZE,
                  drop_last: bool = False):
         self.block_size = block_size
-        blocks = list(iter_packed_blocks(self._token_stream(corpus, tokenizer), block_size, tokenizer.cls_id,
-                                         tokenizer.sep_id, drop_last))
+        counted = {"tokens": 0}
+
+        def counting(stream: Iterator[list[int]]) -> Iterator[list[int]]:
+            for ids in stream:
+                counted["tokens"] += len(ids)
+                yield ids
+
+        blocks = list(iter_packed_blocks(counting(self._token_stream(corpus, tokenizer)), block_size,
+                                         tokenizer.cls_id, tokenizer.sep_id, drop_last))
         if not blocks:
-            raise ValueError("the corpus gave no tokens to pack (is it empty?)")
+            if counted["tokens"] == 0:
+                raise ValueError("the corpus gave no tokens to pack (is it empty?)")
+            # only drop_last can leave nothing of a corpus that has tokens
+            raise ValueError(f"the corpus gave {counted['tokens']} tokens, fewer than one block of "
+                             f"block_size={block_size} (with [CLS] and [SEP]); give more text or a "
+                             "smaller block_size")
         self.last_length = len(blocks[-1])
         blocks[-1] = blocks[-1] + [tokenizer.pad_id] * (block_size - len(blocks[-1]))
         self.blocks = torch.tensor(blocks, dtype=torch.int32)  # (N, block_size)
