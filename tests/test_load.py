@@ -47,3 +47,29 @@ def test_load_refuses_what_is_not_a_run(tmp_path, toy_run):
     (unfinished / "config.json").write_text((toy_run.run_dir / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match=r"model is missing: .* is not a finished 'toy' run"):
         gicho.load(unfinished)
+
+
+def test_a_model_directory_where_a_run_directory_is_expected_says_which_to_pass(toy_run, tmp_path, capsys):
+    from gicho.cli import main
+    from gicho.runs import evaluate_run
+
+    model_dir = toy_run.run_dir / "model"
+    expected = (rf"{model_dir} is the model directory of the run {toy_run.run_dir} \(task 'toy'\); pass the "
+                rf"run directory {toy_run.run_dir}$")
+    with pytest.raises(ValueError, match=expected):
+        predict_run(model_dir, ["1,0,0,0"])
+    with pytest.raises(ValueError, match=expected):
+        evaluate_run(model_dir)
+    for command in (["predict", str(model_dir), "1,0,0,0"], ["evaluate", str(model_dir)]):
+        with pytest.raises(SystemExit) as info:
+            main(command)
+        assert info.value.code == 2
+        assert capsys.readouterr().err == (f"error: {model_dir} is the model directory of the run "
+                                           f"{toy_run.run_dir} (task 'toy'); pass the run directory "
+                                           f"{toy_run.run_dir}\n")
+    alone = tmp_path / "alone"  # a model directory outside any run
+    gicho.load(model_dir).save_pretrained(alone)
+    with pytest.raises(ValueError, match=rf"{alone} is a model directory \(model_type 'toy-mlp'\), not a run "
+                                         rf"directory; pass a run directory \(runs/<task>-<time>\), or load the "
+                                         rf"model with gicho.load\('{alone}'\)"):
+        predict_run(alone, ["1,0,0,0"])

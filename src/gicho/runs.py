@@ -170,12 +170,29 @@ def run_task(
     return RunOutcome(task=task.name, run_dir=run_dir, metrics=metrics, seconds=seconds)
 
 
+def _model_dir_message(path: Path, model_type: Any) -> str:
+    """What to say when a model directory is given where a run directory is expected."""
+    parent = path.resolve().parent
+    try:
+        parent_data = json.loads((parent / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        parent_data = None
+    if isinstance(parent_data, dict) and "task" in parent_data:
+        run = path.parent if path.name not in ("", ".", "..") else parent
+        return (f"{path} is the model directory of the run {run} (task {parent_data['task']!r}); "
+                f"pass the run directory {run}")
+    return (f"{path} is a model directory (model_type {model_type!r}), not a run directory; pass a run "
+            f"directory (runs/<task>-<time>), or load the model with gicho.load({str(path)!r})")
+
+
 def load_run(run_dir: Path | str) -> tuple[Task, Any]:
     """The task and the config a run directory was made with."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"run directory not found: {run_dir}")
     data = read_json(run_dir / CONFIG_FILE, "run config")
+    if isinstance(data, dict) and "model_type" in data and "task" not in data:
+        raise ValueError(_model_dir_message(run_dir, data["model_type"]))
     if not isinstance(data, dict) or "task" not in data or not isinstance(data.get("config"), dict):
         raise ValueError(f"run config {run_dir / CONFIG_FILE} lacks the keys 'task' and 'config'")
     task = get(data["task"])
