@@ -531,3 +531,14 @@ def test_nan_weights_are_refused_naming_the_tensor(tmp_path):
         from_pretrained(tmp_path)
     with pytest.raises(CheckpointError, match=r"\(backbone\) holds NaN or infinite values"):
         BertForSequenceClassification.from_encoder(tmp_path, n_labels=2)
+
+
+def test_a_vit_directory_is_named_as_not_a_bert(tmp_path):
+    """What `gicho train bert-classify --model.checkpoint runs/vit-...` reads (newcomer E29)."""
+    from gicho.models.vit import ViTConfig, ViTForImageClassification
+
+    ViTForImageClassification(ViTConfig.preset("digits")).save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match=r"config.json holds a 'vit' model, not a BERT \(model_type 'bert'\)"):
+        BertForSequenceClassification.from_encoder(tmp_path, n_labels=2)
+    with pytest.raises(CheckpointError, match=r"holds a 'vit' model, not a BERT"):
+        BertConfig.from_hf(json.loads((tmp_path / "config.json").read_text()), f"{tmp_path}/config.json")

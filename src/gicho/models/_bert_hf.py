@@ -187,6 +187,9 @@ def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
     CheckpointError
         Naming ``source``, the key, its value and what is allowed.
     """
+    model_type = data.get("model_type", "bert")
+    if model_type != "bert":
+        raise CheckpointError(f"{source} holds a {model_type!r} model, not a BERT (model_type 'bert')")
     for key, allowed in _REQUIRED.items():
         if key == "hidden_act" and is_hf_refusing_act(data.get(key)):
             continue
