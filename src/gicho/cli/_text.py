@@ -2,63 +2,95 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from gicho.cli._app import _console, app
+from gicho.cli._app import USAGE_ERROR, _console, app
+
+# `gicho embed` prints the N x N cosine table by default only for this many texts (and no --out)
+MAX_TABLE_TEXTS = 8
+
+
+def _fail(message: str) -> None:
+    """One ``error:`` line on stderr and exit code 2, as :func:`gicho.cli.main` ends bad input."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(USAGE_ERROR)
 
 
 def _load_bert(checkpoint: Path, *, masked_lm: bool):  # -> (model, tokenizer)
     from gicho.models import from_pretrained
     from gicho.models.bert import BertForMaskedLM, BertPreTrainedModel
-    from gicho.tasks.bert_text import load_tokenizer
+    from gicho.tasks.bert_text import check_vocab_size, load_tokenizer, model_directory
     from gicho.weights import read_config, tensor_shapes, weights_file
 
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory (expected an HF BERT "
                                 "directory: config.json, model.safetensors, tokenizer.json or vocab.txt)")
-    if read_config(checkpoint).get("model_type") != "bert":
+    checkpoint = model_directory(checkpoint)  # a run directory: its model/
+    data = read_config(checkpoint)
+    if data.get("model_type") != "bert":
         raise ValueError(f"checkpoint {checkpoint} is not a BERT (config.json's model_type is "
-                         f"{read_config(checkpoint).get('model_type')!r}; allowed: 'bert')")
+                         f"{data.get('model_type')!r}; allowed: 'bert')")
     tokenizer = load_tokenizer(checkpoint)
+    vocab_size = data.get("vocab_size")
+    if isinstance(vocab_size, int) and not isinstance(vocab_size, bool):  # before reading the weights
+        check_vocab_size(tokenizer, vocab_size, f"{checkpoint / 'config.json'}")
     if masked_lm:
         names = tensor_shapes(weights_file(checkpoint))
         if not any(n.startswith(("cls.predictions.", "lm_head.")) for n in names):
-            architecture = (read_config(checkpoint).get("architectures") or ["BertModel"])[0]
+            architecture = (data.get("architectures") or ["BertModel"])[0]
             raise ValueError(f"checkpoint {checkpoint} ({architecture}) has no masked-language-model "
                              "head (no cls.predictions.* tensors), so it cannot fill masks; use a "
                              "BertForMaskedLM checkpoint (`gicho embed` works with this one)")
-        return BertForMaskedLM.from_pretrained(checkpoint), tokenizer
-    model = from_pretrained(checkpoint)
+        model = BertForMaskedLM.from_pretrained(checkpoint)
+    else:
+        model = from_pretrained(checkpoint)
     if not isinstance(model, BertPreTrainedModel):  # pragma: no cover - model_type checked above
         raise ValueError(f"checkpoint {checkpoint} is not a BERT model")
+    check_vocab_size(tokenizer, model.config.vocab_size, f"{checkpoint / 'config.json'}")
     return model, tokenizer
 
 
-def _warn_truncated(truncated: list[bool], max_len: int) -> None:
-    for i, cut in enumerate(truncated):
-        if cut:
-            typer.echo(f"warning: text {i + 1} is longer than max_len={max_len} tokens; truncated",
-                       err=True)
+def _write_npy(out: Path, array) -> None:
+    """``array`` as ``out`` (exactly this name), atomically: a full disk or a read-only directory
+    is one ``error:`` line, and a previous ``out`` stays as it was."""
+    import io
+
+    import numpy as np
+
+    from gicho._io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)  # into memory: np.save(path) would append .npy to the name
+    existed = out.exists()
+    try:
+        atomic_write_bytes(out, buffer.getvalue())
+    except OSError as exc:
+        cause = exc.strerror or str(exc) or type(exc).__name__
+        code = f" ({errno.errorcode[exc.errno]})" if exc.errno in errno.errorcode else ""
+        kept = f"the previous {out} is unchanged" if existed else "nothing was written"
+        _fail(f"cannot write {out}: {cause}{code}; {kept}")
 
 
 @app.command("fill-mask")
 def fill_mask_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A BERT directory with an MLM head and a tokenizer.")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A BERT directory with an MLM head and a tokenizer (or an mlm-bert run directory).")],
     text: Annotated[str, typer.Argument(help='Text with one or more [MASK] tokens, e.g. "The [MASK] statement exits a loop."')],
     top_k: Annotated[int, typer.Option("--top-k", help="Tokens shown per [MASK].")] = 5,
 ) -> None:
     """Predict the tokens hidden behind [MASK] with a BERT masked-language model."""
     from rich.table import Table
 
-    from gicho.tasks.bert_text import encode, fill_mask
+    from gicho.tasks.bert_text import fill_mask
 
-    model, tokenizer = _load_bert(checkpoint, masked_lm=True)
-    _warn_truncated(encode(tokenizer, [text], model.config.max_len).truncated, model.config.max_len)
+    model, tokenizer = _load_bert(checkpoint, masked_lm=True)  # fill_mask warns of truncation
+    label = text if len(text) <= 60 else text[:57] + "..."
     for m, candidates in enumerate(fill_mask(model, tokenizer, text, top_k)):
-        table = Table(title=f"[MASK] {m + 1}: {text}")
+        table = Table(title=f"[MASK] {m + 1}: {label}")
         for column in ("rank", "token", "probability"):
             table.add_column(column, justify="right" if column != "token" else "left")
         for rank, (token, p) in enumerate(candidates, 1):
@@ -68,37 +100,46 @@ def fill_mask_command(
 
 @app.command("embed")
 def embed_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A BERT directory with a tokenizer (e.g. all-MiniLM-L6-v2).")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A BERT directory with a tokenizer (e.g. all-MiniLM-L6-v2), or a BERT run directory.")],
     texts: Annotated[list[str], typer.Argument(help="One or more texts.")],
     out: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--out", help="Save the embeddings (N, D) float32 to this .npy file instead of printing them."),
+        typer.Option("--out", help="Save the embeddings (N, D) float32 to this .npy file instead of printing them "
+                                   "(written under a temporary name and renamed: a failed write keeps the old file)."),
+    ] = None,
+    similarity: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--similarity/--no-similarity",
+                     help=f"Print the N x N cosine-similarity table (default: only for 2 to {MAX_TABLE_TEXTS} "
+                          "texts and without --out)."),
     ] = None,
 ) -> None:
-    """Normalised mean-pooled sentence embeddings and, for several texts, their cosine similarities."""
+    """Normalised mean-pooled sentence embeddings (truncated where sentence-transformers truncates:
+    max_seq_length of sentence_bert_config.json) and, for a few texts, their cosine similarities."""
     import numpy as np
     from rich.table import Table
 
     from gicho.tasks.bert_text import sentence_embeddings
 
     model, tokenizer = _load_bert(checkpoint, masked_lm=False)
-    embeddings, truncated = sentence_embeddings(model, tokenizer, list(texts))
-    _warn_truncated(truncated, model.config.max_len)
+    embeddings, _ = sentence_embeddings(model, tokenizer, list(texts))  # warns of truncated texts
     array = embeddings.numpy().astype(np.float32)
     if out is not None:
-        with open(out, "wb") as fh:  # exactly this name (np.save(path) would append .npy)
-            np.save(fh, array)
+        _write_npy(out, array)
         typer.echo(f"wrote {out}: {array.shape[0]} x {array.shape[1]} float32, L2-normalised")
     else:
         for i, row in enumerate(array):
             typer.echo(f"{i + 1}\t" + " ".join(f"{v:.6f}" for v in row))
-    if len(array) > 1:
+    if similarity is None:
+        similarity = out is None and 1 < len(array) <= MAX_TABLE_TEXTS
+    if similarity:
         table = Table(title="cosine similarity")
         table.add_column("")
         for j in range(len(array)):
             table.add_column(str(j + 1), justify="right")
-        similarity = array @ array.T  # (N, N): the rows are unit vectors
+        matrix = array @ array.T  # (N, N): the rows are unit vectors
         for i, text in enumerate(texts):
             label = text if len(text) <= 40 else text[:37] + "..."
-            table.add_row(f"{i + 1} {label}", *(f"{v:.3f}" for v in similarity[i]))
+            table.add_row(f"{i + 1} {label}", *(f"{v:.3f}" for v in matrix[i]))
         _console().print(table)
