@@ -28,7 +28,6 @@ from tokenizers import (
     normalizers,
     pre_tokenizers,
     processors,
-    trainers,
 )
 
 from gicho._io import atomic_write_text
@@ -398,19 +397,27 @@ def train_wordpiece(
 ) -> TextTokenizer:
     """Learn a WordPiece vocabulary of at most ``vocab_size`` ids from texts.
 
+    The merges of ``tokenizers``' WordPiece trainer with every tie broken by a fixed rule
+    (:mod:`gicho.data.text.wordpiece`): the vocabulary depends only on the words of the texts
+    and their counts, so the same texts give the same ids in any order, process or thread
+    count. Encoding is the ``tokenizers`` WordPiece model over that vocabulary.
+
     Parameters
     ----------
     texts : iterable of str, or a corpus
         Streamed once; a :class:`~gicho.data.text.TextCorpus` (or any iterable of objects with
         a ``text`` attribute) gives its documents' texts.
     vocab_size : int, default=8000
-        Special tokens, the alphabet and the learned pieces together.
+        Special tokens, the alphabet (characters and their ``##`` forms) and the learned
+        pieces together; when the first two alone would exceed it, only the most frequent
+        characters that fit are kept.
     lowercase : bool, default=True
         Uncased (BERT ``uncased``: lowercase and strip accents) or cased.
     min_frequency : int, default=2
         A pair of pieces seen fewer times is never merged.
     limit_alphabet : int, default=1000
-        At most this many distinct characters are kept (rarer ones become [UNK]).
+        At most this many distinct characters are kept, the most frequent (ties: lower code
+        point); rarer ones become [UNK].
 
     Returns
     -------
@@ -437,17 +444,15 @@ def train_wordpiece(
             seen["characters"] += len(text.strip())
             yield text
 
-    tok = Tokenizer(models.WordPiece(unk_token=UNK, continuing_subword_prefix=CONTINUATION_PREFIX,
-                                     max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
-    _bert_pipeline(tok, lowercase)
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
-        special_tokens=list(SPECIAL_TOKENS), limit_alphabet=limit_alphabet,
-        continuing_subword_prefix=CONTINUATION_PREFIX,
-    )
-    tok.train_from_iterator(stream(), trainer=trainer)
+    from gicho.data.text.wordpiece import count_words, learn_wordpiece_vocab
+
+    splitter = Tokenizer(models.WordPiece(unk_token=UNK))
+    _bert_pipeline(splitter, lowercase)  # its normaliser and pre-tokeniser turn texts into words
+    word_counts = count_words(stream(), splitter)
     if seen["characters"] == 0:
         raise ValueError(f"cannot train a vocabulary on an empty corpus ({seen['documents']} texts, "
                          "none with any non-blank character)")
-    _bert_post_processor(tok)
-    return TextTokenizer(tok, source="train_wordpiece")
+    vocab = learn_wordpiece_vocab(word_counts, vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  min_frequency=min_frequency, limit_alphabet=limit_alphabet,
+                                  prefix=CONTINUATION_PREFIX)
+    return TextTokenizer.from_vocab(vocab, lowercase=lowercase, source="train_wordpiece")
