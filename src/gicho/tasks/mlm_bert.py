@@ -132,8 +132,9 @@ def build_data(config: MLMBertConfig, preprocessing: dict[str, Any] | None = Non
     if n_valid >= len(texts):
         raise ValueError(f"the corpus has {len(texts)} documents: too few to hold {d.valid_fraction:.0%} out")
     train_texts, valid_texts = texts[n_valid:], texts[:n_valid]
-    # WordPiece training is not deterministic (ties are broken in parallel): a finished run is
-    # evaluated with the tokenizer saved beside its model, never with a fresh one
+    # The run's own tokenizer (run_dir/preprocessing/ on resume, model/ on evaluate) whenever
+    # there is one: training is deterministic, but a vocabulary belongs to its weights, and the
+    # corpus on disk may have changed since the run started.
     tokenizer = (preprocessing or {}).get("tokenizer") or train_wordpiece(train_texts, vocab_size=d.vocab_size)
     train = PackedBlocks(train_texts, tokenizer, d.block_size, drop_last=True)
     valid = PackedBlocks(valid_texts, tokenizer, d.block_size)
