@@ -56,6 +56,9 @@ def test_mapping_overrides_and_round_trip():
         (["--pool", "max"], r"field `pool` must be one of 'mean', 'cls'; got 'max'"),
         (["--compile", "maybe"], r"field `compile` must be a boolean"),
         (["--unknown", "1"], r"unknown field `--unknown` for ExampleConfig; allowed: --lr, --max-steps"),
+        # newcomer 2026-12-06 E15: the suggestion comes before the (long) list of fields
+        (["--max-stpes", "1"], r"unknown field `--max-stpes` for ExampleConfig; did you mean `--max-steps`\?; "
+                               r"allowed: --lr"),
         (["positional"], r"unexpected argument 'positional'"),
         (["--lr"], r"field `--lr` needs a value"),
     ],

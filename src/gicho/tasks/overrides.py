@@ -206,9 +206,10 @@ def _unknown(name: str, config: Any, cli: bool = False) -> ValueError:
     def show(n: str) -> str:
         return "--" + n.replace("_", "-") if cli else n
 
+    # the hint comes first: the list of allowed fields is long and a terminal line may be cut
     hint = f"; did you mean `{show((nested or close)[0])}`?" if nested or close else ""
-    return ValueError(f"unknown field `{show(name)}` for {type(config).__name__}; allowed: "
-                      f"{', '.join(show(a) for a in allowed) or '(none)'}{hint}")
+    return ValueError(f"unknown field `{show(name)}` for {type(config).__name__}{hint}; allowed: "
+                      f"{', '.join(show(a) for a in allowed) or '(none)'}")
 
 
 def _normalise(raw: str) -> str:
