@@ -187,3 +187,13 @@ def test_the_folder_decides_the_classes_and_the_config_says_so(tmp_path):
         with pytest.raises(ValueError, match=message):
             task.spec.build_model(_small(root, **extra), splits)
     task.spec.build_model(_small(root, **{"model.label_names": "cat,dog,eel"}), splits)
+
+
+def test_rollout_examples_are_spread_over_the_classes():
+    """Newcomer 2026-12-06 #34: every 'ok' example of the figure came from the first class."""
+    from gicho.tasks._image_classification import spread_over_classes
+
+    labels = [0, 0, 0, 0, 1, 1, 2, 2, 2]
+    assert spread_over_classes(list(range(9)), labels, 4) == [0, 4, 6, 1]
+    assert spread_over_classes([0, 1, 2], labels, 6) == [0, 1, 2]
+    assert spread_over_classes([], labels, 3) == []

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["TOP_K", "ClassScores", "answer", "image_figures", "label_names", "to_display"]
+__all__ = ["TOP_K", "ClassScores", "answer", "image_figures", "label_names", "spread_over_classes", "to_display"]
 
 TOP_K = 3  # classes shown per answer
 N_ROLLOUTS = 6  # test images drawn with their rollout maps (wrong ones first, then right ones)
@@ -82,6 +82,21 @@ def answer(predictor: Any, batch: dict[str, Any], options: dict[str, Any]) -> li
     return lines
 
 
+def spread_over_classes(indices: list[int], labels: Any, k: int) -> list[int]:
+    """At most ``k`` of ``indices``, taking each class in turn (in order of first appearance),
+    so that the figure's examples are not all of the first class."""
+    by_class: dict[int, list[int]] = {}
+    for i in indices:
+        by_class.setdefault(int(labels[i]), []).append(i)
+    queues = list(by_class.values())
+    chosen: list[int] = []
+    while len(chosen) < k and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < k:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
 def image_figures(config: Any, predictor: Any, splits: Any, ctx: Any, scores: dict[str, float]) -> dict:
     """Confusion matrix and rollout maps of test images (wrong ones first) in ``ctx.plots_dir``."""
     import torch
@@ -105,13 +120,15 @@ def image_figures(config: Any, predictor: Any, splits: Any, ctx: Any, scores: di
     c = len(names)
     matrix = torch.bincount(labels * c + preds, minlength=c * c).view(c, c)
     plot_confusion_matrix(matrix.numpy(), names, ctx.plots_dir / "confusion_matrix.png")
-    wrong = torch.nonzero(preds != labels).flatten().tolist()
-    right = torch.nonzero(preds == labels).flatten().tolist()
-    chosen = wrong[: N_ROLLOUTS // 2] + right[: N_ROLLOUTS - min(len(wrong), N_ROLLOUTS // 2)]
+    wrong = spread_over_classes(torch.nonzero(preds != labels).flatten().tolist(), labels, N_ROLLOUTS // 2)
+    right = spread_over_classes(torch.nonzero(preds == labels).flatten().tolist(), labels,
+                                N_ROLLOUTS - len(wrong))
+    chosen = wrong + right
     if chosen:
         maps = model.rollout_maps(pixels[chosen].to(device)).cpu().numpy()
-        titles = [f"{'ok' if preds[i] == labels[i] else 'WRONG'}: true {names[int(labels[i])]}, "
-                  f"pred {names[int(preds[i])]} ({float(confidence[i]):.2f})" for i in chosen]
+        # three short lines: one long line per panel ran into its neighbours' titles
+        titles = [f"{'ok' if preds[i] == labels[i] else 'WRONG'} ({float(confidence[i]):.2f})\n"
+                  f"true {names[int(labels[i])]}\npred {names[int(preds[i])]}" for i in chosen]
         plot_rollout([to_display(pixels[i], predictor.info) for i in chosen], list(maps),
                      ctx.plots_dir / "attention_rollout.png", titles=titles)
     return {}
