@@ -106,6 +106,47 @@ def new_run_dir(task_name: str, root: Path | str = "runs") -> Path:
     return chosen
 
 
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_unstarted_run(created: Sequence[Path]) -> bool:
+    """Remove a run directory this process created if the run saved nothing; return whether it did.
+
+    ``created`` lists the run directory, then the parents made for it. A run counts as
+    unstarted while it has no checkpoint, no ``results.json`` and no logged training event
+    (``metrics.jsonl`` absent or empty): what it holds then (``config.json``, empty ``plots/``,
+    preprocessing files) only served a training that never produced anything. A directory
+    with any of those is kept, whatever failed.
+    """
+    from gicho._io import TMP_PREFIX
+
+    run_dir = created[0]
+    if not run_dir.is_dir() or run_dir.is_symlink():
+        return False
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and any(not p.name.startswith(TMP_PREFIX) for p in checkpoints.iterdir()):
+        return False
+    metrics_log = run_dir / "metrics.jsonl"
+    if (run_dir / RESULTS_FILE).exists() or (metrics_log.exists() and metrics_log.stat().st_size > 0):
+        return False
+    try:
+        shutil.rmtree(run_dir)
+    except OSError:  # a read-only parent, say: the run's own error is the one to report
+        return False
+    for parent in created[1:]:  # parents made for this run, while they stay empty
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+    return True
+
+
 def run_task(
     task: Task,
     config: Any,
@@ -136,14 +177,38 @@ def run_task(
         Write learning curves and ``report.html`` after the run.
     on_start
         Called with the run directory once it exists, before training starts (the CLI prints it).
+
+    A run that fails (or is interrupted) before it has saved anything (no checkpoint, no
+    result, no logged step) leaves nothing behind: the directory this call created for it is
+    removed again, with any parent it created. A directory that existed before the call (a
+    resumed run's, say) is never removed.
     """
     if resume and run_dir is None:
         raise ValueError("argument `run_dir` is required with resume=True (which run to continue?)")
+    main_process = _distributed_rank() == 0
+    # The directories this call creates (the run's first, then any missing parents): removed
+    # again if the run fails before it has saved anything (see _remove_unstarted_run).
+    created: list[Path] = []
     if run_dir is None:
+        missing_root = _missing_dirs(Path(root))
         run_dir = new_run_dir(task.name, root)
+        created = [Path(run_dir), *missing_root]
+    elif not resume:
+        created = _missing_dirs(Path(run_dir))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    main_process = _distributed_rank() == 0
+    try:
+        return _run_in(task, config, run_dir, resume=resume, progress=progress, report=report,
+                       on_start=on_start, main_process=main_process)
+    except BaseException:
+        if main_process and created:
+            _remove_unstarted_run(created)
+        raise
+
+
+def _run_in(task: Task, config: Any, run_dir: Path, *, resume: bool, progress: bool | None,
+            report: bool, on_start: Callable[[Path], None] | None, main_process: bool) -> RunOutcome:
+    """The body of :func:`run_task`, in a run directory that exists."""
     run_config = {"task": task.name, "gicho_version": __version__, "config": config_to_dict(config)}
     # A resumed run keeps the config its checkpoints were made with until it succeeds, so a
     # failed resume (say, with a changed model size) leaves evaluate/predict working.

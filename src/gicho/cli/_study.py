@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -10,17 +12,37 @@ import typer
 from gicho.cli._app import _console, study_app
 
 
-def _start(ctx: typer.Context, config: Any, out: Path | None, name: str) -> tuple[Any, Path]:
-    """The study's config with the command line's overrides, and its output directory."""
+def _start(ctx: typer.Context, config: Any, out: Path | None, name: str) -> tuple[Any, Path, bool]:
+    """The study's config with the command line's overrides, its output directory, and whether
+    the directory is the study's own (it did not exist before)."""
     from gicho.tasks import apply_overrides
 
     config = apply_overrides(config, list(ctx.args))
+    created = out is None or not out.exists()
     if out is None:
         from gicho.runs import new_run_dir
 
         out = new_run_dir(f"study-{name}")
     typer.echo(f"study: {out}", err=True)
-    return config, out
+    return config, out, created
+
+
+@contextlib.contextmanager
+def _removed_if_empty(out: Path, created: bool) -> Iterator[None]:
+    """If the study fails while ``out``, its own directory, is still empty, remove it (and say
+    so): a study that failed before it wrote anything leaves nothing behind."""
+    try:
+        yield
+    except BaseException:
+        if not created:
+            raise
+        try:
+            out.rmdir()  # only an empty directory
+        except OSError:
+            pass
+        else:
+            typer.echo(f"removed {out}: the study failed before it wrote anything", err=True)
+        raise
 
 
 def _report(title: str, columns: tuple[str, ...], cells: list[tuple[str, ...]], out: Path,
@@ -56,12 +78,13 @@ def study_pooling_command(
     """
     from gicho.tasks.pooling_study import PoolingStudyConfig, run_pooling_study
 
-    config, out = _start(ctx, PoolingStudyConfig(), out, "pooling")
+    config, out, created = _start(ctx, PoolingStudyConfig(), out, "pooling")
 
     def announce(i: int, n: int, length: int, pool: str, seed: int) -> None:
         typer.echo(f"[{i}/{n}] length {length}, {pool} pooling, seed {seed}", err=True)
 
-    rows = run_pooling_study(config, out_dir=out, on_run_start=announce)
+    with _removed_if_empty(out, created):
+        rows = run_pooling_study(config, out_dir=out, on_run_start=announce)
     _report("pooling study: held-out accuracy (chance = 1/n_classes)",
             ("length", "pool", "seed", "accuracy", "eval_loss", "seconds"),
             [(str(r["length"]), r["pool"], str(r["seed"]), f"{r['accuracy']:.3f}",
@@ -88,12 +111,13 @@ def study_data_size_command(
     """
     from gicho.tasks.data_size_study import DataSizeStudyConfig, run_data_size_study
 
-    config, out = _start(ctx, DataSizeStudyConfig(), out, "data-size")
+    config, out, created = _start(ctx, DataSizeStudyConfig(), out, "data-size")
 
     def announce(i: int, n: int, model: str, fraction: float, shift: int, seed: int) -> None:
         typer.echo(f"[{i}/{n}] {model}, {fraction:g} of the training set, shift {shift}, seed {seed}", err=True)
 
-    rows = run_data_size_study(config, out_dir=out, on_run_start=announce)
+    with _removed_if_empty(out, created):
+        rows = run_data_size_study(config, out_dir=out, on_run_start=announce)
     _report("data-size study: held-out accuracy on the digits",
             ("model", "params", "n_train", "max_shift", "seed", "accuracy", "seconds"),
             [(r["model"], str(r["params"]), str(r["n_train"]), str(r["max_shift"]), str(r["seed"]),
@@ -137,13 +161,14 @@ def study_pretraining_command(
     )
 
     start = apply_overrides(PretrainingStudyConfig(), QUICK if quick else {})
-    config, out = _start(ctx, start, out, "pretraining")
+    config, out, created = _start(ctx, start, out, "pretraining")
 
     def announce(i: int, n: int, arm: str, n_labels: int, seed: int) -> None:
         typer.echo(f"[{i}/{n}] {arm}, {n_labels} labels, seed {seed}", err=True)
 
-    rows = run_pretraining_study(config, out_dir=out, on_run_start=announce,
-                                 on_note=lambda message: typer.echo(message, err=True))
+    with _removed_if_empty(out, created):
+        rows = run_pretraining_study(config, out_dir=out, on_run_start=announce,
+                                     on_note=lambda message: typer.echo(message, err=True))
     _report("pretraining study: test accuracy, mean ± std over seeds "
             f"(majority class: {rows[0]['majority_accuracy']:.3f})",
             ("arm", "labels", "seeds", "accuracy"),
