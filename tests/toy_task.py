@@ -1,4 +1,5 @@
-"""A user's neural task (GICHO_EXTRA_TASKS=toy_task): an MLP on a linear target; step_sleep slows it."""
+"""A user's neural task (GICHO_EXTRA_TASKS=toy_task): an MLP on a linear target; step_sleep slows it,
+final_sleep holds the run in its after-training phase (to signal it there)."""
 
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class ToyModel(PretrainedModel):
 @dataclass
 class ToyData:
     n_samples: int = 256
+    final_sleep: float = 0.0
 
 @dataclass
 class ToyConfig:
@@ -51,10 +53,15 @@ def build_data(config: ToyConfig) -> Splits:
     return Splits(ArrayDataset(x=x[:cut], labels=y[:cut]), test := ArrayDataset(x=x[cut:], labels=y[cut:]), test)
 
 
+def after_fit(config: ToyConfig, predictor, splits, ctx, scores) -> dict:
+    time.sleep(config.data.final_sleep)  # model/ is saved by now: a test signals the run here
+    return {}
+
+
 TOY = register(neural_task(
     name="toy", config_cls=ToyConfig, model="MLP 4-16-1", data="synthetic linear (256 rows)", metrics=("r2", "mae"),
     tour={"train.max_steps": 20}, quick={"train.max_steps": 10}, spec=NeuralSpec(
-        build_data=build_data, build_model=lambda c, s: ToyModel(c.model), model_type=ToyModel, select="best",
+        build_data=build_data, build_model=lambda c, s: ToyModel(c.model), model_type=ToyModel, select="best", after_fit=after_fit,
         metrics=lambda c, info, split: RegressionScores,
         read_inputs=lambda c, p, texts: {"x": torch.tensor([parse_numbers(t, 4, "x1,x2,x3,x4") for t in texts])},
         write_outputs=lambda c, p, batch, options: [f"{v:.4f}" for v in p(batch)["predictions"].tolist()])))

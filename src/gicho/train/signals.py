@@ -5,6 +5,10 @@ Trainer finishes the current optimizer step, writes a checkpoint (when it has a 
 directory) and raises :class:`TrainingInterrupted`. A second signal stops at once with a plain
 ``KeyboardInterrupt``. The previous handlers are restored when ``fit`` returns or raises.
 Handlers can only be installed from the main thread; elsewhere signals keep their usual effect.
+
+After ``fit`` the signals have their previous effect again; :func:`completed_guards` tells a
+caller (``gicho train``) whether a signal that stopped it came after training had ended, so
+that it can say so ("interrupted after training; finish with: ...").
 """
 
 from __future__ import annotations
@@ -15,9 +19,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["InterruptGuard", "TrainingInterrupted"]
+__all__ = ["InterruptGuard", "TrainingInterrupted", "completed_guards"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How many InterruptGuards of this process have ended without an exception: fits that ran to
+# their end (every optimizer step done, or early-stopped).
+_completed = 0
+
+
+def completed_guards() -> int:
+    """The number of :class:`InterruptGuard` blocks of this process that ended without an exception.
+
+    Read it before and after a run: if it grew, the run's training loop ended normally, and a
+    signal since came during what follows it (final evaluation, saving the model, the report).
+    """
+    return _completed
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -73,7 +89,10 @@ class InterruptGuard:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        global _completed
+        if exc_type is None:
+            _completed += 1
         for sig, previous in self._previous.items():
             # None: the previous handler was not installed from Python; the default is closest.
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
