@@ -239,6 +239,11 @@ def test_predict_reads_negative_numbers_and_checks_the_attention_path(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("-1,-2,0,0\t")
     result = _gicho("predict", str(run_dir), "1,0,0,0", "--attention", str(tmp_path))
     assert result.returncode == 2 and "is a directory; give the PNG file" in result.stderr
+    # N-CLI3: a suffix matplotlib cannot write was a matplotlib traceback
+    result = _gicho("predict", str(run_dir), "1,0,0,0", "--attention", str(tmp_path / "att.txt"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == (f"error: --attention {tmp_path / 'att.txt'}: cannot draw a .txt file; "
+                             "allowed suffixes: .png, .pdf, .svg, .jpg, .jpeg\n")
 
 
 def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
@@ -263,3 +268,169 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
     resumed = _gicho("train", "toy", "--resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(_train_losses(run_dir)) == list(range(1, 41))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_after_training_prints_how_to_finish(tmp_path, sig):
+    """R9: a signal during the final evaluation / model / report phase ends with exit 130 and the
+    command that finishes the run (it used to die with the signal, printing nothing)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gicho.cli", "train", "toy", "--runs-dir", str(tmp_path),
+         "--train.max-steps", "5", "--data.final-sleep", "60"],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        run_dir = Path(process.stderr.readline().split("run: ", 1)[1].strip())
+        deadline = time.monotonic() + 120
+        while not (run_dir / "model" / "config.json").is_file():  # model/ is written after training
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the run never reached its final phase: {process.stderr.read()}")
+            time.sleep(0.05)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == f"interrupted after training; finish with: gicho train toy --resume {run_dir}"
+    assert not (run_dir / "results.json").exists()
+    finished = _gicho("train", "toy", "--resume", str(run_dir), "--data.final-sleep", "0")
+    assert finished.returncode == 0, finished.stderr
+    assert (run_dir / "results.json").is_file() and (run_dir / "report.html").is_file()
+
+
+def test_a_run_that_fails_before_saving_anything_leaves_nothing(tmp_path, capsys):
+    """N-RUN / E34: a failure after config parsing (here: a batch larger than the data) used to
+    leave runs/<task>-<time>/ holding only config.json, and the `run:` line pointing at it."""
+    runs = tmp_path / "new" / "runs"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "toy", "--runs-dir", str(runs), "--train.batch-size", "1000"])
+    assert exit_info.value.code == 2
+    started, removed, error = capsys.readouterr().err.strip().splitlines()
+    assert started.startswith(f"run: {runs}/toy-")
+    assert removed == f"removed {started[5:]}: the run failed before it saved anything"
+    assert error.startswith("error: train_data has 192 samples") and "batch_size=1000" in error
+    assert not (tmp_path / "new").exists()  # the parents it made for the run go too
+
+    # an existing runs directory and its other runs are left alone
+    cli("train", "toy", "--runs-dir", str(runs), "--train.max-steps", "2")
+    (kept,) = runs.iterdir()
+    with pytest.raises(SystemExit):
+        main(["train", "toy", "--runs-dir", str(runs), "--train.batch-size", "1000"])
+    assert list(runs.iterdir()) == [kept]
+    # a failed --resume never removes the run it was given
+    with pytest.raises(SystemExit):
+        main(["train", "toy", "--resume", str(kept), "--train.max-steps", "4", "--train.batch-size", "1000"])
+    assert (kept / "checkpoints").is_dir() and (kept / "results.json").is_file()
+
+
+def test_unwritable_files_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    """D4c, D4e: a read-only run or runs directory gave an OSError traceback."""
+    import errno
+
+    import gicho._io
+
+    cli("train", "toy", "--runs-dir", str(tmp_path / "runs"), "--train.max-steps", "2")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    capsys.readouterr()
+
+    def read_only_open(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gicho._io, "open", read_only_open, raising=False)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["report", str(run_dir)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot write {run_dir}/plots/learning_curves.png: read-only file system\n")
+    assert not [p for p in run_dir.rglob(".tmp-*")]
+
+    read_only = tmp_path / "ro"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.is_relative_to(read_only):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "toy", "--runs-dir", str(read_only)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {read_only}/toy-") and err.endswith(": read-only file system\n")
+
+
+@pytest.mark.parametrize(
+    ("exc", "line"),
+    [
+        # N-CLI4: the file the user named, not gicho's temporary file beside it
+        (FileNotFoundError(2, "No such file or directory", "/proc/.tmp-x.png-4242"),
+         "error: cannot write /proc/x.png: no such file or directory"),
+        (OSError(28, "No space left on device", "/data/.tmp-report.html-7"),
+         "error: cannot write /data/report.html: no space left on device (disk full)"),
+        (PermissionError(13, "Permission denied", "/etc/gicho.json"), "error: permission denied: /etc/gicho.json"),
+        (OSError(28, "No space left on device"), "error: cannot write: no space left on device (disk full)"),
+    ],
+)
+def test_os_error_lines_name_the_users_file(exc, line):
+    from gicho.cli import _error_line, _is_user_facing
+
+    assert _is_user_facing(exc)
+    assert _error_line(exc) == line
+
+
+def test_error_lines_are_relative_to_the_current_directory_and_short(tmp_path, monkeypatch):
+    """The CLI's error lines carried absolute paths and ran to 1,600 characters."""
+    from gicho.cli import MAX_ERROR_CHARS, _error_line
+
+    monkeypatch.chdir(tmp_path)
+    assert _error_line(ValueError(f"run directory not found: {tmp_path}/runs/x\nmore")) == (
+        "error: run directory not found: runs/x")
+    line = _error_line(ValueError(f"text {'word ' * 400!r} has no [MASK]"))
+    assert len(line) == MAX_ERROR_CHARS and line.startswith("error: text 'word word") and line.endswith("…")
+    assert _error_line(ValueError("x" * 2000)) == "error: " + "x" * (MAX_ERROR_CHARS - 8) + "…"
+    result = _gicho("train", "toy", "--runs-dir", str(tmp_path / "runs"), "--train.max-steps", "10000000000")
+    assert result.returncode == 2 and result.stderr.startswith(
+        "error: field `train.max_steps` must be <= 1000000000 (a step count above 10^9 is a typo"), result.stderr
+
+
+def test_a_study_that_fails_before_writing_leaves_no_directory(tmp_path, monkeypatch, capsys):
+    """N-RUN for studies: the study's own directory goes when it fails empty; a given one stays."""
+    monkeypatch.chdir(tmp_path)
+    args = ["study", "pooling", "--lengths", "6", "--seeds", "0", "--train.max-steps", "2",
+            "--n-test", "16", "--model.d-model", "8", "--train.device", "cuda:99"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    out = lines[0].removeprefix("study: ")
+    assert f"removed {out}: the study failed before it wrote anything" in lines
+    assert lines[-1].startswith("error: ") and "cuda:99 was asked for" in lines[-1].replace("'", "")
+    assert list((tmp_path / "runs").iterdir()) == []
+    given = tmp_path / "given"
+    given.mkdir()
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(given)])
+    assert given.is_dir()
+
+
+def test_attention_map_paths_are_checked_before_drawing(tmp_path):
+    """N-CLI3: `--attention att.txt` was a matplotlib traceback; N-CLI4: an unwritable place
+    named gicho's temporary file (`/proc/.tmp-x.png-PID`), not the user's."""
+    tiny = ["--train.max-steps", "2", "--train.eval-every", "2", "--train.batch-size", "16",
+            "--data.n-train", "64", "--data.n-valid", "16", "--data.n-test", "16", "--model.embed-dim", "8",
+            "--model.hidden-dim", "8", "--model.attention-dim", "8", "--n-heatmaps", "0"]
+    trained = _gicho("train", "dates", "--runs-dir", str(tmp_path / "runs"), *tiny)
+    assert trained.returncode == 0, trained.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    result = _gicho("predict", str(run_dir), "3 March 2021", "--attention", str(tmp_path / "att.txt"))
+    assert result.returncode == 2 and result.stderr == (
+        f"error: --attention {tmp_path / 'att.txt'}: cannot draw a .txt file; "
+        "allowed suffixes: .png, .pdf, .svg, .jpg, .jpeg\n")
+    result = _gicho("predict", str(run_dir), "3 March 2021", "--attention", str(tmp_path / "att.svg"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "att.svg").read_text().lstrip().startswith("<?xml")
+    if sys.platform == "linux":  # /proc takes no new files
+        result = _gicho("predict", str(run_dir), "3 March 2021", "--attention", "/proc/x.png")
+        assert result.returncode == 2
+        assert result.stderr == "error: cannot write /proc/x.png: no such file or directory\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 __all__ = [
@@ -16,12 +17,23 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "fsync_dir",
+    "tmp_target",
     "write_study_tables",
 ]
 
 # Temporary files and directories start with this prefix; a crash may leave one behind and
 # readers ignore (or clean up) anything named so.
 TMP_PREFIX = ".tmp-"
+# A temporary file's name: the prefix, its target's name, the writing process's id.
+_TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"(?P<target>.+)-\d+")
+
+
+def tmp_target(path: str | os.PathLike) -> Path | None:
+    """The file a temporary file ``DIR/.tmp-NAME-PID`` stands in for (``DIR/NAME``); None for
+    any other name. Error messages name the target: the user never named the temporary file."""
+    path = Path(path)
+    match = _TMP_NAME.fullmatch(path.name)
+    return path.with_name(match.group("target")) if match else None
 
 
 def fsync_dir(path: Path) -> None:

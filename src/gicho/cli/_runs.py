@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from gicho.cli._app import _console, _fmt, app
+
+# What `--attention` can write: the formats matplotlib writes with gicho's dependencies alone.
+ATTENTION_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 @app.command("tasks")
@@ -96,16 +104,21 @@ def train_command(
         if resume is None:  # a resumed run's directory is the one the user named
             typer.echo(f"run: {run_dir}", err=True)
 
+    fits_before = _completed_fits()
     try:
-        outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None,
-                           on_start=announce)
+        with _signals_interrupt():
+            outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None,
+                               on_start=announce)
     except KeyboardInterrupt as exc:  # the Trainer checkpoints on SIGINT/SIGTERM, then stops
         if main_rank and started:
-            step = getattr(exc, "step", None)
-            where = f" at step {step}" if step is not None else ""
-            typer.echo(f"interrupted{where}; resume with: gicho train {task.name} --resume {started[0]}",
-                       err=True)
+            after_training = _completed_fits() > fits_before
+            typer.echo(_interrupted_line(task.name, started[0], exc, after_training), err=True)
         raise typer.Exit(code=130) from None
+    except Exception:
+        if main_rank and started and resume is None and not started[0].exists():
+            # run_task removed the directory: the run failed before it saved anything
+            typer.echo(f"removed {started[0]}: the run failed before it saved anything", err=True)
+        raise
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Wait for rank 0's report, then leave the process group cleanly: a process that exits
         # with gloo's threads still running is aborted ("terminate called without ...").
@@ -116,6 +129,47 @@ def train_command(
     if main_rank:
         _print_metrics(outcome.metrics, title=f"{task.name}: held-out metrics")
         typer.echo(f"run: {outcome.run_dir}\nreport: {outcome.run_dir / 'report.html'}")
+
+
+def _completed_fits() -> int:
+    """Training loops of this process that ran to their end (0 while gicho.train is not imported)."""
+    signals = sys.modules.get("gicho.train.signals")
+    return signals.completed_guards() if signals is not None else 0
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` while a run's own code runs.
+
+    While it trains, the Trainer turns them into a checkpoint and :class:`TrainingInterrupted`;
+    before and after (building the data; final evaluation, ``model/``, plots, report) SIGTERM
+    would otherwise end the process without a word, and this says where the run stands.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _interrupted_line(task: str, run_dir: Path, exc: KeyboardInterrupt, after_training: bool) -> str:
+    """What `gicho train` prints when a signal stopped the run in ``run_dir``."""
+    step = getattr(exc, "step", None)  # TrainingInterrupted: a checkpoint of that step was written
+    if step is not None:
+        return f"interrupted at step {step}; resume with: gicho train {task} --resume {run_dir}"
+    if after_training:  # every step and its checkpoint are done; what follows them is redone
+        return f"interrupted after training; finish with: gicho train {task} --resume {run_dir}"
+    if not run_dir.exists():  # run_task removed the run: it had saved nothing
+        return f"interrupted before training; nothing was saved ({run_dir} removed)"
+    return f"interrupted; resume with: gicho train {task} --resume {run_dir}"
 
 
 def _print_metrics(metrics: dict[str, float], title: str) -> None:
@@ -145,7 +199,8 @@ def predict_command(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Inputs, one answer each.")],
     attention: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--attention", help="Draw the attention map of the first input to this PNG."),
+        typer.Option("--attention", help="Draw the attention map of the first input to this image "
+                     "(.png, .pdf, .svg or .jpg; no suffix: .png)."),
     ] = None,
 ) -> None:
     """Answer each INPUT with the model trained in RUN_DIR.
@@ -159,6 +214,9 @@ def predict_command(
         if attention.is_dir():
             raise ValueError(f"--attention {attention} is a directory; give the PNG file to write")
         attention = attention if attention.suffix else attention.with_suffix(".png")
+        if attention.suffix.lower() not in ATTENTION_SUFFIXES:
+            raise ValueError(f"--attention {attention}: cannot draw a {attention.suffix} file; "
+                             f"allowed suffixes: {', '.join(ATTENTION_SUFFIXES)}")
         options["attention"] = attention
     for text, answer in zip(inputs, predict_run(run_dir, inputs, options), strict=True):
         typer.echo(f"{text}\t{answer}")
