@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from gicho.tasks import RunContext, get
-from gicho.tasks._training import torch_threads, with_config_threads
+from gicho.tasks._training import (
+    check_num_threads,
+    max_num_threads,
+    torch_threads,
+    with_config_threads,
+)
 from gicho.train import TrainConfig
 
 
@@ -50,3 +55,16 @@ def test_hooks_run_under_the_configs_thread_count(tmp_path):
 def test_negative_thread_count_is_rejected_by_each_neural_task(task):
     with pytest.raises(ValueError, match=r"field `num_threads` must be >= 0"):
         get(task).make_config({"num_threads": -2})
+
+
+def test_thread_count_has_a_sane_upper_bound(monkeypatch):
+    """O8: `--num-threads 100000` made OpenBLAS fail to create threads, then crashed (exit 139)."""
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert max_num_threads() == 64  # configs with up to 64 threads load on any machine
+    check_num_threads(64)
+    with pytest.raises(ValueError, match=r"field `num_threads` must be <= 64 \(the larger of 64 and 4 per CPU, "
+                                         r"2 here: more threads only slow a run down\); got 100000"):
+        get("digits-rows").make_config({"num_threads": 100000})
+    monkeypatch.setattr("os.cpu_count", lambda: 32)
+    assert max_num_threads() == 128
+    check_num_threads(128)

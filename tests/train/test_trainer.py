@@ -551,3 +551,34 @@ def test_resume_after_sigkill_matches_uninterrupted_run(toy, tmp_path):
     ref_weights = weights(tmp_path / "ref" / "checkpoints" / "step-00000060")
     for name, tensor in weights(latest_checkpoint(tmp_path / "run")).items():
         torch.testing.assert_close(tensor, ref_weights[name], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "limit"),
+    [("max_steps", 10**12, "1000000000"), ("eval_every", 10**10, "1000000000"),
+     ("log_every", 10**10, "1000000000"), ("warmup_steps", 10**10, "1000000000"),
+     ("batch_size", 2**30, "16777216"), ("eval_batch_size", 2**30, "16777216"),
+     ("grad_accum_steps", 2**20, "65536"), ("num_workers", 100_000, "1024")],
+)
+def test_train_config_refuses_absurd_sizes(field, value, limit):
+    """O8 and its kin: `--train.max-steps 10^12` used to start a run of 10^12 steps."""
+    with pytest.raises(ValueError, match=rf"argument `{field}` must be <= {limit} \(.+\); got {value}"):
+        TrainConfig(**{field: value})
+    TrainConfig(**{field: int(limit)})  # the bound itself is allowed
+
+
+def test_resume_drops_metrics_lines_that_are_not_utf8(tmp_path):
+    """Old row 63 / U16: a metrics.jsonl with non-UTF-8 bytes made --resume a UnicodeDecodeError."""
+    from gicho.train.logs import MetricsLog
+
+    path = tmp_path / "metrics.jsonl"
+    good = [{"step": 1, "split": "train", "loss": 1.0}, {"step": 2, "split": "train", "loss": 0.5}]
+    path.write_bytes(json.dumps(good[0]).encode() + b"\n\xff\xfe{\"step\": 2}\n"
+                     + json.dumps(good[1]).encode() + b"\n" + b'{"step": 3, "split": "train"}\n')
+    log = MetricsLog(path)
+    with pytest.warns(UserWarning, match=r"metrics.jsonl: 1 line\(s\) are not UTF-8 text \(line 2\); "
+                                         "the resumed run drops them"):
+        kept = log.start(resume_step=2)
+    log.close()
+    assert kept == good
+    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == good

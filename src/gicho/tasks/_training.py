@@ -8,18 +8,37 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["check_num_threads", "torch_threads", "with_config_threads"]
+__all__ = ["check_num_threads", "max_num_threads", "torch_threads", "with_config_threads"]
 
 Hook = TypeVar("Hook", bound=Callable[..., Any])
+
+
+# At least this many threads are always allowed, so that a config written on a big machine
+# still loads on a small one; above it, MAX_THREADS_PER_CPU per CPU of this machine.
+MIN_THREADS_CAP = 64
+# More threads than this per CPU only slow a run down; far more make thread creation fail
+# (OpenBLAS "pthread_create failed", then a crash).
+MAX_THREADS_PER_CPU = 4
+
+
+def max_num_threads() -> int:
+    """The largest ``num_threads`` allowed here: ``max(64, 4 * os.cpu_count())``."""
+    return max(MIN_THREADS_CAP, MAX_THREADS_PER_CPU * (os.cpu_count() or 1))
 
 
 def check_num_threads(n: int) -> None:
     """Validate a task Config's ``num_threads`` field (call it from ``__post_init__``)."""
     if n < 0:
         raise ValueError(f"field `num_threads` must be >= 0 (0 = torch's default); got {n!r}")
+    limit = max_num_threads()
+    if n > limit:
+        raise ValueError(f"field `num_threads` must be <= {limit} (the larger of {MIN_THREADS_CAP} and "
+                         f"{MAX_THREADS_PER_CPU} per CPU, {os.cpu_count() or 1} here: more threads only "
+                         f"slow a run down); got {n!r}")
 
 
 @contextlib.contextmanager

@@ -19,6 +19,14 @@ __all__ = ["TrainConfig", "warmup_cosine"]
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Seeds go to numpy too, whose legacy seeding accepts only 32-bit unsigned integers.
 _MAX_SEED = 2**32 - 1
+# Sane bounds, so that an absurd value fails when the config is built, not hours (or a crash)
+# later. Step counts: 10^9 steps take 11 days at 1 ms a step, far beyond any run gicho is
+# for, and a larger count is a typo. Batch sizes: 2^24 samples a micro-batch is far more than
+# memory holds for any model; grad_accum_steps and num_workers likewise.
+MAX_STEPS = 10**9
+MAX_BATCH_SIZE = 2**24
+MAX_GRAD_ACCUM_STEPS = 2**16
+MAX_NUM_WORKERS = 1024
 # Metrics that are losses: maximising them is almost surely a mistaken `early_stopping_mode`.
 _LOSS_METRICS = ("eval_loss", "loss")
 LOG_TO = ("none", "tensorboard")
@@ -31,7 +39,10 @@ class TrainConfig:
     Parameters
     ----------
     max_steps : int
-        Number of optimizer steps.
+        Number of optimizer steps. Step counts (``max_steps``, ``warmup_steps``,
+        ``eval_every``, ``log_every``, ``early_stopping_patience``) are at most
+        ``MAX_STEPS`` (10^9), batch sizes at most ``MAX_BATCH_SIZE`` (2^24),
+        ``grad_accum_steps`` at most 2^16 and ``num_workers`` at most 1024.
     batch_size : int
         Micro-batch size per process. One optimizer step sees
         ``batch_size * grad_accum_steps * world_size`` samples.
@@ -154,6 +165,18 @@ class TrainConfig:
             check_positive(self.eval_batch_size, "eval_batch_size", integer=True)
         for name in ("warmup_steps", "early_stopping_patience", "num_workers"):
             check_positive(getattr(self, name), name, strict=False, integer=True)
+        steps = "a step count above 10^9 is a typo: 10^9 steps take 11 days at 1 ms a step"
+        for name, limit, why in (
+                ("max_steps", MAX_STEPS, steps), ("warmup_steps", MAX_STEPS, steps),
+                ("eval_every", MAX_STEPS, steps), ("log_every", MAX_STEPS, steps),
+                ("early_stopping_patience", MAX_STEPS, steps),
+                ("batch_size", MAX_BATCH_SIZE, "no model fits 2^24 samples at once"),
+                ("eval_batch_size", MAX_BATCH_SIZE, "no model fits 2^24 samples at once"),
+                ("grad_accum_steps", MAX_GRAD_ACCUM_STEPS, "2^16 micro-batches a step"),
+                ("num_workers", MAX_NUM_WORKERS, "one process per worker")):
+            value = getattr(self, name)
+            if value is not None and value > limit:
+                raise ValueError(f"argument `{name}` must be <= {limit} ({why}); got {value!r}")
         check_positive(self.lr, "lr")
         check_positive(self.weight_decay, "weight_decay", strict=False)
         check_probability(self.min_lr_ratio, "min_lr_ratio")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +42,30 @@ class MetricsLog:
         """Open the log: afresh (``resume_step`` None) or keeping events up to ``resume_step``.
 
         A resumed run rewrites the file without the events after its checkpoint (the crashed
-        run logged them, the resumed run logs them again) and without a torn last line.
+        run logged them, the resumed run logs them again) and without a torn last line. A line
+        that is not UTF-8 text (a damaged file) is dropped too, with a warning that names it.
         Returns the kept events.
         """
         if self.path is None:
             return []
         kept: list[dict[str, Any]] = []
         if resume_step is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            not_text: list[int] = []
+            for number, raw in enumerate(self.path.read_bytes().splitlines(), start=1):
                 try:
-                    event = json.loads(line)
+                    event = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    not_text.append(number)
+                    continue
                 except json.JSONDecodeError:
                     continue  # a line torn by the crash
                 step = event.get("step") if isinstance(event, dict) else None
                 if isinstance(step, int) and not isinstance(step, bool) and step <= resume_step:
                     kept.append(event)
+            if not_text:
+                shown = ", ".join(map(str, not_text[:5])) + (", ..." if len(not_text) > 5 else "")
+                warnings.warn(f"{self.path}: {len(not_text)} line(s) are not UTF-8 text (line {shown}); "
+                              "the resumed run drops them", UserWarning, stacklevel=2)
         atomic_write_text(self.path, "".join(_json_line(e) for e in kept))
         self._fh = open(self.path, "a", encoding="utf-8")  # closed in close()
         return kept
