@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from gicho.tasks import RunContext, get
+from gicho.tasks import RunContext, all_tasks, get
 from gicho.tasks._training import (
     check_num_threads,
     max_num_threads,
@@ -68,3 +70,12 @@ def test_thread_count_has_a_sane_upper_bound(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 32)
     assert max_num_threads() == 128
     check_num_threads(128)
+
+
+@pytest.mark.parametrize("task_name", sorted(t.name for t in all_tasks() if "num_threads" in
+                                             {f.name for f in dataclasses.fields(t.config_cls)}))
+def test_every_task_bounds_its_thread_count_before_the_run(task_name):
+    """O8 for every task: the bound is checked when the config is made, before a run starts
+    (dates checked only >= 0, so 100000 threads reached the run)."""
+    with pytest.raises(ValueError, match=r"field `num_threads` must be <= \d+ .*got 100000"):
+        get(task_name).make_config({"num_threads": 100000})

@@ -34,6 +34,7 @@ from typing import Any
 
 from gicho.data.date_config import LOCALES, SUPPORTED_YEARS, DatesData
 from gicho.tasks import register
+from gicho.tasks._training import check_num_threads
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 from gicho.train.metrics import score_strings
@@ -65,7 +66,8 @@ class DatesConfig:
     num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
 
     def __post_init__(self) -> None:
-        for name, low in (("beam_width", 1), ("n_heatmaps", 0), ("num_threads", 0)):
+        check_num_threads(self.num_threads)
+        for name, low in (("beam_width", 1), ("n_heatmaps", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"field `{name}` must be >= {low}; got {getattr(self, name)!r}")
         if not math.isfinite(self.length_penalty):
