@@ -23,11 +23,12 @@ import numpy as np
 EPS = float(np.finfo(np.float64).eps)  # 2**-52; the unit round-off is EPS / 2
 
 
-def gamma(k: int) -> float:
-    """Higham's gamma_k = k u / (1 - k u), u = EPS / 2: the worst-case relative error of a
-    sum or dot product of k float64 terms, each term relative to the sum of |terms|
-    (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., Lemma 3.1, eq. 3.5)."""
-    ku = k * EPS / 2
+def gamma(k: int, unit: float = EPS / 2) -> float:
+    """Higham's gamma_k = k u / (1 - k u), u the unit round-off (float64 by default): the
+    worst-case relative error of a sum or dot product of k terms, each term relative to the
+    sum of |terms| (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed.,
+    Lemma 3.1 and eq. 3.5)."""
+    ku = k * unit
     if ku >= 1:
         raise ValueError(f"argument 'k' is too large for a float64 error bound; got {k}")
     return ku / (1 - ku)
@@ -50,10 +51,15 @@ def _integer_columns(A: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return M, shifts
 
 
-def exact_gram(A: np.ndarray, B: np.ndarray | None = None) -> list[list[Fraction]]:
-    """``A^T B`` (``A^T A`` without ``B``) in exact rationals; a list of rows."""
+def exact_gram(
+    A: np.ndarray, B: np.ndarray | None = None, w: np.ndarray | None = None
+) -> list[list[Fraction]]:
+    """``A^T diag(w) B`` (``A^T A`` without ``B``, ``w = 1`` without ``w``) in exact rationals."""
     MA, ea = _integer_columns(A)
     MB, eb = (MA, ea) if B is None else _integer_columns(B)
+    if w is not None:
+        Mw, ew = _integer_columns(np.asarray(w, dtype=np.float64).reshape(-1, 1))
+        MA, ea = MA * Mw, [e + ew[0] for e in ea]  # object arrays: exact integer products
     prod = MA.T.dot(MB)  # Python-int matrix product: exact
     return [
         [Fraction(int(prod[i, j])) * Fraction(2) ** (ea[i] + eb[j]) for j in range(len(eb))]
@@ -137,15 +143,65 @@ def exact_ols(X: np.ndarray, y: np.ndarray, *, fit_intercept: bool = True) -> Ex
     )
 
 
-def exact_mean_and_covariance(X: np.ndarray, *, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and the covariance matrix (divisor ``n - ddof``) of ``X``, exactly, rounded."""
-    X = np.asarray(X, dtype=np.float64)
-    n = X.shape[0]
-    s = exact_sum(X)
-    G = exact_gram(X)
+def exact_moments(Z: np.ndarray, w: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(W, mean, S)`` of the rows of ``Z`` with weights ``w``: the weight sum, the weighted
+    column means and the centred cross-products ``S = sum_i w_i (z_i - mean)(z_i - mean)^T``,
+    exactly, each rounded once to float64."""
+    Z = np.asarray(Z, dtype=np.float64)
+    w = np.ones(Z.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
+    W = exact_sum(w)[0]
+    s = exact_gram(w.reshape(-1, 1), Z)[0]
+    G = exact_gram(Z, Z, w)
     p = len(s)
-    cov = [[(G[i][j] - s[i] * s[j] / n) / (n - ddof) for j in range(p)] for i in range(p)]
-    return np.array([float(v / n) for v in s]), np.array([[float(v) for v in r] for r in cov])
+    S = [[G[i][j] - s[i] * s[j] / W for j in range(p)] for i in range(p)]
+    return float(W), np.array([float(v / W) for v in s]), np.array([[float(v) for v in r] for r in S])
+
+
+def moments_bounds(
+    Z: np.ndarray,
+    w: np.ndarray | None = None,
+    *,
+    terms: int | None = None,
+    merges: int | None = None,
+    unit: float = EPS / 2,
+    amplification: float = 100.0,
+    exact: tuple[float, np.ndarray, np.ndarray] | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Absolute round-off bounds on ``(W, mean, S)`` of :func:`exact_moments` for an algorithm
+    that sums about a shift ``c`` (gicho._gram / gicho.moments) and merges partial results.
+
+    ``g = gamma(terms)`` (default: the number of rows n) bounds every sum about the shift,
+    relative to the sum of |terms|. The shift may lie up to ``sqrt(amplification - 1)``
+    standard deviations from the mean (the accumulator's precision check ``s_j^2 <= FRACTION
+    W G_jj``, ``1 / (1 - FRACTION) = 100``), so the second moment about it is ``G_jj <=
+    amplification * S_jj`` and, by Cauchy-Schwarz, a sum of |products| about it is at most
+    ``amplification * sqrt(S_jj S_kk)``; the product, and the two factors of the correction
+    ``s_j s_k / W``, add one such term each:
+
+        |dS_jk| <= 3 g amplification sqrt(S_jj S_kk)
+                   + (merges + 2) u (|mean_j| sqrt(W S_kk) + |mean_k| sqrt(W S_jj)).
+
+    The last term is the merges (default: n, one per row, the worst case): a running mean
+    rounds at the data's magnitude, ``u |mean|`` per merge, and a merge multiplies the
+    difference of two means by ``W_a W_b / W |mean_a - mean_b|``; these between-part sums of
+    squares add up to at most ``S_kk`` over all merges, so by Cauchy-Schwarz their total is at
+    most ``sqrt(W S_kk)``. The means: ``g sqrt(amplification) sqrt(S_jj / W) + (merges + 2) u
+    |mean_j|``; the weight sum: ``g W``. ``exact``: :func:`exact_moments` of the same data,
+    when already computed.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n = Z.shape[0]
+    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    g = gamma(n if terms is None else terms, unit=unit)
+    rounding = ((n if merges is None else merges) + 2) * unit
+    W, mean, S = exact_moments(Z, w) if exact is None else exact
+    spread = np.sqrt(np.maximum(np.diagonal(S), 0.0))  # sqrt(S_jj)
+    root_w = math.sqrt(W)
+    S_bound = 3 * g * amplification * np.outer(spread, spread) + rounding * (
+        np.outer(np.abs(mean), root_w * spread) + np.outer(root_w * spread, np.abs(mean))
+    )
+    mean_bound = g * math.sqrt(amplification) * spread / root_w + rounding * np.abs(mean)
+    return g * W, mean_bound, S_bound
 
 
 @dataclass(frozen=True)
