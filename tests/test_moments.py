@@ -12,33 +12,40 @@ from hypothesis import strategies as st
 
 import gicho._gram as gram
 import gicho.moments as gm
+from exact_reference import exact_moments, moments_bounds
 from gicho.moments import Moments
 
 
-def _reference(X, y=None, w=None):
-    """Two-pass weighted moments in float64 (the textbook definition)."""
-    w = np.ones(len(X)) if w is None else np.asarray(w, dtype=np.float64)
-    W = w.sum()
-    mx = (w @ X) / W
-    Xc = X - mx
-    out = {"W": W, "mx": mx, "xx": (Xc * w[:, None]).T @ Xc}
-    if y is not None:
-        Y = y[:, None] if y.ndim == 1 else y
-        my = (w @ Y) / W
-        Yc = Y - my
-        out.update(my=my, xy=(Xc * w[:, None]).T @ Yc, yy=(Yc * w[:, None]).T @ Yc)
-    return out
+def _reference(X, y=None, w=None, **bound_options):
+    """The exact weighted moments (rational arithmetic, rounded once), and with
+    ``bounds=True`` also their round-off bounds (exact_reference.moments_bounds)."""
+    want_bounds = bound_options.pop("bounds", False)
+    X = np.asarray(X, dtype=np.float64)
+    p = X.shape[1]
+    Y = None if y is None else np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+    Z = X if Y is None else np.column_stack([X, Y])
+    exact = exact_moments(Z, w)
+    W, mean, S = exact
+    out = {"W": W, "mx": mean[:p], "xx": S[:p, :p]}
+    if Y is not None:
+        out.update(my=mean[p:], xy=S[:p, p:], yy=S[p:, p:])
+    if not want_bounds:
+        return out
+    dW, dmean, dS = moments_bounds(Z, w, exact=exact, **bound_options)
+    bounds = {"W": dW, "mx": dmean[:p], "xx": dS[:p, :p]}
+    if Y is not None:
+        bounds.update(my=dmean[p:], xy=dS[:p, p:], yy=dS[p:, p:])
+    return out, bounds
 
 
-def _assert_close(m: Moments, ref: dict, rtol: float) -> None:
-    scale = np.abs(ref["xx"]).max()
-    np.testing.assert_allclose(m.weight_sum_, ref["W"], rtol=1e-14)
-    np.testing.assert_allclose(m.mean_x_, ref["mx"], rtol=rtol, atol=rtol * np.abs(ref["mx"]).max())
-    np.testing.assert_allclose(m.xx_, ref["xx"], rtol=rtol, atol=rtol * scale)
-    if "my" in ref:
-        np.testing.assert_allclose(m.mean_y_, ref["my"], rtol=rtol, atol=rtol * np.abs(ref["my"]).max())
-        np.testing.assert_allclose(m.xy_, ref["xy"], rtol=rtol, atol=rtol * np.abs(ref["xy"]).max())
-        np.testing.assert_allclose(m.yy_, ref["yy"], rtol=rtol, atol=rtol * np.abs(ref["yy"]).max())
+def _assert_close(m: Moments, X, y=None, w=None, **bound_options) -> None:
+    """Every statistic of ``m`` within its round-off bound of the exact moments of (X, y, w)."""
+    ref, bounds = _reference(X, y, w, bounds=True, **bound_options)
+    names = {"W": "weight_sum_", "mx": "mean_x_", "xx": "xx_", "my": "mean_y_", "xy": "xy_", "yy": "yy_"}
+    for key, want in ref.items():
+        got = np.asarray(getattr(m, names[key]), dtype=np.float64).reshape(np.shape(want))
+        err = np.abs(got - want)
+        assert np.all(err <= bounds[key]), f"{names[key]}: error / bound up to {np.max(err / bounds[key]):.3g}"
 
 
 @pytest.fixture
@@ -55,20 +62,29 @@ def data():
 def test_one_pass_matches_two_pass_definition(data, with_y, weighted):
     X, y, w = data
     m = Moments.from_arrays(X, y if with_y else None, w if weighted else None)
-    _assert_close(m, _reference(X, y if with_y else None, w if weighted else None), rtol=1e-12)
+    _assert_close(m, X, y if with_y else None, w if weighted else None)
     assert m.n_samples_ == 500 and m.n_features_ == 4
     assert (m.mean_y_ is None) == (not with_y)
 
 
-def test_covariance_matches_numpy(data):
+def test_covariance_matches_numpy_and_the_exact_definition(data):
+    # np.cov is float64 itself: gicho and NumPy are both held to the round-off bound of the
+    # exact covariance (off-diagonal entries near zero differ in their last digits between
+    # OpenBLAS kernels, so a relative tolerance on them measures the kernel)
     X, _, _ = data
     m = Moments.from_arrays(X)
-    np.testing.assert_allclose(m.covariance(), np.cov(X, rowvar=False), rtol=1e-12)
-    np.testing.assert_allclose(m.covariance(ddof=0), np.cov(X, rowvar=False, ddof=0), rtol=1e-12)
-    # frequency weights: np.cov(fweights=...) with integer weights
-    fw = np.arange(len(X)) % 3
-    np.testing.assert_allclose(Moments.from_arrays(X, sample_weight=fw).covariance(),
-                               np.cov(X, rowvar=False, fweights=fw), rtol=1e-12)  # fmt: skip
+    fw = np.arange(len(X)) % 3  # frequency weights: np.cov(fweights=...) with integer weights
+    cases = [(m.covariance(), np.cov(X, rowvar=False), None, 1),
+             (m.covariance(ddof=0), np.cov(X, rowvar=False, ddof=0), None, 0),
+             (Moments.from_arrays(X, sample_weight=fw).covariance(),
+              np.cov(X, rowvar=False, fweights=fw), fw, 1)]  # fmt: skip
+    for ours, numpy_cov, w, ddof in cases:
+        ref, bounds = _reference(X, None, w, bounds=True)
+        divisor = ref["W"] - ddof
+        want = ref["xx"] / divisor
+        bound = bounds["xx"] / divisor + 2 * np.finfo(np.float64).eps * np.abs(want)  # + the division
+        assert np.all(np.abs(ours - want) <= bound)
+        assert np.all(np.abs(numpy_cov - want) <= bound)
 
 
 @settings(max_examples=40, deadline=None)
@@ -134,7 +150,7 @@ def test_raw_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, monkeypatc
     shifts = _paths(monkeypatch)
     fast = Moments.from_arrays(X, y)
     assert shifts and all(c is None for c in shifts), "the raw path was not taken"
-    _assert_close(fast, _reference(X, y), rtol=1e-12)
+    _assert_close(fast, X, y)
 
 
 @pytest.mark.parametrize("offset", [30.0, 1e6])
@@ -166,9 +182,8 @@ def test_segments_in_worker_threads_agree_with_one_segment(workers, offset, monk
     y = rng.standard_normal((3000, 2))
     monkeypatch.setattr(gram, "BLOCK_BYTES", 1)  # blocks of MIN_ROWS rows: several per segment
     monkeypatch.setattr(gram, "_blas_threads", lambda: workers)
-    _assert_close(Moments.from_arrays(X, y), _reference(X, y), rtol=1e-11)
-    _assert_close(Moments.from_arrays(X.astype(np.float32)), _reference(X.astype(np.float32).astype(np.float64)),
-                  rtol=1e-11)  # fmt: skip
+    _assert_close(Moments.from_arrays(X, y), X, y)
+    _assert_close(Moments.from_arrays(X.astype(np.float32)), X.astype(np.float32))
 
 
 def test_worker_threads_restore_the_blas_setting(monkeypatch):
@@ -194,9 +209,8 @@ def test_all_paths_agree(data, monkeypatch):
     monkeypatch.setattr(gm.Moments, "_centred_blocks", lambda self, *a: calls.append(1) or original(self, *a))
     blocks = Moments.from_arrays(X, y)
     assert calls
-    for m in (shifted, blocks):
-        for name in ("mean_x_", "xx_", "mean_y_", "xy_", "yy_"):
-            np.testing.assert_allclose(getattr(fast, name), getattr(m, name), rtol=1e-12, atol=1e-11)
+    for m in (fast, shifted, blocks):  # each within its round-off bound of the exact moments
+        _assert_close(m, X, y)
 
 
 def test_drifting_and_shifted_data_in_small_blocks(monkeypatch):
@@ -213,18 +227,17 @@ def test_drifting_and_shifted_data_in_small_blocks(monkeypatch):
     y = X @ [1e-3, 1e-8, 1.0, 2.0] + rng.standard_normal(n)
     w = rng.uniform(0.5, 1.5, n)
     for weights in (None, w):
-        _assert_close(Moments.from_arrays(X, y, weights), _reference(X, y, weights), rtol=1e-10)
+        _assert_close(Moments.from_arrays(X, y, weights), X, y, weights)
 
 
 def test_small_blocks_and_float32_input(data, monkeypatch):
     X, y, w = data
     monkeypatch.setattr(gm, "_BLOCK_BYTES", 1)  # every block is _MIN_BLOCK_ROWS rows
     monkeypatch.setattr(gram, "BLOCK_BYTES", 1)
-    ref = _reference(X, y, w)
-    _assert_close(Moments.from_arrays(X, y, w), ref, rtol=1e-12)
+    _assert_close(Moments.from_arrays(X, y, w), X, y, w)
     X32 = X.astype(np.float32)
     m32 = Moments.from_arrays(X32)  # accumulated in float64
-    _assert_close(m32, _reference(X32.astype(np.float64)), rtol=1e-12)
+    _assert_close(m32, X32)
     assert m32.xx_.dtype == np.float64
 
 
@@ -233,7 +246,7 @@ def test_zero_weights_and_empty_chunks(data):
     w0 = w.copy()
     w0[:100] = 0.0
     m = Moments.from_arrays(X, y, w0)
-    _assert_close(m, _reference(X[100:], y[100:], w0[100:]), rtol=1e-12)
+    _assert_close(m, X[100:], y[100:], w0[100:])
     assert m.n_samples_ == 500  # rows seen, weighted or not
     before = m.xx_.copy()
     m.update(X[:0], y[:0], w0[:0])
@@ -250,24 +263,27 @@ def test_merge_into_empty_and_y_vector_shape(data):
     b = Moments.from_arrays(X[200:], y[200:, 0])
     m = Moments().merge(a).merge(b)
     assert m.y_ndim_ == 1 and m.mean_y_.shape == (1,)
-    _assert_close(m, _reference(X, y[:, 0]), rtol=1e-12)
+    _assert_close(m, X, y[:, 0])
     np.testing.assert_allclose(m.gram(center=False), X.T @ X, rtol=1e-12)
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_torch_tensors(data, dtype, rtol):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_torch_tensors(data, dtype):
     X, y, w = data
     m = Moments.from_arrays(torch.tensor(X, dtype=dtype), torch.tensor(y, dtype=dtype), torch.tensor(w))
     assert m.is_torch and m.xx_.dtype == torch.float64 and m.xx_.device == torch.device("cpu")
-    ref = _reference(X.astype(np.float32).astype(np.float64) if dtype == torch.float32 else X,
-                     y.astype(np.float32).astype(np.float64) if dtype == torch.float32 else y, w)  # fmt: skip
-    _assert_close(m.to_numpy(), ref, rtol=rtol)
+    # float32 tensors: the products run in float32 (its unit round-off), on the rounded data
+    if dtype == torch.float32:
+        X32, y32 = X.astype(np.float32), y.astype(np.float32)
+        _assert_close(m.to_numpy(), X32, y32, w, unit=float(np.finfo(np.float32).eps) / 2)
+    else:
+        _assert_close(m.to_numpy(), X, y, w)
     # a torch accumulator takes NumPy chunks and NumPy moments (converted to its device)
     m2 = Moments().update(torch.tensor(X[:100])).update(X[100:])
     m2.merge(Moments())
-    _assert_close(m2.to_numpy(), _reference(X), rtol=1e-12)
+    _assert_close(m2.to_numpy(), X)
     np_side = Moments.from_arrays(X[:100]).merge(Moments.from_arrays(torch.tensor(X[100:])))
-    _assert_close(np_side, _reference(X), rtol=1e-12)
+    _assert_close(np_side, X)
 
 
 # ---------------------------------------------------------------------------- bad input
