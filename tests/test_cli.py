@@ -246,6 +246,29 @@ def test_predict_reads_negative_numbers_and_checks_the_attention_path(tmp_path):
                              "allowed suffixes: .png, .pdf, .svg, .jpg, .jpeg\n")
 
 
+def test_predict_reads_inputs_from_a_file_and_says_when_an_argument_names_one(tmp_path):
+    """Newcomer 2026-12-06 #22: `gicho predict RUN heldout.txt` answered the path as a sentence."""
+    cli("train", "toy", "--runs-dir", str(tmp_path / "runs"), "--train.max-steps", "5")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    inputs = tmp_path / "heldout.txt"
+    inputs.write_text("1,0,0,0\n\n-1,2,0,0\n", encoding="utf-8")
+    from_file = _gicho("predict", str(run_dir), "--input", str(inputs))
+    assert from_file.returncode == 0, from_file.stderr
+    assert [line.split("\t")[0] for line in from_file.stdout.splitlines()] == ["1,0,0,0", "-1,2,0,0"]
+    as_text = _gicho("predict", str(run_dir), str(inputs))  # the toy task refuses it as numbers
+    assert as_text.stderr.startswith(f"warning: input '{inputs}' is read as text, though a file has that "
+                                     f"name; to predict each line of the file, use --input {inputs}\n")
+    for args, message in [
+        ([], "error: no input: give INPUT arguments or --input FILE"),
+        (["--input", str(tmp_path / "missing.txt")], f"error: --input {tmp_path / 'missing.txt'}: no such file"),
+        (["--input", str(tmp_path)], f"error: --input {tmp_path} is not a regular file"),
+        (["1,0,0,0", "--top-k", "2"], f"error: --top-k: the task of {run_dir} has one answer per input"),
+        (["1,0,0,0", "--top-k", "0"], "error: --top-k must be an integer >= 1; got 0"),
+    ]:
+        result = _gicho("predict", str(run_dir), *args)
+        assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
+
+
 def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
     args = ["--train.max-steps", "40", "--train.eval-every", "20", "--train.log-every", "1",
             "--model.step-sleep", "0.05"]
