@@ -141,3 +141,35 @@ def test_cli_study_pooling(tmp_path, capsys):
         main(["study", "pooling", "--pools", "sum", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "`pools` must be one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("study", "module", "runner", "expected"), [
+    ("pooling", "gicho.tasks.pooling_study", "run_pooling_study",
+     {"lengths": (16, 128), "seeds": (0,), "max_steps": 150}),
+    ("data-size", "gicho.tasks.data_size_study", "run_data_size_study",
+     {"fractions": (0.1, 1.0), "seeds": (0,), "max_shifts": (0,), "max_steps": 150}),
+])
+def test_quick_studies_get_the_small_budget_and_overrides_still_apply(study, module, runner, expected,
+                                                                      tmp_path, monkeypatch):
+    """Newcomer 2026-12-06 #36: `gicho study data-size` had no --quick; its default is 75 runs."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from gicho.cli import app
+
+    seen = {}
+
+    def capture(config, out_dir, **kwargs):
+        seen["config"] = config
+        raise RuntimeError("stop before training")
+
+    monkeypatch.setattr(importlib.import_module(module), runner, capture)
+    result = CliRunner().invoke(app, ["study", study, "--quick", "--out", str(tmp_path / "out"),
+                                      "--train.lr", "0.005"])
+    assert isinstance(result.exception, RuntimeError), result.output
+    config = seen["config"]
+    for name, value in expected.items():
+        got = config.train.max_steps if name == "max_steps" else getattr(config, name)
+        assert got == value, name
+    assert config.train.lr == 0.005  # the command line's own overrides come after --quick

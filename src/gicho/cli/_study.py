@@ -70,15 +70,21 @@ def study_pooling_command(
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Directory of the table and plot (default: runs/study-pooling-<time>)."),
     ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small budget: lengths 16,128, one seed, 150 steps (4 runs)."),
+    ] = False,
 ) -> None:
     """Mean vs [CLS] pooling when the evidence is one token among many, at lengths 16..512.
 
-    Every PoolingStudyConfig field is an option: --lengths 16,64,256 --seeds 0,1,2
-    --pools mean,cls --model.d-model 32 --train.max-steps 300 (see gicho.tasks.pooling_study).
+    Every PoolingStudyConfig field is an option. Defaults: --lengths 16,32,64,128,256,512
+    --pools mean,cls --seeds 0,1,2 (36 runs) --model.d-model 32 --train.max-steps 300
+    (see gicho.tasks.pooling_study).
     """
-    from gicho.tasks.pooling_study import PoolingStudyConfig, run_pooling_study
+    from gicho.tasks import apply_overrides
+    from gicho.tasks.pooling_study import QUICK, PoolingStudyConfig, run_pooling_study
 
-    config, out, created = _start(ctx, PoolingStudyConfig(), out, "pooling")
+    start = apply_overrides(PoolingStudyConfig(), QUICK if quick else {})
+    config, out, created = _start(ctx, start, out, "pooling")
 
     def announce(i: int, n: int, length: int, pool: str, seed: int) -> None:
         typer.echo(f"[{i}/{n}] length {length}, {pool} pooling, seed {seed}", err=True)
@@ -103,15 +109,22 @@ def study_data_size_command(
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Directory of the table and plot (default: runs/study-data-size-<time>)."),
     ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small budget: fractions 0.1,1, one seed, no shifts, 150 steps "
+                           "(6 runs)."),
+    ] = False,
 ) -> None:
     """ViT vs a CNN of similar size vs PCA + logistic regression on growing shares of the digits.
 
-    Every DataSizeStudyConfig field is an option: --fractions 0.1,0.5,1 --seeds 0,1
-    --models vit,cnn --max-shifts 0,1 --train.max-steps 400 (see gicho.tasks.data_size_study).
+    Every DataSizeStudyConfig field is an option. Defaults: --fractions 0.05,0.1,0.25,0.5,1
+    --seeds 0,1,2 --models vit,cnn,pca-logreg --max-shifts 0,1 (75 runs, of which the 60
+    neural ones train for --train.max-steps 800) (see gicho.tasks.data_size_study).
     """
-    from gicho.tasks.data_size_study import DataSizeStudyConfig, run_data_size_study
+    from gicho.tasks import apply_overrides
+    from gicho.tasks.data_size_study import QUICK, DataSizeStudyConfig, run_data_size_study
 
-    config, out, created = _start(ctx, DataSizeStudyConfig(), out, "data-size")
+    start = apply_overrides(DataSizeStudyConfig(), QUICK if quick else {})
+    config, out, created = _start(ctx, start, out, "data-size")
 
     def announce(i: int, n: int, model: str, fraction: float, shift: int, seed: int) -> None:
         typer.echo(f"[{i}/{n}] {model}, {fraction:g} of the training set, shift {shift}, seed {seed}", err=True)

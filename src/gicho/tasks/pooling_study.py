@@ -54,6 +54,10 @@ def _study_train() -> Any:
                        eval_batch_size=256)
 
 
+# `gicho study pooling --quick`: 4 runs at two lengths, one seed
+QUICK = {"lengths": (16, 128), "seeds": (0,), "train.max_steps": 150}
+
+
 @dataclass
 class PoolingStudyConfig:
     """Settings of ``gicho study pooling`` (every field is a CLI option ``--field value``).
