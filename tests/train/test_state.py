@@ -289,3 +289,21 @@ def test_a_checkpoint_without_collate_state_resumes_with_a_warning(toy, tmp_path
     torch.save(saved, path)
     with pytest.warns(UserWarning, match=r"rng_state\.pt holds no state of the collate function"):
         _noisy_trainer(toy, tmp_path, **config).fit(resume=True)
+
+
+def test_a_run_shorter_than_its_warmup_is_warned_about(toy, tmp_path):
+    """Newcomer 2026-12-06 #20: 60 steps with the default 60 warmup steps never decayed."""
+    with pytest.warns(UserWarning, match=r"train\.warmup_steps=20 >= train\.max_steps=20: the learning rate "
+                                         r"warms up for the whole run and never decays"):
+        toy.make_trainer(tmp_path, max_steps=20, warmup_steps=20).fit()
+
+
+def test_no_task_budget_ends_inside_its_warmup():
+    from gicho.tasks import all_tasks
+
+    for task in all_tasks():
+        if task.spec is None:
+            continue
+        for overrides in ({}, task.tour, task.quick):
+            train = task.make_config(overrides).train
+            assert train.warmup_steps < train.max_steps, (task.name, overrides)

@@ -209,5 +209,5 @@ TASK = register(neural_task(
     data="Python docstrings -> standard-library group, held out by module",
     description="Fine-tune a pretrained BERT on labelled text (default: which part of the stdlib a docstring documents).",
     tour={"train.max_steps": 80, "train.eval_every": 80, "model.max_len": 64, "data.max_per_module": 20},
-    quick={"train.max_steps": 30, "train.eval_every": 30, "model.max_len": 32, "data.max_per_module": 5},
+    quick={"train.max_steps": 30, "train.eval_every": 30, "train.warmup_steps": 3, "model.max_len": 32, "data.max_per_module": 5},
 ))

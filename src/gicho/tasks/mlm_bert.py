@@ -230,5 +230,5 @@ TASK = register(neural_task(
     metrics=("masked_accuracy", "perplexity", "unigram_accuracy"), describe=describe,
     description="Pretrain a BERT on real text by masked-language modelling; fill masks with it.",
     tour={"train.max_steps": 300, "train.eval_every": 150, "data.max_documents": 3000},
-    quick={"train.max_steps": 60, "train.eval_every": 60, "data.max_documents": 800, "data.vocab_size": 2000},
+    quick={"train.max_steps": 60, "train.eval_every": 60, "train.warmup_steps": 6, "data.max_documents": 800, "data.vocab_size": 2000},
 ))

@@ -310,6 +310,10 @@ class Trainer:
         if resume and self.run_dir is None:
             raise ValueError("fit(resume=True) needs a run_dir to resume from; none was given")
         cfg = self.config
+        if cfg.warmup_steps >= cfg.max_steps:
+            warnings.warn(f"train.warmup_steps={cfg.warmup_steps} >= train.max_steps={cfg.max_steps}: the "
+                          "learning rate warms up for the whole run and never decays; lower "
+                          "warmup_steps (a tenth of max_steps is usual)", UserWarning, stacklevel=2)
         info = self._setup()
         self._stream = MicroBatches(
             self.train_data, self.collate_fn, batch_size=cfg.batch_size, seed=cfg.seed,
