@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
+from exact_reference import EPS, exact_moments, moments_bounds
 from gicho._validation import NotFittedError
 from gicho.data.images import load_digits_arrays
 from gicho.decomposition import PCA
@@ -135,17 +136,22 @@ def test_covariance_route_agrees_with_centred_covariance_at_any_offset(monkeypat
     base = rng.normal(size=(2000, 4))
     for offset in (0.0, 30.0, 1e6):  # the last cancels catastrophically in X^T X - n m m^T
         X = base + offset
-        exact = np.cov(base, rowvar=False)
+        # the exact mean and covariance of X (rational arithmetic) and the one-pass
+        # accumulator's round-off bound (exact_reference.moments_bounds): a float64 reference
+        # (X.mean, np.cov) is no more accurate than the code under test
+        exact = exact_moments(X)
+        _, mean_bound, S_bound = moments_bounds(X, exact=exact)
+        W, exact_mean, S = exact
         _, scale, mean, C = mean_and_covariance(X)
         assert scale == 1.0
-        np.testing.assert_allclose(C, exact, atol=1e-9)
-        np.testing.assert_allclose(mean, X.mean(0), rtol=1e-14)
+        assert np.all(np.abs(C - S / (W - 1)) <= S_bound / (W - 1) + 2 * EPS * np.abs(S / (W - 1)))
+        assert np.all(np.abs(mean - exact_mean) <= mean_bound)
         # the fitted PCA (one pass over X) against the two-pass definition on the same X
         values, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
         pca = PCA(4, solver="covariance").fit(X)
         np.testing.assert_allclose(pca.explained_variance_, values[::-1], rtol=1e-9)
         np.testing.assert_allclose(np.abs(pca.components_ @ vectors[:, ::-1]), np.eye(4), atol=1e-8)
-        np.testing.assert_allclose(pca.mean_, X.mean(0), rtol=1e-14)
+        assert np.all(np.abs(pca.mean_ - exact_mean) <= mean_bound)
 
 
 def test_sign_rule_largest_loading_positive():
