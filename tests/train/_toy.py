@@ -98,15 +98,35 @@ class Accuracy:
 accuracy = Accuracy  # the factory passed to the Trainer
 
 
+class NoisyCollate:
+    """Adds noise from a generator of its own to the features, as MLM masking draws masks from
+    its own; its state must be checkpointed for an exact resume (per rank under torchrun)."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, items):
+        batch = torch.utils.data.default_collate(items)
+        return {**batch, "x": batch["x"] + torch.randn(batch["x"].shape, generator=self.generator)}
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+
+
 def make_trainer(run_dir=None, *, dropout: float = 0.0, n_train: int = 64, n_eval: int = 24,
-                 model_seed: int = 0, **config) -> Trainer:
-    """A Trainer over ToyMLP; ``config`` overrides TrainConfig fields (small defaults)."""
+                 model_seed: int = 0, noise_seed: int | None = None, **config) -> Trainer:
+    """A Trainer over ToyMLP; ``config`` overrides TrainConfig fields (small defaults);
+    ``noise_seed``: batches go through a :class:`NoisyCollate` seeded with it."""
     defaults = dict(max_steps=20, batch_size=8, eval_every=10, log_every=5, progress=False,
                     device="cpu")
     torch.manual_seed(model_seed)
     model = ToyMLP(ToyConfig(dropout=dropout))
+    collate = NoisyCollate(noise_seed) if noise_seed is not None else None
     return Trainer(model, ToyData(n_train, seed=1), ToyData(n_eval, seed=2), accuracy,
-                   TrainConfig(**{**defaults, **config}), run_dir=run_dir)
+                   TrainConfig(**{**defaults, **config}), run_dir=run_dir, collate_fn=collate)
 
 
 class TokenTagger(nn.Module):

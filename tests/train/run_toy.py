@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--noisy", action="store_true", help="a collate with its own generator, seeded by rank")
     parser.add_argument("--signal-at", type=int, help="SIGTERM this process on that training call")
     parser.add_argument("--signal-rank", type=int, default=0)
     parser.add_argument("--tokens", action="store_true")
@@ -61,7 +62,8 @@ def main() -> None:
         return
     trainer = make_trainer(args.run_dir, dropout=args.dropout, max_steps=args.max_steps,
                            batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
-                           eval_every=args.eval_every, device="cpu")
+                           eval_every=args.eval_every, device="cpu",
+                           noise_seed=7 + info.rank if args.noisy else None)
     trainer.model.block_at = args.block_at
     trainer.model.marker = Path(args.marker) if args.marker else None
     if args.signal_at is not None and info.rank == args.signal_rank:

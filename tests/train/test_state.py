@@ -235,27 +235,8 @@ def test_write_error_recognises_wrapped_disk_full_messages():
 # ------------------------------------------------------------- a collate function's own state
 
 
-class NoisyCollate:
-    """Adds noise from a generator of its own to the features (as MLM masking draws masks)."""
-
-    def __init__(self) -> None:
-        self.generator = torch.Generator().manual_seed(7)
-
-    def __call__(self, items):
-        batch = torch.utils.data.default_collate(items)
-        return {**batch, "x": batch["x"] + torch.randn(batch["x"].shape, generator=self.generator)}
-
-    def state_dict(self):
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state):
-        self.generator.set_state(state["generator"])
-
-
 def _noisy_trainer(toy, run_dir, **config):
-    trainer = toy.make_trainer(run_dir, **config)
-    trainer.collate_fn = NoisyCollate()
-    return trainer
+    return toy.make_trainer(run_dir, noise_seed=7, **config)
 
 
 def test_resume_restores_the_collate_functions_generator(toy, tmp_path):
