@@ -296,3 +296,24 @@ def test_degenerate_sizes_are_clear_errors():
         MultiHeadSelfAttention(32, n_heads=0)
     with pytest.raises(ValueError, match=r"argument `dropout` must lie in \[0, 1\); got 2.0"):
         MultiHeadSelfAttention(32, 4, dropout=2.0)
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs"),
+    [(scaled_dot_product_attention, {"need_weights": True}),
+     (scaled_dot_product_attention, {"need_weights": False}),
+     (dot_product_attention, {})],
+)  # fmt: skip
+def test_mixed_dtypes_are_a_clear_error(qkv, fn, kwargs):
+    """Findings row 113: float64 q with float32 k, v ended in torch's `RuntimeError: expected
+    scalar type Double but found Float`; the error names the three dtypes."""
+    q, k, v = qkv
+    with pytest.raises(TypeError, match=r"q, k and v must have one floating dtype; got q "
+                                        r"torch\.float64, k torch\.float32, v torch\.float32"):
+        fn(q.double(), k, v, **kwargs)
+    with pytest.raises(TypeError, match=r"got q torch\.float32, k torch\.float32, v torch\.float16"):
+        fn(q, k, v.half(), **kwargs)
+    with pytest.raises(TypeError, match=r"floating dtype; got q torch\.int64, k torch\.int64, v torch\.int64"):
+        fn(q.long(), k.long(), v.long(), **kwargs)
+    out, _ = fn(q.double(), k.double(), v.double(), **kwargs)  # one dtype: fine
+    assert out.dtype == torch.float64

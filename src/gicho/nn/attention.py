@@ -117,6 +117,12 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
             f"q, k and v must have at least 2 dimensions (..., T, D); got shapes "
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
+    dtypes = (q.dtype, k.dtype, v.dtype)
+    if len(set(dtypes)) > 1 or not q.dtype.is_floating_point:
+        raise TypeError(
+            f"q, k and v must have one floating dtype; got q {q.dtype}, k {k.dtype}, v {v.dtype} "
+            f"(cast them first, e.g. k.to(q.dtype))"
+        )
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q and k must have the same last dimension D; got {q.shape[-1]} and {k.shape[-1]}"
