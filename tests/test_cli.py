@@ -320,6 +320,25 @@ def test_signal_after_training_prints_how_to_finish(tmp_path, sig):
     assert (run_dir / "results.json").is_file() and (run_dir / "report.html").is_file()
 
 
+def test_ctrl_c_before_the_first_step_leaves_nothing_and_offers_no_resume(tmp_path):
+    """The directory of a run interrupted while its data are built is removed (it holds nothing),
+    so the line must not offer a --resume of it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gicho.cli", "train", "toy", "--runs-dir", str(tmp_path),
+         "--train.max-steps", "5", "--data.build-sleep", "60"],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        run_dir = Path(process.stderr.readline().split("run: ", 1)[1].strip())
+        time.sleep(1.0)  # inside build_data's sleep
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == f"interrupted before the run saved anything; removed {run_dir}"
+    assert not run_dir.exists()
+
+
 def test_a_run_that_fails_before_saving_anything_leaves_nothing(tmp_path, capsys):
     """N-RUN / E34: a failure after config parsing (here: a batch larger than the data) used to
     leave runs/<task>-<time>/ holding only config.json, and the `run:` line pointing at it."""

@@ -1,5 +1,6 @@
 """A user's neural task (GICHO_EXTRA_TASKS=toy_task): an MLP on a linear target; step_sleep slows it,
-final_sleep holds the run in its after-training phase (to signal it there)."""
+build_sleep holds the run before training (while its data are built) and final_sleep in its
+after-training phase (to signal it there)."""
 
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class ToyModel(PretrainedModel):
 @dataclass
 class ToyData:
     n_samples: int = 256
+    build_sleep: float = 0.0
     final_sleep: float = 0.0
 
 @dataclass
@@ -47,6 +49,7 @@ class ToyConfig:
 
 
 def build_data(config: ToyConfig) -> Splits:
+    time.sleep(config.data.build_sleep)
     g, n = torch.Generator().manual_seed(1234), config.data.n_samples
     x = torch.randn(n, 4, generator=g)
     y, cut = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(n, generator=g), n * 3 // 4

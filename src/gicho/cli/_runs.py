@@ -110,7 +110,10 @@ def train_command(
             outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None,
                                on_start=announce)
     except KeyboardInterrupt as exc:  # the Trainer checkpoints on SIGINT/SIGTERM, then stops
-        if main_rank and started:
+        if main_rank and started and resume is None and not started[0].exists():
+            # run_task removed it: nothing was saved, so there is nothing to resume
+            typer.echo(f"interrupted before the run saved anything; removed {started[0]}", err=True)
+        elif main_rank and started:
             after_training = _completed_fits() > fits_before
             typer.echo(_interrupted_line(task.name, started[0], exc, after_training), err=True)
         raise typer.Exit(code=130) from None
