@@ -152,3 +152,49 @@ def test_cli_refuses_a_complex_npy(tmp_path, capsys):
     np.save(tmp_path / "complex2.npy", rng.standard_normal((30, 3)) + 1j * rng.standard_normal((30, 3)))
     code, out, err = _run(["ols", str(tmp_path / "complex2.npy")], capsys)
     assert code == 2 and "holds complex numbers" in err and out == ""
+
+
+def test_cli_refuses_a_table_too_wide_for_its_gram_matrix(tmp_path, capsys, monkeypatch):
+    """Findings row 79: 200,000 columns ended in numpy's `_ArrayMemoryError` (298 GiB) traceback."""
+    import gicho.linear._input as linear_input
+
+    rng = np.random.default_rng(0)
+    csv = tmp_path / "wide.csv"
+    np.savetxt(csv, rng.standard_normal((5, 201)), delimiter=",",
+               header=",".join(f"c{j}" for j in range(201)), comments="")  # fmt: skip
+    monkeypatch.setattr(linear_input, "memory_bytes", lambda: 1 << 20)  # a 1 MiB machine
+    code, out, err = _run(["ols", str(csv)], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {csv}: 200 feature columns: least squares needs the 202 x 202 Gram")
+    assert "(318.8 KiB, held several times), more than 25% of this machine's 1.0 MiB of memory" in err
+    assert "--features" in err
+    code, out, _ = _run(["ols", str(csv), "--features", "c0,c1"], capsys)  # a few columns fit
+    assert code == 0 and "5 rows used" in out
+    # and the library says the same of `X`
+    from gicho.linear import LinearRegression
+
+    with pytest.raises(ValueError, match=r"argument `X` has 200 columns: least squares needs the 202 x 202"):
+        LinearRegression().fit(rng.standard_normal((5, 200)), rng.standard_normal(5))
+
+
+def test_cli_refuses_200000_columns_before_reading_the_rows(tmp_path, capsys):
+    """Row 79 as reported: no machine has the 4 x 298 GiB; the header alone decides."""
+    p = 200_000
+    row = ",".join("1" for _ in range(p))
+    csv = tmp_path / "wide.csv"
+    csv.write_text(",".join(f"c{j}" for j in range(p)) + f"\n{row}\n{row}\n", encoding="utf-8")
+    code, out, err = _run(["ols", str(csv)], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith(f"error: {csv}: 199,999 feature columns: least squares needs the 200,001 x 200,001 "
+                          "Gram matrix of [1, X, y] (298.0 GiB")  # fmt: skip
+
+
+def test_cli_names_the_file_column_and_row_of_a_number_beyond_float64(tmp_path, capsys):
+    """Findings row 80: a 5 MB number became inf and the error named `X`."""
+    csv = tmp_path / "longline.csv"
+    csv.write_text("a,b,y\n1,2,3\n2,5,1\n" + "4," + "9" * 5_000_000 + ",6\n7,8,9\n", encoding="utf-8")
+    code, out, err = _run(["ols", str(csv)], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {csv}: column 'b' holds 1 infinite value(s) (first in data row 3, "
+                          "1-based, after the header)")  # fmt: skip
+    assert "`X`" not in err

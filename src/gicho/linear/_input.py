@@ -9,6 +9,8 @@ a full pass over X; the error message is the same.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,13 @@ from gicho._validation import (
 )
 from gicho._validation import is_torch as _is_torch
 
-__all__ = ["check_X", "check_fitted", "check_xy", "sum_log", "tensor_dtype"]
+__all__ = ["check_X", "check_fitted", "check_gram_memory", "check_xy", "sum_log", "tensor_dtype"]
+
+# Least squares holds the float64 Gram matrix of [1, X, y] (side p + k + 1) several times:
+# one per worker segment of the pass over X, its factorisation, the coefficients' covariance.
+# A design whose Gram matrix needs more than this fraction of the machine's memory is refused
+# before anything of that size is allocated.
+GRAM_MEMORY_FRACTION = 0.25
 
 
 def check_xy(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
@@ -39,6 +47,7 @@ def check_xy(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
     X = check_X(X, finite=False)
     y = check_array(real(y, "y"), "y", ndim=(1, 2), dtype="float", finite=False)
     n = check_consistent_length(X=X, y=y)
+    check_gram_memory(X.shape[1], 1 if y.ndim == 1 else y.shape[1])
     # np.asarray first: array-likes that refuse __array_function__ (scikit-learn checks it)
     w = None if sample_weight is None else check_sample_weight(np.asarray(sample_weight), n)
     return X, y, w
@@ -53,12 +62,58 @@ def _check_xy_torch(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
     if y.dtype != X.dtype:
         y = y.to(X.dtype)
     n = check_consistent_length(X=X, y=y)
+    check_gram_memory(X.shape[1], 1 if y.ndim == 1 else y.shape[1])
     w = None
     if sample_weight is not None:
         w = check_sample_weight(
             sample_weight.detach().cpu().numpy() if _is_torch(sample_weight) else sample_weight, n
         )
     return X, y, w
+
+
+def memory_bytes() -> int | None:
+    """This machine's memory in bytes (a container's cgroup limit when smaller); None if unknown."""
+    try:
+        total: int | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        total = None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max": no limit
+            total = int(text) if total is None else min(total, int(text))
+        break
+    return total
+
+
+def check_gram_memory(n_features: int, n_targets: int = 1, subject: str | None = None) -> None:
+    """Refuse a design whose Gram matrix would not fit in memory, before it is allocated.
+
+    ``subject`` starts the message (default: "argument `X` has P columns"); the CLI names its
+    file there.
+    """
+    side = n_features + n_targets + 1
+    need = 8 * side * side
+    memory = memory_bytes()
+    if memory is None or need <= GRAM_MEMORY_FRACTION * memory:
+        return
+    subject = f"argument `X` has {n_features:,} columns" if subject is None else subject
+    raise ValueError(
+        f"{subject}: least squares needs the {side:,} x {side:,} Gram matrix of [1, X, y] "
+        f"({_size(need)}, held several times), more than {GRAM_MEMORY_FRACTION:.0%} of this "
+        f"machine's {_size(memory)} of memory; select fewer columns (gicho ols: --features) or "
+        "reduce them first (e.g. PCA)"
+    )
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:,.0f} {unit}" if unit == "bytes" else f"{n_bytes:,.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:,.1f} TiB"
 
 
 def check_fitted(est: Any) -> None:
