@@ -140,3 +140,26 @@ def test_streaming_npy_reader_checks_the_header_against_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-800])  # truncated: the header still says 100 rows
     with pytest.raises(ValueError, match=r"short\.npy: the header claims shape \(100, 4\)"):
         next(iter_npy_chunks(path))
+
+
+def test_a_number_beyond_float64_names_the_file_column_and_row(tmp_path):
+    """Findings row 80: a 5,000,000-digit number became inf and the error named `X`."""
+    huge = "9" * 5_000_000
+    path = _csv(tmp_path / "longline.csv", f"a,b,y\n1,2,3\n4,{huge},6\n7,8,9\n")
+    with pytest.raises(ValueError, match=r"longline\.csv: column 'b' holds 1 infinite value\(s\) "
+                                         r"\(first in data row 2, 1-based, after the header\)"):
+        load_table(path, target="y")
+    # a column that is not used is not read, so it cannot fail
+    assert load_table(path, features=["a"], target="y").X.shape == (3, 1)
+    neg = _csv(tmp_path / "neg.csv", "a,y\n1,1e999\n2,-inf\n3,1\n")
+    with pytest.raises(ValueError, match=r"column 'y' holds 2 infinite value\(s\) \(first in data row 1"):
+        load_table(neg, target="y")
+    headerless = _csv(tmp_path / "headerless.csv", "1,2\n3,1e999\n")
+    with pytest.raises(ValueError, match=r"column '1' holds 1 infinite value\(s\) \(first in row 2, 1-based\)"):
+        load_table(headerless)
+    pq.write_table(pa.table({"a": [1.0, 2.0], "y": [float("inf"), 0.0]}), tmp_path / "inf.parquet")
+    with pytest.raises(ValueError, match=r"inf\.parquet: column 'y' holds 1 infinite value\(s\) \(first in row 1"):
+        load_table(tmp_path / "inf.parquet")
+    np.save(tmp_path / "inf.npy", np.array([[1.0, 2.0], [np.inf, 3.0]]))
+    with pytest.raises(ValueError, match=r"inf\.npy: column '0' holds 1 infinite value\(s\) \(first in row 2, 1-based\)"):
+        load_table(tmp_path / "inf.npy")

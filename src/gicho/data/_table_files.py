@@ -124,6 +124,8 @@ def _read_npy(path: Path) -> tuple[list[Column], int]:
     with np.errstate(over="ignore"):  # float128 beyond float64: inf, caught as non-finite later
         data = np.asarray(mapped, dtype=np.float64)
     columns = [Column(str(j), data[:, j], np.isnan(data[:, j]), False) for j in range(shape[1])]
+    for column in columns:
+        _refuse_infinite(path, column)
     return columns, shape[0]
 
 
@@ -205,7 +207,7 @@ def _read_csv(path: Path, suffix: str, wanted: Sequence[str] | None) -> tuple[li
         if "UTF8" in text or "utf8" in text.lower():
             _check_utf8(path, path.read_bytes(), "file")  # names the offset
         raise ValueError(f"{path}: cannot be read as {suffix.lstrip('.').upper()} ({text})") from None
-    return _arrow_columns(table, [names[j] for j in chosen], path), table.num_rows
+    return _arrow_columns(table, [names[j] for j in chosen], path, header), table.num_rows
 
 
 # ------------------------------------------------------------------------------------ Parquet
@@ -235,7 +237,8 @@ def _read_parquet(path: Path, wanted: Sequence[str] | None) -> tuple[list[Column
     return _arrow_columns(table, names, path), table.num_rows
 
 
-def _arrow_columns(table: Any, names: Sequence[str], path: Path) -> list[Column]:
+def _arrow_columns(table: Any, names: Sequence[str], path: Path, header: bool = False) -> list[Column]:
+    """Columns of a pyarrow table; ``header``: the file's rows are counted after a header line."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -249,6 +252,7 @@ def _arrow_columns(table: Any, names: Sequence[str], path: Path) -> list[Column]
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind):
             values = np.asarray(chunked.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
             columns.append(Column(name, values, np.isnan(values), False))
+            _refuse_infinite(path, columns[-1], header)
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
             values = np.asarray(chunked.to_pylist(), dtype=object)
             missing = np.asarray(pc.or_kleene(pc.is_null(chunked), pc.equal(chunked, "")).to_numpy(zero_copy_only=False), dtype=bool)
@@ -267,3 +271,16 @@ def _arrow_columns(table: Any, names: Sequence[str], path: Path) -> list[Column]
         else:
             raise ValueError(f"{path}: column {name!r} is not numeric (type {kind})")
     return columns
+
+
+def _refuse_infinite(path: Path, column: Column, header: bool = False) -> None:
+    """An infinite value (``inf``, or a number beyond float64's range such as a 5 MB string of
+    digits) named by file, column and row, not later as "`X` contains infinite values"."""
+    infinite = np.isinf(column.values)
+    if infinite.any():
+        row = int(np.argmax(infinite)) + 1
+        where = f"first in data row {row}, 1-based, after the header" if header else f"first in row {row}, 1-based"
+        raise ValueError(
+            f"{path}: column {column.name!r} holds {int(infinite.sum())} infinite value(s) ({where}): "
+            "'inf' or a number beyond float64's range (about ±1.8e308); only finite numbers can be used"
+        )
