@@ -198,3 +198,36 @@ def test_cli_names_the_file_column_and_row_of_a_number_beyond_float64(tmp_path, 
     assert err.startswith(f"error: {csv}: column 'b' holds 1 infinite value(s) (first in data row 3, "
                           "1-based, after the header)")  # fmt: skip
     assert "`X`" not in err
+
+
+@pytest.mark.parametrize(
+    ("fraction", "detail"),
+    [("0.999", "holds out 442 of the 442 diabetes rows and trains on 0"),  # N-CLI1: a traceback
+     ("0.001", "holds out 1 of the 442 diabetes rows and trains on 441"),  # N-CLI2: named R²
+     ("0.98", "holds out 434 of the 442 diabetes rows and trains on 8")],
+)  # fmt: skip
+def test_train_refuses_a_test_fraction_that_leaves_too_few_rows(fraction, detail, tmp_path, capsys, monkeypatch):
+    """Findings N-CLI1 / N-CLI2: the split is checked with the config, before a run starts."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(["train", "ols-diabetes", "--test-fraction", fraction], capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: field `test_fraction`={float(fraction)!r} {detail}")
+    assert "test_fraction must lie in [0.0046, 0.9728]" in err and "run:" not in out + err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_test_fraction_bounds_in_the_message_run(tmp_path):
+    """Both ends of the range the message gives run; the data size constants are the table's."""
+    from gicho.data.tabular import load_diabetes_table
+    from gicho.tasks.ols import DIABETES_FEATURES, DIABETES_ROWS
+
+    assert load_diabetes_table().X.shape == (DIABETES_ROWS, DIABETES_FEATURES)
+    task = get("ols-diabetes")
+    for fraction, n_test in (("0.0046", 3), ("0.9728", 430)):
+        config = task.make_config(["--test-fraction", fraction, "--plots", "false"])
+        (tmp_path / fraction).mkdir()
+        metrics = task.run(config, RunContext(run_dir=tmp_path / fraction))
+        record = json.loads((tmp_path / fraction / "ols.json").read_text())
+        assert record["n_test"] == n_test and np.isfinite(metrics["r2"]) and np.all(np.isfinite(record["bse"]))
+    with pytest.raises(ValueError, match=r"trains on 10; .* must lie in \[0\.0046, 0\.9751\]"):
+        task.make_config(["--test-fraction", "0.976", "--fit-intercept", "false"])

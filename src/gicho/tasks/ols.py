@@ -9,6 +9,7 @@ errors (``ols_summary.txt``), the fitted model (``ols.json``) and two diagnostic
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,12 @@ import numpy as np
 from gicho._io import atomic_write_text
 from gicho.tasks import RunContext, Task, register
 
-__all__ = ["OLSDiabetesConfig", "run"]
+__all__ = ["DIABETES_FEATURES", "DIABETES_ROWS", "OLSDiabetesConfig", "run"]
+
+# The bundled diabetes table (tests check these against it): the split is checked with the
+# config, before a run starts, without loading the data.
+DIABETES_ROWS, DIABETES_FEATURES = 442, 10
+MIN_TEST_ROWS = 2  # R² of one held-out value is undefined
 
 
 @dataclass
@@ -37,10 +43,30 @@ class OLSDiabetesConfig:
 
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"field `test_fraction` must lie in (0, 1); got {self.test_fraction!r}")
+        self._check_split()
         if self.solver not in SOLVERS:
             raise ValueError(f"field `solver` must be one of {', '.join(SOLVERS)}; got {self.solver!r}")
         if self.cov_type not in COV_TYPES:
             raise ValueError(f"field `cov_type` must be one of {', '.join(COV_TYPES)}; got {self.cov_type!r}")
+
+
+    def _check_split(self) -> None:
+        """Enough rows on both sides of the split: R² needs two held-out rows, the standard
+        errors one more training row than coefficients."""
+        n_test = math.ceil(self.test_fraction * DIABETES_ROWS)  # as train_test_split rounds
+        n_train = DIABETES_ROWS - n_test
+        n_coef = DIABETES_FEATURES + int(self.fit_intercept)
+        if n_test >= MIN_TEST_ROWS and n_train > n_coef:
+            return
+        # the range, rounded inwards so that both ends work
+        low = math.ceil(MIN_TEST_ROWS / DIABETES_ROWS * 1e4) / 1e4
+        high = math.floor((DIABETES_ROWS - n_coef - 1) / DIABETES_ROWS * 1e4) / 1e4
+        raise ValueError(
+            f"field `test_fraction`={self.test_fraction!r} holds out {n_test} of the {DIABETES_ROWS} "
+            f"diabetes rows and trains on {n_train}; R² needs at least {MIN_TEST_ROWS} held-out rows "
+            f"and least squares with {n_coef} coefficients at least {n_coef + 1} training rows: "
+            f"test_fraction must lie in [{low}, {high}]"
+        )
 
 
 def run(config: OLSDiabetesConfig, ctx: RunContext) -> dict[str, float]:
