@@ -201,3 +201,35 @@ def test_cli_file_errors_are_one_line(tmp_path, capsys, make, message):
     path = next(tmp_path.glob("x.*"))
     code, _, err = _run(["pca", str(path)], capsys)
     assert code == 2 and message in err and str(path) in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("fraction", "detail"),
+    [("0.001", "holds out 2 of the 1797 digits and trains on 1795"),
+     ("0.999", "holds out 1796 of the 1797 digits and trains on 1")],
+)  # fmt: skip
+def test_train_refuses_a_test_fraction_that_leaves_a_class_out(fraction, detail, tmp_path, capsys, monkeypatch):
+    """Like ols-diabetes (N-CLI1): the stratified split needs every digit on both sides; it was
+    scikit-learn's ValueError traceback."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "pca-digits", "--test-fraction", fraction])
+    captured = capsys.readouterr()
+    err = captured.err
+    assert exit_info.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: field `test_fraction`={float(fraction)!r} {detail}")
+    assert "test_fraction must lie in [0.0056, 0.9944]" in err and "run:" not in captured.out + err
+
+
+def test_the_pca_test_fraction_bounds_in_the_message_run(tmp_path):
+    from gicho.tasks.pca import DIGITS_CLASSES, DIGITS_ROWS
+
+    data = load_digits_arrays()
+    assert data.X.shape[0] == DIGITS_ROWS and len(np.unique(data.y)) == DIGITS_CLASSES
+    task = get("pca-digits")
+    for fraction, n_test in (("0.0056", 11), ("0.9944", 1787)):
+        config = task.make_config(["--test-fraction", fraction, "--plots", "false"])
+        (tmp_path / fraction).mkdir()
+        metrics = task.run(config, RunContext(run_dir=tmp_path / fraction))
+        assert json.loads((tmp_path / fraction / "pca.json").read_text())["n_test"] == n_test
+        assert 0.0 <= metrics["accuracy"] <= 1.0

@@ -9,6 +9,7 @@ number of components kept. Also the figures shared with ``gicho pca --plot``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,11 @@ import numpy as np
 from gicho._io import atomic_write_text
 from gicho.tasks import RunContext, Task, register
 
-__all__ = ["PCADigitsConfig", "parse_n_components", "pca_figures", "run"]
+__all__ = ["DIGITS_CLASSES", "DIGITS_ROWS", "PCADigitsConfig", "parse_n_components", "pca_figures", "run"]
+
+# The bundled digits (tests check these against them): the stratified split is checked with
+# the config, before a run starts, without loading the data.
+DIGITS_ROWS, DIGITS_CLASSES = 1797, 10
 
 
 @dataclass
@@ -40,6 +45,7 @@ class PCADigitsConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"field `test_fraction` must lie in (0, 1); got {self.test_fraction!r}")
+        self._check_split()
         if not self.logreg_c > 0:
             raise ValueError(f"field `logreg_c` must be > 0; got {self.logreg_c!r}")
         if self.max_iter < 1:
@@ -51,6 +57,22 @@ class PCADigitsConfig:
             )
         if isinstance(self.n_components, int) and self.n_components < 1:
             raise ValueError(f"field `n_components` must be >= 1; got {self.n_components!r}")
+
+
+    def _check_split(self) -> None:
+        """The stratified split puts every digit on both sides: at least one row per class each."""
+        n_test = math.ceil(self.test_fraction * DIGITS_ROWS)  # as train_test_split rounds
+        n_train = DIGITS_ROWS - n_test
+        if min(n_test, n_train) >= DIGITS_CLASSES:
+            return
+        # the range, rounded inwards so that both ends work
+        low = math.ceil(DIGITS_CLASSES / DIGITS_ROWS * 1e4) / 1e4
+        high = math.floor((DIGITS_ROWS - DIGITS_CLASSES) / DIGITS_ROWS * 1e4) / 1e4
+        raise ValueError(
+            f"field `test_fraction`={self.test_fraction!r} holds out {n_test} of the {DIGITS_ROWS} "
+            f"digits and trains on {n_train}; the stratified split needs at least one row of each "
+            f"of the {DIGITS_CLASSES} classes on both sides: test_fraction must lie in [{low}, {high}]"
+        )
 
 
 def parse_n_components(text: str | None) -> int | float | None:
