@@ -288,9 +288,10 @@ def ols_bounds(X: np.ndarray, y: np.ndarray, ref: ExactOLS, *, fit_intercept: bo
         rel_q = np.r_[rel_q0, np.full(p - 1, rel_diag)]
     else:
         rel_q = np.full(p, rel_diag)
-    bse = (rel_ssr + rel_q) / 2
+    u = EPS / 2  # plus the last few roundings of each formula (divisions, sqrt, log)
+    bse = (rel_ssr + rel_q) / 2 + 4 * u
     rel_tss = 2 * dy / norm_yc + g
-    rsquared = (1 - ref.rsquared) * (rel_ssr + rel_tss)
-    fvalue = (rel_ssr + rel_tss) / ref.rsquared
-    return OLSBounds(params=params, bse=bse, ssr=rel_ssr, rsquared=rsquared, fvalue=fvalue,
-                     llf=n / 2 * rel_ssr)
+    rsquared = (1 - ref.rsquared) * (rel_ssr + rel_tss) + 4 * u
+    fvalue = (rel_ssr + rel_tss) / ref.rsquared + 4 * u
+    llf = n / 2 * rel_ssr + 4 * u * abs(ref.llf)
+    return OLSBounds(params=params, bse=bse, ssr=rel_ssr + 2 * u, rsquared=rsquared, fvalue=fvalue, llf=llf)
