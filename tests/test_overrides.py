@@ -126,17 +126,11 @@ def _all_tasks():
     return [t for t in all_tasks() if t.config_cls.__module__.startswith("gicho.")]
 
 
-# Classical tasks declare plain fields without help (src/gicho/tasks/ols.py, pca.py): known gap.
-_NO_HELP_YET = {"ols-diabetes", "pca-digits"}
-
-
 @pytest.mark.parametrize("task", _all_tasks(), ids=lambda t: t.name)
-def test_every_task_field_has_its_own_help(task, request):
+def test_every_task_field_has_its_own_help(task):
     """Newcomer #40: --help showed `in_channels : int` for patch-size and one text for three fields."""
     from gicho.tasks.overrides import describe_fields
 
-    if task.name in _NO_HELP_YET:
-        request.applymarker(pytest.mark.xfail(reason="classical task configs carry no field help", strict=True))
     infos = describe_fields(task.config_cls())
     seen: dict[str, str] = {}
     for info in infos:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +30,15 @@ MIN_TEST_ROWS = 2  # R² of one held-out value is undefined
 class OLSDiabetesConfig:
     """Config of ``ols-diabetes`` (every field is a ``--field value`` override)."""
 
-    test_fraction: float = 0.25
-    seed: int = 0
-    solver: str = "auto"
-    cov_type: str = "nonrobust"
-    fit_intercept: bool = True
-    scaled: bool = True  # features as shipped by scikit-learn (False: original units)
-    plots: bool = True
+    test_fraction: float = field(default=0.25, metadata={"help": "share of the 442 rows held out for the metrics"})
+    seed: int = field(default=0, metadata={"help": "seed of the train/test split"})
+    solver: str = field(default="auto", metadata={"help": "least-squares solver: auto, normal (equations), qr, svd or gd (gradient descent)"})
+    cov_type: str = field(default="nonrobust", metadata={
+        "help": "covariance of the coefficients: nonrobust or a heteroscedasticity-robust HC0-HC3"})
+    fit_intercept: bool = field(default=True, metadata={"help": "fit an intercept column"})
+    scaled: bool = field(default=True, metadata={
+        "help": "features as scikit-learn ships them (false: the original units)"})
+    plots: bool = field(default=True, metadata={"help": "write the residuals-vs-fitted and observed-vs-predicted figures"})
 
     def __post_init__(self) -> None:
         from gicho.linear import COV_TYPES, SOLVERS  # here: listing tasks stays free of sklearn

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,15 @@ class PCADigitsConfig:
     n_components: an int (components) or a float in (0, 1) (fraction of variance kept).
     """
 
-    n_components: int | float = 0.95
-    whiten: bool = False
-    solver: str = "auto"
-    test_fraction: float = 0.25
-    seed: int = 0
-    logreg_c: float = 1.0
-    max_iter: int = 2000
-    plots: bool = True
+    n_components: int | float = field(default=0.95, metadata={
+        "help": "components kept: a count, or a float in (0, 1) for the share of variance"})
+    whiten: bool = field(default=False, metadata={"help": "scale each component to unit variance"})
+    solver: str = field(default="auto", metadata={"help": "PCA solver (auto, covariance, svd, randomized)"})
+    test_fraction: float = field(default=0.25, metadata={"help": "share of the 1,797 images held out"})
+    seed: int = field(default=0, metadata={"help": "seed of the stratified train/test split"})
+    logreg_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the logistic regression"})
+    max_iter: int = field(default=2000, metadata={"help": "iterations of the logistic regression's solver"})
+    plots: bool = field(default=True, metadata={"help": "write the explained-variance, 2-D projection and whitening figures"})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
