@@ -1,22 +1,30 @@
-"""Atomic file writes, shared by checkpoints, run directories and reports.
+"""Atomic file writes and safe reads of small JSON files, shared by checkpoints, model
+directories, run directories and reports.
 
 A file is written under a temporary name beside its target, flushed to disk and renamed over
-the target, so a reader (or a crash) never sees half a file. Torch-free on purpose: run
-directories and reports of classical tasks use it too.
+the target, so a reader (or a crash) never sees half a file. A JSON file that gicho reads (a
+config, a sentence-transformers setting) must be a regular file of bounded size: a link to
+``/dev/zero`` must not be read forever. Torch-free on purpose: run directories and reports of
+classical tasks use it too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import stat
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "TMP_PREFIX",
     "atomic_write_bytes",
     "atomic_write_text",
     "fsync_dir",
+    "not_regular_file",
+    "read_small_json",
     "tmp_target",
     "write_study_tables",
 ]
@@ -84,3 +92,39 @@ def write_study_tables(directory: str | os.PathLike, stem: str, config: dict, ro
     atomic_write_text(directory / f"{stem}.csv", table.getvalue())
     atomic_write_text(directory / f"{stem}.json", json.dumps({"config": config, "rows": rows}, indent=2) + "\n")
     return directory
+
+
+def not_regular_file(path: str | os.PathLike) -> str:
+    """Why ``path``, which exists (or is a link), is not a regular file, as the end of a message:
+    ``"is not a regular file (a link to /dev/zero, a character device)"``."""
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    link = f"a link to {target}, " if path.is_symlink() else ""
+    if not target.exists():
+        return f"is not a regular file ({link}which does not exist)" if link else "is not a regular file"
+    mode = target.stat().st_mode
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")]
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"is not a regular file ({link}{kind})"
+
+
+def read_small_json(path: str | os.PathLike, what: str, *, max_bytes: int,
+                    error: type[Exception] = ValueError) -> Any:
+    """Parse the JSON file ``path``, which exists; ``what`` names it in errors.
+
+    Raises
+    ------
+    error
+        When it is not a regular file (a directory, a device, a FIFO), is larger than
+        ``max_bytes`` (so it is no such file), or is not UTF-8 JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} {not_regular_file(path)}")
+    if path.stat().st_size > max_bytes:
+        raise error(f"{what} {path} is larger than {max_bytes} bytes; it is not a {what}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{what} {path} is not readable JSON: {exc}") from None

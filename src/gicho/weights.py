@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from safetensors.torch import save_model as _st_save_model
 from torch import nn
 
-from gicho._io import TMP_PREFIX, atomic_write_text
+from gicho._io import TMP_PREFIX, atomic_write_text, not_regular_file, read_small_json
 
 __all__ = [
     "CONFIG_NAME",
@@ -184,21 +183,6 @@ def weights_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def not_regular_file(path: str | os.PathLike) -> str:
-    """Why ``path``, which exists (or is a link), is not a regular file, as the end of a message:
-    ``"is not a regular file (a link to /dev/zero, a character device)"``."""
-    path = Path(path)
-    target = Path(os.path.realpath(path))
-    link = f"a link to {target}, " if path.is_symlink() else ""
-    if not target.exists():
-        return f"is not a regular file ({link}which does not exist)" if link else "is not a regular file"
-    mode = target.stat().st_mode
-    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")]
-    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
-    return f"is not a regular file ({link}{kind})"
-
-
 def _is_safetensors(path: Path) -> bool:
     return path.suffix != ".bin"
 
@@ -268,15 +252,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         nested = sorted(str(c.parent) for c in path.parent.glob(f"*/{CONFIG_NAME}"))
         hint = f"; the model may be in {' or '.join(nested[:3])}" if nested else ""
         raise CheckpointError(f"model config {path} is missing{hint}")
-    if not path.is_file():  # a directory, a device such as /dev/zero, a FIFO
-        raise CheckpointError(f"model config {path} is not a regular file")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"model config {path} is larger than {MAX_CONFIG_BYTES} bytes; "
-                              "it is not a model config")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"model config {path} is not readable JSON: {exc}") from None
+    data = read_small_json(path, "model config", max_bytes=MAX_CONFIG_BYTES, error=CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f"model config {path} must hold a JSON object; got {type(data).__name__}")
     return data

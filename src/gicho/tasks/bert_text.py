@@ -73,20 +73,12 @@ def model_directory(path: str | os.PathLike) -> Path:
 
 def _sentence_max_seq_length(directory: Path) -> int | None:
     """``max_seq_length`` of ``directory/sentence_bert_config.json``, if there is one."""
-    from gicho.weights import not_regular_file
+    from gicho._io import read_small_json
 
     path = directory / SENTENCE_CONFIG
     if not os.path.lexists(path):
         return None
-    if not path.is_file():
-        raise ValueError(f"sentence-transformers config {path} {not_regular_file(path)}")
-    if path.stat().st_size > MAX_SENTENCE_CONFIG_BYTES:
-        raise ValueError(f"sentence-transformers config {path} is larger than {MAX_SENTENCE_CONFIG_BYTES} "
-                         "bytes; it is not such a config")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"sentence-transformers config {path} is not readable JSON: {exc}") from None
+    data = read_small_json(path, "sentence-transformers config", max_bytes=MAX_SENTENCE_CONFIG_BYTES)
     value = data.get("max_seq_length") if isinstance(data, dict) else None
     if value is None:
         return None
