@@ -126,6 +126,15 @@ def test_tour_runs_selected_task_and_links_reports(tmp_path, capsys):
     assert (tmp_path / "toy" / "report.html").is_file()
 
 
+def test_tour_describes_the_config_that_ran(tmp_path):
+    """The tour's T column said "2x2 patches" for digits-vit while --quick trains 4x4 patches: it
+    printed the task's static words, not the config that ran."""
+    cli("tour", "--quick", "--task", "digits-vit", "--runs-dir", str(tmp_path))
+    index = (tmp_path / "report.html").read_text()
+    assert "2x2 patches of 4x4 px" in index  # --quick: patch_size 4 on 8x8 digits
+    assert "ViT (2x2 patches of 8x8 digits" not in index  # the task's words for its default
+
+
 def test_killed_run_resumes_with_identical_loss_curve(tmp_path):
     args = ["--train.max-steps", "40", "--train.eval-every", "10", "--train.log-every", "1"]
     reference = _gicho("train", "toy", "--runs-dir", str(tmp_path / "reference"), *args)

@@ -155,14 +155,15 @@ def write_tour_report(rows: Iterable[Any], path: Path | str) -> Path:
             values = [(task.metrics[0], None)]
         else:
             values = list(row.metrics.items()) or [(task.metrics[0], None)]
+        model, data, _ = row.tep()  # of the config that ran
         for i, (metric, value) in enumerate(values):
             first = i == 0
             shown = f'<span class="error">{html.escape(row.error)}</span>' if row.error else html.escape(format_metric(value))
             lines.append(
                 "<tr>"
                 + (f'<td rowspan="{len(values)}">{html.escape(task.name)}</td>'
-                   f'<td rowspan="{len(values)}">{html.escape(task.model)}</td>'
-                   f'<td rowspan="{len(values)}">{html.escape(task.data)}</td>' if first else "")
+                   f'<td rowspan="{len(values)}">{html.escape(model)}</td>'
+                   f'<td rowspan="{len(values)}">{html.escape(data)}</td>' if first else "")
                 + f'<td>{html.escape(metric)}</td><td class="num">{shown}</td>'
                 + (f'<td rowspan="{len(values)}" class="num">{row.seconds:.1f} s</td>'
                    f'<td rowspan="{len(values)}">{link}</td>' if first else "")

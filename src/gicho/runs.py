@@ -322,6 +322,11 @@ class TourRow:
     metrics: dict[str, float]
     seconds: float
     error: str | None = None
+    config: Any = None  # what ran (None when the config could not be made)
+
+    def tep(self) -> tuple[str, str, str]:
+        """T, E and P in words, of the config that ran (the task's own words without one)."""
+        return self.task.tep(self.config)
 
 
 def tour(
@@ -346,10 +351,11 @@ def tour(
         run_dir = root / task.name
         if run_dir.exists():  # the tour owns runs/tour/: start each task afresh
             shutil.rmtree(run_dir)
+        config = None
         try:
             config = task.make_config(overrides)
             outcome = run_task(task, config, run_dir=run_dir, progress=progress)
         except Exception as exc:
-            yield TourRow(task, None, {}, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+            yield TourRow(task, None, {}, time.perf_counter() - start, f"{type(exc).__name__}: {exc}", config)
             continue
-        yield TourRow(task, outcome.run_dir, outcome.metrics, outcome.seconds)
+        yield TourRow(task, outcome.run_dir, outcome.metrics, outcome.seconds, config=config)

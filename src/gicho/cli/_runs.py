@@ -329,14 +329,16 @@ def tour_command(
         table.add_column(column, justify="right" if column == "value" else "left")
     for row in rows:
         if row.error:
-            table.add_row(row.task.name, row.task.model, row.task.data, row.task.metrics[0], "[red]failed[/red]")
+            model, data, _ = row.tep()
+            table.add_row(row.task.name, model, data, row.task.metrics[0], "[red]failed[/red]")
             continue
         # P: the task's declared metrics (a task may report more, e.g. per-locale scores)
         shown = {k: v for k, v in row.metrics.items() if k in row.task.metrics} or row.metrics
         for i, (metric, value) in enumerate(shown.items()):
             first = i == 0
-            table.add_row(row.task.name if first else "", row.task.model if first else "",
-                          row.task.data if first else "", metric, _fmt(value))
+            model, data, _ = row.tep()  # of the config that ran (--quick changes sizes)
+            table.add_row(row.task.name if first else "", model if first else "",
+                          data if first else "", metric, _fmt(value))
     console.print(table)
     # the index keeps the other tasks' latest tour runs: re-running one task must not hide them
     report = write_tour_report(rows + _previous_tour_rows(Path(runs_dir), {r.task.name for r in rows}),
@@ -359,8 +361,12 @@ def _previous_tour_rows(runs_dir: Path, done: set[str]) -> list:
         try:
             import json
 
+            from gicho.runs import load_run
+
             results = json.loads(path.read_text(encoding="utf-8"))
-            rows.append(TourRow(task, path.parent, dict(results["metrics"]), float(results["seconds"])))
+            _, config = load_run(path.parent)  # what that run was, for its T and E
+            rows.append(TourRow(task, path.parent, dict(results["metrics"]), float(results["seconds"]),
+                                config=config))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a damaged old run is left out of the index, not fatal to this tour
     return rows
