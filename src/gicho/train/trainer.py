@@ -24,10 +24,7 @@ wait. Rank 0 alone logs, shows progress and writes checkpoints; a multi-node res
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -40,12 +37,11 @@ from torch.utils.data import default_collate
 from gicho.train import checkpoint as ckpt
 from gicho.train.checkpoint import CheckpointError
 from gicho.train.config import TrainConfig, warmup_cosine
-from gicho.train.data import MicroBatches, batch_len
+from gicho.train.data import MicroBatches
 from gicho.train.distributed import (
     DistributedInfo,
     all_gather_object,
     all_reduce_max,
-    all_reduce_sum,
     barrier,
     broadcast_object,
     init_distributed,
@@ -55,15 +51,12 @@ from gicho.train.evaluation import (
     EvalForward,
     MetricsFactory,
     evaluate_model,
-    extract_loss,
-    extract_n_items,
     make_metrics,
-    weighted_loss,
 )
 from gicho.train.logs import TENSORBOARD_DIR, MetricsLog, TensorBoardLog, summary_writer
 from gicho.train.optim import ParamGroups, build_optimizer, build_scheduler
 from gicho.train.progress import ProgressReporter
-from gicho.train.result import NonFiniteLossError, TrainResult, make_result, non_finite_error
+from gicho.train.result import NonFiniteLossError, TrainResult, make_result
 from gicho.train.signals import InterruptGuard, TrainingInterrupted
 from gicho.train.state import (
     LoadedCheckpoint,
@@ -75,26 +68,12 @@ from gicho.train.state import (
     save_trainer_checkpoint,
     seed_everything,
 )
+from gicho.train.step import Interval, flush, interval_losses, train_step
 
 __all__ = ["NonFiniteLossError", "TrainResult", "Trainer"]
 
 # Fields that fix the data order; resuming with other values could not continue exactly.
 _RESUME_FIELDS = ("batch_size", "grad_accum_steps", "seed", "drop_last")
-
-
-class _Interval:
-    """Per-step losses, items, samples and time since the last ``"train"`` log line."""
-
-    def __init__(self, pending: Sequence[float] = ()) -> None:
-        self.reset()
-        self.pending = list(pending)  # losses restored from an interrupt checkpoint
-
-    def reset(self) -> None:
-        self.pending: list[float] = []
-        self.loss_sums: list[torch.Tensor] = []  # this rank's Σ loss·n per step
-        self.items: list[torch.Tensor] = []  # all ranks' Σ n per step
-        self.samples = 0
-        self.start = time.perf_counter()
 
 
 class Trainer:
@@ -350,7 +329,7 @@ class Trainer:
         stream = iter(self._stream)
         reporter = ProgressReporter.choose(cfg.progress, is_main=info.is_main, total=cfg.max_steps,
                                            initial=state.step)
-        interval = _Interval(state.pending_losses)
+        interval = Interval(state.pending_losses)
         state.pending_losses = []
         try:
             with InterruptGuard() as guard:
@@ -385,70 +364,21 @@ class Trainer:
         self.result_ = make_result(state, self.history_, self.run_dir)
         return self.result_
 
-    def _train_step(self, model: nn.Module, stream: Iterator[dict[str, Any]], interval: _Interval) -> None:
-        """One optimizer step; its gradient is that of the mean loss over all its items."""
-        cfg = self.config
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device_)
-        items = torch.zeros((), dtype=torch.float64, device=self.device_)
-        for micro in range(cfg.grad_accum_steps):
-            batch = next(stream)
-            interval.samples += batch_len(batch)
-            # Gradients are all-reduced only on the last micro-batch of the step.
-            last = micro == cfg.grad_accum_steps - 1
-            sync = self._ddp.no_sync() if self._ddp is not None and not last else contextlib.nullcontext()
-            with sync:
-                with self._autocast():
-                    output = model(**batch)
-                loss = extract_loss(output)
-                if loss is None:
-                    raise TypeError(f"model(**batch) returned no `loss` (batch keys: {sorted(batch)}); "
-                                    "training batches must carry labels")
-                n = extract_n_items(output, batch)
-                weighted = weighted_loss(loss.float(), n)  # the loss summed over the items
-                weighted.backward()
-            loss_sum += weighted.detach().double()
-            items += n
-        # Σ items over every rank; DDP averaged the gradients over the ranks, hence world_size.
-        items = all_reduce_sum(items)
-        scale = (self._info.world_size / items.clamp_min(1)).float()
-        for param in self.model.parameters():
-            if param.grad is not None:
-                param.grad.mul_(scale.to(param.grad.dtype))
-        if cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer_.step()
-        self.scheduler_.step()
-        self.optimizer_.zero_grad(set_to_none=True)
-        interval.loss_sums.append(loss_sum)
-        interval.items.append(items)
+    def _train_step(self, model: nn.Module, stream: Iterator[dict[str, Any]], interval: Interval) -> None:
+        """One optimizer step (see :func:`gicho.train.step.train_step`)."""
+        train_step(self.model, model, stream, interval, config=self.config, optimizer=self.optimizer_,
+                   scheduler=self.scheduler_, ddp=self._ddp, world_size=self._info.world_size,
+                   device=self.device_, autocast=self._autocast)
 
-    def _step_losses(self, interval: _Interval) -> tuple[list[float], float]:
+    def _step_losses(self, interval: Interval) -> tuple[list[float], float]:
         """Every step's loss since the last log line (checked finite) and the items seen."""
-        values, counts = list(interval.pending), [math.inf] * len(interval.pending)
-        if interval.loss_sums:
-            # Losses stay on the device until here: one synchronisation per log line, not per step.
-            sums = all_reduce_sum(torch.stack(interval.loss_sums))
-            step_items = torch.stack(interval.items)
-            values += (sums / step_items).tolist()
-            counts += step_items.tolist()
-        first = self.state_.step - len(values) + 1
-        for offset, (value, count) in enumerate(zip(values, counts, strict=True)):
-            if count == 0:
-                raise ValueError(f"step {first + offset} had no item to average its loss over: "
-                                 "every micro-batch reported n_items=0 (are all its labels -100?)")
-            if not math.isfinite(value):
-                raise non_finite_error(first + offset, value, self._last_ckpt, self.run_dir)
-        return values, sum(c for c in counts if math.isfinite(c))
+        return interval_losses(interval, self.state_.step, last_checkpoint=self._last_ckpt,
+                               run_dir=self.run_dir)
 
-    def _flush(self, step: int, lr: float, interval: _Interval) -> tuple[dict[str, Any], float]:
+    def _flush(self, step: int, lr: float, interval: Interval) -> tuple[dict[str, Any], float]:
         """One ``"train"`` event for the steps since the last one, and the items per second."""
-        values, items = self._step_losses(interval)
-        elapsed = time.perf_counter() - interval.start
-        samples = interval.samples * self._info.world_size
-        event = {"step": step, "split": "train", "loss": sum(values) / len(values), "lr": lr,
-                 "throughput": samples / elapsed if elapsed > 0 else 0.0}
-        interval.reset()
-        return event, items / elapsed if elapsed > 0 else 0.0
+        return flush(interval, step, lr, world_size=self._info.world_size,
+                     last_checkpoint=self._last_ckpt, run_dir=self.run_dir)
 
     def _log(self, event: dict[str, Any], logs: list[Any]) -> None:
         for sink in logs:
@@ -465,7 +395,7 @@ class Trainer:
         flag = torch.tensor(float(guard.received is not None), device=self.device_)
         return bool(all_reduce_max(flag).item())
 
-    def _stop(self, step: int, checkpointed: bool, interval: _Interval,
+    def _stop(self, step: int, checkpointed: bool, interval: Interval,
               guard: InterruptGuard) -> TrainingInterrupted:
         """Checkpoint the step just finished (unless done already) and build the exception."""
         if self.run_dir is not None and not checkpointed:
