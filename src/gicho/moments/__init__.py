@@ -11,7 +11,7 @@ For weights :math:`w_i \\ge 0` and :math:`W = \\sum_i w_i` it keeps
 
 Numerics. A naive ``X.T @ X - n * mean mean^T`` cancels catastrophically when the means are
 large next to the spread (the textbook one-pass formula). Here rows are multiplied about a
-shift close to their mean (unweighted data: one per segment of rows, see :mod:`gicho._gram`;
+shift close to their mean (unweighted data: one per segment of rows, see :mod:`gicho.moments._gram`;
 weighted data: the previous block's mean, else the block's own), the small residual mean is
 removed exactly (the "corrected two-pass" formula) after a check that it is small enough to
 cost at most ~100x the round-off, and segments, blocks and chunks are combined with the
@@ -26,6 +26,11 @@ So any chunking gives the one-pass answer to floating-point round-off.
 Backends. NumPy arrays (any real dtype, memory maps included; accumulated in float64) and
 torch tensors (the Gram products run on the tensor's device in its dtype, float32 or
 float64; the merged state is float64 on that device).
+
+Layout. This module holds the accumulator (update, merge, results); its private helpers sit
+beside it: ``_checks`` (the input checks), ``_blocks`` (one block's centred reduction, NumPy
+and torch), ``_gram`` (the one pass over unweighted NumPy rows) and ``_tsqr`` (the R factor
+that least squares reads its residual sum of squares from).
 """
 
 from __future__ import annotations
@@ -34,14 +39,20 @@ from typing import Any
 
 import numpy as np
 
-from gicho._gram import FRACTION, finite, segment_statistics
-from gicho._validation import (
-    check_array,
-    check_consistent_length,
-    describe,
-    nonfinite_error,
-)
+from gicho._validation import describe, nonfinite_error
 from gicho._validation import is_torch as _is_torch
+from gicho.moments._blocks import (
+    centred_block,
+    copy_stat,
+    host,
+    like,
+    outer,
+    raise_if_nonfinite,
+    take_rows,
+    torch_block,
+)
+from gicho.moments._checks import check_numpy, check_shapes, check_torch
+from gicho.moments._gram import finite, segment_statistics
 
 __all__ = ["Moments", "magnitude_bounds"]
 
@@ -54,21 +65,6 @@ _MIN_BLOCK_ROWS = 256
 _TORCH_BLOCK_ROWS = 1 << 16
 
 
-def _outer(a: Any, b: Any) -> Any:
-    """Outer product that works for NumPy arrays and torch tensors alike."""
-    return a[:, None] * b[None, :]
-
-
-def _raise_if_nonfinite(X: np.ndarray, Y: np.ndarray | None) -> None:
-    if not np.isfinite(X).all():
-        raise _nonfinite_error("X", X)
-    if Y is not None and not np.isfinite(Y).all():
-        raise _nonfinite_error("y", Y)
-
-
-_nonfinite_error = nonfinite_error
-
-
 class Moments:
     """Mergeable weighted sufficient statistics of ``(X, y)``: count, means, centered Gram.
 
@@ -76,7 +72,7 @@ class Moments:
     ----------
     track_r : bool, default=False
         Also keep ``r_``, the R factor of the centred, weighted ``[X, y]`` (updates with y
-        only; see :mod:`gicho._tsqr`). Least squares reads its residual sum of squares from
+        only; see :mod:`gicho.moments._tsqr`). Least squares reads its residual sum of squares from
         it, exactly, where ``yy - b^T beta`` from the moments would cancel (near-perfect
         fits). Costs one QR of each chunk; PCA and plain moments do without.
 
@@ -112,7 +108,7 @@ class Moments:
 
     def __init__(self, *, track_r: bool = False) -> None:
         self.track_r = track_r
-        self.r_: np.ndarray | None = None  # R of the centred [X, y] (track_r; see gicho._tsqr)
+        self.r_: np.ndarray | None = None  # R of the centred [X, y] (track_r; see gicho.moments._tsqr)
         self.n_samples_: int = 0
         self.weight_sum_: float = 0.0
         self.mean_x_: Any = None
@@ -162,10 +158,10 @@ class Moments:
         self
         """
         if _is_torch(X) or _is_torch(y) or (self.is_torch and self.n_samples_ > 0):
-            X, y, w = self._check_torch(X, y, sample_weight)
+            X, y, w = check_torch(self, X, y, sample_weight)
         else:
-            X, y, w = self._check_numpy(X, y, sample_weight)
-        self._check_shapes(X, y)
+            X, y, w = check_numpy(X, y, sample_weight)
+        check_shapes(self, X, y)
         n = X.shape[0]
         if n == 0:
             return self
@@ -175,7 +171,7 @@ class Moments:
         if _is_torch(X):
             for start in range(0, n, _TORCH_BLOCK_ROWS):
                 stop = min(start + _TORCH_BLOCK_ROWS, n)
-                part._add(stop - start, self._torch_block(*_rows(X, y, w, start, stop)))
+                part._add(stop - start, torch_block(*take_rows(X, y, w, start, stop)))
         else:
             # NaN / inf / overflow are detected from the block statistics, with a clear error
             with np.errstate(invalid="ignore", over="ignore"):
@@ -183,92 +179,17 @@ class Moments:
         if y is not None:
             part.y_ndim_ = y.ndim if y.ndim == 1 else 2
         if self.track_r and y is not None and part.mean_x_ is not None:
-            from gicho._tsqr import chunk_r
+            from gicho.moments._tsqr import chunk_r
 
             Y = y[:, None] if y.ndim == 1 else y
             part.track_r = True
-            part.r_ = chunk_r(X, Y, w, _host(part.mean_x_), _host(part.mean_y_))
+            part.r_ = chunk_r(X, Y, w, host(part.mean_x_), host(part.mean_y_))
         if self.mean_x_ is None and part.mean_x_ is not None:  # first data: adopt the state
             n_before = self.n_samples_
             self.__dict__.update(part.__dict__)
             self.n_samples_ += n_before
             return self
         return self.merge(part)
-
-    def _check_numpy(self, X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
-        # dtype=None: no float64 copy of a float32 or memory-mapped X; the block loop casts.
-        # finite=False: non-finite input is caught from the (tiny) block statistics instead
-        # of a full extra pass over X; see _centred_block.
-        X = check_array(X, "X", ndim=2, dtype=None, allow_empty=True, finite=False)
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"argument `X` must have a real numeric dtype; got {X.dtype}")
-        if y is not None:
-            y = check_array(y, "y", ndim=(1, 2), dtype=None, allow_empty=True, finite=False)
-            if y.dtype.kind not in "biuf":
-                raise TypeError(f"argument `y` must have a real numeric dtype; got {y.dtype}")
-            check_consistent_length(X=X, y=y)
-        w = None
-        if sample_weight is not None:
-            w = check_array(sample_weight, "sample_weight", ndim=1, allow_empty=True)
-            check_consistent_length(X=X, sample_weight=w)
-            if (w < 0).any():
-                raise ValueError(
-                    f"argument `sample_weight` contains {int((w < 0).sum())} negative value(s) "
-                    f"(smallest {w.min():g}); weights must be >= 0"
-                )
-        return X, y, w
-
-    def _check_torch(self, X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
-        import torch
-
-        device = self.mean_x_.device if self.is_torch else (X.device if _is_torch(X) else y.device)
-
-        def as_tensor(v: Any, name: str, ndims: tuple[int, ...]) -> Any:
-            if not _is_torch(v):
-                v = torch.as_tensor(check_array(v, name, dtype=None, allow_empty=True, finite=False))
-            # float16 / bfloat16 become float32 (their Gram products overflow at 65504)
-            v = check_array(v, name, ndim=ndims, dtype="float", allow_empty=True, finite=False, keep_backend=True)
-            return v.to(device)
-
-        X = as_tensor(X, "X", (2,))
-        if y is not None:
-            y = as_tensor(y, "y", (1, 2))
-            check_consistent_length(X=X, y=y)
-        w = None
-        if sample_weight is not None:
-            w = as_tensor(sample_weight, "sample_weight", (1,)).to(torch.float64)
-            check_consistent_length(X=X, sample_weight=w)
-            if not bool(torch.isfinite(w).all()):
-                raise _nonfinite_error("sample_weight", w)
-            if bool((w < 0).any()):
-                raise ValueError(
-                    f"argument `sample_weight` contains {int((w < 0).sum())} negative value(s) "
-                    f"(smallest {float(w.min()):g}); weights must be >= 0"
-                )
-        if self.mean_x_ is not None and not self.is_torch:
-            raise TypeError(
-                "these Moments hold NumPy state; pass NumPy arrays (or start a new Moments for tensors)"
-            )
-        return X, y, w
-
-    def _check_shapes(self, X: Any, y: Any) -> None:
-        if self.mean_x_ is not None and X.shape[1] != self.mean_x_.shape[0]:
-            raise ValueError(
-                f"argument `X` has {X.shape[1]} feature(s); these moments were built with "
-                f"{self.mean_x_.shape[0]}"
-            )
-        if self.mean_x_ is not None and (y is None) != (self.mean_y_ is None):
-            raise ValueError(
-                "argument `y` must be given on every update or on none; "
-                f"got y={'None' if y is None else 'an array'} after updates "
-                f"{'without' if self.mean_y_ is None else 'with'} y"
-            )
-        if y is not None and self.mean_y_ is not None:
-            k = 1 if y.ndim == 1 else y.shape[1]
-            if k != self.mean_y_.shape[0]:
-                raise ValueError(
-                    f"argument `y` has {k} target(s); these moments were built with {self.mean_y_.shape[0]}"
-                )
 
     def _add(self, n: int, stats: Any) -> None:
         if stats is None:  # a block whose weights are all zero adds rows, not weight
@@ -281,13 +202,13 @@ class Moments:
             self._centred_blocks(X, y, w, 0, X.shape[0])
             return
         # unweighted: one shifted Gram product per cache-sized block, a segment of rows per
-        # BLAS thread (gicho._gram); a segment whose shift failed the precision check twice
+        # BLAS thread (gicho.moments._gram); a segment whose shift failed the precision check twice
         # (data drifting within it) is centred block by block below
         Y = None if y is None else (y[:, None] if y.ndim == 1 else y)
         segments = segment_statistics(X, Y)
         if not all(stats is None or finite(stats) for _, _, stats in segments):
-            _raise_if_nonfinite(X, Y)
-            raise _nonfinite_error("X", X)  # finite but overflowing
+            raise_if_nonfinite(X, Y)
+            raise nonfinite_error("X", X)  # finite but overflowing
         for start, stop, stats in segments:
             if stats is None:
                 self._centred_blocks(X, y, None, start, stop)
@@ -305,100 +226,11 @@ class Moments:
         shift = None
         for start in range(begin, end, rows):
             stop = min(start + rows, end)
-            Xb, yb, wb = _rows(X, y, w, start, stop)
-            stats = self._centred_block(Xb, yb, wb, Z[: stop - start], shift)
+            Xb, yb, wb = take_rows(X, y, w, start, stop)
+            stats = centred_block(Xb, yb, wb, Z[: stop - start], shift)
             self._add(stop - start, stats)
             if stats is not None:
                 shift = (stats[1], stats[3])  # this block's mean centres the next one
-
-    @staticmethod
-    def _centred_block(
-        X: np.ndarray, Y: np.ndarray | None, w: np.ndarray | None, Z: np.ndarray, shift: Any = None
-    ):
-        """Centre the block, then one symmetric Gram product.
-
-        The centre is ``shift`` (the previous block's mean: no extra pass over the block) when
-        it lies close enough to this block's mean, else the block's own mean.
-        """
-        p = X.shape[1]
-        k = 0 if Y is None else Y.shape[1]
-        q = p + k
-        # Z = sqrt(w) * [X - centre_x, Y - centre_y, 1]; then Z^T Z holds the Gram matrices
-        # about the centre, the column sums about it (last column) and W (corner): one
-        # symmetric product (numpy dispatches Z.T @ Z to BLAS syrk) gives everything.
-        W0 = float(X.shape[0]) if w is None else float(w.sum())
-        if W0 == 0.0:
-            _raise_if_nonfinite(X, Y)
-            return None
-        if shift is not None:
-            mean_x, mean_y = shift
-        elif w is None:
-            mean_x = X.sum(axis=0, dtype=np.float64) / W0
-            mean_y = None if Y is None else Y.sum(axis=0, dtype=np.float64) / W0
-        else:
-            mean_x = (w @ X) / W0
-            mean_y = None if Y is None else (w @ Y) / W0
-        np.subtract(X, mean_x, out=Z[:, :p])
-        if Y is not None:
-            np.subtract(Y, mean_y, out=Z[:, p:q])
-        Z[:, q] = 1.0
-        if w is not None:
-            Z *= np.sqrt(w)[:, None]
-        G = Z.T @ Z
-        if not np.isfinite(G).all():
-            _raise_if_nonfinite(X, Y)
-            raise _nonfinite_error("X", X)  # finite but overflowing
-        W = W0  # sum(w) itself, not the (rounded) sum of sqrt(w)^2
-        s = G[:q, q]  # sum_i w_i (z_i - centre): small; removed exactly below
-        if shift is not None and not np.all(s * s <= FRACTION * W * np.diagonal(G)[:q]):
-            # the previous block's mean is too far from this block's (drifting data): the
-            # correction would cost precision, so centre on this block's own mean instead
-            return Moments._centred_block(X, Y, w, Z)
-        c = s / W
-        S = G[:q, :q] - np.outer(s, c)
-        mean_x = mean_x + c[:p]
-        if Y is None:
-            return W, mean_x, S, None, None, None
-        return W, mean_x, S[:p, :p], mean_y + c[p:], S[:p, p:], S[p:, p:]
-
-    @staticmethod
-    def _torch_block(X: Any, Y: Any, w: Any):
-        """torch twin of :meth:`_centred_block`: the product runs on X's device in X's dtype.
-
-        ``Y`` is None or 2-D; the returned statistics are float64 tensors on X's device.
-        """
-        import torch
-
-        dtype = X.dtype
-        m, p = X.shape
-        parts = [X] if Y is None else [X, Y.to(dtype)]
-        Z = torch.cat([*parts, torch.ones(m, 1, dtype=dtype, device=X.device)], dim=1)
-        q = Z.shape[1] - 1
-        if w is None:
-            W0 = float(m)
-            mean = Z[:, :q].sum(dim=0, dtype=torch.float64) / W0
-        else:
-            W0 = float(w.sum())
-            if W0 == 0.0:
-                if not bool(torch.isfinite(Z).all()):
-                    raise _nonfinite_error("X", X)
-                return None
-            mean = (w @ Z[:, :q].to(torch.float64)) / W0
-        Z[:, :q] -= mean.to(dtype)
-        if w is not None:
-            Z *= w.sqrt().to(dtype)[:, None]
-        G = (Z.T @ Z).to(torch.float64)
-        if not bool(torch.isfinite(G).all()):
-            bad_x = not bool(torch.isfinite(X).all())
-            raise _nonfinite_error("X" if bad_x or Y is None else "y", X if bad_x or Y is None else Y)
-        W = W0
-        s = G[:q, q]
-        c = s / W
-        S = G[:q, :q] - _outer(s, c)
-        mean = mean + c
-        if Y is None:
-            return W, mean, S, None, None, None
-        return W, mean[:p], S[:p, :p], mean[p:], S[:p, p:], S[p:, p:]
 
     # ------------------------------------------------------------------ merging
     def _merge_stats(self, n: int, W_b: float, mx_b, xx_b, my_b, xy_b, yy_b) -> None:
@@ -407,19 +239,19 @@ class Moments:
         if self.weight_sum_ == 0.0:
             self.n_samples_ += n
             self.weight_sum_ = W_b
-            self.mean_x_, self.xx_ = _copy(mx_b), _copy(xx_b)
-            self.mean_y_, self.xy_, self.yy_ = _copy(my_b), _copy(xy_b), _copy(yy_b)
+            self.mean_x_, self.xx_ = copy_stat(mx_b), copy_stat(xx_b)
+            self.mean_y_, self.xy_, self.yy_ = copy_stat(my_b), copy_stat(xy_b), copy_stat(yy_b)
             return
         W_a = self.weight_sum_
         W = W_a + W_b
         dx = mx_b - self.mean_x_
         f = W_a * W_b / W
-        self.xx_ = self.xx_ + xx_b + f * _outer(dx, dx)
+        self.xx_ = self.xx_ + xx_b + f * outer(dx, dx)
         self.mean_x_ = self.mean_x_ + dx * (W_b / W)
         if my_b is not None:
             dy = my_b - self.mean_y_
-            self.xy_ = self.xy_ + xy_b + f * _outer(dx, dy)
-            self.yy_ = self.yy_ + yy_b + f * _outer(dy, dy)
+            self.xy_ = self.xy_ + xy_b + f * outer(dx, dy)
+            self.yy_ = self.yy_ + yy_b + f * outer(dy, dy)
             self.mean_y_ = self.mean_y_ + dy * (W_b / W)
         self.n_samples_ += n
         self.weight_sum_ = W
@@ -450,7 +282,7 @@ class Moments:
                 )
         stats = [other.mean_x_, other.xx_, other.mean_y_, other.xy_, other.yy_]
         if self.mean_x_ is not None:
-            stats = [_like(s, self.mean_x_) for s in stats]
+            stats = [like(s, self.mean_x_) for s in stats]
         self._merge_r(other)
         self._merge_stats(other.n_samples_, other.weight_sum_, *stats)
         if self.y_ndim_ is None:
@@ -468,9 +300,9 @@ class Moments:
         if self.r_ is None or other.r_ is None:
             self.r_ = None
             return
-        from gicho._tsqr import merge_r
+        from gicho.moments._tsqr import merge_r
 
-        delta = np.concatenate([_host(other.mean_x_) - _host(self.mean_x_), _host(other.mean_y_) - _host(self.mean_y_)])
+        delta = np.concatenate([host(other.mean_x_) - host(self.mean_x_), host(other.mean_y_) - host(self.mean_y_)])
         self.r_ = merge_r(self.r_, other.r_, self.weight_sum_, other.weight_sum_, delta)
 
     # ------------------------------------------------------------------ results
@@ -493,7 +325,7 @@ class Moments:
         """Gram matrix of X: centered (``xx_``) or raw :math:`\\sum_i w_i x_i x_i^T`."""
         if self.mean_x_ is None:
             raise ValueError("these moments are empty; call `update` with at least one row first")
-        return self.xx_ if center else self.xx_ + self.weight_sum_ * _outer(self.mean_x_, self.mean_x_)
+        return self.xx_ if center else self.xx_ + self.weight_sum_ * outer(self.mean_x_, self.mean_x_)
 
     def to_numpy(self) -> Moments:
         """A copy whose state is NumPy float64 (torch state is moved to the host)."""
@@ -525,32 +357,3 @@ def magnitude_bounds(m: Moments) -> tuple[np.ndarray, np.ndarray]:
             cols.append(np.diagonal(m.yy_) + m.weight_sum_ * m.mean_y_**2)
         raw = np.clip(np.concatenate(cols), 0.0, None)
         return np.sqrt(raw / max(m.n_samples_, 1)), np.sqrt(raw)
-
-
-def _rows(X: Any, y: Any, w: Any, start: int, stop: int) -> tuple[Any, Any, Any]:
-    """Rows ``start:stop`` of X, y (as a 2-D matrix) and w."""
-    Y = None if y is None else (y[start:stop, None] if y.ndim == 1 else y[start:stop])
-    return X[start:stop], Y, None if w is None else w[start:stop]
-
-
-def _host(x: Any) -> np.ndarray:
-    """A float64 NumPy copy of a statistic (torch state is moved to the host)."""
-    return x.detach().cpu().double().numpy() if _is_torch(x) else np.asarray(x, dtype=np.float64)
-
-
-def _copy(x: Any) -> Any:
-    if x is None:
-        return None
-    return x.clone() if _is_torch(x) else np.array(x, dtype=np.float64)
-
-
-def _like(x: Any, ref: Any) -> Any:
-    """Convert ``x`` to the backend (and device) of ``ref``."""
-    if x is None:
-        return None
-    if _is_torch(ref):
-        import torch
-
-        t = x if _is_torch(x) else torch.as_tensor(np.asarray(x))
-        return t.to(device=ref.device, dtype=ref.dtype)
-    return x.detach().cpu().numpy().astype(np.float64) if _is_torch(x) else np.asarray(x, dtype=np.float64)

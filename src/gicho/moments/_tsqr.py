@@ -1,0 +1,72 @@
+"""Streaming (tall-skinny) QR of the centred, weighted data ``[X, y]``: the R factor only.
+
+The least-squares residual sum of squares of a near-perfect fit cannot be read off the
+moments: ``SSR = S_yy - S_xy^T beta`` subtracts two numbers that agree to many digits, and
+float64 Gram matrices carry an absolute error of about ``eps * S_yy`` (SSR below that is
+noise: standard errors of 0, or 880 times too large). The R factor of the centred data
+carries the same information without squaring it: ``R^T R = S`` and, for the augmented
+matrix ``[X, y]``, the trailing block of R is the residual of y, so ``SSR = ||R_yy||^2``
+exactly as a QR solve on all rows gives it (Golub & Van Loan, *Matrix Computations*, 5.3).
+
+R factors merge like the moments (Chan, Golub & LeVeque's update, in factored form):
+
+.. math::  R = \\operatorname{qr}\\begin{pmatrix} R_a \\\\ R_b \\\\
+           \\sqrt{W_a W_b / W}\\, (m_b - m_a)^T \\end{pmatrix}
+
+since the stacked matrix has the Gram matrix ``S_a + S_b + (W_a W_b / W) delta delta^T``.
+So chunks, ``partial_fit`` and Dask blocks reduce to one small (q x q) factor, q = p + k.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+
+__all__ = ["chunk_r", "merge_r", "raw_r"]
+
+
+def _r(M: np.ndarray) -> np.ndarray:
+    """The (q, q) R factor of ``M`` (n, q) with a non-negative diagonal (zero rows if n < q)."""
+    q = M.shape[1]
+    # LAPACK's geqrf directly: scipy.linalg.qr(mode="r") also zeroes the whole (n, q) lower
+    # part with triu (n·q writes: 10% of a streamed fit); R is the upper triangle of the top rows.
+    geqrf = sla.get_lapack_funcs("geqrf", (M,))
+    factored, _, _, info = geqrf(M, overwrite_a=True)
+    if info != 0:
+        raise RuntimeError(f"LAPACK geqrf failed (info={info})")
+    R = np.triu(factored[:q])
+    if R.shape[0] < q:
+        R = np.vstack([R, np.zeros((q - R.shape[0], q))])
+    signs = np.sign(np.diagonal(R))
+    signs[signs == 0] = 1.0
+    return R * signs[:, None]
+
+
+def chunk_r(X: Any, Y: Any, w: Any, mean_x: np.ndarray, mean_y: np.ndarray) -> np.ndarray:
+    """R of ``sqrt(w) [X - mean_x, Y - mean_y]`` for one chunk (NumPy or torch input)."""
+    def host(a: Any) -> Any:
+        return None if a is None else (a.detach().cpu().double().numpy() if hasattr(a, "detach") else a)
+
+    X, Y, w = host(X), host(Y), host(w)
+    p = X.shape[1]
+    # Fortran order is LAPACK's layout: geqrf then factors M in place instead of copying it
+    # (row blocks in cache were measured slower still: 4.6 s against 4.0 s for 60 chunks).
+    M = np.empty((X.shape[0], p + Y.shape[1]), order="F")
+    np.subtract(X, mean_x, out=M[:, :p])
+    np.subtract(Y, mean_y, out=M[:, p:])
+    if w is not None:
+        M *= np.sqrt(np.asarray(w, dtype=np.float64))[:, None]
+    return _r(M)
+
+
+def merge_r(Ra: np.ndarray, Rb: np.ndarray, W_a: float, W_b: float, delta: np.ndarray) -> np.ndarray:
+    """R of the union of two disjoint sets of rows, ``delta = [mean_b - mean_a]`` (x then y)."""
+    row = np.sqrt(W_a * W_b / (W_a + W_b)) * np.asarray(delta, dtype=np.float64)[None, :]
+    return _r(np.vstack([Ra, Rb, row]))
+
+
+def raw_r(R: np.ndarray, W: float, mean: np.ndarray) -> np.ndarray:
+    """R of the uncentred rows (no intercept): ``qr([R; sqrt(W) mean^T])``."""
+    return _r(np.vstack([R, np.sqrt(W) * np.asarray(mean, dtype=np.float64)[None, :]]))
