@@ -1,13 +1,10 @@
-"""PyTorch building blocks: attention, Transformer encoder, embeddings, pooling.
+"""PyTorch building blocks: attention, Transformer encoder (and how it runs), embeddings, pooling.
 
 Boolean masks are ``True`` where a position may be attended to / is a real token, and
 ``False`` where it is masked out or padding (see :mod:`gicho.nn.attention`).
 """
 
 from gicho.nn.attention import (
-    AdditiveAttention,
-    DotAttention,
-    GeneralAttention,
     MultiHeadSelfAttention,
     dot_product_attention,
     masked_softmax,
@@ -31,9 +28,11 @@ from gicho.nn.embeddings import (
     TokenEmbeddings,
     sinusoidal_table,
 )
+from gicho.nn.execution import EncoderOutput
 from gicho.nn.pooling import POOL_MODES, PoolMode, check_nonempty, pool_tokens
 from gicho.nn.ragged import RaggedBatch
-from gicho.nn.transformer import MLP, EncoderOutput, TransformerEncoder, TransformerEncoderLayer
+from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAttention
+from gicho.nn.transformer import MLP, TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "CLS_SOURCES",

@@ -1,4 +1,4 @@
-"""Attention: dot-product, scaled dot-product, Luong and Bahdanau scores, multi-head self-attention.
+"""Transformer attention: dot-product, scaled dot-product and multi-head self-attention.
 
 Mask polarity (everywhere in :mod:`gicho.nn`): a boolean mask is ``True`` where a query **may
 attend** to a key and ``False`` where the key is masked out. This is the polarity of the
@@ -9,11 +9,12 @@ Hugging Face's ``attention_mask == 1``; it is the *opposite* of ``key_padding_ma
 A query row whose keys are all masked out gets zero weights and a zero output, never NaN, and
 its gradients are zero too.
 
+The single-head score modules of sequence-to-sequence models (Luong's dot and general scores,
+Bahdanau's additive score) are in :mod:`gicho.nn.score_attention`, re-exported here.
+
 References
 ----------
-Bahdanau, Cho, Bengio (2015), "Neural machine translation by jointly learning to align and
-translate" (additive score). Luong, Pham, Manning (2015), "Effective approaches to
-attention-based neural machine translation" (dot and general scores). Vaswani et al. (2017),
+Vaswani et al. (2017),
 "Attention is all you need", eq. (1): ``softmax(Q Kᵀ / √d_k) V`` and multi-head attention.
 """
 
@@ -25,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gicho.nn._masks import module_mask
 from gicho.nn.ragged import RaggedBatch
+from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAttention
 from gicho.numerics import softmax
 
 __all__ = [
@@ -256,115 +259,6 @@ def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0
     return outs[0] if len(outs) == 1 else torch.cat(outs)  # (N, D)
 
 
-def _module_mask(mask: Tensor | None, batch: int, tq: int, tk: int) -> Tensor | None:
-    """Turn a (B, Tk) key-padding mask or a (B, Tq, Tk) mask into a (B, Tq|1, Tk) mask."""
-    if mask is None:
-        return None
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        got = f"tensor of dtype {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
-        raise TypeError(f"mask must be a boolean tensor (True = may attend); got {got}")
-    if mask.shape == (batch, tk):
-        return mask[:, None, :]  # (B, 1, Tk)
-    if mask.shape == (batch, tq, tk):
-        return mask
-    raise ValueError(
-        f"mask must have shape (B, Tk) = {(batch, tk)} (key padding) or (B, Tq, Tk) = "
-        f"{(batch, tq, tk)}; got {tuple(mask.shape)}"
-    )
-
-
-class _ScoreAttention(nn.Module):
-    """Shared forward of the single-head score modules: score → masked softmax → context."""
-
-    def __init__(self, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:  # (B, Tq, Tk)
-        raise NotImplementedError
-
-    def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Attend from ``query`` to ``keys`` and mix ``values``.
-
-        Parameters
-        ----------
-        query : Tensor, float, shape (B, Tq, Dq)
-        keys : Tensor, float, shape (B, Tk, Dk)
-        values : Tensor, float, shape (B, Tk, Dv)
-        mask : Tensor, bool, shape (B, Tk) or (B, Tq, Tk), optional
-            True = may attend (key padding mask when 2-D).
-
-        Returns
-        -------
-        context : Tensor, shape (B, Tq, Dv)
-        weights : Tensor, shape (B, Tq, Tk); rows sum to 1 over unmasked keys (0 if none).
-        """
-        if query.ndim != 3 or keys.ndim != 3 or values.ndim != 3:
-            raise ValueError(
-                f"query, keys and values must be 3-D (B, T, D); got shapes {tuple(query.shape)}, "
-                f"{tuple(keys.shape)}, {tuple(values.shape)}"
-            )
-        if keys.shape[:2] != values.shape[:2] or query.shape[0] != keys.shape[0]:
-            raise ValueError(
-                f"batch and key lengths must agree: query {tuple(query.shape)}, keys "
-                f"{tuple(keys.shape)}, values {tuple(values.shape)}"
-            )
-        batch, tq, tk = query.shape[0], query.shape[1], keys.shape[1]
-        mask = _module_mask(mask, batch, tq, tk)
-        weights = masked_softmax(self.score(query, keys), mask)  # (B, Tq, Tk)
-        context = torch.bmm(self.dropout(weights), values)  # (B, Tq, Dv)
-        return context, weights
-
-
-class DotAttention(_ScoreAttention):
-    """Luong's dot score ``score(q, k) = qᵀ k`` (query and key dimensions must match)."""
-
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        if query.shape[-1] != keys.shape[-1]:
-            raise ValueError(
-                f"DotAttention needs query and key dimensions to match; got {query.shape[-1]} and "
-                f"{keys.shape[-1]} (use GeneralAttention or AdditiveAttention)"
-            )
-        return torch.bmm(query, keys.transpose(1, 2))  # (B, Tq, Tk)
-
-
-class GeneralAttention(_ScoreAttention):
-    """Luong's general (bilinear) score ``score(q, k) = qᵀ W k`` with ``W`` of shape (Dq, Dk).
-
-    ``W`` is stored as ``self.weight.weight`` (an ``nn.Linear(key_dim, query_dim, bias=False)``
-    applied to the keys).
-    """
-
-    def __init__(self, query_dim: int, key_dim: int, dropout: float = 0.0) -> None:
-        super().__init__(dropout)
-        self.weight = nn.Linear(key_dim, query_dim, bias=False)
-
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(query, self.weight(keys).transpose(1, 2))  # (B, Tq, Tk)
-
-
-class AdditiveAttention(_ScoreAttention):
-    """Bahdanau's additive (concat) score ``score(q, k) = vᵀ tanh(W [q; k] + b)``.
-
-    ``W [q; k]`` is computed as ``W_q q + W_k k`` (``W = [W_q  W_k]``): ``query_proj`` holds
-    ``W_q`` (no bias), ``key_proj`` holds ``W_k`` and ``b``, ``v`` is ``nn.Linear(hidden_dim, 1,
-    bias=False)``. Memory is O(B · Tq · Tk · hidden_dim).
-    """
-
-    def __init__(self, query_dim: int, key_dim: int, hidden_dim: int, dropout: float = 0.0) -> None:
-        super().__init__(dropout)
-        self.query_proj = nn.Linear(query_dim, hidden_dim, bias=False)
-        self.key_proj = nn.Linear(key_dim, hidden_dim, bias=True)
-        self.v = nn.Linear(hidden_dim, 1, bias=False)
-
-    def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        q = self.query_proj(query)[:, :, None, :]  # (B, Tq, 1, H)
-        k = self.key_proj(keys)[:, None, :, :]  # (B, 1, Tk, H)
-        return self.v(torch.tanh(q + k)).squeeze(-1)  # (B, Tq, Tk)
-
-
 class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention with a fused QKV projection (Vaswani et al. 2017, §3.2.2).
 
@@ -441,7 +335,7 @@ class MultiHeadSelfAttention(nn.Module):
             qkv = self.qkv(x).view(T, 3, self.n_heads, self.head_dim)  # (N, 3, H, Dh)
             out = ragged_attention(qkv, mask, dropout_p=self.dropout, training=self.training)
             return self.proj(out)[None], None  # (1, N, D)
-        attn_mask = _module_mask(mask, B, T, T)
+        attn_mask = module_mask(mask, B, T, T)
         if attn_mask is not None:
             attn_mask = attn_mask[:, None]  # (B, 1, T|1, T): broadcast over heads
         if n_queries is not None and not need_weights:

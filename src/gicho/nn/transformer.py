@@ -21,13 +21,13 @@ with copied weights). Parameter names follow timm's ViT ``Block`` (``norm1``, ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gicho.nn import execution
 from gicho.nn.attention import MultiHeadSelfAttention
+from gicho.nn.execution import EncoderOutput, run_layers
 from gicho.nn.ragged import RaggedBatch
 
 __all__ = ["MLP", "EncoderOutput", "TransformerEncoder", "TransformerEncoderLayer"]
@@ -136,29 +136,6 @@ def _residual(x: Tensor, branch: Tensor) -> Tensor:
     return branch.add_(x)
 
 
-@dataclass
-class EncoderOutput:
-    """What :class:`TransformerEncoder` returns.
-
-    Attributes
-    ----------
-    last_hidden_state : Tensor, shape (B, T, D)
-        Output of the last layer (after the final LayerNorm in a pre-LN stack).
-    hidden_states : tuple of Tensor, each (B, T, D), or None
-        The input to the stack followed by each layer's output (n_layers + 1 tensors, as in
-        Hugging Face); the last one is before the final LayerNorm.
-    attentions : tuple of Tensor, each (B, H, T, T), or None
-        Per-layer attention weights.
-    mask : Tensor, bool, shape (B, T), or None
-        Which positions are real tokens (set by :class:`gicho.nn.EncoderBackbone`; None = all).
-    """
-
-    last_hidden_state: Tensor
-    hidden_states: tuple[Tensor, ...] | None = None
-    attentions: tuple[Tensor, ...] | None = None
-    mask: Tensor | None = None
-
-
 class TransformerEncoder(nn.Module):
     """A stack of :class:`TransformerEncoderLayer`; pre-LN stacks end with a LayerNorm ``norm``.
 
@@ -220,30 +197,19 @@ class TransformerEncoder(nn.Module):
 
         On the CPU without autograd (inference), a large batch runs through the whole stack a
         few sequences at a time (:func:`inference_chunk`): the same numbers (tested), faster.
+        How the stack is run is :func:`gicho.nn.execution.run_layers`; :meth:`_padded` is the
+        plain reference pass.
         """
-        if (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == x.shape[:2]
-                and not output_attentions and not output_hidden_states
-                and not torch.compiler.is_compiling()):  # compiled: keep the static, padded shapes
-            ragged = RaggedBatch.from_mask(mask)  # one host sync (see gicho.nn.ragged)
-            if ragged is not None:
-                tokens = ragged.pack(x)  # (1, N, D)
-                for layer in self.layers:
-                    tokens, _ = layer(tokens, ragged)
-                hidden = ragged.unpack(self.norm(tokens))  # (B, T, D)
-                return EncoderOutput(last_hidden_state=hidden[:, :n_outputs])
-            mask = None  # nothing is padding: the fused kernel needs no mask
-        chunk = inference_chunk(x, self.layers[0]) if len(self.layers) else None
-        if chunk is not None:
-            return _concatenate([
-                self._padded(x[i:i + chunk], None if mask is None else mask[i:i + chunk],
-                             output_attentions, output_hidden_states, n_outputs)
-                for i in range(0, x.shape[0], chunk)
-            ])
-        return self._padded(x, mask, output_attentions, output_hidden_states, n_outputs)
+        return run_layers(self.layers, self.norm, x, mask, padded=self._padded,
+                          chunk_bytes=INFERENCE_CHUNK_BYTES, output_attentions=output_attentions,
+                          output_hidden_states=output_hidden_states, n_outputs=n_outputs)
 
     def _padded(self, x: Tensor, mask: Tensor | None, output_attentions: bool,
                 output_hidden_states: bool, n_outputs: int | None) -> EncoderOutput:
-        """Every layer over the whole (B, T, D) batch, padding included."""
+        """Every layer over the whole (B, T, D) batch, padding included: the reference pass.
+
+        The faster strategies of :func:`gicho.nn.execution.run_layers` compute its numbers.
+        """
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []
         last = len(self.layers) - 1
@@ -262,45 +228,16 @@ class TransformerEncoder(nn.Module):
         )
 
 
-# Widest intermediate of one chunk (the MLP's hidden layer or the fused QKV), in bytes. Why
-# chunks at all: glibc maps every allocation above its mmap threshold (at most 32 MiB) fresh
-# from the kernel and unmaps it on free, so a whole-batch pass page-faults its 37-50 MiB
-# activations in again in every layer; chunk-sized buffers are recycled by the heap instead.
-# Measured on the all-MiniLM-L6-v2 shape, 64 x 128 tokens, 2 threads, against Hugging Face:
-# whole batch 1.00-1.09x, budgets of 8-16 MiB 1.17-1.28x (12 MiB: 16 sequences); on ViT-S
-# (16 x 197 tokens) within noise either way. A process whose heap is already large and
-# fragmented (after training, say) pays no faults on either path, and then both run at the
-# speed of their matrix products.
+# The CPU inference budget: the widest intermediate (the MLP's hidden layer or the fused QKV)
+# of one chunk of sequences, in bytes. Chunks let the heap recycle buffers that a whole-batch
+# pass would page-fault in again in every layer (see gicho.nn.execution); 12 MiB was the
+# fastest budget measured (benchmarks/RESULTS.md, "transformers on the CPU": Run D and the
+# chunk ablation; re-check it on a new machine with benchmarks/cpu_inference_chunks.py).
 INFERENCE_CHUNK_BYTES = 12 << 20
 
 
 def inference_chunk(x: Tensor, layer: TransformerEncoderLayer) -> int | None:
-    """Sequences per chunk for an inference pass over ``x`` (B, T, D), or None: one pass.
-
-    Only on the CPU with autograd off (a backward pass needs every activation anyway; a GPU's
-    caching allocator has no page faults to save and prefers large kernels) and never under
-    ``torch.compile`` (static shapes). Each layer treats sequences independently, so running
-    the stack chunk by chunk computes the same numbers. Padded batches only: an unpadded one
-    (:class:`~gicho.nn.ragged.RaggedBatch`) is already smaller, and chunking it measured slower.
+    """Sequences per chunk for an inference pass over ``x`` (B, T, D) under this module's
+    ``INFERENCE_CHUNK_BYTES``, or None: one pass (see :func:`gicho.nn.execution.inference_chunk`).
     """
-    if x.device.type != "cpu" or torch.is_grad_enabled() or torch.compiler.is_compiling():
-        return None
-    B, T, D = x.shape
-    widest = max(layer.mlp.fc1.out_features, 3 * D) * x.element_size()
-    most = max(1, INFERENCE_CHUNK_BYTES // (widest * max(T, 1)))
-    if most >= B:
-        return None
-    return -(-B // -(-B // most))  # the fewest chunks, of near-equal size (reusable buffers)
-
-
-def _concatenate(parts: list[EncoderOutput]) -> EncoderOutput:
-    """The outputs of consecutive batch chunks as one output (concatenated along the batch)."""
-
-    def cat_each(tuples: list[tuple[Tensor, ...] | None]) -> tuple[Tensor, ...] | None:
-        return None if tuples[0] is None else tuple(torch.cat(list(ts)) for ts in zip(*tuples, strict=True))
-
-    return EncoderOutput(
-        last_hidden_state=torch.cat([p.last_hidden_state for p in parts]),
-        hidden_states=cat_each([p.hidden_states for p in parts]),
-        attentions=cat_each([p.attentions for p in parts]),
-    )
+    return execution.inference_chunk(x, layer, INFERENCE_CHUNK_BYTES)
