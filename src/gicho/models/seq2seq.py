@@ -9,14 +9,14 @@ eq. 5), which predicts the next token, ``p(y_t) = softmax(W_s h~_t)`` (eq. 6). W
 
 The score function is a config choice: ``dot`` (``h_tᵀ h̄_s``), ``general``
 (``h_tᵀ W_a h̄_s``) or ``additive`` (Bahdanau et al. 2015, ``vᵀ tanh(W [h_t; h̄_s])``), from
-:mod:`gicho.nn.attention`. The decoder width is the encoder's output width
+:mod:`gicho.nn.score_attention`. The decoder width is the encoder's output width
 (``hidden_dim × 2`` when bidirectional), so every score function applies; its initial
 state is ``tanh(W_b [h→_S; h←_1])`` from the encoder's last layer, the cell state zero.
 
 Tensors are batch-first and padded; ``src_mask`` is True at real characters (the
 :mod:`gicho.nn.attention` polarity). Training uses teacher forcing with a ratio; decoding is
-greedy or beam search with length normalisation, and returns the attention weights of every
-output step. The model contains no training loop.
+greedy or beam search with length normalisation (:mod:`gicho.models._seq2seq_decoding`), and
+returns the attention weights of every output step. The model contains no training loop.
 
 References
 ----------
@@ -38,7 +38,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gicho._validation import check_choice, check_dropout, check_positive, describe
 from gicho.models._pretrained import PretrainedModel
-from gicho.nn.attention import AdditiveAttention, DotAttention, GeneralAttention
+from gicho.models._seq2seq_decoding import beam_search, greedy
+from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAttention
 
 __all__ = ["Decoder", "Encoder", "Seq2Seq", "Seq2SeqConfig"]
 
@@ -345,28 +346,6 @@ class Seq2Seq(PretrainedModel):
             result["n_items"] = (labels != IGNORE_INDEX).sum()
         return result
 
-    def _log_probs(
-        self, logits: Tensor, constraint: Any = None, prefix: Tensor | None = None, live: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Next-token log-probabilities (B, V) of the model, with padding, start and the tokens
-        ``constraint(prefix)`` forbids at -inf; and the same divided by the mass the constraint keeps."""
-        raw = F.log_softmax(logits.float(), dim=-1)
-        logp = raw.clone()
-        logp[:, [self.config.pad_id, self.config.bos_id]] = float("-inf")
-        if constraint is None:
-            return logp, logp
-        allowed = constraint(prefix)
-        if not isinstance(allowed, Tensor) or allowed.dtype != torch.bool or allowed.shape != logp.shape:
-            raise ValueError(f"`constraint` must return a bool tensor of shape {tuple(logp.shape)}; "
-                             f"got {describe(allowed)}")
-        kept = torch.logsumexp(raw.masked_fill(~allowed, float("-inf")), dim=-1, keepdim=True)  # (B, 1)
-        logp = logp.masked_fill(~allowed, float("-inf"))
-        stuck = live & ~torch.isfinite(logp).any(dim=-1)  # (B,)
-        if bool(stuck.any()):
-            row = int(stuck.nonzero()[0, 0])
-            raise ValueError(f"`constraint` allows no next token after the prefix {prefix[row].tolist()}")
-        return logp, logp - kept.masked_fill(~torch.isfinite(kept), 0.0)
-
     @torch.no_grad()
     def generate(
         self,
@@ -416,123 +395,6 @@ class Seq2Seq(PretrainedModel):
         if constraint is not None and not callable(constraint):
             raise TypeError(f"argument `constraint` must be callable (prefix -> allowed mask); got {describe(constraint)}")
         if beam_width == 1:
-            return self._greedy(memory, src_mask, state, max_len, constraint)
-        return self._beam(memory, src_mask, state, max_len, beam_width, float(length_penalty), constraint)
-
-    def _greedy(
-        self, memory: Tensor, mask: Tensor, state: tuple[Tensor, Tensor], max_len: int, constraint: Any = None
-    ) -> dict[str, Tensor]:
-        cfg = self.config
-        B = memory.shape[0]
-        y = memory.new_full((B, 1), cfg.bos_id, dtype=torch.long)  # (B, 1)
-        feed = memory.new_zeros(B, 1, cfg.decoder_dim) if cfg.input_feeding else None
-        done = torch.zeros(B, dtype=torch.bool, device=memory.device)
-        scores = memory.new_zeros(B, dtype=torch.float32)
-        constrained = memory.new_zeros(B, dtype=torch.float32)
-        tokens, weights = [], []
-        for t in range(max_len):
-            logits, state, weight, attentional = self.decoder(y, state, feed, memory, mask)
-            feed = attentional if cfg.input_feeding else None
-            prefix = torch.cat(tokens, 1) if t else y.new_zeros(B, 0)  # (B, t)
-            logp, clogp = self._log_probs(logits[:, 0], constraint, prefix, ~done)
-            logp, y = logp.max(dim=-1, keepdim=True)  # (B, 1)
-            scores += torch.where(done, 0.0, logp[:, 0])
-            constrained += torch.where(done, 0.0, clogp.gather(1, y)[:, 0])
-            y = y.masked_fill(done[:, None], cfg.pad_id)
-            tokens.append(y)
-            weights.append(weight.masked_fill(done[:, None, None], 0.0))
-            done = done | (y[:, 0] == cfg.eos_id)
-            if bool(done.all()):
-                break
-        return {"tokens": torch.cat(tokens, 1), "attentions": torch.cat(weights, 1), "scores": scores,
-                "log_probs": scores, "constrained_log_probs": constrained}
-
-    def _beam(
-        self, memory: Tensor, mask: Tensor, state: tuple[Tensor, Tensor], max_len: int, K: int, alpha: float,
-        constraint: Any = None,
-    ) -> dict[str, Tensor]:
-        cfg = self.config
-        B, S, D = memory.shape
-        memory = memory.repeat_interleave(K, dim=0)  # (B*K, S, D)
-        mask = mask.repeat_interleave(K, dim=0)  # (B*K, S)
-        state = tuple(s.repeat_interleave(K, dim=1) for s in state)  # (L, B*K, D)
-        feed = memory.new_zeros(B * K, 1, D) if cfg.input_feeding else None
-        y = memory.new_full((B * K, 1), cfg.bos_id, dtype=torch.long)
-        beam_scores = memory.new_full((B, K), float("-inf"), dtype=torch.float32)
-        beam_scores[:, 0] = 0.0  # only the first beam is alive at the start
-        beam_constrained = torch.zeros_like(beam_scores)  # (B, K) log-probs renormalised by the constraint
-        history = memory.new_zeros(B * K, 0, dtype=torch.long)  # (B*K, t)
-        att_history = memory.new_zeros(B * K, 0, S)  # (B*K, t, S)
-        finished: list[list[tuple[float, Tensor, Tensor, float, float]]] = [[] for _ in range(B)]
-        closed = [False] * B
-
-        def normalised(score: float, length: int) -> float:
-            return score / (length**alpha)
-
-        for t in range(max_len):
-            logits, state, weight, attentional = self.decoder(y, state, feed, memory, mask)
-            logp, clogp = self._log_probs(logits[:, 0], constraint, history, beam_scores.view(-1) > float("-inf"))
-            V = logp.shape[-1]
-            cand = (beam_scores[:, :, None] + logp.view(B, K, V)).view(B, K * V)  # (B, K*V)
-            top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
-            top_constrained = (beam_constrained[:, :, None] + clogp.view(B, K, V)).view(B, K * V).gather(1, top_idx)
-            beam_idx, token = top_idx // V, top_idx % V
-            new_beam = torch.zeros(B, K, dtype=torch.long, device=memory.device)
-            new_token = torch.full((B, K), cfg.pad_id, dtype=torch.long, device=memory.device)
-            new_scores = memory.new_full((B, K), float("-inf"), dtype=torch.float32)
-            new_constrained = torch.zeros_like(new_scores)
-            weight = weight[:, 0]  # (B*K, S)
-            for b in range(B):
-                if closed[b]:
-                    continue
-                kept = 0
-                for rank in range(top_scores.shape[1]):
-                    score = float(top_scores[b, rank])
-                    if score == float("-inf") or kept == K:
-                        break
-                    src_row = b * K + int(beam_idx[b, rank])
-                    if int(token[b, rank]) == cfg.eos_id:
-                        if rank < K:  # an end among the K best candidates finishes a hypothesis
-                            seq = torch.cat([history[src_row], token[b, rank : rank + 1]])
-                            att = torch.cat([att_history[src_row], weight[src_row][None]])
-                            finished[b].append((normalised(score, t + 1), seq, att, score,
-                                                float(top_constrained[b, rank])))
-                        continue
-                    new_beam[b, kept] = int(beam_idx[b, rank])
-                    new_token[b, kept] = token[b, rank]
-                    new_scores[b, kept] = score
-                    new_constrained[b, kept] = top_constrained[b, rank]
-                    kept += 1
-                # Stop when no live beam can still beat the best finished hypothesis.
-                best_live = float(new_scores[b].max())
-                horizon = max_len if alpha >= 0 else t + 2
-                bound = normalised(best_live, horizon) if best_live > float("-inf") else float("-inf")
-                if len(finished[b]) >= K and max(f[0] for f in finished[b]) >= bound:
-                    closed[b] = True
-            if all(closed):
-                break
-            rows = (torch.arange(B, device=memory.device)[:, None] * K + new_beam).view(-1)  # (B*K,)
-            state = tuple(s[:, rows] for s in state)
-            feed = attentional[rows] if cfg.input_feeding else None
-            history = torch.cat([history[rows], new_token.view(-1, 1)], dim=1)
-            att_history = torch.cat([att_history[rows], weight[rows][:, None]], dim=1)
-            beam_scores, beam_constrained = new_scores, new_constrained
-            y = new_token.view(-1, 1)
-        for b in range(B):  # hypotheses cut at max_len compete with the finished ones
-            if not closed[b]:
-                for k in range(K):
-                    score = float(beam_scores[b, k])
-                    if score > float("-inf"):
-                        row = b * K + k
-                        finished[b].append((normalised(score, history.shape[1]), history[row], att_history[row],
-                                            score, float(beam_constrained[b, k])))
-        best = [max(hyps, key=lambda h: h[0]) for hyps in finished]
-        T = max(len(h[1]) for h in best)
-        tokens = memory.new_full((B, T), cfg.pad_id, dtype=torch.long)
-        atts = memory.new_zeros(B, T, S)
-        for b, (_, seq, att, _, _) in enumerate(best):
-            tokens[b, : len(seq)] = seq
-            atts[b, : len(seq)] = att
-        scores, log_probs, constrained = torch.tensor([(h[0], h[3], h[4]) for h in best], device=memory.device).T
-        return {"tokens": tokens, "attentions": atts, "scores": scores, "log_probs": log_probs,
-                "constrained_log_probs": constrained}
+            return greedy(self.decoder, self.config, memory, src_mask, state, max_len, constraint)
+        return beam_search(self.decoder, self.config, memory, src_mask, state, max_len, beam_width,
+                           float(length_penalty), constraint)
