@@ -4,7 +4,7 @@ directories, run directories and reports.
 A file is written under a temporary name beside its target, flushed to disk and renamed over
 the target, so a reader (or a crash) never sees half a file. A JSON file that gicho reads (a
 config, a sentence-transformers setting) must be a regular file of bounded size: a link to
-``/dev/zero`` must not be read forever. Torch-free on purpose: run directories and reports of
+``/dev/zero`` must not be read forever; :func:`read_json` is the one reader. Torch-free on purpose: run directories and reports of
 classical tasks use it too.
 """
 
@@ -24,6 +24,7 @@ __all__ = [
     "atomic_write_text",
     "fsync_dir",
     "not_regular_file",
+    "read_json",
     "read_small_json",
     "tmp_target",
     "write_study_tables",
@@ -109,22 +110,32 @@ def not_regular_file(path: str | os.PathLike) -> str:
     return f"is not a regular file ({link}{kind})"
 
 
-def read_small_json(path: str | os.PathLike, what: str, *, max_bytes: int,
-                    error: type[Exception] = ValueError) -> Any:
-    """Parse the JSON file ``path``, which exists; ``what`` names it in errors.
+def read_json(path: str | os.PathLike, what: str, *, error: type[Exception] = ValueError,
+              max_bytes: int | None = None) -> Any:
+    """Parse the JSON file ``path``; ``what`` names it in errors (``"run config"``).
+
+    The one reader of gicho's JSON files (run configs and results, model configs, trainer
+    state, best-checkpoint records): each caller chooses the exception its layer raises.
 
     Raises
     ------
     error
-        When it is not a regular file (a directory, a device, a FIFO), is larger than
-        ``max_bytes`` (so it is no such file), or is not UTF-8 JSON.
+        When ``path`` is missing, is not a regular file (a directory, a device, a FIFO), is
+        larger than ``max_bytes`` (so it is no such file; no limit when None), or is not
+        UTF-8 JSON.
     """
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise error(f"{what} {path} is missing")
     if not path.is_file():
         raise error(f"{what} {path} {not_regular_file(path)}")
-    if path.stat().st_size > max_bytes:
+    if max_bytes is not None and path.stat().st_size > max_bytes:
         raise error(f"{what} {path} is larger than {max_bytes} bytes; it is not a {what}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{what} {path} is not readable JSON: {exc}") from None
+
+
+# The earlier name, for callers that always give ``max_bytes``.
+read_small_json = read_json

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from gicho import __version__
-from gicho._io import atomic_write_text
+from gicho._io import atomic_write_text, read_json
+from gicho.rundir import RunDir
 
 __all__ = ["format_metric", "write_run_report", "write_tour_report"]
 
@@ -72,14 +73,14 @@ def _page(title: str, body: str) -> str:
 def write_run_report(run_dir: Path | str) -> Path:
     """(Re)draw the learning curves and write ``report.html`` for a run; return its path."""
     from gicho.plots import learning_curves
-    from gicho.rundir import CONFIG_FILE, RESULTS_FILE, read_json
     from gicho.tasks import config_from_dict, get
 
     run_dir = Path(run_dir)
-    run_config = read_json(run_dir / CONFIG_FILE, "run config")
+    files = RunDir(run_dir)
+    run_config = files.read_config()
     if not isinstance(run_config, dict):
-        raise ValueError(f"run config {run_dir / CONFIG_FILE} must hold a JSON object; got {type(run_config).__name__}")
-    results_path = run_dir / RESULTS_FILE
+        raise ValueError(f"run config {files.config} must hold a JSON object; got {type(run_config).__name__}")
+    results_path = files.results
     results = read_json(results_path, "run results") if results_path.is_file() else {}
     _check_results(results, results_path)
     learning_curves(run_dir)
@@ -106,10 +107,10 @@ def write_run_report(run_dir: Path | str) -> Path:
     ]
     if "seconds" in results:
         body.append(f"<p>wall time: {results['seconds']:.1f} s</p>")
-    body += ["<h2>Figures</h2>", _embedded_figures(run_dir / "plots")]
+    body += ["<h2>Figures</h2>", _embedded_figures(files.plots)]
     config = run_config.get("config", {})
     body += ["<h2>Config</h2>", _table(((k, json.dumps(v)) for k, v in _flatten(config)), ("field", "value"))]
-    path = run_dir / "report.html"
+    path = files.report
     atomic_write_text(path, _page(f"gicho {task_name}", "\n".join(body)))
     return path
 
@@ -148,8 +149,8 @@ def write_tour_report(rows: Iterable[Any], path: Path | str) -> Path:
     for row in rows:
         task = row.task
         link = '<span class="muted">-</span>'
-        if row.run_dir is not None and (Path(row.run_dir) / "report.html").is_file():
-            rel = os.path.relpath(Path(row.run_dir) / "report.html", path.parent)
+        if row.run_dir is not None and RunDir(row.run_dir).report.is_file():
+            rel = os.path.relpath(RunDir(row.run_dir).report, path.parent)
             link = f'<a href="{html.escape(rel)}">report</a>'
         if row.error:
             values = [(task.metrics[0], None)]

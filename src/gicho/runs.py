@@ -1,6 +1,6 @@
 """Run directories: create, execute a task into, reload, evaluate, predict, tour.
 
-A run lives in ``runs/<task>-<YYYYmmdd-HHMMSS>/``::
+A run lives in ``runs/<task>-<YYYYmmdd-HHMMSS>/`` (:class:`gicho.rundir.RunDir` names its files)::
 
     config.json     {"task": ..., "gicho_version": ..., "config": {...}}   (parsed, never executed)
     results.json    the final held-out metrics and the wall time
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,9 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gicho import __version__
-from gicho._io import atomic_write_text
-from gicho.rundir import CONFIG_FILE, RESULTS_FILE, read_json
+from gicho import __version__, _dist
+from gicho._io import TMP_PREFIX, atomic_write_text
+from gicho.rundir import CONFIG_FILE, RESULTS_FILE, RunDir
 from gicho.tasks import RunContext, Task, config_from_dict, config_to_dict, get
 
 __all__ = [
@@ -74,10 +73,6 @@ def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: int(v) if isinstance(v, numbers.Integral) else float(v) for k, v in metrics.items()}
 
 
-def _distributed_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
 def new_run_dir(task_name: str, root: Path | str = "runs") -> Path:
     """Create and return ``root/<task>-<timestamp>`` (a suffix keeps two runs apart).
 
@@ -85,9 +80,9 @@ def new_run_dir(task_name: str, root: Path | str = "runs") -> Path:
     and broadcasts it to the others.
     """
     root = Path(root)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = _dist.world_size()
     chosen: Path | None = None
-    if _distributed_rank() == 0:
+    if _dist.is_main_process():
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         candidate = root / f"{task_name}-{stamp}"
         n = 1
@@ -124,16 +119,15 @@ def _remove_unstarted_run(created: Sequence[Path]) -> bool:
     preprocessing files) only served a training that never produced anything. A directory
     with any of those is kept, whatever failed.
     """
-    from gicho._io import TMP_PREFIX
-
     run_dir = created[0]
     if not run_dir.is_dir() or run_dir.is_symlink():
         return False
-    checkpoints = run_dir / "checkpoints"
+    files = RunDir(run_dir)
+    checkpoints = files.checkpoints
     if checkpoints.is_dir() and any(not p.name.startswith(TMP_PREFIX) for p in checkpoints.iterdir()):
         return False
-    metrics_log = run_dir / "metrics.jsonl"
-    if (run_dir / RESULTS_FILE).exists() or (metrics_log.exists() and metrics_log.stat().st_size > 0):
+    metrics_log = files.metrics_log
+    if files.results.exists() or (metrics_log.exists() and metrics_log.stat().st_size > 0):
         return False
     try:
         shutil.rmtree(run_dir)
@@ -185,7 +179,7 @@ def run_task(
     """
     if resume and run_dir is None:
         raise ValueError("argument `run_dir` is required with resume=True (which run to continue?)")
-    main_process = _distributed_rank() == 0
+    main_process = _dist.is_main_process()
     # The directories this call creates (the run's first, then any missing parents): removed
     # again if the run fails before it has saved anything (see _remove_unstarted_run).
     created: list[Path] = []
@@ -213,7 +207,7 @@ def _run_in(task: Task, config: Any, run_dir: Path, *, resume: bool, progress: b
     # A resumed run keeps the config its checkpoints were made with until it succeeds, so a
     # failed resume (say, with a changed model size) leaves evaluate/predict working.
     if main_process and not resume:
-        write_json_atomic(run_dir / CONFIG_FILE, run_config)
+        write_json_atomic(RunDir(run_dir).config, run_config)
     if on_start is not None and main_process:
         on_start(run_dir)
     start = time.perf_counter()
@@ -221,10 +215,10 @@ def _run_in(task: Task, config: Any, run_dir: Path, *, resume: bool, progress: b
     seconds = time.perf_counter() - start
     metrics = _clean_metrics(metrics)
     if main_process and resume:
-        write_json_atomic(run_dir / CONFIG_FILE, run_config)
+        write_json_atomic(RunDir(run_dir).config, run_config)
     if main_process:
         write_json_atomic(
-            run_dir / RESULTS_FILE,
+            RunDir(run_dir).results,
             {"task": task.name, "metrics": metrics, "seconds": seconds,
              "finished": datetime.now().isoformat(timespec="seconds")},
         )
@@ -238,13 +232,10 @@ def _run_in(task: Task, config: Any, run_dir: Path, *, resume: bool, progress: b
 def _model_dir_message(path: Path, model_type: Any) -> str:
     """What to say when a model directory is given where a run directory is expected."""
     parent = path.resolve().parent
-    try:
-        parent_data = json.loads((parent / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        parent_data = None
-    if isinstance(parent_data, dict) and "task" in parent_data:
+    if RunDir.is_run(parent):
+        task_name = RunDir(parent).read_config()["task"]
         run = path.parent if path.name not in ("", ".", "..") else parent
-        return (f"{path} is the model directory of the run {run} (task {parent_data['task']!r}); "
+        return (f"{path} is the model directory of the run {run} (task {task_name!r}); "
                 f"pass the run directory {run}")
     return (f"{path} is a model directory (model_type {model_type!r}), not a run directory; pass a run "
             f"directory (runs/<task>-<time>), or load the model with gicho.load({str(path)!r})")
@@ -255,11 +246,11 @@ def load_run(run_dir: Path | str) -> tuple[Task, Any]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"run directory not found: {run_dir}")
-    data = read_json(run_dir / CONFIG_FILE, "run config")
+    data = RunDir(run_dir).read_config()
     if isinstance(data, dict) and "model_type" in data and "task" not in data:
         raise ValueError(_model_dir_message(run_dir, data["model_type"]))
     if not isinstance(data, dict) or "task" not in data or not isinstance(data.get("config"), dict):
-        raise ValueError(f"run config {run_dir / CONFIG_FILE} lacks the keys 'task' and 'config'")
+        raise ValueError(f"run config {RunDir(run_dir).config} lacks the keys 'task' and 'config'")
     task = get(data["task"])
     return task, config_from_dict(task.config_cls, data["config"])
 

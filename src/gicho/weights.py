@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from safetensors.torch import save_model as _st_save_model
 from torch import nn
 
-from gicho._io import TMP_PREFIX, atomic_write_text, not_regular_file, read_small_json
+from gicho._io import TMP_PREFIX, atomic_write_text, not_regular_file, read_json
 
 __all__ = [
     "CONFIG_NAME",
@@ -252,7 +252,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         nested = sorted(str(c.parent) for c in path.parent.glob(f"*/{CONFIG_NAME}"))
         hint = f"; the model may be in {' or '.join(nested[:3])}" if nested else ""
         raise CheckpointError(f"model config {path} is missing{hint}")
-    data = read_small_json(path, "model config", max_bytes=MAX_CONFIG_BYTES, error=CheckpointError)
+    data = read_json(path, "model config", max_bytes=MAX_CONFIG_BYTES, error=CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f"model config {path} must hold a JSON object; got {type(data).__name__}")
     return data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -80,6 +79,8 @@ def train_command(
     Ctrl-C writes a checkpoint and prints the command that resumes the run. Under torchrun
     the same command trains with DDP: `torchrun --nproc_per_node=2 -m gicho.cli train TASK`.
     """
+    from gicho._dist import is_main_process, world_size
+    from gicho.rundir import RunDir
     from gicho.runs import load_run, run_task
     from gicho.tasks import apply_overrides, get
 
@@ -96,7 +97,7 @@ def train_command(
         config = apply_overrides(config, list(ctx.args))
     else:
         config = task.make_config(list(ctx.args))
-    main_rank = int(os.environ.get("RANK", "0")) == 0
+    main_rank = is_main_process()
     started: list[Path] = []
 
     def announce(run_dir: Path) -> None:
@@ -122,7 +123,7 @@ def train_command(
             # run_task removed the directory: the run failed before it saved anything
             typer.echo(f"removed {started[0]}: the run failed before it saved anything", err=True)
         raise
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if world_size() > 1:
         # Wait for rank 0's report, then leave the process group cleanly: a process that exits
         # with gloo's threads still running is aborted ("terminate called without ...").
         from gicho.train.distributed import barrier, cleanup
@@ -131,7 +132,7 @@ def train_command(
         cleanup()
     if main_rank:
         _print_metrics(outcome.metrics, title=f"{task.name}: held-out metrics")
-        typer.echo(f"run: {outcome.run_dir}\nreport: {outcome.run_dir / 'report.html'}")
+        typer.echo(f"run: {outcome.run_dir}\nreport: {RunDir(outcome.run_dir).report}")
 
 
 def _completed_fits() -> int:
@@ -310,6 +311,7 @@ def tour_command(
     from rich.table import Table
 
     from gicho.report import write_tour_report
+    from gicho.rundir import REPORT_FILE
     from gicho.runs import tour
 
     console = _console()
@@ -342,7 +344,7 @@ def tour_command(
     console.print(table)
     # the index keeps the other tasks' latest tour runs: re-running one task must not hide them
     report = write_tour_report(rows + _previous_tour_rows(Path(runs_dir), {r.task.name for r in rows}),
-                               Path(runs_dir) / "report.html")
+                               Path(runs_dir) / REPORT_FILE)
     console.print(f"report: {report}")
     if any(row.error for row in rows):
         raise typer.Exit(code=1)
@@ -350,12 +352,13 @@ def tour_command(
 
 def _previous_tour_rows(runs_dir: Path, done: set[str]) -> list:
     """Tour rows of registered tasks not run this time whose tour run is still on disk."""
-    from gicho.runs import RESULTS_FILE, TourRow
+    from gicho.rundir import RunDir
+    from gicho.runs import TourRow
     from gicho.tasks import all_tasks
 
     rows = []
     for task in all_tasks():
-        path = runs_dir / task.name / RESULTS_FILE
+        path = RunDir(runs_dir / task.name).results
         if task.name in done or not path.is_file():
             continue
         try:

@@ -17,6 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from gicho.rundir import RunDir
+
 __all__ = ["FIGURE_DPI", "learning_curves", "pyplot", "read_metrics_log", "save_figure"]
 
 FIGURE_DPI = 120  # resolution of the PNGs that save_figure writes unless told otherwise
@@ -92,7 +94,7 @@ def _bounded_int(text: str) -> int:
 def learning_curves(run_dir: Path | str) -> Path | None:
     """Draw loss and evaluation metrics against step; return the PNG path (None without a log)."""
     run_dir = Path(run_dir)
-    records = read_metrics_log(run_dir / "metrics.jsonl")
+    records = read_metrics_log(RunDir(run_dir).metrics_log)
     if not records:
         return None
     series: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -138,4 +140,4 @@ def learning_curves(run_dir: Path | str) -> Path | None:
         ax.set_title("held-out metrics" if i == 1 else "held-out metrics (unbounded)")
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
-    return save_figure(fig, run_dir / "plots" / "learning_curves.png", dpi=110)
+    return save_figure(fig, RunDir(run_dir).plots / "learning_curves.png", dpi=110)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gicho.rundir import RunDir
 from gicho.tasks.overrides import apply_overrides, config_from_dict, config_to_dict
 
 __all__ = [
@@ -83,7 +84,7 @@ class RunContext:
 
     @property
     def plots_dir(self) -> Path:
-        path = self.run_dir / "plots"
+        path = RunDir(self.run_dir).plots
         path.mkdir(parents=True, exist_ok=True)
         return path
 

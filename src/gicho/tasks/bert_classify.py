@@ -48,8 +48,10 @@ def default_checkpoint() -> Path:
 
 def _checkpoint_dir(checkpoint: str) -> Path:
     path = default_checkpoint() if checkpoint in ("", RANDOM) else Path(checkpoint)
-    if (path / "model" / "config.json").is_file():  # a gicho run directory: its result
-        path = path / "model"
+    from gicho.rundir import CONFIG_FILE, RunDir
+
+    if (RunDir(path).model / CONFIG_FILE).is_file():  # a gicho run directory: its result
+        path = RunDir(path).model
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--model.checkpoint {checkpoint}: {path} holds no BERT (no config.json)")
     return path

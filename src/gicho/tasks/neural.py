@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gicho._dist import is_main_process
+from gicho.rundir import MODEL_DIR, PREPROCESSING_DIR, RESULTS_FILE, RunDir
 from gicho.tasks import RunContext, Task
 from gicho.tasks._training import torch_threads, with_config_threads
 
 __all__ = ["MODEL_DIR", "PREPROCESSING_DIR", "NeuralSpec", "Predictor", "Splits", "load_predictor", "neural_task", "score"]
 
-MODEL_DIR = "model"  # run_dir/model/: the run's result, in save_pretrained's layout
-PREPROCESSING_DIR = "preprocessing"  # run_dir/preprocessing/: the data's, from the first step on
+# MODEL_DIR (run_dir/model/: the run's result, in save_pretrained's layout) and PREPROCESSING_DIR
+# (run_dir/preprocessing/: the data's, from the first step on) are gicho.rundir's, re-exported.
 
 
 @dataclass
@@ -179,7 +181,7 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
         _refuse_finished(task, config, ctx.run_dir)
         saved = _saved_preprocessing(spec, ctx.run_dir)
     splits = _build_data(spec, config, saved)
-    if saved is None and _is_main_process():
+    if saved is None and is_main_process():
         _save_preprocessing(spec, splits.info, ctx.run_dir)
     torch.manual_seed(config.train.seed)
     model = spec.build_model(config, splits)
@@ -192,10 +194,10 @@ def _run(task: Task, config: Any, ctx: RunContext) -> dict[str, float]:
     chosen = best_checkpoint(ctx.run_dir) if spec.select == "best" else latest_checkpoint(ctx.run_dir)
     result = _model_class(spec).from_pretrained(chosen).to(trainer.device_)
     predictor = Predictor(task, config, result, dict(splits.info))
-    if _is_main_process():
-        save_model_dir(predictor, ctx.run_dir / MODEL_DIR)
+    if is_main_process():
+        save_model_dir(predictor, RunDir(ctx.run_dir).model)
     scores = score(predictor, splits.test, splits.collate, train_config.effective_eval_batch_size)
-    if spec.after_fit is not None and _is_main_process():
+    if spec.after_fit is not None and is_main_process():
         scores.update(spec.after_fit(config, predictor, splits, ctx, scores) or {})
     return scores
 
@@ -206,15 +208,15 @@ def _refuse_finished(task: Task, config: Any, run_dir: Path) -> None:
     Resuming it would only rewrite ``model/`` and ``results.json``; a run killed after its last
     step but before ``model/`` was written is not finished and resumes (to write them).
     """
-    from gicho.rundir import RESULTS_FILE
+    from gicho._io import read_json
     from gicho.train import CheckpointError, TrainState
     from gicho.train import checkpoint as ckpt
 
-    if not ((run_dir / MODEL_DIR).is_dir() and (run_dir / RESULTS_FILE).is_file()):
+    if not (RunDir(run_dir).model.is_dir() and RunDir(run_dir).results.is_file()):
         return
     try:
         path = ckpt.latest_checkpoint(run_dir) / ckpt.STATE_NAME
-        state = TrainState.from_dict(ckpt.read_json(path, "trainer state"), path)
+        state = TrainState.from_dict(read_json(path, "trainer state", error=CheckpointError), path)
     except CheckpointError:
         return  # damaged or missing: the Trainer's resume reports it, or falls back
     if state.step >= config.train.max_steps or state.stopped_early:
@@ -251,7 +253,7 @@ def _save_preprocessing(spec: NeuralSpec, info: dict[str, Any], run_dir: Path) -
     if spec.save_extras is None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)  # task.run may be called on a directory not yet made
-    final = run_dir / PREPROCESSING_DIR
+    final = RunDir(run_dir).preprocessing
     for stale in run_dir.glob(f"{TMP_PREFIX}{PREPROCESSING_DIR}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = run_dir / f"{TMP_PREFIX}{PREPROCESSING_DIR}-{os.getpid()}"
@@ -283,16 +285,10 @@ def save_model_dir(predictor: Predictor, directory: Path) -> Path:
     return directory
 
 
-def _is_main_process() -> bool:
-    import os
-
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def load_predictor(task: Task, config: Any, run_dir: str | Path) -> Predictor:
     """The result of a finished run of ``task`` (``run_dir/model/``) with its preprocessing."""
     spec: NeuralSpec = task.spec
-    directory = Path(run_dir) / MODEL_DIR
+    directory = RunDir(run_dir).model
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is missing: {run_dir} is not a finished {task.name!r} run "
                                 "(train it to the end, or resume it from its last checkpoint with --resume)")

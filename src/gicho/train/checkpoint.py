@@ -34,7 +34,8 @@ from typing import Any
 
 import torch
 
-from gicho._io import TMP_PREFIX, atomic_write_text, fsync_dir
+from gicho._io import TMP_PREFIX, atomic_write_text, fsync_dir, read_json
+from gicho.rundir import CHECKPOINTS_DIR
 from gicho.weights import (  # model I/O lives below both models/ and train/
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -63,7 +64,6 @@ STATE_NAME = "trainer_state.json"
 OPTIMIZER_NAME = "optimizer.pt"
 RNG_NAME = "rng_state.pt"
 BEST_NAME = "best.json"
-CHECKPOINTS_DIR = "checkpoints"
 _STEP_DIR = re.compile(r"step-(\d{8,})")
 
 
@@ -204,17 +204,6 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
     return found[-1][1]
 
 
-def read_json(path: str | os.PathLike, what: str) -> Any:
-    """Parse a JSON file, raising :class:`CheckpointError` naming ``path`` when it fails."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} is missing")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{what} {path} is not readable JSON: {exc}") from None
-
-
 def best_checkpoint(run_dir: str | os.PathLike) -> Path:
     """The checkpoint directory named by ``run_dir/checkpoints/best.json``.
 
@@ -229,7 +218,7 @@ def best_checkpoint(run_dir: str | os.PathLike) -> Path:
             f"run directory {run_dir} has no best-checkpoint record ({CHECKPOINTS_DIR}/{BEST_NAME} "
             "is missing)"
         )
-    record = read_json(record_path, "best-checkpoint record")
+    record = read_json(record_path, "best-checkpoint record", error=CheckpointError)
     name = record.get("checkpoint") if isinstance(record, dict) else None
     if not isinstance(name, str) or not _STEP_DIR.fullmatch(name):
         raise CheckpointError(

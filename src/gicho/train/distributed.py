@@ -19,13 +19,14 @@ Two nodes (run on each, with its own ``--node_rank``)::
 from __future__ import annotations
 
 import datetime
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+from gicho import _dist
 
 __all__ = [
     "DeviceUnavailableError",
@@ -84,18 +85,6 @@ class DistributedInfo:
 
 class DeviceUnavailableError(ValueError, RuntimeError):
     """The configured device does not exist here (a setting to change, hence also a ValueError)."""
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(
-            f"environment variable {name} must be an integer; got {raw!r}"
-        ) from None
-
 
 def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     """Turn a device name into a ``torch.device`` that exists on this machine.
@@ -179,9 +168,7 @@ def init_distributed(
     ValueError
         When ``RANK``, ``WORLD_SIZE`` or ``LOCAL_RANK`` is not an integer or out of range.
     """
-    world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", 0)
+    world_size, rank, local_rank = _dist.world_size(), _dist.rank(), _dist.local_rank()
     if world_size < 1:
         raise ValueError(f"environment variable WORLD_SIZE must be >= 1; got {world_size}")
     if not 0 <= rank < world_size:

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from gicho._io import atomic_write_text
+from gicho.rundir import TENSORBOARD_DIR
 
 __all__ = ["TENSORBOARD_DIR", "MetricsLog", "TensorBoardLog", "summary_writer"]
-
-TENSORBOARD_DIR = "tensorboard"
 
 
 def _json_line(event: dict[str, Any]) -> str:

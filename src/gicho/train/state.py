@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from gicho import weights
+from gicho._io import TMP_PREFIX, read_json
+from gicho.rundir import METRICS_LOG, RunDir
 from gicho.train import checkpoint as ckpt
 from gicho.train.checkpoint import CheckpointError
 
@@ -343,7 +345,7 @@ def read_trainer_checkpoint(directory: Path, rank: int) -> LoadedCheckpoint:
         damaged), naming the file.
     """
     state_path = directory / ckpt.STATE_NAME
-    state = TrainState.from_dict(ckpt.read_json(state_path, "trainer state"), state_path)
+    state = TrainState.from_dict(read_json(state_path, "trainer state", error=CheckpointError), state_path)
     named_step = ckpt.step_of(directory)
     if named_step is not None and named_step != state.step:
         # resuming would continue another run than the one this directory is a step of
@@ -411,8 +413,8 @@ def open_run_dir(run_dir: Path, resume: bool) -> LoadedCheckpoint | None:
         When starting afresh (``resume`` False) where checkpoints exist.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.remove_stale_tmp(run_dir / ckpt.CHECKPOINTS_DIR)
-    for stale in run_dir.glob(".tmp-metrics.jsonl-*"):
+    ckpt.remove_stale_tmp(RunDir(run_dir).checkpoints)
+    for stale in run_dir.glob(f"{TMP_PREFIX}{METRICS_LOG}-*"):
         stale.unlink(missing_ok=True)
     if resume:
         return select_resume_checkpoint(run_dir, rank=0)

@@ -8,9 +8,11 @@
   :class:`MLMCollator` (15% / 80 / 10 / 10 masking, optional whole words);
 * :mod:`~gicho.data.text.batching`: :func:`pad_batch`, :class:`PadCollator`,
   :class:`LengthBucketSampler`, :func:`padding_fraction`;
-* :mod:`~gicho.data.text.labelled`: :func:`docstring_topic_task` (held out by module),
-  :func:`same_document_task` (sentence pairs), :func:`read_text_csv` / :func:`csv_task`
-  (users' CSV files), :class:`TextClassificationDataset`.
+* :mod:`~gicho.data.text.labelled`: :class:`TextTask`, :class:`TextExample`,
+  :class:`TextClassificationDataset`; the tasks: :func:`docstring_topic_task` (held out by
+  module) and :func:`same_document_task` (sentence pairs) in
+  :mod:`~gicho.data.text.labelled_docs`, :func:`read_text_csv` / :func:`csv_task` (users' CSV
+  files) in :mod:`~gicho.data.text.labelled_csv`.
 """
 
 from gicho.data.text.batching import LengthBucketSampler, PadCollator, pad_batch, padding_fraction
@@ -21,15 +23,11 @@ from gicho.data.text.corpus import (
     python_docs_corpus,
     stdlib_docstrings,
 )
-from gicho.data.text.labelled import (
+from gicho.data.text.labelled import TextClassificationDataset, TextExample, TextTask, describe_task
+from gicho.data.text.labelled_csv import csv_task, read_text_csv
+from gicho.data.text.labelled_docs import (
     STDLIB_GROUPS,
-    TextClassificationDataset,
-    TextExample,
-    TextTask,
-    csv_task,
-    describe_task,
     docstring_topic_task,
-    read_text_csv,
     same_document_task,
     split_sentences,
 )
