@@ -34,7 +34,25 @@ LAYER_RULES = [
     (NEURAL_LOW, APP, "models, nn, numerics and weights never import the application layers"),
     (("gicho.train",), ("gicho.models", "gicho.tasks"), "the trainer never imports models or tasks"),
     (NUMERICAL_CORE, NETWORK, "the numerical core imports no network blocks, trainer or tasks"),
+    (("gicho.data",), ("gicho.models", "gicho.train", "gicho.tasks"),
+     "data never imports models, the trainer or tasks"),
+    (("gicho.plots",), ("gicho.models", "gicho.tasks"), "figures take arrays, never models or tasks"),
+    (("gicho.tasks",), ("gicho.runs", "gicho.rundir", "gicho.cli"),
+     "tasks never import the run directory, its process set-up or the CLI"),
 ]
+
+# (importer, imported) pairs that break a rule today, each named (issue 20). The studies move out
+# of tasks/ (pretraining_study). The other tasks modules read run-directory names from
+# gicho.rundir, which DESIGN's layer diagram does not place yet: issue 20 decides whether tasks may
+# use rundir (then drop it from the rule above) or are handed the paths. Remove an entry when its
+# import goes; never add one for new code.
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("gicho.tasks.pretraining_study", "gicho.rundir"): "issue 20: the study moves out of tasks/",
+    ("gicho.tasks", "gicho.rundir"): "issue 20: the task registry uses RunDir",
+    ("gicho.tasks.neural", "gicho.rundir"): "issue 20: the runner writes model/, preprocessing/, results",
+    ("gicho.tasks.bert_classify", "gicho.rundir"): "issue 20: reads a pretrained run's config.json",
+    ("gicho.tasks.bert_text", "gicho.rundir"): "issue 20: reads a run's config.json",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -167,13 +185,16 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
     return None
 
 
-def layer_violations(graph: Mapping[str, Iterable[str]]) -> list[str]:
+def layer_violations(graph: Mapping[str, Iterable[str]],
+                     exceptions: Mapping[tuple[str, str], str] = KNOWN_EXCEPTIONS) -> list[str]:
     def under(module: str, prefixes: Iterable[str]) -> bool:
         return any(module == p or module.startswith(p + ".") for p in prefixes)
 
     bad = []
     for importer, targets in sorted(graph.items()):
         for target in sorted(targets):
+            if (importer, target) in exceptions:
+                continue
             for sources, forbidden, rule in LAYER_RULES:
                 if under(importer, sources) and under(target, forbidden):
                     bad.append(f"{importer} imports {target}: {rule}")
@@ -233,4 +254,27 @@ def test_layer_rules_catch_an_upward_import():
     assert bad == [
         "gicho.nn.attention imports gicho.train.trainer: models, nn, numerics and weights never "
         "import the application layers"
+    ]
+
+
+def test_the_added_layer_rules_catch_their_imports():
+    bad = layer_violations({
+        "gicho.data.text.mlm": {"gicho.models.bert", "gicho.train.trainer", "gicho.tasks.neural"},
+        "gicho.plots.curves": {"gicho.models.vit", "gicho.tasks", "gicho.numerics"},
+        "gicho.tasks.dates": {"gicho.runs", "gicho.rundir", "gicho.cli", "gicho.models.seq2seq"},
+        "gicho.tasks.pretraining_study": {"gicho.rundir"},  # a named exception (issue 20)
+    })
+    assert [line.split(":")[0] for line in bad] == [
+        "gicho.data.text.mlm imports gicho.models.bert",
+        "gicho.data.text.mlm imports gicho.tasks.neural",
+        "gicho.data.text.mlm imports gicho.train.trainer",
+        "gicho.plots.curves imports gicho.models.vit",
+        "gicho.plots.curves imports gicho.tasks",
+        "gicho.tasks.dates imports gicho.cli",
+        "gicho.tasks.dates imports gicho.rundir",
+        "gicho.tasks.dates imports gicho.runs",
+    ]
+    assert layer_violations({"gicho.tasks.pretraining_study": {"gicho.rundir"}}, exceptions={}) == [
+        "gicho.tasks.pretraining_study imports gicho.rundir: tasks never import the run directory, "
+        "its process set-up or the CLI"
     ]
