@@ -24,8 +24,9 @@ import numpy as np
 from gicho._validation import check_array, check_consistent_length, check_sample_weight, describe
 
 MULTIOUTPUT_MODES = ("raw_values", "uniform_average", "variance_weighted")
-# 64 Ki float64 values = 512 KiB: the buffer and the input blocks fit in a core's L2 cache.
-# Measured on the 2-core dev machine, 10^7 values: 11 ms blocked vs 19 ms with one full buffer.
+# 64 Ki float64 values = 512 KiB: the buffer and the input blocks fit in a core's L2 cache,
+# faster than one buffer as large as the input (timed in benchmarks/RESULTS.md, "Figures moved
+# out of source comments").
 BLOCK_ELEMENTS = 65536
 # Safety factor on the a-priori bound |computed mean - c| <= (2n + 1) eps |c| of a constant
 # column c; below the resulting bound on M2 the column is tested for exact constancy.

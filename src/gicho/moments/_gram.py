@@ -47,8 +47,8 @@ FRACTION = 0.99
 MIN_ROWS = 256
 # Bytes of one block: small enough that the block is still in cache (L2 / L3) when the syrk
 # and the matrix-vector products read it again, large enough that the per-call cost of the
-# BLAS product is small (on 1e6 x 100, one thread: 0.5-2 MiB blocks within noise of each
-# other, smaller ones slower).
+# BLAS product is small (the block sizes tried: benchmarks/RESULTS.md, "Figures moved out of
+# source comments").
 BLOCK_BYTES = 2 << 20
 
 # Below this many targets the column sums and X^T y are matrix-vector products (see _accumulate).
@@ -135,7 +135,8 @@ def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any
                     np.subtract(Y[start:stop].T, cy[:, None], out=Ab[1:])
             np.matmul(Zb.T, Zb, out=Gb)  # NumPy dispatches A.T @ A to BLAS syrk
             G += Gb
-            if k < _GEMV_TARGETS:  # BLAS gemm with 1-3 rows packs the whole block: gemv is ~2x faster
+            if k < _GEMV_TARGETS:  # BLAS gemm with 1-3 rows packs the whole block; gemv does not
+                # (the two timed: benchmarks/RESULTS.md, "Figures moved out of source comments")
                 for j in range(k + 1):
                     B[j] += Ab[j] @ Zb
             else:

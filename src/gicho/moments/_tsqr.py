@@ -31,7 +31,8 @@ def _r(M: np.ndarray) -> np.ndarray:
     """The (q, q) R factor of ``M`` (n, q) with a non-negative diagonal (zero rows if n < q)."""
     q = M.shape[1]
     # LAPACK's geqrf directly: scipy.linalg.qr(mode="r") also zeroes the whole (n, q) lower
-    # part with triu (n·q writes: 10% of a streamed fit); R is the upper triangle of the top rows.
+    # part with triu (n·q writes, a visible share of a streamed fit: benchmarks/RESULTS.md,
+    # "Figures moved out of source comments"); R is the upper triangle of the top rows.
     geqrf = sla.get_lapack_funcs("geqrf", (M,))
     factored, _, _, info = geqrf(M, overwrite_a=True)
     if info != 0:
@@ -52,7 +53,8 @@ def chunk_r(X: Any, Y: Any, w: Any, mean_x: np.ndarray, mean_y: np.ndarray) -> n
     X, Y, w = host(X), host(Y), host(w)
     p = X.shape[1]
     # Fortran order is LAPACK's layout: geqrf then factors M in place instead of copying it
-    # (row blocks in cache were measured slower still: 4.6 s against 4.0 s for 60 chunks).
+    # (row blocks kept in cache were slower still: benchmarks/RESULTS.md, "Figures moved out of
+    # source comments").
     M = np.empty((X.shape[0], p + Y.shape[1]), order="F")
     np.subtract(X, mean_x, out=M[:, :p])
     np.subtract(Y, mean_y, out=M[:, p:])

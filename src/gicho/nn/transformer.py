@@ -230,9 +230,10 @@ class TransformerEncoder(nn.Module):
 
 # The CPU inference budget: the widest intermediate (the MLP's hidden layer or the fused QKV)
 # of one chunk of sequences, in bytes. Chunks let the heap recycle buffers that a whole-batch
-# pass would page-fault in again in every layer (see gicho.nn.execution); 12 MiB was the
-# fastest budget measured (benchmarks/RESULTS.md, "transformers on the CPU": Run D and the
-# chunk ablation; re-check it on a new machine with benchmarks/cpu_inference_chunks.py).
+# pass would page-fault in again in every layer (see gicho.nn.execution); 12 MiB lies within
+# the range of budgets that timed fastest (benchmarks/RESULTS.md, "transformers on the CPU":
+# Run D and the chunk ablation; re-check it on a new machine with
+# benchmarks/cpu_inference_chunks.py).
 INFERENCE_CHUNK_BYTES = 12 << 20
 
 

@@ -46,7 +46,7 @@ def torch_threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` torch CPU threads (0: leave torch's setting), then restore it.
 
     Small models gain nothing from intra-op threads and lose much when the cores are shared
-    (measured 5-30x slower with 2 threads on a loaded 2-core machine), so neural tasks default
+    (benchmarks/RESULTS.md, "Figures moved out of source comments"), so neural tasks default
     to one thread; ``--num-threads 0`` gives torch's default back.
     """
     check_num_threads(n)
