@@ -300,3 +300,25 @@ def test_files_are_closed(tmp_path):
             with pytest.raises(ImageError):
                 read_image(path, max_pixels=1)
         gc.collect()
+
+
+def test_transform_from_a_models_image_processor(folder):
+    from gicho.models.vit import ViTImageProcessor
+
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    processor = ViTImageProcessor(16, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4), crop_pct=0.8)
+    built = ImageTransform.from_processor(processor)
+    assert built == ImageTransform(16, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4), crop_pct=0.8)
+    plain = ImageTransform.from_processor(ViTImageProcessor(16, crop_pct=0.8, do_normalize=False))
+    torch.testing.assert_close(plain(image), ImageTransform(16, mean=(0.0,) * 3, std=(1.0,) * 3, crop_pct=0.8)(image))
+    # crop_pct=None (Hugging Face's ViT default): the whole image to S x S, no crop
+    squeezed = ImageTransform(16, crop_pct=None)(image)
+    x = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
+    expected = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False,
+                                               antialias=True)[0]
+    torch.testing.assert_close(squeezed, (expected - 0.5) / 0.5)
+    data = ImageFolder(folder, 8, processor=ViTImageProcessor(8, crop_pct=1.0))
+    assert data.transform == ImageTransform(8, crop_pct=1.0)
+    assert data.with_train(True).transform == ImageTransform(8, train=True, crop_pct=1.0)
+    with pytest.raises(ValueError, match="argument `processor` gives 3-channel images of 16 px"):
+        ImageFolder(folder, 8, processor=processor)

@@ -312,3 +312,135 @@ def test_a_mis_shaped_query_tensor_and_a_deeper_config_are_named(tmp_path):
     with pytest.raises(CheckpointError, match=r"n_layers=1000000 \(num_hidden_layers in a Hugging Face "
                                               r"config.json\), but weights file .* holds 2 layer\(s\)"):
         from_pretrained(tmp_path)
+
+
+# ------------------------------------------------------------------ the image processor (HF's format)
+
+def _images(sizes, seed=0):
+    """8-bit RGB images of the given (height, width): smooth blobs plus mild noise (a photo's
+    spectrum rather than white noise, which no resize reproduces to the pixel)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for h, w in sizes:
+        coarse = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+        noisy = np.asarray(coarse, dtype=np.int16) + rng.integers(-8, 9, (h, w, 3))
+        out.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    return out
+
+
+def _classifier_with(processor, n_classes=3):
+    from gicho.models.vit import ViTImageProcessor
+
+    torch.manual_seed(0)
+    config = ViTConfig.preset("mini", n_classes=n_classes, label_names=("cat", "dog", "owl")[:n_classes],
+                              dropout=0.0, d_model=32, n_layers=2, d_ff=64)
+    model = ViTForImageClassification(config).eval()
+    _randomise(model)
+    model.image_processor = ViTImageProcessor.for_model(config.image_size, 3, **processor)
+    return model
+
+
+def _gicho_probs(model, images):
+    from gicho.data.image_folder import ImageTransform
+
+    transform = ImageTransform.from_processor(model.image_processor)
+    with torch.no_grad():
+        return model(torch.stack([transform(a) for a in images]))["logits"].softmax(-1)  # (B, C)
+
+
+def _pipeline_probs(directory, images, names):
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "ViTImageProcessor requires torchvision ... falling back"
+        pipe = transformers.pipeline("image-classification", model=str(directory), device="cpu")
+    rows = pipe([Image.fromarray(a) for a in images], top_k=len(names))
+    return torch.tensor([[{r["label"]: r["score"] for r in row}[n] for n in names] for row in rows])
+
+
+@pytest.mark.parametrize("crop_pct", [0.875, 1.0, None])
+def test_save_pretrained_writes_hugging_faces_image_processor_and_reads_it_back(crop_pct, tmp_path):
+    from gicho.models.vit import ViTImageProcessor
+
+    model = _classifier_with({"crop_pct": crop_pct})
+    model.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert data["image_processor_type"] == "ViTImageProcessor" and data["resample"] == 2
+    assert data["image_mean"] == [0.5] * 3 and data["rescale_factor"] == pytest.approx(1 / 255)
+    back = from_pretrained(tmp_path)
+    assert back.image_processor == model.image_processor
+    # transformers reads the same geometry: the shorter side to round(32 / crop_pct), a 32 px centre crop
+    hf = transformers.AutoImageProcessor.from_pretrained(tmp_path)
+    if crop_pct is None:
+        assert dict(hf.size) == {"height": 32, "width": 32} and not hf.do_center_crop
+    else:
+        assert dict(hf.size)["shortest_edge"] == round(32 / crop_pct) and hf.do_center_crop
+        assert dict(hf.crop_size) == {"height": 32, "width": 32}
+    # Hugging Face's own ViT processor (size height/width, no crop) reads as crop_pct=None
+    own = transformers.ViTImageProcessor(size={"height": 32, "width": 32}).to_dict()
+    assert ViTImageProcessor.from_dict(own) == ViTImageProcessor.for_model(32, 3, crop_pct=None)
+    assert model.with_image_size(64).image_processor.image_size == 64
+
+
+def test_transformers_pipeline_classifies_as_gicho(tmp_path):
+    """crop_pct=1.0 on images of the model's size: no resampling on either side, equal to 1e-5.
+    Other sizes and crop_pct=0.875 (square images): Pillow resizes on 8-bit pixels, gicho in
+    float32; one grey level at most, the same labels, probabilities within 0.01 (about 2e-3 seen).
+    Non-square images with crop_pct < 1 may crop one pixel apart (int vs round of the longer
+    side): see gicho.models._vit_processor."""
+    names = ["cat", "dog", "owl"]
+    exact = _classifier_with({"crop_pct": 1.0})
+    exact.save_pretrained(tmp_path / "exact")
+    images = _images([(32, 32)] * 4)
+    gicho, hf = _gicho_probs(exact, images), _pipeline_probs(tmp_path / "exact", images, names)
+    assert torch.equal(gicho.argmax(-1), hf.argmax(-1))
+    torch.testing.assert_close(hf, gicho, atol=1e-5, rtol=0)
+
+    cropped = _classifier_with({"crop_pct": 0.875})
+    cropped.save_pretrained(tmp_path / "cropped")
+    for model, directory, sizes in ((exact, "exact", [(40, 40), (64, 64), (300, 300)]),
+                                    (cropped, "cropped", [(32, 32), (48, 48), (200, 200)])):
+        images = _images(sizes, seed=1)
+        gicho, hf = _gicho_probs(model, images), _pipeline_probs(tmp_path / directory, images, names)
+        assert torch.equal(gicho.argmax(-1), hf.argmax(-1))
+        torch.testing.assert_close(hf, gicho, atol=1e-2, rtol=0)
+
+
+def test_image_processor_errors_and_the_legacy_file(tmp_path):
+    from gicho.data.image_folder import DEFAULT_CROP_PCT
+    from gicho.models._vit_processor import DEFAULT_CROP_PCT as PROCESSOR_CROP_PCT
+    from gicho.models.vit import ViTImageProcessor
+
+    assert PROCESSOR_CROP_PCT == DEFAULT_CROP_PCT  # one evaluation crop in the model and the data
+    with pytest.raises(ValueError, match="resample"):
+        ViTImageProcessor(32, resample=3)
+    with pytest.raises(ValueError, match="crop_pct"):
+        ViTImageProcessor(32, crop_pct=1.5)
+    with pytest.raises(ValueError, match="one finite value per channel"):
+        ViTImageProcessor(32, image_mean=(0.5,), image_std=(0.5, 0.5))
+    with pytest.raises(ValueError, match="do_rescale"):
+        ViTImageProcessor(32, do_rescale=False)
+    with pytest.raises(CheckpointError, match="shorter side and crops"):
+        ViTImageProcessor.from_dict({"size": {"height": 32, "width": 48}})
+    model = _classifier_with({"crop_pct": 1.0})
+    model.image_processor = ViTImageProcessor.for_model(16, 3)
+    with pytest.raises(ValueError, match="images of 16 px; the model takes 3-channel images of 32 px"):
+        model.save_pretrained(tmp_path / "bad")
+    # a directory written before preprocessor_config.json: gicho's preprocessing.json is read
+    model = _classifier_with({"crop_pct": 0.5})
+    model.save_pretrained(tmp_path / "old")
+    (tmp_path / "old" / "preprocessor_config.json").unlink()
+    (tmp_path / "old" / "preprocessing.json").write_text(json.dumps(
+        {"mean": [0.5] * 3, "std": [0.25] * 3, "crop_pct": 0.5}))
+    back = ViTForImageClassification.from_pretrained(tmp_path / "old")
+    assert back.image_processor == ViTImageProcessor(32, (0.5,) * 3, (0.25,) * 3, 0.5)
+    (tmp_path / "old" / "config.json").rename(tmp_path / "elsewhere.json")
+    with pytest.raises(CheckpointError, match="does not name its image size"):
+        ViTImageProcessor.load(tmp_path / "old")
+    assert ViTImageProcessor.load(tmp_path / "old", image_size=32) == back.image_processor
+    assert ViTImageProcessor.load(tmp_path) is None  # no processor file at all

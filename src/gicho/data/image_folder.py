@@ -10,7 +10,10 @@
   ops: resize the shorter side to ``image_size / crop_pct`` (bilinear, antialiased), crop
   ``image_size`` (centre, or random for training), flip horizontally (training, p = 0.5),
   scale to [0, 1] and normalise ``(x - mean) / std`` per channel (0.5 / 0.5 as Hugging Face's
-  ViT image processor by default).
+  ViT image processor by default); ``crop_pct=None`` resizes the whole image to ``image_size``
+  squared instead (Hugging Face's ViT default, no crop). :meth:`ImageTransform.from_processor`
+  builds it from a model's image processor (:class:`gicho.models.vit.ViTImageProcessor`, saved
+  as Hugging Face's ``preprocessor_config.json``).
 * :class:`ImageFolder` lists ``root/<class>/**/<image>`` (classes = sub-folder names, sorted),
   decodes every file once up front and reports unreadable ones by path (``on_error="raise"``
   or ``"skip"``), and never reads outside ``root``: a file, class folder or sub-folder that resolves
@@ -162,20 +165,31 @@ class ImageTransform:
         Random crop and horizontal flip (torch's global generator) instead of the centre crop.
     mean, std : tuple of float
         Per-channel normalisation after scaling to [0, 1] (one value per channel).
-    crop_pct : float in (0, 1]
-        The shorter side is resized to ``round(S / crop_pct)`` before cropping.
+    crop_pct : float in (0, 1] or None
+        The shorter side is resized to ``round(S / crop_pct)`` before cropping; None: the whole
+        image is resized to S x S (the aspect ratio is not kept) and nothing is cropped.
     """
 
     image_size: int
     train: bool = False
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
-    crop_pct: float = DEFAULT_CROP_PCT
+    crop_pct: float | None = DEFAULT_CROP_PCT
+
+    @classmethod
+    def from_processor(cls, processor: Any, train: bool = False) -> ImageTransform:
+        """The transform of an image processor (:class:`gicho.models.vit.ViTImageProcessor`, or
+        anything with its ``image_size``, ``image_mean``, ``image_std``, ``crop_pct`` and
+        ``do_normalize``; it always resizes bilinearly and rescales by 1/255)."""
+        channels = len(processor.image_mean)
+        mean, std = ((processor.image_mean, processor.image_std) if processor.do_normalize
+                     else ((0.0,) * channels, (1.0,) * channels))
+        return cls(processor.image_size, train, tuple(mean), tuple(std), processor.crop_pct)
 
     def __post_init__(self) -> None:
         check_positive(self.image_size, "image_size", integer=True)
-        if not 0 < self.crop_pct <= 1:
-            raise ValueError(f"argument `crop_pct` must lie in (0, 1]; got {self.crop_pct!r}")
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise ValueError(f"argument `crop_pct` must lie in (0, 1] or be None (no crop); got {self.crop_pct!r}")
         if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
             raise ValueError(f"mean {self.mean} and std {self.std} must have one value per channel, std > 0")
 
@@ -184,10 +198,13 @@ class ImageTransform:
             raise ValueError(f"image must have shape (H, W, {len(self.mean)}); got {image.shape} "
                              "(grey vs RGB: set the channels to match the model)")
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0  # (C, H, W)
-        short = round(self.image_size / self.crop_pct)
         h, w = x.shape[1:]
-        scale = short / min(h, w)
-        size = (max(short, round(h * scale)), max(short, round(w * scale)))
+        if self.crop_pct is None:  # the whole image to S x S
+            size = (self.image_size, self.image_size)
+        else:
+            short = round(self.image_size / self.crop_pct)
+            scale = short / min(h, w)
+            size = (max(short, round(h * scale)), max(short, round(w * scale)))
         x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False,
                           antialias=True)[0]  # (C, H', W'), shorter side = short
         s = self.image_size
@@ -236,6 +253,10 @@ class ImageFolder(Dataset):
         image is decoded.
     mean, std, crop_pct :
         See :class:`ImageTransform` (``mean`` / ``std`` default to 0.5 per channel).
+    processor : image processor, optional
+        A model's :class:`gicho.models.vit.ViTImageProcessor`: the transform is built from it
+        (:meth:`ImageTransform.from_processor`) instead of ``mean``, ``std`` and ``crop_pct``;
+        its image size and channels must be ``image_size`` and ``channels``.
     max_pixels : int
         See :func:`read_image`.
 
@@ -257,8 +278,8 @@ class ImageFolder(Dataset):
     def __init__(self, root: str | os.PathLike, image_size: int, train: bool = False, *,
                  channels: int = 3, on_error: Literal["raise", "skip"] = "raise",
                  mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                 crop_pct: float = DEFAULT_CROP_PCT, max_pixels: int = MAX_IMAGE_PIXELS,
-                 min_classes: int = 1) -> None:
+                 crop_pct: float | None = DEFAULT_CROP_PCT, max_pixels: int = MAX_IMAGE_PIXELS,
+                 min_classes: int = 1, processor: Any = None) -> None:
         check_choice(on_error, "on_error", ("raise", "skip"))
         check_positive(min_classes, "min_classes", integer=True)
         check_choice(channels, "channels", tuple(_MODES))
@@ -269,8 +290,14 @@ class ImageFolder(Dataset):
             raise NotADirectoryError(f"image folder root {given} is not a directory")
         self.root = given.resolve()
         self.channels, self.max_pixels = channels, max_pixels
-        self.transform = ImageTransform(image_size, train, mean or (0.5,) * channels,
-                                        std or (0.5,) * channels, crop_pct)
+        if processor is not None:
+            if (processor.image_size, len(processor.image_mean)) != (image_size, channels):
+                raise ValueError(f"argument `processor` gives {len(processor.image_mean)}-channel images of "
+                                 f"{processor.image_size} px; image_size={image_size}, channels={channels}")
+            self.transform = ImageTransform.from_processor(processor, train)
+        else:
+            self.transform = ImageTransform(image_size, train, mean or (0.5,) * channels,
+                                            std or (0.5,) * channels, crop_pct)
         candidates = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not candidates:
             raise ValueError(f"image folder {given} has no class sub-folders; expected {given}/<class>/<image> "

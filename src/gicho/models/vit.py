@@ -9,7 +9,9 @@ over :class:`gicho.nn.EncoderBackbone` with a :class:`gicho.nn.PatchStem`.
 
 Checkpoints: ``save_pretrained`` writes Hugging Face's layout (``config.json`` with
 ``model_type: "vit"`` and ``model.safetensors``), which ``transformers.ViTModel`` /
-``ViTForImageClassification`` load; ``from_pretrained`` reads those directories, gicho's own
+``ViTForImageClassification`` load, and the image processor as ``preprocessor_config.json``
+(:mod:`gicho.models._vit_processor`) for ``transformers.pipeline``; ``from_pretrained`` reads
+those directories (with their processor), gicho's own
 training checkpoints and timm state dicts (see :mod:`gicho.models._vit_keys`). A timm file has
 no config: pass ``config=`` a :class:`ViTConfig` or a preset name
 (``ViTForImageClassification.from_pretrained("vit_base.safetensors", config="base")``), or put a
@@ -29,6 +31,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -43,11 +46,12 @@ from gicho.models._pretrained import (
     is_hf_refusing_act,
 )
 from gicho.models._vit_keys import export_hf, import_vit_state
+from gicho.models._vit_processor import ViTImageProcessor
 from gicho.nn.backbone import EncoderBackbone, PatchStem
 from gicho.weights import CheckpointError, read_config, tensor_shapes, weights_file
 
-__all__ = ["MAX_IMAGE_SIZE", "MAX_PATCHES", "MAX_PATCH_INPUTS", "PRESETS", "ViTConfig", "ViTForImageClassification", "ViTModel", "ViTPretrained",
-           "attention_rollout", "interpolate_pos_embed"]
+__all__ = ["MAX_IMAGE_SIZE", "MAX_PATCHES", "MAX_PATCH_INPUTS", "PRESETS", "ViTConfig", "ViTForImageClassification",
+           "ViTImageProcessor", "ViTModel", "ViTPretrained", "attention_rollout", "interpolate_pos_embed"]
 
 IGNORE_INDEX = -100
 VIT_POOLS = ("cls", "mean")
@@ -244,6 +248,8 @@ class ViTPretrained(PretrainedModel):
     ``ViTPretrained.from_pretrained(path)`` (and ``gicho.models.from_pretrained``) builds the
     class named in ``config.json``'s ``architectures``, or, without one, a classifier when the
     weights hold a head.
+    ``image_processor`` (:class:`ViTImageProcessor`, saved and loaded with the model): how images
+    become ``pixel_values``; 0.5 / 0.5 and gicho's evaluation crop unless a task sets its own.
     """
 
     config_class = ViTConfig
@@ -261,6 +267,7 @@ class ViTPretrained(PretrainedModel):
             norm_first=True, layer_norm_eps=config.layer_norm_eps, cls="learned", pool=config.pool,
             position="learned", max_len=config.n_patches, embed_norm=False)
         torch.nn.init.trunc_normal_(self.backbone.pos_embed.weight, std=0.02)
+        self.image_processor = ViTImageProcessor.for_model(config.image_size, config.in_channels)
 
     # ------------------------------------------------------------------ forward
     def forward_features(self, pixel_values: Tensor, output_attentions: bool = False,
@@ -343,6 +350,13 @@ class ViTPretrained(PretrainedModel):
         prefix = "vit." if isinstance(self, ViTForImageClassification) else ""
         return export_hf(self.state_dict(), self.config.n_layers, prefix=prefix)
 
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """As the base, plus ``preprocessor_config.json`` (ValueError: a processor not fitting the model)."""
+        self.image_processor.check_fits(self.config.image_size, self.config.in_channels, "image_processor")
+        directory = super().save_pretrained(directory)
+        self.image_processor.save(directory)
+        return directory
+
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, key_map: Any = None,
                         config: ViTConfig | str | None = None) -> ViTPretrained:
@@ -360,7 +374,7 @@ class ViTPretrained(PretrainedModel):
         ------
         CheckpointError
             A non-ViT config, unsupported options, or weights that do not match (checked on
-            the meta device before reading).
+            the meta device before reading); an image processor gicho cannot apply or not fitting.
         """
         if isinstance(config, str):
             config = ViTConfig.preset(config)
@@ -376,7 +390,13 @@ class ViTPretrained(PretrainedModel):
                 names = tensor_shapes(weights_file(path))
                 has_head = any(k.startswith(("head.", "classifier.")) for k in names)
                 target = ViTForImageClassification if has_head else ViTModel
-        return PretrainedModel.from_pretrained.__func__(target, path, key_map=key_map, config=config)
+        model = PretrainedModel.from_pretrained.__func__(target, path, key_map=key_map, config=config)
+        c = model.config
+        if Path(path).is_dir() and (processor := ViTImageProcessor.load(
+                path, image_size=c.image_size, channels=c.in_channels)) is not None:
+            processor.check_fits(c.image_size, c.in_channels, f"the image processor of {path}", CheckpointError)
+            model.image_processor = processor
+        return model
 
     def with_image_size(self, image_size: int) -> ViTPretrained:
         """A copy of this model for ``image_size`` px, its position table interpolated.
@@ -389,6 +409,7 @@ class ViTPretrained(PretrainedModel):
                                                                    config.grid_size)
         model = type(self)(config).to(next(self.parameters()).device)
         model.load_state_dict(state)
+        model.image_processor = dataclasses.replace(self.image_processor, image_size=image_size)
         return model.train(self.training)
 
 
