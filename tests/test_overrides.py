@@ -143,3 +143,31 @@ def test_every_task_field_has_its_own_help(task):
         header = re.match(r"^(\w+)\s*[,:]", info.help.strip())  # `in_channels : int`, `n_heads, ...`
         assert not (header and header.group(1) in siblings), (
             f"{task.name}: --{info.name} begins with another field's name: {info.help!r}")
+
+
+def test_a_config_saved_before_num_threads_moved_still_loads(tmp_path):
+    """`num_threads` was a top-level field of every neural task's config; it is now
+    `train.num_threads`. A run's config.json written before the move, and old commands
+    (`--num-threads 2`), still set it."""
+    import json
+
+    from gicho.tasks import get
+
+    task = get("digits-rows")
+    saved = config_to_dict(task.make_config())
+    del saved["train"]["num_threads"]
+    saved["num_threads"] = 2  # the old layout
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"task": task.name, "config": saved}))
+    config = config_from_dict(task.config_cls, json.loads(path.read_text())["config"])
+    assert config.train.num_threads == 2
+    assert config == task.make_config({"train.num_threads": 2})
+    assert task.make_config(["--num-threads", "2"]) == config
+    # an old config without the field at all gets the task's default, one thread
+    del saved["num_threads"]
+    assert config_from_dict(task.config_cls, saved).train.num_threads == 1
+    with pytest.raises(ValueError, match=r"field `train.num_threads` must be >= 0"):
+        config_from_dict(task.config_cls, {**saved, "num_threads": -1})
+    # a config without a train part has no alias: the old name stays unknown there
+    with pytest.raises(ValueError, match=r"unknown field `num_threads`"):
+        apply_overrides(ExampleConfig(), {"num_threads": 1})

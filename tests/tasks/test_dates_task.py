@@ -23,6 +23,7 @@ from gicho.tasks.dates import (
     predict,
     score_strings,
 )
+from gicho.train import TrainConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -189,8 +190,8 @@ def test_config_and_registry() -> None:
         DatesData(n_train=0)
     with pytest.raises(ValueError, match=r"field `n_heatmaps` must be >= 0; got -1"):
         DatesConfig(n_heatmaps=-1)
-    with pytest.raises(ValueError, match=r"field `num_threads` must be >= 0"):
-        DatesConfig(num_threads=-2)
+    with pytest.raises(ValueError, match=r"argument `num_threads` must be >= 0"):
+        DatesConfig(train=TrainConfig(num_threads=-2))
     assert SUPPORTED_YEARS == (DATE_RANGE[0].year, DATE_RANGE[1].year)  # the task's import-free copy
     with pytest.raises(ValueError, match=r"fields `first_year`=1700 and `last_year`=2199 must satisfy "
                                          r"1800 <= first_year <= last_year <= 2199"):

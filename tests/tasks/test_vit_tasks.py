@@ -75,7 +75,8 @@ def test_vit_on_an_image_folder_through_the_cli(tmp_path, capsys):
     assert exit_info.value.code in (0, None)
     (run_dir,) = runs.iterdir()
     model_dir = run_dir / "model"
-    assert (model_dir / "preprocessing.json").is_file()
+    assert (model_dir / "preprocessor_config.json").is_file()  # Hugging Face's image processor
+    assert not (model_dir / "preprocessing.json").exists()  # gicho's earlier file (still read)
     predictor = load_predictor(get("vit"), get("vit").make_config({"data.root": str(root)}), run_dir)
     assert predictor.model.config.label_names == ("0", "1")
     image = next((root / "1").iterdir())
@@ -197,3 +198,72 @@ def test_rollout_examples_are_spread_over_the_classes():
     assert spread_over_classes(list(range(9)), labels, 4) == [0, 4, 6, 1]
     assert spread_over_classes([0, 1, 2], labels, 6) == [0, 1, 2]
     assert spread_over_classes([], labels, 3) == []
+
+
+def test_a_vit_run_is_a_transformers_pipeline_and_an_older_model_dir_still_loads(tmp_path):
+    """``pipeline("image-classification", model=RUN/model)`` (newcomer finding #44) gives gicho's
+    labels; the task's crop_pct=0.875 resizes (Pillow on 8-bit pixels vs torch in float32), so the
+    probabilities agree within 0.01 (exact agreement: tests/models/test_vit.py, crop_pct=1.0)."""
+    import json
+    import os
+    import warnings
+
+    import torch
+
+    transformers = pytest.importorskip("transformers")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    root = write_digits_folder(tmp_path / "images", classes=("0", "1"), size=16)
+    task = get("vit")
+    config = task.make_config({"data.root": str(root), "model.image_size": 16, "model.d_model": 16,
+                               "model.n_layers": 1, "model.d_ff": 32, "train.max_steps": 20,
+                               "train.warmup_steps": 2, "train.eval_every": 20, "train.device": "cpu", "train.progress": False})
+    run_dir = tmp_path / "run"
+    task.run(config, RunContext(run_dir=run_dir, progress=False))
+    model_dir = run_dir / "model"
+    paths = [str(p) for name in ("0", "1") for p in sorted((root / name).iterdir())[:3]]
+
+    def gicho_probs():
+        predictor = load_predictor(task, config, run_dir)
+        with torch.no_grad():
+            return predictor(task.spec.read_inputs(config, predictor, paths))["logits"].float().softmax(-1)
+
+    probs = gicho_probs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "ViTImageProcessor requires torchvision ... falling back"
+        pipe = transformers.pipeline("image-classification", model=str(model_dir), device="cpu")
+    rows = pipe(paths, top_k=2)
+    hf = torch.tensor([[{r["label"]: r["score"] for r in row}[name] for name in ("0", "1")] for row in rows])
+    assert torch.equal(hf.argmax(-1), probs.argmax(-1))
+    torch.testing.assert_close(hf, probs, atol=1e-2, rtol=0)
+
+    # a model/ written before preprocessor_config.json (gicho's preprocessing.json) gives the same answers
+    processor = json.loads((model_dir / "preprocessor_config.json").read_text())
+    (model_dir / "preprocessor_config.json").unlink()
+    (model_dir / "preprocessing.json").write_text(json.dumps(
+        {"mean": processor["image_mean"], "std": processor["image_std"], "crop_pct": processor["crop_pct"]}))
+    torch.testing.assert_close(gicho_probs(), probs, atol=0, rtol=0)
+    assert task.spec.load_extras(run_dir / "preprocessing")["processor"].crop_pct == 0.875
+    # run_dir/preprocessing/ of a run started before: no image size beside it, nothing to read
+    # (build_data gives the same values again on resume)
+    (run_dir / "preprocessing" / "preprocessor_config.json").rename(run_dir / "preprocessing" / "preprocessing.json")
+    assert task.spec.load_extras(run_dir / "preprocessing") == {}
+
+
+def test_digits_vit_reads_its_normalisation_from_the_saved_processor(tmp_path):
+    from gicho.models.vit import ViTImageProcessor
+    from gicho.tasks._image_classification import to_display
+
+    task = get("digits-vit")
+    config = task.make_config({})
+    model = task.spec.build_model(config, None)
+    model.save_pretrained(tmp_path)
+    info = task.spec.load_extras(tmp_path)
+    assert info["processor"] == ViTImageProcessor.for_model(8, 1, crop_pct=1.0) == model.image_processor
+    (tmp_path / "preprocessor_config.json").unlink()  # a model/ from before: the task's own values
+    assert task.spec.load_extras(tmp_path) == info
+    pixels = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 8, 8)
+    import torch
+
+    shown = to_display(torch.from_numpy(pixels), info)
+    np.testing.assert_allclose(shown, to_display(torch.from_numpy(pixels), {"mean": (0.5,), "std": (0.5,)}))
+    np.testing.assert_allclose(shown[..., 0], (pixels[0] + 1) / 2, atol=1e-7)

@@ -7,7 +7,8 @@
 * :func:`image_figures` — after training: the confusion matrix and rollout maps of a few test
   images, right and wrong ones, in ``plots/``.
 
-Inputs are ``pixel_values`` normalised by ``info["mean"]`` / ``info["std"]``; figures undo it.
+Inputs are ``pixel_values`` normalised by the model's image processor (``info["processor"]``, a
+:class:`gicho.models.vit.ViTImageProcessor`; or ``info["mean"]`` / ``info["std"]``); figures undo it.
 """
 
 from __future__ import annotations
@@ -56,11 +57,17 @@ def label_names(model: Any) -> tuple[str, ...]:
 
 
 def to_display(pixel_values: Any, info: dict[str, Any]) -> Any:
-    """(C, H, W) normalised tensor → (H, W, C) array in [0, 1] (``x · std + mean``)."""
+    """(C, H, W) normalised tensor → (H, W, C) array in [0, 1] (``x · std + mean``, the mean and
+    std of ``info["processor"]``, else of ``info["mean"]`` / ``info["std"]``, else 0.5)."""
     import torch
 
-    mean = torch.tensor(info.get("mean", (0.5,)))[:, None, None]
-    std = torch.tensor(info.get("std", (0.5,)))[:, None, None]
+    processor = info.get("processor")
+    if processor is None:
+        mean, std = info.get("mean", (0.5,)), info.get("std", (0.5,))
+    else:
+        mean, std = (processor.image_mean, processor.image_std) if processor.do_normalize else ((0.0,), (1.0,))
+    mean = torch.tensor(mean)[:, None, None]
+    std = torch.tensor(std)[:, None, None]
     return (pixel_values.cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gicho.tasks import register
-from gicho.tasks._training import check_num_threads
 from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
@@ -93,11 +92,9 @@ class BertClassifyConfig:
     data: ClassifyData = field(default_factory=ClassifyData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=600, batch_size=32, lr=5e-5, weight_decay=0.01, warmup_steps=60, eval_every=200,
-        log_every=25, eval_batch_size=64))
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
+        log_every=25, eval_batch_size=64, num_threads=1))
 
     def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
         if not MIN_MAX_LEN <= self.model.max_len <= MAX_MAX_LEN:
             raise ValueError(f"field `model.max_len` must lie in [{MIN_MAX_LEN}, {MAX_MAX_LEN}] (and not exceed the "
                              f"checkpoint's positions); got {self.model.max_len!r}")

@@ -34,7 +34,6 @@ from typing import Any
 
 from gicho.data.date_config import LOCALES, SUPPORTED_YEARS, DatesData
 from gicho.tasks import register
-from gicho.tasks._training import check_num_threads
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 from gicho.train.metrics import score_strings
@@ -59,14 +58,12 @@ class DatesConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=1500, batch_size=128, eval_batch_size=500, lr=3e-3, weight_decay=0.0,
         warmup_steps=100, min_lr_ratio=0.05, grad_clip=1.0, eval_every=250, log_every=50,
-        early_stopping_metric="exact_match", early_stopping_mode="max"))
+        early_stopping_metric="exact_match", early_stopping_mode="max", num_threads=1))
     beam_width: int = field(default=1, metadata={"help": "beam width of predict (1 = greedy)"})
     length_penalty: float = field(default=1.0, metadata={"help": "beam length normalisation"})
     n_heatmaps: int = field(default=4, metadata={"help": "held-out attention maps in plots/"})
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
 
     def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
         for name, low in (("beam_width", 1), ("n_heatmaps", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"field `{name}` must be >= {low}; got {getattr(self, name)!r}")

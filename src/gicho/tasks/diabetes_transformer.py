@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gicho.tasks import register
-from gicho.tasks._training import check_num_threads
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
@@ -55,11 +54,7 @@ class DiabetesTransformerConfig:
     data: DiabetesData = field(default_factory=DiabetesData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=300, batch_size=32, lr=1e-3, weight_decay=0.01, warmup_steps=50,
-        eval_every=100, log_every=25))
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
-
-    def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
+        eval_every=100, log_every=25, num_threads=1))
 
 
 def diabetes_split(test_fraction: float = 0.25, seed: int = 0) -> tuple[Any, Any, Any, Any]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gicho.tasks import register
-from gicho.tasks._training import check_num_threads
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
@@ -54,11 +53,7 @@ class DigitsRowsConfig:
     data: DigitsData = field(default_factory=DigitsData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=1500, batch_size=64, lr=2e-3, weight_decay=0.01, warmup_steps=100,
-        eval_every=250, log_every=50))
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
-
-    def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
+        eval_every=250, log_every=50, num_threads=1))
 
 
 def build_data(config: DigitsRowsConfig) -> Splits:

@@ -21,7 +21,6 @@ from typing import Any
 
 from gicho.tasks import register
 from gicho.tasks._image_classification import ClassScores, answer, image_figures
-from gicho.tasks._training import check_num_threads
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
@@ -64,11 +63,7 @@ class DigitsViTConfig:
     data: DigitsViTData = field(default_factory=DigitsViTData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=3000, batch_size=64, lr=3e-3, weight_decay=0.05, warmup_steps=100,
-        eval_every=500, log_every=100))
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
-
-    def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
+        eval_every=500, log_every=100, num_threads=1))
 
 
 def build_data(config: DigitsViTConfig) -> Splits:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gicho.tasks import register
-from gicho.tasks._training import check_num_threads
 from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
@@ -84,11 +83,7 @@ class MLMBertConfig:
     data: MLMData = field(default_factory=MLMData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=2000, batch_size=32, lr=1e-3, weight_decay=0.01, warmup_steps=100, eval_every=250,
-        log_every=50, eval_batch_size=64))
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
-
-    def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
+        log_every=50, eval_batch_size=64, num_threads=1))
 
 
 def _too_few(n_documents: int, valid_fraction: float) -> bool:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from gicho._dist import is_main_process
 from gicho.rundir import MODEL_DIR, PREPROCESSING_DIR, RESULTS_FILE, RunDir
 from gicho.tasks import RunContext, Task
-from gicho.tasks._training import torch_threads, with_config_threads
+from gicho.tasks._training import config_threads, torch_threads, with_config_threads
 
 __all__ = ["MODEL_DIR", "PREPROCESSING_DIR", "NeuralSpec", "Predictor", "Splits", "load_predictor", "neural_task", "score"]
 
@@ -145,7 +145,7 @@ class Predictor:
         if unknown:
             allowed = ", ".join(self.spec.predict_options) or "(none)"
             raise ValueError(f"unknown predict option(s) {unknown}; allowed: {allowed}")
-        with torch_threads(getattr(self.config, "num_threads", 0)):
+        with torch_threads(config_threads(self.config)):
             batch = self.spec.read_inputs(self.config, self, list(inputs))
             return self.spec.write_outputs(self.config, self, batch, options)
 
@@ -316,8 +316,8 @@ def neural_task(*, name: str, config_cls: type, spec: NeuralSpec, model: str, da
                 describe: Callable[[Any], tuple[str, str]] | None = None) -> Task:
     """A :class:`~gicho.tasks.Task` whose hooks are this module's runner over ``spec``.
 
-    ``config_cls`` has parts ``model``, ``data`` and ``train`` (and optionally ``num_threads``:
-    torch CPU threads while a hook runs, 0 = torch's default).
+    ``config_cls`` has parts ``model``, ``data`` and ``train`` (a TrainConfig, whose
+    ``num_threads`` sets torch's CPU threads while a hook runs; 0 = torch's default).
     """
     names = {f.name for f in dataclasses.fields(config_cls)}
     if not {"model", "data", "train"} <= names:

@@ -9,6 +9,10 @@ An unknown field or a value of the wrong type raises a ``ValueError`` that names
 the value and what is allowed (with a "did you mean" for near misses).
 
 A field's one-line description is its ``metadata["help"]`` (see :func:`describe_fields`).
+
+A field that moved keeps its old name as an alias (:data:`MOVED_FIELDS`): old commands
+(``--num-threads 2``) and configs saved before the move (a top-level ``"num_threads"`` in a
+run's ``config.json``) set the field where it now lives.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "MOVED_FIELDS",
     "FieldInfo",
     "apply_overrides",
     "config_from_dict",
@@ -36,6 +41,9 @@ _FALSE = {"false", "0", "no", "off"}
 _NONE = {"none", "null"}
 # Integers beyond this are no sensible size, count or seed (and overflow C longs downstream).
 _MAX_INT = 2**62
+# Fields that moved, old name -> new dotted name; the old name is accepted wherever a config
+# has the new field and no field of the old name.
+MOVED_FIELDS = {"num_threads": "train.num_threads"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +224,15 @@ def _normalise(raw: str) -> str:
     return raw.replace("-", "_")
 
 
+def _moved(name: str, config: Any, fields: Any = None) -> str | None:
+    """The new name of the moved field ``name`` when ``config`` has it, else None."""
+    new = MOVED_FIELDS.get(name)
+    if new is None:
+        return None
+    names = fields if fields is not None else {info.name for info in describe_fields(config)}
+    return new if new in names else None
+
+
 def apply_overrides(config: Any, overrides: Mapping[str, Any] | Sequence[str]) -> Any:
     """Return a copy of the dataclass ``config`` with ``overrides`` applied and re-validated.
 
@@ -230,6 +247,8 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any] | Sequence[str]) -
     hints = _hints(type(config))
     for raw_name, value in overrides.items():
         name = _normalise(str(raw_name))
+        if name.partition(".")[0] not in hints:
+            name = _moved(name, config) or name
         head, dot, rest = name.partition(".")
         if head not in hints:
             raise _unknown(name, config)
@@ -291,6 +310,8 @@ def parse_cli_overrides(config: Any, args: Sequence[str]) -> dict[str, Any]:
             raise ValueError(f"unexpected argument {token!r}; config fields are given as --field value ({usage})")
         key, has_value, inline = token[2:].partition("=")
         name = _normalise(key)
+        if name not in fields:
+            name = _moved(name, config, fields) or name
         negated = _negated(name)
         if name not in fields and negated in fields and fields[negated].type is bool and not has_value:
             result[negated] = False

@@ -29,7 +29,6 @@ from typing import Any
 
 from gicho.tasks import register
 from gicho.tasks._image_classification import ClassScores, answer, image_figures
-from gicho.tasks._training import check_num_threads
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
 
@@ -72,11 +71,9 @@ class FolderViTConfig:
     data: FolderData = field(default_factory=FolderData)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=1000, batch_size=32, lr=1e-3, weight_decay=0.05, warmup_steps=50,
-        eval_every=250, log_every=50))
-    num_threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default)"})
+        eval_every=250, log_every=50, num_threads=1))
 
     def __post_init__(self) -> None:
-        check_num_threads(self.num_threads)
         if self.model.in_channels not in IMAGE_CHANNELS:
             raise ValueError(f"field `model.in_channels` must be 3 (RGB) or 1 (grey) for image files; "
                              f"got {self.model.in_channels!r}")

@@ -8,13 +8,14 @@ field, the value and what is allowed.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gicho._validation import check_choice, check_positive, check_probability, describe
 
-__all__ = ["TrainConfig", "warmup_cosine"]
+__all__ = ["TrainConfig", "check_num_threads", "max_num_threads", "warmup_cosine"]
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Seeds go to numpy too, whose legacy seeding accepts only 32-bit unsigned integers.
@@ -30,6 +31,12 @@ MAX_NUM_WORKERS = 1024
 # Metrics that are losses: maximising them is almost surely a mistaken `early_stopping_mode`.
 _LOSS_METRICS = ("eval_loss", "loss")
 LOG_TO = ("none", "tensorboard")
+# At least this many torch threads are always allowed, so that a config written on a big machine
+# still loads on a small one; above it, MAX_THREADS_PER_CPU per CPU of this machine.
+MIN_THREADS_CAP = 64
+# More threads than this per CPU only slow a run down; far more make thread creation fail
+# (OpenBLAS "pthread_create failed", then a crash).
+MAX_THREADS_PER_CPU = 4
 
 
 @dataclass
@@ -104,6 +111,11 @@ class TrainConfig:
         ``"tensorboard"`` also writes every logged event as TensorBoard scalars into
         ``run_dir/tensorboard/`` (beside ``metrics.jsonl``); it needs the ``tensorboard``
         extra (``pip install 'gicho[tensorboard]'``) and a ``run_dir``.
+    num_threads : int
+        torch CPU threads while a task runs (``gicho train``, ``evaluate``, ``predict`` and the
+        studies set it around the whole run); ``0`` leaves torch's setting alone, the default
+        here (the :class:`~gicho.train.Trainer` itself never changes it). At most
+        :func:`max_num_threads`. The neural tasks default to 1.
 
     Every field's ``metadata["help"]`` holds a one-line description (shown by the CLI).
     """
@@ -156,6 +168,8 @@ class TrainConfig:
         default=False, metadata={"help": "Let DDP handle parameters that get no gradient in a step (slower)."})
     log_to: Literal["none", "tensorboard"] = field(
         default="none", metadata={"help": "Also log events as TensorBoard scalars in run_dir/tensorboard ('tensorboard' needs the tensorboard extra)."})
+    num_threads: int = field(
+        default=0, metadata={"help": "torch CPU threads while a task runs (0 = torch's default)."})
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every", "log_every",
@@ -196,6 +210,7 @@ class TrainConfig:
             )
         check_choice(self.early_stopping_mode, "early_stopping_mode", ("max", "min"))
         check_choice(self.log_to, "log_to", LOG_TO)
+        check_num_threads(self.num_threads)
         metric = self.early_stopping_metric
         if metric is not None and (not isinstance(metric, str) or not metric):
             raise ValueError(
@@ -216,6 +231,25 @@ class TrainConfig:
     def effective_eval_batch_size(self) -> int:
         """``eval_batch_size``, or ``batch_size`` when it is None."""
         return self.eval_batch_size if self.eval_batch_size is not None else self.batch_size
+
+
+def max_num_threads() -> int:
+    """The largest ``num_threads`` allowed here: ``max(64, 4 * os.cpu_count())``."""
+    return max(MIN_THREADS_CAP, MAX_THREADS_PER_CPU * (os.cpu_count() or 1))
+
+
+def check_num_threads(n: int) -> None:
+    """Validate a thread count such as :attr:`TrainConfig.num_threads`: 0 (torch's default) to
+    :func:`max_num_threads`."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"argument `num_threads` must be an integer; got {describe(n)}")
+    if n < 0:
+        raise ValueError(f"argument `num_threads` must be >= 0 (0 = torch's default); got {n!r}")
+    limit = max_num_threads()
+    if n > limit:
+        raise ValueError(f"argument `num_threads` must be <= {limit} (the larger of {MIN_THREADS_CAP} and "
+                         f"{MAX_THREADS_PER_CPU} per CPU, {os.cpu_count() or 1} here: more threads only "
+                         f"slow a run down); got {n!r}")
 
 
 def _check_bool(value: Any, name: str) -> None:
