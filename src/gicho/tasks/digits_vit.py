@@ -26,7 +26,7 @@ from gicho.train.config import TrainConfig
 
 __all__ = ["DigitsViTConfig", "DigitsViTData"]
 
-SIDE, N_CLASSES, MAX_PIXEL = 8, 10, 16.0
+SIDE, N_CLASSES = 8, 10
 DIGIT_NAMES = tuple(str(d) for d in range(N_CLASSES))
 
 
@@ -74,7 +74,23 @@ def build_data(config: DigitsViTConfig) -> Splits:
     keep = stratified_subset(y_train, config.data.train_fraction, config.data.split_seed)
     train = ArrayDataset(pixel_values=digits_pixel_values(X_train[keep]), labels=y_train[keep])
     test = ArrayDataset(pixel_values=digits_pixel_values(X_test), labels=y_test)
-    return Splits(RandomShift(train, config.data.max_shift), test, test, info={"mean": (0.5,), "std": (0.5,)})
+    return Splits(RandomShift(train, config.data.max_shift), test, test, info={"processor": _processor()})
+
+
+def _processor() -> Any:
+    """Grey 8x8 inputs scaled to [0, 1], normalised 0.5 / 0.5 (:func:`digits_pixel_values`); image
+    files resized whole (``crop_pct=1.0``, as ``read_inputs``)."""
+    from gicho.models.vit import ViTImageProcessor
+
+    return ViTImageProcessor.for_model(SIDE, 1, crop_pct=1.0)
+
+
+def load_processor(directory: Path) -> dict[str, Any]:
+    """The image processor saved with the model (``preprocessor_config.json``); a ``model/``
+    written before gicho saved one gets the task's (the values it was trained with)."""
+    from gicho.models.vit import ViTImageProcessor
+
+    return {"processor": ViTImageProcessor.load(directory) or _processor()}
 
 
 def build_model(config: DigitsViTConfig, splits: Splits) -> Any:
@@ -85,7 +101,9 @@ def build_model(config: DigitsViTConfig, splits: Splits) -> Any:
         raise ValueError(f"digits are {SIDE}x{SIDE} grey images in {N_CLASSES} classes: model.image_size must "
                          f"be 8, model.in_channels 1, model.n_classes 10; got {m.image_size}, "
                          f"{m.in_channels}, {m.n_classes}")
-    return ViTForImageClassification(m)
+    model = ViTForImageClassification(m)
+    model.image_processor = _processor()  # saved with it as preprocessor_config.json
+    return model
 
 
 def metrics(config: DigitsViTConfig, info: dict[str, Any], split: str) -> Any:
@@ -98,6 +116,7 @@ def read_inputs(config: DigitsViTConfig, predictor: Predictor, texts: list[str])
     import torch
 
     from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
+    from gicho.data.images import DIGITS_MAX_INTENSITY as MAX_PIXEL
     from gicho.data.images import digits_pixel_values
     from gicho.tasks._parsing import parse_numbers
 
@@ -132,7 +151,7 @@ TASK = register(neural_task(
     name="digits-vit", config_cls=DigitsViTConfig,
     spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
                     read_inputs=read_inputs, write_outputs=write_outputs, model_type="vit",
-                    after_fit=image_figures, load_extras=lambda directory: {"mean": (0.5,), "std": (0.5,)},
+                    after_fit=image_figures, load_extras=load_processor,
                     predict_options=("attention",)),
     model="ViT (2x2 patches of 8x8 digits, [CLS] head)", data="sklearn digits 8x8, 20% held out",
     metrics=("accuracy",), describe=describe,

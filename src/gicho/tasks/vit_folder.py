@@ -16,13 +16,16 @@
 * P: accuracy and per-class accuracy, a confusion-matrix figure and rollout maps.
 
 ``gicho predict RUN_DIR cat.jpg dog.png`` prints the top classes; ``--attention out.png``
-draws the rollout map of the first image.
+draws the rollout map of the first image. The preprocessing (0.5 / 0.5 normalisation, the
+evaluation crop ``crop_pct = 0.875``) is the model's image processor, saved in ``model/`` as
+Hugging Face's ``preprocessor_config.json`` (so ``transformers.pipeline("image-classification",
+model=RUN_DIR/model)`` classifies as gicho does); ``model/`` directories written before it, with
+gicho's ``preprocessing.json``, still load.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,6 @@ from gicho.train.config import TrainConfig
 
 __all__ = ["FolderData", "FolderViTConfig"]
 
-PREPROCESSING = "preprocessing.json"  # mean, std, crop_pct beside the weights
 MIN_CLASSES = 2  # a classifier of one class is always right
 IMAGE_CHANNELS = (3, 1)  # what read_image gives: RGB or grey
 DIGIT_CLASSES = ("0", "1", "2")  # the default folder (no --data.root)
@@ -87,6 +89,7 @@ def build_data(config: FolderViTConfig) -> Splits:
 
     from gicho.data.image_folder import ImageFolder, write_digits_folder
     from gicho.data.images import stratified_subset
+    from gicho.models.vit import ViTImageProcessor
 
     m, d = config.model, config.data
     keep_alive = None
@@ -94,8 +97,9 @@ def build_data(config: FolderViTConfig) -> Splits:
     if not root:
         keep_alive = tempfile.TemporaryDirectory(prefix="gicho-digits-folder-")
         root = write_digits_folder(keep_alive.name, DIGIT_CLASSES, size=m.image_size)
+    processor = ViTImageProcessor.for_model(m.image_size, m.in_channels)  # 0.5 / 0.5, crop_pct 0.875
     folder = ImageFolder(root, m.image_size, train=False, channels=m.in_channels, on_error=d.on_error,
-                         min_classes=MIN_CLASSES)
+                         min_classes=MIN_CLASSES, processor=processor)
     folder.keep_alive = keep_alive  # the temporary folder lives as long as the dataset
     labels = np.array([label for _, label in folder.samples])
     try:
@@ -107,8 +111,7 @@ def build_data(config: FolderViTConfig) -> Splits:
     train_idx = np.setdiff1d(np.arange(len(labels)), held)
     _check_split(folder.classes, labels, train_idx, held, root, d.test_fraction)
     test = Subset(folder, held.tolist())
-    info = {"classes": tuple(folder.classes), "mean": folder.transform.mean, "std": folder.transform.std,
-            "crop_pct": folder.transform.crop_pct}
+    info = {"classes": tuple(folder.classes), "processor": processor}
     return Splits(Subset(folder.with_train(True), train_idx.tolist()), test, test, info=info)
 
 
@@ -142,8 +145,10 @@ def build_model(config: FolderViTConfig, splits: Splits) -> Any:
         if given is not None and given != value:  # a user's override (None: from the folder)
             raise ValueError(f"model.{name}={given!r} contradicts the image folder, whose sub-folders "
                              f"give {value!r}; leave model.{name} unset (the folder decides it)")
-    return ViTForImageClassification(dataclasses.replace(config.model, n_classes=len(classes),
-                                                         label_names=classes))
+    model = ViTForImageClassification(dataclasses.replace(config.model, n_classes=len(classes),
+                                                          label_names=classes))
+    model.image_processor = splits.info["processor"]  # saved with it as preprocessor_config.json
+    return model
 
 
 def metrics(config: FolderViTConfig, info: dict[str, Any], split: str) -> Any:
@@ -151,18 +156,27 @@ def metrics(config: FolderViTConfig, info: dict[str, Any], split: str) -> Any:
 
 
 def save_preprocessing(directory: Path, info: dict[str, Any]) -> None:
-    from gicho._io import atomic_write_text
-
-    data = {k: info[k] for k in ("mean", "std", "crop_pct")}
-    atomic_write_text(directory / PREPROCESSING, json.dumps(data, indent=2) + "\n")
+    """The image processor as ``preprocessor_config.json`` (``run_dir/preprocessing/``; in ``model/``
+    ``save_pretrained`` writes the same file)."""
+    info["processor"].save(directory)
 
 
 def load_preprocessing(directory: Path) -> dict[str, Any]:
-    path = directory / PREPROCESSING
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the model directory lacks its preprocessing")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {"mean": tuple(data["mean"]), "std": tuple(data["std"]), "crop_pct": float(data["crop_pct"])}
+    """The saved image processor: ``preprocessor_config.json``, or gicho's earlier
+    ``preprocessing.json`` (its image size from ``config.json`` beside it)."""
+    from gicho.models.vit import ViTImageProcessor
+    from gicho.weights import CONFIG_NAME
+
+    if not (directory / ViTImageProcessor.FILE).exists() and not (directory / CONFIG_NAME).exists() \
+            and (directory / ViTImageProcessor.LEGACY_FILE).is_file():
+        # run_dir/preprocessing/ of a run started by an older gicho: no image size beside it; its
+        # values (0.5 / 0.5, crop_pct 0.875) are the ones build_data gives again on resume
+        return {}
+    processor = ViTImageProcessor.load(directory)
+    if processor is None:
+        raise FileNotFoundError(f"{directory / ViTImageProcessor.FILE} is missing: the model directory lacks its "
+                                "preprocessing")
+    return {"processor": processor}
 
 
 def read_inputs(config: FolderViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
@@ -171,8 +185,8 @@ def read_inputs(config: FolderViTConfig, predictor: Predictor, texts: list[str])
 
     from gicho.data.image_folder import ImageTransform, read_image
 
-    m, info = predictor.model.config, predictor.info
-    transform = ImageTransform(m.image_size, mean=info["mean"], std=info["std"], crop_pct=info["crop_pct"])
+    m = predictor.model.config
+    transform = ImageTransform.from_processor(predictor.info["processor"])
     missing = [t for t in texts if not Path(t).is_file()]
     if missing:
         raise ValueError(f"input(s) {missing[:3]} are not image files")
