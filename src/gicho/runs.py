@@ -10,7 +10,8 @@ A run lives in ``runs/<task>-<YYYYmmdd-HHMMSS>/`` (:class:`gicho.rundir.RunDir` 
     report.html     a self-contained page (images embedded)
 
 This module sits beside the CLI: it wires the registry (``gicho.tasks``) to the run directory
-and the report, so that the CLI stays a thin layer of argument parsing and printing.
+and the report, and owns the process: under ``torchrun``, :func:`run_task` joins the process
+group and leaves it again, so that the CLI stays a thin layer of argument parsing and printing.
 """
 
 from __future__ import annotations
@@ -176,6 +177,10 @@ def run_task(
     result, no logged step) leaves nothing behind: the directory this call created for it is
     removed again, with any parent it created. A directory that existed before the call (a
     resumed run's, say) is never removed.
+
+    Under ``torchrun`` every process calls it: rank 0 chooses the run directory and writes the
+    run's files, and after a run that succeeded every process waits for rank 0's report and
+    leaves the process group (:func:`_leave_process_group`).
     """
     if resume and run_dir is None:
         raise ValueError("argument `run_dir` is required with resume=True (which run to continue?)")
@@ -192,12 +197,25 @@ def run_task(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _run_in(task, config, run_dir, resume=resume, progress=progress, report=report,
-                       on_start=on_start, main_process=main_process)
+        outcome = _run_in(task, config, run_dir, resume=resume, progress=progress, report=report,
+                          on_start=on_start, main_process=main_process)
     except BaseException:
         if main_process and created:
             _remove_unstarted_run(created)
         raise
+    _leave_process_group()
+    return outcome
+
+
+def _leave_process_group() -> None:
+    """Under ``torchrun``: wait for rank 0's report, then leave the process group cleanly (a
+    process that exits with gloo's threads still running is aborted: "terminate called
+    without an active exception"). Nothing to do in a single process."""
+    if _dist.world_size() > 1:
+        from gicho.train.distributed import barrier, cleanup
+
+        barrier()
+        cleanup()
 
 
 def _run_in(task: Task, config: Any, run_dir: Path, *, resume: bool, progress: bool | None,

@@ -79,7 +79,7 @@ def train_command(
     Ctrl-C writes a checkpoint and prints the command that resumes the run. Under torchrun
     the same command trains with DDP: `torchrun --nproc_per_node=2 -m gicho.cli train TASK`.
     """
-    from gicho._dist import is_main_process, world_size
+    from gicho._dist import is_main_process
     from gicho.rundir import RunDir
     from gicho.runs import load_run, run_task
     from gicho.tasks import apply_overrides, get
@@ -123,14 +123,7 @@ def train_command(
             # run_task removed the directory: the run failed before it saved anything
             typer.echo(f"removed {started[0]}: the run failed before it saved anything", err=True)
         raise
-    if world_size() > 1:
-        # Wait for rank 0's report, then leave the process group cleanly: a process that exits
-        # with gloo's threads still running is aborted ("terminate called without ...").
-        from gicho.train.distributed import barrier, cleanup
-
-        barrier()
-        cleanup()
-    if main_rank:
+    if main_rank:  # run_task has waited for rank 0's report and left the process group
         _print_metrics(outcome.metrics, title=f"{task.name}: held-out metrics")
         typer.echo(f"run: {outcome.run_dir}\nreport: {RunDir(outcome.run_dir).report}")
 
