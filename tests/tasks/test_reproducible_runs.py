@@ -139,7 +139,7 @@ def test_two_runs_with_the_same_config_give_the_same_weights(task_name, tmp_path
     assert first.keys() == second.keys()
     for name in first:
         assert torch.equal(first[name], second[name]), name
-    for extra in ("vocab.txt", "tokenizer.json", "vocab.json", "preprocessing.json"):
+    for extra in ("vocab.txt", "tokenizer.json", "vocab.json", "preprocessing.json", "preprocessor_config.json"):
         files = [o.run_dir / "model" / extra for o in outcomes]
         if files[0].exists():
             assert files[0].read_bytes() == files[1].read_bytes(), extra

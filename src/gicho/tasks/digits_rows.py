@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gicho.data.images import DIGITS_MAX_INTENSITY
 from gicho.tasks import register
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
@@ -22,7 +23,7 @@ from gicho.train.config import TrainConfig
 __all__ = ["DigitsData", "DigitsRowsConfig"]
 
 ROWS = PIXELS_PER_ROW = 8
-MAX_PIXEL = 16.0  # digits pixels are integers in [0, 16]
+MAX_PIXEL = DIGITS_MAX_INTENSITY  # digits pixels are integers in [0, 16]
 
 
 def _default_model() -> Any:
