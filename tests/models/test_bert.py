@@ -345,9 +345,17 @@ def test_unsupported_config_values_and_architectures_are_refused(tmp_path):
 
 
 def test_a_head_missing_from_the_checkpoint_is_named(tmp_path):
-    _tiny_checkpoint(tmp_path, BertModel)
-    with pytest.raises(CheckpointError, match=r"missing tensors: lm_head.bias, lm_head.transform"):
+    """An encoder loaded as BertForMaskedLM: the missing head is named before any tensor is read
+    (a CheckpointError; `gicho fill-mask` says the same)."""
+    from gicho.models.bert import NoMaskedLMHeadError
+
+    _tiny_checkpoint(tmp_path, BertModel)  # no cls.predictions.* / lm_head.* tensors
+    with pytest.raises(NoMaskedLMHeadError, match=r"\(BertModel\) has no masked-language-model head "
+                                                  r"\(no cls.predictions.\* tensors\)"):
         BertForMaskedLM.from_pretrained(tmp_path)
+    assert issubclass(NoMaskedLMHeadError, CheckpointError)
+    _tiny_checkpoint(tmp_path, BertForMaskedLM)
+    assert isinstance(BertForMaskedLM.from_pretrained(tmp_path), BertForMaskedLM)
 
 
 def test_too_long_input_and_out_of_vocabulary_ids_raise(tmp_path):

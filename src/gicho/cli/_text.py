@@ -22,9 +22,9 @@ def _fail(message: str) -> None:
 
 def _load_bert(checkpoint: Path, *, masked_lm: bool):  # -> (model, tokenizer)
     from gicho.models import from_pretrained
-    from gicho.models.bert import BertForMaskedLM, BertPreTrainedModel
+    from gicho.models.bert import BertForMaskedLM, BertPreTrainedModel, NoMaskedLMHeadError
     from gicho.tasks.bert_text import check_vocab_size, load_tokenizer, model_directory
-    from gicho.weights import read_config, tensor_shapes, weights_file
+    from gicho.weights import read_config
 
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} is not a directory (expected an HF BERT "
@@ -39,13 +39,10 @@ def _load_bert(checkpoint: Path, *, masked_lm: bool):  # -> (model, tokenizer)
     if isinstance(vocab_size, int) and not isinstance(vocab_size, bool):  # before reading the weights
         check_vocab_size(tokenizer, vocab_size, f"{checkpoint / 'config.json'}")
     if masked_lm:
-        names = tensor_shapes(weights_file(checkpoint))
-        if not any(n.startswith(("cls.predictions.", "lm_head.")) for n in names):
-            architecture = (data.get("architectures") or ["BertModel"])[0]
-            raise ValueError(f"checkpoint {checkpoint} ({architecture}) has no masked-language-model "
-                             "head (no cls.predictions.* tensors), so it cannot fill masks; use a "
-                             "BertForMaskedLM checkpoint (`gicho embed` works with this one)")
-        model = BertForMaskedLM.from_pretrained(checkpoint)
+        try:
+            model = BertForMaskedLM.from_pretrained(checkpoint)
+        except NoMaskedLMHeadError as exc:
+            raise ValueError(f"{exc} (`gicho embed` works with this one)") from None
     else:
         model = from_pretrained(checkpoint)
     if not isinstance(model, BertPreTrainedModel):  # pragma: no cover - model_type checked above

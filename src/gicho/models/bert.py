@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -40,10 +41,10 @@ from gicho.nn.backbone import EncoderBackbone, TokenStem
 from gicho.nn.embeddings import LearnedPositionEmbedding
 from gicho.nn.pooling import pool_tokens
 from gicho.nn.transformer import EncoderOutput
-from gicho.weights import CheckpointError, read_config
+from gicho.weights import CheckpointError, read_config, tensor_shapes, weights_file
 
 __all__ = ["PRESETS", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification", "BertModel",
-           "BertPreTrainedModel"]
+           "BertPreTrainedModel", "NoMaskedLMHeadError"]
 
 IGNORE_INDEX = -100  # labels equal to this are not scored (Hugging Face's convention)
 INIT_STD = 0.02  # BERT's initializer_range: N(0, 0.02²) weights, zero biases
@@ -305,15 +306,49 @@ class BertLMHead(nn.Module):
         return F.linear(h, embeddings, self.bias)
 
 
+class NoMaskedLMHeadError(CheckpointError):
+    """A checkpoint loaded as :class:`BertForMaskedLM` has no masked-language-model head (an
+    encoder only, such as a sentence-transformers model)."""
+
+
 class BertForMaskedLM(BertPreTrainedModel):
     """BERT with the masked-language-model head (no pooler, as Hugging Face's)."""
 
     parts = frozenset({"lm_head"})
+    # stored names of the head: Hugging Face's and gicho's own
+    HEAD_PREFIXES: ClassVar[tuple[str, ...]] = ("cls.predictions.", "lm_head.")
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         self.lm_head = BertLMHead(config)
         self._init_weights()
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> BertPreTrainedModel:
+        """As :meth:`BertPreTrainedModel.from_pretrained`; first checks that the checkpoint has
+        an MLM head.
+
+        Raises
+        ------
+        NoMaskedLMHeadError
+            When the weights hold no ``cls.predictions.*`` (nor ``lm_head.*``) tensor.
+        """
+        if kwargs.get("key_map") is None:
+            cls._check_head(Path(path))
+        return super().from_pretrained(path, **kwargs)
+
+    @classmethod
+    def _check_head(cls, path: Path) -> None:
+        try:
+            names = tensor_shapes(weights_file(path))
+            architectures = read_config(path).get("architectures") or ["BertModel"]
+        except CheckpointError:
+            return  # from_pretrained names the missing or damaged file
+        if not any(name.startswith(cls.HEAD_PREFIXES) for name in names):
+            architecture = architectures[0] if isinstance(architectures, list) else architectures
+            raise NoMaskedLMHeadError(
+                f"checkpoint {path} ({architecture}) has no masked-language-model head (no "
+                "cls.predictions.* tensors), so it cannot fill masks; use a BertForMaskedLM checkpoint")
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
