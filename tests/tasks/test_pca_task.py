@@ -15,7 +15,7 @@ from gicho.cli import main
 from gicho.data.images import load_digits_arrays
 from gicho.data.tabular import load_table
 from gicho.tasks import RunContext, get
-from gicho.tasks.pca import parse_n_components
+from gicho.tasks.pca import analyse, parse_n_components
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -72,6 +72,17 @@ def test_config_overrides_and_validation():
         task.make_config(["--test-fraction", "1.5"])
     with pytest.raises(ValueError, match="`n_components` as a float is a fraction"):
         task.make_config(["--n-components", "1.5"])
+
+
+def test_analyse_keeps_the_numerical_rank_when_whitening_by_default():
+    """The rank choice lives in the library (gicho.tasks.pca.analyse); the CLI only prints it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 6))  # rank 3 in 6 columns
+    found = analyse(X, whiten=True)
+    assert found.rank_kept == found.pca.n_components_ == 3
+    assert np.allclose(np.cov(found.pca.transform(X), rowvar=False), np.eye(3), atol=1e-8)
+    assert analyse(X).rank_kept is None and analyse(X).pca.n_components_ == 6
+    assert analyse(X, 2, whiten=True).rank_kept is None
 
 
 def test_cli_prints_explained_variance(capsys):

@@ -43,9 +43,7 @@ def pca_command(
     """Principal components of DATA: the explained variance and the loadings of each kept component."""
     from rich.table import Table
 
-    from gicho.decomposition import PCA
-    from gicho.decomposition._solvers import numerical_rank
-    from gicho.tasks.pca import parse_n_components, pca_figures
+    from gicho.tasks.pca import analyse, parse_n_components, pca_figures
 
     if data is None:
         if features or target:
@@ -62,16 +60,14 @@ def pca_command(
         table = load_table(data, target, columns, require_target=False)
         X, labels, class_names, label_name = table.X, table.y, None, table.target_name or "label"
         description, names = table.description, table.feature_names
-    k = parse_n_components(n_components)
     console = _console()
-    if whiten and k is None:
-        # whitening divides by each component's spread: by default keep those of non-zero variance
-        k = numerical_rank(PCA(solver="svd").fit(X).singular_values_, *X.shape)
-        typer.echo(f"--whiten: keeping the {k} components of non-zero variance")
     try:
-        pca = PCA(k, whiten=whiten).fit(X)
+        found = analyse(X, parse_n_components(n_components), whiten=whiten)
     except ValueError as exc:  # the estimator's argument names, in the CLI's words
         raise ValueError(str(exc).replace("argument `n_components`", "--n-components")) from None
+    if found.rank_kept is not None:
+        typer.echo(f"--whiten: keeping the {found.rank_kept} components of non-zero variance")
+    pca = found.pca
     ratio = pca.explained_variance_ratio_
     typer.echo(
         f"{description}: {X.shape[0]} samples x {X.shape[1]} features; {pca.n_components_} components "
@@ -96,10 +92,11 @@ def pca_command(
 
         run_dir = None
         if out is None:
+            from gicho.rundir import RunDir
             from gicho.runs import new_run_dir
 
             run_dir = new_run_dir("pca")
-            out = run_dir / "plots"
+            out = RunDir(run_dir).plots
         try:
             paths = pca_figures(X, labels, out, n_components=pca.n_components_, class_names=class_names,
                                 label_name=label_name, feature_names=names)  # fmt: skip
@@ -189,10 +186,11 @@ def ols_command(
         y_pred = model.predict(table.features_frame())
         run_dir = None
         if out is None:
+            from gicho.rundir import RunDir
             from gicho.runs import new_run_dir
 
             run_dir = new_run_dir("ols")
-            out = run_dir / "plots"
+            out = RunDir(run_dir).plots
         try:
             paths = ols_figures(table.y, y_pred, out, label="training data")
         except BaseException:  # a failed figure leaves no half-written run directory behind

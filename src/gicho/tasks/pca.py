@@ -19,7 +19,8 @@ import numpy as np
 from gicho._io import atomic_write_text
 from gicho.tasks import RunContext, Task, register
 
-__all__ = ["DIGITS_CLASSES", "DIGITS_ROWS", "PCADigitsConfig", "parse_n_components", "pca_figures", "run"]
+__all__ = ["DIGITS_CLASSES", "DIGITS_ROWS", "PCADigitsConfig", "PCAReport", "analyse", "parse_n_components",
+           "pca_figures", "run"]
 
 # The bundled digits (tests check these against them): the stratified split is checked with
 # the config, before a run starts, without loading the data.
@@ -90,6 +91,35 @@ def parse_n_components(text: str | None) -> int | float | None:
         raise ValueError(
             f"--n-components must be an int or a fraction of variance in (0, 1); got {text!r}"
         ) from None
+
+
+@dataclass
+class PCAReport:
+    """What :func:`analyse` found: the fitted PCA, and the rank it chose when it chose one."""
+
+    pca: Any  # a fitted gicho.decomposition.PCA
+    rank_kept: int | None = None  # whitening without n_components: the components of non-zero variance
+
+
+def analyse(X: Any, n_components: int | float | None = None, *, whiten: bool = False) -> PCAReport:
+    """Fit a PCA of ``X`` (n_samples, n_features) as ``gicho pca`` does.
+
+    ``n_components`` is a count, a fraction of variance in (0, 1), or None (all). Whitening
+    divides each component by its spread, so with ``whiten`` and no ``n_components`` only the
+    components of non-zero variance are kept (the numerical rank of the centred data).
+
+    Raises
+    ------
+    ValueError
+        As :class:`gicho.decomposition.PCA` (an invalid ``n_components``, bad ``X``).
+    """
+    from gicho.decomposition import PCA
+    from gicho.decomposition._solvers import numerical_rank
+
+    rank_kept = None
+    if whiten and n_components is None:
+        rank_kept = n_components = numerical_rank(PCA(solver="svd").fit(X).singular_values_, *np.shape(X))
+    return PCAReport(PCA(n_components, whiten=whiten).fit(X), rank_kept)
 
 
 def pca_figures(
