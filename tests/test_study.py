@@ -1,4 +1,4 @@
-"""Tests for the pooling study (gicho.tasks.pooling_study) on tiny lengths and budgets."""
+"""Tests for the pooling study (gicho.studies.pooling) on tiny lengths and budgets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gicho.tasks.pooling_study import (
+from gicho.studies.pooling import (
     FIRST_MARKER_ID,
     PoolingStudyConfig,
     StudyEncoder,
@@ -144,9 +144,9 @@ def test_cli_study_pooling(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("study", "module", "runner", "expected"), [
-    ("pooling", "gicho.tasks.pooling_study", "run_pooling_study",
+    ("pooling", "gicho.studies.pooling", "run_pooling_study",
      {"lengths": (16, 128), "seeds": (0,), "max_steps": 150}),
-    ("data-size", "gicho.tasks.data_size_study", "run_data_size_study",
+    ("data-size", "gicho.studies.data_size", "run_data_size_study",
      {"fractions": (0.1, 1.0), "seeds": (0,), "max_shifts": (0,), "max_steps": 150}),
 ])
 def test_quick_studies_get_the_small_budget_and_overrides_still_apply(study, module, runner, expected,

@@ -27,7 +27,6 @@ __all__ = [
     "read_json",
     "read_small_json",
     "tmp_target",
-    "write_study_tables",
 ]
 
 # Temporary files and directories start with this prefix; a crash may leave one behind and
@@ -75,24 +74,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_study_tables(directory: str | os.PathLike, stem: str, config: dict, rows: list[dict]) -> Path:
-    """Write a study's rows as ``<stem>.csv`` and, with its config, ``<stem>.json`` (atomically);
-    return the directory (created if missing)."""
-    import csv
-    import io
-    import json
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(directory / f"{stem}.csv", table.getvalue())
-    atomic_write_text(directory / f"{stem}.json", json.dumps({"config": config, "rows": rows}, indent=2) + "\n")
-    return directory
 
 
 def not_regular_file(path: str | os.PathLike) -> str:

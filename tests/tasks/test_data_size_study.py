@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gicho.cli import main
-from gicho.tasks.data_size_study import DataSizeStudyConfig
+from gicho.studies.data_size import DataSizeStudyConfig
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

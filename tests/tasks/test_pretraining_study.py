@@ -11,9 +11,9 @@ import pytest
 from gicho.cli import main
 from gicho.data.text import csv_task
 from gicho.data.text.labelled import TextExample, stratified_sample
+from gicho.studies import pretraining as study
+from gicho.studies.pretraining import PretrainingStudyConfig, run_pretraining_study
 from gicho.tasks import RunContext, get
-from gicho.tasks import pretraining_study as study
-from gicho.tasks.pretraining_study import PretrainingStudyConfig, run_pretraining_study
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -105,7 +105,7 @@ def test_summary_is_mean_and_std_over_seeds(tmp_path):
     table = study.summary_markdown(rows)
     assert "| gicho MLM-pretrained BERT-tiny | 0.600 ± 0.141 |  |" in table  # no 64-label run of gicho
     assert "| majority class (always the most frequent label) | 0.250 | 0.250 |" in table
-    assert study.plot_pretraining_study(rows, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert study.plot(rows, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_input_is_refused_by_name(tmp_path, mlm_run, reviews_csv):

@@ -78,10 +78,10 @@ def study_pooling_command(
 
     Every PoolingStudyConfig field is an option. Defaults: --lengths 16,32,64,128,256,512
     --pools mean,cls --seeds 0,1,2 (36 runs) --model.d-model 32 --train.max-steps 300
-    (see gicho.tasks.pooling_study).
+    (see gicho.studies.pooling).
     """
+    from gicho.studies.pooling import QUICK, PoolingStudyConfig, run_pooling_study
     from gicho.tasks import apply_overrides
-    from gicho.tasks.pooling_study import QUICK, PoolingStudyConfig, run_pooling_study
 
     start = apply_overrides(PoolingStudyConfig(), QUICK if quick else {})
     config, out, created = _start(ctx, start, out, "pooling")
@@ -118,10 +118,10 @@ def study_data_size_command(
 
     Every DataSizeStudyConfig field is an option. Defaults: --fractions 0.05,0.1,0.25,0.5,1
     --seeds 0,1,2 --models vit,cnn,pca-logreg --max-shifts 0,1 (75 runs, of which the 60
-    neural ones train for --train.max-steps 800) (see gicho.tasks.data_size_study).
+    neural ones train for --train.max-steps 800) (see gicho.studies.data_size).
     """
+    from gicho.studies.data_size import QUICK, DataSizeStudyConfig, run_data_size_study
     from gicho.tasks import apply_overrides
-    from gicho.tasks.data_size_study import QUICK, DataSizeStudyConfig, run_data_size_study
 
     start = apply_overrides(DataSizeStudyConfig(), QUICK if quick else {})
     config, out, created = _start(ctx, start, out, "data-size")
@@ -163,15 +163,15 @@ def study_pretraining_command(
     --arms random,gicho,minilm, 100 fine-tuning steps of 16 texts of at most 32 tokens at every
     size (--finetune.train.max-steps, --finetune.model.max-len), --tiny-lr 1e-3 --minilm-lr 1e-4.
     Writes pretraining_study.{csv,json,md,png} (the .md: mean ± std over seeds, majority-class
-    baseline) after every run. See gicho.tasks.pretraining_study.
+    baseline) after every run. See gicho.studies.pretraining.
     """
-    from gicho.tasks import apply_overrides
-    from gicho.tasks.pretraining_study import (
+    from gicho.studies.pretraining import (
         QUICK,
         PretrainingStudyConfig,
         run_pretraining_study,
         summarise,
     )
+    from gicho.tasks import apply_overrides
 
     start = apply_overrides(PretrainingStudyConfig(), QUICK if quick else {})
     config, out, created = _start(ctx, start, out, "pretraining")

@@ -8,7 +8,7 @@ locality and weight sharing built in) and PCA + logistic regression (classical; 
 augmentation). Every neural run takes the same number of optimizer steps, whatever the
 fraction. :func:`run_data_size_study` returns one row per run and writes
 ``data_size_study.csv``, ``.json`` and ``.png`` (held-out accuracy vs training images, one panel
-per augmentation setting). The study reports what it measures; it asserts nothing.
+per augmentation setting: :func:`gicho.plots.studies.plot_data_size_study`). The study reports what it measures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gicho._io import write_study_tables
 from gicho._validation import check_choice, check_positive
+from gicho.plots.studies import plot_data_size_study
+from gicho.studies._tables import write_study_tables
 from gicho.tasks._training import torch_threads
 
-__all__ = ["DataSizeStudyConfig", "plot_data_size_study", "run_data_size_study"]
+__all__ = ["DataSizeStudyConfig", "run_data_size_study"]
 
 MODELS = ("vit", "cnn", "pca-logreg")
 
@@ -172,30 +173,3 @@ def _run_all(config: DataSizeStudyConfig, on_run_start: Any) -> list[dict[str, A
                      "seed": seed, "accuracy": accuracy, "params": params,
                      "seconds": round(time.perf_counter() - start, 2)})
     return rows
-
-
-def plot_data_size_study(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Held-out accuracy vs training images (log scale), a line per model (mean over seeds,
-    points = seeds), one panel per augmentation setting (PCA + logistic regression in each)."""
-    from gicho.plots import pyplot, save_figure
-
-    shifts = sorted({r["max_shift"] for r in rows if r["model"] != "pca-logreg"}) or [0]
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(shifts), figsize=(5.2 * len(shifts), 3.8), squeeze=False, sharey=True)
-    for ax, shift in zip(axes[0], shifts, strict=True):
-        for model in dict.fromkeys(r["model"] for r in rows):
-            mine = [r for r in rows if r["model"] == model and (model == "pca-logreg" or r["max_shift"] == shift)]
-            sizes = sorted({r["n_train"] for r in mine})
-            means = [sum(r["accuracy"] for r in mine if r["n_train"] == n)
-                     / sum(1 for r in mine if r["n_train"] == n) for n in sizes]
-            params = mine[0]["params"]
-            (line,) = ax.plot(sizes, means, marker="o", label=f"{model} ({params / 1000:.0f}k params)")
-            ax.scatter([r["n_train"] for r in mine], [r["accuracy"] for r in mine], color=line.get_color(),
-                       s=10, alpha=0.5)
-        ax.set_xscale("log")
-        ax.set_xlabel("training images")
-        ax.set_title(f"digits, shift augmentation ±{shift} px" if shift else "digits, no augmentation")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize="small")
-    axes[0, 0].set_ylabel("held-out accuracy")
-    return save_figure(fig, path, dpi=120)

@@ -21,7 +21,8 @@ for both so that only the starting weights differ, and ``minilm_lr`` for MiniLM)
 test split is the same for every arm and size; the majority-class baseline (the most frequent
 training label, always) is scored on it too. :func:`run_pretraining_study` returns one row per
 run and writes ``pretraining_study.csv``, ``.json``, ``.md`` (mean ± std over seeds) and
-``.png`` (accuracy vs labels). The study reports what it measures; it asserts nothing.
+``.png`` (accuracy vs labels, :func:`gicho.plots.studies.plot_pretraining_study`). The study
+reports what it measures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gicho._io import atomic_write_text, write_study_tables
+from gicho._io import atomic_write_text
 from gicho._validation import check_choice, check_positive
+from gicho.plots.studies import plot_pretraining_study
+from gicho.studies._tables import write_study_tables
 from gicho.tasks.bert_classify import MINILM_PACKAGE, BertClassifyConfig
 from gicho.tasks.mlm_bert import MLMBertConfig
 
-__all__ = ["QUICK", "PretrainingStudyConfig", "check_mlm_run", "plot_pretraining_study", "run_pretraining_study",
-           "summarise"]
+__all__ = ["QUICK", "PretrainingStudyConfig", "check_mlm_run", "plot", "run_pretraining_study", "summarise",
+           "summary_markdown"]
 
 ARMS = ("random", "gicho", "minilm")
 ARM_LABELS = {
@@ -254,7 +257,7 @@ def _write(config: PretrainingStudyConfig, out: Path, rows: list[dict[str, Any]]
 
     write_study_tables(out, STEM, {**config_to_dict(config), **facts}, rows)
     atomic_write_text(out / f"{STEM}.md", summary_markdown(rows))
-    plot_pretraining_study(rows, out / f"{STEM}.png")
+    plot(rows, out / f"{STEM}.png")
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -282,29 +285,7 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + f"\n\nTest accuracy, mean ± std over {len(seeds)} seed(s) {seeds}.\n"
 
 
-def plot_pretraining_study(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Test accuracy vs labelled examples (log scale): one line per arm (mean ± std over seeds,
-    points = seeds), the majority-class baseline as a horizontal line."""
-    from gicho.plots import pyplot, save_figure
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    summary = summarise(rows)
-    for arm in dict.fromkeys(s["arm"] for s in summary):
-        mine = [s for s in summary if s["arm"] == arm]
-        bars = ax.errorbar([s["n_labels"] for s in mine], [s["mean"] for s in mine], yerr=[s["std"] for s in mine],
-                           marker="o", capsize=3, label=ARM_LABELS[arm])
-        ax.scatter([r["n_labels"] for r in rows if r["arm"] == arm], [r["accuracy"] for r in rows if r["arm"] == arm],
-                   color=bars.lines[0].get_color(), s=10, alpha=0.5)
-    ax.axhline(rows[0]["majority_accuracy"], color="grey", linestyle=":", label="majority class")
-    ax.set_xscale("log")
-    sizes = sorted({r["n_labels"] for r in rows})
-    ax.set_xticks(sizes, [str(n) for n in sizes])  # the sizes measured, not powers of ten
-    ax.minorticks_off()
-    ax.set_xlabel("labelled training examples")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Docstring -> stdlib part: fine-tuning from three starting points")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
-    return save_figure(fig, path, dpi=120)
+def plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """The study's figure (:func:`gicho.plots.studies.plot_pretraining_study`) of ``rows``: one
+    line per arm, labelled as in the markdown table."""
+    return plot_pretraining_study(rows, summarise(rows), path, labels=ARM_LABELS)

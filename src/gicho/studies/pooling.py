@@ -10,7 +10,8 @@ For each length and each pooling mode, a fresh :class:`~gicho.models.classifier.
 SequenceClassifier` is trained with :class:`gicho.train.Trainer` on freshly generated
 sequences and scored on a held-out set generated with another seed. :func:`run_pooling_study`
 returns one row per (length, pooling, seed) and writes ``pooling_study.csv``,
-``pooling_study.json`` and ``pooling_study.png`` (accuracy vs length for both poolings).
+``pooling_study.json`` and ``pooling_study.png`` (accuracy vs length for both poolings,
+:func:`gicho.plots.studies.plot_pooling_study`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gicho._io import write_study_tables
 from gicho._validation import check_choice, check_positive
+from gicho.plots.studies import plot_pooling_study
+from gicho.studies._tables import write_study_tables
 
-__all__ = ["PoolingStudyConfig", "StudyEncoder", "make_marker_data", "plot_pooling_study", "run_pooling_study"]
+__all__ = ["PoolingStudyConfig", "StudyEncoder", "make_marker_data", "run_pooling_study"]
 
 PAD_ID = 0  # never generated; keeps the models' default pad_token_id harmless
 FIRST_MARKER_ID = 1  # marker ids are 1..n_classes, noise ids follow them
@@ -213,44 +215,3 @@ def run_pooling_study(
         out = write_study_tables(out_dir, "pooling_study", dataclasses.asdict(config), rows)
         plot_pooling_study(rows, out / "pooling_study.png", chance=1.0 / config.n_classes)
     return rows
-
-
-def plot_pooling_study(
-    rows: list[dict[str, Any]], path: str | Path, chance: float | None = None
-) -> Path:
-    """Draw held-out accuracy vs sequence length (log scale), one line per pooling mode.
-
-    With several seeds the line is their mean and the points are the individual runs.
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4), dpi=120)
-    ax = fig.add_subplot()
-    for pool in dict.fromkeys(r["pool"] for r in rows):
-        mine = [r for r in rows if r["pool"] == pool]
-        lengths = sorted({r["length"] for r in mine})
-        means = [
-            sum(r["accuracy"] for r in mine if r["length"] == n)
-            / sum(1 for r in mine if r["length"] == n)
-            for n in lengths
-        ]
-        (line,) = ax.plot(lengths, means, marker="o", label=f"{pool} pooling")
-        ax.scatter(
-            [r["length"] for r in mine],
-            [r["accuracy"] for r in mine],
-            color=line.get_color(),
-            s=10,
-            alpha=0.5,
-        )
-    if chance is not None:
-        ax.axhline(chance, color="grey", linestyle=":", label="chance")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("sequence length (tokens)")
-    ax.set_ylabel("held-out accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Evidence in one token among many: mean vs [CLS] pooling")
-    ax.legend(loc="lower left")
-    ax.grid(alpha=0.3)
-    from gicho.plots import save_figure
-
-    return save_figure(fig, path, dpi=120)

@@ -1,0 +1,28 @@
+"""The tables every study writes: ``<stem>.csv`` (one row per run) and ``<stem>.json`` (config + rows)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gicho._io import atomic_write_text
+
+__all__ = ["write_study_tables"]
+
+
+def write_study_tables(directory: str | os.PathLike, stem: str, config: dict, rows: list[dict]) -> Path:
+    """Write a study's rows as ``<stem>.csv`` and, with its config, ``<stem>.json`` (atomically);
+    return the directory (created if missing)."""
+    import csv
+    import io
+    import json
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(directory / f"{stem}.csv", table.getvalue())
+    atomic_write_text(directory / f"{stem}.json", json.dumps({"config": config, "rows": rows}, indent=2) + "\n")
+    return directory
