@@ -1,8 +1,8 @@
 """Quality of the ``dates`` task: train the default config on the CPU, score the held-out set.
 
 Run: ``.venv/bin/python benchmarks/dates_quality.py [--run-dir DIR] [--field value ...]``
-(any ``DatesConfig`` field may be overridden, e.g. ``--max-steps 500``; the config's
-``num_threads=1`` sets torch's CPU threads during the run).
+(any ``DatesConfig`` field may be overridden, e.g. ``--train.max-steps 500``; the config's
+``train.num_threads=1`` sets torch's CPU threads during the run).
 
 Trains :class:`gicho.tasks.dates.DatesConfig` (defaults unless overridden) with
 ``device=cpu``, then reports the held-out exact-match accuracy overall and per locale
@@ -37,11 +37,11 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temp dir)")
     args, overrides = parser.parse_known_args()
     task = get("dates")
-    config = task.make_config(["--device", "cpu", *overrides])
+    config = task.make_config(["--train.device", "cpu", *overrides])
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="gicho-dates-"))
     print(f"gicho {gicho.__version__}, torch {torch.__version__}, Python {platform.python_version()}")
     print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"torch threads {config.num_threads or torch.get_num_threads()}; "
+          f"torch threads {config.train.num_threads or torch.get_num_threads()}; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"config overrides: {overrides or '(defaults)'}; run dir {run_dir}")
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import gicho._gram as gram
 import gicho.moments as gm
+import gicho.moments._gram as gram
 from exact_reference import exact_moments, moments_bounds
 from gicho.moments import Moments
 

@@ -25,7 +25,6 @@ __all__ = [
     "fsync_dir",
     "not_regular_file",
     "read_json",
-    "read_small_json",
     "tmp_target",
 ]
 
@@ -118,5 +117,3 @@ def read_json(path: str | os.PathLike, what: str, *, error: type[Exception] = Va
         raise error(f"{what} {path} is not readable JSON: {exc}") from None
 
 
-# The earlier name, for callers that always give ``max_bytes``.
-read_small_json = read_json

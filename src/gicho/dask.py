@@ -53,7 +53,7 @@ def _as_dask_array(x: Any, name: str) -> tuple[Any, Any]:
 
 
 def _block_moments(X: np.ndarray, y: np.ndarray | None, w: np.ndarray | None) -> tuple[Moments, float]:
-    # with y: also the R factor of the block (gicho._tsqr), for an exact residual sum of squares
+    # with y: also the R factor of the block (gicho.moments._tsqr), for an exact residual sum of squares
     moments = Moments(track_r=y is not None).update(X, y, w)  # an empty block is a no-op
     with np.errstate(divide="ignore"):
         slw = 0.0 if w is None else float(np.sum(np.log(w)))

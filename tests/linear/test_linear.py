@@ -443,7 +443,7 @@ def test_no_intercept_with_fewer_rows_than_columns(shape):
 @pytest.mark.parametrize("offset", [0.0, 30.0, 1e6])
 @pytest.mark.parametrize(("n", "workers"), [(12, 1), (4000, 1), (4000, 3)])
 def test_one_pass_fit_matches_exact_least_squares(offset, n, workers, monkeypatch):
-    """The fit reads X once (gicho._gram: raw blocks near zero mean, shifted copies for means
+    """The fit reads X once (gicho.moments._gram: raw blocks near zero mean, shifted copies for means
     30 and 1e6 standard deviations out; one segment per worker thread) and takes every
     statistic from the moments: parity with the exact least-squares answer on the same data.
 
@@ -454,8 +454,8 @@ def test_one_pass_fit_matches_exact_least_squares(offset, n, workers, monkeypatc
     normal-equations fit whose sums have n terms (ols_bounds): gamma_n * (the raw data's
     norms, which carry the offset) * (the condition of the centred design), per coefficient.
     """
-    import gicho._gram as gram
     import gicho.linear._base as base
+    import gicho.moments._gram as gram
 
     monkeypatch.setattr(gram, "BLOCK_BYTES", 1)  # several blocks per segment
     monkeypatch.setattr(gram, "_blas_threads", lambda: workers)

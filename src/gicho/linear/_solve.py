@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from gicho._tsqr import raw_r
 from gicho.moments import Moments
+from gicho.moments._tsqr import raw_r
 
 EPS = float(np.finfo(np.float64).eps)
 # |R_jj| of a unit-norm column below this is "in the span of the earlier columns". Exact

@@ -1,7 +1,7 @@
 """Fits without the rows in memory: ``partial_fit``, ``fit_chunks``, ``fit_moments`` and Dask.
 
 A mixin of :class:`gicho.linear.LinearRegression`: each method accumulates
-:class:`gicho.moments.Moments` (with the R factor of the data, :mod:`gicho._tsqr`, for an exact
+:class:`gicho.moments.Moments` (with the R factor of the data, :mod:`gicho.moments._tsqr`, for an exact
 residual sum of squares) and hands them to the estimator's ``_finish``, the same solve and
 statistics as :meth:`~gicho.linear.LinearRegression.fit`.
 """

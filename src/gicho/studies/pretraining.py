@@ -128,7 +128,7 @@ class PretrainingStudyConfig:
 def check_mlm_run(run_dir: str | Path) -> Path:
     """The model directory of an ``mlm-bert`` run (``run_dir/model`` with a BertForMaskedLM and
     its tokenizer), or a ``ValueError`` naming ``run_dir`` and what is missing."""
-    from gicho.rundir import CONFIG_FILE, read_json
+    from gicho.rundir import CONFIG_FILE, MODEL_DIR, read_json
 
     run = Path(run_dir)
     what = f"argument `pretrained` ({str(run_dir)!r}) must be an mlm-bert run directory"
@@ -136,7 +136,7 @@ def check_mlm_run(run_dir: str | Path) -> Path:
         task = read_json(run / CONFIG_FILE, "run config").get("task")
         if task is not None and task != "mlm-bert":
             raise ValueError(f"{what}; it is a {task!r} run")
-    model = run / "model"
+    model = run / MODEL_DIR
     if not (model / CONFIG_FILE).is_file():
         raise ValueError(f"{what}; it has no model/config.json (train one with `gicho train mlm-bert`)")
     architectures = read_json(model / CONFIG_FILE, "model config").get("architectures") or []

@@ -35,7 +35,6 @@ SENTENCE_CONFIG = "sentence_bert_config.json"
 MAX_SENTENCE_CONFIG_BYTES = 1 << 16  # a few keys; anything larger is not such a config
 QUOTE_CHARS = 60  # messages quote at most this much of a user's text
 LISTED_TEXTS = 5  # a warning names at most this many truncated texts
-MODEL_DIR = "model"  # a run directory's model (gicho.tasks.neural.MODEL_DIR)
 
 
 def _quote(text: str) -> str:
@@ -53,7 +52,7 @@ def model_directory(path: str | os.PathLike) -> Path:
     FileNotFoundError
         When ``path`` is a run directory without a model (a run that did not finish).
     """
-    from gicho.rundir import CONFIG_FILE
+    from gicho.rundir import CONFIG_FILE, MODEL_DIR
 
     path = Path(path)
     config = path / CONFIG_FILE
@@ -73,12 +72,12 @@ def model_directory(path: str | os.PathLike) -> Path:
 
 def _sentence_max_seq_length(directory: Path) -> int | None:
     """``max_seq_length`` of ``directory/sentence_bert_config.json``, if there is one."""
-    from gicho._io import read_small_json
+    from gicho._io import read_json
 
     path = directory / SENTENCE_CONFIG
     if not os.path.lexists(path):
         return None
-    data = read_small_json(path, "sentence-transformers config", max_bytes=MAX_SENTENCE_CONFIG_BYTES)
+    data = read_json(path, "sentence-transformers config", max_bytes=MAX_SENTENCE_CONFIG_BYTES)
     value = data.get("max_seq_length") if isinstance(data, dict) else None
     if value is None:
         return None

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
+from gicho.rundir import METRICS_LOG
 from gicho.train import checkpoint as ckpt
 from gicho.train.checkpoint import CheckpointError
 from gicho.train.config import TrainConfig, warmup_cosine
@@ -322,7 +323,7 @@ class Trainer:
         if cfg.log_to == "tensorboard" and main_dir is not None:
             logs.append(TensorBoardLog(main_dir / TENSORBOARD_DIR,
                                        purge_step=state.step + 1 if resume else None))
-        log = MetricsLog(main_dir / "metrics.jsonl" if main_dir is not None else None)
+        log = MetricsLog(main_dir / METRICS_LOG if main_dir is not None else None)
         self.history_ = broadcast_object(log.start(state.step if resume else None))
         logs.insert(0, log)
         train_model = self._wrap()
