@@ -26,3 +26,11 @@ def write_study_tables(directory: str | os.PathLike, stem: str, config: dict, ro
     atomic_write_text(directory / f"{stem}.csv", table.getvalue())
     atomic_write_text(directory / f"{stem}.json", json.dumps({"config": config, "rows": rows}, indent=2) + "\n")
     return directory
+
+
+def require_nonempty(config: object, *names: str) -> None:
+    """Raise ValueError naming the first of a study config's list fields ``names`` that is empty
+    (a study over no lengths, seeds or arms would run nothing and write an empty table)."""
+    for name in names:
+        if len(getattr(config, name)) == 0:
+            raise ValueError(f"argument `{name}` must not be empty")

@@ -21,7 +21,7 @@ from typing import Any
 
 from gicho._validation import check_choice, check_positive
 from gicho.plots.studies import plot_data_size_study
-from gicho.studies._tables import write_study_tables
+from gicho.studies._tables import require_nonempty, write_study_tables
 from gicho.tasks._training import torch_threads
 
 __all__ = ["DataSizeStudyConfig", "run_data_size_study"]
@@ -84,9 +84,7 @@ class DataSizeStudyConfig:
     train: Any = field(default_factory=_train)
 
     def __post_init__(self) -> None:
-        for name in ("fractions", "seeds", "models", "max_shifts"):
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"argument `{name}` must not be empty")
+        require_nonempty(self, "fractions", "seeds", "models", "max_shifts")
         for f in self.fractions:
             if not 0 < f <= 1:
                 raise ValueError(f"argument `fractions` must lie in (0, 1]; got {f!r}")

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from gicho._validation import check_choice, check_positive
 from gicho.plots.studies import plot_pooling_study
-from gicho.studies._tables import write_study_tables
+from gicho.studies._tables import require_nonempty, write_study_tables
 
 __all__ = ["PoolingStudyConfig", "StudyEncoder", "make_marker_data", "run_pooling_study"]
 
@@ -101,9 +101,7 @@ class PoolingStudyConfig:
     train: Any = field(default_factory=_study_train)
 
     def __post_init__(self) -> None:
-        for name in ("lengths", "pools", "seeds"):
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"argument `{name}` must not be empty")
+        require_nonempty(self, "lengths", "pools", "seeds")
         for length in self.lengths:
             check_positive(length, "lengths", integer=True)
         for pool in self.pools:

@@ -41,7 +41,7 @@ from typing import Any
 from gicho._io import atomic_write_text
 from gicho._validation import check_choice, check_positive
 from gicho.plots.studies import plot_pretraining_study
-from gicho.studies._tables import write_study_tables
+from gicho.studies._tables import require_nonempty, write_study_tables
 from gicho.tasks.bert_classify import MINILM_PACKAGE, BertClassifyConfig
 from gicho.tasks.mlm_bert import MLMBertConfig
 
@@ -112,9 +112,7 @@ class PretrainingStudyConfig:
     pretrain: MLMBertConfig = field(default_factory=_pretrain)
 
     def __post_init__(self) -> None:
-        for name in ("labels", "seeds", "arms"):
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"argument `{name}` must not be empty")
+        require_nonempty(self, "labels", "seeds", "arms")
         for n in self.labels:
             check_positive(n, "labels", integer=True)
         for arm in self.arms:
