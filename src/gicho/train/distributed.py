@@ -18,6 +18,7 @@ Two nodes (run on each, with its own ``--node_rank``)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -279,6 +280,13 @@ def run_on_main(fn: Callable[[], T], info: DistributedInfo) -> T:
 
 
 def cleanup() -> None:
-    """Leave and destroy the process group, if one is active."""
+    """Leave and destroy the process group, if one is active.
+
+    Every rank first waits for the others: a rank that destroys its gloo group (and exits) while
+    another still talks to it can abort that one ("terminate called without an active
+    exception"), seen now and then at the end of a two-process run on a loaded machine.
+    """
     if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(RuntimeError):  # a peer already gone: nothing left to wait for
+            barrier()
         dist.destroy_process_group()
