@@ -2,8 +2,9 @@
 
 Every module under ``src/gicho`` is parsed with :mod:`ast` (nothing is imported). Every
 ``import`` / ``from ... import`` statement counts, at module level and inside functions (a
-function-level import is still a dependency; it only runs later), except those under
-``if TYPE_CHECKING:``. Relative imports are resolved against the importing module's package.
+function-level import is still a dependency; it only runs later), and so does one under
+``if TYPE_CHECKING:`` (a type-only import still ties the two modules together: DESIGN's rule
+is that nothing points back up, for a reader as for the interpreter). Relative imports are resolved against the importing module's package.
 ``from package import name`` points at the submodule ``package.name`` when there is one, and
 at the submodule that defines ``name`` when the package's ``__init__`` only re-exports it
 (``from gicho.metrics import r2`` depends on ``gicho.metrics._regression``), so that a package
@@ -68,21 +69,11 @@ def _modules() -> dict[str, tuple[Path, ast.Module]]:
     return out
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _import_nodes(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom]:
-    """Every import statement, at any depth, skipping ``if TYPE_CHECKING:`` blocks."""
+    """Every import statement, at any depth (``if TYPE_CHECKING:`` blocks included)."""
     stack = [tree]
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            stack.extend(node.orelse)
-            continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
         stack.extend(ast.iter_child_nodes(node))

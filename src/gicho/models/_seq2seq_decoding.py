@@ -11,7 +11,7 @@ an example when no live beam can still beat its best finished hypothesis.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +19,10 @@ from torch import Tensor
 
 from gicho._validation import describe
 
-if TYPE_CHECKING:
-    from gicho.models.seq2seq import Decoder, Seq2SeqConfig
+# The decoder (a ``seq2seq.Decoder``) and its config (a ``seq2seq.Seq2SeqConfig``) are passed in
+# and typed ``Any`` here: naming their classes would make this helper import the module that
+# imports it (an import cycle, even under TYPE_CHECKING).
+Decoder = Seq2SeqConfig = Any
 
 __all__ = ["beam_search", "greedy", "next_token_log_probs"]
 
