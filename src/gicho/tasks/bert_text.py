@@ -13,7 +13,6 @@ vocabulary and non-finite embeddings are refused with a message that says so.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -52,22 +51,16 @@ def model_directory(path: str | os.PathLike) -> Path:
     FileNotFoundError
         When ``path`` is a run directory without a model (a run that did not finish).
     """
-    from gicho.rundir import CONFIG_FILE, MODEL_DIR
+    from gicho.rundir import RunDir
 
     path = Path(path)
-    config = path / CONFIG_FILE
-    if not config.is_file():
-        return path
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return path  # the model loader reports it
-    if not (isinstance(data, dict) and "task" in data and "model_type" not in data):
-        return path
-    if not (path / MODEL_DIR / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{path} is a run directory of the task {data['task']!r} without a model "
-                                f"({path / MODEL_DIR} is missing: the run did not finish)")
-    return path / MODEL_DIR
+    if not RunDir.is_run(path):
+        return path  # a model directory (or nothing: the model loader reports it)
+    run = RunDir(path)
+    if not (run.model / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is a run directory of the task {run.read_config()['task']!r} without "
+                                f"a model ({run.model} is missing: the run did not finish)")
+    return run.model
 
 
 def _sentence_max_seq_length(directory: Path) -> int | None:
