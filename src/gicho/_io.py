@@ -14,13 +14,16 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "TMP_PREFIX",
     "atomic_write_bytes",
+    "atomic_write_dir",
     "atomic_write_text",
     "fsync_dir",
     "not_regular_file",
@@ -68,6 +71,39 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_dir(final: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Create the directory ``final`` whole: ``write(tmp)`` fills a temporary sibling, whose
+    files are flushed to disk, and it is renamed into place.
+
+    If ``write`` fails the temporary directory is removed and the error propagates; an existing
+    ``final`` is replaced only once the new one is complete (checkpoints, a run's preprocessing).
+    """
+    final = Path(final)
+    root = final.parent
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        for file in tmp.iterdir():
+            if file.is_file():
+                with open(file, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if final.exists():
+            old = root / f"{TMP_PREFIX}old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -212,10 +212,9 @@ def _leave_process_group() -> None:
     process that exits with gloo's threads still running is aborted: "terminate called
     without an active exception"). Nothing to do in a single process."""
     if _dist.world_size() > 1:
-        from gicho.train.distributed import barrier, cleanup
+        from gicho.train.distributed import cleanup
 
-        barrier()
-        cleanup()
+        cleanup()  # waits for every rank (rank 0's report included) before leaving
 
 
 def _run_in(task: Task, config: Any, run_dir: Path, *, resume: bool, progress: bool | None,

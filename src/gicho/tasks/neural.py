@@ -245,28 +245,15 @@ def _saved_preprocessing(spec: NeuralSpec, run_dir: Path) -> dict[str, Any] | No
 
 def _save_preprocessing(spec: NeuralSpec, info: dict[str, Any], run_dir: Path) -> None:
     """Write ``run_dir/preprocessing/`` whole (a temporary directory, then a rename)."""
-    import os
     import shutil
 
-    from gicho._io import TMP_PREFIX, fsync_dir
+    from gicho._io import TMP_PREFIX, atomic_write_dir
 
     if spec.save_extras is None:
         return
-    run_dir.mkdir(parents=True, exist_ok=True)  # task.run may be called on a directory not yet made
-    final = RunDir(run_dir).preprocessing
-    for stale in run_dir.glob(f"{TMP_PREFIX}{PREPROCESSING_DIR}-*"):
+    for stale in Path(run_dir).glob(f"{TMP_PREFIX}{PREPROCESSING_DIR}-*"):  # a crashed earlier write's
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = run_dir / f"{TMP_PREFIX}{PREPROCESSING_DIR}-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        spec.save_extras(tmp, info)
-        if final.exists():  # left by an older run of this directory whose preprocessing was rebuilt
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    fsync_dir(run_dir)
+    atomic_write_dir(RunDir(run_dir).preprocessing, lambda tmp: spec.save_extras(tmp, info))
 
 
 def _build_data(spec: NeuralSpec, config: Any, preprocessing: dict[str, Any] | None) -> Splits:

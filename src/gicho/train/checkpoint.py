@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from gicho._io import TMP_PREFIX, atomic_write_text, fsync_dir, read_json
+from gicho._io import TMP_PREFIX, atomic_write_dir, atomic_write_text, read_json
 from gicho.rundir import CHECKPOINTS_DIR
 from gicho.weights import (  # model I/O lives below both models/ and train/
     CONFIG_NAME,
@@ -123,29 +123,7 @@ def write_checkpoint_dir(root: str | os.PathLike, step: int, write: Callable[[Pa
     If ``write`` fails the temporary directory is removed and the error propagates; an existing
     checkpoint of the same step is replaced only once the new one is complete.
     """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / step_dir_name(step)
-    tmp = root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        write(tmp)
-        for file in tmp.iterdir():
-            with open(file, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            old = root / f"{TMP_PREFIX}old-{final.name}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return atomic_write_dir(Path(root) / step_dir_name(step), write)
 
 
 def remove_stale_tmp(root: str | os.PathLike) -> list[Path]:
