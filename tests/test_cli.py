@@ -271,7 +271,7 @@ def test_predict_reads_inputs_from_a_file_and_says_when_an_argument_names_one(tm
         ([], "error: no input: give INPUT arguments or --input FILE"),
         (["--input", str(tmp_path / "missing.txt")], f"error: --input {tmp_path / 'missing.txt'}: no such file"),
         (["--input", str(tmp_path)], f"error: --input {tmp_path} is not a regular file"),
-        (["1,0,0,0", "--top-k", "2"], f"error: --top-k: the task of {run_dir} has one answer per input"),
+        (["1,0,0,0", "--top-k", "2"], f"error: --top-k: the task of {run_dir} (toy) has one answer per input"),
         (["1,0,0,0", "--top-k", "0"], "error: --top-k must be an integer >= 1; got 0"),
     ]:
         result = _gicho("predict", str(run_dir), *args)
@@ -344,7 +344,7 @@ def test_ctrl_c_before_the_first_step_leaves_nothing_and_offers_no_resume(tmp_pa
     finally:
         process.kill()
     assert process.returncode == 130, err
-    assert err.strip().splitlines()[-1] == f"interrupted before the run saved anything; removed {run_dir}"
+    assert err.strip().splitlines()[-1] == f"interrupted before training; nothing was saved ({run_dir} removed)"
     assert not run_dir.exists()
 
 

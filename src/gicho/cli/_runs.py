@@ -111,10 +111,7 @@ def train_command(
             outcome = run_task(task, config, root=runs_dir, run_dir=resume, resume=resume is not None,
                                on_start=announce)
     except KeyboardInterrupt as exc:  # the Trainer checkpoints on SIGINT/SIGTERM, then stops
-        if main_rank and started and resume is None and not started[0].exists():
-            # run_task removed it: nothing was saved, so there is nothing to resume
-            typer.echo(f"interrupted before the run saved anything; removed {started[0]}", err=True)
-        elif main_rank and started:
+        if main_rank and started:
             after_training = _completed_fits() > fits_before
             typer.echo(_interrupted_line(task.name, started[0], exc, after_training), err=True)
         raise typer.Exit(code=130) from None
@@ -215,7 +212,7 @@ def predict_command(
 
     Inputs that start with a minus sign ("-5 -5 ...") are read as inputs, not options.
     """
-    from gicho.runs import predict_run
+    from gicho.runs import load_run, predict_run
 
     inputs = list(inputs or [])
     _warn_about_file_names(inputs)
@@ -227,6 +224,9 @@ def predict_command(
     if top_k is not None:
         if top_k < 1:
             raise ValueError(f"--top-k must be an integer >= 1; got {top_k}")
+        task, _ = load_run(run_dir)
+        if task.spec is None or "top_k" not in task.spec.predict_options:
+            raise ValueError(f"--top-k: the task of {run_dir} ({task.name}) has one answer per input")
         options["top_k"] = top_k
     if attention is not None:
         if attention.is_dir():
@@ -236,13 +236,7 @@ def predict_command(
             raise ValueError(f"--attention {attention}: cannot draw a {attention.suffix} file; "
                              f"allowed suffixes: {', '.join(ATTENTION_SUFFIXES)}")
         options["attention"] = attention
-    try:
-        answers = predict_run(run_dir, inputs, options)
-    except ValueError as exc:
-        if "unknown predict option(s) ['top_k']" in str(exc):
-            raise ValueError(f"--top-k: the task of {run_dir} has one answer per input") from None
-        raise
-    for text, answer in zip(inputs, answers, strict=True):
+    for text, answer in zip(inputs, predict_run(run_dir, inputs, options), strict=True):
         typer.echo(f"{text}\t{answer}")
     if attention is not None:
         typer.echo(f"attention map: {attention}")
