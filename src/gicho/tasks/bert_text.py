@@ -25,7 +25,7 @@ from torch import Tensor
 from gicho.data.text import TextTokenizer
 from gicho.data.text import load_tokenizer as _load_tokenizer
 
-__all__ = ["SENTENCE_CONFIG", "Encoded", "check_vocab_size", "embedding_max_len", "encode", "fill_mask",
+__all__ = ["SENTENCE_CONFIG", "Encoded", "check_vocab_size", "count_masks", "embedding_max_len", "encode", "fill_mask",
            "load_tokenizer", "load_tokenizer_extras", "model_directory", "save_tokenizer_extras",
            "sentence_embeddings"]
 
@@ -192,6 +192,30 @@ def _warn_truncated(texts: list[str], lengths: list[int], truncated: list[bool],
                   f"{named}{more}", UserWarning, stacklevel=3)
 
 
+def count_masks(tokenizer: TextTokenizer, text: str, max_len: int) -> tuple[int, int]:
+    """The [MASK] tokens of ``text``, and how many of them lie within ``max_len`` tokens.
+
+    Raises
+    ------
+    ValueError
+        When ``text`` has no [MASK] (or the tokenizer does not treat "[MASK]" as its mask
+        token), or truncation at ``max_len`` cuts off every one.
+    """
+    ids = tokenizer.encode(text)["input_ids"]
+    n_masks = ids.count(tokenizer.mask_id)
+    if n_masks == 0:
+        if "[MASK]" in text:
+            raise ValueError(f"[MASK] is not a special token of the tokenizer {tokenizer.source}: it splits the "
+                             f"[MASK] of text {_quote(text)} into {tokenizer.tokenize('[MASK]')}")
+        raise ValueError(f"text {_quote(text)} has no [MASK] token; write [MASK] where a word is to be predicted")
+    kept = n_masks if len(ids) <= max_len else (
+        tokenizer.encode(text, max_len=max_len)["input_ids"].count(tokenizer.mask_id))
+    if kept == 0:
+        raise ValueError(f"the [MASK] of text {_quote(text)} was cut off by truncation at max_len={max_len} "
+                         f"tokens (the text has {len(ids):,}); move it nearer the start or shorten the text")
+    return n_masks, kept
+
+
 @torch.no_grad()
 def fill_mask(model: Any, tokenizer: TextTokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
     """The ``top_k`` tokens (with probabilities) for each [MASK] of ``text``, left to right.
@@ -208,19 +232,11 @@ def fill_mask(model: Any, tokenizer: TextTokenizer, text: str, top_k: int = 5) -
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"argument `top_k` must be an integer >= 1; got {top_k!r}")
     max_len = model.config.max_len
+    n_masks, kept = count_masks(tokenizer, text, max_len)
     batch = encode(tokenizer, [text], max_len)
-    where = (batch.input_ids[0] == tokenizer.mask_id).nonzero().flatten()  # (M,)
-    n_masks = tokenizer.encode(text)["input_ids"].count(tokenizer.mask_id) if batch.truncated[0] else len(where)
-    if n_masks == 0:
-        if "[MASK]" in text:
-            raise ValueError(f"[MASK] is not a special token of the tokenizer {tokenizer.source}: it splits the "
-                             f"[MASK] of text {_quote(text)} into {tokenizer.tokenize('[MASK]')}")
-        raise ValueError(f"text {_quote(text)} has no [MASK] token; write [MASK] where a word is to be predicted")
-    if len(where) == 0:
-        raise ValueError(f"the [MASK] of text {_quote(text)} was cut off by truncation at max_len={max_len} "
-                         f"tokens (the text has {batch.lengths[0]:,}); move it nearer the start or shorten the text")
+    where = (batch.input_ids[0] == tokenizer.mask_id).nonzero().flatten()  # (M,) = kept
     if batch.truncated[0]:
-        lost = f", which cut off {n_masks - len(where)} of its {n_masks} [MASK]s" if n_masks > len(where) else ""
+        lost = f", which cut off {n_masks - kept} of its {n_masks} [MASK]s" if n_masks > kept else ""
         warnings.warn(f"text {_quote(text)} has {batch.lengths[0]:,} tokens, more than max_len={max_len}: "
                       f"truncated{lost}", UserWarning, stacklevel=2)
     logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids)["logits"][0]  # (T, V)

@@ -164,14 +164,12 @@ def read_inputs(config: MLMBertConfig, predictor: Predictor, texts: list[str]) -
     missing = [t for t in texts if "[MASK]" not in t]
     if missing:
         raise ValueError(f"input {missing[0]!r} has no [MASK] to fill; write e.g. {EXAMPLE!r}")
+    from gicho.tasks.bert_text import count_masks
+
     tokenizer, max_len = predictor.info["tokenizer"], predictor.model.config.max_len
-    for text in texts:
-        n_masks = tokenizer.encode(text)["input_ids"].count(tokenizer.mask_id)
-        if n_masks == 0:
-            raise ValueError(f"input {text!r}: the tokenizer ({tokenizer.source}) does not read [MASK] as its mask "
-                             "token (it is not registered as a special token)")
-        kept = tokenizer.encode(text, max_len=max_len)["input_ids"].count(tokenizer.mask_id)
-        if kept < n_masks:
+    for text in texts:  # every input is checked before any is run
+        n_masks, kept = count_masks(tokenizer, text, max_len)
+        if kept < n_masks:  # fill-mask warns; predict's one line per input would hide the loss
             raise ValueError(f"input {text[:60]!r}...: {n_masks - kept} of its {n_masks} [MASK] lie beyond the "
                              f"model's {max_len} positions (truncated away); shorten the input")
     return {"texts": texts}
