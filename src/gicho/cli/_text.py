@@ -36,7 +36,8 @@ def _load_bert(checkpoint: Path, *, masked_lm: bool):  # -> (model, tokenizer)
                          f"{data.get('model_type')!r}; allowed: 'bert')")
     tokenizer = load_tokenizer(checkpoint)
     vocab_size = data.get("vocab_size")
-    if isinstance(vocab_size, int) and not isinstance(vocab_size, bool):  # before reading the weights
+    checked = isinstance(vocab_size, int) and not isinstance(vocab_size, bool)
+    if checked:  # before reading the weights
         check_vocab_size(tokenizer, vocab_size, f"{checkpoint / 'config.json'}")
     if masked_lm:
         try:
@@ -47,7 +48,8 @@ def _load_bert(checkpoint: Path, *, masked_lm: bool):  # -> (model, tokenizer)
         model = from_pretrained(checkpoint)
     if not isinstance(model, BertPreTrainedModel):  # pragma: no cover - model_type checked above
         raise ValueError(f"checkpoint {checkpoint} is not a BERT model")
-    check_vocab_size(tokenizer, model.config.vocab_size, f"{checkpoint / 'config.json'}")
+    if not checked:  # config.json left the size to the family's default
+        check_vocab_size(tokenizer, model.config.vocab_size, f"{checkpoint / 'config.json'}")
     return model, tokenizer
 
 
