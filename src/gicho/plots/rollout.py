@@ -17,21 +17,24 @@ from gicho.plots import pyplot, save_figure
 __all__ = ["plot_rollout"]
 
 
-def _as_display(image: Any) -> tuple[np.ndarray, str | None]:
-    """(H, W), (H, W, 1) or (H, W, 3) → an array imshow draws, and its colour map."""
+def _as_display(image: Any, value_range: tuple[float, float] | None) -> tuple[np.ndarray, str | None]:
+    """(H, W), (H, W, 1) or (H, W, 3) → an array in [0, 1] that imshow draws, and its colour map.
+
+    ``value_range`` maps onto black..white; None stretches each image's own min..max (which
+    hides how bright one image is beside another)."""
     image = np.asarray(image, dtype=float)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    if image.ndim == 2:
-        return image, "gray"
-    if image.ndim == 3 and image.shape[-1] == 3:
-        lo, hi = image.min(), image.max()
-        return (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image), None
+    if image.ndim in (2, 3) and (image.ndim == 2 or image.shape[-1] == 3):
+        lo, hi = value_range if value_range is not None else (image.min(), image.max())
+        shown = np.clip((image - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(image)
+        return shown, "gray" if image.ndim == 2 else None
     raise ValueError(f"an image must have shape (H, W), (H, W, 1) or (H, W, 3); got {image.shape}")
 
 
 def plot_rollout(images: Sequence[Any], maps: Sequence[Any], path: str | Path, *,
-                 titles: Sequence[str] | None = None, alpha: float = 0.55) -> Path:
+                 titles: Sequence[str] | None = None, alpha: float = 0.55,
+                 value_range: tuple[float, float] | None = None) -> Path:
     """Each image beside itself overlaid with its attention map (upsampled to the image).
 
     Parameters
@@ -44,6 +47,9 @@ def plot_rollout(images: Sequence[Any], maps: Sequence[Any], path: str | Path, *
         The PNG to write.
     titles : sequence of str, optional
         One per image (e.g. "true 3, predicted 8 (0.61)").
+    value_range : (low, high), optional
+        The pixel values drawn black and white, the same for every image (e.g. (0, 1)); None
+        stretches each image to its own range.
 
     Returns
     -------
@@ -57,15 +63,15 @@ def plot_rollout(images: Sequence[Any], maps: Sequence[Any], path: str | Path, *
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n + 0.4, 4.0), squeeze=False)
     for k, (image, weights) in enumerate(zip(images, maps, strict=True)):
-        shown, cmap = _as_display(image)
+        shown, cmap = _as_display(image, value_range)
         weights = np.asarray(weights, dtype=float)
         if weights.ndim != 2:
             raise ValueError(f"maps[{k}] must be a (g, g) grid; got shape {weights.shape}")
         h, w = shown.shape[:2]
         scaled = weights / weights.max() if weights.max() > 0 else weights
         extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # the map covers the image exactly
-        axes[0, k].imshow(shown, cmap=cmap)
-        axes[1, k].imshow(shown, cmap=cmap)
+        axes[0, k].imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0)
+        axes[1, k].imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0)
         axes[1, k].imshow(scaled, cmap="inferno", alpha=alpha, extent=extent, interpolation="nearest",
                           vmin=0.0, vmax=1.0)
         if titles is not None:

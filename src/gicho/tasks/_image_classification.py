@@ -84,7 +84,7 @@ def answer(predictor: Any, batch: dict[str, Any], options: dict[str, Any]) -> li
     if options.get("attention"):
         x = batch["pixel_values"][:1].to(next(model.parameters()).device)
         grid = model.rollout_maps(x)[0].cpu().numpy()  # (g, g)
-        plot_rollout([to_display(x[0], predictor.info)], [grid], options["attention"],
+        plot_rollout([to_display(x[0], predictor.info)], [grid], options["attention"], value_range=(0.0, 1.0),
                      titles=[f"predicted {lines[0].split(',')[0]}"])
     return lines
 
@@ -137,5 +137,5 @@ def image_figures(config: Any, predictor: Any, splits: Any, ctx: Any, scores: di
         titles = [f"{'ok' if preds[i] == labels[i] else 'WRONG'} ({float(confidence[i]):.2f})\n"
                   f"true {names[int(labels[i])]}\npred {names[int(preds[i])]}" for i in chosen]
         plot_rollout([to_display(pixels[i], predictor.info) for i in chosen], list(maps),
-                     ctx.plots_dir / "attention_rollout.png", titles=titles)
+                     ctx.plots_dir / "attention_rollout.png", titles=titles, value_range=(0.0, 1.0))
     return {}
