@@ -302,25 +302,34 @@ def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path):
     assert sorted(_train_losses(run_dir)) == list(range(1, 41))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_after_training_prints_how_to_finish(tmp_path, sig):
-    """R9: a signal during the final evaluation / model / report phase ends with exit 130 and the
-    command that finishes the run (it used to die with the signal, printing nothing)."""
+def _signal_toy_run(tmp_path: Path, sig: int, ready, *args: str) -> tuple[Path, subprocess.Popen, str]:
+    """Start ``gicho train toy ARGS``, send ``sig`` once ``ready(run_dir)`` holds; return the run
+    directory, the finished process and its stderr."""
     process = subprocess.Popen(
         [sys.executable, "-m", "gicho.cli", "train", "toy", "--runs-dir", str(tmp_path),
-         "--train.max-steps", "5", "--data.final-sleep", "60"],
+         "--train.max-steps", "5", *args],
         env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         run_dir = Path(process.stderr.readline().split("run: ", 1)[1].strip())
         deadline = time.monotonic() + 120
-        while not (run_dir / "model" / "config.json").is_file():  # model/ is written after training
+        while not ready(run_dir):
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the run never reached its final phase: {process.stderr.read()}")
+                pytest.fail(f"the run never got ready for the signal: {process.stderr.read()}")
             time.sleep(0.05)
         process.send_signal(sig)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
+    return run_dir, process, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_after_training_prints_how_to_finish(tmp_path, sig):
+    """R9: a signal during the final evaluation / model / report phase ends with exit 130 and the
+    command that finishes the run (it used to die with the signal, printing nothing)."""
+    # model/ is written after training, before the after-training hook sleeps
+    run_dir, process, err = _signal_toy_run(tmp_path, sig, lambda d: (d / "model" / "config.json").is_file(),
+                                            "--data.final-sleep", "60")
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == f"interrupted after training; finish with: gicho train toy --resume {run_dir}"
     assert not (run_dir / "results.json").exists()
@@ -332,17 +341,9 @@ def test_signal_after_training_prints_how_to_finish(tmp_path, sig):
 def test_ctrl_c_before_the_first_step_leaves_nothing_and_offers_no_resume(tmp_path):
     """The directory of a run interrupted while its data are built is removed (it holds nothing),
     so the line must not offer a --resume of it."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gicho.cli", "train", "toy", "--runs-dir", str(tmp_path),
-         "--train.max-steps", "5", "--data.build-sleep", "60"],
-        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        run_dir = Path(process.stderr.readline().split("run: ", 1)[1].strip())
-        time.sleep(1.0)  # inside build_data's sleep
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    started = time.monotonic()
+    run_dir, process, err = _signal_toy_run(tmp_path, signal.SIGINT, lambda d: time.monotonic() - started > 1.0,
+                                            "--data.build-sleep", "60")  # signalled inside build_data's sleep
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == f"interrupted before training; nothing was saved ({run_dir} removed)"
     assert not run_dir.exists()
