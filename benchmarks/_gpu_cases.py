@@ -171,8 +171,8 @@ def vit_pair(case: Case, smoke: bool, peer_kind: str) -> Pair:
 
     # smoke: 32 px images in 8x8 patches, width 64, 2 layers, 10 classes (timm accepts the
     # same overrides as keyword arguments of create_model)
-    small = {"image_size": 32, "patch_size": 8, "d_model": 64, "n_layers": 2, "n_heads": 4, "n_classes": 10}
-    config = ViTConfig.preset("base", **(small if smoke else {}))
+    small = {"image_size": 32, "patch_size": 8, "d_model": 64, "n_layers": 2, "n_heads": 4, "n_labels": 10}
+    config = ViTConfig.from_preset("base", **(small if smoke else {}))
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         if peer_kind == "timm":
@@ -209,7 +209,7 @@ def vit_pair(case: Case, smoke: bool, peer_kind: str) -> Pair:
                "gicho": lambda m, b: {"logits": m(b["pixel_values"])["logits"]}}
     if case.train:
         outputs = {side: _with_loss(outputs[side], loss[side]) for side in outputs}
-    sizes = {"d": config.d_model, "layers": config.n_layers, "d_ff": config.ff_dim, "classes": config.n_classes,
+    sizes = {"d": config.d_model, "layers": config.n_layers, "d_ff": config.ff_dim, "classes": config.n_labels,
              "patch": config.patch_size, "channels": config.in_channels, "tokens": config.n_patches + 1}
     return Pair(peer_name, peer, ours, loss, outputs,
                 lambda grads: ViTForImageClassification.import_state_dict(grads, config), sizes)

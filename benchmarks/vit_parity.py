@@ -61,7 +61,7 @@ def compare(name: str, pool: str, batch: int, repeats: int, device: str,
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "timm.safetensors"
         save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(file))
-        config = ViTConfig.preset(PRESET_OF[name], pool=pool)
+        config = ViTConfig.from_preset(PRESET_OF[name], pool=pool)
         ours = ViTForImageClassification.from_pretrained(file, config=config)
     reference, ours = reference.to(device, dtype), ours.to(device, dtype).eval()
     x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(device, dtype)

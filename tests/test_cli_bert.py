@@ -253,7 +253,7 @@ def test_embed_refuses_nan_weights_and_non_finite_embeddings(tiny_mlm, capsys):
 
     directory, model = tiny_mlm
     with torch.no_grad():
-        model.backbone.stem.embeddings.word_embeddings.weight[7] = float("nan")
+        model.backbone.stem.word_embeddings.weight[7] = float("nan")
     with pytest.raises(ValueError, match=r"non-finite \(NaN or infinite\) embeddings for 1 of 2 text\(s\), "
                                          r"text 2 'the break' first; its weights may be damaged"):
         sentence_embeddings(model, load_tokenizer(directory), ["the loop", "the break"])
@@ -342,7 +342,7 @@ def test_a_run_directory_is_read_through_its_model(tiny_mlm, tmp_path, capsys):
 def test_embed_says_a_vit_is_not_a_bert(tmp_path, capsys):
     from gicho.models.vit import ViTConfig, ViTModel
 
-    ViTModel(ViTConfig.preset("digits")).save_pretrained(tmp_path)
+    ViTModel(ViTConfig.from_preset("digits")).save_pretrained(tmp_path)
     assert run("embed", str(tmp_path), "text") == 2
     assert capsys.readouterr().err == (f"error: checkpoint {tmp_path} is not a BERT (config.json's model_type is "
                                        "'vit'; allowed: 'bert')\n")

@@ -25,7 +25,7 @@ from gicho.weights import (
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
-SMALL = {"vocab_size": 20, "n_outputs": 3, "d_model": 16, "n_heads": 2, "n_layers": 1, "max_len": 8}
+SMALL = {"vocab_size": 20, "n_labels": 3, "d_model": 16, "n_heads": 2, "n_layers": 1, "max_len": 8}
 
 
 def _saved(tmp_path):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "IGNORE_INDEX",
     "ComplexDataError",
     "NotFittedError",  # noqa: F822 (built on first use, see __getattr__)
     "as_numpy",
@@ -35,6 +36,11 @@ __all__ = [
     "is_torch",
     "nonfinite_error",
 ]
+
+# A label equal to this is not scored: no loss, no metric (PyTorch's cross-entropy default and
+# Hugging Face's convention). Defined here, the lowest module every user imports (data collators,
+# the losses of gicho.nn.losses, the streaming metrics); gicho.nn.losses re-exports it.
+IGNORE_INDEX = -100
 
 
 @functools.cache

@@ -71,7 +71,9 @@ def _hf_model(head: str, shape: str, seed: int = 0):
 
 
 def test_presets_are_the_bert_miniature_sizes():
-    assert PRESETS["tiny"] == (2, 128, 2) and PRESETS["base"] == (12, 768, 12) and PRESETS["large"] == (24, 1024, 16)
+    sizes = {name: (p["n_layers"], p["d_model"], p["n_heads"], p["d_ff"]) for name, p in PRESETS.items()}
+    assert sizes["tiny"] == (2, 128, 2, 512) and sizes["base"] == (12, 768, 12, 3072)
+    assert sizes["large"] == (24, 1024, 16, 4096)
     c = BertConfig.from_preset("mini", vocab_size=100)
     assert (c.n_layers, c.d_model, c.n_heads, c.d_ff, c.vocab_size) == (4, 256, 4, 1024, 100)
     with pytest.raises(ValueError, match=r"argument `preset` must be one of .*'tiny'.*got 'huge'"):
@@ -80,7 +82,7 @@ def test_presets_are_the_bert_miniature_sizes():
 
 @pytest.mark.parametrize(("fields", "match"), [
     ({"d_model": 30, "n_heads": 4}, r"`d_model`=30 must be divisible by `n_heads`=4"),
-    ({"pool": "max"}, r"argument `pool` must be one of 'cls', 'mean'; got 'max'"),
+    ({"pool": "sum"}, r"argument `pool` must be one of 'mean', 'cls', 'max'; got 'sum'"),
     ({"dropout": 1.0}, r"argument `dropout` must lie in \[0, 1\); got 1.0"),
     ({"pad_token_id": 40, "vocab_size": 40}, r"`pad_token_id`=40 must lie in \[0, vocab_size=40\)"),
     ({"n_labels": 3, "label_names": ("a", "b")}, r"`label_names` has 2 names; n_labels=3"),
@@ -360,7 +362,7 @@ def test_a_head_missing_from_the_checkpoint_is_named(tmp_path):
 
 def test_too_long_input_and_out_of_vocabulary_ids_raise(tmp_path):
     model = _tiny_checkpoint(tmp_path).eval()
-    with pytest.raises(ValueError, match=r"sequence length 9 exceeds the position table's max_len=8"):
+    with pytest.raises(ValueError, match=r"sequence length 9 exceeds max_len=8"):
         model(torch.ones(1, 9, dtype=torch.long))
     with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 30\)"):
         model(torch.tensor([[2, 30, 4]]))
@@ -381,7 +383,7 @@ def test_dropout_sits_where_bert_puts_it():
     """Embeddings, attention weights and the two residual branches; none inside the MLP."""
     model = BertModel(BertConfig(vocab_size=30, d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.1,
                                  attention_dropout=0.2))
-    assert model.backbone.stem.embeddings.dropout.p == 0.1 and model.backbone.embed_dropout.p == 0.0
+    assert model.backbone.stem.dropout.p == 0.1  # once, after the embeddings LayerNorm
     for layer in model.backbone.encoder.layers:
         assert (layer.dropout1.p, layer.dropout2.p, layer.attn.dropout, layer.mlp.dropout.p) == (0.1, 0.1, 0.2, 0.0)
 
@@ -476,7 +478,7 @@ def test_transformers_refuses_gichos_encoder_classifier(tmp_path):
     """SequenceClassifier has no transformers counterpart: its model_type is unknown there."""
     from gicho.models.classifier import ClassifierConfig, SequenceClassifier
 
-    SequenceClassifier(ClassifierConfig(vocab_size=20, n_outputs=3, d_model=16, n_heads=2, max_len=8)
+    SequenceClassifier(ClassifierConfig(vocab_size=20, n_labels=3, d_model=16, n_heads=2, max_len=8)
                        ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="model type `sequence-classifier`"):
         transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path)
@@ -498,9 +500,8 @@ def test_a_mis_shaped_query_key_or_value_tensor_is_named_with_both_shapes(tmp_pa
                                               r"has shape \(16, 8\) in the file, \(16, 16\) in the model$"):
         from_pretrained(tmp_path)
     # an encoder under a new head: the converter names the file, the layer and the three shapes
-    with pytest.raises(CheckpointError, match=r"model.safetensors: layer 1's query, key and value must have one "
-                                              r"shape; got encoder.layer.1.attention.self.query.weight \(16, 16\), "
-                                              r"encoder.layer.1.attention.self.key.weight \(16, 8\)"):
+    with pytest.raises(CheckpointError, match=r"model.safetensors: BERT layer 1: query, key and value weights must "
+                                              r"have one shape; got query \(16, 16\), key \(16, 8\)"):
         BertForSequenceClassification.from_encoder(tmp_path, n_labels=2)
 
 
@@ -535,7 +536,7 @@ def test_nan_weights_are_refused_naming_the_tensor(tmp_path):
     state["bert.embeddings.word_embeddings.weight"][3] = float("nan")
     save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match=r"model.safetensors holds NaN or infinite values in "
-                                              r"backbone.stem.embeddings.word_embeddings.weight \(16 of 480 values\)"):
+                                              r"backbone.stem.word_embeddings.weight \(16 of 480 values\)"):
         from_pretrained(tmp_path)
     with pytest.raises(CheckpointError, match=r"\(backbone\) holds NaN or infinite values"):
         BertForSequenceClassification.from_encoder(tmp_path, n_labels=2)
@@ -545,7 +546,7 @@ def test_a_vit_directory_is_named_as_not_a_bert(tmp_path):
     """What `gicho train bert-classify --model.checkpoint runs/vit-...` reads (newcomer E29)."""
     from gicho.models.vit import ViTConfig, ViTForImageClassification
 
-    ViTForImageClassification(ViTConfig.preset("digits")).save_pretrained(tmp_path)
+    ViTForImageClassification(ViTConfig.from_preset("digits")).save_pretrained(tmp_path)
     with pytest.raises(CheckpointError, match=r"config.json holds a 'vit' model, not a BERT \(model_type 'bert'\)"):
         BertForSequenceClassification.from_encoder(tmp_path, n_labels=2)
     with pytest.raises(CheckpointError, match=r"holds a 'vit' model, not a BERT"):

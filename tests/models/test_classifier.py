@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from gicho.models.classifier import ClassifierConfig, SequenceClassifier, SequenceRegressor
-from gicho.nn.pooling import check_nonempty, pool_tokens
+from gicho.nn.pooling import check_nonempty
+from gicho.nn.pooling import pool as pool_tokens
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -45,7 +46,7 @@ def test_config_checks():
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_classifier_ids_pipeline_and_loss(pool, norm_first):
     torch.manual_seed(0)
-    config = ClassifierConfig(vocab_size=11, n_outputs=3, pool=pool, norm_first=norm_first, **SMALL)
+    config = ClassifierConfig(vocab_size=11, n_labels=3, pool=pool, norm_first=norm_first, **SMALL)
     model = SequenceClassifier(config).eval()
     assert model.config is config
     ids = torch.randint(1, 11, (4, 7))
@@ -59,9 +60,9 @@ def test_classifier_ids_pipeline_and_loss(pool, norm_first):
     hidden, mask = features.last_hidden_state, features.mask
     assert hidden.shape == (4, 7 + (pool == "cls"), 16)
     pooled = model.pool(features)
-    torch.testing.assert_close(pooled, pool_tokens(hidden, mask, pool, has_cls=pool == "cls"))
+    torch.testing.assert_close(pooled, pool_tokens(hidden, mask, pool, int(pool == "cls")))
     torch.testing.assert_close(model.forward_head(pooled), out["logits"])
-    torch.testing.assert_close(model.embed_sequences(input_ids=ids), pooled)
+    torch.testing.assert_close(model.embed(input_ids=ids), pooled)
     out["loss"].backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
@@ -85,7 +86,7 @@ def test_further_padding_does_not_change_outputs(pool):
 def test_regressor_feature_tokens_standardised_loss():
     torch.manual_seed(0)
     config = ClassifierConfig(
-        n_features=5, n_outputs=1, position="none", target_mean=100.0, target_std=50.0, **SMALL
+        n_features=5, n_labels=1, position="none", target_mean=100.0, target_std=50.0, **SMALL
     )
     model = SequenceRegressor(config).eval()
     x = torch.randn(6, 5)
@@ -96,13 +97,13 @@ def test_regressor_feature_tokens_standardised_loss():
     torch.testing.assert_close(out["loss"], expected)
     with pytest.raises(ValueError, match=r"labels must have shape \(6,\)"):
         model(features=x, labels=y[:, None])
-    multi = SequenceRegressor(dataclasses.replace(config, n_outputs=2)).eval()
+    multi = SequenceRegressor(dataclasses.replace(config, n_labels=2)).eval()
     assert multi(features=x)["predictions"].shape == (6, 2)
 
 
 def test_vector_tokens_and_attentions():
     torch.manual_seed(0)
-    config = ClassifierConfig(token_dim=8, n_outputs=10, pool="cls", **SMALL)
+    config = ClassifierConfig(token_dim=8, n_labels=10, pool="cls", **SMALL)
     model = SequenceClassifier(config).eval()
     out = model(features=torch.randn(3, 8, 8), output_attentions=True)
     assert out["logits"].shape == (3, 10)
@@ -150,7 +151,7 @@ def test_bad_inputs():
 
 
 def test_out_of_range_ids_and_labels_are_clear_errors():
-    model = SequenceClassifier(ClassifierConfig(vocab_size=11, n_outputs=3, **SMALL))
+    model = SequenceClassifier(ClassifierConfig(vocab_size=11, n_labels=3, **SMALL))
     with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 11\)"):
         model(input_ids=torch.tensor([[1, 11]]))
     with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 11\)"):

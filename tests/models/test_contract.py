@@ -19,6 +19,7 @@ import torch
 from gicho.models import from_pretrained
 from gicho.models.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from gicho.models.classifier import ClassifierConfig, SequenceClassifier, SequenceRegressor
+from gicho.models.cnn import SmallCNN, SmallCNNConfig
 from gicho.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from gicho.models.vit import ViTConfig, ViTForImageClassification
 
@@ -97,18 +98,18 @@ BERT_TINY = {"vocab_size": 40, "d_model": 16, "n_heads": 2, "n_layers": 2, "d_ff
 
 FAMILIES = {
     "classifier-ids-cls": Family(
-        lambda: SequenceClassifier(ClassifierConfig(vocab_size=20, n_outputs=3, pool="cls", **SMALL)),
+        lambda: SequenceClassifier(ClassifierConfig(vocab_size=20, n_labels=3, pool="cls", **SMALL)),
         _ids_batch, "logits", _pad_ids),
     "classifier-ids-mean-postln": Family(
-        lambda: SequenceClassifier(ClassifierConfig(vocab_size=20, n_outputs=3, pool="mean", norm_first=False,
+        lambda: SequenceClassifier(ClassifierConfig(vocab_size=20, n_labels=3, pool="mean", norm_first=False,
                                                     **SMALL)),
         _ids_batch, "logits", _pad_ids),
     "classifier-vector-tokens": Family(
-        lambda: SequenceClassifier(ClassifierConfig(token_dim=8, n_outputs=10, pool="max", **SMALL)),
+        lambda: SequenceClassifier(ClassifierConfig(token_dim=8, n_labels=10, pool="max", **SMALL)),
         lambda: {"features": torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(0)),
                  "labels": torch.tensor([1, 9, 0])}, "logits"),
     "regressor-feature-tokens": Family(
-        lambda: SequenceRegressor(ClassifierConfig(n_features=5, n_outputs=1, position="none", pool="cls",
+        lambda: SequenceRegressor(ClassifierConfig(n_features=5, n_labels=1, position="none", pool="cls",
                                                    target_mean=3.0, target_std=2.0, **SMALL)),
         lambda: {"features": torch.randn(4, 5, generator=torch.Generator().manual_seed(0)),
                  "labels": torch.randn(4, generator=torch.Generator().manual_seed(1))}, "predictions"),
@@ -127,14 +128,18 @@ FAMILIES = {
         lambda: _bert_batch("classes"), "logits", _pad_bert),
     "vit-cls": Family(
         lambda: ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, d_model=16, n_heads=2,
-                                                    n_layers=2, n_classes=3)),
+                                                    n_layers=2, n_labels=3)),
         lambda: {"pixel_values": torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)),
                  "labels": torch.tensor([0, 2, 1])}, "logits"),
     "vit-mean-grey": Family(
         lambda: ViTForImageClassification(ViTConfig(image_size=8, patch_size=2, in_channels=1, d_model=16,
-                                                    n_heads=2, n_layers=1, n_classes=10, pool="mean")),
+                                                    n_heads=2, n_layers=1, n_labels=10, pool="mean")),
         lambda: {"pixel_values": torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
                  "labels": torch.tensor([1, 9, 0])}, "logits"),
+    "small-cnn": Family(
+        lambda: SmallCNN(SmallCNNConfig(in_channels=1, channels=8, n_labels=10)),
+        lambda: {"pixel_values": torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                 "labels": torch.tensor([1, 9, -100])}, "logits"),
 }
 
 

@@ -76,7 +76,7 @@ def test_hf_to_gicho_parity(shape, tmp_path):
 def test_gicho_to_hf_parity(shape, tmp_path):
     image, patch, channels, hidden, layers, heads, inter, labels = shape
     config = ViTConfig(image_size=image, patch_size=patch, in_channels=channels, d_model=hidden,
-                       n_layers=layers, n_heads=heads, d_ff=inter, n_classes=labels,
+                       n_layers=layers, n_heads=heads, d_ff=inter, n_labels=labels,
                        label_names=tuple(f"c{i}" for i in range(labels)))
     torch.manual_seed(0)
     ours = _randomise(ViTForImageClassification(config))
@@ -106,7 +106,7 @@ def _timm_state(model: ViTForImageClassification) -> dict[str, torch.Tensor]:
 
 
 def test_timm_state_dict_round_trips(tmp_path):
-    config = ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=2, n_heads=2, n_classes=4)
+    config = ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=2, n_heads=2, n_labels=4)
     torch.manual_seed(0)
     model = _randomise(ViTForImageClassification(config))
     state = _timm_state(model)
@@ -125,14 +125,14 @@ def test_timm_state_dict_round_trips(tmp_path):
     with pytest.raises(CheckpointError, match="shape mismatch"):
         ViTForImageClassification.from_pretrained(tmp_path / "timm.safetensors",
                                                   config=ViTConfig(image_size=16, patch_size=4, d_model=16,
-                                                                   n_layers=2, n_heads=2, n_classes=4))
+                                                                   n_layers=2, n_heads=2, n_labels=4))
 
 
 def test_vit_base_parameter_count():
     with torch.device("meta"):
-        model = ViTForImageClassification(ViTConfig.preset("base"))
+        model = ViTForImageClassification(ViTConfig.from_preset("base"))
     assert sum(p.numel() for p in model.parameters()) == 86_567_656
-    assert ViTConfig.preset("large").n_layers == 24 and ViTConfig.preset("tiny").d_model == 192
+    assert ViTConfig.from_preset("large").n_layers == 24 and ViTConfig.from_preset("tiny").d_model == 192
 
 
 def test_interpolation_matches_transformers():
@@ -140,10 +140,10 @@ def test_interpolation_matches_transformers():
     torch.manual_seed(0)
     hf = _randomise(transformers.ViTForImageClassification(_hf_config(shape)))
     ours = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=2, n_heads=2,
-                                               d_ff=32, n_classes=3, layer_norm_eps=1e-12))
+                                               d_ff=32, n_labels=3, layer_norm_eps=1e-12))
     ours.load_state_dict(ViTPretrained.import_state_dict(hf.state_dict(), ours.config))
     big = ours.eval().with_image_size(16)
-    assert big.backbone.pos_embed.weight.shape == (17, 16) and big.config.image_size == 16
+    assert big.backbone.stem.pos_embed.weight.shape == (17, 16) and big.config.image_size == 16
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         ref = hf(pixel_values=x, interpolate_pos_encoding=True).logits
@@ -156,16 +156,16 @@ def test_interpolation_matches_transformers():
 
 def test_reset_head_and_config_errors():
     model = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=1, n_heads=2,
-                                                n_classes=3))
+                                                n_labels=3))
     model.reset_head(7)
-    assert model.head.out_features == 7 and model.config.n_classes == 7
+    assert model.head.out_features == 7 and model.config.n_labels == 7
     assert model(torch.randn(1, 3, 8, 8))["logits"].shape == (1, 7)
     with pytest.raises(ValueError, match="image_size=10 must be divisible by patch_size=4"):
         ViTConfig(image_size=10, patch_size=4)
     with pytest.raises(ValueError, match="pool"):
-        ViTConfig(pool="max")
+        ViTConfig(pool="sum")
     with pytest.raises(ValueError, match="preset"):
-        ViTConfig.preset("huge")
+        ViTConfig.from_preset("huge")
     with pytest.raises(ValueError, match="must be 8x8; got 16x16"):
         model(torch.randn(1, 3, 16, 16))
     with pytest.raises(ValueError, match=r"shape \(B, 3, H, W\)"):
@@ -186,16 +186,16 @@ def test_sizes_are_bounded_before_allocation(fields, message):
     ViTConfig(image_size=4096, patch_size=32)  # 128 x 128 patches: the largest grid allowed
 
 
-def test_n_classes_none_is_decided_later():
+def test_n_labels_none_is_decided_later():
     """None: the data decides (the vit task); label_names give the count; a classifier needs one."""
-    config = ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=1, n_heads=2, n_classes=None)
-    assert config.n_classes is None
-    assert ViTConfig(n_classes=None, label_names=["a", "b"]).n_classes == 2
+    config = ViTConfig(image_size=8, patch_size=4, d_model=16, n_layers=1, n_heads=2, n_labels=None)
+    assert config.n_labels is None
+    assert ViTConfig(n_labels=None, label_names=["a", "b"]).n_labels == 2
     ViTModel(config)  # the encoder needs no class count
-    with pytest.raises(ValueError, match=r"argument `n_classes` is None \(not decided yet\)"):
+    with pytest.raises(ValueError, match=r"argument `n_labels` is None \(not decided yet\)"):
         ViTForImageClassification(config)
-    with pytest.raises(ValueError, match="label_names has 2 names; n_classes=3"):
-        ViTConfig(n_classes=3, label_names=["a", "b"])
+    with pytest.raises(ValueError, match="argument `label_names` has 2 names; n_labels=3"):
+        ViTConfig(n_labels=3, label_names=["a", "b"])
 
 
 def test_hf_config_options_refused(tmp_path):
@@ -220,7 +220,7 @@ def test_attention_rollout():
     # one layer, no residual: the head-averaged attention itself
     a = torch.softmax(torch.randn(2, 4, 5, 5), -1)
     torch.testing.assert_close(attention_rollout([a], residual=False), a.mean(1))
-    model = ViTForImageClassification(ViTConfig.preset("digits")).eval()
+    model = ViTForImageClassification(ViTConfig.from_preset("digits")).eval()
     maps = model.rollout_maps(torch.randn(2, 1, 8, 8))
     assert maps.shape == (2, 4, 4)
     torch.testing.assert_close(maps.sum((1, 2)), torch.ones(2))
@@ -251,14 +251,14 @@ def test_cls_classifier_computes_the_last_layer_for_cls_only_with_the_same_logit
     from gicho.models.vit import ViTConfig, ViTForImageClassification
 
     torch.manual_seed(0)
-    model = ViTForImageClassification(ViTConfig.preset("tiny", image_size=32, n_classes=5)).eval()
+    model = ViTForImageClassification(ViTConfig.from_preset("tiny", image_size=32, n_labels=5)).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         full = model.forward_features(x)
         assert full.last_hidden_state.shape[1] == 1 + (32 // 16) ** 2
         expected = model.forward_head(full.last_hidden_state[:, 0])
         torch.testing.assert_close(model(x)["logits"], expected, rtol=1e-5, atol=1e-6)
-        assert model.forward_features(x, n_outputs=1).last_hidden_state.shape == (2, 1, 192)
+        assert model.forward_features(x, rows=1).last_hidden_state.shape == (2, 1, 192)
 
 
 def test_transformers_refuses_a_mean_pooled_classifier_and_reads_its_encoder(tmp_path):
@@ -268,7 +268,7 @@ def test_transformers_refuses_a_mean_pooled_classifier_and_reads_its_encoder(tmp
     shape = SHAPES[0]
     image, patch, channels, hidden, layers, heads, inter, labels = shape
     config = ViTConfig(image_size=image, patch_size=patch, in_channels=channels, d_model=hidden, n_layers=layers,
-                       n_heads=heads, d_ff=inter, n_classes=labels, pool="mean")
+                       n_heads=heads, d_ff=inter, n_labels=labels, pool="mean")
     torch.manual_seed(0)
     ours = _randomise(ViTForImageClassification(config))
     ours.save_pretrained(tmp_path / "cls")
@@ -335,7 +335,7 @@ def _classifier_with(processor, n_classes=3):
     from gicho.models.vit import ViTImageProcessor
 
     torch.manual_seed(0)
-    config = ViTConfig.preset("mini", n_classes=n_classes, label_names=("cat", "dog", "owl")[:n_classes],
+    config = ViTConfig.from_preset("mini", n_labels=n_classes, label_names=("cat", "dog", "owl")[:n_classes],
                               dropout=0.0, d_model=32, n_layers=2, d_ff=64)
     model = ViTForImageClassification(config).eval()
     _randomise(model)

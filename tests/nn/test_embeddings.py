@@ -1,4 +1,4 @@
-"""Tests for gicho.nn.embeddings."""
+"""Tests for gicho.nn.embeddings and the token stem (gicho.nn.stems)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from gicho.nn.embeddings import (
     LearnedPositionEmbedding,
     PatchEmbedding,
     SinusoidalPositionEmbedding,
-    TokenEmbeddings,
     make_position_embedding,
     sinusoidal_table,
 )
+from gicho.nn.stems import TokenStem
 
 
 @pytest.mark.parametrize("d_model", [8, 7])
@@ -46,35 +46,36 @@ def test_position_embeddings_add_and_check_length():
 
 def test_token_embeddings_sum_of_parts():
     torch.manual_seed(0)
-    emb = TokenEmbeddings(10, 8, max_len=6, n_segments=2, padding_idx=0, norm=False).eval()
+    emb = TokenStem(10, 8, max_len=6, n_segments=2, pad_token_id=0, norm=False).eval()
     ids = torch.tensor([[3, 4, 0], [1, 2, 5]])
     seg = torch.tensor([[0, 0, 1], [1, 1, 1]])
     expected = (
         emb.word_embeddings.weight[ids]
         + emb.token_type_embeddings.weight[seg]
-        + emb.position_embeddings.weight[:3]
+        + emb.pos_embed.weight[:3]
     )
-    torch.testing.assert_close(emb(ids, seg), expected)
-    torch.testing.assert_close(emb.word_embeddings.weight[0], torch.zeros(8))
-    normed = TokenEmbeddings(10, 8, max_len=6, position="sinusoidal")
-    out = normed(ids)
+    out, mask = emb(None, input_ids=ids, token_type_ids=seg)
+    torch.testing.assert_close(out, expected)
+    assert mask.tolist() == [[True, True, False], [True, True, True]]  # pad_token_id 0
+    normed = TokenStem(10, 8, max_len=6, position="sinusoidal", norm=True)
+    out, _ = normed(input_ids=ids)
     torch.testing.assert_close(out.mean(-1), torch.zeros(2, 3), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="n_segments=0"):
-        normed(ids, seg)
+        normed(input_ids=ids, token_type_ids=seg)
 
 
 def test_missing_segment_ids_are_segment_zero_with_the_same_gradients():
     """No token_type_ids adds segment 0's row without a lookup: same values, same gradients."""
     torch.manual_seed(0)
-    emb = TokenEmbeddings(10, 8, max_len=6, n_segments=3, dropout=0.0)
+    emb = TokenStem(10, 8, max_len=6, n_segments=3, norm=True)
     with torch.no_grad():
-        emb.LayerNorm.weight.uniform_(0.5, 1.5)
+        emb.norm.weight.uniform_(0.5, 1.5)
     ids = torch.tensor([[3, 4, 0], [1, 2, 5]])
     w = torch.randn(2, 3, 8)
     grads = []
     for seg in (None, torch.zeros_like(ids)):
         emb.zero_grad()
-        out = emb(ids, seg)
+        out, _ = emb(input_ids=ids, token_type_ids=seg)
         (out * w).sum().backward()
         grads.append((out.detach(), *(p.grad.clone() for p in emb.parameters())))
     for a, b in zip(*grads, strict=True):

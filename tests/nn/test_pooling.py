@@ -1,4 +1,4 @@
-"""Tests for gicho.nn.pooling.pool_tokens."""
+"""Tests for gicho.nn.pooling.pool."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gicho.nn.pooling import pool_tokens
+from gicho.nn.pooling import pool
 
 
 def _batch():
@@ -22,8 +22,8 @@ def _batch():
 @pytest.mark.parametrize("has_cls", [False, True])
 def test_mean_and_max_against_loops(has_cls):
     hidden, mask = _batch()
-    mean = pool_tokens(hidden, mask, "mean", has_cls=has_cls)
-    mx = pool_tokens(hidden, mask, "max", has_cls=has_cls)
+    mean = pool(hidden, mask, "mean", int(has_cls))
+    mx = pool(hidden, mask, "max", int(has_cls))
     start = 1 if has_cls else 0
     for b in range(3):
         n = int(mask[b].sum())
@@ -34,10 +34,10 @@ def test_mean_and_max_against_loops(has_cls):
 
 def test_cls_and_no_mask():
     hidden, _ = _batch()
-    torch.testing.assert_close(pool_tokens(hidden, None, "cls", has_cls=True), hidden[:, 0])
-    torch.testing.assert_close(pool_tokens(hidden, None, "mean"), hidden.mean(1))
+    torch.testing.assert_close(pool(hidden, None, "cls", 1), hidden[:, 0])
+    torch.testing.assert_close(pool(hidden, None, "mean"), hidden.mean(1))
     torch.testing.assert_close(
-        pool_tokens(hidden, None, "max", has_cls=True), hidden[:, 1:].amax(1)
+        pool(hidden, None, "max", 1), hidden[:, 1:].amax(1)
     )
 
 
@@ -59,15 +59,15 @@ def test_more_padding_changes_nothing(lengths, extra, mode, has_cls, seed):
     junk = torch.randn(len(lengths), extra, 3, generator=g) * 1e3  # padding holds garbage
     hidden_more = torch.cat([hidden.masked_fill(~mask[..., None], 1e4), junk], dim=1)
     mask_more = torch.cat([mask, torch.zeros(len(lengths), extra, dtype=torch.bool)], dim=1)
-    expected = pool_tokens(hidden, mask, mode, has_cls=has_cls)
-    got = pool_tokens(hidden_more, mask_more, mode, has_cls=has_cls)
+    expected = pool(hidden, mask, mode, int(has_cls))
+    got = pool(hidden_more, mask_more, mode, int(has_cls))
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
 
 
 def test_gradients_skip_padding_and_cls():
     hidden, mask = _batch()
     hidden.requires_grad_(True)
-    pool_tokens(hidden, mask, "mean", has_cls=True).sum().backward()
+    pool(hidden, mask, "mean", 1).sum().backward()
     assert torch.all(hidden.grad[:, 0] == 0)
     assert torch.all(hidden.grad[~mask] == 0)
 
@@ -75,26 +75,26 @@ def test_gradients_skip_padding_and_cls():
 def test_errors():
     hidden, mask = _batch()
     with pytest.raises(ValueError, match="mode must be one of"):
-        pool_tokens(hidden, mask, "sum")
-    with pytest.raises(ValueError, match="needs a \\[CLS\\] token"):
-        pool_tokens(hidden, mask, "cls")
+        pool(hidden, mask, "sum")
+    with pytest.raises(ValueError, match=r"argument `num_prefix_tokens` must be an integer >= 0; got -1"):
+        pool(hidden, mask, "mean", -1)
     with pytest.raises(
         ValueError, match=r"mask must be a boolean tensor of shape \(B, T\) = \(3, 5\)"
     ):
-        pool_tokens(hidden, mask[:, :4], "mean")
+        pool(hidden, mask[:, :4], "mean")
     with pytest.raises(ValueError, match="mask must be a boolean tensor"):
-        pool_tokens(hidden, mask.float(), "mean")
+        pool(hidden, mask.float(), "mean")
     with pytest.raises(ValueError, match=r"hidden must have shape \(B, T, D\)"):
-        pool_tokens(hidden[0], None, "mean")
+        pool(hidden[0], None, "mean")
     empty = mask.clone()
     empty[1] = False
     with pytest.raises(
-        ValueError, match=r"no tokens besides padding and \[CLS\]: batch rows \[1\]"
+        ValueError, match=r"no tokens besides padding and prefix tokens: batch rows \[1\]"
     ):
-        pool_tokens(hidden, empty, "mean")
+        pool(hidden, empty, "mean")
     only_cls = mask.clone()
     only_cls[2, 1:] = False
     with pytest.raises(ValueError, match=r"batch rows \[2\]"):
-        pool_tokens(hidden, only_cls, "max", has_cls=True)
+        pool(hidden, only_cls, "max", 1)
     with pytest.raises(ValueError, match="batch rows all"):
-        pool_tokens(hidden[:, :1], None, "mean", has_cls=True)
+        pool(hidden[:, :1], None, "mean", 1)

@@ -161,7 +161,7 @@ def test_last_layer_on_the_first_rows_equals_the_full_stack(norm_first, mask_kin
     for fast in (False, True):
         enc.zero_grad()
         xi = x.clone().requires_grad_(True)
-        out = enc(xi, mask, n_outputs=n_outputs if fast else None).last_hidden_state
+        out = enc(xi, mask, rows=n_outputs if fast else None).last_hidden_state
         first = out if fast else out[:, :n_outputs]
         assert first.shape == (3, n_outputs, 16)
         (first * weights).sum().backward()  # not a norm: LayerNorm makes that ~constant
@@ -173,7 +173,7 @@ def test_last_layer_on_the_first_rows_equals_the_full_stack(norm_first, mask_kin
     for a, b in zip(gp_fast, gp_full, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     with torch.no_grad():  # the in-place inference path too
-        torch.testing.assert_close(enc(x, mask, n_outputs=n_outputs).last_hidden_state, full,
+        torch.testing.assert_close(enc(x, mask, rows=n_outputs).last_hidden_state, full,
                                    rtol=1e-5, atol=1e-6)
 
 
@@ -194,7 +194,7 @@ def test_inference_in_chunks_equals_the_whole_batch(monkeypatch, norm_first, mas
             "per-query": torch.rand(7, 5, 5) > 0.3}[mask_kind]
     if mask is not None and mask.ndim == 3:
         mask[:, torch.arange(5), torch.arange(5)] = True
-    kwargs = {"last": {}, "first-rows": {"n_outputs": 1},
+    kwargs = {"last": {}, "first-rows": {"rows": 1},
               "hidden+attentions": {"output_hidden_states": True, "output_attentions": True}}[outputs]
     whole = enc(x, mask, **kwargs)  # grad mode: never chunked
     # a budget for 3 sequences (the widest intermediate is the fused QKV, 3 D floats per

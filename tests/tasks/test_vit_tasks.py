@@ -108,8 +108,8 @@ def test_folder_task_refuses_a_class_count_that_contradicts_the_folder(tmp_path)
     from gicho.tasks import RunContext, get
 
     task = get("vit")
-    config = task.make_config({"model.n_classes": 7, "train.max_steps": 1, "train.device": "cpu"})
-    with pytest.raises(ValueError, match=r"model.n_classes=7 contradicts the image folder"):
+    config = task.make_config({"model.n_labels": 7, "train.max_steps": 1, "train.device": "cpu"})
+    with pytest.raises(ValueError, match=r"model.n_labels=7 contradicts the image folder"):
         task.run(config, RunContext(run_dir=tmp_path, progress=False))
 
 
@@ -168,22 +168,22 @@ def test_image_channels_are_checked_in_the_config(tmp_path, capsys):
 
 
 def test_the_folder_decides_the_classes_and_the_config_says_so(tmp_path):
-    """Newcomer #5: the run's config said n_classes 2 for a 3-class model (the preset's default)."""
+    """Newcomer #5: the run's config said n_labels 2 for a 3-class model (the preset's default)."""
     from gicho.tasks import config_to_dict
 
     task = get("vit")
     config = task.make_config()
-    assert config.model.n_classes is None and config.model.label_names is None  # "from the folder"
-    assert config_to_dict(config)["model"]["n_classes"] is None
+    assert config.model.n_labels is None and config.model.label_names is None  # "from the folder"
+    assert config_to_dict(config)["model"]["n_labels"] is None
     assert "(3 classes: 0, 1, 2)" in task.tep(config)[1]
     root = _folder(tmp_path / "pets", {"cat": 5, "dog": 5, "eel": 5})
     config = _small(root)
     assert "(3 classes: cat, dog, eel)" in task.tep(config)[1]
     splits = task.spec.build_data(config)
     model = task.spec.build_model(config, splits)
-    assert model.config.n_classes == 3 and model.config.label_names == ("cat", "dog", "eel")
+    assert model.config.n_labels == 3 and model.config.label_names == ("cat", "dog", "eel")
     # any value the user gives is checked, the preset's old default 2 included
-    for extra, message in (({"model.n_classes": 2}, "model.n_classes=2 contradicts the image folder"),
+    for extra, message in (({"model.n_labels": 2}, "model.n_labels=2 contradicts the image folder"),
                            ({"model.label_names": "a,b,c"}, r"model.label_names=\('a', 'b', 'c'\) contradicts")):
         with pytest.raises(ValueError, match=message):
             task.spec.build_model(_small(root, **extra), splits)

@@ -6,7 +6,15 @@
 * :mod:`gicho.models.bert`: :class:`BertModel`, :class:`BertForMaskedLM`,
   :class:`BertForSequenceClassification` (Hugging Face checkpoints both ways).
 * :mod:`gicho.models.vit`: :class:`ViTModel` / :class:`ViTForImageClassification` (Hugging
-  Face's ``model_type: "vit"`` directories, timm state dicts).
+  Face's ``model_type: "vit"`` directories, timm state dicts);
+* :mod:`gicho.models.cnn`: :class:`SmallCNN` (the ViT studies' convolutional baseline).
+
+Every family follows one contract: a Config dataclass with the
+:class:`~gicho.models._pretrained.HeadConfig` fields (``n_labels``, ``label_names``, dropouts in
+[0, 1), ``from_preset``), ``forward_features → pool → forward_head(pooled, pre_logits=False)``,
+``embed`` (the pooled embedding), losses from :mod:`gicho.nn.losses`, and
+``save_pretrained`` / ``from_pretrained`` with Hugging Face key tables in
+:mod:`gicho.models._hf` where a foreign layout exists.
 
 :func:`from_pretrained` loads any of them from a directory (``config.json`` names the family
 in ``model_type``). Families are imported lazily: ``import gicho.models`` does not import torch.
@@ -18,13 +26,24 @@ import importlib
 import os
 from typing import Any
 
-__all__ = ["MODEL_TYPES", "from_pretrained", "model_class"]
+__all__ = ["MODEL_TYPES", "HeadConfig", "PretrainedModel", "from_pretrained", "model_class"]
+
+# The two seams a new family builds on (docs/architecture.md, "Adding a model family"); loaded on
+# first use so that `import gicho.models` stays free of torch.
+_LAZY = {"HeadConfig": "gicho.models._pretrained", "PretrainedModel": "gicho.models._pretrained"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gicho.models' has no attribute {name!r}")
 
 # model_type (as written in config.json) → "module:Class"
 MODEL_TYPES: dict[str, str] = {
     "sequence-classifier": "gicho.models.classifier:SequenceClassifier",
     "sequence-regressor": "gicho.models.classifier:SequenceRegressor",
     "seq2seq": "gicho.models.seq2seq:Seq2Seq",
+    "small-cnn": "gicho.models.cnn:SmallCNN",
     # Hugging Face's model_type; the head is chosen by config.json's "architectures"
     "bert": "gicho.models.bert:BertPreTrainedModel",
     "vit": "gicho.models.vit:ViTPretrained",  # Hugging Face's model_type; dispatches on `architectures`

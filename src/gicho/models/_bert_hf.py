@@ -1,8 +1,10 @@
-"""Hugging Face BERT ↔ gicho BERT: tensor names, the fused QKV, and ``config.json`` keys.
+"""Hugging Face BERT ↔ gicho BERT: tensor names (through :data:`gicho.models._hf.BERT_HF`) and
+``config.json`` keys.
 
 Hugging Face names (``BertModel``; the heads prefix the encoder with ``bert.``)::
 
-    embeddings.{word,position,token_type}_embeddings.weight, embeddings.LayerNorm.*
+    embeddings.{word,token_type}_embeddings.*              → backbone.stem.{word,token_type}_embeddings.*
+    embeddings.position_embeddings.*, embeddings.LayerNorm.* → backbone.stem.pos_embed.*, backbone.stem.norm.*
     encoder.layer.{i}.attention.self.{query,key,value}.*   → backbone.encoder.layers.{i}.attn.qkv.*
     encoder.layer.{i}.attention.output.dense.*             → ...attn.proj.*
     encoder.layer.{i}.attention.output.LayerNorm.*         → ...norm1.*
@@ -18,132 +20,49 @@ Dropped on reading: ``embeddings.position_ids`` (a buffer gicho recomputes), the
 the MLM head (``cls.predictions.decoder.*``: tied to the word embeddings and to
 ``cls.predictions.bias``), the next-sentence head ``cls.seq_relationship.*``, and the parts of
 a checkpoint that the head being loaded does not have (the MLM head or classifier when loading
-a ``BertModel``, the pooler when loading a ``BertForMaskedLM``), as ``transformers`` does. The
-conversion uses only renames and ``torch.cat``, so it also runs on ``meta`` tensors (shape
-checks before allocation). Names already in gicho's layout (a training checkpoint) pass
-through unchanged.
+a ``BertModel``, the pooler when loading a ``BertForMaskedLM``), as ``transformers`` does.
+Names already in gicho's layout (today's or an earlier version's) are accepted too.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
 
+from gicho.models._hf import BERT_HF, export_state, import_state, upgrade_names
 from gicho.models._pretrained import hf_refusing_act, is_hf_refusing_act
-from gicho.weights import CheckpointError, fuse_qkv, split_qkv
+from gicho.weights import CheckpointError
 
 __all__ = ["config_from_hf", "config_to_hf", "from_hf_state_dict", "to_hf_state_dict"]
 
-ENC = "backbone.encoder.layers"
-EMB = "backbone.stem.embeddings"
-_LAYER_RENAMES = {  # HF name inside encoder.layer.{i}. → gicho name inside layers.{i}.
-    "attention.output.dense": "attn.proj",
-    "attention.output.LayerNorm": "norm1",
-    "intermediate.dense": "mlp.fc1",
-    "output.dense": "mlp.fc2",
-    "output.LayerNorm": "norm2",
-}
-_RENAMES = {
-    "cls.predictions.transform.dense": "lm_head.transform.dense",
-    "cls.predictions.transform.LayerNorm": "lm_head.transform.LayerNorm",
-    "pooler.dense": "pooler.dense",
-    "classifier": "classifier",
-}
-_DROPPED = ("embeddings.position_ids", "cls.predictions.decoder.weight", "cls.seq_relationship.")
-_QKV = re.compile(r"encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$")
-_LAYER = re.compile(r"encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
-
-
-def _rename(name: str) -> str:
-    """One HF name (without ``bert.``, not a q/k/v tensor) → gicho's; unknown names unchanged."""
-    if name.startswith("embeddings."):
-        return f"{EMB}.{name[len('embeddings.'):]}"
-    if name == "cls.predictions.bias":
-        return "lm_head.bias"
-    match = _LAYER.match(name)
-    if match and match.group(2) in _LAYER_RENAMES:
-        i, module, kind = match.groups()
-        return f"{ENC}.{i}.{_LAYER_RENAMES[module]}.{kind}"
-    for hf, ours in _RENAMES.items():
-        if name.startswith(hf + "."):
-            return ours + name[len(hf):]
-    return name
+HEAD_PARTS = frozenset({"pooler", "lm_head", "classifier"})
 
 
 def from_hf_state_dict(state: dict[str, torch.Tensor], own: set[str]) -> dict[str, torch.Tensor]:
-    """A Hugging Face BERT state dict (any head, with or without ``bert.``) → gicho's names.
-
-    Parameters
-    ----------
-    state : dict of str to Tensor
-        Real or ``meta`` tensors.
-    own : set of str
-        Top-level parts the target model has (``{"backbone", "pooler", "lm_head",
-        "classifier"}`` or a subset): other heads' tensors are dropped.
+    """A Hugging Face (or gicho) BERT state dict, any head, with or without ``bert.`` → gicho's
+    names, keeping of the heads' parts only ``own`` (``{"pooler", "lm_head", "classifier"}`` or
+    a subset). Works on ``meta`` tensors.
 
     Raises
     ------
     CheckpointError
         When a layer lacks one of its query/key/value tensors.
     """
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    for name, tensor in state.items():
-        name = name.removeprefix("bert.")
-        if name.startswith(_DROPPED) or (name == "cls.predictions.decoder.bias"
-                                         and "cls.predictions.bias" in state):
-            continue
-        if name == "cls.predictions.decoder.bias":  # older checkpoints store the bias only here
-            name = "cls.predictions.bias"
-        match = _QKV.match(name)
-        if match:
-            i, part, kind = match.groups()
-            qkv.setdefault((i, kind), {})[part] = tensor
-            continue
-        ours = _rename(name)
-        if ours.split(".")[0] in {"pooler", "lm_head", "classifier"} - own:
-            continue
-        out[ours] = tensor
-    for (i, kind), parts in sorted(qkv.items()):
-        if set(parts) != {"query", "key", "value"}:
-            missing = sorted({"query", "key", "value"} - set(parts))
-            raise CheckpointError(f"layer {i} has no attention.self.{'/'.join(missing)}.{kind} tensor")
-        shapes = {part: tuple(parts[part].shape) for part in ("query", "key", "value")}
-        if len(set(shapes.values())) > 1:
-            listed = ", ".join(f"encoder.layer.{i}.attention.self.{part}.{kind} {shape}"
-                               for part, shape in shapes.items())
-            raise CheckpointError(f"layer {i}'s query, key and value must have one shape; got {listed}")
-        out[f"{ENC}.{i}.attn.qkv.{kind}"] = fuse_qkv(parts["query"], parts["key"], parts["value"])
-    return out
+    state = dict(state)
+    bias = next((k for k in state if k.endswith("cls.predictions.decoder.bias")), None)
+    if bias is not None:  # older checkpoints store the MLM bias only there
+        kept = state.pop(bias)
+        state.setdefault("cls.predictions.bias", kept)
+    out = upgrade_names(import_state(state, BERT_HF, prefix="bert."))
+    return {name: t for name, t in out.items() if name.split(".")[0] not in HEAD_PARTS - own}
 
 
 def to_hf_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """gicho's BERT state dict → Hugging Face names, encoder tensors under ``prefix``
     (``""`` for ``BertModel``, ``"bert."`` for the heads); QKV split, the tied decoder omitted
     (as ``transformers`` saves it)."""
-    inverse_layer = {v: k for k, v in _LAYER_RENAMES.items()}
-    inverse = {v: k for k, v in _RENAMES.items()}
-    out: dict[str, torch.Tensor] = {}
-    for name, tensor in state.items():
-        if name.startswith(EMB + "."):
-            out[f"{prefix}embeddings.{name[len(EMB) + 1:]}"] = tensor
-        elif name.startswith(ENC + "."):
-            i, rest = name[len(ENC) + 1:].split(".", 1)
-            module, kind = rest.rsplit(".", 1)
-            if module == "attn.qkv":
-                for part, t in zip(("query", "key", "value"), split_qkv(tensor), strict=True):
-                    out[f"{prefix}encoder.layer.{i}.attention.self.{part}.{kind}"] = t
-            else:
-                out[f"{prefix}encoder.layer.{i}.{inverse_layer[module]}.{kind}"] = tensor
-        elif name == "lm_head.bias":
-            out["cls.predictions.bias"] = tensor
-        else:
-            module, kind = name.rsplit(".", 1)
-            hf = inverse[module]
-            out[f"{prefix if hf == 'pooler.dense' else ''}{hf}.{kind}"] = tensor
-    return out
+    return export_state(state, BERT_HF, prefix=prefix)
 
 
 # ------------------------------------------------------------------------------ config.json
@@ -219,7 +138,7 @@ def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
 def config_to_hf(config: Any, architecture: str) -> dict[str, Any]:
     """A Hugging Face BERT ``config.json`` (dict) for ``config``, for class ``architecture``.
 
-    A mean-pooled ``BertForSequenceClassification`` has no counterpart in ``transformers``
+    A mean- or max-pooled ``BertForSequenceClassification`` has no counterpart in ``transformers``
     (whose classifier reads the [CLS] pooler, which this model lacks: it would be initialised
     afresh and give other logits), so its ``hidden_act`` is
     :func:`~gicho.models._pretrained.hf_refusing_act`: ``transformers`` refuses to build it,
@@ -236,6 +155,6 @@ def config_to_hf(config: Any, architecture: str) -> dict[str, Any]:
         "label2id": {name: i for i, name in enumerate(names)},
         POOLING_KEY: config.pool,
     })
-    if architecture == "BertForSequenceClassification" and config.pool == "mean":
-        data["hidden_act"] = hf_refusing_act(architecture, f"mean pooling ({POOLING_KEY}='mean')")
+    if architecture == "BertForSequenceClassification" and config.pool != "cls":
+        data["hidden_act"] = hf_refusing_act(architecture, f"{config.pool} pooling ({POOLING_KEY}={config.pool!r})")
     return data

@@ -37,7 +37,8 @@ from gicho.weights import (
     weights_file,
 )
 
-__all__ = ["PretrainedModel", "config_from_dict", "hf_refusing_act", "is_hf_refusing_act"]
+__all__ = ["LEGACY_CONFIG_FIELDS", "HeadConfig", "PretrainedModel", "config_from_dict", "hf_refusing_act",
+           "is_hf_refusing_act"]
 
 MODEL_TYPE_KEY = "model_type"
 # A stored tensor name of one layer of a stack (group 1: the layer's index), in gicho's
@@ -48,6 +49,58 @@ _HF_REFUSAL = "gelu; gicho "  # how a refusing hidden_act begins (see hf_refusin
 # model_type → class of every family defined so far (built-in or a user's), filled by
 # PretrainedModel.__init_subclass__; gicho.models.model_class looks here first.
 REGISTERED: dict[str, type] = {}
+# config.json field of an earlier version → today's name (every family says n_labels, as
+# Hugging Face's num_labels); tests/models/test_legacy_names.py
+LEGACY_CONFIG_FIELDS: dict[str, str] = {"n_classes": "n_labels", "n_outputs": "n_labels"}
+
+
+class HeadConfig:
+    """What every family's Config shares (a mixin of the dataclasses): the head's label vocabulary,
+    the dropout bounds, and named presets.
+
+    A Config declares ``n_labels`` (classes, or regression targets) and ``label_names`` (that many
+    names, Hugging Face's ``id2label``), calls :meth:`check_head` in ``__post_init__`` and lists
+    its sizes in ``presets`` (name → field values).
+    """
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def check_head(self, *, n_labels_may_be_none: bool = False) -> None:
+        """Check ``n_labels`` (from ``label_names`` when None), ``label_names`` and every field
+        whose name ends in ``dropout`` (one bound for all families: [0, 1)).
+
+        Raises
+        ------
+        ValueError
+            Naming the field, its value and what is allowed.
+        """
+        from gicho._validation import check_dropout, check_positive
+
+        names = getattr(self, "label_names", None)
+        if self.n_labels is None and names is not None:
+            self.n_labels = len(names)
+        if self.n_labels is None:
+            if not n_labels_may_be_none:
+                raise ValueError("argument `n_labels` is None; set the number of classes (or targets)")
+        else:
+            check_positive(self.n_labels, "n_labels", integer=True)
+        if names is not None:
+            self.label_names = tuple(str(name) for name in names)
+            if len(self.label_names) != self.n_labels:
+                raise ValueError(f"argument `label_names` has {len(self.label_names)} names; "
+                                 f"n_labels={self.n_labels}")
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name.endswith("dropout") and value is not None:
+                check_dropout(value, f.name)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> Any:
+        """The config of a named size (see ``presets``), with ``overrides`` of any field."""
+        from gicho._validation import check_choice
+
+        check_choice(name, "preset", tuple(cls.presets))
+        return cls(**{**cls.presets[name], **overrides})
 
 
 def config_from_dict(config_cls: type, data: dict[str, Any], source: str = "config") -> Any:
@@ -59,7 +112,8 @@ def config_from_dict(config_cls: type, data: dict[str, Any], source: str = "conf
         Naming ``source`` and the offending field.
     """
     fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
-    values = {k: v for k, v in data.items() if k != MODEL_TYPE_KEY}
+    values = {LEGACY_CONFIG_FIELDS.get(k, k) if k not in fields else k: v
+              for k, v in data.items() if k != MODEL_TYPE_KEY}
     unknown = sorted(set(values) - fields)
     if unknown:
         raise CheckpointError(f"{source} has unknown field(s) {unknown} for {config_cls.__name__}")
@@ -110,6 +164,10 @@ class PretrainedModel(nn.Module):
     layer_patterns: ClassVar[dict[str, str]] = {"n_layers": LAYER_PATTERN}
     # config field → its key in the config.json this family reads, where they differ (messages)
     json_keys: ClassVar[dict[str, str]] = {}
+    # A family's shared base (BertPreTrainedModel, ViTPretrained) sets this: Hugging Face
+    # architecture name → head class. Its from_pretrained builds the class that config.json's
+    # `architectures` names (default_head when it names none), as Hugging Face's Auto classes.
+    heads: ClassVar[dict[str, type]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -139,22 +197,62 @@ class PretrainedModel(nn.Module):
 
     @classmethod
     def import_state_dict(cls, state: dict[str, torch.Tensor], config: Any) -> dict[str, torch.Tensor]:
-        """Stored tensors → this model's names and layout (hook; default: unchanged).
+        """Stored tensors → this model's names and layout (hook; default: gicho's names of
+        earlier versions renamed, :data:`gicho.models._hf.LEGACY_RENAMES`).
 
         :meth:`from_pretrained` calls it twice: on ``meta`` tensors shaped as the file's header
         (to check shapes before allocating anything), then on the real tensors; so an override
         uses only shape-level operations (rename, ``torch.cat``, drop), never values.
         """
-        return state
+        from gicho.models._hf import upgrade_names
+
+        return upgrade_names(state)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each).
-
-        Returns the directory.
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each),
+        then the family's extra files (:meth:`save_extras`). Returns the directory.
         """
         directory = Path(directory)
+        self.check_extras()
         save_model(self, directory, state_dict=self.export_state_dict(), config=self.config_dict())
+        self.save_extras(directory)
         return directory
+
+    # ------------------------------------------------------------------ hooks with no default work
+    def check_extras(self) -> None:
+        """Raise ``ValueError`` before anything is written when the extras do not fit the model."""
+
+    def save_extras(self, directory: Path) -> None:
+        """Files the family keeps beside the weights (ViT: ``preprocessor_config.json``)."""
+
+    def load_extras(self, directory: Path) -> None:
+        """Read what :meth:`save_extras` wrote (called by :meth:`from_pretrained` on a directory)."""
+
+    @classmethod
+    def default_head(cls, path: Path) -> type:
+        """The head class to build when ``config.json`` names no architecture (the shared base)."""
+        return cls
+
+    @classmethod
+    def head_class(cls, path: Path) -> type:
+        """The head class a family's shared base (a class with ``heads``) builds for ``path``:
+        the one ``config.json``'s ``architectures`` names, else :meth:`default_head`.
+
+        Raises
+        ------
+        CheckpointError
+            ``architectures`` is not a list of names, or names a head this family lacks.
+        """
+        architectures = read_config(path).get("architectures")
+        if not architectures:
+            return cls.default_head(path)
+        if not isinstance(architectures, list) or not isinstance(architectures[0], str):
+            raise CheckpointError(f"{path}/config.json: 'architectures' must be a list of class names; "
+                                  f"got {architectures!r}")
+        if architectures[0] not in cls.heads:
+            raise CheckpointError(f"{path}/config.json: architecture {architectures[0]!r} is not "
+                                  f"available in gicho; allowed: {', '.join(cls.heads)}")
+        return cls.heads[architectures[0]]
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, key_map: KeyMap | None = None,
@@ -178,6 +276,9 @@ class PretrainedModel(nn.Module):
             weights do not match it (checked before any tensor is allocated).
         """
         path = Path(path)
+        if "heads" in cls.__dict__:  # a family's shared base: build the head the files name
+            head = cls.head_class(path) if config is None else cls.default_head(path)
+            return head.from_pretrained(path, key_map=key_map, config=config)
         if config is None:
             data = read_config(path)
             found = data.get(MODEL_TYPE_KEY, cls.model_type)
@@ -195,6 +296,8 @@ class PretrainedModel(nn.Module):
         state = cls.import_state_dict(read_state_dict(file), config)
         check_finite(state, f"weights file {file}")
         load_state_dict_checked(model, state, key_map=key_map, source=source)
+        if path.is_dir():
+            model.load_extras(path)
         return model.eval()
 
     @classmethod

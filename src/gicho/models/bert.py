@@ -28,39 +28,42 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gicho._validation import check_choice, check_dropout, check_positive
+from gicho._validation import check_choice, check_positive
 from gicho.models._bert_hf import config_from_hf, config_to_hf, from_hf_state_dict, to_hf_state_dict
-from gicho.models._pretrained import PretrainedModel, config_from_dict
-from gicho.nn.backbone import EncoderBackbone, TokenStem
+from gicho.models._pretrained import HeadConfig, PretrainedModel, config_from_dict
+from gicho.nn.backbone import EncoderBackbone
 from gicho.nn.embeddings import LearnedPositionEmbedding
-from gicho.nn.pooling import pool_tokens
-from gicho.nn.transformer import EncoderOutput
+from gicho.nn.losses import IGNORE_INDEX, classification_loss, regression_loss
+from gicho.nn.pooling import POOL_MODES, PoolMode
+from gicho.nn.stems import TokenStem
+from gicho.nn.transformer import EncoderOutput, TransformerEncoder
 from gicho.weights import CheckpointError, read_config, tensor_shapes, weights_file
 
 __all__ = ["PRESETS", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification", "BertModel",
            "BertPreTrainedModel", "NoMaskedLMHeadError"]
 
-IGNORE_INDEX = -100  # labels equal to this are not scored (Hugging Face's convention)
 INIT_STD = 0.02  # BERT's initializer_range: N(0, 0.02²) weights, zero biases
 # The MLM head scores a fixed budget of positions per batch (static shapes under torch.compile):
 # this fraction of the B·T positions, at least MIN_PREDICTIONS (all of them in small batches).
 MAX_PREDICTIONS_FRACTION = 0.25
 MIN_PREDICTIONS = 32
-# (n_layers, d_model, n_heads) of the BERT miniatures (Turc et al. 2019) and the paper's sizes
-PRESETS: dict[str, tuple[int, int, int]] = {
-    "tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8),
-    "medium": (8, 512, 8), "base": (12, 768, 12), "large": (24, 1024, 16),
+# The BERT miniatures (Turc et al. 2019) and the paper's sizes; d_ff = 4 * d_model
+PRESETS: dict[str, dict[str, Any]] = {
+    name: {"n_layers": n_layers, "d_model": d_model, "n_heads": n_heads, "d_ff": 4 * d_model}
+    for name, n_layers, d_model, n_heads in [
+        ("tiny", 2, 128, 2), ("mini", 4, 256, 4), ("small", 4, 512, 8),
+        ("medium", 8, 512, 8), ("base", 12, 768, 12), ("large", 24, 1024, 16)]
 }
 
 
 @dataclass
-class BertConfig:
+class BertConfig(HeadConfig):
     """BERT's sizes (paper names; Hugging Face's in brackets) and its fine-tuning head.
 
     Parameters
@@ -77,8 +80,8 @@ class BertConfig:
         Without ``attention_mask``, tokens equal to it are padding.
     n_labels : int
         Classes of :class:`BertForSequenceClassification` (1: regression with a squared error).
-    pool : {"cls", "mean"}
-        Classifier input: the pooler on [CLS], or the mean of the real tokens.
+    pool : {"cls", "mean", "max"}
+        Classifier input: the pooler on [CLS], or the mean (max) of the real tokens.
     label_names : tuple of str or None
         ``n_labels`` class names (``id2label`` in ``config.json``).
     classifier_dropout : float or None
@@ -97,41 +100,25 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     pad_token_id: int | None = 0
     n_labels: int = 2
-    pool: Literal["cls", "mean"] = "cls"
+    pool: PoolMode = "cls"
     label_names: tuple[str, ...] | None = None
     classifier_dropout: float | None = None
+    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len", "n_segments",
-                     "n_labels"):
+        self.check_head()
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len", "n_segments"):
             check_positive(getattr(self, name), name, integer=True)
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"argument `d_model`={self.d_model} must be divisible by "
                              f"`n_heads`={self.n_heads}")
-        for name in ("dropout", "attention_dropout", "classifier_dropout"):
-            if getattr(self, name) is not None:
-                check_dropout(getattr(self, name), name)
         check_positive(self.layer_norm_eps, "layer_norm_eps")
         if self.pad_token_id is not None:
             check_positive(self.pad_token_id, "pad_token_id", strict=False, integer=True)
             if self.pad_token_id >= self.vocab_size:
                 raise ValueError(f"argument `pad_token_id`={self.pad_token_id} must lie in "
                                  f"[0, vocab_size={self.vocab_size})")
-        check_choice(self.pool, "pool", ("cls", "mean"))
-        if self.label_names is not None:
-            self.label_names = tuple(str(name) for name in self.label_names)
-            if len(self.label_names) != self.n_labels:
-                raise ValueError(f"argument `label_names` has {len(self.label_names)} names; "
-                                 f"n_labels={self.n_labels}")
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> BertConfig:
-        """A preset's sizes (``d_ff = 4 * d_model``) with ``overrides``, e.g.
-        ``BertConfig.from_preset("tiny", vocab_size=8000)``."""
-        check_choice(name, "preset", PRESETS)
-        n_layers, d_model, n_heads = PRESETS[name]
-        return cls(**{"n_layers": n_layers, "d_model": d_model, "n_heads": n_heads,
-                      "d_ff": 4 * d_model, **overrides})
+        check_choice(self.pool, "pool", POOL_MODES)
 
     @classmethod
     def from_hf(cls, data: dict[str, Any], source: str = "config") -> BertConfig:
@@ -154,32 +141,35 @@ class BertConfig:
 
 
 def _backbone(c: BertConfig) -> EncoderBackbone:
-    stem = TokenStem(c.vocab_size, c.d_model, pad_token_id=c.pad_token_id, max_len=c.max_len,
-                     n_segments=c.n_segments, position="learned", norm=True, dropout=c.dropout,
+    """BERT's embeddings (word + segment + learned position, LayerNorm, dropout; [CLS] is the
+    tokenizer's first token) and a post-LN encoder without dropout inside the MLP."""
+    stem = TokenStem(c.vocab_size, c.d_model, max_len=c.max_len, pad_token_id=c.pad_token_id,
+                     n_segments=c.n_segments, cls="input", position="learned", norm=True, dropout=c.dropout,
                      layer_norm_eps=c.layer_norm_eps)
-    return EncoderBackbone(stem, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
-                           dropout=c.dropout, attention_dropout=c.attention_dropout, norm_first=False,
-                           layer_norm_eps=c.layer_norm_eps, cls="input", pool="mean", position="none",
-                           max_len=c.max_len, embed_norm=False, embed_dropout=0.0, mlp_dropout=0.0)
+    encoder = TransformerEncoder(c.n_layers, c.d_model, c.n_heads, c.d_ff, dropout=c.dropout,
+                                 attention_dropout=c.attention_dropout, norm_first=False,
+                                 layer_norm_eps=c.layer_norm_eps, mlp_dropout=0.0)
+    return EncoderBackbone(stem, encoder)
 
 
 class BertPooler(nn.Module):
-    """``tanh(dense(h[:, 0]))``: the [CLS] vector through a dense layer (B, T, D) → (B, D)."""
+    """``tanh(dense(h_[CLS]))``: the [CLS] vector (B, D) through a dense layer → (B, D)."""
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
         self.dense = nn.Linear(d_model, d_model)
 
-    def forward(self, hidden: Tensor) -> Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))  # (B, D)
+    def forward(self, cls_vector: Tensor) -> Tensor:
+        return torch.tanh(self.dense(cls_vector))  # (B, D)
 
 
 class BertPreTrainedModel(PretrainedModel):
     """What every BERT head shares: the backbone, Hugging Face checkpoints, initialisation.
 
     ``BertPreTrainedModel.from_pretrained(path)`` builds the class named by ``config.json``'s
-    ``architectures`` (``BertModel`` when absent); a head's own ``from_pretrained`` builds that
-    head. Extra tensors of other heads are ignored, missing ones are an error.
+    ``architectures`` (``BertModel`` when absent; ``heads`` lists them); a head's own
+    ``from_pretrained`` builds that head. Extra tensors of other heads are ignored, missing ones
+    are an error.
     """
 
     config_class = BertConfig
@@ -206,25 +196,31 @@ class BertPreTrainedModel(PretrainedModel):
                 nn.init.zeros_(module.bias)
 
     def forward_features(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                         token_type_ids: Tensor | None = None,
-                         output_attentions: bool = False) -> EncoderOutput:
+                         token_type_ids: Tensor | None = None, output_attentions: bool = False,
+                         rows: int | None = None) -> EncoderOutput:
         """Encode ``input_ids`` (B, T) int64 → ``last_hidden_state`` (B, T, D), ``mask`` (B, T).
+
+        ``rows=1``: the [CLS] state only, (B, 1, D).
 
         Raises
         ------
         ValueError
             ``T > max_len``; ids outside ``[0, vocab_size)``; masks of the wrong shape.
         """
-        return self.backbone.forward_features(attention_mask, output_attentions, input_ids=input_ids,
-                                              token_type_ids=token_type_ids)
+        return self.backbone.forward_features(attention_mask, output_attentions=output_attentions, rows=rows,
+                                              input_ids=input_ids, token_type_ids=token_type_ids)
+
+    def pool(self, features: EncoderOutput) -> Tensor:
+        """(B, T, D) → (B, D) by ``config.pool``: the [CLS] state, or the mean (max) of the real
+        tokens ([CLS] and [SEP] included: they are the tokenizer's)."""
+        return self.backbone.pool(features, self.config.pool)
 
     def embed(self, input_ids: Tensor, attention_mask: Tensor | None = None,
               token_type_ids: Tensor | None = None) -> Tensor:
         """Sentence embeddings (B, D): the mean of the real tokens' last hidden states ([CLS]
-        and [SEP] included, as sentence-transformers), L2-normalised."""
+        and [SEP] included, as sentence-transformers), L2-normalised, whatever the head."""
         enc = self.forward_features(input_ids, attention_mask, token_type_ids)
-        pooled = pool_tokens(enc.last_hidden_state, enc.mask, "mean", check_empty=False)  # (B, D)
-        return F.normalize(pooled, p=2, dim=-1)
+        return F.normalize(self.backbone.pool(enc, "mean"), p=2, dim=-1)  # (B, D)
 
     # ---------------------------------------------------------------- Hugging Face checkpoints
     def config_dict(self) -> dict[str, Any]:
@@ -242,31 +238,13 @@ class BertPreTrainedModel(PretrainedModel):
 
     @classmethod
     def import_state_dict(cls, state: dict[str, Tensor], config: BertConfig) -> dict[str, Tensor]:
-        parts = cls.parts - ({"pooler"} if config.pool == "mean" and cls is not BertModel else set())
+        parts = cls.parts - ({"pooler"} if config.pool != "cls" and cls is not BertModel else set())
         return from_hf_state_dict(state, set(parts))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> BertPreTrainedModel:
-        """A BERT from a Hugging Face or gicho directory, in eval mode (see the class docstring).
-
-        Raises
-        ------
-        CheckpointError
-            A missing file, an architecture gicho does not have, sizes that contradict the
-            weights (checked before allocating), missing tensors.
-        """
-        if cls is not BertPreTrainedModel:
-            return super().from_pretrained(path, **kwargs)
-        architectures = read_config(path).get("architectures") or ["BertModel"]
-        if not isinstance(architectures, list) or not isinstance(architectures[0], str):
-            raise CheckpointError(f"{path}/config.json: 'architectures' must be a list of class names; "
-                                  f"got {architectures!r}")
-        heads = {c.__name__: c for c in (BertModel, BertForMaskedLM, BertForSequenceClassification)}
-        heads["BertForPreTraining"] = BertForMaskedLM  # the MLM head; the NSP head is dropped
-        if architectures[0] not in heads:
-            raise CheckpointError(f"{path}/config.json: architecture {architectures[0]!r} is not "
-                                  f"available in gicho; allowed: {', '.join(heads)}")
-        return heads[architectures[0]].from_pretrained(path, **kwargs)
+    def default_head(cls, path: Path) -> type:
+        """Without ``architectures``: the encoder, :class:`BertModel`."""
+        return BertModel
 
 
 class BertModel(BertPreTrainedModel):
@@ -284,7 +262,8 @@ class BertModel(BertPreTrainedModel):
                 token_type_ids: Tensor | None = None, output_attentions: bool = False) -> dict[str, Any]:
         """``last_hidden_state`` (B, T, D), ``pooler_output`` (B, D), ``attentions`` if asked."""
         enc = self.forward_features(input_ids, attention_mask, token_type_ids, output_attentions)
-        out = {"last_hidden_state": enc.last_hidden_state, "pooler_output": self.pooler(enc.last_hidden_state)}
+        hidden = enc.last_hidden_state  # (B, T, D)
+        out = {"last_hidden_state": hidden, "pooler_output": self.pooler(hidden[:, 0])}
         if output_attentions:
             out["attentions"] = enc.attentions
         return out
@@ -383,7 +362,7 @@ class BertForMaskedLM(BertPreTrainedModel):
         """
         enc = self.forward_features(input_ids, attention_mask, token_type_ids)
         hidden = enc.last_hidden_state  # (B, T, D)
-        embeddings = self.backbone.stem.embeddings.word_embeddings.weight  # (V, D)
+        embeddings = self.backbone.stem.word_embeddings.weight  # (V, D)
         if labels is None:
             return {"logits": self.lm_head(hidden, embeddings)}  # (B, T, V)
         if labels.shape != input_ids.shape:
@@ -417,8 +396,8 @@ class BertForMaskedLM(BertPreTrainedModel):
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
-    """BERT with a linear classifier on the pooler output (``pool="cls"``) or on the mean of the
-    real tokens (``pool="mean"``: no pooler)."""
+    """BERT with a linear classifier on the pooler output (``pool="cls"``) or on the mean (max) of
+    the real tokens (no pooler); ``n_labels == 1``: a regressor (squared error)."""
 
     parts = frozenset({"pooler", "classifier"})
 
@@ -429,6 +408,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.d_model, config.n_labels)
         self._init_weights()
+
+    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, D) → logits (B, n_labels): pooler (on [CLS]), dropout, classifier; ``pre_logits``:
+        the vector the classifier reads."""
+        x = self.dropout(pooled if self.pooler is None else self.pooler(pooled))
+        return x if pre_logits else self.classifier(x)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
@@ -442,24 +427,16 @@ class BertForSequenceClassification(BertPreTrainedModel):
             -100 ignored; squared error on float labels when ``n_labels == 1``) and ``"n_items"``;
             ``"attentions"`` when ``output_attentions``.
         """
-        enc = self.forward_features(input_ids, attention_mask, token_type_ids, output_attentions)
-        if self.pooler is not None:
-            pooled = self.pooler(enc.last_hidden_state)  # (B, D)
-        else:
-            pooled = pool_tokens(enc.last_hidden_state, enc.mask, "mean", check_empty=False)  # (B, D)
-        logits = self.classifier(self.dropout(pooled))  # (B, C)
+        pooled, enc = self.backbone.forward_pooled(self.config.pool, attention_mask,
+                                                   output_attentions=output_attentions, input_ids=input_ids,
+                                                   token_type_ids=token_type_ids)
+        logits = self.forward_head(pooled)  # (B, C)
         out: dict[str, Any] = {"logits": logits}
         if labels is not None:
             if self.config.n_labels == 1:
-                out["loss"] = F.mse_loss(logits.squeeze(-1).float(), labels.float())
-                out["n_items"] = torch.tensor(labels.shape[0], device=logits.device)
+                out.update(regression_loss(logits.squeeze(-1), labels))
             else:
-                try:
-                    out["loss"] = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)
-                except IndexError:
-                    raise ValueError(f"labels must be class indices in [0, {self.config.n_labels}) or "
-                                     f"{IGNORE_INDEX} (ignored); some are outside") from None
-                out["n_items"] = (labels != IGNORE_INDEX).sum()
+                out.update(classification_loss(logits, labels))
         if output_attentions:
             out["attentions"] = enc.attentions
         return out
@@ -479,3 +456,10 @@ class BertForSequenceClassification(BertPreTrainedModel):
             An invalid override.
         """
         return cls.from_pretrained_parts(path, ["backbone"], optional=["pooler"], **overrides)
+
+
+# Hugging Face's architecture names → gicho's heads (BertForPreTraining: the MLM head; its
+# next-sentence head is dropped)
+BertPreTrainedModel.heads = {"BertModel": BertModel, "BertForMaskedLM": BertForMaskedLM,
+                             "BertForPreTraining": BertForMaskedLM,
+                             "BertForSequenceClassification": BertForSequenceClassification}

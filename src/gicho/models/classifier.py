@@ -11,9 +11,9 @@ three kinds (exactly one is configured), each a stem of the backbone:
 
 Continuous inputs are standardised inside the model with buffers set from the training data
 (``model.backbone.stem.set_input_scaling``), so a saved model takes raw inputs. The forward
-pass is timm's: ``forward_features()`` → ``pool()`` → ``forward_head()``. Given ``labels``,
-``forward`` returns the loss (Hugging Face convention; class labels equal to -100 are ignored)
-and ``n_items``, the number of labels it averages over.
+pass is timm's: ``forward_features()`` → ``pool()`` → ``forward_head()``; :meth:`embed` is the
+pooled embedding. Given ``labels``, ``forward`` returns the loss (:mod:`gicho.nn.losses`; class
+labels equal to -100 are ignored) and ``n_items``, the number of labels it averages over.
 """
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gicho._validation import check_choice, check_dropout, check_positive
-from gicho.models._pretrained import PretrainedModel
-from gicho.nn.backbone import CLS_SOURCES, EncoderBackbone, FeatureStem, TokenStem
+from gicho._validation import check_choice, check_positive
+from gicho.models._pretrained import HeadConfig, PretrainedModel
+from gicho.nn.backbone import EncoderBackbone
+from gicho.nn.losses import classification_loss, regression_loss
 from gicho.nn.pooling import POOL_MODES
-from gicho.nn.transformer import EncoderOutput
+from gicho.nn.stems import CLS_SOURCES, FeatureStem, Stem, TokenStem
+from gicho.nn.transformer import EncoderOutput, TransformerEncoder
 
-__all__ = ["IGNORE_INDEX", "ClassifierConfig", "SequenceClassifier", "SequenceRegressor"]
+__all__ = ["ClassifierConfig", "SequenceClassifier", "SequenceRegressor"]
 
 POSITIONS = ("learned", "sinusoidal", "none")
-IGNORE_INDEX = -100  # labels equal to this are ignored by the loss (Hugging Face's convention)
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(HeadConfig):
     """Configuration of :class:`SequenceClassifier` and :class:`SequenceRegressor`.
 
     Parameters
@@ -49,7 +49,7 @@ class ClassifierConfig:
         Input kind "one token per feature": the number of features (one scalar each).
     token_dim : int or None
         Input kind "vector tokens": the width of each input vector.
-    n_outputs : int
+    n_labels : int
         Number of classes (classifier) or of regression targets (regressor).
     d_model : int
         Width of the token vectors (``d_model % n_heads == 0``).
@@ -88,13 +88,13 @@ class ClassifierConfig:
     target_std : float
         Regressor only: the scale of that standardisation (> 0).
     label_names : tuple of str or None
-        Names of the classes (classifier) or targets (regressor), ``n_outputs`` of them.
+        Names of the classes (classifier) or targets (regressor), ``n_labels`` of them.
     """
 
     vocab_size: int | None = None
     n_features: int | None = None
     token_dim: int | None = None
-    n_outputs: int = 2
+    n_labels: int = 2
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2
@@ -122,14 +122,13 @@ class ClassifierConfig:
                 f"token_dim (vector tokens) must be set; got {given or 'none'}"
             )
         check_positive(kinds[given[0]], given[0], integer=True)
-        for name in ("n_outputs", "d_model", "n_heads", "n_layers", "max_len"):
+        self.check_head()
+        for name in ("d_model", "n_heads", "n_layers", "max_len"):
             check_positive(getattr(self, name), name, integer=True)
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.d_ff is not None:
             check_positive(self.d_ff, "d_ff", integer=True)
-        for name in ("dropout", "attention_dropout", "head_dropout"):
-            check_dropout(getattr(self, name), name)
         check_choice(self.position, "position", POSITIONS)
         check_choice(self.pool, "pool", POOL_MODES)
         if self.cls is not None:
@@ -140,10 +139,6 @@ class ClassifierConfig:
         check_positive(self.target_std, "target_std")
         if self.n_features is not None and self.n_features > self.max_len:
             raise ValueError(f"n_features={self.n_features} exceeds max_len={self.max_len}")
-        if self.label_names is not None:
-            self.label_names = tuple(str(name) for name in self.label_names)
-            if len(self.label_names) != self.n_outputs:
-                raise ValueError(f"label_names has {len(self.label_names)} names; n_outputs={self.n_outputs}")
 
     @property
     def ff_dim(self) -> int:
@@ -163,10 +158,13 @@ class ClassifierConfig:
         return self.cls_source != "none"
 
 
-def _stem(c: ClassifierConfig) -> nn.Module:
+def _stem(c: ClassifierConfig) -> Stem:
+    """The input kind's stem with the [CLS], positions and embedding norm (post-LN) configured."""
+    shared = {"max_len": c.max_len, "cls": c.cls_source, "position": c.position, "norm": not c.norm_first,
+              "dropout": c.dropout, "layer_norm_eps": c.layer_norm_eps}
     if c.vocab_size is not None:
-        return TokenStem(c.vocab_size, c.d_model, pad_token_id=c.pad_token_id, max_len=c.max_len)
-    return FeatureStem(c.d_model, n_features=c.n_features, token_dim=c.token_dim)
+        return TokenStem(c.vocab_size, c.d_model, pad_token_id=c.pad_token_id, **shared)
+    return FeatureStem(c.d_model, n_features=c.n_features, token_dim=c.token_dim, **shared)
 
 
 class _EncoderHeadModel(PretrainedModel):
@@ -177,13 +175,13 @@ class _EncoderHeadModel(PretrainedModel):
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = EncoderBackbone(
-            _stem(config), d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
-            d_ff=config.ff_dim, dropout=config.dropout, attention_dropout=config.attention_dropout,
-            norm_first=config.norm_first, layer_norm_eps=config.layer_norm_eps, cls=config.cls_source,
-            pool=config.pool, position=config.position, max_len=config.max_len)
+        c = config
+        encoder = TransformerEncoder(c.n_layers, c.d_model, c.n_heads, c.ff_dim, dropout=c.dropout,
+                                     attention_dropout=c.attention_dropout, norm_first=c.norm_first,
+                                     layer_norm_eps=c.layer_norm_eps)
+        self.backbone = EncoderBackbone(_stem(config), encoder)
         self.head_dropout = nn.Dropout(config.head_dropout)
-        self.head = nn.Linear(config.d_model, config.n_outputs)
+        self.head = nn.Linear(config.d_model, config.n_labels)
 
     def _inputs(self, input_ids: Tensor | None, features: Tensor | None) -> dict[str, Tensor]:
         if self.config.vocab_size is not None:
@@ -195,27 +193,36 @@ class _EncoderHeadModel(PretrainedModel):
         return {"features": features}
 
     def forward_features(self, input_ids: Tensor | None = None, features: Tensor | None = None,
-                         attention_mask: Tensor | None = None,
-                         output_attentions: bool = False) -> EncoderOutput:
+                         attention_mask: Tensor | None = None, output_attentions: bool = False,
+                         rows: int | None = None) -> EncoderOutput:
         """Embed and encode: ``last_hidden_state`` (B, T', D), ``mask``, ``attentions``."""
-        return self.backbone.forward_features(attention_mask, output_attentions,
+        return self.backbone.forward_features(attention_mask, output_attentions=output_attentions, rows=rows,
                                               **self._inputs(input_ids, features))
 
     def pool(self, features: EncoderOutput) -> Tensor:
         """(B, T', D) → (B, D) with the configured mode (padding and a learned [CLS] excluded)."""
-        return self.backbone.pool(features)
+        return self.backbone.pool(features, self.config.pool)
 
-    def forward_head(self, pooled: Tensor) -> Tensor:
-        """(B, D) → (B, n_outputs): class logits, or standardised predictions for the regressor."""
-        return self.head(self.head_dropout(pooled))
+    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, D) → (B, n_labels): class logits, or standardised predictions for the regressor;
+        ``pre_logits``: the vector the head reads."""
+        x = self.head_dropout(pooled)
+        return x if pre_logits else self.head(x)
 
-    def embed_sequences(self, **inputs: Any) -> Tensor:
-        """The pooled embedding (B, D) of a batch (``forward_features`` then ``pool``)."""
-        return self.pool(self.forward_features(**inputs))
+    def embed(self, input_ids: Tensor | None = None, features: Tensor | None = None,
+              attention_mask: Tensor | None = None) -> Tensor:
+        """The pooled embedding (B, D) of a batch: what the head reads."""
+        pooled, _ = self._pooled(input_ids, features, attention_mask, False)
+        return self.forward_head(pooled, pre_logits=True)
+
+    def _pooled(self, input_ids: Tensor | None, features: Tensor | None, attention_mask: Tensor | None,
+                output_attentions: bool) -> tuple[Tensor, EncoderOutput]:
+        return self.backbone.forward_pooled(self.config.pool, attention_mask, output_attentions=output_attentions,
+                                            **self._inputs(input_ids, features))
 
 
 class SequenceClassifier(_EncoderHeadModel):
-    """Transformer encoder + pooling + linear classifier over ``config.n_outputs`` classes."""
+    """Transformer encoder + pooling + linear classifier over ``config.n_labels`` classes."""
 
     model_type = "sequence-classifier"
 
@@ -227,27 +234,21 @@ class SequenceClassifier(_EncoderHeadModel):
         Returns
         -------
         dict
-            ``"logits"`` (B, n_outputs); ``"loss"`` (scalar cross-entropy, labels of -100
+            ``"logits"`` (B, n_labels); ``"loss"`` (scalar cross-entropy, labels of -100
             ignored) and ``"n_items"`` (labels counted) when ``labels`` (B,) int64 are given;
             ``"attentions"`` (tuple of (B, H, T', T') per layer) when ``output_attentions``.
         """
-        enc = self.forward_features(input_ids, features, attention_mask, output_attentions)
-        logits = self.forward_head(self.pool(enc))  # (B, C)
-        out: dict[str, Any] = {"logits": logits}
+        pooled, enc = self._pooled(input_ids, features, attention_mask, output_attentions)
+        out: dict[str, Any] = {"logits": self.forward_head(pooled)}  # (B, C)
         if labels is not None:
-            try:
-                out["loss"] = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)
-            except IndexError:  # torch's own range check ("Target 7 is out of bounds")
-                raise ValueError(f"labels must be class indices in [0, {self.config.n_outputs}) or "
-                                 f"{IGNORE_INDEX} (ignored); some are outside") from None
-            out["n_items"] = (labels != IGNORE_INDEX).sum()
+            out.update(classification_loss(out["logits"], labels))
         if output_attentions:
             out["attentions"] = enc.attentions
         return out
 
 
 class SequenceRegressor(_EncoderHeadModel):
-    """Transformer encoder + pooling + linear head predicting ``config.n_outputs`` targets."""
+    """Transformer encoder + pooling + linear head predicting ``config.n_labels`` targets."""
 
     model_type = "sequence-regressor"
 
@@ -259,23 +260,19 @@ class SequenceRegressor(_EncoderHeadModel):
         Returns
         -------
         dict
-            ``"predictions"`` in the targets' units, (B,) when ``n_outputs == 1`` else
-            (B, n_outputs); ``"loss"`` (scalar MSE on the standardised scale, see
-            :class:`ClassifierConfig`) when ``labels`` of the same shape are given;
-            ``"attentions"`` when ``output_attentions``.
+            ``"predictions"`` in the targets' units, (B,) when ``n_labels == 1`` else
+            (B, n_labels); ``"loss"`` (scalar MSE on the standardised scale, see
+            :class:`ClassifierConfig`) and ``"n_items"`` (targets averaged) when ``labels`` of
+            the same shape are given; ``"attentions"`` when ``output_attentions``.
         """
         c = self.config
-        enc = self.forward_features(input_ids, features, attention_mask, output_attentions)
-        z = self.forward_head(self.pool(enc)).float()  # (B, n_outputs), standardised
-        if c.n_outputs == 1:
+        pooled, enc = self._pooled(input_ids, features, attention_mask, output_attentions)
+        z = self.forward_head(pooled).float()  # (B, n_labels), standardised
+        if c.n_labels == 1:
             z = z.squeeze(-1)  # (B,)
         out: dict[str, Any] = {"predictions": z * c.target_std + c.target_mean}
         if labels is not None:
-            if labels.shape != z.shape:
-                raise ValueError(f"labels must have shape {tuple(z.shape)} (like the predictions); "
-                                 f"got {tuple(labels.shape)}")
-            target = (labels.float() - c.target_mean) / c.target_std
-            out["loss"] = F.mse_loss(z, target)
+            out.update(regression_loss(z, labels, shift=c.target_mean, scale=c.target_std))
         if output_attentions:
             out["attentions"] = enc.attentions
         return out

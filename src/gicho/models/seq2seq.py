@@ -39,13 +39,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from gicho._validation import check_choice, check_dropout, check_positive, describe
 from gicho.models._pretrained import PretrainedModel
 from gicho.models._seq2seq_decoding import beam_search, greedy
+from gicho.nn.losses import IGNORE_INDEX
 from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAttention
 
 __all__ = ["Decoder", "Encoder", "Seq2Seq", "Seq2SeqConfig"]
 
 RNN_TYPES = ("gru", "lstm")
 SCORES = ("dot", "general", "additive")
-IGNORE_INDEX = -100
 
 
 @dataclass

@@ -32,42 +32,40 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gicho._validation import check_choice, check_dropout, check_positive
-from gicho.models._pretrained import (
-    PretrainedModel,
-    config_from_dict,
-    hf_refusing_act,
-    is_hf_refusing_act,
-)
-from gicho.models._vit_keys import export_hf, import_vit_state
+from gicho._validation import check_choice, check_positive
+from gicho.models._pretrained import HeadConfig, PretrainedModel
+from gicho.models._vit_hf import config_from_hf, config_to_hf, export_hf, import_vit_state
 from gicho.models._vit_processor import ViTImageProcessor
-from gicho.nn.backbone import EncoderBackbone, PatchStem
-from gicho.weights import CheckpointError, read_config, tensor_shapes, weights_file
+from gicho.nn.backbone import EncoderBackbone
+from gicho.nn.losses import classification_loss
+from gicho.nn.pooling import POOL_MODES, PoolMode
+from gicho.nn.stems import PatchStem
+from gicho.nn.transformer import EncoderOutput, TransformerEncoder
+from gicho.weights import tensor_shapes, weights_file
 
 __all__ = ["MAX_IMAGE_SIZE", "MAX_PATCHES", "MAX_PATCH_INPUTS", "PRESETS", "ViTConfig", "ViTForImageClassification",
            "ViTImageProcessor", "ViTModel", "ViTPretrained", "attention_rollout", "interpolate_pos_embed"]
 
-IGNORE_INDEX = -100
-VIT_POOLS = ("cls", "mean")
-# name → (d_model, n_layers, n_heads) at 224 px, patch 16 (the paper's and timm's sizes)
-_SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
+# The paper's and timm's sizes at 224 px, patch 16, and two small ones of gicho's tasks.
+_IMAGENET = {"image_size": 224, "patch_size": 16, "in_channels": 3, "n_labels": 1000}
 PRESETS: dict[str, dict[str, Any]] = {
-    **{name: {"image_size": 224, "patch_size": 16, "in_channels": 3, "d_model": d, "n_layers": n,
-              "n_heads": h, "n_classes": 1000} for name, (d, n, h) in _SIZES.items()},
+    "tiny": {**_IMAGENET, "d_model": 192, "n_layers": 12, "n_heads": 3},
+    "small": {**_IMAGENET, "d_model": 384, "n_layers": 12, "n_heads": 6},
+    "base": {**_IMAGENET, "d_model": 768, "n_layers": 12, "n_heads": 12},
+    "large": {**_IMAGENET, "d_model": 1024, "n_layers": 24, "n_heads": 16},
     # scikit-learn's 8x8 digits: 16 patches of 2x2 pixels, one grey channel
     "digits": {"image_size": 8, "patch_size": 2, "in_channels": 1, "d_model": 64, "n_layers": 2,
-               "n_heads": 4, "d_ff": 128, "n_classes": 10, "dropout": 0.0},
+               "n_heads": 4, "d_ff": 128, "n_labels": 10, "dropout": 0.0},
     # small RGB images (an image folder at 32 px): 16 patches of 8x8
     "mini": {"image_size": 32, "patch_size": 8, "in_channels": 3, "d_model": 64, "n_layers": 4,
-             "n_heads": 4, "d_ff": 128, "n_classes": 2, "dropout": 0.1},
+             "n_heads": 4, "d_ff": 128, "n_labels": 2, "dropout": 0.1},
 }
-_HF_DEFAULT_EPS = 1e-12  # Hugging Face ViTConfig's layer_norm_eps default (timm uses 1e-6)
 # Sane sizes, checked by ViTConfig before any tensor is allocated (a 100,000 px side would ask
 # for billions of position rows): the largest published ViTs use 1,024 px, 4,096 patches and
 # 16x16x3 = 768 inputs per patch.
@@ -77,7 +75,7 @@ MAX_PATCH_INPUTS = 65_536  # in_channels * patch_size ** 2, the inputs of one pa
 
 
 @dataclass
-class ViTConfig:
+class ViTConfig(HeadConfig):
     """Configuration of :class:`ViTModel` and :class:`ViTForImageClassification`.
 
     Parameters
@@ -103,16 +101,16 @@ class ViTConfig:
         Dropout on the attention weights.
     layer_norm_eps : float
         1e-6 as timm (Hugging Face's configs say 1e-12; both are read from their files).
-    n_classes : int or None
+    n_labels : int or None
         Classes of the head (:class:`ViTForImageClassification`); ``None``: not decided yet,
         set from the data (the ``vit`` task counts the folder's classes); with ``label_names``
         given, their number.
-    pool : {"cls", "mean"}
-        What the head reads: the [CLS] token, or the mean of the patch tokens.
+    pool : {"cls", "mean", "max"}
+        What the head reads: the [CLS] token, or the mean (or max) of the patch tokens.
     label_names : tuple of str or None
-        ``n_classes`` names (Hugging Face's ``id2label``).
+        ``n_labels`` names (Hugging Face's ``id2label``).
 
-    Use :meth:`preset` for the standard sizes: ``tiny``, ``small``, ``base``, ``large`` (patch 16,
+    Use :meth:`from_preset` for the standard sizes: ``tiny``, ``small``, ``base``, ``large`` (patch 16,
     224 px), ``digits`` (8x8 grey, patch 2) and ``mini`` (32 px RGB, patch 8).
     """
 
@@ -126,17 +124,15 @@ class ViTConfig:
     dropout: float = 0.0
     attention_dropout: float = 0.0
     layer_norm_eps: float = 1e-6
-    n_classes: int | None = 1000
-    pool: Literal["cls", "mean"] = "cls"
+    n_labels: int | None = 1000
+    pool: PoolMode = "cls"
     label_names: tuple[str, ...] | None = None
+    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
 
     def __post_init__(self) -> None:
-        if self.n_classes is None and self.label_names is not None:
-            self.n_classes = len(self.label_names)
+        self.check_head(n_labels_may_be_none=True)
         for name in ("image_size", "patch_size", "in_channels", "d_model", "n_layers", "n_heads"):
             check_positive(getattr(self, name), name, integer=True)
-        if self.n_classes is not None:
-            check_positive(self.n_classes, "n_classes", integer=True)
         if self.image_size > MAX_IMAGE_SIZE:
             raise ValueError(f"argument `image_size` must be <= {MAX_IMAGE_SIZE} (MAX_IMAGE_SIZE) pixels; "
                              f"got {self.image_size}")
@@ -154,20 +150,8 @@ class ViTConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.d_ff is not None:
             check_positive(self.d_ff, "d_ff", integer=True)
-        for name in ("dropout", "attention_dropout"):
-            check_dropout(getattr(self, name), name)
         check_positive(self.layer_norm_eps, "layer_norm_eps")
-        check_choice(self.pool, "pool", VIT_POOLS)
-        if self.label_names is not None:
-            self.label_names = tuple(str(n) for n in self.label_names)
-            if len(self.label_names) != self.n_classes:
-                raise ValueError(f"label_names has {len(self.label_names)} names; n_classes={self.n_classes}")
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> ViTConfig:
-        """The config of a named size (see the class docstring), with ``overrides``."""
-        check_choice(name, "preset", tuple(PRESETS))
-        return cls(**{**PRESETS[name], **overrides})
+        check_choice(self.pool, "pool", POOL_MODES)
 
     @property
     def ff_dim(self) -> int:
@@ -247,115 +231,109 @@ class ViTPretrained(PretrainedModel):
 
     ``ViTPretrained.from_pretrained(path)`` (and ``gicho.models.from_pretrained``) builds the
     class named in ``config.json``'s ``architectures``, or, without one, a classifier when the
-    weights hold a head.
+    weights hold a head. Every head reads ``forward_features → pool → forward_head``;
+    :meth:`embed` is the pooled embedding (``forward_head(..., pre_logits=True)``).
     ``image_processor`` (:class:`ViTImageProcessor`, saved and loaded with the model): how images
     become ``pixel_values``; 0.5 / 0.5 and gicho's evaluation crop unless a task sets its own.
     """
 
     config_class = ViTConfig
     model_type = "vit"
-    _architecture = ""
     json_keys: ClassVar[dict[str, str]] = {"n_layers": "num_hidden_layers"}
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = EncoderBackbone(
-            PatchStem(config.image_size, config.patch_size, config.in_channels, config.d_model),
-            d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
-            d_ff=config.ff_dim, dropout=config.dropout, attention_dropout=config.attention_dropout,
-            norm_first=True, layer_norm_eps=config.layer_norm_eps, cls="learned", pool=config.pool,
-            position="learned", max_len=config.n_patches, embed_norm=False)
-        torch.nn.init.trunc_normal_(self.backbone.pos_embed.weight, std=0.02)
-        self.image_processor = ViTImageProcessor.for_model(config.image_size, config.in_channels)
+        c = config
+        stem = PatchStem(c.image_size, c.patch_size, c.in_channels, c.d_model, cls="learned",
+                         position="learned", dropout=c.dropout)
+        encoder = TransformerEncoder(c.n_layers, c.d_model, c.n_heads, c.ff_dim, dropout=c.dropout,
+                                     attention_dropout=c.attention_dropout, norm_first=True,
+                                     layer_norm_eps=c.layer_norm_eps)
+        self.backbone = EncoderBackbone(stem, encoder)
+        torch.nn.init.trunc_normal_(stem.pos_embed.weight, std=0.02)
+        self.image_processor = ViTImageProcessor.for_model(c.image_size, c.in_channels)
+        self.head: torch.nn.Module | None = None  # the classifier's linear head; none on the encoder
 
     # ------------------------------------------------------------------ forward
     def forward_features(self, pixel_values: Tensor, output_attentions: bool = False,
-                         n_outputs: int | None = None) -> Any:
+                         rows: int | None = None) -> EncoderOutput:
         """(B, C, H, W) → ``EncoderOutput``: ``last_hidden_state`` (B, 1 + N, D), ``attentions``.
 
-        ``n_outputs=1``: the [CLS] state only, (B, 1, D) (the last layer skips the patch rows).
+        ``rows=1``: the [CLS] state only, (B, 1, D) (the last layer skips the patch rows).
         """
-        return self.backbone.forward_features(None, output_attentions, n_outputs,
+        return self.backbone.forward_features(output_attentions=output_attentions, rows=rows,
                                               pixel_values=pixel_values)
 
-    def pool(self, features: Any) -> Tensor:
-        """(B, 1 + N, D) → (B, D): [CLS], or the mean of the patch tokens."""
-        return self.backbone.pool(features)
+    def pool(self, features: EncoderOutput) -> Tensor:
+        """(B, 1 + N, D) → (B, D): [CLS], or the mean (max) of the patch tokens."""
+        return self.backbone.pool(features, self.config.pool)
+
+    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, D) → logits (B, n_labels); ``pre_logits`` (or no head): the pooled vector itself."""
+        return pooled if pre_logits or self.head is None else self.head(pooled)
+
+    def embed(self, pixel_values: Tensor) -> Tensor:
+        """The pooled embedding (B, D) of images (B, C, H, W): what the head reads."""
+        pooled, _ = self.backbone.forward_pooled(self.config.pool, pixel_values=pixel_values)
+        return self.forward_head(pooled, pre_logits=True)
 
     # ------------------------------------------------------------------ checkpoints
     def config_dict(self) -> dict[str, Any]:
         """Hugging Face's ``ViTConfig`` fields (plus gicho's ``pool``).
 
-        A ``pool="mean"`` classifier has no counterpart in ``transformers`` (its
+        A classifier that does not pool on [CLS] has no counterpart in ``transformers`` (its
         ``ViTForImageClassification`` reads [CLS] and would give other logits), so its
-        ``hidden_act`` is :func:`~gicho.models._pretrained.hf_refusing_act`: ``transformers``
-        refuses it with that text as the error; gicho reads it as GELU.
+        ``hidden_act`` refuses ``transformers`` (:func:`gicho.models._vit_hf.config_to_hf`).
         """
-        c = self.config
-        act = "gelu"
-        if c.pool == "mean" and isinstance(self, ViTForImageClassification):
-            act = hf_refusing_act(self._architecture, "mean pooling of the patch tokens (pool='mean')")
-        names = c.label_names or tuple(f"LABEL_{i}" for i in range(c.n_classes or 0))
-        return {
-            "model_type": self.model_type, "architectures": [self._architecture],
-            "hidden_size": c.d_model, "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads,
-            "intermediate_size": c.ff_dim, "hidden_act": act, "hidden_dropout_prob": c.dropout,
-            "attention_probs_dropout_prob": c.attention_dropout, "layer_norm_eps": c.layer_norm_eps,
-            "image_size": c.image_size, "patch_size": c.patch_size, "num_channels": c.in_channels,
-            "qkv_bias": True, "initializer_range": 0.02, "encoder_stride": c.patch_size,
-            "id2label": {str(i): n for i, n in enumerate(names)},
-            "label2id": {n: i for i, n in enumerate(names)}, "pool": c.pool,
-        }
+        pool = self.config.pool
+        refuse = (f"{pool} pooling of the patch tokens (pool={pool!r})"
+                  if pool != "cls" and self.head is not None else None)
+        return config_to_hf(self.config, type(self).__name__, refuse=refuse)
 
     @classmethod
     def config_from_json(cls, data: dict[str, Any], source: str) -> ViTConfig:
         """A Hugging Face ViT ``config.json`` (what ``transformers`` and gicho write) → ViTConfig."""
-        if data.get("model_type", "vit") != "vit":
-            raise CheckpointError(f"{source} holds a {data.get('model_type')!r} model, not 'vit'")
-        if "hidden_size" not in data:  # a plain dump of gicho's ViTConfig fields
-            return config_from_dict(ViTConfig, data, source)
-        act = data.get("hidden_act", "gelu")
-        if (act != "gelu" and not is_hf_refusing_act(act)) or data.get("qkv_bias", True) is not True:
-            raise CheckpointError(f"{source}: hidden_act={data.get('hidden_act')!r}, qkv_bias="
-                                  f"{data.get('qkv_bias')!r}; gicho's ViT has exact GELU and biased q/k/v")
-        id2label = data.get("id2label") or {}
-        try:
-            names = [str(id2label[str(i)]) for i in range(len(id2label))]
-        except KeyError:
-            raise CheckpointError(f"{source}: id2label keys must be 0..{len(id2label) - 1}") from None
-        default = all(n == f"LABEL_{i}" for i, n in enumerate(names))
-        d_ff = data.get("intermediate_size")
-        if d_ff == 4 * data["hidden_size"]:
-            d_ff = None  # the default width: a config written from d_ff=None reads back equal
-        values = {
-            "image_size": data.get("image_size", 224), "patch_size": data.get("patch_size", 16),
-            "in_channels": data.get("num_channels", 3), "d_model": data["hidden_size"],
-            "n_layers": data.get("num_hidden_layers", 12), "n_heads": data.get("num_attention_heads", 12),
-            "d_ff": d_ff, "dropout": data.get("hidden_dropout_prob", 0.0),
-            "attention_dropout": data.get("attention_probs_dropout_prob", 0.0),
-            "layer_norm_eps": data.get("layer_norm_eps", _HF_DEFAULT_EPS),
-            "n_classes": len(names) or 2, "pool": data.get("pool", "cls"),
-            "label_names": None if default or not names else tuple(names),
-        }
-        return config_from_dict(ViTConfig, values, source)
+        return config_from_hf(ViTConfig, data, source)
 
     @classmethod
     def import_state_dict(cls, state: dict[str, Tensor], config: Any) -> dict[str, Tensor]:
-        """Hugging Face, timm or gicho names → gicho's (works on meta tensors)."""
+        """Hugging Face, timm or gicho names (today's or earlier) → gicho's (works on meta tensors)."""
         return import_vit_state(state)
 
     def export_state_dict(self) -> dict[str, Tensor]:
         """Hugging Face's on-disk layout (``vit.`` prefix for the classifier)."""
-        prefix = "vit." if isinstance(self, ViTForImageClassification) else ""
-        return export_hf(self.state_dict(), self.config.n_layers, prefix=prefix)
+        return export_hf(self.state_dict(), prefix="vit." if self.head is not None else "")
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """As the base, plus ``preprocessor_config.json`` (ValueError: a processor not fitting the model)."""
+    def check_extras(self) -> None:
         self.image_processor.check_fits(self.config.image_size, self.config.in_channels, "image_processor")
-        directory = super().save_pretrained(directory)
+
+    def save_extras(self, directory: Path) -> None:
         self.image_processor.save(directory)
-        return directory
+
+    def load_extras(self, directory: Path) -> None:
+        """The image processor saved beside the weights (``preprocessor_config.json``), if any.
+
+        Raises
+        ------
+        CheckpointError
+            A processor gicho cannot apply, or one that does not fit the model.
+        """
+        from gicho.weights import CheckpointError
+
+        c = self.config
+        processor = ViTImageProcessor.load(directory, image_size=c.image_size, channels=c.in_channels)
+        if processor is not None:
+            processor.check_fits(c.image_size, c.in_channels, f"the image processor of {directory}",
+                                 CheckpointError)
+            self.image_processor = processor
+
+    @classmethod
+    def default_head(cls, path: Path) -> type:
+        """Without ``architectures``: a classifier when the weights hold a head."""
+        names = tensor_shapes(weights_file(path))
+        has_head = any(k.startswith(("head.", "classifier.")) for k in names)
+        return ViTForImageClassification if has_head else ViTModel
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, key_map: Any = None,
@@ -377,26 +355,8 @@ class ViTPretrained(PretrainedModel):
             the meta device before reading); an image processor gicho cannot apply or not fitting.
         """
         if isinstance(config, str):
-            config = ViTConfig.preset(config)
-        target = cls
-        if cls is ViTPretrained:
-            data = read_config(path) if config is None else {}
-            arch = data.get("architectures") or []
-            if "ViTForImageClassification" in arch:
-                target = ViTForImageClassification
-            elif "ViTModel" in arch:
-                target = ViTModel
-            else:
-                names = tensor_shapes(weights_file(path))
-                has_head = any(k.startswith(("head.", "classifier.")) for k in names)
-                target = ViTForImageClassification if has_head else ViTModel
-        model = PretrainedModel.from_pretrained.__func__(target, path, key_map=key_map, config=config)
-        c = model.config
-        if Path(path).is_dir() and (processor := ViTImageProcessor.load(
-                path, image_size=c.image_size, channels=c.in_channels)) is not None:
-            processor.check_fits(c.image_size, c.in_channels, f"the image processor of {path}", CheckpointError)
-            model.image_processor = processor
-        return model
+            config = ViTConfig.from_preset(config)
+        return super().from_pretrained(path, key_map=key_map, config=config)
 
     def with_image_size(self, image_size: int) -> ViTPretrained:
         """A copy of this model for ``image_size`` px, its position table interpolated.
@@ -405,8 +365,8 @@ class ViTPretrained(PretrainedModel):
         """
         config = dataclasses.replace(self.config, image_size=image_size)
         state = dict(self.state_dict())
-        state["backbone.pos_embed.weight"] = interpolate_pos_embed(state["backbone.pos_embed.weight"],
-                                                                   config.grid_size)
+        key = "backbone.stem.pos_embed.weight"
+        state[key] = interpolate_pos_embed(state[key], config.grid_size)
         model = type(self)(config).to(next(self.parameters()).device)
         model.load_state_dict(state)
         model.image_processor = dataclasses.replace(self.image_processor, image_size=image_size)
@@ -414,9 +374,7 @@ class ViTPretrained(PretrainedModel):
 
 
 class ViTModel(ViTPretrained):
-    """The ViT encoder: pixels → token states and one pooled vector (no head)."""
-
-    _architecture = "ViTModel"
+    """The ViT encoder: pixels → token states (no head; :meth:`embed` gives the pooled vector)."""
 
     @classmethod
     def import_state_dict(cls, state: dict[str, Tensor], config: Any) -> dict[str, Tensor]:
@@ -430,31 +388,25 @@ class ViTModel(ViTPretrained):
         -------
         dict
             ``"last_hidden_state"`` (B, 1 + N, D) after the final LayerNorm ([CLS] first), as
-            ``transformers.ViTModel``; ``"pooled"`` (B, D) ([CLS] or mean, per ``pool``);
-            ``"attentions"`` (tuple of (B, H, 1 + N, 1 + N)) when ``output_attentions``.
+            ``transformers.ViTModel``; ``"attentions"`` (tuple of (B, H, 1 + N, 1 + N)) when
+            ``output_attentions``.
         """
         enc = self.forward_features(pixel_values, output_attentions)
-        out: dict[str, Any] = {"last_hidden_state": enc.last_hidden_state, "pooled": self.pool(enc)}
+        out: dict[str, Any] = {"last_hidden_state": enc.last_hidden_state}
         if output_attentions:
             out["attentions"] = enc.attentions
         return out
 
 
 class ViTForImageClassification(ViTPretrained):
-    """ViT with a linear head on [CLS] (or the mean patch token): ``n_classes`` logits."""
-
-    _architecture = "ViTForImageClassification"
+    """ViT with a linear head on [CLS] (or the pooled patch tokens): ``n_labels`` logits."""
 
     def __init__(self, config: ViTConfig) -> None:
-        if config.n_classes is None:
-            raise ValueError("argument `n_classes` is None (not decided yet); a classifier needs its number "
-                             "of classes: set config.n_classes (or label_names)")
+        if config.n_labels is None:
+            raise ValueError("argument `n_labels` is None (not decided yet); a classifier needs its number "
+                             "of classes: set config.n_labels (or label_names)")
         super().__init__(config)
-        self.head = torch.nn.Linear(config.d_model, config.n_classes)
-
-    def forward_head(self, pooled: Tensor) -> Tensor:
-        """(B, D) → (B, n_classes)."""
-        return self.head(pooled)
+        self.head = torch.nn.Linear(config.d_model, config.n_labels)
 
     def forward(self, pixel_values: Tensor, labels: Tensor | None = None,
                 output_attentions: bool = False) -> dict[str, Any]:
@@ -463,21 +415,15 @@ class ViTForImageClassification(ViTPretrained):
         Returns
         -------
         dict
-            ``"logits"`` (B, n_classes); with ``labels`` (B,) int64, ``"loss"`` (mean
+            ``"logits"`` (B, n_labels); with ``labels`` (B,) int64, ``"loss"`` (mean
             cross-entropy, labels of -100 ignored) and ``"n_items"``; ``"attentions"`` when
             ``output_attentions``.
         """
-        cls_only = 1 if self.config.pool == "cls" else None  # the head reads [CLS] only
-        enc = self.forward_features(pixel_values, output_attentions, n_outputs=cls_only)
-        logits = self.forward_head(self.pool(enc))  # (B, C)
-        out: dict[str, Any] = {"logits": logits}
+        pooled, enc = self.backbone.forward_pooled(self.config.pool, output_attentions=output_attentions,
+                                                   pixel_values=pixel_values)
+        out: dict[str, Any] = {"logits": self.forward_head(pooled)}  # (B, C)
         if labels is not None:
-            try:
-                out["loss"] = F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_INDEX)
-            except IndexError:
-                raise ValueError(f"labels must be class indices in [0, {self.config.n_classes}) or "
-                                 f"{IGNORE_INDEX}; some are outside") from None
-            out["n_items"] = (labels != IGNORE_INDEX).sum()
+            out.update(classification_loss(out["logits"], labels))
         if output_attentions:
             out["attentions"] = enc.attentions
         return out
@@ -491,9 +437,12 @@ class ViTForImageClassification(ViTPretrained):
         g = self.config.grid_size
         return cls_row.reshape(-1, g, g)  # (B, g, g)
 
-    def reset_head(self, n_classes: int, label_names: tuple[str, ...] | None = None) -> ViTForImageClassification:
-        """Replace the head by a fresh one for ``n_classes`` classes (fine-tuning); returns self."""
-        self.config = dataclasses.replace(self.config, n_classes=n_classes, label_names=label_names)
+    def reset_head(self, n_labels: int, label_names: tuple[str, ...] | None = None) -> ViTForImageClassification:
+        """Replace the head by a fresh one for ``n_labels`` classes (fine-tuning); returns self."""
+        self.config = dataclasses.replace(self.config, n_labels=n_labels, label_names=label_names)
         device = self.head.weight.device
-        self.head = torch.nn.Linear(self.config.d_model, n_classes).to(device)
+        self.head = torch.nn.Linear(self.config.d_model, n_labels).to(device)
         return self
+
+
+ViTPretrained.heads = {"ViTModel": ViTModel, "ViTForImageClassification": ViTForImageClassification}

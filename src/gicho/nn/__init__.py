@@ -1,4 +1,4 @@
-"""PyTorch building blocks: attention, Transformer encoder (and how it runs), embeddings, pooling.
+"""PyTorch building blocks: stems, attention, Transformer encoder (and how it runs), pooling, losses.
 
 Boolean masks are ``True`` where a position may be attended to / is a real token, and
 ``False`` where it is masked out or padding (see :mod:`gicho.nn.attention`).
@@ -11,31 +11,25 @@ from gicho.nn.attention import (
     ragged_attention,
     scaled_dot_product_attention,
 )
-from gicho.nn.backbone import (
-    CLS_SOURCES,
-    ClsSource,
-    EncoderBackbone,
-    FeatureStem,
-    PatchStem,
-    TokenStem,
-)
+from gicho.nn.backbone import EncoderBackbone
 from gicho.nn.embeddings import (
     FeatureTokenizer,
     LearnedPositionEmbedding,
     PatchEmbedding,
-    SegmentEmbedding,
     SinusoidalPositionEmbedding,
-    TokenEmbeddings,
     sinusoidal_table,
 )
 from gicho.nn.execution import EncoderOutput
-from gicho.nn.pooling import POOL_MODES, PoolMode, check_nonempty, pool_tokens
+from gicho.nn.losses import IGNORE_INDEX, classification_loss, regression_loss
+from gicho.nn.pooling import POOL_MODES, PoolMode, check_nonempty, pool
 from gicho.nn.ragged import RaggedBatch
 from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAttention
+from gicho.nn.stems import CLS_SOURCES, ClsSource, FeatureStem, PatchStem, Stem, TokenStem
 from gicho.nn.transformer import MLP, TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "CLS_SOURCES",
+    "IGNORE_INDEX",
     "MLP",
     "POOL_MODES",
     "AdditiveAttention",
@@ -52,17 +46,18 @@ __all__ = [
     "PatchStem",
     "PoolMode",
     "RaggedBatch",
-    "SegmentEmbedding",
     "SinusoidalPositionEmbedding",
-    "TokenEmbeddings",
+    "Stem",
     "TokenStem",
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "check_nonempty",
+    "classification_loss",
     "dot_product_attention",
     "masked_softmax",
-    "pool_tokens",
+    "pool",
     "ragged_attention",
+    "regression_loss",
     "scaled_dot_product_attention",
     "sinusoidal_table",
 ]

@@ -1,11 +1,8 @@
-"""Input embeddings for Transformer encoders: tokens, segments, positions, patches, features.
+"""Input layers of the stems (:mod:`gicho.nn.stems`): positions, patches, features.
 
 * :class:`LearnedPositionEmbedding` — a trainable table (BERT, ViT).
 * :class:`SinusoidalPositionEmbedding` — the fixed table of Vaswani et al. (2017), §3.5:
   ``PE[p, 2i] = sin(p / 10000^(2i/D))``, ``PE[p, 2i+1] = cos(p / 10000^(2i/D))``.
-* :class:`TokenEmbeddings` — token + segment + position, LayerNorm, dropout (BERT; parameter
-  names follow Hugging Face's ``BertEmbeddings``: ``word_embeddings``, ``position_embeddings``,
-  ``token_type_embeddings``, ``LayerNorm``).
 * :class:`PatchEmbedding` — image → non-overlapping patches → tokens with a ``Conv2d`` whose
   kernel and stride equal the patch size (Dosovitskiy et al. 2021; timm's ``patch_embed.proj``).
 * :class:`FeatureTokenizer` — one token per tabular feature, ``x_j · W_j + b_j``
@@ -23,9 +20,7 @@ __all__ = [
     "FeatureTokenizer",
     "LearnedPositionEmbedding",
     "PatchEmbedding",
-    "SegmentEmbedding",
     "SinusoidalPositionEmbedding",
-    "TokenEmbeddings",
     "sinusoidal_table",
 ]
 
@@ -91,68 +86,6 @@ class SinusoidalPositionEmbedding(nn.Module):
         """``x`` (B, T, D) float → ``x + PE[:T]`` (B, T, D)."""
         _check_length(x.shape[1], self.max_len)
         return x + self.table[: x.shape[1]].to(x.dtype)
-
-
-class SegmentEmbedding(nn.Embedding):
-    """Segment (token type) embedding: one vector per segment id, ``(B, T)`` → ``(B, T, D)``."""
-
-    def __init__(self, n_segments: int, d_model: int) -> None:
-        super().__init__(n_segments, d_model)
-
-
-class TokenEmbeddings(nn.Module):
-    """Token + segment + position embeddings, then LayerNorm and dropout (BERT, §3.2).
-
-    Parameters
-    ----------
-    vocab_size : int
-    d_model : int
-    max_len : int
-        Size of the position table.
-    n_segments : int
-        Number of segment ids; 0 disables segment embeddings.
-    position : {"learned", "sinusoidal", "none"}
-    padding_idx : int, optional
-        Token id whose embedding is kept at zero.
-    dropout : float
-    layer_norm_eps : float
-    norm : bool
-        Apply the LayerNorm (BERT does; a pre-LN encoder often does not).
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        d_model: int,
-        max_len: int = 512,
-        *,
-        n_segments: int = 0,
-        position: str = "learned",
-        padding_idx: int | None = None,
-        dropout: float = 0.0,
-        layer_norm_eps: float = 1e-12,
-        norm: bool = True,
-    ) -> None:
-        super().__init__()
-        self.word_embeddings = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
-        self.position_embeddings = make_position_embedding(position, max_len, d_model)
-        self.token_type_embeddings = SegmentEmbedding(n_segments, d_model) if n_segments else None
-        self.LayerNorm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, input_ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
-        """``input_ids`` (B, T) long, ``token_type_ids`` (B, T) long → (B, T, D) float."""
-        x = self.word_embeddings(input_ids)  # (B, T, D)
-        if self.token_type_embeddings is not None:
-            if token_type_ids is None:  # every token is segment 0: add its row, no lookup
-                x = x + self.token_type_embeddings.weight[0]
-            else:
-                x = x + self.token_type_embeddings(token_type_ids)
-        elif token_type_ids is not None:
-            raise ValueError("token_type_ids given but the embeddings have n_segments=0")
-        if self.position_embeddings is not None:
-            x = self.position_embeddings(x)
-        return self.dropout(self.LayerNorm(x))
 
 
 def make_position_embedding(position: str, max_len: int, d_model: int) -> nn.Module | None:

@@ -55,7 +55,7 @@ class EncoderOutput:
     mask: Tensor | None = None
 
 
-# padded(x, mask, output_attentions, output_hidden_states, n_outputs): the stack's reference pass
+# padded(x, mask, output_attentions, output_hidden_states, rows): the stack's reference pass
 PaddedPass = Callable[[Tensor, "Tensor | None", bool, bool, "int | None"], EncoderOutput]
 
 
@@ -69,7 +69,7 @@ def run_layers(
     chunk_bytes: int,
     output_attentions: bool = False,
     output_hidden_states: bool = False,
-    n_outputs: int | None = None,
+    rows: int | None = None,
 ) -> EncoderOutput:
     """Run ``layers`` (then ``norm``) over ``x`` (B, T, D) by the fastest strategy that applies.
 
@@ -81,7 +81,7 @@ def run_layers(
         True = may attend. A (B, T) mask with no padding is dropped (the fused kernel needs none).
     padded : the stack's reference pass over a whole padded batch (or one chunk of it).
     chunk_bytes : the CPU inference budget: the widest intermediate of one chunk, in bytes.
-    output_attentions, output_hidden_states, n_outputs : as in ``TransformerEncoder.forward``.
+    output_attentions, output_hidden_states, rows : as in ``TransformerEncoder.forward``.
     """
     if (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == x.shape[:2]
             and not output_attentions and not output_hidden_states
@@ -92,16 +92,16 @@ def run_layers(
             for layer in layers:
                 tokens, _ = layer(tokens, ragged)
             hidden = ragged.unpack(norm(tokens))  # (B, T, D)
-            return EncoderOutput(last_hidden_state=hidden[:, :n_outputs])
+            return EncoderOutput(last_hidden_state=hidden[:, :rows])
         mask = None  # nothing is padding: the fused kernel needs no mask
     chunk = inference_chunk(x, layers[0], chunk_bytes) if len(layers) else None
     if chunk is not None:
         return _concatenate([
             padded(x[i:i + chunk], None if mask is None else mask[i:i + chunk],
-                   output_attentions, output_hidden_states, n_outputs)
+                   output_attentions, output_hidden_states, rows)
             for i in range(0, x.shape[0], chunk)
         ])
-    return padded(x, mask, output_attentions, output_hidden_states, n_outputs)
+    return padded(x, mask, output_attentions, output_hidden_states, rows)
 
 
 def inference_chunk(x: Tensor, layer: nn.Module, chunk_bytes: int) -> int | None:

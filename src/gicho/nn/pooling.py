@@ -1,8 +1,10 @@
 """Pool a sequence of token vectors into one vector: mean, max or the [CLS] token.
 
-Mean and max pooling ignore padding (``mask`` False) and, when ``has_cls`` is True, the
-[CLS] token at position 0, so appending more padding to a batch never changes the result
-(tested). A sequence with no token to pool raises ``ValueError`` (see :func:`pool_tokens`).
+One function, :func:`pool`, of (hidden states, padding mask, mode, number of prefix tokens), as
+timm's ``global_pool_nlc``: the stem decides how many tokens it put in front of the input
+(``num_prefix_tokens``: 1 for a learned [CLS]) and pooling only reads the count. Mean and max
+pooling ignore padding (``mask`` False) and those prefix tokens, so appending more padding to a
+batch never changes the result (tested).
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["POOL_MODES", "PoolMode", "check_nonempty", "pool_tokens"]
+__all__ = ["POOL_MODES", "PoolMode", "check_nonempty", "pool"]
 
 PoolMode = Literal["mean", "cls", "max"]
 POOL_MODES: tuple[str, ...] = ("mean", "cls", "max")
 
 
-def pool_tokens(
+def pool(
     hidden: Tensor,
     mask: Tensor | None = None,
     mode: PoolMode = "mean",
+    num_prefix_tokens: int = 0,
     *,
-    has_cls: bool = False,
     check_empty: bool = True,
 ) -> Tensor:
     """Pool token vectors into one vector per sequence.
@@ -33,13 +35,14 @@ def pool_tokens(
     hidden : Tensor, float, shape (B, T, D)
         Encoder outputs.
     mask : Tensor, bool, shape (B, T), optional
-        True for real tokens, False for padding (the [CLS] position counts as real).
+        True for real tokens, False for padding (prefix tokens count as real).
         ``None`` means no padding.
     mode : {"mean", "cls", "max"}
         ``"mean"``: average of the pooled tokens; ``"max"``: element-wise maximum;
-        ``"cls"``: the output at position 0 (requires ``has_cls``).
-    has_cls : bool
-        Whether position 0 holds a [CLS] token; mean and max then skip it.
+        ``"cls"``: the output at position 0 (the caller's model has a [CLS] there, learned or
+        the tokenizer's; models check this when they are built).
+    num_prefix_tokens : int
+        Tokens the stem prepended (a learned [CLS]); mean and max skip them.
     check_empty : bool
         Raise for a sequence with no token to pool. The check reads the mask on the host (a
         device synchronisation and a ``torch.compile`` graph break), so models call this with
@@ -53,32 +56,32 @@ def pool_tokens(
     Raises
     ------
     ValueError
-        Unknown ``mode``; ``"cls"`` without ``has_cls``; a mask of the wrong shape or dtype;
-        and, for mean and max, a sequence with no token to pool (all padding, or only [CLS]):
-        its average is undefined, so it is an error rather than a silent zero vector.
+        Unknown ``mode``; a negative ``num_prefix_tokens``; a mask of the wrong shape or dtype;
+        and, for mean and max, a sequence with no token to pool (all padding, or only prefix
+        tokens): its average is undefined, so it is an error rather than a silent zero vector.
     """
     if mode not in POOL_MODES:
         raise ValueError(f"mode must be one of {POOL_MODES}; got {mode!r}")
     if hidden.ndim != 3:
         raise ValueError(f"hidden must have shape (B, T, D); got {tuple(hidden.shape)}")
+    if isinstance(num_prefix_tokens, bool) or not isinstance(num_prefix_tokens, int) or num_prefix_tokens < 0:
+        raise ValueError(f"argument `num_prefix_tokens` must be an integer >= 0; got {num_prefix_tokens!r}")
     if mask is not None and (mask.dtype != torch.bool or mask.shape != hidden.shape[:2]):
         raise ValueError(
             f"mask must be a boolean tensor of shape (B, T) = {tuple(hidden.shape[:2])} "
             f"(True = real token); got {mask.dtype} of shape {tuple(mask.shape)}"
         )
     if mode == "cls":
-        if not has_cls:
-            raise ValueError("mode='cls' needs a [CLS] token at position 0 (has_cls=True)")
         return hidden[:, 0]  # (B, D)
     if mask is None:
         mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
-    if has_cls:
-        hidden, mask = hidden[:, 1:], mask[:, 1:]  # (B, T-1, D), (B, T-1)
+    if num_prefix_tokens:
+        hidden, mask = hidden[:, num_prefix_tokens:], mask[:, num_prefix_tokens:]  # (B, T-p, D), (B, T-p)
     counts = mask.sum(dim=1)  # (B,)
     if hidden.shape[1] == 0 or (check_empty and bool((counts == 0).any())):
         empty = torch.nonzero(counts == 0).flatten().tolist() if hidden.shape[1] else "all"
         raise ValueError(
-            f"cannot {mode}-pool sequences with no tokens besides padding and [CLS]: "
+            f"cannot {mode}-pool sequences with no tokens besides padding and prefix tokens: "
             f"batch rows {empty}"
         )
     m = mask[:, :, None]  # (B, T, 1)

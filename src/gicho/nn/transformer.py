@@ -181,7 +181,7 @@ class TransformerEncoder(nn.Module):
         *,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-        n_outputs: int | None = None,
+        rows: int | None = None,
     ) -> EncoderOutput:
         """Run the stack over ``x`` (B, T, D) with an optional bool ``mask`` (True = attend).
 
@@ -190,7 +190,7 @@ class TransformerEncoder(nn.Module):
         (:class:`~gicho.nn.ragged.RaggedBatch`): the layers run on the real tokens only, and
         ``last_hidden_state`` is zero at padding positions. A mask with no padding is dropped.
 
-        With ``n_outputs``, ``last_hidden_state`` is (B, n_outputs, D): the first positions
+        With ``rows``, ``last_hidden_state`` is (B, rows, D): the first positions
         only. The last layer then computes just those rows (queries, residuals, MLP; keys and
         values over every position), as a [CLS]-pooled head needs: the same numbers as the
         full computation's first rows (tested), for about one layer's token-wise work less.
@@ -202,10 +202,10 @@ class TransformerEncoder(nn.Module):
         """
         return run_layers(self.layers, self.norm, x, mask, padded=self._padded,
                           chunk_bytes=INFERENCE_CHUNK_BYTES, output_attentions=output_attentions,
-                          output_hidden_states=output_hidden_states, n_outputs=n_outputs)
+                          output_hidden_states=output_hidden_states, rows=rows)
 
     def _padded(self, x: Tensor, mask: Tensor | None, output_attentions: bool,
-                output_hidden_states: bool, n_outputs: int | None) -> EncoderOutput:
+                output_hidden_states: bool, rows: int | None) -> EncoderOutput:
         """Every layer over the whole (B, T, D) batch, padding included: the reference pass.
 
         The faster strategies of :func:`gicho.nn.execution.run_layers` compute its numbers.
@@ -216,13 +216,13 @@ class TransformerEncoder(nn.Module):
         for i, layer in enumerate(self.layers):
             # Only the last layer can skip rows: every earlier row is a key of the next layer.
             # (Hidden states and attention maps are whole-sequence outputs: all rows then.)
-            skip = n_outputs if i == last and not output_hidden_states else None
+            skip = rows if i == last and not output_hidden_states else None
             x, weights = layer(x, mask, need_weights=output_attentions, n_queries=skip)
             hidden_states.append(x)
             if weights is not None:
                 attentions.append(weights)
         return EncoderOutput(
-            last_hidden_state=self.norm(x[:, :n_outputs]),
+            last_hidden_state=self.norm(x[:, :rows]),
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )

@@ -32,7 +32,7 @@ MODELS = ("vit", "cnn", "pca-logreg")
 def _vit() -> Any:
     from gicho.models.vit import ViTConfig
 
-    return ViTConfig.preset("digits")
+    return ViTConfig.from_preset("digits")
 
 
 def _train() -> Any:

@@ -157,7 +157,7 @@ def _one_run(config: PoolingStudyConfig, length: int, pool: str, seed: int) -> d
     torch.manual_seed(seed)
     model = SequenceClassifier(ClassifierConfig(
         **dataclasses.asdict(config.model), vocab_size=FIRST_MARKER_ID + config.n_classes + config.noise_vocab,
-        n_outputs=config.n_classes, pool=pool, max_len=length, pad_token_id=PAD_ID))
+        n_labels=config.n_classes, pool=pool, max_len=length, pad_token_id=PAD_ID))
     train_config = dataclasses.replace(config.train, eval_every=steps, log_every=max(1, steps // 10),
                                        seed=seed, progress=False)
     start = time.perf_counter()

@@ -53,7 +53,7 @@ class ClassScores:
 
 def label_names(model: Any) -> tuple[str, ...]:
     c = model.config
-    return c.label_names or tuple(str(k) for k in range(c.n_classes))
+    return c.label_names or tuple(str(k) for k in range(c.n_labels))
 
 
 def to_display(pixel_values: Any, info: dict[str, Any]) -> Any:

@@ -29,7 +29,7 @@ N_FEATURES = 10
 def _default_model() -> Any:
     from gicho.models.classifier import ClassifierConfig
 
-    return ClassifierConfig(n_features=N_FEATURES, n_outputs=1, position="none", pool="cls",
+    return ClassifierConfig(n_features=N_FEATURES, n_labels=1, position="none", pool="cls",
                             max_len=N_FEATURES, d_model=16, n_heads=4, n_layers=1, dropout=0.1,
                             label_names=("progression",))
 
@@ -90,9 +90,9 @@ def build_model(config: DiabetesTransformerConfig, splits: Splits) -> Any:
     from gicho.models.classifier import SequenceRegressor
 
     m = config.model
-    if (m.n_features, m.n_outputs) != (N_FEATURES, 1):
+    if (m.n_features, m.n_labels) != (N_FEATURES, 1):
         raise ValueError(f"the diabetes data has {N_FEATURES} features and one target: model.n_features "
-                         f"must be {N_FEATURES} and model.n_outputs 1; got {m.n_features}, {m.n_outputs}")
+                         f"must be {N_FEATURES} and model.n_labels 1; got {m.n_features}, {m.n_labels}")
     info = splits.info
     model = SequenceRegressor(dataclasses.replace(m, target_mean=info["target_mean"],
                                                   target_std=info["target_std"]))

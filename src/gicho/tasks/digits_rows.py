@@ -29,7 +29,7 @@ MAX_PIXEL = DIGITS_MAX_INTENSITY  # digits pixels are integers in [0, 16]
 def _default_model() -> Any:
     from gicho.models.classifier import ClassifierConfig
 
-    return ClassifierConfig(token_dim=PIXELS_PER_ROW, n_outputs=10, max_len=ROWS, d_model=64,
+    return ClassifierConfig(token_dim=PIXELS_PER_ROW, n_labels=10, max_len=ROWS, d_model=64,
                             n_heads=4, n_layers=2, dropout=0.1, norm_first=True,
                             label_names=tuple(str(d) for d in range(10)))
 
@@ -70,10 +70,10 @@ def build_model(config: DigitsRowsConfig, splits: Splits) -> Any:
     from gicho.models.classifier import SequenceClassifier
 
     m = config.model
-    if (m.token_dim, m.n_outputs) != (PIXELS_PER_ROW, 10) or m.max_len < ROWS:
+    if (m.token_dim, m.n_labels) != (PIXELS_PER_ROW, 10) or m.max_len < ROWS:
         raise ValueError(f"digits rows are {ROWS} tokens of {PIXELS_PER_ROW} pixels in 10 classes: "
-                         f"model.token_dim must be 8, model.n_outputs 10, model.max_len >= 8; got "
-                         f"{m.token_dim}, {m.n_outputs}, {m.max_len}")
+                         f"model.token_dim must be 8, model.n_labels 10, model.max_len >= 8; got "
+                         f"{m.token_dim}, {m.n_labels}, {m.max_len}")
     model = SequenceClassifier(m)
     model.backbone.stem.set_input_scaling(0.0, MAX_PIXEL)  # pixels / 16, saved with the weights
     return model

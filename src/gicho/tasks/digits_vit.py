@@ -33,7 +33,7 @@ DIGIT_NAMES = tuple(str(d) for d in range(N_CLASSES))
 def _default_model() -> Any:
     from gicho.models.vit import ViTConfig
 
-    return ViTConfig.preset("digits", label_names=DIGIT_NAMES)
+    return ViTConfig.from_preset("digits", label_names=DIGIT_NAMES)
 
 
 @dataclass
@@ -97,10 +97,10 @@ def build_model(config: DigitsViTConfig, splits: Splits) -> Any:
     from gicho.models.vit import ViTForImageClassification
 
     m = config.model
-    if (m.image_size, m.in_channels, m.n_classes) != (SIDE, 1, N_CLASSES):
+    if (m.image_size, m.in_channels, m.n_labels) != (SIDE, 1, N_CLASSES):
         raise ValueError(f"digits are {SIDE}x{SIDE} grey images in {N_CLASSES} classes: model.image_size must "
-                         f"be 8, model.in_channels 1, model.n_classes 10; got {m.image_size}, "
-                         f"{m.in_channels}, {m.n_classes}")
+                         f"be 8, model.in_channels 1, model.n_labels 10; got {m.image_size}, "
+                         f"{m.in_channels}, {m.n_labels}")
     model = ViTForImageClassification(m)
     model.image_processor = _processor()  # saved with it as preprocessor_config.json
     return model

@@ -43,7 +43,12 @@ _NONE = {"none", "null"}
 _MAX_INT = 2**62
 # Fields that moved, old name -> new dotted name; the old name is accepted wherever a config
 # has the new field and no field of the old name.
-MOVED_FIELDS = {"num_threads": "train.num_threads"}
+MOVED_FIELDS = {
+    "num_threads": "train.num_threads",
+    # every model family names its label count n_labels (Hugging Face's num_labels)
+    "model.n_classes": "model.n_labels",
+    "model.n_outputs": "model.n_labels",
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,7 @@
 * T: :class:`~gicho.models.vit.ViTForImageClassification`, preset ``mini`` (32 px, 16 patches
   of 8x8, 4 pre-LN layers of width 64); ``--model.image-size`` / ``--model.patch-size`` and the
   other ViTConfig fields change it; the classes (count and names) come from the folder:
-  ``model.n_classes`` and ``model.label_names`` stay ``None`` ("from the folder") in the run's
+  ``model.n_labels`` and ``model.label_names`` stay ``None`` ("from the folder") in the run's
   config, the trained model's ``config.json`` holds them (``id2label``), and the report's data
   line names them;
 * E: :class:`gicho.data.image_folder.ImageFolder` over ``root/<class>/<image>`` (cat-vs-dog
@@ -46,7 +46,7 @@ SHOWN_CLASSES = 10  # class names listed in the task's description (the report's
 def _default_model() -> Any:
     from gicho.models.vit import ViTConfig
 
-    return ViTConfig.preset("mini", n_classes=None)  # None: the folder decides
+    return ViTConfig.from_preset("mini", n_labels=None)  # None: the folder decides
 
 
 @dataclass
@@ -140,12 +140,12 @@ def build_model(config: FolderViTConfig, splits: Splits) -> Any:
     from gicho.models.vit import ViTForImageClassification
 
     classes = splits.info["classes"]  # the folder decides the classes
-    for name, value in (("n_classes", len(classes)), ("label_names", classes)):
+    for name, value in (("n_labels", len(classes)), ("label_names", classes)):
         given = getattr(config.model, name)
         if given is not None and given != value:  # a user's override (None: from the folder)
             raise ValueError(f"model.{name}={given!r} contradicts the image folder, whose sub-folders "
                              f"give {value!r}; leave model.{name} unset (the folder decides it)")
-    model = ViTForImageClassification(dataclasses.replace(config.model, n_classes=len(classes),
+    model = ViTForImageClassification(dataclasses.replace(config.model, n_labels=len(classes),
                                                           label_names=classes))
     model.image_processor = splits.info["processor"]  # saved with it as preprocessor_config.json
     return model

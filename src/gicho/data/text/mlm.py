@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from gicho._validation import check_positive, check_probability, describe
+from gicho._validation import IGNORE_INDEX, check_positive, check_probability, describe
 from gicho.data.text.batching import derive_seed, pad_batch
 from gicho.data.text.tokenizer import TextTokenizer
 
@@ -29,7 +29,6 @@ REPLACE_WITH_MASK = 0.8  # ... of which 80% become [MASK],
 REPLACE_WITH_RANDOM = 0.1  # 10% a random token, and the rest (10%) stay as they are
 DEFAULT_BLOCK_SIZE = 128
 ENCODE_CHUNK = 1_000  # documents tokenized per call while packing
-IGNORE_INDEX = -100  # label of a position without a prediction (PyTorch's cross-entropy default)
 
 
 def iter_packed_blocks(documents: Iterable[Sequence[int]], block_size: int, cls_id: int, sep_id: int,
