@@ -19,8 +19,8 @@ from gicho.decomposition import PCA
 from gicho.linear import LinearRegression
 from gicho.moments import EXTREME_EXP, ordinary_magnitudes, power_of_two_scale
 
-# positive finite magnitudes below 2^1023.5, where round(log2(m)) is a finite float64 exponent
-magnitudes = st.floats(min_value=5e-324, max_value=2.0**1023, allow_nan=False, allow_infinity=False)
+# every positive finite float64, subnormals and the top binade (from 2^1023.5 up) included
+magnitudes = st.floats(min_value=5e-324, allow_nan=False, allow_infinity=False) | st.floats(2.0**1023, np.finfo(float).max)
 # exponents of data that must be rescaled, with variances that float64 still holds
 extreme_exps = st.integers(EXTREME_EXP + 2, 500).flatmap(lambda k: st.sampled_from([k, -k]))
 
@@ -37,9 +37,9 @@ def test_scale_is_a_power_of_two_that_brings_the_magnitude_near_one(m):
     exp = round(math.log2(m))
     if abs(exp) <= EXTREME_EXP:
         assert s == 1.0
-    else:
-        assert s == math.ldexp(1.0, exp)
-        assert 2.0**-0.5 * (1 - 1e-15) <= m / s <= 2.0**0.5 * (1 + 1e-15)
+    else:  # 2^round(log2 m), but never 2^1024 (inf): the top binade is divided by 2^1023
+        assert s == math.ldexp(1.0, min(exp, 1023))
+        assert 2.0**-0.5 * (1 - 1e-15) <= m / s <= (2.0**0.5 * (1 + 1e-15) if exp < 1024 else 2.0)
         assert (m / s) * s == m  # exact both ways
         assert np.isfinite((m / s) ** 2) and (m / s) ** 2 >= np.finfo(np.float64).tiny
 
@@ -85,6 +85,22 @@ def test_least_squares_and_pca_share_the_one_threshold(monkeypatch):
     assert not _scale.ordinary_magnitudes(Moments.from_arrays(X, y))
     _, scale, _ = _solvers.covariance_moments(X)
     assert scale == 2.0**20
+
+
+def test_the_top_of_float64s_range_is_rescaled_not_zeroed():
+    """Magnitudes from 2^1023.5 (1.27e308) rounded to the scale 2^1024 = inf: least squares
+    divided X to zeros (coefficients 0 and a false "constant columns" warning), PCA raised
+    OverflowError ("math range error"). The scale is now 2^1023."""
+    X, y, _ = _regression(False)
+    X = X / np.abs(X).max() * 1.9  # max |X| = 1.9 > 2^0.5: max |X * 2^1023| > 2^1023.5
+    y = y / np.abs(y).max() * 1.9
+    ref = _fit(X, y, None, 0, 0)  # the data that X * 2^1023 and y * 2^1023 are divided back to
+    model = _fit(X, y, None, 1023, 1023)
+    np.testing.assert_array_equal(model.coef_, ref.coef_)
+    assert model.intercept_ == np.ldexp(ref.intercept_, 1023)
+    for solver in ("covariance", "svd", "randomized"):  # variances of ~1e308 data overflow: refused
+        with pytest.raises(ValueError, match=r"`X` has values of magnitude ~9e\+307: its variances overflow"):
+            PCA(2, solver=solver, random_state=0).fit(np.ldexp(X, 1023))
 
 
 def _regression(weighted: bool):

@@ -24,6 +24,9 @@ __all__ = ["EXTREME_EXP", "ordinary_magnitudes", "power_of_two_scale"]
 # power of two before its second moments are formed: 2^400 ~ 2.6e120, whose square is still far
 # inside float64's normal range [2.2e-308, 1.8e308] with room for sums over many rows.
 EXTREME_EXP = 400
+# The largest power of two float64 holds: magnitudes from 2^1023.5 up (1.27e308) would round to
+# 2^1024 (inf, which divides the data to 0); they are divided by 2^1023 instead, into [1.41, 2).
+_MAX_EXP = np.finfo(np.float64).maxexp - 1
 
 
 def power_of_two_scale(max_abs: Any) -> Any:
@@ -39,13 +42,14 @@ def power_of_two_scale(max_abs: Any) -> Any:
     -------
     float or ndarray of float64
         A float for a scalar, else an array of ``max_abs``'s shape: powers of two, 1.0 wherever
-        ``|round(log2(max_abs))| <= EXTREME_EXP``. Dividing by them is exact.
+        ``|round(log2(max_abs))| <= EXTREME_EXP``, at most 2^1023 (the largest float64 holds).
+        Dividing by them is exact.
     """
     m = np.asarray(max_abs, dtype=np.float64)
     ok = np.isfinite(m) & (m > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         exp = np.where(ok, np.round(np.log2(np.where(ok, m, 1.0))), 0.0)
-    exp = np.where(np.abs(exp) > EXTREME_EXP, exp, 0.0)
+    exp = np.where(np.abs(exp) > EXTREME_EXP, np.minimum(exp, _MAX_EXP), 0.0)
     out = np.ldexp(1.0, exp.astype(int))
     return float(out) if out.ndim == 0 else out
 
