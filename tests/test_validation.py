@@ -77,6 +77,42 @@ def test_one_detector_per_backend():
     assert is_dask(da.ones(3)) and not is_dask(np.ones(3)) and not is_dask(torch.ones(3))
 
 
+def test_numerics_and_dask_use_the_one_detectors():
+    """numerics had its own torch detector and gicho.dask its own Dask detector (findings P5),
+    and the Dask one disagreed (any object with a __dask_graph__ method). Now each module asks
+    gicho._validation; no other module recognises a tensor or a Dask collection without
+    importing torch or dask, and importing them still imports neither."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gicho
+    import gicho.dask
+    import gicho.numerics
+    from gicho._validation import is_dask, is_torch
+
+    assert gicho.dask.is_dask_collection is is_dask and gicho.numerics.is_torch is is_torch
+    root = Path(gicho.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if path != root / "_validation.py":
+            text = path.read_text(encoding="utf-8")
+            assert 'sys.modules.get("torch")' not in text and "__dask_graph__" not in text, path
+
+    class LooksLikeDask:  # not a Dask collection: the estimators would not dispatch it to Dask
+        def __dask_graph__(self):
+            return {}
+
+    assert not gicho.dask.is_dask_collection(LooksLikeDask())
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    frame = dd.from_pandas(pd.DataFrame({"a": [1.0, 2.0]}), npartitions=1)
+    assert gicho.dask.is_dask_collection(frame) and gicho.dask.is_dask_collection(frame["a"])
+    code = ("import sys, gicho, gicho.numerics, gicho.dask; "
+            "print(sorted(m for m in ('torch', 'dask') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_one_non_finite_message_for_every_backend():
     import torch
 

@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from gicho._validation import describe
+from gicho._validation import describe, is_dask
 from gicho.moments import Moments
 
 __all__ = ["dask_moments", "is_dask_collection"]
 
 
-def is_dask_collection(x: Any) -> bool:
-    """Whether ``x`` is a Dask array, DataFrame or Series (without importing dask)."""
-    return hasattr(x, "__dask_graph__") and callable(getattr(x, "__dask_graph__", None))
+# Whether x is a Dask array, DataFrame or Series (without importing dask): the one detector the
+# estimators dispatch on, public here under its historical name.
+is_dask_collection = is_dask
 
 
 def _as_dask_array(x: Any, name: str) -> tuple[Any, Any]:

@@ -28,21 +28,20 @@ The NumPy path works through the array in blocks (``gicho._blocked``) so that ea
 max, exponential and sum run while the block sits in cache, with one reusable scratch buffer
 instead of array-sized temporaries.
 
-torch is never imported by this module: a tensor is recognised only if the caller has already
-imported torch.
+torch is never imported by this module: a tensor is recognised (:func:`gicho._validation.is_torch`)
+only if the caller has already imported torch.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from gicho._blocked import Scratch, blocks
-from gicho._validation import check_positive, describe
+from gicho._validation import check_positive, describe, is_torch
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
@@ -88,7 +87,7 @@ def softmax(x: Any, axis: Axis = -1, temperature: float = 1.0, where: Any = None
     >>> softmax([1.0, 2.0, 3.0], where=[True, False, False])
     array([1., 0., 0.])
     """
-    if _is_tensor(x):
+    if is_torch(x):
         return _torch_softmax(x, axis, temperature, where, log=False)
     a, axes, out_dtype = _prepare_numpy(x, axis, temperature, where)
     out = np.empty_like(a)
@@ -124,7 +123,7 @@ def log_softmax(x: Any, axis: Axis = -1, temperature: float = 1.0, where: Any = 
     TypeError, ValueError
         As in :func:`softmax`.
     """
-    if _is_tensor(x):
+    if is_torch(x):
         return _torch_softmax(x, axis, temperature, where, log=True)
     a, axes, out_dtype = _prepare_numpy(x, axis, temperature, where)
     out = np.empty_like(a)
@@ -168,7 +167,7 @@ def logsumexp(
     TypeError, ValueError
         As in :func:`softmax`.
     """
-    if _is_tensor(x):
+    if is_torch(x):
         return _torch_logsumexp(x, axis, temperature, where, keepdims)
     a, axes, out_dtype = _prepare_numpy(x, axis, temperature, where)
     out = np.empty([1 if k in axes else n for k, n in enumerate(a.shape)], dtype=a.dtype)
@@ -189,12 +188,6 @@ def logsumexp(
 # --------------------------------------------------------------------------------------------
 # NumPy path
 # --------------------------------------------------------------------------------------------
-
-
-def _is_tensor(x: Any) -> bool:
-    """Whether ``x`` is a torch tensor, without importing torch."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:

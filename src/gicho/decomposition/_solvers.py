@@ -17,14 +17,13 @@ scikit-learn:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gicho._validation import check_array, is_dask, is_torch, nonfinite_error
-from gicho.moments import Moments, magnitude_bounds
+from gicho.moments import Moments, magnitude_bounds, ordinary_magnitudes, power_of_two_scale
 
 __all__ = [
     "Spectrum",
@@ -58,23 +57,17 @@ def check_input(X: Any, name: str, *, min_samples: int, finite: bool = True) -> 
     return X.detach() if is_torch(X) else X
 
 
-# NumPy data whose largest magnitude is outside [2^-EXTREME_EXP, 2^EXTREME_EXP] is divided by a
-# power of two (exact) before its covariance is formed: squares of 1e160 overflow float64 and
-# squares of 1e-160 are subnormal (digits lost; "Eigenvalues did not converge", false
-# "constant feature" diagnoses).
-EXTREME_EXP = 400
-
-
 def extreme_scale(X: Any) -> float:
-    """A power of two to divide NumPy ``X`` by before decomposing it (1.0: none needed)."""
+    """A power of two to divide NumPy ``X`` by before decomposing it (1.0: none needed).
+
+    :func:`gicho.moments.power_of_two_scale` of X's largest magnitude: squares of 1e160 overflow
+    float64 and squares of 1e-160 are subnormal (digits lost; "Eigenvalues did not converge",
+    false "constant feature" diagnoses). NaN / inf give 1.0: the finiteness checks report them.
+    """
     if is_torch(X) or X.size == 0:
         return 1.0
     with np.errstate(invalid="ignore"):
-        top = float(np.max(np.abs(X)))
-    if not np.isfinite(top) or top == 0.0:
-        return 1.0  # NaN / inf are reported by the finiteness checks
-    exp = round(math.log2(top))
-    return math.ldexp(1.0, exp) if abs(exp) > EXTREME_EXP else 1.0
+        return power_of_two_scale(np.max(np.abs(X)))
 
 
 def covariance_moments(X: np.ndarray) -> tuple[np.ndarray, float, Moments]:
@@ -91,7 +84,7 @@ def covariance_moments(X: np.ndarray) -> tuple[np.ndarray, float, Moments]:
         moments = None
     if moments is not None:
         lo, hi = magnitude_bounds(moments)
-        if lo.max() >= 2.0**-EXTREME_EXP and hi.max() <= 2.0**EXTREME_EXP:
+        if ordinary_magnitudes(lo.max(), hi.max()):
             return X, 1.0, moments
     scale = extreme_scale(X)
     if scale == 1.0 and moments is not None:

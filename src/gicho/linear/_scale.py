@@ -17,35 +17,23 @@ import numpy as np
 from gicho.linear import _solve as S
 from gicho.linear._inference import OLSStatistics
 from gicho.moments import Moments, magnitude_bounds
+from gicho.moments import ordinary_magnitudes as _ordinary
+from gicho.moments import power_of_two_scale as _power_of_two
 
 __all__ = ["extreme_scales", "ordinary_magnitudes", "unscale"]
-
-# Data whose largest magnitude lies outside [2^-_EXTREME_EXP, 2^_EXTREME_EXP] is rescaled by a
-# power of two before the fit: its squares (the Gram matrix) would leave float64's normal
-# range (subnormal below 2.2e-308: digits lost, or 0: "constant columns"; overflow above 1.8e308).
-_EXTREME_EXP = 400
-
-
-def _power_of_two(magnitude: np.ndarray) -> np.ndarray:
-    """2^round(log2(m)) for the extreme magnitudes, 1 for the others (and for zeros)."""
-    with np.errstate(divide="ignore"):
-        exp = np.where(magnitude > 0, np.round(np.log2(np.where(magnitude > 0, magnitude, 1.0))), 0.0)
-    exp = np.where(np.abs(exp) > _EXTREME_EXP, exp, 0.0)
-    return np.ldexp(1.0, exp.astype(int))
 
 
 def ordinary_magnitudes(m: Moments) -> bool:
     """Whether unweighted moments prove that no rescaling is needed (then no pass over X).
 
-    True when every largest magnitude lies inside [2^-_EXTREME_EXP, 2^_EXTREME_EXP] for X as a
-    whole and for each target: :func:`extreme_scales` would return None. False means "not
-    proven" (extreme data, all-zero columns): the caller asks :func:`extreme_scales`.
+    True when every largest magnitude lies inside [2^-EXTREME_EXP, 2^EXTREME_EXP] (see
+    :mod:`gicho.moments._scaling`) for X as a whole and for each target: :func:`extreme_scales`
+    would return None. False means "not proven" (extreme data, all-zero columns): the caller
+    asks :func:`extreme_scales`.
     """
     lo, hi = magnitude_bounds(m)
     p = m.n_features_
-    bounds = [(lo[:p].max(), hi[:p].max()), *zip(lo[p:], hi[p:], strict=True)]
-    top, bottom = 2.0**_EXTREME_EXP, 2.0**-_EXTREME_EXP
-    return all(b >= bottom and t <= top for b, t in bounds)
+    return _ordinary(lo[:p].max(), hi[:p].max()) and _ordinary(lo[p:], hi[p:])
 
 
 def extreme_scales(X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | None:
@@ -56,7 +44,7 @@ def extreme_scales(X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray] | N
         y_max = np.max(np.abs(Y), axis=0) if Y.size else np.zeros(Y.shape[1])
     if not (np.isfinite(x_max) and np.all(np.isfinite(y_max))):
         return None  # NaN / inf: the moments report them
-    s_x, s_y = float(_power_of_two(np.asarray(x_max))), _power_of_two(y_max)
+    s_x, s_y = _power_of_two(x_max), _power_of_two(y_max)
     if s_x == 1.0 and np.all(s_y == 1.0):
         return None
     return s_x, s_y

@@ -29,8 +29,9 @@ float64; the merged state is float64 on that device).
 
 Layout. This module holds the accumulator (update, merge, results); its private helpers sit
 beside it: ``_checks`` (the input checks), ``_blocks`` (one block's centred reduction, NumPy
-and torch), ``_gram`` (the one pass over unweighted NumPy rows) and ``_tsqr`` (the R factor
-that least squares reads its residual sum of squares from).
+and torch), ``_gram`` (the one pass over unweighted NumPy rows), ``_tsqr`` (the R factor
+that least squares reads its residual sum of squares from) and ``_scaling`` (the exact
+power-of-two rescaling that least squares and PCA apply to data of extreme magnitude).
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ from gicho.moments._blocks import (
 )
 from gicho.moments._checks import check_numpy, check_shapes, check_torch
 from gicho.moments._gram import finite, segment_statistics
+from gicho.moments._scaling import EXTREME_EXP, ordinary_magnitudes, power_of_two_scale
 
-__all__ = ["Moments", "magnitude_bounds"]
+__all__ = ["EXTREME_EXP", "Moments", "magnitude_bounds", "ordinary_magnitudes", "power_of_two_scale"]
 
 # Rows per block of the block-by-block centring (weighted data; segments whose data drift,
 # see _centred_blocks): the centred block of (p + k + 1) float64 columns should stay in a

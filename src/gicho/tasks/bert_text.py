@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gicho.data.text import TextTokenizer
+from gicho.data.text import TextTokenizer, pad_batch
 from gicho.data.text import load_tokenizer as _load_tokenizer
 
 __all__ = ["SENTENCE_CONFIG", "Encoded", "check_vocab_size", "count_masks", "embedding_max_len", "encode", "fill_mask",
@@ -155,7 +155,8 @@ def _check_utf8(texts: list[str]) -> None:
 
 def encode(tokenizer: TextTokenizer, texts: list[str], max_len: int, pad_token_id: int | None = None) -> Encoded:
     """``[CLS] text [SEP]`` for each text, truncated to ``max_len`` ids (the final [SEP] kept)
-    and right-padded (with the tokenizer's [PAD] unless ``pad_token_id`` is given).
+    and right-padded (with the tokenizer's [PAD] unless ``pad_token_id`` is given) by the one
+    padded-batch builder, :func:`gicho.data.text.pad_batch`.
 
     Raises
     ------
@@ -169,17 +170,9 @@ def encode(tokenizer: TextTokenizer, texts: list[str], max_len: int, pad_token_i
     _check_utf8(texts)
     lengths = [len(e["input_ids"]) for e in tokenizer.encode_batch(texts)]
     encodings = tokenizer.encode_batch(texts, max_len=max_len)
-    pad = tokenizer.pad_id if pad_token_id is None else pad_token_id
-    T = max(len(e["input_ids"]) for e in encodings)
-    ids = torch.full((len(texts), T), pad, dtype=torch.long)
-    mask = torch.zeros((len(texts), T), dtype=torch.long)
-    types = torch.zeros((len(texts), T), dtype=torch.long)
-    for i, e in enumerate(encodings):
-        n = len(e["input_ids"])
-        ids[i, :n] = torch.tensor(e["input_ids"])
-        mask[i, :n] = 1
-        types[i, :n] = torch.tensor(e["token_type_ids"])
-    return Encoded(ids, mask, types, lengths, [n > max_len for n in lengths])
+    batch = pad_batch(encodings, tokenizer.pad_id if pad_token_id is None else pad_token_id)  # (B, T) each
+    return Encoded(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], lengths,
+                   [n > max_len for n in lengths])
 
 
 def _warn_truncated(texts: list[str], lengths: list[int], truncated: list[bool], max_len: int, why: str) -> None:
