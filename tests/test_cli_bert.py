@@ -263,7 +263,7 @@ def test_embed_refuses_nan_weights_and_non_finite_embeddings(tiny_mlm, capsys):
     assert run("embed", str(directory), "the loop") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: weights file ") and "holds NaN or infinite values in " \
-        "backbone.stem.embeddings.word_embeddings.weight (2048 of 2048 values)" in err
+        "backbone.stem.word_embeddings.weight (2048 of 2048 values)" in err
 
 
 def test_a_tokenizer_larger_than_the_models_vocabulary_is_refused(tiny_mlm, capsys):

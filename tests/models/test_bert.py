@@ -389,7 +389,7 @@ def test_dropout_sits_where_bert_puts_it():
 
 
 def test_a_training_checkpoint_in_gichos_own_names_loads_too(tmp_path):
-    """The Trainer writes ``save_model(model)`` (gicho's tensor names, HF config.json)."""
+    """Training checkpoints of earlier versions hold gicho's tensor names under an HF config.json."""
     from gicho.weights import read_state_dict, save_model
 
     torch.manual_seed(0)

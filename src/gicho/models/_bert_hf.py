@@ -21,7 +21,8 @@ the MLM head (``cls.predictions.decoder.*``: tied to the word embeddings and to
 ``cls.predictions.bias``), the next-sentence head ``cls.seq_relationship.*``, and the parts of
 a checkpoint that the head being loaded does not have (the MLM head or classifier when loading
 a ``BertModel``, the pooler when loading a ``BertForMaskedLM``), as ``transformers`` does.
-Names already in gicho's layout (today's or an earlier version's) are accepted too.
+Names already in gicho's layout (today's or an earlier version's, as training checkpoints of
+earlier versions hold) are accepted too.
 """
 
 from __future__ import annotations
