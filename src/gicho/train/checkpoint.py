@@ -3,8 +3,13 @@
 A run directory holds ``checkpoints/step-XXXXXXXX/`` directories and a ``checkpoints/best.json``
 record. Each checkpoint directory contains:
 
-* ``model.safetensors``: the weights (tied weights stored once, as Hugging Face does);
-* ``config.json``: the model's ``config`` dataclass, when it has one;
+* ``model.safetensors`` and ``config.json``: for a gicho model (a
+  :class:`~gicho.models._pretrained.PretrainedModel`), exactly what its ``save_pretrained``
+  writes into ``model/`` (exported tensor names, Hugging Face's for BERT and ViT, and the
+  family's ``config.json``, plus a family's own files such as a ViT's
+  ``preprocessor_config.json``), so ``gicho.models.from_pretrained`` loads a step directory;
+  for any other module, its own ``state_dict`` (tied weights stored once) and its dataclass
+  ``config``, when it has one (see :func:`gicho.weights.save_model_files`);
 * ``trainer_state.json``: the :class:`~gicho.train.TrainState` (step, data position, best
   metric, early-stopping counter, Python and NumPy generator states, the TrainConfig), read
   back as one unit with every key and value checked;

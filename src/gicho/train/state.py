@@ -294,7 +294,7 @@ def save_trainer_checkpoint(
     text = ckpt.json_text(state.to_dict())
 
     def write(tmp: Path) -> None:
-        ckpt.save_model(model, tmp)
+        weights.save_model_files(model, tmp)  # what the model's save_pretrained writes
         ckpt.save_tensors({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                           tmp / ckpt.OPTIMIZER_NAME)
         ckpt.save_tensors({"torch": [r["torch"] for r in rngs], "cuda": [r["cuda"] for r in rngs],
@@ -320,13 +320,17 @@ class LoadedCheckpoint:
     def apply(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
         """Load the weights, optimizer and scheduler states into the live objects.
 
+        A gicho model's weights go through its class's ``import_state_dict`` (see
+        :func:`gicho.weights.load_saved_state`), which reads the exported names that step
+        directories hold and the internal names that earlier gicho versions wrote.
+
         Raises
         ------
         CheckpointError
-            When they do not fit (another model, other parameter groups): not damage, so a
-            resume does not fall back on it.
+            When they do not fit (another model, other parameter groups), or a gicho model's
+            weights hold NaN: checked only here, so a resume does not fall back on it.
         """
-        weights.load_state_dict_checked(model, self.weights, source=f"weights file {self.weights_file}")
+        weights.load_saved_state(model, self.weights, source=f"weights file {self.weights_file}")
         path = self.directory / ckpt.OPTIMIZER_NAME
         try:
             optimizer.load_state_dict(self.optimizer["optimizer"])

@@ -86,7 +86,8 @@ class Trainer:
         Returns a dict (or an object with attributes) holding a scalar ``loss`` when the batch
         has labels, and optionally ``n_items`` (int or one-element tensor): the number of items
         (e.g. non-ignored target tokens) the loss averages over; the batch size when absent.
-        A dataclass ``model.config`` is saved as ``config.json``.
+        Checkpoints hold what a gicho model's ``save_pretrained`` writes; another module's
+        ``state_dict``, and its dataclass ``model.config`` as ``config.json``.
     train_data, eval_data : map-style Dataset
         ``eval_data`` may be None (no evaluation; the best checkpoint is then the latest).
     metrics : factory, list of factories, or None
@@ -122,7 +123,8 @@ class Trainer:
     Notes
     -----
     After :meth:`fit` the model holds the weights of the last step, not the best ones; load
-    those with ``load_model_weights(model, result.best_checkpoint)``. The non-finite loss check
+    those with ``gicho.weights.load_model_weights(model, result.best_checkpoint)`` (or
+    ``gicho.models.from_pretrained(result.best_checkpoint)``). The non-finite loss check
     runs on every ``"train"`` log line (one device synchronisation per line, not per step), so
     a NaN is reported at its exact step at most ``log_every`` steps later, and always before a
     checkpoint could store it. On SIGINT/SIGTERM, :meth:`fit` finishes the step, writes a
