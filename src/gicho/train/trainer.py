@@ -59,16 +59,7 @@ from gicho.train.optim import ParamGroups, build_optimizer, build_scheduler
 from gicho.train.progress import ProgressReporter
 from gicho.train.result import NonFiniteLossError, TrainResult, make_result
 from gicho.train.signals import InterruptGuard, TrainingInterrupted
-from gicho.train.state import (
-    LoadedCheckpoint,
-    TrainState,
-    capture_rng,
-    open_run_dir,
-    read_trainer_checkpoint,
-    restore_rng,
-    save_trainer_checkpoint,
-    seed_everything,
-)
+from gicho.train.state import TrainState, capture_rng, restore_rng, seed_everything
 from gicho.train.step import Interval, flush, interval_losses, train_step
 
 __all__ = ["NonFiniteLossError", "TrainResult", "Trainer"]
@@ -219,7 +210,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- run directory
 
-    def _restore(self, loaded: LoadedCheckpoint) -> tuple[dict[str, Any], str]:
+    def _restore(self, loaded: ckpt.LoadedCheckpoint) -> tuple[dict[str, Any], str]:
         """Load a checkpoint into the model, optimizer, scheduler, state and data stream."""
         info, cfg = self._info, self.config
         state = loaded.state
@@ -307,16 +298,16 @@ class Trainer:
         self.scheduler_ = build_scheduler(self.optimizer_, cfg)
         self.state_ = TrainState(world_size=info.world_size, config=dataclasses.asdict(cfg))
         self._last_ckpt = None
-        found: dict[str, LoadedCheckpoint | None] = {}
+        found: dict[str, ckpt.LoadedCheckpoint | None] = {}
 
         def prepare() -> Path | None:  # on rank 0: clean the run directory, pick the checkpoint
-            found["loaded"] = open_run_dir(self.run_dir, resume) if self.run_dir is not None else None
+            found["loaded"] = ckpt.open_run_dir(self.run_dir, resume) if self.run_dir is not None else None
             return found["loaded"].directory if found["loaded"] is not None else None
 
         resume_dir = self._on_main(prepare)
         pending_rng = None
         if resume_dir is not None:
-            loaded = found.pop("loaded", None) or read_trainer_checkpoint(resume_dir, info.rank)
+            loaded = found.pop("loaded", None) or ckpt.load(resume_dir, info.rank)
             pending_rng = self._restore(loaded)
             del loaded  # its CPU copies of the weights and optimizer state
         state = self.state_
@@ -470,8 +461,8 @@ class Trainer:
 
         def write() -> None:
             try:
-                save_trainer_checkpoint(root, state, model=self.model, optimizer=self.optimizer_,
-                                        scheduler=self.scheduler_, rngs=rngs)
+                ckpt.save(root, state, model=self.model, optimizer=self.optimizer_,
+                          scheduler=self.scheduler_, rngs=rngs)
             except Exception as exc:
                 raise ckpt.write_error(exc, f"checkpoint {ckpt.step_dir_name(step)}", root,
                                        self._last_ckpt) from None
