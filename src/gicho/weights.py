@@ -3,7 +3,9 @@
 This module sits below both :mod:`gicho.models` (``from_pretrained`` / ``save_pretrained``)
 and :mod:`gicho.train` (checkpoints), so neither has to import the other.
 
-* :func:`save_model` writes ``model.safetensors`` (+ ``config.json``) atomically.
+* :func:`save_model` writes ``model.safetensors`` (+ ``config.json``) atomically;
+  :func:`save_model_files` writes a model's ``save_pretrained`` files (``model/``'s format,
+  and the trainer's step directories'), or ``save_model``'s for a plain module.
 * :func:`read_state_dict` reads a ``.safetensors`` file, or a legacy ``pytorch_model.bin``
   only through ``torch.load(weights_only=True)``, which refuses arbitrary pickled objects.
 * :func:`tensor_shapes` reads only a file's header, so that sizes in an untrusted
@@ -11,7 +13,8 @@ and :mod:`gicho.train` (checkpoints), so neither has to import the other.
   (see :func:`check_shapes`, used with a model built on the ``meta`` device).
 * :func:`load_state_dict_checked` loads a state dict strictly, optionally renaming its keys
   (a key map from a reference layout, e.g. Hugging Face BERT), and reports missing,
-  unexpected and shape-mismatched tensors by name.
+  unexpected and shape-mismatched tensors by name; :func:`load_saved_state` first passes
+  them through the model class's ``import_state_dict`` hook (:func:`has_pretrained_hooks`).
 * :func:`fuse_qkv` / :func:`split_qkv` convert between separate query/key/value projections
   (Hugging Face BERT and ViT) and the fused ``qkv`` of :class:`gicho.nn.MultiHeadSelfAttention`.
 """
@@ -34,22 +37,10 @@ from torch import nn
 from gicho._io import TMP_PREFIX, atomic_write_text, not_regular_file, read_json
 
 __all__ = [
-    "CONFIG_NAME",
-    "LEGACY_WEIGHTS_NAME",
-    "WEIGHTS_NAME",
-    "CheckpointError",
-    "KeyMap",
-    "check_finite",
-    "check_shapes",
-    "fuse_qkv",
-    "load_model_weights",
-    "load_state_dict_checked",
-    "not_regular_file",
-    "read_config",
-    "read_state_dict",
-    "save_model",
-    "split_qkv",
-    "tensor_shapes",
+    "CONFIG_NAME", "LEGACY_WEIGHTS_NAME", "WEIGHTS_NAME", "CheckpointError", "KeyMap",
+    "check_finite", "check_shapes", "fuse_qkv", "has_pretrained_hooks", "load_model_weights",
+    "load_saved_state", "load_state_dict_checked", "not_regular_file", "read_config",
+    "read_state_dict", "save_model", "save_model_files", "split_qkv", "tensor_shapes",
     "unwrap_model",
 ]
 
@@ -78,6 +69,19 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
+
+
+# PretrainedModel's directory hooks, looked up by name (gicho.models sits above this module):
+# save_pretrained writes export_state_dict() under config_dict(); import_state_dict reads it.
+_PRETRAINED_HOOKS = ("save_pretrained", "export_state_dict", "config_dict", "import_state_dict")
+
+
+def has_pretrained_hooks(model: nn.Module) -> bool:
+    """Whether ``model`` (unwrapped) has a ``config`` and the directory hooks of
+    :class:`gicho.models._pretrained.PretrainedModel`."""
+    model = unwrap_model(model)
+    return getattr(model, "config", None) is not None and all(
+        callable(getattr(type(model), name, None)) for name in _PRETRAINED_HOOKS)
 
 
 # ------------------------------------------------------------------------------ writing
@@ -152,6 +156,21 @@ def save_model(
     if config_text is not None:
         atomic_write_text(directory / CONFIG_NAME, config_text)
     return path
+
+
+def save_model_files(model: nn.Module, directory: str | os.PathLike) -> Path:
+    """Write ``model``'s files into ``directory`` and return the path of ``model.safetensors``.
+
+    A model with :func:`has_pretrained_hooks` writes exactly what its ``save_pretrained``
+    writes (``export_state_dict()`` under ``config_dict()``, plus a family's own files such as
+    a ViT's ``preprocessor_config.json``); any other module, :func:`save_model`'s files.
+    DDP and ``torch.compile`` wrappers are unwrapped first.
+    """
+    model = unwrap_model(model)
+    if has_pretrained_hooks(model):
+        model.save_pretrained(directory)
+        return Path(directory) / WEIGHTS_NAME
+    return save_model(model, directory)
 
 
 # ------------------------------------------------------------------------------ reading
@@ -397,12 +416,42 @@ def check_finite(state: Mapping[str, torch.Tensor], source: str = "the weights")
                               "the weights are damaged (a diverged training or a corrupted file)")
 
 
+def load_saved_state(model: nn.Module, state: Mapping[str, torch.Tensor], *,
+                     source: str = "the state dict") -> nn.Module:
+    """Load tensors that :func:`save_model_files` wrote into ``model`` (unwrapped), strictly.
+
+    A model with :func:`has_pretrained_hooks` first passes them through its class's
+    ``import_state_dict(state, model.config)`` (its exported names, its own and any others the
+    family reads) and refuses NaN and infinite values, as ``from_pretrained`` does; then
+    :func:`load_state_dict_checked`.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``source`` and each problem (a tensor the importer refuses, non-finite values,
+        missing, unexpected and mis-shaped tensors); the model is then untouched.
+    """
+    model = unwrap_model(model)
+    if has_pretrained_hooks(model):
+        try:
+            converted = type(model).import_state_dict(dict(state), model.config)
+        except (ValueError, RuntimeError) as exc:  # a converter's complaint, e.g. q/k/v shapes
+            raise CheckpointError(f"{source}: {exc}") from None
+        check_finite(converted, source)
+        if set(converted) != set(state):
+            source += f" (tensor names converted to {type(model).__name__}'s)"
+        state = converted
+    return load_state_dict_checked(model, state, source=source)
+
+
 def load_model_weights(model: nn.Module, path: str | os.PathLike, *,
                        key_map: KeyMap | None = None) -> nn.Module:
     """Load a weights file (or a checkpoint directory's) into ``model`` in place.
 
-    Names and shapes are checked first (see :func:`load_state_dict_checked`); ``.bin`` files
-    are read with ``torch.load(weights_only=True)`` only.
+    Without ``key_map`` through :func:`load_saved_state` (``save_pretrained``'s layout, as in
+    ``model/`` and step directories); with it, stored names are renamed by ``key_map`` alone.
+    Names and shapes are checked first; ``.bin`` files are read with
+    ``torch.load(weights_only=True)`` only.
 
     Returns
     -------
@@ -415,6 +464,8 @@ def load_model_weights(model: nn.Module, path: str | os.PathLike, *,
         When the file is missing or unreadable, or does not match the model.
     """
     file = weights_file(path)
+    if key_map is None:
+        return load_saved_state(model, read_state_dict(file), source=f"weights file {file}")
     return load_state_dict_checked(model, read_state_dict(file), key_map=key_map,
                                    source=f"weights file {file}")
 

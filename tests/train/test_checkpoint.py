@@ -22,10 +22,10 @@ from gicho.train.checkpoint import (
     load_tensors,
     prune_checkpoints,
     save_tensors,
-    unwrap_model,
     write_best_record,
     write_checkpoint_dir,
 )
+from gicho.weights import unwrap_model
 
 
 @dataclass

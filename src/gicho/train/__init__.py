@@ -12,13 +12,7 @@ See :class:`Trainer` for the contract a model and its data follow,
 torchrun helpers.
 """
 
-from gicho.train.checkpoint import (
-    CheckpointError,
-    best_checkpoint,
-    latest_checkpoint,
-    load_model_weights,
-    save_model,
-)
+from gicho.train.checkpoint import CheckpointError, best_checkpoint, latest_checkpoint
 from gicho.train.config import TrainConfig, warmup_cosine
 from gicho.train.evaluation import EvalForward, MetricsFactory, StreamingMetric, evaluate_model
 from gicho.train.metrics import ClassificationAccuracy, MaskedLMScores, RegressionScores
@@ -27,6 +21,7 @@ from gicho.train.progress import ProgressReporter
 from gicho.train.signals import TrainingInterrupted
 from gicho.train.state import TrainState
 from gicho.train.trainer import NonFiniteLossError, Trainer, TrainResult
+from gicho.weights import load_model_weights, save_model  # model files: gicho.weights
 
 __all__ = [
     "CheckpointError",

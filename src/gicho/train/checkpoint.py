@@ -1,10 +1,22 @@
-"""Safe, atomic checkpoint I/O.
+"""The trainer checkpoint: its format, one :func:`save` and one :func:`load`, atomic and safe.
+
+:func:`save` writes every file of a step; :func:`load` reads and checks them all into a
+:class:`LoadedCheckpoint`, which :meth:`~LoadedCheckpoint.apply` loads into the live model,
+optimizer and scheduler (the state, :class:`~gicho.train.state.TrainState`, and the
+generators go back to the trainer); :func:`load_latest` falls back from a damaged newest
+checkpoint to the previous intact one, with a warning naming the damage. This is Lightning
+Fabric's shape (one ``save(path, state)``, one ``load(path, state)``), with stricter checks.
 
 A run directory holds ``checkpoints/step-XXXXXXXX/`` directories and a ``checkpoints/best.json``
 record. Each checkpoint directory contains:
 
-* ``model.safetensors``: the weights (tied weights stored once, as Hugging Face does);
-* ``config.json``: the model's ``config`` dataclass, when it has one;
+* ``model.safetensors`` and ``config.json``: for a gicho model (a
+  :class:`~gicho.models._pretrained.PretrainedModel`), exactly what its ``save_pretrained``
+  writes into ``model/`` (exported tensor names, Hugging Face's for BERT and ViT, and the
+  family's ``config.json``, plus a family's own files such as a ViT's
+  ``preprocessor_config.json``), so ``gicho.models.from_pretrained`` loads a step directory;
+  for any other module, its own ``state_dict`` (tied weights stored once) and its dataclass
+  ``config``, when it has one (see :func:`gicho.weights.save_model_files`);
 * ``trainer_state.json``: the :class:`~gicho.train.TrainState` (step, data position, best
   metric, early-stopping counter, Python and NumPy generator states, the TrainConfig), read
   back as one unit with every key and value checked;
@@ -28,34 +40,37 @@ import json
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from gicho._io import TMP_PREFIX, atomic_write_dir, atomic_write_text, read_json
-from gicho.rundir import CHECKPOINTS_DIR
+from gicho.rundir import CHECKPOINTS_DIR, METRICS_LOG, RunDir
+from gicho.train.state import TrainState
 from gicho.weights import (  # model I/O lives below both models/ and train/
-    CONFIG_NAME,
-    WEIGHTS_NAME,
     CheckpointError,
-    load_model_weights,
-    save_model,
-    unwrap_model,
+    load_saved_state,
+    read_state_dict,
+    save_model_files,
+    weights_file,
 )
 
 __all__ = [
-    "CONFIG_NAME",
-    "WEIGHTS_NAME",
     "CheckpointError",
+    "LoadedCheckpoint",
     "best_checkpoint",
     "json_text",
     "latest_checkpoint",
     "list_checkpoints",
-    "load_model_weights",
-    "save_model",
-    "unwrap_model",
+    "load",
+    "load_latest",
+    "open_run_dir",
+    "save",
     "write_bytes",
     "write_error",
 ]
@@ -255,3 +270,156 @@ def load_tensors(path: str | os.PathLike, what: str) -> Any:
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{what} {path} cannot be loaded safely: {first_line}") from None
+
+
+# ----------------------------------------------------------- the trainer checkpoint
+
+
+def save(
+    root: Path, state: TrainState, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: Any, rngs: list[dict[str, Any]],
+) -> Path:
+    """Write ``root/step-XXXXXXXX`` (``state.step``) atomically: weights, optimizer, generators,
+    ``trainer_state.json``.
+
+    ``rngs`` holds :func:`capture_rng` of every rank, indexed by rank; their Python and NumPy
+    parts go into ``state.rng``. A ``"collate"`` entry (the state of a collate function that
+    draws from its own generator, such as the MLM masks; None otherwise) goes with the torch
+    states into ``rng_state.pt``.
+    """
+    state.rng = [{"python": r["python"], "numpy": r["numpy"]} for r in rngs]
+    text = json_text(state.to_dict())
+
+    def write(tmp: Path) -> None:
+        save_model_files(model, tmp)  # what the model's save_pretrained writes
+        save_tensors({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                     tmp / OPTIMIZER_NAME)
+        save_tensors({"torch": [r["torch"] for r in rngs], "cuda": [r["cuda"] for r in rngs],
+                      "collate": [r.get("collate") for r in rngs]},
+                     tmp / RNG_NAME)
+        write_bytes(tmp / STATE_NAME, text.encode("utf-8"))
+
+    return write_checkpoint_dir(root, state.step, write)
+
+
+@dataclass
+class LoadedCheckpoint:
+    """Every file of one checkpoint, read and checked, not yet applied to a model."""
+
+    directory: Path
+    state: TrainState
+    weights: dict[str, torch.Tensor]
+    weights_file: Path
+    optimizer: dict[str, Any]
+    rng: dict[str, Any]  # this rank's generator states, ready for restore_rng
+    rng_source: str
+
+    def apply(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        """Load the weights, optimizer and scheduler states into the live objects.
+
+        A gicho model's weights go through its class's ``import_state_dict`` (see
+        :func:`gicho.weights.load_saved_state`), which reads the exported names that step
+        directories hold and the internal names that earlier gicho versions wrote.
+
+        Raises
+        ------
+        CheckpointError
+            When they do not fit (another model, other parameter groups), or a gicho model's
+            weights hold NaN: checked only here, so a resume does not fall back on it.
+        """
+        load_saved_state(model, self.weights, source=f"weights file {self.weights_file}")
+        path = self.directory / OPTIMIZER_NAME
+        try:
+            optimizer.load_state_dict(self.optimizer["optimizer"])
+            scheduler.load_state_dict(self.optimizer["scheduler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"optimizer state {path} does not match this model: {exc}") from None
+
+
+def load(directory: Path, rank: int) -> LoadedCheckpoint:
+    """Read and check every file of ``directory`` for process ``rank``.
+
+    Raises
+    ------
+    CheckpointError
+        When a file is missing, unreadable, truncated or inconsistent (the checkpoint is
+        damaged), naming the file.
+    """
+    state_path = directory / STATE_NAME
+    state = TrainState.from_dict(read_json(state_path, "trainer state", error=CheckpointError), state_path)
+    named_step = step_of(directory)
+    if named_step is not None and named_step != state.step:
+        # resuming would continue another run than the one this directory is a step of
+        raise CheckpointError(f"trainer state {state_path} says step {state.step}, but its directory "
+                              f"is the checkpoint of step {named_step}")
+    if rank >= state.world_size:
+        raise CheckpointError(f"trainer state {state_path} was written by {state.world_size} "
+                              f"process(es); there is no state for rank {rank}")
+    file = weights_file(directory)
+    tensors = read_state_dict(file)
+    opt_path = directory / OPTIMIZER_NAME
+    opt = load_tensors(opt_path, "optimizer state")
+    if not isinstance(opt, dict) or not {"optimizer", "scheduler"} <= set(opt):
+        raise CheckpointError(f"optimizer state {opt_path} is incomplete: it must hold "
+                              "'optimizer' and 'scheduler'")
+    rng_path = directory / RNG_NAME
+    rng = load_tensors(rng_path, "random-generator state")
+    try:
+        local = {**state.rng[rank], "torch": rng["torch"][rank], "cuda": rng["cuda"][rank],
+                 # checkpoints written before the collate state was saved have none
+                 "collate": rng["collate"][rank] if "collate" in rng else None}
+    except (KeyError, IndexError, TypeError) as exc:
+        raise CheckpointError(f"random-generator state {rng_path} is incomplete: {exc!r}") from None
+    return LoadedCheckpoint(directory, state, tensors, file, opt, local, str(rng_path))
+
+
+def load_latest(run_dir: Path, rank: int = 0) -> LoadedCheckpoint:
+    """The newest intact checkpoint of ``run_dir``, read (see :func:`load`).
+
+    A damaged checkpoint is skipped with a warning naming it, the damage and the checkpoint
+    used instead.
+
+    Raises
+    ------
+    CheckpointError
+        When ``run_dir`` has no checkpoint, or none is intact (naming each one's damage).
+    """
+    found = list_checkpoints(run_dir)
+    if not found:
+        latest_checkpoint(run_dir)  # raises the "has no checkpoint" error
+    damaged: list[tuple[Path, CheckpointError]] = []
+    for _, directory in reversed(found):
+        try:
+            loaded = load(directory, rank)
+        except CheckpointError as exc:
+            damaged.append((directory, exc))
+            continue
+        for path, exc in damaged:
+            warnings.warn(f"checkpoint {path} is damaged ({exc}); resuming from the previous "
+                          f"intact checkpoint {directory} instead", UserWarning, stacklevel=3)
+        return loaded
+    if len(damaged) == 1:
+        raise damaged[0][1]
+    raise CheckpointError(f"no intact checkpoint in {run_dir}: " + "; ".join(
+        f"{path.name}: {exc}" for path, exc in damaged))
+
+
+def open_run_dir(run_dir: Path, resume: bool) -> LoadedCheckpoint | None:
+    """Prepare ``run_dir`` for a run (on rank 0): remove what a crash left, and on ``resume``
+    read the checkpoint to continue from (:func:`load_latest`).
+
+    Raises
+    ------
+    FileExistsError
+        When starting afresh (``resume`` False) where checkpoints exist.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(RunDir(run_dir).checkpoints)
+    for stale in run_dir.glob(f"{TMP_PREFIX}{METRICS_LOG}-*"):
+        stale.unlink(missing_ok=True)
+    if resume:
+        return load_latest(run_dir, rank=0)
+    if list_checkpoints(run_dir):
+        raise FileExistsError(f"run directory {run_dir} already has checkpoints; call "
+                              "fit(resume=True) to continue it, or use a new directory")
+    return None

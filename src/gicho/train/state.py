@@ -1,4 +1,4 @@
-"""The training loop's state as one object, and the trainer checkpoint that saves it.
+"""The training loop's state as one object, and the random generators' states.
 
 :class:`TrainState` is everything :class:`~gicho.train.Trainer` needs, besides the weights,
 optimizer and generator tensors, to continue a run exactly: the step, the data position, the
@@ -7,41 +7,25 @@ back as one unit, in the manner of Lightning Fabric's ``state`` mapping: a key t
 not know, or one it needs that is missing, is refused by name, and every value is checked
 before it is used (a tampered ``"step": -5`` must not resume into a different run).
 
-A resume reads the newest checkpoint; when it is damaged (an unreadable, truncated or
-inconsistent file) it warns, naming the damage, and falls back to the previous intact one.
+:func:`seed_everything`, :func:`capture_rng` and :func:`restore_rng` seed, save and restore
+the Python, NumPy and torch generators. The checkpoint that holds both, and its ``save`` and
+``load``, are in :mod:`gicho.train.checkpoint`.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from gicho import weights
-from gicho._io import TMP_PREFIX, read_json
-from gicho.rundir import METRICS_LOG, RunDir
-from gicho.train import checkpoint as ckpt
-from gicho.train.checkpoint import CheckpointError
+from gicho.weights import CheckpointError
 
-__all__ = [
-    "STATE_FORMAT",
-    "LoadedCheckpoint",
-    "TrainState",
-    "capture_rng",
-    "open_run_dir",
-    "read_trainer_checkpoint",
-    "restore_rng",
-    "save_trainer_checkpoint",
-    "seed_everything",
-    "select_resume_checkpoint",
-]
+__all__ = ["STATE_FORMAT", "TrainState", "capture_rng", "restore_rng", "seed_everything"]
 
 STATE_FORMAT = 2
 # Keys each older format lacks, with the value they mean there.
@@ -273,152 +257,3 @@ def restore_rng(state: dict[str, Any], source: str) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"random-generator state in {source} is invalid: {exc!r}") from None
-
-
-# ------------------------------------------------------------------------ checkpoint files
-
-
-def save_trainer_checkpoint(
-    root: Path, state: TrainState, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-    scheduler: Any, rngs: list[dict[str, Any]],
-) -> Path:
-    """Write ``root/step-XXXXXXXX`` (``state.step``) atomically: weights, optimizer, generators,
-    ``trainer_state.json``.
-
-    ``rngs`` holds :func:`capture_rng` of every rank, indexed by rank; their Python and NumPy
-    parts go into ``state.rng``. A ``"collate"`` entry (the state of a collate function that
-    draws from its own generator, such as the MLM masks; None otherwise) goes with the torch
-    states into ``rng_state.pt``.
-    """
-    state.rng = [{"python": r["python"], "numpy": r["numpy"]} for r in rngs]
-    text = ckpt.json_text(state.to_dict())
-
-    def write(tmp: Path) -> None:
-        ckpt.save_model(model, tmp)
-        ckpt.save_tensors({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                          tmp / ckpt.OPTIMIZER_NAME)
-        ckpt.save_tensors({"torch": [r["torch"] for r in rngs], "cuda": [r["cuda"] for r in rngs],
-                           "collate": [r.get("collate") for r in rngs]},
-                          tmp / ckpt.RNG_NAME)
-        ckpt.write_bytes(tmp / ckpt.STATE_NAME, text.encode("utf-8"))
-
-    return ckpt.write_checkpoint_dir(root, state.step, write)
-
-
-@dataclass
-class LoadedCheckpoint:
-    """Every file of one checkpoint, read and checked, not yet applied to a model."""
-
-    directory: Path
-    state: TrainState
-    weights: dict[str, torch.Tensor]
-    weights_file: Path
-    optimizer: dict[str, Any]
-    rng: dict[str, Any]  # this rank's generator states, ready for restore_rng
-    rng_source: str
-
-    def apply(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
-        """Load the weights, optimizer and scheduler states into the live objects.
-
-        Raises
-        ------
-        CheckpointError
-            When they do not fit (another model, other parameter groups): not damage, so a
-            resume does not fall back on it.
-        """
-        weights.load_state_dict_checked(model, self.weights, source=f"weights file {self.weights_file}")
-        path = self.directory / ckpt.OPTIMIZER_NAME
-        try:
-            optimizer.load_state_dict(self.optimizer["optimizer"])
-            scheduler.load_state_dict(self.optimizer["scheduler"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"optimizer state {path} does not match this model: {exc}") from None
-
-
-def read_trainer_checkpoint(directory: Path, rank: int) -> LoadedCheckpoint:
-    """Read and check every file of ``directory`` for process ``rank``.
-
-    Raises
-    ------
-    CheckpointError
-        When a file is missing, unreadable, truncated or inconsistent (the checkpoint is
-        damaged), naming the file.
-    """
-    state_path = directory / ckpt.STATE_NAME
-    state = TrainState.from_dict(read_json(state_path, "trainer state", error=CheckpointError), state_path)
-    named_step = ckpt.step_of(directory)
-    if named_step is not None and named_step != state.step:
-        # resuming would continue another run than the one this directory is a step of
-        raise CheckpointError(f"trainer state {state_path} says step {state.step}, but its directory "
-                              f"is the checkpoint of step {named_step}")
-    if rank >= state.world_size:
-        raise CheckpointError(f"trainer state {state_path} was written by {state.world_size} "
-                              f"process(es); there is no state for rank {rank}")
-    weights_file = weights.weights_file(directory)
-    tensors = weights.read_state_dict(weights_file)
-    opt_path = directory / ckpt.OPTIMIZER_NAME
-    opt = ckpt.load_tensors(opt_path, "optimizer state")
-    if not isinstance(opt, dict) or not {"optimizer", "scheduler"} <= set(opt):
-        raise CheckpointError(f"optimizer state {opt_path} is incomplete: it must hold "
-                              "'optimizer' and 'scheduler'")
-    rng_path = directory / ckpt.RNG_NAME
-    rng = ckpt.load_tensors(rng_path, "random-generator state")
-    try:
-        local = {**state.rng[rank], "torch": rng["torch"][rank], "cuda": rng["cuda"][rank],
-                 # checkpoints written before the collate state was saved have none
-                 "collate": rng["collate"][rank] if "collate" in rng else None}
-    except (KeyError, IndexError, TypeError) as exc:
-        raise CheckpointError(f"random-generator state {rng_path} is incomplete: {exc!r}") from None
-    return LoadedCheckpoint(directory, state, tensors, weights_file, opt, local, str(rng_path))
-
-
-def select_resume_checkpoint(run_dir: Path, rank: int = 0) -> LoadedCheckpoint:
-    """The newest intact checkpoint of ``run_dir``, read (see :func:`read_trainer_checkpoint`).
-
-    A damaged checkpoint is skipped with a warning naming it, the damage and the checkpoint
-    used instead.
-
-    Raises
-    ------
-    CheckpointError
-        When ``run_dir`` has no checkpoint, or none is intact (naming each one's damage).
-    """
-    found = ckpt.list_checkpoints(run_dir)
-    if not found:
-        ckpt.latest_checkpoint(run_dir)  # raises the "has no checkpoint" error
-    damaged: list[tuple[Path, CheckpointError]] = []
-    for _, directory in reversed(found):
-        try:
-            loaded = read_trainer_checkpoint(directory, rank)
-        except CheckpointError as exc:
-            damaged.append((directory, exc))
-            continue
-        for path, exc in damaged:
-            warnings.warn(f"checkpoint {path} is damaged ({exc}); resuming from the previous "
-                          f"intact checkpoint {directory} instead", UserWarning, stacklevel=3)
-        return loaded
-    if len(damaged) == 1:
-        raise damaged[0][1]
-    raise CheckpointError(f"no intact checkpoint in {run_dir}: " + "; ".join(
-        f"{path.name}: {exc}" for path, exc in damaged))
-
-
-def open_run_dir(run_dir: Path, resume: bool) -> LoadedCheckpoint | None:
-    """Prepare ``run_dir`` for a run (on rank 0): remove what a crash left, and on ``resume``
-    read the checkpoint to continue from (:func:`select_resume_checkpoint`).
-
-    Raises
-    ------
-    FileExistsError
-        When starting afresh (``resume`` False) where checkpoints exist.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.remove_stale_tmp(RunDir(run_dir).checkpoints)
-    for stale in run_dir.glob(f"{TMP_PREFIX}{METRICS_LOG}-*"):
-        stale.unlink(missing_ok=True)
-    if resume:
-        return select_resume_checkpoint(run_dir, rank=0)
-    if ckpt.list_checkpoints(run_dir):
-        raise FileExistsError(f"run directory {run_dir} already has checkpoints; call "
-                              "fit(resume=True) to continue it, or use a new directory")
-    return None

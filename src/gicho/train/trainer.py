@@ -59,16 +59,7 @@ from gicho.train.optim import ParamGroups, build_optimizer, build_scheduler
 from gicho.train.progress import ProgressReporter
 from gicho.train.result import NonFiniteLossError, TrainResult, make_result
 from gicho.train.signals import InterruptGuard, TrainingInterrupted
-from gicho.train.state import (
-    LoadedCheckpoint,
-    TrainState,
-    capture_rng,
-    open_run_dir,
-    read_trainer_checkpoint,
-    restore_rng,
-    save_trainer_checkpoint,
-    seed_everything,
-)
+from gicho.train.state import TrainState, capture_rng, restore_rng, seed_everything
 from gicho.train.step import Interval, flush, interval_losses, train_step
 
 __all__ = ["NonFiniteLossError", "TrainResult", "Trainer"]
@@ -86,7 +77,8 @@ class Trainer:
         Returns a dict (or an object with attributes) holding a scalar ``loss`` when the batch
         has labels, and optionally ``n_items`` (int or one-element tensor): the number of items
         (e.g. non-ignored target tokens) the loss averages over; the batch size when absent.
-        A dataclass ``model.config`` is saved as ``config.json``.
+        Checkpoints hold what a gicho model's ``save_pretrained`` writes; another module's
+        ``state_dict``, and its dataclass ``model.config`` as ``config.json``.
     train_data, eval_data : map-style Dataset
         ``eval_data`` may be None (no evaluation; the best checkpoint is then the latest).
     metrics : factory, list of factories, or None
@@ -122,7 +114,8 @@ class Trainer:
     Notes
     -----
     After :meth:`fit` the model holds the weights of the last step, not the best ones; load
-    those with ``load_model_weights(model, result.best_checkpoint)``. The non-finite loss check
+    those with ``gicho.weights.load_model_weights(model, result.best_checkpoint)`` (or
+    ``gicho.models.from_pretrained(result.best_checkpoint)``). The non-finite loss check
     runs on every ``"train"`` log line (one device synchronisation per line, not per step), so
     a NaN is reported at its exact step at most ``log_every`` steps later, and always before a
     checkpoint could store it. On SIGINT/SIGTERM, :meth:`fit` finishes the step, writes a
@@ -217,7 +210,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- run directory
 
-    def _restore(self, loaded: LoadedCheckpoint) -> tuple[dict[str, Any], str]:
+    def _restore(self, loaded: ckpt.LoadedCheckpoint) -> tuple[dict[str, Any], str]:
         """Load a checkpoint into the model, optimizer, scheduler, state and data stream."""
         info, cfg = self._info, self.config
         state = loaded.state
@@ -305,16 +298,16 @@ class Trainer:
         self.scheduler_ = build_scheduler(self.optimizer_, cfg)
         self.state_ = TrainState(world_size=info.world_size, config=dataclasses.asdict(cfg))
         self._last_ckpt = None
-        found: dict[str, LoadedCheckpoint | None] = {}
+        found: dict[str, ckpt.LoadedCheckpoint | None] = {}
 
         def prepare() -> Path | None:  # on rank 0: clean the run directory, pick the checkpoint
-            found["loaded"] = open_run_dir(self.run_dir, resume) if self.run_dir is not None else None
+            found["loaded"] = ckpt.open_run_dir(self.run_dir, resume) if self.run_dir is not None else None
             return found["loaded"].directory if found["loaded"] is not None else None
 
         resume_dir = self._on_main(prepare)
         pending_rng = None
         if resume_dir is not None:
-            loaded = found.pop("loaded", None) or read_trainer_checkpoint(resume_dir, info.rank)
+            loaded = found.pop("loaded", None) or ckpt.load(resume_dir, info.rank)
             pending_rng = self._restore(loaded)
             del loaded  # its CPU copies of the weights and optimizer state
         state = self.state_
@@ -468,8 +461,8 @@ class Trainer:
 
         def write() -> None:
             try:
-                save_trainer_checkpoint(root, state, model=self.model, optimizer=self.optimizer_,
-                                        scheduler=self.scheduler_, rngs=rngs)
+                ckpt.save(root, state, model=self.model, optimizer=self.optimizer_,
+                          scheduler=self.scheduler_, rngs=rngs)
             except Exception as exc:
                 raise ckpt.write_error(exc, f"checkpoint {ckpt.step_dir_name(step)}", root,
                                        self._last_ckpt) from None
