@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from gicho.data.date_config import LOCALES, SUPPORTED_YEARS, DatesData
+from gicho.metrics import score_strings
 from gicho.tasks import register
 from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
 from gicho.train.config import TrainConfig
-from gicho.train.metrics import score_strings
 
-__all__ = ["DatesConfig", "DatesData", "score_strings"]  # score_strings: gicho.train.metrics
+__all__ = ["DatesConfig", "DatesData", "score_strings"]  # score_strings: gicho.metrics
 
 DATA_FIELDS = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")  # set from the data
 
@@ -96,7 +96,7 @@ def build_model(config: DatesConfig, splits: Splits) -> Any:
 
 
 def metrics(config: DatesConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.train.metrics import SequenceMatchScores
+    from gicho.metrics import SequenceMatchScores
 
     # per locale too; the locales follow the data's order, which evaluation keeps
     return lambda: SequenceMatchScores(info["target"].decode, info.get(f"{split}_locales"), order=LOCALES)
