@@ -4,15 +4,16 @@ after-training phase (to signal it there)."""
 
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from gicho.data.arrays import ArrayDataset
-from gicho.models._pretrained import PretrainedModel
+from gicho.models import PretrainedModel
 from gicho.tasks import register
 from gicho.tasks._parsing import parse_numbers
-from gicho.tasks.neural import NeuralSpec, Splits, neural_task
+from gicho.tasks.neural import NeuralTask, Splits
 from gicho.train import RegressionScores, TrainConfig
 
 
@@ -48,23 +49,34 @@ class ToyConfig:
         max_steps=40, batch_size=16, lr=0.05, weight_decay=0.0, eval_every=10, log_every=1, progress=False))
 
 
-def build_data(config: ToyConfig) -> Splits:
-    time.sleep(config.data.build_sleep)
-    g, n = torch.Generator().manual_seed(1234), config.data.n_samples
-    x = torch.randn(n, 4, generator=g)
-    y, cut = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(n, generator=g), n * 3 // 4
-    return Splits(ArrayDataset(x=x[:cut], labels=y[:cut]), test := ArrayDataset(x=x[cut:], labels=y[cut:]), test)
+class ToyTask(NeuralTask):  # NeuralTask's runner trains, scores and predicts through these hooks
+    name, config_cls, model_type, select = "toy", ToyConfig, ToyModel, "best"
+    model, data, metrics = "MLP 4-16-1", "synthetic linear (256 rows)", ("r2", "mae")  # T, E, P
+    tour: ClassVar = {"train.max_steps": 20}
+    quick: ClassVar = {"train.max_steps": 10}
+
+    def build_data(self, config, preprocessing=None):
+        time.sleep(config.data.build_sleep)
+        g, n = torch.Generator().manual_seed(1234), config.data.n_samples
+        x = torch.randn(n, 4, generator=g)
+        y, cut = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(n, generator=g), n * 3 // 4
+        return Splits(ArrayDataset(x=x[:cut], labels=y[:cut]), test := ArrayDataset(x=x[cut:], labels=y[cut:]), test)
+
+    def build_model(self, config, splits):
+        return ToyModel(config.model)
+
+    def build_metrics(self, config, info, split):
+        return RegressionScores
+
+    def read_inputs(self, config, predictor, texts):
+        return {"x": torch.tensor([parse_numbers(t, 4, "x1,x2,x3,x4") for t in texts])}
+
+    def write_outputs(self, config, predictor, batch, options):
+        return [f"{v:.4f}" for v in predictor(batch)["predictions"].tolist()]
+
+    def after_fit(self, config, predictor, splits, ctx, scores, accumulators):
+        time.sleep(config.data.final_sleep)  # model/ is saved by now: a test signals the run here
+        return {}
 
 
-def after_fit(config: ToyConfig, predictor, splits, ctx, scores) -> dict:
-    time.sleep(config.data.final_sleep)  # model/ is saved by now: a test signals the run here
-    return {}
-
-
-TOY = register(neural_task(
-    name="toy", config_cls=ToyConfig, model="MLP 4-16-1", data="synthetic linear (256 rows)", metrics=("r2", "mae"),
-    tour={"train.max_steps": 20}, quick={"train.max_steps": 10}, spec=NeuralSpec(
-        build_data=build_data, build_model=lambda c, s: ToyModel(c.model), model_type=ToyModel, select="best", after_fit=after_fit,
-        metrics=lambda c, info, split: RegressionScores,
-        read_inputs=lambda c, p, texts: {"x": torch.tensor([parse_numbers(t, 4, "x1,x2,x3,x4") for t in texts])},
-        write_outputs=lambda c, p, batch, options: [f"{v:.4f}" for v in p(batch)["predictions"].tolist()])))
+TOY = register(ToyTask())

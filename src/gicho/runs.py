@@ -275,8 +275,6 @@ def load_run(run_dir: Path | str) -> tuple[Task, Any]:
 def evaluate_run(run_dir: Path | str) -> dict[str, float]:
     """Reload a finished run and recompute its held-out metrics."""
     task, config = load_run(run_dir)
-    if task.evaluate is None:
-        raise ValueError(f"task {task.name!r} has no evaluate step; its metrics are in {RESULTS_FILE}")
     metrics = task.evaluate(config, RunContext(run_dir=Path(run_dir), progress=False))
     return _clean_metrics(metrics)
 
@@ -286,8 +284,6 @@ def predict_run(
 ) -> list[str]:
     """Answer each input string with the model trained in ``run_dir``."""
     task, config = load_run(run_dir)
-    if task.predict is None:
-        raise ValueError(f"task {task.name!r} does not support predict")
     if not inputs:
         raise ValueError("argument `inputs` is empty; give at least one input")
     return list(task.predict(config, RunContext(run_dir=Path(run_dir), progress=False), inputs, dict(options or {})))
@@ -309,10 +305,10 @@ def load(path: Path | str) -> Any:
         raise ValueError(f"argument `path`: {path} is not a directory (a run or a model directory)")
     data = read_config(path)
     if "task" in data:
-        from gicho.tasks.neural import load_predictor
+        from gicho.tasks.neural import NeuralTask, load_predictor
 
         task, config = load_run(path)
-        if task.spec is None:
+        if not isinstance(task, NeuralTask):
             raise ValueError(f"{path} is a run of {task.name!r}, which has no model to load "
                              f"(a classical task: its results are in {RESULTS_FILE})")
         return load_predictor(task, config, path)

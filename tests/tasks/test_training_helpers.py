@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gicho.tasks import RunContext, all_tasks, get
-from gicho.tasks._training import torch_threads, with_config_threads
+from gicho.tasks.diabetes_transformer import DiabetesTransformerTask
 from gicho.train import TrainConfig
-from gicho.train.config import check_num_threads, max_num_threads
+from gicho.train.config import check_num_threads, max_num_threads, torch_threads
 
 
 def test_train_part_is_a_trainconfig_overridden_by_dotted_names():
@@ -35,18 +35,42 @@ def test_torch_threads_sets_and_restores():
             pass
 
 
+class _Stop(Exception):
+    pass
+
+
 def test_hooks_run_under_the_configs_thread_count(tmp_path):
     seen = []
 
-    @with_config_threads
-    def hook(config, ctx):
-        seen.append(torch.get_num_threads())
-        return {}
+    class Recording(DiabetesTransformerTask):  # a neural task's hooks run inside its run, evaluate, predict
+        def build_data(self, config, preprocessing=None):
+            seen.append(torch.get_num_threads())
+            raise _Stop
 
     before = torch.get_num_threads()
     config = get("diabetes-transformer").make_config({"train.num_threads": 1})
-    hook(config, RunContext(run_dir=tmp_path))
+    with pytest.raises(_Stop):
+        Recording().run(config, RunContext(run_dir=tmp_path))
     assert seen == [1] and torch.get_num_threads() == before
+
+
+def test_predict_sets_the_threads_once(monkeypatch, tmp_path):
+    import gicho.tasks.neural as neural
+    import gicho.train.config
+
+    task = get("diabetes-transformer")
+    config = task.make_config({"train.num_threads": 1})
+    predictor = neural.Predictor(task, config, task.build_model(config, task.build_data(config)).eval())
+    entered = []
+
+    def counting(n):
+        entered.append(n)
+        return torch_threads(n)
+
+    monkeypatch.setattr(gicho.train.config, "torch_threads", counting)
+    monkeypatch.setattr(neural, "load_predictor", lambda *args: predictor)
+    answers = task.predict(config, RunContext(run_dir=tmp_path), [" ".join(["0.01"] * 10)], {})
+    assert len(answers) == 1 and entered == [1]
 
 
 def test_num_threads_is_one_field_of_the_train_part():

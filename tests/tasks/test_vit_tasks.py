@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gicho.cli import main
@@ -24,7 +25,7 @@ def test_registered_with_budgets():
     with pytest.raises(ValueError, match=r"must be 8, model\.in_channels 1"):
         task = get("digits-vit")
         config = task.make_config({"model.in_channels": 3})
-        task.spec.build_model(config, None)
+        task.build_model(config, None)
 
 
 @pytest.mark.slow
@@ -92,13 +93,13 @@ def test_vit_on_an_image_folder_through_the_cli(tmp_path, capsys):
 def test_vit_folder_errors(tmp_path):
     task = get("vit")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        task.spec.build_data(task.make_config({"data.root": str(tmp_path / "nope")}))
+        task.build_data(task.make_config({"data.root": str(tmp_path / "nope")}))
     root = tmp_path / "one"
     write_digits_folder(root, classes=("0",), size=8)
     (root / "1").mkdir()
     Image.new("RGB", (8, 8)).save(root / "1" / "only.png")
     with pytest.raises(ValueError, match="cannot split"):
-        task.spec.build_data(task.make_config({"data.root": str(root), "model.image_size": 8,
+        task.build_data(task.make_config({"data.root": str(root), "model.image_size": 8,
                                                "model.patch_size": 4}))
     with pytest.raises(ValueError, match="on_error"):
         task.make_config({"data.on_error": "ignore"})
@@ -142,13 +143,13 @@ def test_a_class_the_split_leaves_untrained_is_refused(tmp_path):
     root = _folder(tmp_path / "rare", {"common": 100, "rare1": 2, "rare2": 2})
     with pytest.raises(ValueError, match=r"test_fraction=0.9 leaves class\(es\) 'rare1' \(2 images\), 'rare2' "
                                          r"\(2 images\) with no training image, so the model could never predict"):
-        get("vit").spec.build_data(_small(root, **{"data.test_fraction": 0.9}))
+        get("vit").build_data(_small(root, **{"data.test_fraction": 0.9}))
 
 
 def test_a_class_with_no_held_out_image_trains_with_a_warning(tmp_path):
     root = _folder(tmp_path / "few", {"many": 20, "few": 2})
     with pytest.warns(UserWarning, match=r"leaves class\(es\) 'few' with no held-out image: their accuracy is NaN"):
-        splits = get("vit").spec.build_data(_small(root))
+        splits = get("vit").build_data(_small(root))
     assert splits.info["classes"] == ("few", "many")
 
 
@@ -179,15 +180,15 @@ def test_the_folder_decides_the_classes_and_the_config_says_so(tmp_path):
     root = _folder(tmp_path / "pets", {"cat": 5, "dog": 5, "eel": 5})
     config = _small(root)
     assert "(3 classes: cat, dog, eel)" in task.tep(config)[1]
-    splits = task.spec.build_data(config)
-    model = task.spec.build_model(config, splits)
+    splits = task.build_data(config)
+    model = task.build_model(config, splits)
     assert model.config.n_labels == 3 and model.config.label_names == ("cat", "dog", "eel")
     # any value the user gives is checked, the preset's old default 2 included
     for extra, message in (({"model.n_labels": 2}, "model.n_labels=2 contradicts the image folder"),
                            ({"model.label_names": "a,b,c"}, r"model.label_names=\('a', 'b', 'c'\) contradicts")):
         with pytest.raises(ValueError, match=message):
-            task.spec.build_model(_small(root, **extra), splits)
-    task.spec.build_model(_small(root, **{"model.label_names": "cat,dog,eel"}), splits)
+            task.build_model(_small(root, **extra), splits)
+    task.build_model(_small(root, **{"model.label_names": "cat,dog,eel"}), splits)
 
 
 def test_rollout_examples_are_spread_over_the_classes():
@@ -225,7 +226,7 @@ def test_a_vit_run_is_a_transformers_pipeline_and_an_older_model_dir_still_loads
     def gicho_probs():
         predictor = load_predictor(task, config, run_dir)
         with torch.no_grad():
-            return predictor(task.spec.read_inputs(config, predictor, paths))["logits"].float().softmax(-1)
+            return predictor(task.read_inputs(config, predictor, paths))["logits"].float().softmax(-1)
 
     probs = gicho_probs()
     with warnings.catch_warnings():
@@ -242,11 +243,11 @@ def test_a_vit_run_is_a_transformers_pipeline_and_an_older_model_dir_still_loads
     (model_dir / "preprocessing.json").write_text(json.dumps(
         {"mean": processor["image_mean"], "std": processor["image_std"], "crop_pct": processor["crop_pct"]}))
     torch.testing.assert_close(gicho_probs(), probs, atol=0, rtol=0)
-    assert task.spec.load_extras(run_dir / "preprocessing")["processor"].crop_pct == 0.875
+    assert task.load_extras(run_dir / "preprocessing")["processor"].crop_pct == 0.875
     # run_dir/preprocessing/ of a run started before: no image size beside it, nothing to read
     # (build_data gives the same values again on resume)
     (run_dir / "preprocessing" / "preprocessor_config.json").rename(run_dir / "preprocessing" / "preprocessing.json")
-    assert task.spec.load_extras(run_dir / "preprocessing") == {}
+    assert task.load_extras(run_dir / "preprocessing") == {}
 
 
 def test_digits_vit_reads_its_normalisation_from_the_saved_processor(tmp_path):
@@ -255,15 +256,71 @@ def test_digits_vit_reads_its_normalisation_from_the_saved_processor(tmp_path):
 
     task = get("digits-vit")
     config = task.make_config({})
-    model = task.spec.build_model(config, None)
+    model = task.build_model(config, None)
     model.save_pretrained(tmp_path)
-    info = task.spec.load_extras(tmp_path)
+    info = task.load_extras(tmp_path)
     assert info["processor"] == ViTImageProcessor.for_model(8, 1, crop_pct=1.0) == model.image_processor
     (tmp_path / "preprocessor_config.json").unlink()  # a model/ from before: the task's own values
-    assert task.spec.load_extras(tmp_path) == info
+    assert task.load_extras(tmp_path) == info
     pixels = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 8, 8)
     import torch
 
     shown = to_display(torch.from_numpy(pixels), info)
     np.testing.assert_allclose(shown, to_display(torch.from_numpy(pixels), {"mean": (0.5,), "std": (0.5,)}))
     np.testing.assert_allclose(shown[..., 0], (pixels[0] + 1) / 2, atol=1e-7)
+
+
+class _CountingReads(torch.utils.data.Dataset):
+    """A dataset that counts its reads."""
+
+    def __init__(self, data):
+        self.data, self.reads = data, 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.data[i]
+
+
+@pytest.mark.slow
+def test_the_figures_come_from_the_scores_one_pass_over_the_test_split(tmp_path, monkeypatch):
+    """P5 (issue 20): the confusion matrix ran the test split a second time after the score had; now
+    the score's own pass feeds it (and picks the rollout images, the only ones read again)."""
+    import gicho.plots.classification
+    from gicho.tasks._image_classification import N_ROLLOUTS
+    from gicho.tasks.digits_vit import DigitsViTTask
+
+    class CountingDigitsViT(DigitsViTTask):
+        def build_data(self, config, preprocessing=None):
+            splits = super().build_data(config, preprocessing)
+            self.test = splits.test = _CountingReads(splits.test)  # the Trainer's valid split stays plain
+            return splits
+
+    drawn = []
+    plot = gicho.plots.classification.plot_confusion_matrix
+    monkeypatch.setattr(gicho.plots.classification, "plot_confusion_matrix",
+                        lambda matrix, names, path: drawn.append(matrix) or plot(matrix, names, path))
+    task = CountingDigitsViT()
+    config = task.make_config({**task.quick, "train.max_steps": 30, "train.eval_every": 30, "train.warmup_steps": 3, "train.device": "cpu",
+                               "train.progress": False})
+    scores = task.run(config, RunContext(run_dir=tmp_path, progress=False))
+    n = len(task.test)
+    assert n < task.test.reads <= n + N_ROLLOUTS  # one pass; twice would be 2n
+    assert (tmp_path / "plots" / "attention_rollout.png").stat().st_size > 1000
+
+    # the figure's counts and the per-class scores equal a pass of its own, as the figure made before
+    model = load_predictor(task, config, tmp_path).model
+    labels, preds = [], []
+    with torch.no_grad():
+        for batch in torch.utils.data.DataLoader(task.test.data, batch_size=config.train.effective_eval_batch_size):
+            preds.append(model(batch["pixel_values"])["logits"].argmax(-1))
+            labels.append(batch["labels"])
+    labels, preds = torch.cat(labels), torch.cat(preds)
+    matrix = torch.bincount(labels * 10 + preds, minlength=100).view(10, 10).numpy()
+    (figure,) = drawn
+    np.testing.assert_array_equal(figure, matrix)
+    assert scores["accuracy"] == np.trace(matrix) / n
+    for d in range(10):
+        assert scores[f"accuracy_{d}"] == matrix[d, d] / matrix[d].sum()

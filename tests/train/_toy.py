@@ -81,7 +81,8 @@ class ToyMLP(nn.Module):
 
 class Accuracy:
     """A hand-written streaming metric (the Trainer's contract), kept independent of
-    gicho.train.metrics so that the loop's tests do not rest on the accumulators under test."""
+    gicho.metrics' torch accumulators so that the loop's tests do not rest on the accumulators
+    under test."""
 
     def __init__(self) -> None:
         self.correct = self.total = 0

@@ -60,7 +60,7 @@ def make_model(kind: str) -> torch.nn.Module:
                                           max_len=8, dropout=0.1))
     if kind == "vit":
         return ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, in_channels=1, d_model=16,
-                                                   n_layers=2, n_heads=2, n_classes=2, dropout=0.1))
+                                                   n_layers=2, n_heads=2, n_labels=2, dropout=0.1))
     return SequenceClassifier(ClassifierConfig(vocab_size=20, n_outputs=3, d_model=16, n_heads=2,
                                                n_layers=1, max_len=8, dropout=0.1))
 

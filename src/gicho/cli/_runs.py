@@ -225,7 +225,7 @@ def predict_command(
         if top_k < 1:
             raise ValueError(f"--top-k must be an integer >= 1; got {top_k}")
         task, _ = load_run(run_dir)
-        if task.spec is None or "top_k" not in task.spec.predict_options:
+        if "top_k" not in task.predict_options:
             raise ValueError(f"--top-k: the task of {run_dir} ({task.name}) has one answer per input")
         options["top_k"] = top_k
     if attention is not None:

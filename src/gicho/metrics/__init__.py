@@ -1,4 +1,4 @@
-"""Regression and classification metrics, in batch and streaming form.
+"""Regression and classification metrics, in batch and streaming form (NumPy and torch).
 
 Batch functions (:func:`mae`, :func:`mse`, :func:`rmse`, :func:`r2`, :func:`adjusted_r2`,
 :func:`r2_components`, :func:`accuracy`) follow scikit-learn's definitions and argument names
@@ -17,12 +17,22 @@ training data, TSS = ESS + RSS and R² = ESS / TSS; on other predictions ESS doe
 
 All computation is in float64 (narrower inputs are converted). Inputs may be lists, NumPy
 arrays, pandas objects or torch tensors (copied to host memory). NaN or infinite values,
-negative weights and mismatched shapes raise ``ValueError``.
+negative weights and mismatched shapes raise ``ValueError``. :func:`score_strings` gives the
+exact match and character accuracy of predicted strings.
+
+The accumulators that score a torch model during and after training take the model's outputs
+and the batch, on the device (``update(outputs, batch)``): :class:`ClassificationAccuracy`,
+:class:`ConfusionMatrix`, :class:`RegressionScores`, :class:`MaskedLMScores`,
+:class:`SequenceMatchScores` (``gicho.metrics._torch``; ``gicho.train`` re-exports them). They are
+imported on first use, so ``import gicho.metrics`` does not import torch.
 """
 
 from __future__ import annotations
 
-from gicho.metrics._classification import accuracy
+import importlib
+from typing import Any
+
+from gicho.metrics._classification import accuracy, score_strings
 from gicho.metrics._regression import (
     R2Components,
     adjusted_r2,
@@ -34,10 +44,21 @@ from gicho.metrics._regression import (
 )
 from gicho.metrics._streaming import AccuracyMetric, RegressionMetrics
 
+# torch accumulators, imported on first use (PEP 562): name -> defining module
+_TORCH_EXPORTS = dict.fromkeys(
+    ("ClassificationAccuracy", "ConfusionMatrix", "MaskedLMScores", "RegressionScores", "SequenceMatchScores"),
+    "gicho.metrics._torch",
+)
+
 __all__ = [
     "AccuracyMetric",
+    "ClassificationAccuracy",
+    "ConfusionMatrix",
+    "MaskedLMScores",
     "R2Components",
     "RegressionMetrics",
+    "RegressionScores",
+    "SequenceMatchScores",
     "accuracy",
     "adjusted_r2",
     "mae",
@@ -45,4 +66,18 @@ __all__ = [
     "r2",
     "r2_components",
     "rmse",
+    "score_strings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _TORCH_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gicho.metrics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_TORCH_EXPORTS))

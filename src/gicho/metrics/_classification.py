@@ -1,8 +1,10 @@
-"""Classification metrics: :func:`accuracy` and the label checks it shares with the accumulator."""
+"""Classification metrics: :func:`accuracy` (and the label checks it shares with the accumulator),
+:func:`score_strings` (exact match and character accuracy of strings)."""
 
 from __future__ import annotations
 
 import datetime as _datetime
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ from gicho._validation import (
     check_sample_weight,
 )
 
-__all__ = ["accuracy"]
+__all__ = ["accuracy", "score_strings"]
 
 
 
@@ -104,3 +106,17 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike |
         return int(np.count_nonzero(correct)) / correct.shape[0]
     w = check_sample_weight(sample_weight, correct.shape[0])
     return float(np.dot(w, correct.astype(np.float64)) / w.sum())
+
+
+def score_strings(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
+    """Exact-match and character accuracy of predicted strings against targets.
+
+    Character accuracy compares position by position over each target's characters (a missing
+    predicted character counts as wrong, extra ones are ignored).
+    """
+    if len(predictions) != len(targets) or not targets:
+        raise ValueError(f"need as many predictions as targets (>= 1); got {len(predictions)} and {len(targets)}")
+    pairs = [(p[i] if i < len(p) else "", c) for p, t in zip(predictions, targets, strict=True)
+             for i, c in enumerate(t)]
+    return {"exact_match": sum(p == t for p, t in zip(predictions, targets, strict=True)) / len(targets),
+            "char_accuracy": sum(p == c for p, c in pairs) / len(pairs) if pairs else 1.0}

@@ -83,7 +83,7 @@ def upgrade_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def import_state(state: dict[str, torch.Tensor], table: KeyTable, *, prefix: str = "") -> dict[str, torch.Tensor]:
     """A state dict in ``table``'s layout (``prefix`` stripped where present) → gicho's names.
 
-    Unknown names pass through unchanged, so the strict load reports them as unexpected.
+    Unknown names pass through (without ``prefix``), so the strict load reports them as unexpected.
 
     Raises
     ------
@@ -110,14 +110,14 @@ def import_state(state: dict[str, torch.Tensor], table: KeyTable, *, prefix: str
                 continue
         ours = _rename(name, table.encoder) or _rename(name, table.heads)
         if ours is None:
-            out[stored] = t
+            out[name] = t
             continue
         out[ours] = table.reshape[ours][0](t) if ours in table.reshape else t
     for (i, kind), parts in sorted(qkv.items()):
         where = f"{table.name} layer {i}"
         if any(p is None for p in parts):
-            missing = [n for n, p in zip(("query", "key", "value"), parts, strict=True) if p is None]
-            raise CheckpointError(f"{where} has no {'/'.join(missing)} {kind} tensor")
+            missing = [f"{m}.{kind}" for m, p in zip(table.qkv, parts, strict=True) if p is None]
+            raise CheckpointError(f"{where} has no {' / '.join(missing)} tensor (under {table.layer_prefix}{i}.)")
         if len({tuple(p.shape) for p in parts}) > 1:
             listed = ", ".join(f"{n} {tuple(p.shape)}" for n, p in zip(("query", "key", "value"), parts, strict=True))
             raise CheckpointError(f"{where}: query, key and value {kind}s must have one shape; got {listed}")

@@ -22,7 +22,7 @@ from typing import Any
 from gicho._validation import check_choice, check_positive
 from gicho.plots.studies import plot_data_size_study
 from gicho.studies._tables import require_nonempty, write_study_tables
-from gicho.tasks._training import torch_threads
+from gicho.train.config import torch_threads
 
 __all__ = ["DataSizeStudyConfig", "run_data_size_study"]
 

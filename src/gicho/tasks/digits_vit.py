@@ -15,16 +15,17 @@ probabilities; ``--attention out.png`` draws the rollout map of the first input.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gicho.tasks import register
-from gicho.tasks._image_classification import ClassScores, answer, image_figures
-from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.tasks._image_classification import ImageClassificationTask
+from gicho.tasks.neural import Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["DigitsViTConfig", "DigitsViTData"]
+__all__ = ["DigitsViTConfig", "DigitsViTData", "DigitsViTTask"]
 
 SIDE, N_CLASSES = 8, 10
 DIGIT_NAMES = tuple(str(d) for d in range(N_CLASSES))
@@ -66,17 +67,6 @@ class DigitsViTConfig:
         eval_every=500, log_every=100, num_threads=1))
 
 
-def build_data(config: DigitsViTConfig) -> Splits:
-    from gicho.data.arrays import ArrayDataset
-    from gicho.data.images import RandomShift, digits_pixel_values, digits_split, stratified_subset
-
-    X_train, X_test, y_train, y_test = digits_split(config.data.test_fraction, config.data.split_seed)
-    keep = stratified_subset(y_train, config.data.train_fraction, config.data.split_seed)
-    train = ArrayDataset(pixel_values=digits_pixel_values(X_train[keep]), labels=y_train[keep])
-    test = ArrayDataset(pixel_values=digits_pixel_values(X_test), labels=y_test)
-    return Splits(RandomShift(train, config.data.max_shift), test, test, info={"processor": _processor()})
-
-
 def _processor() -> Any:
     """Grey 8x8 inputs scaled to [0, 1], normalised 0.5 / 0.5 (:func:`digits_pixel_values`); image
     files resized whole (``crop_pct=1.0``, as ``read_inputs``)."""
@@ -85,79 +75,88 @@ def _processor() -> Any:
     return ViTImageProcessor.for_model(SIDE, 1, crop_pct=1.0)
 
 
-def load_processor(directory: Path) -> dict[str, Any]:
-    """The image processor saved with the model (``preprocessor_config.json``); a ``model/``
-    written before gicho saved one gets the task's (the values it was trained with)."""
-    from gicho.models.vit import ViTImageProcessor
+class DigitsViTTask(ImageClassificationTask):
+    """``digits-vit``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for a ViT on the 8x8 digits
+    (the metrics, answers and figures are :class:`ImageClassificationTask`'s)."""
 
-    return {"processor": ViTImageProcessor.load(directory) or _processor()}
-
-
-def build_model(config: DigitsViTConfig, splits: Splits) -> Any:
-    from gicho.models.vit import ViTForImageClassification
-
-    m = config.model
-    if (m.image_size, m.in_channels, m.n_labels) != (SIDE, 1, N_CLASSES):
-        raise ValueError(f"digits are {SIDE}x{SIDE} grey images in {N_CLASSES} classes: model.image_size must "
-                         f"be 8, model.in_channels 1, model.n_labels 10; got {m.image_size}, "
-                         f"{m.in_channels}, {m.n_labels}")
-    model = ViTForImageClassification(m)
-    model.image_processor = _processor()  # saved with it as preprocessor_config.json
-    return model
-
-
-def metrics(config: DigitsViTConfig, info: dict[str, Any], split: str) -> Any:
-    return lambda: ClassScores(config.model.label_names or DIGIT_NAMES, per_class=split == "test")
-
-
-def read_inputs(config: DigitsViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    """Each input: an image file, or 64 pixel values in [0, 16] row by row."""
-    import numpy as np
-    import torch
-
-    from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
-    from gicho.data.images import DIGITS_MAX_INTENSITY as MAX_PIXEL
-    from gicho.data.images import digits_pixel_values
-    from gicho.tasks._parsing import parse_numbers
-
-    to_8x8 = ImageTransform(SIDE, mean=(0.0,), std=(1.0 / MAX_PIXEL,), crop_pct=1.0)  # → [0, 16]
-    images = []
-    for text in texts:
-        path = Path(text.strip())
-        if path.is_file():
-            images.append(to_8x8(read_image(path, channels=1))[0].numpy())  # (8, 8)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            raise ValueError(f"input {text!r}: image file not found")
-        else:
-            pixels = parse_numbers(text, SIDE * SIDE, "pixels in [0, 16], row by row", low=0.0, high=MAX_PIXEL)
-            images.append(np.asarray(pixels, dtype=np.float32).reshape(SIDE, SIDE))
-    return {"pixel_values": torch.from_numpy(digits_pixel_values(np.stack(images)))}
-
-
-def write_outputs(config: DigitsViTConfig, predictor: Predictor, batch: dict[str, Any],
-                  options: dict[str, Any]) -> list[str]:
-    return answer(predictor, batch, options)
-
-
-def describe(config: DigitsViTConfig) -> tuple[str, str]:
-    m, d = config.model, config.data
-    model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.grid_size}x{m.grid_size} patches of "
-             f"{m.patch_size}x{m.patch_size} px, {m.pool} pooling)")
-    share = "" if d.train_fraction == 1 else f", {d.train_fraction:.0%} of the training split"
-    return model, f"sklearn digits 8x8, {d.test_fraction:.0%} held out (stratified){share}, shift ±{d.max_shift} px"
-
-
-TASK = register(neural_task(
-    name="digits-vit", config_cls=DigitsViTConfig,
-    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
-                    read_inputs=read_inputs, write_outputs=write_outputs, model_type="vit",
-                    after_fit=image_figures, load_extras=load_processor,
-                    predict_options=("attention",)),
-    model="ViT (2x2 patches of 8x8 digits, [CLS] head)", data="sklearn digits 8x8, 20% held out",
-    metrics=("accuracy",), describe=describe,
-    description="Digits images as 16 patch tokens + [CLS], classified by a Vision Transformer.",
-    tour={"train.max_steps": 1000, "train.eval_every": 500},
+    name = "digits-vit"
+    config_cls = DigitsViTConfig
+    model = "ViT (2x2 patches of 8x8 digits, [CLS] head)"
+    data = "sklearn digits 8x8, 20% held out"
+    metrics = ("accuracy",)
+    description = "Digits images as 16 patch tokens + [CLS], classified by a Vision Transformer."
+    tour: ClassVar = {"train.max_steps": 1000, "train.eval_every": 500}
     # --quick: 4x4 patches (4 tokens) learn much faster than 2x2 ones on 8x8 images
-    quick={"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.d_ff": 64,
-           "model.patch_size": 4, "data.max_shift": 0},
-))
+    quick: ClassVar = {"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.d_ff": 64,
+                       "model.patch_size": 4, "data.max_shift": 0}
+
+    def build_data(self, config: DigitsViTConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        from gicho.data.arrays import ArrayDataset
+        from gicho.data.images import (
+            RandomShift,
+            digits_pixel_values,
+            digits_split,
+            stratified_subset,
+        )
+
+        X_train, X_test, y_train, y_test = digits_split(config.data.test_fraction, config.data.split_seed)
+        keep = stratified_subset(y_train, config.data.train_fraction, config.data.split_seed)
+        train = ArrayDataset(pixel_values=digits_pixel_values(X_train[keep]), labels=y_train[keep])
+        test = ArrayDataset(pixel_values=digits_pixel_values(X_test), labels=y_test)
+        return Splits(RandomShift(train, config.data.max_shift), test, test, info={"processor": _processor()})
+
+    def build_model(self, config: DigitsViTConfig, splits: Splits) -> Any:
+        from gicho.models.vit import ViTForImageClassification
+
+        m = config.model
+        if (m.image_size, m.in_channels, m.n_labels) != (SIDE, 1, N_CLASSES):
+            raise ValueError(f"digits are {SIDE}x{SIDE} grey images in {N_CLASSES} classes: model.image_size must "
+                             f"be 8, model.in_channels 1, model.n_labels 10; got {m.image_size}, "
+                             f"{m.in_channels}, {m.n_labels}")
+        model = ViTForImageClassification(m)
+        model.image_processor = _processor()  # saved with it as preprocessor_config.json
+        return model
+
+    def class_names(self, config: DigitsViTConfig, info: dict[str, Any]) -> Sequence[str]:
+        return config.model.label_names or DIGIT_NAMES
+
+    def load_extras(self, directory: Path) -> dict[str, Any]:
+        """The image processor saved with the model (``preprocessor_config.json``, written by
+        ``save_pretrained``); a ``model/`` written before gicho saved one gets the task's (the values
+        it was trained with)."""
+        from gicho.models.vit import ViTImageProcessor
+
+        return {"processor": ViTImageProcessor.load(directory) or _processor()}
+
+    def read_inputs(self, config: DigitsViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+        """Each input: an image file, or 64 pixel values in [0, 16] row by row."""
+        import numpy as np
+        import torch
+
+        from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
+        from gicho.data.images import DIGITS_MAX_INTENSITY as MAX_PIXEL
+        from gicho.data.images import digits_pixel_values
+        from gicho.tasks._parsing import parse_numbers
+
+        to_8x8 = ImageTransform(SIDE, mean=(0.0,), std=(1.0 / MAX_PIXEL,), crop_pct=1.0)  # → [0, 16]
+        images = []
+        for text in texts:
+            path = Path(text.strip())
+            if path.is_file():
+                images.append(to_8x8(read_image(path, channels=1))[0].numpy())  # (8, 8)
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
+                raise ValueError(f"input {text!r}: image file not found")
+            else:
+                pixels = parse_numbers(text, SIDE * SIDE, "pixels in [0, 16], row by row", low=0.0, high=MAX_PIXEL)
+                images.append(np.asarray(pixels, dtype=np.float32).reshape(SIDE, SIDE))
+        return {"pixel_values": torch.from_numpy(digits_pixel_values(np.stack(images)))}
+
+    def describe(self, config: DigitsViTConfig) -> tuple[str, str]:
+        m, d = config.model, config.data
+        model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.grid_size}x{m.grid_size} patches of "
+                 f"{m.patch_size}x{m.patch_size} px, {m.pool} pooling)")
+        share = "" if d.train_fraction == 1 else f", {d.train_fraction:.0%} of the training split"
+        return model, f"sklearn digits 8x8, {d.test_fraction:.0%} held out (stratified){share}, shift ±{d.max_shift} px"
+
+
+TASK = register(DigitsViTTask())

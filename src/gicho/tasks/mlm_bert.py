@@ -19,14 +19,14 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from gicho.tasks import register
-from gicho.tasks.bert_text import load_tokenizer_extras, save_tokenizer_extras
-from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.tasks.neural import NeuralTask, Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["MLMBertConfig", "MLMData", "MLMModel"]
+__all__ = ["MLMBertConfig", "MLMBertTask", "MLMData", "MLMModel"]
 
 TOP_K = 5  # tokens shown per [MASK]
 EXAMPLE = "The [MASK] statement exits the innermost loop."  # the report's fill-mask example
@@ -116,65 +116,6 @@ def _documents(data: MLMData) -> list[str]:
     return texts
 
 
-def build_data(config: MLMBertConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
-    import torch
-
-    from gicho.data.text import HeldOutMasks, MaskOrPad, MLMCollator, PackedBlocks, train_wordpiece
-
-    d = config.data
-    texts = _documents(d)
-    n_valid = max(1, round(len(texts) * d.valid_fraction))
-    if n_valid >= len(texts):
-        raise ValueError(f"the corpus has {len(texts)} documents: too few to hold {d.valid_fraction:.0%} out")
-    train_texts, valid_texts = texts[n_valid:], texts[:n_valid]
-    # The run's own tokenizer (run_dir/preprocessing/ on resume, model/ on evaluate) whenever
-    # there is one: training is deterministic, but a vocabulary belongs to its weights, and the
-    # corpus on disk may have changed since the run started.
-    tokenizer = (preprocessing or {}).get("tokenizer") or train_wordpiece(train_texts, vocab_size=d.vocab_size)
-    train = PackedBlocks(train_texts, tokenizer, d.block_size, drop_last=True)
-    valid = PackedBlocks(valid_texts, tokenizer, d.block_size)
-    counts = torch.bincount(train.blocks.flatten().long(), minlength=tokenizer.vocab_size)
-    counts[list(tokenizer.special_ids)] = 0
-    masking = {"mask_prob": d.mask_prob, "whole_word": d.whole_word}
-    held_out = HeldOutMasks(valid, MLMCollator(tokenizer, seed=d.seed + 1, **masking))
-    collate = MaskOrPad(MLMCollator(tokenizer, seed=d.seed, **masking), tokenizer.pad_id)
-    return Splits(train, held_out, held_out, collate=collate,
-                  info={"tokenizer": tokenizer, "unigram_id": int(counts.argmax())})
-
-
-def build_model(config: MLMBertConfig, splits: Splits) -> Any:
-    from gicho.models.bert import BertConfig, BertForMaskedLM
-
-    tokenizer = splits.info["tokenizer"]
-    bert = BertConfig.from_preset(config.model.preset, vocab_size=tokenizer.vocab_size,
-                                  pad_token_id=tokenizer.pad_id, dropout=config.model.dropout,
-                                  attention_dropout=config.model.dropout,
-                                  max_len=max(config.data.block_size, 128))
-    return BertForMaskedLM(bert)
-
-
-def metrics(config: MLMBertConfig, info: dict[str, Any], split: str) -> Any:
-    from gicho.train import MaskedLMScores
-
-    return lambda: MaskedLMScores(baseline_id=info.get("unigram_id"))
-
-
-def read_inputs(config: MLMBertConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    """Each input: a sentence with at least one ``[MASK]``, every one within the model's positions."""
-    missing = [t for t in texts if "[MASK]" not in t]
-    if missing:
-        raise ValueError(f"input {missing[0]!r} has no [MASK] to fill; write e.g. {EXAMPLE!r}")
-    from gicho.tasks.bert_text import count_masks
-
-    tokenizer, max_len = predictor.info["tokenizer"], predictor.model.config.max_len
-    for text in texts:  # every input is checked before any is run
-        n_masks, kept = count_masks(tokenizer, text, max_len)
-        if kept < n_masks:  # fill-mask warns; predict's one line per input would hide the loss
-            raise ValueError(f"input {text[:60]!r}...: {n_masks - kept} of its {n_masks} [MASK] lie beyond the "
-                             f"model's {max_len} positions (truncated away); shorten the input")
-    return {"texts": texts}
-
-
 def fill_masks(predictor: Predictor, texts: list[str], k: int = TOP_K) -> list[list[list[tuple[str, float]]]]:
     """For each input and each of its [MASK] (left to right), the top-``k`` tokens and probabilities."""
     from gicho.tasks.bert_text import fill_mask
@@ -188,40 +129,121 @@ def _format_masks(masks: list[list[tuple[str, float]]]) -> str:
     return lines[0] if len(lines) == 1 else " | ".join(f"[MASK]{m}: {line}" for m, line in enumerate(lines, 1))
 
 
-def write_outputs(config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any],
-                  options: dict[str, Any]) -> list[str]:
-    """One line per input: the top ``options["top_k"]`` (default 5) tokens of every [MASK]."""
-    k = options.get("top_k", TOP_K)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"option `top_k` must be an integer >= 1; got {k!r}")
-    return [_format_masks(masks) for masks in fill_masks(predictor, batch["texts"], k)]
+class MLMBertTask(NeuralTask):
+    """``mlm-bert``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for masked-language
+    pretraining (see the module)."""
+
+    name = "mlm-bert"
+    config_cls = MLMBertConfig
+    model_type = "bert"
+    select = "best"
+    model = "BERT masked-language model (tiny preset)"
+    data = "Python's own documentation, 5% held out"
+    metrics = ("masked_accuracy", "perplexity", "unigram_accuracy")
+    description = "Pretrain a BERT on real text by masked-language modelling; fill masks with it."
+    predict_options = ("top_k",)
+    tour: ClassVar = {"train.max_steps": 300, "train.eval_every": 150, "data.max_documents": 3000}
+    quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60, "train.warmup_steps": 6,
+                       "data.max_documents": 800, "data.vocab_size": 2000}
+
+    def build_data(self, config: MLMBertConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        """Packed blocks of the training documents, and held-out ones masked once (a fixed seed).
+
+        The tokenizer is the run's own (``run_dir/preprocessing/`` on resume, ``model/`` on
+        evaluate) whenever there is one, else trained on the training documents: training is
+        deterministic, but a vocabulary belongs to its weights, and the corpus on disk may have
+        changed since the run started.
+        """
+        import torch
+
+        from gicho.data.text import (
+            HeldOutMasks,
+            MaskOrPad,
+            MLMCollator,
+            PackedBlocks,
+            train_wordpiece,
+        )
+
+        d = config.data
+        texts = _documents(d)
+        n_valid = max(1, round(len(texts) * d.valid_fraction))
+        if n_valid >= len(texts):
+            raise ValueError(f"the corpus has {len(texts)} documents: too few to hold {d.valid_fraction:.0%} out")
+        train_texts, valid_texts = texts[n_valid:], texts[:n_valid]
+        tokenizer = (preprocessing or {}).get("tokenizer") or train_wordpiece(train_texts, vocab_size=d.vocab_size)
+        train = PackedBlocks(train_texts, tokenizer, d.block_size, drop_last=True)
+        valid = PackedBlocks(valid_texts, tokenizer, d.block_size)
+        counts = torch.bincount(train.blocks.flatten().long(), minlength=tokenizer.vocab_size)
+        counts[list(tokenizer.special_ids)] = 0
+        masking = {"mask_prob": d.mask_prob, "whole_word": d.whole_word}
+        held_out = HeldOutMasks(valid, MLMCollator(tokenizer, seed=d.seed + 1, **masking))
+        collate = MaskOrPad(MLMCollator(tokenizer, seed=d.seed, **masking), tokenizer.pad_id)
+        return Splits(train, held_out, held_out, collate=collate,
+                      info={"tokenizer": tokenizer, "unigram_id": int(counts.argmax())})
+
+    def build_model(self, config: MLMBertConfig, splits: Splits) -> Any:
+        from gicho.models.bert import BertConfig, BertForMaskedLM
+
+        tokenizer = splits.info["tokenizer"]
+        bert = BertConfig.from_preset(config.model.preset, vocab_size=tokenizer.vocab_size,
+                                      pad_token_id=tokenizer.pad_id, dropout=config.model.dropout,
+                                      attention_dropout=config.model.dropout,
+                                      max_len=max(config.data.block_size, 128))
+        return BertForMaskedLM(bert)
+
+    def build_metrics(self, config: MLMBertConfig, info: dict[str, Any], split: str) -> Any:
+        from gicho.metrics import MaskedLMScores
+
+        return lambda: MaskedLMScores(baseline_id=info.get("unigram_id"))
+
+    def save_extras(self, directory: Path, info: dict[str, Any]) -> None:
+        """The tokenizer beside the weights."""
+        from gicho.tasks.bert_text import save_tokenizer_extras
+
+        save_tokenizer_extras(directory, info)
+
+    def load_extras(self, directory: Path) -> dict[str, Any]:
+        from gicho.tasks.bert_text import load_tokenizer_extras
+
+        return load_tokenizer_extras(directory)
+
+    def read_inputs(self, config: MLMBertConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+        """Each input: a sentence with at least one ``[MASK]``, every one within the model's positions."""
+        missing = [t for t in texts if "[MASK]" not in t]
+        if missing:
+            raise ValueError(f"input {missing[0]!r} has no [MASK] to fill; write e.g. {EXAMPLE!r}")
+        from gicho.tasks.bert_text import count_masks
+
+        tokenizer, max_len = predictor.info["tokenizer"], predictor.model.config.max_len
+        for text in texts:  # every input is checked before any is run
+            n_masks, kept = count_masks(tokenizer, text, max_len)
+            if kept < n_masks:  # fill-mask warns; predict's one line per input would hide the loss
+                raise ValueError(f"input {text[:60]!r}...: {n_masks - kept} of its {n_masks} [MASK] lie beyond the "
+                                 f"model's {max_len} positions (truncated away); shorten the input")
+        return {"texts": texts}
+
+    def write_outputs(self, config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[str]:
+        """One line per input: the top ``options["top_k"]`` (default 5) tokens of every [MASK]."""
+        k = options.get("top_k", TOP_K)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"option `top_k` must be an integer >= 1; got {k!r}")
+        return [_format_masks(masks) for masks in fill_masks(predictor, batch["texts"], k)]
+
+    def after_fit(self, config: MLMBertConfig, predictor: Predictor, splits: Splits, ctx: Any,
+                  scores: dict[str, float], accumulators: Any) -> dict[str, float]:
+        """The report's fill-mask example: the top tokens for :data:`EXAMPLE`."""
+        from gicho.plots.text import plot_top_tokens
+
+        ((top,),) = fill_masks(predictor, [EXAMPLE])
+        plot_top_tokens([t for t, _ in top], [p for _, p in top], EXAMPLE, ctx.plots_dir / "fill_mask.png")
+        return {}
+
+    def describe(self, config: MLMBertConfig) -> tuple[str, str]:
+        d = config.data
+        return (f"BERT-{config.model.preset} masked-language model",
+                f"{d.corpus or 'Python documentation'} ({d.vocab_size}-token WordPiece, blocks of {d.block_size}, "
+                f"{d.mask_prob:.0%} masked, {d.valid_fraction:.0%} of documents held out)")
 
 
-def fill_mask_figure(config: MLMBertConfig, predictor: Predictor, splits: Splits, ctx: Any,
-                     scores: dict[str, float]) -> dict[str, float]:
-    """The report's fill-mask example: the top tokens for :data:`EXAMPLE`."""
-    from gicho.plots.text import plot_top_tokens
-
-    ((top,),) = fill_masks(predictor, [EXAMPLE])
-    plot_top_tokens([t for t, _ in top], [p for _, p in top], EXAMPLE, ctx.plots_dir / "fill_mask.png")
-    return {}
-
-
-def describe(config: MLMBertConfig) -> tuple[str, str]:
-    d = config.data
-    return (f"BERT-{config.model.preset} masked-language model",
-            f"{d.corpus or 'Python documentation'} ({d.vocab_size}-token WordPiece, blocks of {d.block_size}, "
-            f"{d.mask_prob:.0%} masked, {d.valid_fraction:.0%} of documents held out)")
-
-
-TASK = register(neural_task(
-    name="mlm-bert", config_cls=MLMBertConfig,
-    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics, read_inputs=read_inputs,
-                    write_outputs=write_outputs, model_type="bert", select="best", predict_options=("top_k",),
-                    save_extras=save_tokenizer_extras, load_extras=load_tokenizer_extras, after_fit=fill_mask_figure),
-    model="BERT masked-language model (tiny preset)", data="Python's own documentation, 5% held out",
-    metrics=("masked_accuracy", "perplexity", "unigram_accuracy"), describe=describe,
-    description="Pretrain a BERT on real text by masked-language modelling; fill masks with it.",
-    tour={"train.max_steps": 300, "train.eval_every": 150, "data.max_documents": 3000},
-    quick={"train.max_steps": 60, "train.eval_every": 60, "train.warmup_steps": 6, "data.max_documents": 800, "data.vocab_size": 2000},
-))
+TASK = register(MLMBertTask())

@@ -26,16 +26,17 @@ gicho's ``preprocessing.json``, still load.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gicho.tasks import register
-from gicho.tasks._image_classification import ClassScores, answer, image_figures
-from gicho.tasks.neural import NeuralSpec, Predictor, Splits, neural_task
+from gicho.tasks._image_classification import ImageClassificationTask
+from gicho.tasks.neural import Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["FolderData", "FolderViTConfig"]
+__all__ = ["FolderData", "FolderViTConfig", "FolderViTTask"]
 
 MIN_CLASSES = 2  # a classifier of one class is always right
 IMAGE_CHANNELS = (3, 1)  # what read_image gives: RGB or grey
@@ -81,40 +82,6 @@ class FolderViTConfig:
                              f"got {self.model.in_channels!r}")
 
 
-def build_data(config: FolderViTConfig) -> Splits:
-    import tempfile
-
-    import numpy as np
-    from torch.utils.data import Subset
-
-    from gicho.data.image_folder import ImageFolder, write_digits_folder
-    from gicho.data.images import stratified_subset
-    from gicho.models.vit import ViTImageProcessor
-
-    m, d = config.model, config.data
-    keep_alive = None
-    root: str | Path = d.root
-    if not root:
-        keep_alive = tempfile.TemporaryDirectory(prefix="gicho-digits-folder-")
-        root = write_digits_folder(keep_alive.name, DIGIT_CLASSES, size=m.image_size)
-    processor = ViTImageProcessor.for_model(m.image_size, m.in_channels)  # 0.5 / 0.5, crop_pct 0.875
-    folder = ImageFolder(root, m.image_size, train=False, channels=m.in_channels, on_error=d.on_error,
-                         min_classes=MIN_CLASSES, processor=processor)
-    folder.keep_alive = keep_alive  # the temporary folder lives as long as the dataset
-    labels = np.array([label for _, label in folder.samples])
-    try:
-        kept = stratified_subset(labels, 1 - d.test_fraction, d.split_seed)
-        held = np.setdiff1d(np.arange(len(labels)), kept)
-    except ValueError as exc:  # a class with one image cannot be stratified
-        raise ValueError(f"cannot split {root} ({len(labels)} images in {len(folder.classes)} classes) "
-                         f"with test_fraction={d.test_fraction}: {exc}") from None
-    train_idx = np.setdiff1d(np.arange(len(labels)), held)
-    _check_split(folder.classes, labels, train_idx, held, root, d.test_fraction)
-    test = Subset(folder, held.tolist())
-    info = {"classes": tuple(folder.classes), "processor": processor}
-    return Splits(Subset(folder.with_train(True), train_idx.tolist()), test, test, info=info)
-
-
 def _check_split(classes: list[str], labels: Any, train_idx: Any, held: Any, root: Any,
                  test_fraction: float) -> None:
     """Refuse a class with no training image; warn about a class with no held-out image."""
@@ -136,63 +103,6 @@ def _check_split(classes: list[str], labels: Any, train_idx: Any, held: Any, roo
                       f"{', '.join(untested)} with no held-out image: their accuracy is NaN", stacklevel=3)
 
 
-def build_model(config: FolderViTConfig, splits: Splits) -> Any:
-    from gicho.models.vit import ViTForImageClassification
-
-    classes = splits.info["classes"]  # the folder decides the classes
-    for name, value in (("n_labels", len(classes)), ("label_names", classes)):
-        given = getattr(config.model, name)
-        if given is not None and given != value:  # a user's override (None: from the folder)
-            raise ValueError(f"model.{name}={given!r} contradicts the image folder, whose sub-folders "
-                             f"give {value!r}; leave model.{name} unset (the folder decides it)")
-    model = ViTForImageClassification(dataclasses.replace(config.model, n_labels=len(classes),
-                                                          label_names=classes))
-    model.image_processor = splits.info["processor"]  # saved with it as preprocessor_config.json
-    return model
-
-
-def metrics(config: FolderViTConfig, info: dict[str, Any], split: str) -> Any:
-    return lambda: ClassScores(info["classes"], per_class=split == "test")
-
-
-def save_preprocessing(directory: Path, info: dict[str, Any]) -> None:
-    """The image processor as ``preprocessor_config.json`` (``run_dir/preprocessing/``; in ``model/``
-    ``save_pretrained`` writes the same file)."""
-    info["processor"].save(directory)
-
-
-def load_preprocessing(directory: Path) -> dict[str, Any]:
-    """The saved image processor: ``preprocessor_config.json``, or gicho's earlier
-    ``preprocessing.json`` (its image size from ``config.json`` beside it)."""
-    from gicho.models.vit import ViTImageProcessor
-    from gicho.weights import CONFIG_NAME
-
-    if not (directory / ViTImageProcessor.FILE).exists() and not (directory / CONFIG_NAME).exists() \
-            and (directory / ViTImageProcessor.LEGACY_FILE).is_file():
-        # run_dir/preprocessing/ of a run started by an older gicho: no image size beside it; its
-        # values (0.5 / 0.5, crop_pct 0.875) are the ones build_data gives again on resume
-        return {}
-    processor = ViTImageProcessor.load(directory)
-    if processor is None:
-        raise FileNotFoundError(f"{directory / ViTImageProcessor.FILE} is missing: the model directory lacks its "
-                                "preprocessing")
-    return {"processor": processor}
-
-
-def read_inputs(config: FolderViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-    """Each input: an image file, preprocessed as the evaluation images."""
-    import torch
-
-    from gicho.data.image_folder import ImageTransform, read_image
-
-    m = predictor.model.config
-    transform = ImageTransform.from_processor(predictor.info["processor"])
-    missing = [t for t in texts if not Path(t).is_file()]
-    if missing:
-        raise ValueError(f"input(s) {missing[:3]} are not image files")
-    return {"pixel_values": torch.stack([transform(read_image(t, channels=m.in_channels)) for t in texts])}
-
-
 def _folder_classes(root: str) -> tuple[str, ...] | None:
     """The class names of ``root`` (its sub-folders inside it), or None when it cannot be listed."""
     if not root:
@@ -205,26 +115,115 @@ def _folder_classes(root: str) -> tuple[str, ...] | None:
         return None
 
 
-def describe(config: FolderViTConfig) -> tuple[str, str]:
-    m, d = config.model, config.data
-    model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.image_size} px, "
-             f"{m.patch_size}x{m.patch_size} patches, {m.pool} pooling)")
-    classes = _folder_classes(d.root)
-    shown = ", ".join(classes[:SHOWN_CLASSES]) + (", ..." if len(classes or ()) > SHOWN_CLASSES else "")
-    named = "" if not classes else f" ({len(classes)} classes: {shown})"
-    return model, f"image folder {d.root or '(digits 0-2 as PNG files)'}{named}, {d.test_fraction:.0%} held out"
+class FolderViTTask(ImageClassificationTask):
+    """``vit``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for a ViT on an image folder
+    (the metrics, answers and figures are :class:`ImageClassificationTask`'s)."""
+
+    name = "vit"
+    config_cls = FolderViTConfig
+    model = "ViT (32 px, 8x8 patches, [CLS] head)"
+    data = "image folder --data.root (default: digits 0-2 as PNGs)"
+    metrics = ("accuracy",)
+    description = "A Vision Transformer on an image folder root/<class>/<image> (--data.root PATH)."
+    tour: ClassVar = {"train.max_steps": 200, "train.eval_every": 100}
+    quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60, "model.d_model": 32, "model.n_layers": 1,
+                       "model.d_ff": 64}
+
+    def build_data(self, config: FolderViTConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        """The folder's images split by class (stratified); without ``data.root``, the digits 0-2
+        written as PNG files into a temporary folder that lives as long as the dataset."""
+        import tempfile
+
+        import numpy as np
+        from torch.utils.data import Subset
+
+        from gicho.data.image_folder import ImageFolder, write_digits_folder
+        from gicho.data.images import stratified_subset
+        from gicho.models.vit import ViTImageProcessor
+
+        m, d = config.model, config.data
+        keep_alive = None
+        root: str | Path = d.root
+        if not root:
+            keep_alive = tempfile.TemporaryDirectory(prefix="gicho-digits-folder-")
+            root = write_digits_folder(keep_alive.name, DIGIT_CLASSES, size=m.image_size)
+        processor = ViTImageProcessor.for_model(m.image_size, m.in_channels)  # 0.5 / 0.5, crop_pct 0.875
+        folder = ImageFolder(root, m.image_size, train=False, channels=m.in_channels, on_error=d.on_error,
+                             min_classes=MIN_CLASSES, processor=processor)
+        folder.keep_alive = keep_alive  # the temporary folder lives as long as the dataset
+        labels = np.array([label for _, label in folder.samples])
+        try:
+            kept = stratified_subset(labels, 1 - d.test_fraction, d.split_seed)
+            held = np.setdiff1d(np.arange(len(labels)), kept)
+        except ValueError as exc:  # a class with one image cannot be stratified
+            raise ValueError(f"cannot split {root} ({len(labels)} images in {len(folder.classes)} classes) "
+                             f"with test_fraction={d.test_fraction}: {exc}") from None
+        train_idx = np.setdiff1d(np.arange(len(labels)), held)
+        _check_split(folder.classes, labels, train_idx, held, root, d.test_fraction)
+        test = Subset(folder, held.tolist())
+        info = {"classes": tuple(folder.classes), "processor": processor}
+        return Splits(Subset(folder.with_train(True), train_idx.tolist()), test, test, info=info)
+
+    def build_model(self, config: FolderViTConfig, splits: Splits) -> Any:
+        from gicho.models.vit import ViTForImageClassification
+
+        classes = splits.info["classes"]  # the folder decides the classes
+        for name, value in (("n_labels", len(classes)), ("label_names", classes)):
+            given = getattr(config.model, name)
+            if given is not None and given != value:  # a user's override (None: from the folder)
+                raise ValueError(f"model.{name}={given!r} contradicts the image folder, whose sub-folders "
+                                 f"give {value!r}; leave model.{name} unset (the folder decides it)")
+        model = ViTForImageClassification(dataclasses.replace(config.model, n_labels=len(classes),
+                                                              label_names=classes))
+        model.image_processor = splits.info["processor"]  # saved with it as preprocessor_config.json
+        return model
+
+    def class_names(self, config: FolderViTConfig, info: dict[str, Any]) -> Sequence[str]:
+        return info["classes"]
+
+    def save_extras(self, directory: Path, info: dict[str, Any]) -> None:
+        """The image processor as ``preprocessor_config.json`` (``run_dir/preprocessing/``; in ``model/``
+        ``save_pretrained`` writes the same file)."""
+        info["processor"].save(directory)
+
+    def load_extras(self, directory: Path) -> dict[str, Any]:
+        """The saved image processor: ``preprocessor_config.json``, or gicho's earlier
+        ``preprocessing.json`` (its image size from ``config.json`` beside it)."""
+        from gicho.models.vit import ViTImageProcessor
+        from gicho.weights import CONFIG_NAME
+
+        if not (directory / ViTImageProcessor.FILE).exists() and not (directory / CONFIG_NAME).exists() \
+                and (directory / ViTImageProcessor.LEGACY_FILE).is_file():
+            # run_dir/preprocessing/ of a run started by an older gicho: no image size beside it; its
+            # values (0.5 / 0.5, crop_pct 0.875) are the ones build_data gives again on resume
+            return {}
+        processor = ViTImageProcessor.load(directory)
+        if processor is None:
+            raise FileNotFoundError(f"{directory / ViTImageProcessor.FILE} is missing: the model directory lacks "
+                                    "its preprocessing")
+        return {"processor": processor}
+
+    def read_inputs(self, config: FolderViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+        """Each input: an image file, preprocessed as the evaluation images."""
+        import torch
+
+        from gicho.data.image_folder import ImageTransform, read_image
+
+        m = predictor.model.config
+        transform = ImageTransform.from_processor(predictor.info["processor"])
+        missing = [t for t in texts if not Path(t).is_file()]
+        if missing:
+            raise ValueError(f"input(s) {missing[:3]} are not image files")
+        return {"pixel_values": torch.stack([transform(read_image(t, channels=m.in_channels)) for t in texts])}
+
+    def describe(self, config: FolderViTConfig) -> tuple[str, str]:
+        m, d = config.model, config.data
+        model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.image_size} px, "
+                 f"{m.patch_size}x{m.patch_size} patches, {m.pool} pooling)")
+        classes = _folder_classes(d.root)
+        shown = ", ".join(classes[:SHOWN_CLASSES]) + (", ..." if len(classes or ()) > SHOWN_CLASSES else "")
+        named = "" if not classes else f" ({len(classes)} classes: {shown})"
+        return model, f"image folder {d.root or '(digits 0-2 as PNG files)'}{named}, {d.test_fraction:.0%} held out"
 
 
-TASK = register(neural_task(
-    name="vit", config_cls=FolderViTConfig,
-    spec=NeuralSpec(build_data=build_data, build_model=build_model, metrics=metrics,
-                    read_inputs=read_inputs, write_outputs=lambda c, p, batch, options: answer(p, batch, options),
-                    model_type="vit", after_fit=image_figures, save_extras=save_preprocessing,
-                    load_extras=load_preprocessing, predict_options=("attention",)),
-    model="ViT (32 px, 8x8 patches, [CLS] head)", data="image folder --data.root (default: digits 0-2 as PNGs)",
-    metrics=("accuracy",), describe=describe,
-    description="A Vision Transformer on an image folder root/<class>/<image> (--data.root PATH).",
-    tour={"train.max_steps": 200, "train.eval_every": 100},
-    quick={"train.max_steps": 60, "train.eval_every": 60, "model.d_model": 32, "model.n_layers": 1,
-           "model.d_ff": 64},
-))
+TASK = register(FolderViTTask())

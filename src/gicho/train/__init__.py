@@ -7,15 +7,22 @@ Example
 ...                  run_dir="runs/demo").fit()  # doctest: +SKIP
 
 See :class:`Trainer` for the contract a model and its data follow,
-:class:`StreamingMetric` for metrics, :mod:`gicho.train.optim` for parameter groups,
+:class:`StreamingMetric` for metrics (the ready accumulators are :mod:`gicho.metrics`'
+torch ones, re-exported here), :mod:`gicho.train.optim` for parameter groups,
 :mod:`gicho.train.checkpoint` for checkpoint I/O and :mod:`gicho.train.distributed` for
 torchrun helpers.
 """
 
+from gicho.metrics import (  # the torch accumulators (gicho.metrics._torch), re-exported
+    ClassificationAccuracy,
+    ConfusionMatrix,
+    MaskedLMScores,
+    RegressionScores,
+    SequenceMatchScores,
+)
 from gicho.train.checkpoint import CheckpointError, best_checkpoint, latest_checkpoint
 from gicho.train.config import TrainConfig, warmup_cosine
 from gicho.train.evaluation import EvalForward, MetricsFactory, StreamingMetric, evaluate_model
-from gicho.train.metrics import ClassificationAccuracy, MaskedLMScores, RegressionScores
 from gicho.train.optim import default_param_groups, no_decay_param_groups
 from gicho.train.progress import ProgressReporter
 from gicho.train.signals import TrainingInterrupted
@@ -26,12 +33,14 @@ from gicho.weights import load_model_weights, save_model  # model files: gicho.w
 __all__ = [
     "CheckpointError",
     "ClassificationAccuracy",
+    "ConfusionMatrix",
     "EvalForward",
     "MaskedLMScores",
     "MetricsFactory",
     "NonFiniteLossError",
     "ProgressReporter",
     "RegressionScores",
+    "SequenceMatchScores",
     "StreamingMetric",
     "TrainConfig",
     "TrainResult",

@@ -7,15 +7,17 @@ field, the value and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gicho._validation import check_choice, check_positive, check_probability, describe
 
-__all__ = ["TrainConfig", "check_num_threads", "max_num_threads", "warmup_cosine"]
+__all__ = ["TrainConfig", "check_num_threads", "max_num_threads", "torch_threads", "warmup_cosine"]
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Seeds go to numpy too, whose legacy seeding accepts only 32-bit unsigned integers.
@@ -250,6 +252,27 @@ def check_num_threads(n: int) -> None:
         raise ValueError(f"argument `num_threads` must be <= {limit} (the larger of {MIN_THREADS_CAP} and "
                          f"{MAX_THREADS_PER_CPU} per CPU, {os.cpu_count() or 1} here: more threads only "
                          f"slow a run down); got {n!r}")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (0: leave torch's setting), then restore it.
+
+    How a neural task applies :attr:`TrainConfig.num_threads` around each of its hooks. Small
+    models gain nothing from intra-op threads and lose much when the cores are shared
+    (benchmarks/RESULTS.md, "Figures moved out of source comments"), so neural tasks default
+    to one thread; ``--train.num-threads 0`` gives torch's default back.
+    """
+    check_num_threads(n)
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _check_bool(value: Any, name: str) -> None:

@@ -3,7 +3,7 @@
 A metric is a *streaming accumulator* (:class:`StreamingMetric`): the Trainer (or
 :func:`evaluate_model`) builds a fresh one per evaluation from a factory, runs the model once
 per batch, and hands the outputs and the batch to ``update``; ``compute`` gives the numbers at
-the end. Ready accumulators live in :mod:`gicho.train.metrics`.
+the end. Ready accumulators live in :mod:`gicho.metrics` (re-exported by :mod:`gicho.train`).
 
 Usable without a Trainer, e.g. to re-evaluate a model reloaded from a checkpoint::
 
@@ -202,7 +202,7 @@ def evaluate_model(
     data : map-style Dataset
     metrics : factory, sequence of factories, or None
         Each factory returns a fresh :class:`StreamingMetric` (a class with default arguments,
-        such as :class:`~gicho.train.metrics.ClassificationAccuracy`, is one).
+        such as :class:`~gicho.metrics.ClassificationAccuracy`, is one).
     eval_forward : callable or None
         ``eval_forward(model, batch) -> outputs``; ``model(**batch)`` when None. Use it when a
         metric needs more than the plain forward gives, e.g. a seq2seq model's greedy

@@ -1,8 +1,21 @@
-"""Ready streaming accumulators for :class:`~gicho.train.Trainer` and :func:`evaluate_model`.
+"""Streaming accumulators over torch tensors: what :class:`gicho.train.Trainer` and
+:func:`gicho.train.evaluate_model` score a model with.
 
-Each class is its own factory (``metrics=ClassificationAccuracy``); give other arguments with
+Each accumulator is a :class:`gicho.train.StreamingMetric`: ``update(outputs, batch)`` once per
+batch (the model's outputs and the batch, on the device), ``compute()`` once at the end. Each
+class is its own factory (``metrics=ClassificationAccuracy``); give other arguments with
 ``functools.partial`` or a lambda. Sums stay on the model's device, in integer or float64
 arithmetic, until :meth:`compute`, so an evaluation synchronises with the host once.
+
+* :class:`ClassificationAccuracy` — accuracy of arg-max logits (labels of -100 ignored);
+* :class:`ConfusionMatrix` — the (true, predicted) counts behind it, with per-class accuracy;
+* :class:`RegressionScores` — MAE, RMSE and R², streamed exactly;
+* :class:`MaskedLMScores` — masked-token accuracy and perplexity of a masked language model;
+* :class:`SequenceMatchScores` — exact match and character accuracy of decoded strings.
+
+Their NumPy siblings for data seen in chunks, without a model, are :class:`gicho.metrics.AccuracyMetric`
+and :class:`gicho.metrics.RegressionMetrics`. This module imports torch: ``gicho.metrics`` loads it
+on first use of one of these names.
 """
 
 from __future__ import annotations
@@ -12,9 +25,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["ClassificationAccuracy", "MaskedLMScores", "RegressionScores", "SequenceMatchScores", "score_strings"]
+from gicho._validation import IGNORE_INDEX  # labels never scored, defined once there
+from gicho.metrics._classification import score_strings
 
-IGNORE_INDEX = -100
+__all__ = ["ClassificationAccuracy", "ConfusionMatrix", "MaskedLMScores", "RegressionScores", "SequenceMatchScores"]
 
 
 def _get(container: Any, key: str, where: str, owner: str) -> torch.Tensor:
@@ -85,6 +99,104 @@ class ClassificationAccuracy:
             raise ValueError("ClassificationAccuracy saw no labelled item (every label was "
                              f"{self.ignore_index}, or update was never called)")
         return {self.name: int(self.correct) / total}
+
+
+class ConfusionMatrix:
+    """Counts of (true class, predicted class) of arg-max logits, with accuracy and per-class accuracy.
+
+    ``counts[i, j]`` is the number of items of class ``i`` predicted as ``j`` (scikit-learn's
+    ``confusion_matrix`` layout); labels equal to ``ignore_index`` are left out, as in
+    :class:`ClassificationAccuracy`, whose accuracy it reports too. Works for sequence
+    classification (logits (B, C), labels (B,)) and token classification (logits (B, T, C),
+    labels (B, T)). The counts stay on the device until :meth:`compute` or :meth:`matrix`.
+
+    Parameters
+    ----------
+    classes : int or sequence of str
+        The number of classes, or their names (which name the per-class metrics).
+    per_class : bool
+        Also report ``<name>_<class>``: the accuracy on the items of each class (its recall;
+        NaN for a class with no item).
+    logits_key, labels_key : str
+        Keys of the logits in the model's outputs and of the labels in the batch.
+    name : str
+        Name of the reported accuracy.
+    ignore_index : int
+        Label value that marks an item left out (Hugging Face's -100).
+    """
+
+    def __init__(self, classes: int | Sequence[str], *, per_class: bool = False, logits_key: str = "logits",
+                 labels_key: str = "labels", name: str = "accuracy", ignore_index: int = IGNORE_INDEX) -> None:
+        if isinstance(classes, int) and not isinstance(classes, bool):
+            names = [str(k) for k in range(classes)]
+        elif isinstance(classes, Sequence) and not isinstance(classes, str):
+            names = [str(c) for c in classes]
+        else:
+            raise TypeError(f"argument `classes` must be a number of classes or a sequence of class names; "
+                            f"got {type(classes).__name__}")
+        if len(names) < 1:
+            raise ValueError(f"argument `classes` must name at least one class; got {classes!r}")
+        self.names, self.per_class = names, per_class
+        self.logits_key, self.labels_key, self.name = logits_key, labels_key, name
+        self.ignore_index = ignore_index
+        self.counts: torch.Tensor | None = None  # (C, C) int64: (true, predicted)
+        self.out_of_range: torch.Tensor | int = 0  # labels outside [0, C) (not ignore_index)
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        """Add one batch: ``outputs[logits_key]`` (..., C) against ``batch[labels_key]`` (...)."""
+        logits = _get(outputs, self.logits_key, "outputs", "ConfusionMatrix")
+        labels = _get(batch, self.labels_key, "batch", "ConfusionMatrix").to(logits.device)
+        c = len(self.names)
+        if logits.shape[:-1] != labels.shape or logits.shape[-1] != c:
+            raise ValueError(f"ConfusionMatrix: logits of shape {tuple(logits.shape)} do not match labels of "
+                             f"shape {tuple(labels.shape)} and {c} classes; expected logits of shape "
+                             f"{(*labels.shape, c)}")
+        labels = labels.reshape(-1).long()
+        predicted = logits.argmax(-1).reshape(-1)
+        scored = labels != self.ignore_index
+        valid = scored & (labels >= 0) & (labels < c)
+        cell = torch.where(valid, labels * c + predicted, torch.zeros_like(labels))  # row-major (true, pred)
+        if self.counts is None:
+            self.counts = torch.zeros(c, c, dtype=torch.long, device=logits.device)
+        # adds 1 per valid item, 0 per left-out one: no host synchronisation (a bincount's size would need one)
+        self.counts.view(-1).index_add_(0, cell, valid.long())
+        self.out_of_range = self.out_of_range + (scored & ~valid).sum()
+
+    def matrix(self) -> Any:
+        """The counts as a NumPy int64 array of shape (C, C): rows true classes, columns predicted.
+
+        Raises
+        ------
+        ValueError
+            When a label outside [0, C) (and not ``ignore_index``) was seen.
+        """
+        bad = int(self.out_of_range)
+        if bad:
+            raise ValueError(f"ConfusionMatrix saw {bad} label(s) outside [0, {len(self.names)}) that are not "
+                             f"ignore_index={self.ignore_index}; labels must be class indices")
+        c = len(self.names)
+        counts = self.counts if self.counts is not None else torch.zeros(c, c, dtype=torch.long)
+        return counts.cpu().numpy()
+
+    def compute(self) -> dict[str, float]:
+        """``{name: correct / labelled}``, and ``{name}_{class}`` for each class with ``per_class``.
+
+        Raises
+        ------
+        ValueError
+            When no labelled item was seen, or a label outside [0, C) was.
+        """
+        counts = self.matrix()
+        total = int(counts.sum())
+        if total == 0:
+            raise ValueError("ConfusionMatrix saw no labelled item (every label was "
+                             f"{self.ignore_index}, or update was never called)")
+        out = {self.name: int(counts.trace()) / total}
+        if self.per_class:
+            for k, class_name in enumerate(self.names):
+                row = int(counts[k].sum())
+                out[f"{self.name}_{class_name}"] = int(counts[k, k]) / row if row else float("nan")
+        return out
 
 
 class RegressionScores:
@@ -208,20 +320,6 @@ class MaskedLMScores:
         if self.baseline_id is not None:
             scores["unigram_accuracy"] = int(self.baseline) / total
         return scores
-
-
-def score_strings(predictions: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
-    """Exact-match and character accuracy of predicted strings against targets.
-
-    Character accuracy compares position by position over each target's characters (a missing
-    predicted character counts as wrong, extra ones are ignored).
-    """
-    if len(predictions) != len(targets) or not targets:
-        raise ValueError(f"need as many predictions as targets (>= 1); got {len(predictions)} and {len(targets)}")
-    pairs = [(p[i] if i < len(p) else "", c) for p, t in zip(predictions, targets, strict=True)
-             for i, c in enumerate(t)]
-    return {"exact_match": sum(p == t for p, t in zip(predictions, targets, strict=True)) / len(targets),
-            "char_accuracy": sum(p == c for p, c in pairs) / len(pairs) if pairs else 1.0}
 
 
 class SequenceMatchScores:
