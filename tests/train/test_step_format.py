@@ -61,7 +61,7 @@ def make_model(kind: str) -> torch.nn.Module:
     if kind == "vit":
         return ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, in_channels=1, d_model=16,
                                                    n_layers=2, n_heads=2, n_labels=2, dropout=0.1))
-    return SequenceClassifier(ClassifierConfig(vocab_size=20, n_outputs=3, d_model=16, n_heads=2,
+    return SequenceClassifier(ClassifierConfig(vocab_size=20, n_labels=3, d_model=16, n_heads=2,
                                                n_layers=1, max_len=8, dropout=0.1))
 
 
@@ -190,7 +190,7 @@ def test_resume_routes_tensors_through_the_importer_and_refuses_what_it_refuses(
     state = weights.read_state_dict(tmp_path / "a")
     state["bert.embeddings.word_embeddings.weight"][0, 0] = float("nan")
     with pytest.raises(CheckpointError, match=r"^the step holds NaN or infinite values in "
-                                              r"backbone\.stem\.embeddings\.word_embeddings\.weight"):
+                                              r"backbone\.stem\.word_embeddings\.weight"):
         weights.load_saved_state(make_model("bert"), state, source="the step")
 
 
