@@ -171,3 +171,19 @@ def test_a_config_saved_before_num_threads_moved_still_loads(tmp_path):
     # a config without a train part has no alias: the old name stays unknown there
     with pytest.raises(ValueError, match=r"unknown field `num_threads`"):
         apply_overrides(ExampleConfig(), {"num_threads": 1})
+
+
+def test_renamed_model_fields_still_read_from_old_configs_and_options():
+    """Every model family says n_labels since issue 20; a run's config.json or a command written
+    before (n_outputs for the encoder classifier, n_classes for ViT) still sets it."""
+    from gicho.tasks import get
+    from gicho.tasks.overrides import config_from_dict, config_to_dict
+
+    rows = get("digits-rows")
+    saved = config_to_dict(rows.make_config([]))
+    saved["model"]["n_outputs"] = saved["model"].pop("n_labels")
+    assert config_from_dict(rows.config_cls, saved).model.n_labels == 10
+    assert get("vit").make_config(["--model.n-classes", "3"]).model.n_labels == 3
+    assert apply_overrides(get("digits-vit").make_config([]), {"model.n_classes": 10}).model.n_labels == 10
+    with pytest.raises(ValueError, match=r"unknown field `model.n_outputz`"):
+        config_from_dict(rows.config_cls, {"model": {"n_outputz": 3}})

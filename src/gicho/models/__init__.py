@@ -26,7 +26,9 @@ import importlib
 import os
 from typing import Any
 
-__all__ = ["MODEL_TYPES", "HeadConfig", "PretrainedModel", "from_pretrained", "model_class"]
+from gicho.models._legacy import LEGACY_CONFIG_FIELDS
+
+__all__ = ["LEGACY_CONFIG_FIELDS", "MODEL_TYPES", "HeadConfig", "PretrainedModel", "from_pretrained", "model_class"]
 
 # The two seams a new family builds on (docs/architecture.md, "Adding a model family"); loaded on
 # first use so that `import gicho.models` stays free of torch.

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from gicho.models._legacy import LEGACY_CONFIG_FIELDS
 from gicho.weights import (
     CheckpointError,
     KeyMap,
@@ -49,9 +50,6 @@ _HF_REFUSAL = "gelu; gicho "  # how a refusing hidden_act begins (see hf_refusin
 # model_type → class of every family defined so far (built-in or a user's), filled by
 # PretrainedModel.__init_subclass__; gicho.models.model_class looks here first.
 REGISTERED: dict[str, type] = {}
-# config.json field of an earlier version → today's name (every family says n_labels, as
-# Hugging Face's num_labels); tests/models/test_legacy_names.py
-LEGACY_CONFIG_FIELDS: dict[str, str] = {"n_classes": "n_labels", "n_outputs": "n_labels"}
 
 
 class HeadConfig:

@@ -12,7 +12,8 @@ A field's one-line description is its ``metadata["help"]`` (see :func:`describe_
 
 A field that moved keeps its old name as an alias (:data:`MOVED_FIELDS`): old commands
 (``--num-threads 2``) and configs saved before the move (a top-level ``"num_threads"`` in a
-run's ``config.json``) set the field where it now lives.
+run's ``config.json``) set the field where it now lives. So does a renamed model field
+(:data:`gicho.models.LEGACY_CONFIG_FIELDS`: ``--model.n-classes`` sets ``model.n_labels``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from gicho.models import LEGACY_CONFIG_FIELDS
 
 __all__ = [
     "MOVED_FIELDS",
@@ -43,12 +46,7 @@ _NONE = {"none", "null"}
 _MAX_INT = 2**62
 # Fields that moved, old name -> new dotted name; the old name is accepted wherever a config
 # has the new field and no field of the old name.
-MOVED_FIELDS = {
-    "num_threads": "train.num_threads",
-    # every model family names its label count n_labels (Hugging Face's num_labels)
-    "model.n_classes": "model.n_labels",
-    "model.n_outputs": "model.n_labels",
-}
+MOVED_FIELDS = {"num_threads": "train.num_threads"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +230,9 @@ def _normalise(raw: str) -> str:
 def _moved(name: str, config: Any, fields: Any = None) -> str | None:
     """The new name of the moved field ``name`` when ``config`` has it, else None."""
     new = MOVED_FIELDS.get(name)
+    *path, leaf = name.split(".")
+    if new is None and leaf in LEGACY_CONFIG_FIELDS:  # a model field renamed (n_classes → n_labels)
+        new = ".".join([*path, LEGACY_CONFIG_FIELDS[leaf]])
     if new is None:
         return None
     names = fields if fields is not None else {info.name for info in describe_fields(config)}
