@@ -29,9 +29,7 @@ imported on first use, so ``import gicho.metrics`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from gicho._lazy import lazy_exports
 from gicho.metrics._classification import accuracy, score_strings
 from gicho.metrics._regression import (
     R2Components,
@@ -70,14 +68,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _TORCH_EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gicho.metrics' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # cache: later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_TORCH_EXPORTS))
+__getattr__, __dir__ = lazy_exports("gicho.metrics", globals(), _TORCH_EXPORTS)

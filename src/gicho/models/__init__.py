@@ -26,6 +26,7 @@ import importlib
 import os
 from typing import Any
 
+from gicho._lazy import lazy_exports
 from gicho.models._legacy import LEGACY_CONFIG_FIELDS
 
 __all__ = ["LEGACY_CONFIG_FIELDS", "MODEL_TYPES", "HeadConfig", "PretrainedModel", "from_pretrained", "model_class"]
@@ -35,10 +36,7 @@ __all__ = ["LEGACY_CONFIG_FIELDS", "MODEL_TYPES", "HeadConfig", "PretrainedModel
 _LAZY = {"HeadConfig": "gicho.models._pretrained", "PretrainedModel": "gicho.models._pretrained"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gicho.models' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports("gicho.models", globals(), _LAZY)
 
 # model_type (as written in config.json) → "module:Class"
 MODEL_TYPES: dict[str, str] = {
