@@ -176,10 +176,11 @@ class _EncoderHeadModel(PretrainedModel):
         super().__init__()
         self.config = config
         c = config
+        stem = _stem(config)  # first: parameters are initialised in the order they are used
         encoder = TransformerEncoder(c.n_layers, c.d_model, c.n_heads, c.ff_dim, dropout=c.dropout,
                                      attention_dropout=c.attention_dropout, norm_first=c.norm_first,
                                      layer_norm_eps=c.layer_norm_eps)
-        self.backbone = EncoderBackbone(_stem(config), encoder)
+        self.backbone = EncoderBackbone(stem, encoder)
         self.head_dropout = nn.Dropout(config.head_dropout)
         self.head = nn.Linear(config.d_model, config.n_labels)
 
