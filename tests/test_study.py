@@ -173,3 +173,28 @@ def test_quick_studies_get_the_small_budget_and_overrides_still_apply(study, mod
         got = config.train.max_steps if name == "max_steps" else getattr(config, name)
         assert got == value, name
     assert config.train.lr == 0.005  # the command line's own overrides come after --quick
+
+
+def test_data_size_study_saves_the_cnn_and_the_vit_for_reloading(tmp_path):
+    """Both the study's models reload through gicho.models.from_pretrained (SmallCNN joined the
+    model contract) and give the accuracy the study reported."""
+    import torch
+
+    from gicho.data.images import digits_pixel_values, digits_split
+    from gicho.models import from_pretrained
+    from gicho.studies.data_size import DataSizeStudyConfig, run_data_size_study
+    from gicho.tasks import apply_overrides
+
+    config = apply_overrides(DataSizeStudyConfig(), {
+        "fractions": (0.1,), "seeds": (0,), "models": ("vit", "cnn"), "max_shifts": (0,), "cnn_channels": 8,
+        "save_models": True, "train.max_steps": 5, "vit.d_model": 16, "vit.d_ff": 32, "vit.n_layers": 1})
+    rows = run_data_size_study(config, out_dir=tmp_path)
+    _, X_test, _, y_test = digits_split(config.test_fraction, config.split_seed)
+    for row in rows:
+        model = from_pretrained(tmp_path / "models" / f"{row['model']}-n{row['n_train']}-shift0-seed0")
+        assert type(model).__name__ == {"vit": "ViTForImageClassification", "cnn": "SmallCNN"}[row["model"]]
+        with torch.no_grad():
+            logits = model(pixel_values=torch.from_numpy(digits_pixel_values(X_test)))["logits"]
+        assert float((logits.argmax(-1).numpy() == y_test).mean()) == pytest.approx(row["accuracy"], abs=1e-9)
+    with pytest.raises(ValueError, match=r"argument `out_dir` is None, but save_models=True"):
+        run_data_size_study(config)

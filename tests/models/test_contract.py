@@ -216,3 +216,24 @@ def test_compiled_forward_equals_eager(name):
     with torch.no_grad():
         torch.testing.assert_close(compiled(**batch)[family.output], model(**batch)[family.output],
                                    atol=1e-5, rtol=1e-5)
+
+
+HEADED = [n for n in FAMILIES if n not in ("seq2seq", "bert-masked-lm")]  # the MLM head scores tokens
+
+
+@pytest.mark.parametrize("name", HEADED)
+def test_forward_is_forward_features_then_pool_then_forward_head(name):
+    """Every pooling family exposes timm's three steps, and ``embed`` is the pre-logits vector."""
+    family, model = FAMILIES[name], _model(name).eval()
+    inputs = {k: v for k, v in family.batch().items() if k != "labels"}
+    with torch.no_grad():
+        pooled = model.pool(model.forward_features(**inputs))
+        out = model(**inputs)[family.output]
+        head = model.forward_head(pooled)
+        if name.startswith("regressor"):  # the head predicts standardised targets
+            c = model.config
+            head = head.squeeze(-1) * c.target_std + c.target_mean
+        torch.testing.assert_close(head, out, rtol=1e-5, atol=1e-5)
+        if not name.startswith("bert"):  # BERT's embed is sentence-transformers' normalised mean
+            torch.testing.assert_close(model.embed(**inputs), model.forward_head(pooled, pre_logits=True),
+                                       rtol=1e-5, atol=1e-5)

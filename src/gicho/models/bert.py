@@ -258,6 +258,11 @@ class BertModel(BertPreTrainedModel):
         self.pooler = BertPooler(config.d_model)
         self._init_weights()
 
+    def forward_head(self, pooled: Tensor, pre_logits: bool = False) -> Tensor:
+        """The pooler, ``tanh(dense(pooled))`` (B, D) (``pooler_output`` when ``pool="cls"``);
+        ``pre_logits``: ``pooled`` itself."""
+        return pooled if pre_logits else self.pooler(pooled)
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, output_attentions: bool = False) -> dict[str, Any]:
         """``last_hidden_state`` (B, T, D), ``pooler_output`` (B, D), ``attentions`` if asked."""

@@ -65,6 +65,9 @@ class DataSizeStudyConfig:
     pca_components : int
         Components kept before the logistic regression (fewer when there are fewer images).
     test_fraction, split_seed : the held-out split (as ``digits-vit``).
+    save_models : bool
+        Save each trained ViT and CNN under ``OUT/models/<model>-n<images>-shift<s>-seed<seed>/``
+        (``save_pretrained``; reload any with ``gicho.models.from_pretrained``).
     vit : ViTConfig
     train : TrainConfig
         For the ViT and the CNN; ``seed`` is taken from ``seeds``. Its ``num_threads`` holds
@@ -80,6 +83,7 @@ class DataSizeStudyConfig:
     pca_components: int = 30
     test_fraction: float = 0.2
     split_seed: int = 0
+    save_models: bool = False
     vit: Any = field(default_factory=_vit)
     train: Any = field(default_factory=_train)
 
@@ -97,7 +101,7 @@ class DataSizeStudyConfig:
 
 
 def _neural(config: DataSizeStudyConfig, model_name: str, train_set: Any, test_set: Any,
-            seed: int) -> tuple[float, int]:
+            seed: int, save_to: Path | None) -> tuple[float, int]:
     import torch
 
     from gicho.models.cnn import SmallCNN, SmallCNNConfig
@@ -111,6 +115,8 @@ def _neural(config: DataSizeStudyConfig, model_name: str, train_set: Any, test_s
     train_config = dataclasses.replace(config.train, eval_every=steps, log_every=max(1, steps // 4),
                                        seed=seed, progress=False)
     result = Trainer(model, train_set, test_set, ClassificationAccuracy, train_config).fit()
+    if save_to is not None:
+        model.save_pretrained(save_to)  # every family's format: the CNN reloads like the ViT
     return result.final_metrics["accuracy"], sum(p.numel() for p in model.parameters())
 
 
@@ -138,15 +144,18 @@ def run_data_size_study(config: DataSizeStudyConfig | None = None, out_dir: str 
         appears with ``max_shift`` 0 only).
     """
     config = DataSizeStudyConfig() if config is None else config
+    if config.save_models and out_dir is None:
+        raise ValueError("argument `out_dir` is None, but save_models=True needs a directory to save the models in")
+    models_dir = Path(out_dir) / "models" if config.save_models else None
     with torch_threads(config.train.num_threads):
-        rows = _run_all(config, on_run_start)
+        rows = _run_all(config, on_run_start, models_dir)
     if out_dir is not None:
         out = write_study_tables(out_dir, "data_size_study", dataclasses.asdict(config), rows)
         plot_data_size_study(rows, out / "data_size_study.png")
     return rows
 
 
-def _run_all(config: DataSizeStudyConfig, on_run_start: Any) -> list[dict[str, Any]]:
+def _run_all(config: DataSizeStudyConfig, on_run_start: Any, models_dir: Path | None) -> list[dict[str, Any]]:
     from gicho.data.arrays import ArrayDataset
     from gicho.data.images import RandomShift, digits_pixel_values, digits_split, stratified_subset
 
@@ -166,7 +175,9 @@ def _run_all(config: DataSizeStudyConfig, on_run_start: Any) -> list[dict[str, A
             shift = 0
         else:
             data = ArrayDataset(pixel_values=digits_pixel_values(X_train[keep]), labels=y_train[keep])
-            accuracy, params = _neural(config, model_name, RandomShift(data, shift), test_set, seed)
+            save_to = (None if models_dir is None
+                       else models_dir / f"{model_name}-n{len(keep)}-shift{shift}-seed{seed}")
+            accuracy, params = _neural(config, model_name, RandomShift(data, shift), test_set, seed, save_to)
         rows.append({"model": model_name, "fraction": fraction, "n_train": len(keep), "max_shift": shift,
                      "seed": seed, "accuracy": accuracy, "params": params,
                      "seconds": round(time.perf_counter() - start, 2)})
