@@ -443,7 +443,7 @@ def _trained_like(model):
     return model.eval()
 
 
-@pytest.mark.parametrize("pool", ["cls", "mean"])
+@pytest.mark.parametrize("pool", ["cls", "mean", "max"])
 def test_transformers_gives_gichos_logits_or_refuses_the_classifier(pool, tmp_path):
     """transformers' BertForSequenceClassification classifies from the [CLS] pooler: a [CLS]
     classifier loads with gicho's logits; a mean-pooled one (which has no pooler, so transformers
@@ -460,7 +460,7 @@ def test_transformers_gives_gichos_logits_or_refuses_the_classifier(pool, tmp_pa
                 torch.testing.assert_close(theirs, ours(**batch)["logits"], atol=ATOL, rtol=0)
         return
     for cls in (transformers.AutoModelForSequenceClassification, transformers.BertForSequenceClassification):
-        with pytest.raises(KeyError, match=r"mean pooling \(classifier_pooling='mean'\): transformers' "
+        with pytest.raises(KeyError, match=rf"{pool} pooling \(classifier_pooling='{pool}'\): transformers' "
                                            r"BertForSequenceClassification would compute something else"):
             cls.from_pretrained(tmp_path)
     # the way out the message gives: the encoder alone, with the same hidden states

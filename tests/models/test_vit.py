@@ -261,19 +261,20 @@ def test_cls_classifier_computes_the_last_layer_for_cls_only_with_the_same_logit
         assert model.forward_features(x, rows=1).last_hidden_state.shape == (2, 1, 192)
 
 
-def test_transformers_refuses_a_mean_pooled_classifier_and_reads_its_encoder(tmp_path):
+@pytest.mark.parametrize("pool", ["mean", "max"])
+def test_transformers_refuses_a_mean_pooled_classifier_and_reads_its_encoder(pool, tmp_path):
     """transformers' ViTForImageClassification reads [CLS] only: a pool="mean" classifier would
     load there with other logits, so its directory is refused, saying why (the [CLS] one gives
     gicho's logits: test_gicho_to_hf_parity)."""
     shape = SHAPES[0]
     image, patch, channels, hidden, layers, heads, inter, labels = shape
     config = ViTConfig(image_size=image, patch_size=patch, in_channels=channels, d_model=hidden, n_layers=layers,
-                       n_heads=heads, d_ff=inter, n_labels=labels, pool="mean")
+                       n_heads=heads, d_ff=inter, n_labels=labels, pool=pool)
     torch.manual_seed(0)
     ours = _randomise(ViTForImageClassification(config))
     ours.save_pretrained(tmp_path / "cls")
     for cls in (transformers.AutoModelForImageClassification, transformers.ViTForImageClassification):
-        with pytest.raises(KeyError, match=r"mean pooling of the patch tokens \(pool='mean'\): transformers' "
+        with pytest.raises(KeyError, match=rf"{pool} pooling of the patch tokens \(pool='{pool}'\): transformers' "
                                            r"ViTForImageClassification would compute something else"):
             cls.from_pretrained(tmp_path / "cls")
     x = _pixels(shape)
