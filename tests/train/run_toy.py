@@ -69,6 +69,7 @@ def main() -> None:
     if args.signal_at is not None and info.rank == args.signal_rank:
         trainer.model.signal_at = [(args.signal_at, signal.SIGTERM)]
     trainer.fit(resume=args.resume)
+    del trainer  # the DDP wrapper goes before the process group (distributed.cleanup)
     distributed.cleanup()
 
 

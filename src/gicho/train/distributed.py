@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -282,11 +283,15 @@ def run_on_main(fn: Callable[[], T], info: DistributedInfo) -> T:
 def cleanup() -> None:
     """Leave and destroy the process group, if one is active.
 
-    Every rank first waits for the others: a rank that destroys its gloo group (and exits) while
-    another still talks to it can abort that one ("terminate called without an active
-    exception"), seen now and then at the end of a two-process run on a loaded machine.
+    Every rank first frees what no longer has a name (a finished Trainer's DDP wrapper and its
+    gradient reducer, kept alive only by reference cycles) while the group is still up, then waits
+    for the others. Either left to interpreter exit can abort a rank ("terminate called without
+    an active exception"): a DDP reducer destroyed after its group, or a rank destroying its gloo
+    group while another still talks to it; both were seen now and then at the end of two-process
+    runs on a loaded machine.
     """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         with contextlib.suppress(RuntimeError):  # a peer already gone: nothing left to wait for
             barrier()
         dist.destroy_process_group()
