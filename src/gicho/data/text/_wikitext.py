@@ -92,6 +92,26 @@ def _drop_nested(text: str, open_: str, close: str) -> str:
     return "".join(out)
 
 
+_FILE_LINK = re.compile(r"\[\[\s*(?:file|image|media):", re.I)
+
+
+def _drop_file_links(text: str) -> str:
+    """Remove ``[[File:...]]`` / ``[[Image:...]]`` with everything nested in their captions."""
+    while (match := _FILE_LINK.search(text)) is not None:
+        depth, i = 0, match.start()
+        while i < len(text):
+            if text.startswith("[[", i):
+                depth, i = depth + 1, i + 2
+            elif text.startswith("]]", i):
+                depth, i = depth - 1, i + 2
+                if depth == 0:
+                    break
+            else:
+                i += 1
+        text = text[:match.start()] + text[i:]
+    return text
+
+
 def _link(match: re.Match[str]) -> str:
     inner = match.group(1)
     target, _, label = inner.partition("|")
@@ -120,7 +140,8 @@ def wikitext_to_plain(wikitext: str) -> str:
     text = _DROPPED_TAGS.sub("", text)
     text = _drop_nested(text, "{{", "}}")
     text = _drop_nested(text, "{|", "|}")
-    for _ in range(3):  # links inside file captions: innermost first
+    text = _drop_file_links(text)
+    for _ in range(3):  # links inside links' labels: innermost first
         text = _INNER_LINK.sub(_link, text)
     text = _EXTERNAL_LINK.sub(r"\1", text)
     text = _BARE_URL.sub("", text)
