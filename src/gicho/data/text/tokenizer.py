@@ -16,7 +16,6 @@ with segment (token type) ids 0 for ``a`` and 1 for ``b`` (Devlin et al., 2019, 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,6 @@ class TextTokenizer:
         if tokenizer.post_processor is None:
             _bert_post_processor(tokenizer)
         self._tok = tokenizer
-        self._lock = threading.Lock()  # truncation is tokenizer state: set and encode atomically
         self.model_max_length = model_max_length
         self.source = source
         normalizer = state.get("normalizer") or {}
@@ -172,15 +170,49 @@ class TextTokenizer:
                              f"(special tokens plus one token per text); got {max_len}")
 
     def _encode(self, inputs: list[Any], max_len: int | None, add_special_tokens: bool) -> list[Any]:
-        with self._lock:
-            if max_len is None:
-                self._tok.no_truncation()
+        """Encodings of texts or (text, pair) tuples, truncated to ``max_len`` ids when given.
+
+        Truncation is done here, not by the ``tokenizers`` backend: its truncation also builds
+        every overflowing window, and for a pair those are the product of both texts' windows
+        (two Wikipedia pages truncated to 48 ids: millions of encodings, tens of GB). The
+        lengths kept are the backend's ``longest_first`` rule (:func:`_longest_first`), so the
+        ids are those of ``transformers``' fast tokenizer with ``truncation=True``.
+        """
+        if max_len is None:
+            return self._tok.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        pair = bool(inputs) and isinstance(inputs[0], tuple)
+        firsts_text = [i[0] for i in inputs] if pair else inputs
+        firsts = self._tok.encode_batch(firsts_text, add_special_tokens=False)
+        seconds = self._tok.encode_batch([i[1] for i in inputs], add_special_tokens=False) if pair else None
+        budget = max_len - (self._tok.num_special_tokens_to_add(pair) if add_special_tokens else 0)
+        out = []
+        for k, first in enumerate(firsts):
+            second = seconds[k] if seconds is not None else None
+            if second is not None:
+                n1, n2 = _longest_first(len(first.ids), len(second.ids), budget)
+                first = self._truncated(inputs[k][0], first, n1)
+                second = self._truncated(inputs[k][1], second, n2)
             else:
-                self._tok.enable_truncation(max_len, strategy="longest_first")
-            try:
-                return self._tok.encode_batch(inputs, add_special_tokens=add_special_tokens)
-            finally:
-                self._tok.no_truncation()
+                first = self._truncated(firsts_text[k], first, budget)
+            out.append(self._tok.post_process(first, second, add_special_tokens=add_special_tokens))
+        return out
+
+    def _truncated(self, text: str, encoding: Any, n: int) -> Any:
+        """``encoding`` of ``text`` cut to its first ``n`` tokens, with few overflowing windows.
+
+        ``Encoding.truncate`` keeps the rest as overflowing windows, and post-processing a pair
+        multiplies both texts' windows: the text is first cut after the word of its n-th token
+        (words are split on whitespace and punctuation, so the tokens before stay the same).
+        """
+        if len(encoding.ids) <= n:
+            return encoding
+        word = encoding.word_ids[n - 1]
+        last = n - 1
+        while word is not None and last + 1 < len(encoding.ids) and encoding.word_ids[last + 1] == word:
+            last += 1
+        shorter = self._tok.encode(text[:encoding.offsets[last][1]], add_special_tokens=False)
+        shorter.truncate(n)
+        return shorter
 
     @staticmethod
     def _check_text(text: Any, name: str) -> None:
@@ -274,17 +306,34 @@ class TextTokenizer:
     def __getstate__(self) -> dict[str, Any]:  # picklable (DataLoader workers, spawn)
         state = self.__dict__.copy()
         state["_tok"] = self._tok.to_str()
-        del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_tok"] = Tokenizer.from_str(state["_tok"])
-        state["_lock"] = threading.Lock()
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return (f"TextTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase}, "
                 f"source={self.source!r})")
+
+
+def _longest_first(n1: int, n2: int, budget: int) -> tuple[int, int]:
+    """How many tokens of each text of a pair ``longest_first`` keeps within ``budget`` tokens.
+
+    The rule of ``tokenizers`` (``truncate_encodings``) that ``transformers``' fast tokenizers
+    apply: nothing is cut when both fit; else, with ``s <= l`` the shorter and longer lengths,
+    the shorter keeps its ``s`` tokens and the longer gets ``budget - s`` (at least ``s``);
+    when that still overflows, each gets half the budget (the first text the odd token when
+    it is the longer).
+    """
+    if n1 + n2 <= budget:
+        return n1, n2
+    short, long_ = (n2, n1) if n1 > n2 else (n1, n2)
+    long_ = short if short > budget else max(short, budget - short)
+    if short + long_ > budget:
+        short = budget // 2
+        long_ = short + budget % 2
+    return (long_, short) if n1 > n2 else (short, long_)
 
 
 # ---------------------------------------------------------------------------- loading
