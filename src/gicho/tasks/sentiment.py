@@ -13,7 +13,8 @@ errors in the report), a budget tuned for sentence polarity on a CPU.
 
 The recipe: 64 tokens (a snippet averages ~19 words; few exceed 64 tokens), batch 32, lr 6e-5
 with 10% warmup and cosine decay, weight decay 0.01, 360 steps (~1.1 epochs: a MiniLM step of 32
-snippets takes ~2.5-3 s on the 2-core machine, so the default run is ~15-20 minutes).
+snippets takes ~2.5-3 s on the 2-core machine with `--train.num-threads 2`, so the run is ~15-20
+minutes; one thread, the default of every task, is slower).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class SentimentConfig(BertClassifyConfig):
     model: ClassifyModel = field(default_factory=lambda: ClassifyModel(max_len=SENTIMENT_MAX_LEN))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=360, batch_size=32, lr=6e-5, weight_decay=0.01, warmup_steps=36, eval_every=360,
-        log_every=20, eval_batch_size=128, num_threads=2))
+        log_every=20, eval_batch_size=128, num_threads=1))
 
 
 class SentimentTask(BertClassifyTask):
