@@ -99,7 +99,8 @@ def test_predict_answers_any_text_from_python_and_the_cli(tiny_run, capsys):
     with pytest.raises(SystemExit) as info:
         main(["predict", str(tiny_run.run_dir), "a tedious, joyless mess"])
     assert (info.value.code or 0) == 0
-    assert capsys.readouterr().out.split()[0] in ("rotten", "fresh")
+    text, answer = capsys.readouterr().out.rstrip("\n").split("\t")
+    assert text == "a tedious, joyless mess" and answer.split()[0] in ("rotten", "fresh")
 
 
 @pytest.mark.slow
