@@ -12,7 +12,11 @@
   :class:`TextClassificationDataset`; the tasks: :func:`docstring_topic_task` (held out by
   module) and :func:`same_document_task` (sentence pairs) in
   :mod:`~gicho.data.text.labelled_docs`, :func:`read_text_csv` / :func:`csv_task` (users' CSV
-  files) in :mod:`~gicho.data.text.labelled_csv`.
+  files) in :mod:`~gicho.data.text.labelled_csv`;
+* real text from wheels on the package index (imported by module path, not re-exported here):
+  :mod:`~gicho.data.text.rotten_tomatoes` (critic snippets: sentiment and subjectivity, split by
+  film), :mod:`~gicho.data.text.offline_corpora` (tweets, Shakespeare, Wikipedia pages, the Lee
+  corpora and ratings) and :mod:`~gicho.data.text.lee` (embeddings against the Lee ratings).
 """
 
 from gicho.data.text.batching import LengthBucketSampler, PadCollator, pad_batch, padding_fraction
