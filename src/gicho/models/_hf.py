@@ -67,17 +67,27 @@ class KeyTable:
     layer_prefix_aliases: tuple[str, ...] = ()
 
 
-def _rename(name: str, table: dict[str, str]) -> str | None:
+Renames = list[tuple[str, str]]
+
+
+def _longest_first(table: dict[str, str]) -> Renames:
+    """``table``'s (old, new) prefixes, longest first, so the most specific one matches; sorted
+    once per conversion, not once per tensor name."""
+    return sorted(table.items(), key=lambda item: len(item[0]), reverse=True)
+
+
+def _rename(name: str, renames: Renames) -> str | None:
     """``name`` with its longest matching prefix (a whole name or ending in ``.``) replaced."""
-    for old in sorted(table, key=len, reverse=True):
+    for old, new in renames:
         if name == old or (old.endswith(".") and name.startswith(old)):
-            return table[old] + name[len(old):]
+            return new + name[len(old):]
     return None
 
 
 def upgrade_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """gicho names of earlier versions → today's (:data:`LEGACY_RENAMES`); others unchanged."""
-    return {(_rename(name, LEGACY_RENAMES) or name): t for name, t in state.items()}
+    renames = _longest_first(LEGACY_RENAMES)
+    return {(_rename(name, renames) or name): t for name, t in state.items()}
 
 
 def import_state(state: dict[str, torch.Tensor], table: KeyTable, *, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -93,6 +103,7 @@ def import_state(state: dict[str, torch.Tensor], table: KeyTable, *, prefix: str
     out: dict[str, torch.Tensor] = {}
     qkv_modules = {m: i for names in (table.qkv, table.qkv_aliases or ()) for i, m in enumerate(names)}
     layer_names = {**table.layer, **table.layer_aliases}
+    encoder, heads = _longest_first(table.encoder), _longest_first(table.heads)
     prefixes = "|".join(re.escape(p) for p in (table.layer_prefix, *table.layer_prefix_aliases))
     layer = re.compile(rf"^(?:{prefixes})(\d+)\.(.+)\.(weight|bias)$")
     qkv: dict[tuple[str, str], list[torch.Tensor | None]] = {}
@@ -108,7 +119,7 @@ def import_state(state: dict[str, torch.Tensor], table: KeyTable, *, prefix: str
             if module in layer_names:
                 out[f"{ENCODER_LAYERS}{i}.{layer_names[module]}.{kind}"] = t
                 continue
-        ours = _rename(name, table.encoder) or _rename(name, table.heads)
+        ours = _rename(name, encoder) or _rename(name, heads)
         if ours is None:
             out[name] = t
             continue
@@ -130,8 +141,8 @@ def export_state(state: dict[str, torch.Tensor], table: KeyTable, *, prefix: str
 
     A gicho tensor the table has no name for is left out (a tied weight, a buffer).
     """
-    encoder = {ours: theirs for theirs, ours in table.encoder.items()}
-    heads = {ours: theirs for theirs, ours in table.heads.items()}
+    encoder = _longest_first({ours: theirs for theirs, ours in table.encoder.items()})
+    heads = _longest_first({ours: theirs for theirs, ours in table.heads.items()})
     layer = {ours: theirs for theirs, ours in table.layer.items()}
     pattern = re.compile(rf"^{re.escape(ENCODER_LAYERS)}(\d+)\.(.+)\.(weight|bias)$")
     out: dict[str, torch.Tensor] = {}

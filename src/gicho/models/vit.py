@@ -47,7 +47,7 @@ from gicho.nn.losses import classification_loss
 from gicho.nn.pooling import POOL_MODES, PoolMode
 from gicho.nn.stems import PatchStem
 from gicho.nn.transformer import EncoderOutput, TransformerEncoder
-from gicho.weights import tensor_shapes, weights_file
+from gicho.weights import CheckpointError, tensor_shapes, weights_file
 
 __all__ = ["MAX_IMAGE_SIZE", "MAX_PATCHES", "MAX_PATCH_INPUTS", "PRESETS", "ViTConfig", "ViTForImageClassification",
            "ViTImageProcessor", "ViTModel", "ViTPretrained", "attention_rollout", "interpolate_pos_embed"]
@@ -319,8 +319,6 @@ class ViTPretrained(PretrainedModel):
         CheckpointError
             A processor gicho cannot apply, or one that does not fit the model.
         """
-        from gicho.weights import CheckpointError
-
         c = self.config
         processor = ViTImageProcessor.load(directory, image_size=c.image_size, channels=c.in_channels)
         if processor is not None:
