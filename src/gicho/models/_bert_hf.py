@@ -87,6 +87,7 @@ _FIELDS = {
 _SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
           "max_position_embeddings")
 POOLING_KEY = "classifier_pooling"  # gicho's classification pooling ("cls" or "mean"), as ModernBERT
+NORM_FIRST_KEY = "norm_first"  # gicho's pre-LN layers (no transformers BERT has them)
 # HF keys whose other values would change the arithmetic: refused rather than ignored
 _REQUIRED = {"hidden_act": "gelu", "position_embedding_type": "absolute", "is_decoder": False,
              "add_cross_attention": False, "tie_word_embeddings": True}
@@ -133,6 +134,8 @@ def config_from_hf(data: dict[str, Any], source: str) -> dict[str, Any]:
         fields["n_labels"] = data["num_labels"]
     if POOLING_KEY in data:
         fields["pool"] = data[POOLING_KEY]
+    if NORM_FIRST_KEY in data:
+        fields["norm_first"] = data[NORM_FIRST_KEY]
     return fields
 
 
@@ -156,6 +159,9 @@ def config_to_hf(config: Any, architecture: str) -> dict[str, Any]:
         "label2id": {name: i for i, name in enumerate(names)},
         POOLING_KEY: config.pool,
     })
-    if architecture == "BertForSequenceClassification" and config.pool != "cls":
+    if config.norm_first:
+        data[NORM_FIRST_KEY] = True
+        data["hidden_act"] = hf_refusing_act(architecture, f"pre-LN layers ({NORM_FIRST_KEY}=true)", encoder_ok=False)
+    elif architecture == "BertForSequenceClassification" and config.pool != "cls":
         data["hidden_act"] = hf_refusing_act(architecture, f"{config.pool} pooling ({POOLING_KEY}={config.pool!r})")
     return data

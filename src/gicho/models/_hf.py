@@ -181,6 +181,8 @@ BERT_HF = KeyTable(
         "embeddings.position_embeddings.": "backbone.stem.pos_embed.",
         "embeddings.token_type_embeddings.": "backbone.stem.token_type_embeddings.",
         "embeddings.LayerNorm.": "backbone.stem.norm.",
+        # only a pre-LN BERT (norm_first) has it, and transformers refuses those (config_to_hf)
+        "encoder.LayerNorm.": "backbone.encoder.norm.",
         "pooler.dense.": "pooler.dense.",
     },
     heads={

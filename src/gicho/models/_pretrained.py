@@ -124,17 +124,18 @@ def config_from_dict(config_cls: type, data: dict[str, Any], source: str = "conf
         raise CheckpointError(f"{source} is not a valid {config_cls.__name__}: {exc}") from None
 
 
-def hf_refusing_act(architecture: str, what: str) -> str:
+def hf_refusing_act(architecture: str, what: str, *, encoder_ok: bool = True) -> str:
     """The ``hidden_act`` that a checkpoint ``transformers`` must not load writes instead of
     ``"gelu"``: ``transformers`` looks it up among its activations and raises ``KeyError`` with
     this text, which says why; gicho reads it as GELU (:func:`is_hf_refusing_act`).
 
     ``what`` names the gicho feature that ``transformers``' ``architecture`` lacks, e.g.
-    ``"mean pooling (classifier_pooling='mean')"``.
+    ``"mean pooling (classifier_pooling='mean')"``. ``encoder_ok``: whether the encoder alone
+    (without the head) is one ``transformers`` computes, which the text then says how to load.
     """
+    how = " (for the encoder alone in transformers, pass hidden_act='gelu')" if encoder_ok else ""
     return (f"{_HF_REFUSAL}{what}: transformers' {architecture} would compute something else, so it "
-            "refuses this directory; load it with gicho.models.from_pretrained (for the encoder "
-            "alone in transformers, pass hidden_act='gelu')")
+            f"refuses this directory; load it with gicho.models.from_pretrained{how}")
 
 
 def is_hf_refusing_act(value: Any) -> bool:

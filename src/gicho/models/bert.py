@@ -86,6 +86,11 @@ class BertConfig(HeadConfig):
         ``n_labels`` class names (``id2label`` in ``config.json``).
     classifier_dropout : float or None
         Dropout before the classifier; None: ``dropout``.
+    norm_first : bool
+        Pre-LN layers (LayerNorm before attention and MLP, one more after the last layer), as the
+        compute-limited pretraining recipes use (Geiping & Goldstein, 2022: stable at higher
+        learning rates); False (BERT's post-LN) is what ``transformers`` computes: a pre-LN
+        BERT saves a ``config.json`` that ``transformers`` refuses, with the reason.
     """
 
     vocab_size: int = 30522
@@ -103,6 +108,7 @@ class BertConfig(HeadConfig):
     pool: PoolMode = "cls"
     label_names: tuple[str, ...] | None = None
     classifier_dropout: float | None = None
+    norm_first: bool = False
     presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
 
     def __post_init__(self) -> None:
@@ -119,6 +125,8 @@ class BertConfig(HeadConfig):
                 raise ValueError(f"argument `pad_token_id`={self.pad_token_id} must lie in "
                                  f"[0, vocab_size={self.vocab_size})")
         check_choice(self.pool, "pool", POOL_MODES)
+        if not isinstance(self.norm_first, bool):
+            raise ValueError(f"argument `norm_first` must be True or False; got {self.norm_first!r}")
 
     @classmethod
     def from_hf(cls, data: dict[str, Any], source: str = "config") -> BertConfig:
@@ -142,12 +150,13 @@ class BertConfig(HeadConfig):
 
 def _backbone(c: BertConfig) -> EncoderBackbone:
     """BERT's embeddings (word + segment + learned position, LayerNorm, dropout; [CLS] is the
-    tokenizer's first token) and a post-LN encoder without dropout inside the MLP."""
+    tokenizer's first token) and a post-LN encoder (pre-LN with a final LayerNorm when
+    ``norm_first``) without dropout inside the MLP."""
     stem = TokenStem(c.vocab_size, c.d_model, max_len=c.max_len, pad_token_id=c.pad_token_id,
                      n_segments=c.n_segments, cls="input", position="learned", norm=True, dropout=c.dropout,
                      layer_norm_eps=c.layer_norm_eps)
     encoder = TransformerEncoder(c.n_layers, c.d_model, c.n_heads, c.d_ff, dropout=c.dropout,
-                                 attention_dropout=c.attention_dropout, norm_first=False,
+                                 attention_dropout=c.attention_dropout, norm_first=c.norm_first,
                                  layer_norm_eps=c.layer_norm_eps, mlp_dropout=0.0)
     return EncoderBackbone(stem, encoder)
 
