@@ -151,6 +151,23 @@ def test_schedule_warmup_then_cosine(toy):
     assert warmup_cosine(30, warmup_steps=5, max_steps=30, min_lr_ratio=0.1) == pytest.approx(0.1)
 
 
+def test_schedule_warmup_then_linear_decay(toy):
+    """lr_schedule="linear": the rate the optimizer used at every step (logged, and the
+    scheduler's own) falls on a straight line from the peak to lr * min_lr_ratio."""
+    config = dict(max_steps=30, warmup_steps=5, lr=2e-3, min_lr_ratio=0.1, log_every=1, eval_every=30,
+                  lr_schedule="linear")
+    trainer = toy.make_trainer(**config)
+    result = trainer.fit()
+    lrs = {e["step"]: e["lr"] for e in result.history if e["split"] == "train"}
+    for step in range(1, 31):
+        k = step - 1
+        expected = 2e-3 * ((k + 1) / 5 if k < 5 else 1 - 0.9 * (k - 5) / 25)
+        assert lrs[step] == pytest.approx(expected, rel=1e-12)
+    assert trainer.optimizer_.param_groups[0]["lr"] == pytest.approx(2e-3 * 0.1, rel=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+
+
 def test_weight_decay_skips_1d_parameters(toy):
     trainer = toy.make_trainer(max_steps=1, weight_decay=0.3)
     trainer.fit()

@@ -17,7 +17,10 @@ from typing import Any, Literal
 
 from gicho._validation import check_choice, check_positive, check_probability, describe
 
-__all__ = ["TrainConfig", "check_num_threads", "max_num_threads", "torch_threads", "warmup_cosine"]
+__all__ = ["LR_SCHEDULES", "TrainConfig", "check_num_threads", "lr_factor", "max_num_threads", "torch_threads",
+           "warmup_cosine"]
+
+LR_SCHEDULES = ("cosine", "linear")
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Seeds go to numpy too, whose legacy seeding accepts only 32-bit unsigned integers.
@@ -66,7 +69,10 @@ class TrainConfig:
         Steps of linear warmup from ``lr / warmup_steps`` to ``lr``; may exceed ``max_steps``
         (the rate then never reaches its peak).
     min_lr_ratio : float
-        The cosine decay ends at ``lr * min_lr_ratio`` on step ``max_steps``.
+        The decay ends at ``lr * min_lr_ratio`` on step ``max_steps``.
+    lr_schedule : {"cosine", "linear"}
+        The decay after warmup: half-cosine (SGDR), or linear (BERT's own; with warmup, the
+        one-cycle shape of the compute-limited pretraining recipes).
     grad_clip : float or None
         Maximum global L2 norm of the gradients; ``None`` disables clipping.
     grad_accum_steps : int
@@ -133,9 +139,11 @@ class TrainConfig:
     weight_decay: float = field(
         default=0.01, metadata={"help": "Decoupled weight decay (by default not on biases and norm weights)."})
     warmup_steps: int = field(
-        default=0, metadata={"help": "Steps of linear learning-rate warmup before the cosine decay."})
+        default=0, metadata={"help": "Steps of linear learning-rate warmup before the decay."})
     min_lr_ratio: float = field(
-        default=0.0, metadata={"help": "Final learning rate of the cosine decay, as a fraction of lr."})
+        default=0.0, metadata={"help": "Final learning rate of the decay, as a fraction of lr."})
+    lr_schedule: Literal["cosine", "linear"] = field(
+        default="cosine", metadata={"help": "Decay after warmup: cosine or linear."})
     grad_clip: float | None = field(
         default=1.0, metadata={"help": "Maximum global L2 norm of the gradients (None: no clipping)."})
     grad_accum_steps: int = field(
@@ -196,6 +204,7 @@ class TrainConfig:
         check_positive(self.lr, "lr")
         check_positive(self.weight_decay, "weight_decay", strict=False)
         check_probability(self.min_lr_ratio, "min_lr_ratio")
+        check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         if self.grad_clip is not None:
             check_positive(self.grad_clip, "grad_clip")
         check_positive(self.seed, "seed", strict=False, integer=True)
@@ -301,8 +310,19 @@ def warmup_cosine(step: int, *, warmup_steps: int, max_steps: int, min_lr_ratio:
     float
         The multiplier in ``[min_lr_ratio, 1]`` (below ``min_lr_ratio`` only during warmup).
     """
+    return lr_factor(step, warmup_steps=warmup_steps, max_steps=max_steps, min_lr_ratio=min_lr_ratio)
+
+
+def lr_factor(step: int, *, warmup_steps: int, max_steps: int, min_lr_ratio: float,
+              schedule: str = "cosine") -> float:
+    """The learning-rate multiplier of :func:`warmup_cosine`, with the decay after warmup
+    ``schedule``: ``"cosine"`` (half-cosine) or ``"linear"`` (a straight line from 1 to
+    ``min_lr_ratio``, reached at ``step == max_steps``)."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     decay_steps = max(1, max_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / decay_steps)
+    if schedule == "linear":
+        return 1.0 - (1.0 - min_lr_ratio) * progress
+    check_choice(schedule, "schedule", LR_SCHEDULES)
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))

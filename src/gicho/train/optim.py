@@ -172,12 +172,12 @@ def build_optimizer(model: nn.Module, config: TrainConfig, param_groups: ParamGr
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """Warmup then cosine decay (:func:`~gicho.train.warmup_cosine`) of each group's own base
-    rate (``config.lr * lr_scale``)."""
-    from gicho.train.config import warmup_cosine
+    """Warmup then ``config.lr_schedule`` decay (:func:`~gicho.train.config.lr_factor`) of each
+    group's own base rate (``config.lr * lr_scale``)."""
+    from gicho.train.config import lr_factor
 
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: warmup_cosine(step, warmup_steps=config.warmup_steps,
-                                   max_steps=config.max_steps, min_lr_ratio=config.min_lr_ratio),
+        lambda step: lr_factor(step, warmup_steps=config.warmup_steps, max_steps=config.max_steps,
+                               min_lr_ratio=config.min_lr_ratio, schedule=config.lr_schedule),
     )

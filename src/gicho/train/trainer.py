@@ -37,7 +37,7 @@ from torch.utils.data import default_collate
 from gicho.rundir import METRICS_LOG
 from gicho.train import checkpoint as ckpt
 from gicho.train.checkpoint import CheckpointError
-from gicho.train.config import TrainConfig, warmup_cosine
+from gicho.train.config import TrainConfig, lr_factor
 from gicho.train.data import MicroBatches
 from gicho.train.distributed import (
     DistributedInfo,
@@ -332,8 +332,8 @@ class Trainer:
                     self._restore_collate(*pending_rng)
                 self.model.train()
                 while state.step < cfg.max_steps and not state.stopped_early:
-                    lr = cfg.lr * warmup_cosine(state.step, warmup_steps=cfg.warmup_steps,
-                                                max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio)
+                    lr = cfg.lr * lr_factor(state.step, warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps,
+                                            min_lr_ratio=cfg.min_lr_ratio, schedule=cfg.lr_schedule)
                     self._train_step(train_model, stream, interval)
                     state.step += 1
                     step = state.step
