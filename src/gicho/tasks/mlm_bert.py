@@ -1,9 +1,11 @@
 """Task ``mlm-bert``: pretrain a BERT by masked-language modelling on real text.
 
 * T: :class:`~gicho.models.bert.BertForMaskedLM` (``--model.preset tiny|mini|small|...``);
-* E: a corpus (``--data.corpus PATH``: a text file or a directory, streamed), by default the
-  English documentation that ships with Python (``pydoc`` topics and the standard library's
-  docstrings); a WordPiece vocabulary is trained on the training documents, which are packed
+* E: a corpus (``--data.corpus PATH``: a text file or a directory, streamed), else the named
+  offline corpora of ``--data.sources`` (:mod:`gicho.data.text.pretraining_text`: by default the
+  English documentation that ships with Python, ``pydoc`` topics and the standard library's
+  docstrings; also ``rotten-tomatoes`` (its training films only), ``tweets``, ``shakespeare``,
+  ``wikipedia``, ``lee``); a WordPiece vocabulary is trained on the training documents, which are packed
   into blocks and masked afresh at every batch (15% of tokens: 80% [MASK], 10% random, 10%
   unchanged); ``data.valid_fraction`` of the documents are held out;
 * P: masked-token accuracy and perplexity on the held-out documents, beside the unigram
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from gicho._validation import check_choice
 from gicho.tasks import register
 from gicho.tasks.neural import NeuralTask, Predictor, Splits
 from gicho.train.config import TrainConfig
@@ -40,13 +43,18 @@ class MLMModel:
     preset: Literal["tiny", "mini", "small", "medium", "base", "large"] = field(
         default="tiny", metadata={"help": "BERT size (tiny: 2 layers of 128)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout in the encoder"})
+    norm_first: bool = field(default=False, metadata={
+        "help": "pre-LN layers (transformers cannot load them; post-LN is BERT's own)"})
 
 
 @dataclass
 class MLMData:
     """The corpus, its vocabulary and the masking."""
 
-    corpus: str = field(default="", metadata={"help": "text file or directory; empty: Python's own docs"})
+    corpus: str = field(default="", metadata={"help": "text file or directory; empty: data.sources"})
+    sources: tuple[str, ...] = field(default=("python-docs",), metadata={
+        "help": "offline corpora when no corpus is given: python-docs, rotten-tomatoes (training films of "
+                "bert-classify's split 0), tweets, shakespeare, wikipedia, lee"})
     unit: Literal["paragraph", "line", "file"] = field(default="paragraph", metadata={
         "help": "one document of data.corpus: lines between blank lines, one line (a sentence-per-line "
                 "file), or one file"})
@@ -71,8 +79,15 @@ class MLMData:
             raise ValueError(f"field `block_size` must be <= {MAX_BLOCK_SIZE} (the BERT presets' positions); "
                              f"got {self.block_size!r}")
         if self.unit != "paragraph" and not self.corpus:
-            raise ValueError(f"field `unit` ({self.unit!r}) applies to a `corpus` file or directory; the default "
-                             "corpus (Python's docs) has its own documents")
+            raise ValueError(f"field `unit` ({self.unit!r}) applies to a `corpus` file or directory; the named "
+                             "`sources` have their own documents")
+        from gicho.data.text.pretraining_text import PRETRAINING_SOURCES
+
+        self.sources = tuple(self.sources)
+        if not self.sources or len(set(self.sources)) < len(self.sources):
+            raise ValueError(f"field `sources` must name each corpus once; got {self.sources!r}")
+        for name in self.sources:
+            check_choice(name, "sources", tuple(PRETRAINING_SOURCES))
 
 
 @dataclass
@@ -93,12 +108,15 @@ def _too_few(n_documents: int, valid_fraction: float) -> bool:
 
 def _documents(data: MLMData) -> list[str]:
     """The documents, shuffled by seed (at most ``max_documents``); enough to hold some out."""
-    from gicho.data.text import TextCorpus, python_docs_corpus
+    from gicho.data.text import TextCorpus
+    from gicho.data.text.pretraining_text import pretraining_texts
 
-    corpus = TextCorpus(data.corpus, unit=data.unit) if data.corpus else python_docs_corpus()
-    texts = [doc.text for doc in corpus]
+    if data.corpus:
+        texts = [doc.text for doc in TextCorpus(data.corpus, unit=data.unit)]
+    else:
+        texts = [text for _, text in pretraining_texts(data.sources)]
     if not texts:
-        raise ValueError(f"the corpus {data.corpus or 'of Python docs'} holds no text")
+        raise ValueError(f"the corpus {data.corpus or ', '.join(data.sources)} holds no text")
     random.Random(data.seed).shuffle(texts)
     if data.max_documents and data.max_documents < len(texts):
         texts = texts[: data.max_documents]
@@ -187,7 +205,7 @@ class MLMBertTask(NeuralTask):
         tokenizer = splits.info["tokenizer"]
         bert = BertConfig.from_preset(config.model.preset, vocab_size=tokenizer.vocab_size,
                                       pad_token_id=tokenizer.pad_id, dropout=config.model.dropout,
-                                      attention_dropout=config.model.dropout,
+                                      attention_dropout=config.model.dropout, norm_first=config.model.norm_first,
                                       max_len=max(config.data.block_size, 128))
         return BertForMaskedLM(bert)
 
@@ -241,8 +259,9 @@ class MLMBertTask(NeuralTask):
 
     def describe(self, config: MLMBertConfig) -> tuple[str, str]:
         d = config.data
-        return (f"BERT-{config.model.preset} masked-language model",
-                f"{d.corpus or 'Python documentation'} ({d.vocab_size}-token WordPiece, blocks of {d.block_size}, "
+        layers = " (pre-LN)" if config.model.norm_first else ""
+        return (f"BERT-{config.model.preset}{layers} masked-language model",
+                f"{d.corpus or ' + '.join(d.sources)} ({d.vocab_size}-token WordPiece, blocks of {d.block_size}, "
                 f"{d.mask_prob:.0%} masked, {d.valid_fraction:.0%} of documents held out)")
 
 
