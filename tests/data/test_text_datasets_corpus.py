@@ -78,6 +78,15 @@ def test_a_directory_and_a_glob_of_shards_read_in_sorted_order(tmp_path):
     assert list(DatasetsCorpus(str(shards / "a-*.parquet"))) == TEXTS[:10]
 
 
+def test_a_directory_saved_by_datasets_reads_its_arrow_files(tmp_path):
+    datasets.Dataset.from_dict({"text": TEXTS, "n": list(range(len(TEXTS)))}).save_to_disk(
+        str(tmp_path / "saved"), num_shards=2)
+    assert {"state.json", "dataset_info.json"} <= {p.name for p in (tmp_path / "saved").iterdir()}
+    assert datasets_format(tmp_path / "saved") == "arrow"
+    corpus = DatasetsCorpus(tmp_path / "saved")
+    assert [f.suffix for f in corpus.files] == [".arrow", ".arrow"] and list(corpus) == TEXTS
+
+
 def test_text_field_names_the_column(tmp_path):
     path = _write_jsonl(tmp_path / "c.jsonl", [{"body": t, "title": "x"} for t in TEXTS])
     assert list(DatasetsCorpus(path, text_field="body")) == TEXTS

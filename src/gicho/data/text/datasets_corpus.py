@@ -50,6 +50,7 @@ _GLOB_CHARS = frozenset("*?[")
 # Suffixes of TextCorpus's text files: a directory holding any of them stays a text corpus.
 _TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 _MASK64 = (1 << 64) - 1
+_SAVE_TO_DISK_METADATA = ("state.json", "dataset_info.json")
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
 
 
@@ -66,6 +67,15 @@ def _listed_files(directory: Path) -> list[Path]:
     return found
 
 
+def _table_files(directory: Path) -> list[Path]:
+    """The files of :data:`FORMATS` under ``directory``, less the metadata that
+    ``Dataset.save_to_disk`` writes beside its ``.arrow`` files (``state.json``,
+    ``dataset_info.json``)."""
+    files = [p for p in _listed_files(directory) if p.suffix.lower() in FORMATS]
+    with_arrow = {p.parent for p in files if p.suffix.lower() == ".arrow"}
+    return [p for p in files if not (p.parent in with_arrow and p.name in _SAVE_TO_DISK_METADATA)]
+
+
 def datasets_format(path: str | Path) -> str | None:
     """The ``datasets`` builder that reads ``path`` (``"parquet"``, ``"json"`` or ``"arrow"``), or None.
 
@@ -79,9 +89,9 @@ def datasets_format(path: str | Path) -> str | None:
     if _is_glob(text):
         names = [Path(p) for p in sorted(glob.glob(text, recursive=True))] or [Path(text)]
     elif Path(text).is_dir():
-        names = _listed_files(Path(text))
-        if any(p.suffix.lower() in _TEXT_SUFFIXES for p in names):
+        if any(p.suffix.lower() in _TEXT_SUFFIXES for p in _listed_files(Path(text))):
             return None
+        names = _table_files(Path(text))
     else:
         names = [Path(text)]
     for name in names:
@@ -206,7 +216,8 @@ class DatasetsCorpus:
     ----------
     path : str or Path
         One file, a glob pattern (``"shards/*.parquet"``, ``**`` recursive) or a directory (its
-        files with the suffixes of :data:`FORMATS`, sub-directories included, in sorted order).
+        files with the suffixes of :data:`FORMATS`, sub-directories included, in sorted order;
+        a directory written by ``Dataset.save_to_disk`` gives its ``.arrow`` files).
         All files must be of one format; ``.json`` files are read as JSON lines (one object per
         line), as ``datasets``' ``json`` builder reads them.
     text_field : str, default="text"
@@ -286,7 +297,7 @@ class DatasetsCorpus:
             if not files:
                 raise FileNotFoundError(f"argument `path`: no file matches the pattern {path}")
         elif Path(path).is_dir():
-            files = [p for p in _listed_files(Path(path)) if p.suffix.lower() in FORMATS]
+            files = _table_files(Path(path))
             if not files:
                 raise ValueError(f"argument `path`: directory {path} holds no {known} files")
         elif Path(path).exists():
