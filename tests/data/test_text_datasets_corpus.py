@@ -76,6 +76,9 @@ def test_a_directory_and_a_glob_of_shards_read_in_sorted_order(tmp_path):
     assert list(DatasetsCorpus(shards)) == TEXTS
     assert list(DatasetsCorpus(str(shards / "**" / "*.parquet"))) == TEXTS
     assert list(DatasetsCorpus(str(shards / "a-*.parquet"))) == TEXTS[:10]
+    literal = shards / "b" / "a[1].parquet"  # a file whose name looks like a pattern is itself
+    (shards / "b" / "a-1.parquet").rename(literal)
+    assert datasets_format(literal) == "parquet" and list(DatasetsCorpus(literal)) == TEXTS[10:]
 
 
 def test_a_directory_saved_by_datasets_reads_its_arrow_files(tmp_path):

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from gicho._validation import check_positive
+from gicho.data.text.corpus import DEFAULT_SUFFIXES
 
 __all__ = ["DEFAULT_BATCH_ROWS", "FORMATS", "DatasetsCorpus", "HeldOutRows", "RowTexts", "datasets_format"]
 
@@ -47,15 +48,14 @@ FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".arrow": "
 DEFAULT_BATCH_ROWS = 1_000  # rows of text read (as Python strings) at a time
 _HASH_CHUNK = 1 << 20  # row indices hashed at a time when a split counts its rows
 _GLOB_CHARS = frozenset("*?[")
-# Suffixes of TextCorpus's text files: a directory holding any of them stays a text corpus.
-_TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 _MASK64 = (1 << 64) - 1
 _SAVE_TO_DISK_METADATA = ("state.json", "dataset_info.json")
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
 
 
 def _is_glob(path: str) -> bool:
-    return any(c in _GLOB_CHARS for c in path)
+    """Whether ``path`` is a glob pattern (a path that exists is itself, whatever its characters)."""
+    return any(c in _GLOB_CHARS for c in path) and not Path(path).exists()
 
 
 def _listed_files(directory: Path) -> list[Path]:
@@ -89,7 +89,7 @@ def datasets_format(path: str | Path) -> str | None:
     if _is_glob(text):
         names = [Path(p) for p in sorted(glob.glob(text, recursive=True))] or [Path(text)]
     elif Path(text).is_dir():
-        if any(p.suffix.lower() in _TEXT_SUFFIXES for p in _listed_files(Path(text))):
+        if any(p.suffix.lower() in DEFAULT_SUFFIXES for p in _listed_files(Path(text))):
             return None
         names = _table_files(Path(text))
     else:
@@ -267,7 +267,8 @@ class DatasetsCorpus:
         self.cache_dir = Path(cache)
         try:
             with _offline(datasets):
-                table = datasets.load_dataset(self.format, data_files=[str(f) for f in self.files],
+                # data_files are patterns to datasets: a literal name is escaped
+                table = datasets.load_dataset(self.format, data_files=[glob.escape(str(f)) for f in self.files],
                                               split="train", cache_dir=cache)
         except Exception as exc:
             self.close()
