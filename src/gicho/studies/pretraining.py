@@ -50,10 +50,11 @@ __all__ = ["QUICK", "PretrainingStudyConfig", "check_mlm_run", "plot", "run_pret
 
 ARMS = ("random", "gicho", "minilm")
 ARM_LABELS = {
-    "random": "random init (BERT-tiny sizes, gicho tokenizer)",
-    "gicho": "gicho MLM-pretrained BERT-tiny",
+    "random": "random init (gicho's architecture and tokenizer)",
+    "gicho": "gicho MLM-pretrained",
     "minilm": "all-MiniLM-L6-v2 (6x384, own tokenizer)",
 }
+ALL = 0  # a label count of 0: every training example
 STEM = "pretraining_study"
 # `--quick`: a few minutes on two busy cores (2 sizes, 1 seed, short pretraining and fine-tuning)
 QUICK = {"labels": (32, 256), "seeds": (0,), "finetune.train.max_steps": 40, "finetune.data.max_per_module": 40,
@@ -86,7 +87,8 @@ class PretrainingStudyConfig:
     Parameters
     ----------
     labels : tuple of int
-        Numbers of labelled training examples (stratified samples; at most the training split).
+        Numbers of labelled training examples (stratified samples; at most the training split);
+        0 stands for all of them (the rows then hold the split's size).
     seeds : tuple of int
         Each seed draws its own samples, initialisations and batch orders.
     arms : tuple of str
@@ -115,7 +117,8 @@ class PretrainingStudyConfig:
     def __post_init__(self) -> None:
         require_nonempty(self, "labels", "seeds", "arms")
         for n in self.labels:
-            check_positive(n, "labels", integer=True)
+            if n != ALL:
+                check_positive(n, "labels", integer=True)
         for arm in self.arms:
             check_choice(arm, "arms", ARMS)
         check_positive(self.tiny_lr, "tiny_lr")
@@ -181,7 +184,7 @@ def _finetune_config(config: PretrainingStudyConfig, arm: str, n: int, seed: int
                                 lr=config.minilm_lr if arm == "minilm" else config.tiny_lr)
     model = dataclasses.replace(ft.model, checkpoint="" if arm == "minilm" else pretrained,
                                 init="random" if arm == "random" else "pretrained")
-    data = dataclasses.replace(ft.data, n_train=n, sample_seed=seed)
+    data = dataclasses.replace(ft.data, n_train=n, sample_seed=seed)  # n = 0: all
     return dataclasses.replace(ft, model=model, data=data, train=train)
 
 
@@ -222,7 +225,8 @@ def run_pretraining_study(config: PretrainingStudyConfig | None = None, out_dir:
     if not arms:
         raise ValueError(f"no arm left to run: {MINILM_MISSING}")
     n_train, majority = _training_facts(config.finetune)
-    too_many = [n for n in config.labels if n > n_train]
+    sizes = list(dict.fromkeys(n_train if n == ALL else n for n in config.labels))
+    too_many = [n for n in sizes if n > n_train]
     if too_many:
         raise ValueError(f"argument `labels`: {too_many[0]} exceeds the {n_train} examples of the training "
                          f"split; give label counts in [1, {n_train}]")
@@ -235,14 +239,15 @@ def run_pretraining_study(config: PretrainingStudyConfig | None = None, out_dir:
             pretrained = str(_pretrain_run(config, out))
             check_mlm_run(pretrained)
         task = get("bert-classify")
-        runs = [(arm, n, seed) for seed in config.seeds for n in config.labels for arm in arms]
+        runs = [(arm, n, seed) for seed in config.seeds for n in sizes for arm in arms]
         rows = []
         for i, (arm, n, seed) in enumerate(runs, start=1):
             if on_run_start is not None:
                 on_run_start(i, len(runs), arm, n, seed)
             start = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="run-", dir=scratch) as run_dir:  # checkpoints: not kept
-                scores = task.run(_finetune_config(config, arm, n, seed, pretrained),
+                sample = 0 if n == n_train else n  # the whole split: no sampling
+                scores = task.run(_finetune_config(config, arm, sample, seed, pretrained),
                                   RunContext(run_dir=Path(run_dir), progress=False))
             rows.append({"arm": arm, "n_labels": n, "seed": seed, "accuracy": scores["accuracy"],
                          "majority_accuracy": majority, "seconds": round(time.perf_counter() - start, 2)})

@@ -11,6 +11,14 @@
 * P: masked-token accuracy and perplexity on the held-out documents, beside the unigram
   baseline (always answering the most frequent training token).
 
+A corpus that outgrows memory: Parquet, JSON-lines or Arrow files (``--data.corpus`` a file, a
+glob or a directory of them; one document per row, in the column ``--data.text-field``) are
+memory-mapped through Hugging Face ``datasets`` (``pip install 'gicho[datasets]'``) and never
+all read into memory: rows are held out by a seeded hash of their index (only they are kept in
+memory), the vocabulary is trained on the streamed training rows, and the training blocks are
+written to a memory-mapped ``.npy`` file in a temporary directory
+(:class:`~gicho.data.text.MemmapBlocks`; every ``torchrun`` process builds the same one).
+
 ``predict`` fills every mask: ``"The [MASK] statement exits a loop."`` → the top tokens with
 their probabilities (``top_k``, default 5), one line per input; an input with several masks
 reads ``[MASK]1: ... | [MASK]2: ...``. The run's ``model/`` holds the tokenizer beside the weights.
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -51,17 +60,21 @@ class MLMModel:
 class MLMData:
     """The corpus, its vocabulary and the masking."""
 
-    corpus: str = field(default="", metadata={"help": "text file or directory; empty: data.sources"})
+    corpus: str = field(default="", metadata={
+        "help": "text file or directory, or Parquet/JSONL/Arrow file(s) (a file, glob or directory); empty: "
+                "data.sources"})
     sources: tuple[str, ...] = field(default=("python-docs",), metadata={
         "help": "offline corpora when no corpus is given: python-docs, rotten-tomatoes (training films of "
                 "bert-classify's split 0), tweets, shakespeare, wikipedia, lee"})
     unit: Literal["paragraph", "line", "file"] = field(default="paragraph", metadata={
         "help": "one document of data.corpus: lines between blank lines, one line (a sentence-per-line "
                 "file), or one file"})
+    text_field: str = field(default="text", metadata={"help": "the text column of a Parquet/JSONL/Arrow corpus"})
     vocab_size: int = field(default=8000, metadata={"help": "WordPiece vocabulary size"})
     block_size: int = field(default=128, metadata={"help": "tokens per packed training block (8 to 512)"})
     valid_fraction: float = field(default=0.05, metadata={"help": "documents held out"})
-    max_documents: int = field(default=0, metadata={"help": "use at most this many documents (0: all)"})
+    max_documents: int = field(default=0, metadata={
+        "help": "use at most this many documents (0: all; of a Parquet/JSONL/Arrow corpus, its first rows)"})
     mask_prob: float = field(default=0.15, metadata={"help": "share of tokens to predict, in (0, 1)"})
     whole_word: bool = field(default=False, metadata={"help": "mask whole words"})
     seed: int = field(default=0, metadata={"help": "split and masking seed"})
@@ -134,6 +147,28 @@ def _documents(data: MLMData) -> list[str]:
     return texts
 
 
+def _streamed_documents(data: MLMData) -> tuple[Iterable[str], list[str]] | None:
+    """A Parquet/JSONL/Arrow corpus's training texts (re-iterable, streamed from the memory map)
+    and held-out texts (rows chosen by a seeded hash of their index); None for other corpora."""
+    from gicho.data.text.datasets_corpus import DatasetsCorpus, datasets_format
+
+    if not data.corpus or datasets_format(data.corpus) is None:
+        if data.text_field != "text":
+            raise ValueError(f"field `data.text_field` ({data.text_field!r}) applies to a Parquet, JSONL or Arrow "
+                             f"corpus; data.corpus is {data.corpus or 'empty (Python docs)'}")
+        return None
+    if data.unit != "paragraph":
+        raise ValueError(f"field `data.unit` ({data.unit!r}) applies to text files; in a Parquet, JSONL or Arrow "
+                         "corpus each row is a document")
+    corpus = DatasetsCorpus(data.corpus, text_field=data.text_field)
+    train, valid = corpus.split(data.valid_fraction, data.seed, max_rows=data.max_documents)
+    held_out = list(valid)
+    if not held_out:
+        raise ValueError(f"the held-out rows of {data.corpus} (data.valid_fraction {data.valid_fraction}) hold no "
+                         "text; give more rows or a larger valid_fraction")
+    return train, held_out
+
+
 def fill_masks(predictor: Predictor, texts: list[str], k: int = TOP_K) -> list[list[list[tuple[str, float]]]]:
     """For each input and each of its [MASK] (left to right), the top-``k`` tokens and probabilities."""
     from gicho.tasks.bert_text import fill_mask
@@ -170,28 +205,33 @@ class MLMBertTask(NeuralTask):
         The tokenizer is the run's own (``run_dir/preprocessing/`` on resume, ``model/`` on
         evaluate) whenever there is one, else trained on the training documents: training is
         deterministic, but a vocabulary belongs to its weights, and the corpus on disk may have
-        changed since the run started.
+        changed since the run started. A Parquet/JSONL/Arrow corpus's training blocks are
+        memory-mapped from a temporary ``.npy`` file (see the module).
         """
-        import torch
-
         from gicho.data.text import (
             HeldOutMasks,
             MaskOrPad,
+            MemmapBlocks,
             MLMCollator,
             PackedBlocks,
             train_wordpiece,
         )
 
         d = config.data
-        texts = _documents(d)
-        n_valid = max(1, round(len(texts) * d.valid_fraction))
-        if n_valid >= len(texts):
-            raise ValueError(f"the corpus has {len(texts)} documents: too few to hold {d.valid_fraction:.0%} out")
-        train_texts, valid_texts = texts[n_valid:], texts[:n_valid]
+        streamed = _streamed_documents(d)  # a table corpus: never all in memory
+        if streamed is None:
+            texts = _documents(d)
+            n_valid = max(1, round(len(texts) * d.valid_fraction))
+            if n_valid >= len(texts):
+                raise ValueError(f"the corpus has {len(texts)} documents: too few to hold {d.valid_fraction:.0%} out")
+            train_texts, valid_texts = texts[n_valid:], texts[:n_valid]
+        else:
+            train_texts, valid_texts = streamed
         tokenizer = (preprocessing or {}).get("tokenizer") or train_wordpiece(train_texts, vocab_size=d.vocab_size)
-        train = PackedBlocks(train_texts, tokenizer, d.block_size, drop_last=True)
+        blocks = PackedBlocks if streamed is None else MemmapBlocks
+        train = blocks(train_texts, tokenizer, d.block_size, drop_last=True)
         valid = PackedBlocks(valid_texts, tokenizer, d.block_size)
-        counts = torch.bincount(train.blocks.flatten().long(), minlength=tokenizer.vocab_size)
+        counts = train.token_counts(tokenizer.vocab_size)
         counts[list(tokenizer.special_ids)] = 0
         masking = {"mask_prob": d.mask_prob, "whole_word": d.whole_word}
         held_out = HeldOutMasks(valid, MLMCollator(tokenizer, seed=d.seed + 1, **masking))

@@ -4,8 +4,9 @@
   :func:`load_tokenizer` (ids identical to ``transformers``' BERT tokenizer);
 * :mod:`~gicho.data.text.corpus`: :class:`TextCorpus` (a file or directory, streamed) and
   the embedded default :func:`python_docs_corpus` (Python's own documentation);
-* :mod:`~gicho.data.text.mlm`: :class:`PackedBlocks` (documents packed into blocks) and
-  :class:`MLMCollator` (15% / 80 / 10 / 10 masking, optional whole words);
+* :mod:`~gicho.data.text.mlm`: :class:`PackedBlocks` (documents packed into blocks),
+  :class:`MemmapBlocks` (the same blocks on disk, memory-mapped) and :class:`MLMCollator`
+  (15% / 80 / 10 / 10 masking, optional whole words);
 * :mod:`~gicho.data.text.batching`: :func:`pad_batch`, :class:`PadCollator`,
   :class:`LengthBucketSampler`, :func:`padding_fraction`;
 * :mod:`~gicho.data.text.labelled`: :class:`TextTask`, :class:`TextExample`,
@@ -16,7 +17,10 @@
 * real text from wheels on the package index (imported by module path, not re-exported here):
   :mod:`~gicho.data.text.rotten_tomatoes` (critic snippets: sentiment and subjectivity, split by
   film), :mod:`~gicho.data.text.offline_corpora` (tweets, Shakespeare, Wikipedia pages, the Lee
-  corpora and ratings) and :mod:`~gicho.data.text.lee` (embeddings against the Lee ratings).
+  corpora and ratings) and :mod:`~gicho.data.text.lee` (embeddings against the Lee ratings);
+* corpora in Parquet, JSON-lines or Arrow files, memory-mapped through Hugging Face ``datasets``
+  (the optional extra ``gicho[datasets]``; imported by module path):
+  :mod:`~gicho.data.text.datasets_corpus` (:class:`DatasetsCorpus`, :class:`HeldOutRows`).
 """
 
 from gicho.data.text.batching import LengthBucketSampler, PadCollator, pad_batch, padding_fraction
@@ -38,6 +42,7 @@ from gicho.data.text.labelled_docs import (
 from gicho.data.text.mlm import (
     HeldOutMasks,
     MaskOrPad,
+    MemmapBlocks,
     MLMCollator,
     PackedBlocks,
     iter_packed_blocks,
@@ -57,6 +62,7 @@ __all__ = [
     "LengthBucketSampler",
     "MLMCollator",
     "MaskOrPad",
+    "MemmapBlocks",
     "PackedBlocks",
     "PadCollator",
     "TextClassificationDataset",

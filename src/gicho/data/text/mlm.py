@@ -3,7 +3,9 @@
 Packing (RoBERTa's FULL-SENTENCES; Liu et al., 2019, §4.2): documents are tokenized without
 special tokens, each followed by [SEP], concatenated into one stream and cut into blocks of
 ``block_size`` ids, each ``[CLS]`` + ``block_size - 1`` stream ids. Only the last block can
-be short, so batches of blocks carry almost no padding.
+be short, so batches of blocks carry almost no padding. :class:`PackedBlocks` keeps the blocks
+in memory; :class:`MemmapBlocks` writes the same blocks to a ``.npy`` file as they are packed
+and reads them through a memory map, for corpora whose blocks outgrow memory.
 
 Masking (Devlin et al., 2019, §3.1): every real, non-special token is selected with
 probability ``mask_prob``; a selected token becomes [MASK] with probability
@@ -13,22 +15,30 @@ unchanged otherwise. Labels hold the original id at selected positions and -100 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gicho._validation import IGNORE_INDEX, check_positive, check_probability, describe
 from gicho.data.text.batching import derive_seed, pad_batch
 from gicho.data.text.tokenizer import TextTokenizer
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "MASK_PROB", "REPLACE_WITH_MASK", "REPLACE_WITH_RANDOM", "HeldOutMasks", "MLMCollator", "MaskOrPad", "PackedBlocks", "iter_packed_blocks"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "MASK_PROB", "REPLACE_WITH_MASK", "REPLACE_WITH_RANDOM", "HeldOutMasks", "MLMCollator", "MaskOrPad", "MemmapBlocks", "PackedBlocks",
+           "iter_packed_blocks"]
 
 MASK_PROB = 0.15  # BERT: 15% of the tokens are selected for prediction ...
 REPLACE_WITH_MASK = 0.8  # ... of which 80% become [MASK],
 REPLACE_WITH_RANDOM = 0.1  # 10% a random token, and the rest (10%) stay as they are
 DEFAULT_BLOCK_SIZE = 128
 ENCODE_CHUNK = 1_000  # documents tokenized per call while packing
+WRITE_CHUNK = 4_096  # blocks that MemmapBlocks holds before writing them
+BLOCKS_FILE = "blocks.npy"
 
 
 def iter_packed_blocks(documents: Iterable[Sequence[int]], block_size: int, cls_id: int, sep_id: int,
@@ -131,6 +141,130 @@ class PackedBlocks(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         n = self.last_length if index in (-1, len(self) - 1) else self.block_size
         return {"input_ids": self.blocks[index, :n].long()}
+
+    def token_counts(self, minlength: int = 0) -> torch.Tensor:
+        """How often each id occurs in the blocks (the last block's padding included), int64."""
+        return torch.bincount(self.blocks.flatten().long(), minlength=minlength)
+
+
+class MemmapBlocks(PackedBlocks):
+    """:class:`PackedBlocks` on disk: the same blocks, written to a ``.npy`` file while they are
+    packed and read through a memory map (copy-on-write), so memory holds a few thousand blocks
+    at a time however large the corpus.
+
+    Parameters
+    ----------
+    corpus : iterable of Document or str
+        Streamed once (e.g. :meth:`gicho.data.text.datasets_corpus.DatasetsCorpus.texts`).
+    tokenizer : TextTokenizer
+    block_size : int, default=128
+    drop_last : bool, default=False
+    directory : str or Path, optional
+        Where ``blocks.npy`` is written. Default: a new temporary directory (``TMPDIR``) that
+        this object owns and removes once it is garbage-collected or the process exits.
+
+    ``blocks`` is an int32 tensor of shape (N, ``block_size``) over the memory map, equal to
+    :class:`PackedBlocks`' for the same arguments; so are the items, ``last_length``,
+    ``n_tokens`` and :meth:`token_counts` (counted while writing). A pickled copy (a spawned
+    ``DataLoader`` worker) opens the same file again instead of copying the blocks.
+    """
+
+    def __init__(self, corpus: Iterable[Any], tokenizer: TextTokenizer, block_size: int = DEFAULT_BLOCK_SIZE,
+                 drop_last: bool = False, directory: str | Path | None = None):
+        check_positive(block_size, "block_size", integer=True)
+        self.block_size = block_size
+        owned = directory is None
+        where = Path(tempfile.mkdtemp(prefix="gicho-blocks-")) if owned else Path(directory)
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(where), True) if owned else None
+        self.path = where / BLOCKS_FILE
+        try:
+            self._write(corpus, tokenizer, drop_last)
+        except BaseException:
+            if self._cleanup is not None:
+                self._cleanup()
+            raise
+        self._open()
+
+    def _write(self, corpus: Iterable[Any], tokenizer: TextTokenizer, drop_last: bool) -> None:
+        size = self.block_size
+        counts = np.zeros(0, dtype=np.int64)
+        n_blocks, n_stream, last_length = 0, 0, size
+        pending: list[list[int]] = []
+
+        def flush(f: Any) -> None:
+            nonlocal counts
+            chunk = np.asarray(pending, dtype=np.int32)
+            f.write(chunk.tobytes())
+            found = np.bincount(chunk.ravel(), minlength=len(counts))
+            found[: len(counts)] += counts
+            counts = found
+            pending.clear()
+
+        def header(n: int) -> dict[str, Any]:
+            return {"descr": np.lib.format.dtype_to_descr(np.dtype("<i4")), "fortran_order": False,
+                    "shape": (n, size)}
+
+        with open(self.path, "wb") as f:
+            # numpy pads a header so that the first dimension can be rewritten in place later
+            np.lib.format.write_array_header_1_0(f, header(0))
+            data_offset = f.tell()
+            stream = self._token_stream(corpus, tokenizer)
+
+            def counting() -> Iterator[list[int]]:
+                nonlocal n_stream
+                for ids in stream:
+                    n_stream += len(ids)
+                    yield ids
+
+            for block in iter_packed_blocks(counting(), size, tokenizer.cls_id, tokenizer.sep_id, drop_last):
+                if len(block) < size:  # only the last block can be short
+                    last_length = len(block)
+                    block = block + [tokenizer.pad_id] * (size - len(block))
+                pending.append(block)
+                n_blocks += 1
+                if len(pending) == WRITE_CHUNK:
+                    flush(f)
+            if pending:
+                flush(f)
+            if n_blocks == 0:
+                if n_stream == 0:
+                    raise ValueError("the corpus gave no tokens to pack (is it empty?)")
+                raise ValueError(f"the corpus gave {n_stream} tokens, fewer than one block of "
+                                 f"block_size={size} (with [CLS] and [SEP]); give more text or a "
+                                 "smaller block_size")
+            f.seek(0)
+            np.lib.format.write_array_header_1_0(f, header(n_blocks))
+            if f.tell() != data_offset:  # pragma: no cover - numpy always leaves room for the shape
+                raise RuntimeError(f"{self.path}: the .npy header of {n_blocks} blocks does not fit the room "
+                                   "left for it")
+        self.last_length = last_length
+        self.n_tokens = (n_blocks - 1) * size + last_length
+        self._counts = counts
+
+    def _open(self) -> None:
+        mapped = np.load(self.path, mmap_mode="c")  # copy-on-write: torch wants a writable array
+        self.blocks = torch.from_numpy(mapped)  # (N, block_size) int32, shares the map
+
+    def token_counts(self, minlength: int = 0) -> torch.Tensor:
+        counts = torch.from_numpy(self._counts.copy())
+        if len(counts) < minlength:
+            counts = torch.cat([counts, counts.new_zeros(minlength - len(counts))])
+        return counts
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("blocks", "_cleanup")}
+        state["_cleanup"] = None  # a copy never removes the original's file
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+    def close(self) -> None:
+        """Drop the memory map and remove the temporary directory now (when this object owns it)."""
+        self.blocks = None
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 class MLMCollator:
