@@ -151,7 +151,8 @@ def main() -> None:
             start = time.perf_counter()
             acc[side].append(runs[side](args, seed))
             secs[side].append(time.perf_counter() - start)
-            print(f"seed {seed} {side:5s}: test accuracy {acc[side][-1]:.4f}, {secs[side][-1]:.1f} s", flush=True)
+            print(f"seed {seed} {side:5s}: test accuracy {acc[side][-1]:.4f}, {secs[side][-1]:.1f} s, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
 
     def spread(xs: list[float]) -> str:
         return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
@@ -160,7 +161,9 @@ def main() -> None:
         print(f"{side:5s}: accuracy {spread(acc[side])}  wall {statistics.mean(secs[side]):.1f} s "
               f"(n={len(acc[side])})")
     if len(args.sides) == 2:
-        print(f"wall-time ratio HF / gicho: {statistics.mean(secs['hf']) / statistics.mean(secs['gicho']):.2f}x; "
+        paired = [hf / ours for hf, ours in zip(secs["hf"], secs["gicho"], strict=True)]
+        print(f"wall-time ratio HF / gicho: {statistics.mean(secs['hf']) / statistics.mean(secs['gicho']):.2f}x of the "
+              f"means, {statistics.median(paired):.2f}x median of the paired (same-seed) ratios; "
               f"accuracy gicho - HF: {100 * (statistics.mean(acc['gicho']) - statistics.mean(acc['hf'])):+.2f} points")
 
 

@@ -97,6 +97,12 @@ def test_bert_classify_from_a_csv_and_from_random_init(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no BERT"):
         task.run(task.make_config({"model.checkpoint": str(tmp_path)}),
                  gicho.tasks.RunContext(run_dir=tmp_path / "bad", progress=False))
+    unfinished = tmp_path / "unfinished-run"  # a run's config.json, but no model/ yet
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text('{"task": "mlm-bert", "config": {}}')
+    with pytest.raises(FileNotFoundError, match=r"is a gicho run directory without a model/ \(still training"):
+        task.run(task.make_config({"model.checkpoint": str(unfinished)}),
+                 gicho.tasks.RunContext(run_dir=tmp_path / "bad2", progress=False))
 
 
 def test_bert_classify_max_len_is_bounded_by_the_checkpoint(tmp_path):  # C17, C17b (issue 19)

@@ -74,7 +74,8 @@ def test_study_through_the_cli(tmp_path, capsys, mlm_run, reviews_csv):
     assert saved["config"]["pretrained_run"] == str(mlm_run) and saved["config"]["complete"] is True
     assert (tmp_path / "pretraining_study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "pretraining_study.md").read_text()
-    assert "| gicho MLM-pretrained BERT-tiny |" in table and "| 6 labels | 24 labels |" in table
+    assert "| gicho MLM-pretrained |" in table and "| 6 labels | 24 labels |" in table
+    assert "gicho's model: 2 layers of 128 (post-LN), 120-token WordPiece" in table
     assert table.count(" ± 0.000") == 2 * len(arms)  # one seed: no spread
     assert "pretraining study" in capsys.readouterr().out
 
@@ -94,6 +95,47 @@ def test_minilm_missing_is_skipped_with_a_note(tmp_path, monkeypatch, mlm_run, r
         run_pretraining_study(apply_overrides(config, {"arms": ("minilm",)}))
 
 
+@pytest.mark.slow
+def test_zero_labels_means_the_whole_training_split(tmp_path, mlm_run, reviews_csv):
+    from gicho.tasks import apply_overrides
+
+    config = apply_overrides(PretrainingStudyConfig(), ["--labels", "0,48,6", "--seeds", "0", "--arms", "random",
+                                                        *_tiny(mlm_run, reviews_csv)])
+    rows = run_pretraining_study(config, tmp_path)
+    assert [r["n_labels"] for r in rows] == [48, 6]  # 0 and 48 are both the whole split: run once
+    assert study._finetune_config(config, "random", 0, 0, str(mlm_run)).data.n_train == 0
+
+
+def test_the_default_study_is_sentiment_with_the_pretraining_recipe():
+    config = PretrainingStudyConfig()
+    assert config.finetune.data.source == "rotten-tomatoes" and config.labels == (64, 256, 1024, 0)
+    recipe = config.pretrain
+    assert recipe.model.norm_first and recipe.model.dropout == 0 and recipe.data.mask_prob > 0.15
+    assert recipe.train.lr_schedule == "linear" and "python-docs" not in recipe.data.sources
+    assert "rotten-tomatoes" in recipe.data.sources
+
+
+def test_pretrained_facts_read_the_runs_files(tmp_path):
+    import shutil
+
+    from gicho.models.bert import BertConfig, BertForMaskedLM
+
+    run = tmp_path / "run"
+    BertForMaskedLM(BertConfig.from_preset("tiny", vocab_size=300, norm_first=True)).save_pretrained(run / "model")
+    assert study.pretrained_facts(run) == "gicho's model: 2 layers of 128 (pre-LN), 300-token WordPiece."
+    (run / "config.json").write_text(json.dumps({"task": "mlm-bert", "config": {
+        "model": {"dropout": 0.0}, "data": {"sources": ["lee", "tweets"], "block_size": 128, "mask_prob": 0.25},
+        "train": {"max_steps": 7500, "batch_size": 32, "lr": 0.002, "lr_schedule": "linear"}}}))
+    (run / "results.json").write_text(json.dumps({"metrics": {"masked_accuracy": 0.3141}, "seconds": 3000}))
+    assert study.pretrained_facts(run) == (
+        "gicho's model: 2 layers of 128 (pre-LN), 300-token WordPiece, MLM-pretrained on lee+tweets for 7500 steps "
+        "of 32 blocks of 128 tokens, 25% masked, lr 0.002 (linear decay), dropout 0.0; held-out masked accuracy "
+        "0.314; 50 min.")
+    shutil.rmtree(run / "model")
+    with pytest.raises(ValueError, match=r"model config .*config.json is missing"):
+        study.pretrained_facts(run)
+
+
 def test_summary_is_mean_and_std_over_seeds(tmp_path):
     rows = [{"arm": arm, "n_labels": n, "seed": s, "accuracy": acc, "majority_accuracy": 0.25}
             for arm, n, s, acc in [("gicho", 8, 0, 0.5), ("gicho", 8, 1, 0.7), ("random", 8, 0, 0.3),
@@ -103,14 +145,13 @@ def test_summary_is_mean_and_std_over_seeds(tmp_path):
     assert summary["gicho", 8]["mean"] == pytest.approx(0.6) and summary["gicho", 8]["std"] == pytest.approx(0.1414, abs=1e-4)
     assert summary["random", 64]["seeds"] == 1 and summary["random", 64]["std"] == 0
     table = study.summary_markdown(rows)
-    assert "| gicho MLM-pretrained BERT-tiny | 0.600 ± 0.141 |  |" in table  # no 64-label run of gicho
+    assert "| gicho MLM-pretrained | 0.600 ± 0.141 |  |" in table  # no 64-label run of gicho
     assert "| majority class (always the most frequent label) | 0.250 | 0.250 |" in table
     assert study.plot(rows, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_input_is_refused_by_name(tmp_path, mlm_run, reviews_csv):
-    with pytest.raises(ValueError, match=r"argument `labels` must be a finite integer > 0; got 0"):
-        PretrainingStudyConfig(labels=(32, 0))
+    assert PretrainingStudyConfig(labels=(32, 0)).labels == (32, 0)  # 0: the whole training split
     with pytest.raises(ValueError, match=r"argument `labels` must be a finite integer > 0; got -5"):
         PretrainingStudyConfig(labels=(-5,))
     with pytest.raises(ValueError, match=r"`arms` must be one of .*'bert-base'"):

@@ -70,13 +70,14 @@ def plot_data_size_study(rows: Rows, path: str | Path) -> Path:
     return save_figure(fig, path, dpi=120)
 
 
-def plot_pretraining_study(rows: Rows, summary: Rows, path: str | Path, *, labels: Mapping[str, str]) -> Path:
+def plot_pretraining_study(rows: Rows, summary: Rows, path: str | Path, *, labels: Mapping[str, str],
+                           task: str = "fine-tuning task") -> Path:
     """Test accuracy vs labelled examples (log scale): one line per arm (mean ± std over seeds,
     points = seeds), the majority-class baseline as a horizontal line.
 
     ``rows`` hold ``arm, n_labels, accuracy, majority_accuracy`` (one per run); ``summary`` holds
     ``arm, n_labels, mean, std`` (one per arm and size, in the order to draw); ``labels`` maps an
-    arm to its legend entry.
+    arm to its legend entry; ``task`` names the fine-tuning task in the title.
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -94,7 +95,7 @@ def plot_pretraining_study(rows: Rows, summary: Rows, path: str | Path, *, label
     ax.set_xlabel("labelled training examples")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Docstring -> stdlib part: fine-tuning from three starting points")
+    ax.set_title(f"{task}: fine-tuning from three starting points", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     return save_figure(fig, path, dpi=120)

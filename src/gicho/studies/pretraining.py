@@ -1,28 +1,31 @@
 """The pretraining study: what does pretraining buy a BERT when labelled examples are few?
 
-One fine-tuning task — ``bert-classify`` with ``data.source=docstrings``: which of 8 parts of the standard library a
-docstring documents, held out by top-level module — is run by the ``bert-classify`` task itself
-(the shared runner; no training loop of its own) from three starting points ("arms"):
+One fine-tuning task — ``bert-classify`` on Rotten Tomatoes sentiment by default (critic
+snippets, rotten or fresh, held out by film; ``finetune.data`` chooses another) — is run by the
+``bert-classify`` task itself (the shared runner; no training loop of its own) from three
+starting points ("arms"):
 
 * ``random``: random weights, with the **same architecture and tokenizer** as ``gicho``, so that
   ``random`` vs ``gicho`` isolates what the masked-language pretraining brings;
-* ``gicho``: gicho's own BERT-tiny pretrained by ``mlm-bert`` on Python's documentation
-  (``pretrained``: an ``mlm-bert`` run directory; when empty the study first pretrains one with
-  the ``pretrain`` budget and keeps it in ``out_dir/pretrain``, reusable as ``--pretrained``);
+* ``gicho``: gicho's own BERT pretrained by ``mlm-bert`` (``pretrained``: an ``mlm-bert`` run
+  directory; when empty the study first pretrains one with the ``pretrain`` recipe, on the
+  offline corpora of :mod:`gicho.data.text.pretraining_text` — the Rotten Tomatoes text of the
+  *training* films only — and keeps it in ``out_dir/pretrain``, reusable as ``--pretrained``);
 * ``minilm``: the packaged all-MiniLM-L6-v2 (optional extra ``bert``) — a different, larger
-  architecture (6 layers of 384 against 2 of 128) with its own 30,522-token vocabulary,
-  pretrained on far more text; it is skipped, with a note, when the package is missing.
+  architecture (6 layers of 384) with its own 30,522-token vocabulary, pretrained on far more
+  text: the ceiling; it is skipped, with a note, when the package is missing.
 
-Each arm is fine-tuned on stratified samples of ``labels`` training examples (the sample is
-drawn by seed, the same for every arm), with ``seeds`` seeds (the sample, the initialisation of
-the head or the whole model, and the batch order), for the same number of optimizer steps at
-every size (``finetune.train``; the learning rate is ``tiny_lr`` for both tiny arms, the same
-for both so that only the starting weights differ, and ``minilm_lr`` for MiniLM). The held-out
-test split is the same for every arm and size; the majority-class baseline (the most frequent
-training label, always) is scored on it too. :func:`run_pretraining_study` returns one row per
-run and writes ``pretraining_study.csv``, ``.json``, ``.md`` (mean ± std over seeds) and
-``.png`` (accuracy vs labels, :func:`gicho.plots.studies.plot_pretraining_study`). The study
-reports what it measures; it asserts nothing.
+Each arm is fine-tuned on stratified samples of ``labels`` training examples (0: all of them;
+the sample is drawn by seed, the same for every arm), with ``seeds`` seeds (the sample, the
+initialisation of the head or the whole model, and the batch order), for the same number of
+optimizer steps at every size (``finetune.train``; the learning rate is ``gicho_lr`` for both
+the random and gicho arms, the same for both so that only the starting weights differ, and
+``minilm_lr`` for MiniLM). The held-out test split is the same for every arm and size; the
+majority-class baseline (the most frequent training label, always) is scored on it too.
+:func:`run_pretraining_study` returns one row per run and writes ``pretraining_study.csv``,
+``.json``, ``.md`` (mean ± std over seeds) and ``.png`` (accuracy vs labels,
+:func:`gicho.plots.studies.plot_pretraining_study`). The study reports what it measures; it
+asserts nothing.
 """
 
 from __future__ import annotations
@@ -57,27 +60,39 @@ ARM_LABELS = {
 ALL = 0  # a label count of 0: every training example
 STEM = "pretraining_study"
 # `--quick`: a few minutes on two busy cores (2 sizes, 1 seed, short pretraining and fine-tuning)
-QUICK = {"labels": (32, 256), "seeds": (0,), "finetune.train.max_steps": 40, "finetune.data.max_per_module": 40,
-         "pretrain.train.max_steps": 150, "pretrain.train.eval_every": 150, "pretrain.data.max_documents": 2000,
-         "pretrain.data.vocab_size": 4000}
+QUICK = {"labels": (32, 256), "seeds": (0,), "finetune.train.max_steps": 40, "finetune.data.n_eval": 300,
+         "pretrain.train.max_steps": 150, "pretrain.train.eval_every": 150, "pretrain.train.warmup_steps": 15,
+         "pretrain.data.max_documents": 2000, "pretrain.data.vocab_size": 4000}
 
 
 def _finetune() -> BertClassifyConfig:
     from gicho.tasks.bert_classify import ClassifyData, ClassifyModel
     from gicho.train.config import TrainConfig
 
-    # 32 tokens: the first ~25 words of a docstring; MiniLM's cost grows with the length. The
-    # study keeps the docstring task (bert-classify's default is now Rotten Tomatoes sentiment)
-    return BertClassifyConfig(model=ClassifyModel(max_len=32), data=ClassifyData(source="docstrings"), train=TrainConfig(
-        max_steps=100, batch_size=16, warmup_steps=10, eval_batch_size=128, log_every=25))
+    # 64 tokens hold all but the longest snippets (~18.5 words each); 300 steps of 32 are about
+    # one epoch of the whole training split and many of the small samples
+    return BertClassifyConfig(model=ClassifyModel(max_len=64), data=ClassifyData(source="rotten-tomatoes"),
+                              train=TrainConfig(max_steps=300, batch_size=32, warmup_steps=30, eval_batch_size=128,
+                                                log_every=50))
+
+
+PRETRAIN_SOURCES = ("rotten-tomatoes", "tweets", "shakespeare", "wikipedia", "lee")
 
 
 def _pretrain() -> MLMBertConfig:
-    from gicho.tasks.mlm_bert import MLMData
+    """The pretraining recipe (what the compute-limited literature found, sized for two CPU
+    cores): BERT-tiny with pre-LN layers and no dropout, a WordPiece trained on the corpus, the
+    offline English text (the sentiment task's training films, tweets, Shakespeare, Wikipedia,
+    news), packed blocks of 128, 25% of tokens masked, AdamW at 2e-3 with warmup and linear
+    decay, sparse prediction of the masked positions only."""
+    from gicho.tasks.mlm_bert import MLMData, MLMModel
     from gicho.train.config import TrainConfig
 
-    return MLMBertConfig(data=MLMData(block_size=64), train=TrainConfig(
-        max_steps=600, batch_size=32, lr=2e-3, warmup_steps=60, eval_every=300, log_every=50, eval_batch_size=64))
+    return MLMBertConfig(
+        model=MLMModel(preset="tiny", dropout=0.0, norm_first=True),
+        data=MLMData(sources=PRETRAIN_SOURCES, vocab_size=8000, block_size=128, mask_prob=0.25),
+        train=TrainConfig(max_steps=7500, batch_size=32, lr=2e-3, warmup_steps=300, lr_schedule="linear",
+                          eval_every=2500, log_every=250, eval_batch_size=64))
 
 
 @dataclass
@@ -96,20 +111,20 @@ class PretrainingStudyConfig:
     pretrained : str
         An ``mlm-bert`` run directory for ``gicho`` and ``random`` (its tokenizer, its sizes);
         empty: pretrain one first with ``pretrain``.
-    tiny_lr, minilm_lr : float
+    gicho_lr, minilm_lr : float
         Fine-tuning learning rates (``finetune.train.lr`` is replaced by them).
     finetune : BertClassifyConfig
         The fine-tuning task and budget (``--finetune.train.max-steps 100``,
         ``--finetune.model.max-len 32``); the study sets the checkpoint, the sample and the seed.
     pretrain : MLMBertConfig
-        The pretraining budget when ``pretrained`` is empty (``--pretrain.train.max-steps 600``).
+        The pretraining recipe when ``pretrained`` is empty (``--pretrain.train.max-steps 7500``).
     """
 
-    labels: tuple[int, ...] = (32, 128, 512, 2048)
+    labels: tuple[int, ...] = (64, 256, 1024, ALL)
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[str, ...] = ARMS
     pretrained: str = ""
-    tiny_lr: float = 1e-3
+    gicho_lr: float = 5e-4
     minilm_lr: float = 1e-4
     finetune: BertClassifyConfig = field(default_factory=_finetune)
     pretrain: MLMBertConfig = field(default_factory=_pretrain)
@@ -121,7 +136,7 @@ class PretrainingStudyConfig:
                 check_positive(n, "labels", integer=True)
         for arm in self.arms:
             check_choice(arm, "arms", ARMS)
-        check_positive(self.tiny_lr, "tiny_lr")
+        check_positive(self.gicho_lr, "gicho_lr")
         check_positive(self.minilm_lr, "minilm_lr")
         if self.pretrained and ("gicho" in self.arms or "random" in self.arms):
             check_mlm_run(self.pretrained)
@@ -181,7 +196,7 @@ def _finetune_config(config: PretrainingStudyConfig, arm: str, n: int, seed: int
     ft = config.finetune
     steps = ft.train.max_steps
     train = dataclasses.replace(ft.train, seed=seed, eval_every=steps, keep_last=1, progress=False,
-                                lr=config.minilm_lr if arm == "minilm" else config.tiny_lr)
+                                lr=config.minilm_lr if arm == "minilm" else config.gicho_lr)
     model = dataclasses.replace(ft.model, checkpoint="" if arm == "minilm" else pretrained,
                                 init="random" if arm == "random" else "pretrained")
     data = dataclasses.replace(ft.data, n_train=n, sample_seed=seed)  # n = 0: all
@@ -256,12 +271,42 @@ def run_pretraining_study(config: PretrainingStudyConfig | None = None, out_dir:
     return rows
 
 
+def pretrained_facts(run_dir: str | Path) -> str:
+    """One line on an ``mlm-bert`` run: its model's sizes (``model/config.json``), and where the
+    run's own ``config.json`` and ``results.json`` exist, the corpus, budget, held-out masked
+    accuracy and time."""
+    from gicho.models._bert_hf import NORM_FIRST_KEY
+    from gicho.rundir import CONFIG_FILE, MODEL_DIR, RESULTS_FILE, read_json
+
+    run = Path(run_dir)
+    bert = read_json(run / MODEL_DIR / CONFIG_FILE, "model config")
+    layers = "pre-LN" if bert.get(NORM_FIRST_KEY) else "post-LN"
+    line = (f"gicho's model: {bert.get('num_hidden_layers')} layers of {bert.get('hidden_size')} ({layers}), "
+            f"{bert.get('vocab_size')}-token WordPiece")
+    if (run / CONFIG_FILE).is_file():
+        c = read_json(run / CONFIG_FILE, "run config").get("config", {})
+        data, train = c.get("data", {}), c.get("train", {})
+        corpus = data.get("corpus") or "+".join(data.get("sources") or ["python-docs"])
+        line += (f", MLM-pretrained on {corpus} for {train.get('max_steps')} steps of {train.get('batch_size')} "
+                 f"blocks of {data.get('block_size')} tokens, {data.get('mask_prob', 0.15):.0%} masked, lr "
+                 f"{train.get('lr')} ({train.get('lr_schedule', 'cosine')} decay), dropout "
+                 f"{c.get('model', {}).get('dropout')}")
+    if (run / RESULTS_FILE).is_file():
+        results = read_json(run / RESULTS_FILE, "run results")
+        if "masked_accuracy" in results.get("metrics", {}):
+            line += f"; held-out masked accuracy {results['metrics']['masked_accuracy']:.3f}"
+        if "seconds" in results:
+            line += f"; {results['seconds'] / 60:.0f} min"
+    return line + "."
+
+
 def _write(config: PretrainingStudyConfig, out: Path, rows: list[dict[str, Any]], **facts: Any) -> None:
     from gicho.tasks import config_to_dict
 
     write_study_tables(out, STEM, {**config_to_dict(config), **facts}, rows)
-    atomic_write_text(out / f"{STEM}.md", summary_markdown(rows))
-    plot(rows, out / f"{STEM}.png")
+    about = pretrained_facts(facts["pretrained_run"]) if facts.get("pretrained_run") else ""
+    atomic_write_text(out / f"{STEM}.md", summary_markdown(rows) + (f"\n{about}\n" if about else ""))
+    plot(rows, out / f"{STEM}.png", task_name(config.finetune))
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -289,7 +334,16 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + f"\n\nTest accuracy, mean ± std over {len(seeds)} seed(s) {seeds}.\n"
 
 
-def plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
+def plot(rows: list[dict[str, Any]], path: str | Path, task: str = "fine-tuning task") -> Path:
     """The study's figure (:func:`gicho.plots.studies.plot_pretraining_study`) of ``rows``: one
-    line per arm, labelled as in the markdown table."""
-    return plot_pretraining_study(rows, summarise(rows), path, labels=ARM_LABELS)
+    line per arm, labelled as in the markdown table; ``task`` names the task in the title."""
+    return plot_pretraining_study(rows, summarise(rows), path, labels=ARM_LABELS, task=task)
+
+
+def task_name(finetune: BertClassifyConfig) -> str:
+    """A short name of the fine-tuning task, for the figure's title."""
+    from gicho.tasks.bert_classify import SOURCE_NAMES
+
+    if finetune.data.csv:
+        return Path(finetune.data.csv).name
+    return SOURCE_NAMES[finetune.data.source].split(",")[0]

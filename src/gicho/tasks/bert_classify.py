@@ -58,10 +58,13 @@ def default_checkpoint() -> Path:
 
 def _checkpoint_dir(checkpoint: str) -> Path:
     path = default_checkpoint() if checkpoint in ("", RANDOM) else Path(checkpoint)
-    from gicho.rundir import CONFIG_FILE, RunDir
+    from gicho.rundir import CONFIG_FILE, MODEL_DIR, RunDir, read_json
 
     if (RunDir(path).model / CONFIG_FILE).is_file():  # a gicho run directory: its result
         path = RunDir(path).model
+    elif (path / CONFIG_FILE).is_file() and "task" in read_json(path / CONFIG_FILE, "run config"):
+        raise FileNotFoundError(f"--model.checkpoint {checkpoint}: {path} is a gicho run directory without a "
+                                f"{MODEL_DIR}/ (still training, or stopped before the end? resume it: `gicho train --resume RUN`)")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--model.checkpoint {checkpoint}: {path} holds no BERT (no config.json)")
     return path
