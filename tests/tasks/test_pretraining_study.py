@@ -152,7 +152,8 @@ def test_summary_is_mean_and_std_over_seeds(tmp_path):
 
 def test_bad_input_is_refused_by_name(tmp_path, mlm_run, reviews_csv):
     assert PretrainingStudyConfig(labels=(32, 0)).labels == (32, 0)  # 0: the whole training split
-    with pytest.raises(ValueError, match=r"argument `labels` must be a finite integer > 0; got -5"):
+    with pytest.raises(ValueError, match=r"argument `labels` must hold integers >= 0 \(0: every training example\); "
+                                         r"got -5"):
         PretrainingStudyConfig(labels=(-5,))
     with pytest.raises(ValueError, match=r"`arms` must be one of .*'bert-base'"):
         PretrainingStudyConfig(arms=("random", "bert-base"))

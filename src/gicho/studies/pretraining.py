@@ -132,8 +132,8 @@ class PretrainingStudyConfig:
     def __post_init__(self) -> None:
         require_nonempty(self, "labels", "seeds", "arms")
         for n in self.labels:
-            if n != ALL:
-                check_positive(n, "labels", integer=True)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"argument `labels` must hold integers >= 0 (0: every training example); got {n!r}")
         for arm in self.arms:
             check_choice(arm, "arms", ARMS)
         check_positive(self.gicho_lr, "gicho_lr")
