@@ -155,7 +155,7 @@ def _streamed_documents(data: MLMData) -> tuple[Iterable[str], list[str]] | None
     if not data.corpus or datasets_format(data.corpus) is None:
         if data.text_field != "text":
             raise ValueError(f"field `data.text_field` ({data.text_field!r}) applies to a Parquet, JSONL or Arrow "
-                             f"corpus; data.corpus is {data.corpus or 'empty (Python docs)'}")
+                             f"corpus; data.corpus is {data.corpus or 'empty (the named data.sources)'}")
         return None
     if data.unit != "paragraph":
         raise ValueError(f"field `data.unit` ({data.unit!r}) applies to text files; in a Parquet, JSONL or Arrow "
