@@ -97,5 +97,5 @@ def plot_pretraining_study(rows: Rows, summary: Rows, path: str | Path, *, label
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{task}\nfine-tuned from each starting point", fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="lower right", fontsize="small")
     return save_figure(fig, path, dpi=120)
