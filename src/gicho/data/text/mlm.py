@@ -78,6 +78,14 @@ def iter_packed_blocks(documents: Iterable[Sequence[int]], block_size: int, cls_
         yield [cls_id, *buffer]
 
 
+def _no_blocks_error(n_tokens: int, block_size: int) -> ValueError:
+    """Why packing gave no block: an empty corpus, or (with ``drop_last``) too few tokens."""
+    if n_tokens == 0:
+        return ValueError("the corpus gave no tokens to pack (is it empty?)")
+    return ValueError(f"the corpus gave {n_tokens} tokens, fewer than one block of block_size={block_size} "
+                      "(with [CLS] and [SEP]); give more text or a smaller block_size")
+
+
 class PackedBlocks(torch.utils.data.Dataset):
     """A corpus tokenized and packed into blocks for MLM pretraining (map-style).
 
@@ -110,12 +118,7 @@ class PackedBlocks(torch.utils.data.Dataset):
         blocks = list(iter_packed_blocks(counting(self._token_stream(corpus, tokenizer)), block_size,
                                          tokenizer.cls_id, tokenizer.sep_id, drop_last))
         if not blocks:
-            if counted["tokens"] == 0:
-                raise ValueError("the corpus gave no tokens to pack (is it empty?)")
-            # only drop_last can leave nothing of a corpus that has tokens
-            raise ValueError(f"the corpus gave {counted['tokens']} tokens, fewer than one block of "
-                             f"block_size={block_size} (with [CLS] and [SEP]); give more text or a "
-                             "smaller block_size")
+            raise _no_blocks_error(counted["tokens"], block_size)
         self.last_length = len(blocks[-1])
         blocks[-1] = blocks[-1] + [tokenizer.pad_id] * (block_size - len(blocks[-1]))
         self.blocks = torch.tensor(blocks, dtype=torch.int32)  # (N, block_size)
@@ -227,11 +230,7 @@ class MemmapBlocks(PackedBlocks):
             if pending:
                 flush(f)
             if n_blocks == 0:
-                if n_stream == 0:
-                    raise ValueError("the corpus gave no tokens to pack (is it empty?)")
-                raise ValueError(f"the corpus gave {n_stream} tokens, fewer than one block of "
-                                 f"block_size={size} (with [CLS] and [SEP]); give more text or a "
-                                 "smaller block_size")
+                raise _no_blocks_error(n_stream, size)
             f.seek(0)
             np.lib.format.write_array_header_1_0(f, header(n_blocks))
             if f.tell() != data_offset:  # pragma: no cover - numpy always leaves room for the shape
