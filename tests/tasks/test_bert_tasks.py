@@ -45,6 +45,38 @@ def test_mlm_bert_runs_evaluates_and_fills_masks(mlm_run):
     assert "BERT-tiny" in (outcome.run_dir / "report.html").read_text()
 
 
+
+@pytest.mark.slow
+def test_mlm_continues_pretraining_from_a_checkpoint(mlm_run, tmp_path):
+    """Domain-adaptive pretraining: the run starts from the checkpoint's weights and tokenizer
+    (its held-out loss at step 0 is the checkpoint's, far below a fresh model's), and refuses a
+    block longer than its positions and a non-BERT directory."""
+    import torch
+
+    from gicho.models.bert import BertForMaskedLM
+
+    task, _, first = mlm_run
+    corpus = tmp_path / "reviews.txt"
+    corpus.write_text("\n\n".join(f"the film is {w} and the acting is {v}" for w in ("dull", "warm", "long", "fine")
+                                    for v in ("good", "flat", "bold", "weak", "odd")) + "\n")
+    overrides = {"model.checkpoint": str(first.run_dir), "data.corpus": str(corpus), "data.block_size": 32,
+                 "data.valid_fraction": 0.2, "train.max_steps": 1, "train.eval_every": 1, "train.lr": 1e-9,
+                 "train.warmup_steps": 0, "train.batch_size": 4, "train.device": "cpu"}
+    outcome = run_task(task, task.make_config(overrides), root=tmp_path / "runs", progress=False)
+    before = BertForMaskedLM.from_pretrained(first.run_dir / "model")
+    after = BertForMaskedLM.from_pretrained(outcome.run_dir / "model")
+    for (name, a), (_, b) in zip(before.state_dict().items(), after.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)  # lr 1e-9: one step moves nothing
+    saved = {p.name: p.read_text() for p in (outcome.run_dir / "model").glob("vocab.txt")}
+    assert saved["vocab.txt"] == (first.run_dir / "model" / "vocab.txt").read_text()  # its tokenizer, not a new one
+    assert "continued from" in (outcome.run_dir / "report.html").read_text()
+    with pytest.raises(ValueError, match=r"`data.block_size` \(512\) exceeds the 128 positions"):
+        run_task(task, task.make_config({**overrides, "data.block_size": 512}), root=tmp_path / "r2", progress=False)
+    with pytest.raises(FileNotFoundError, match="holds no BERT"):
+        run_task(task, task.make_config({**overrides, "model.checkpoint": str(tmp_path)}), root=tmp_path / "r3",
+                 progress=False)
+
+
 def test_mlm_config_errors():
     task = get("mlm-bert")
     with pytest.raises(ValueError, match=r"field `data.valid_fraction` must lie in \(0, 1\); got 1.5"):

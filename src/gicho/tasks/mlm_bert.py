@@ -19,6 +19,10 @@ memory), the vocabulary is trained on the streamed training rows, and the traini
 written to a memory-mapped ``.npy`` file in a temporary directory
 (:class:`~gicho.data.text.MemmapBlocks`; every ``torchrun`` process builds the same one).
 
+Continued (domain-adaptive) pretraining: ``--model.checkpoint PATH`` (a BERT directory with an
+MLM head, or an ``mlm-bert`` run) starts from that model and its tokenizer, on this run's corpus
+(Gururangan et al. 2020, "Don't stop pretraining"); its sizes replace ``--model.preset``.
+
 ``predict`` fills every mask: ``"The [MASK] statement exits a loop."`` → the top tokens with
 their probabilities (``top_k``, default 5), one line per input; an input with several masks
 reads ``[MASK]1: ... | [MASK]2: ...``. The run's ``model/`` holds the tokenizer beside the weights.
@@ -26,6 +30,7 @@ reads ``[MASK]1: ... | [MASK]2: ...``. The run's ``model/`` holds the tokenizer 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from collections.abc import Iterable
@@ -54,6 +59,9 @@ class MLMModel:
     dropout: float = field(default=0.1, metadata={"help": "dropout in the encoder"})
     norm_first: bool = field(default=False, metadata={
         "help": "pre-LN layers (transformers cannot load them; post-LN is BERT's own)"})
+    checkpoint: str = field(default="", metadata={
+        "help": "continue pretraining this BERT dir or mlm-bert run (its weights, sizes, tokenizer; "
+                "preset, norm_first and data.vocab_size then come from it)"})
 
 
 @dataclass
@@ -169,6 +177,30 @@ def _streamed_documents(data: MLMData) -> tuple[Iterable[str], list[str]] | None
     return train, held_out
 
 
+def _checkpoint_dir(checkpoint: str) -> Path:
+    """The BERT directory of ``model.checkpoint`` (an ``mlm-bert`` run's ``model/``, or the directory itself)."""
+    from gicho.tasks.bert_classify import _checkpoint_dir as bert_dir
+
+    if checkpoint == "random":
+        raise ValueError("field `model.checkpoint` must name a BERT directory or an mlm-bert run to continue from; "
+                         "leave it empty to pretrain from random weights")
+    return bert_dir(checkpoint)
+
+
+def _continued_tokenizer(checkpoint: str, block_size: int) -> Any:
+    """The tokenizer of the checkpoint whose pretraining continues (a vocabulary belongs to its
+    weights), after checking that a block fits its positions."""
+    from gicho.data.text import load_tokenizer
+    from gicho.weights import read_config
+
+    path = _checkpoint_dir(checkpoint)
+    positions = int(read_config(path).get("max_position_embeddings", 0))
+    if block_size > positions:
+        raise ValueError(f"field `data.block_size` ({block_size}) exceeds the {positions} positions of "
+                         f"--model.checkpoint {checkpoint}; give at most {positions}")
+    return load_tokenizer(path)
+
+
 def fill_masks(predictor: Predictor, texts: list[str], k: int = TOP_K) -> list[list[list[tuple[str, float]]]]:
     """For each input and each of its [MASK] (left to right), the top-``k`` tokens and probabilities."""
     from gicho.tasks.bert_text import fill_mask
@@ -227,7 +259,10 @@ class MLMBertTask(NeuralTask):
             train_texts, valid_texts = texts[n_valid:], texts[:n_valid]
         else:
             train_texts, valid_texts = streamed
-        tokenizer = (preprocessing or {}).get("tokenizer") or train_wordpiece(train_texts, vocab_size=d.vocab_size)
+        tokenizer = (preprocessing or {}).get("tokenizer")
+        if tokenizer is None:
+            tokenizer = (_continued_tokenizer(config.model.checkpoint, d.block_size) if config.model.checkpoint
+                         else train_wordpiece(train_texts, vocab_size=d.vocab_size))
         blocks = PackedBlocks if streamed is None else MemmapBlocks
         train = blocks(train_texts, tokenizer, d.block_size, drop_last=True)
         valid = PackedBlocks(valid_texts, tokenizer, d.block_size)
@@ -243,6 +278,14 @@ class MLMBertTask(NeuralTask):
         from gicho.models.bert import BertConfig, BertForMaskedLM
 
         tokenizer = splits.info["tokenizer"]
+        if config.model.checkpoint:  # domain-adaptive pretraining: the checkpoint's model, its MLM head
+            from gicho.weights import read_config
+
+            path = _checkpoint_dir(config.model.checkpoint)
+            stored = BertForMaskedLM.config_from_json(read_config(path), f"model config {path / 'config.json'}")
+            rate = config.model.dropout  # the run's dropout; everything else is the checkpoint's
+            return BertForMaskedLM.from_pretrained(
+                path, config=dataclasses.replace(stored, dropout=rate, attention_dropout=rate)).train()
         bert = BertConfig.from_preset(config.model.preset, vocab_size=tokenizer.vocab_size,
                                       pad_token_id=tokenizer.pad_id, dropout=config.model.dropout,
                                       attention_dropout=config.model.dropout, norm_first=config.model.norm_first,
@@ -299,9 +342,14 @@ class MLMBertTask(NeuralTask):
 
     def describe(self, config: MLMBertConfig) -> tuple[str, str]:
         d = config.data
+        corpus = d.corpus or " + ".join(d.sources)
+        if config.model.checkpoint:
+            return (f"BERT masked-language model continued from {config.model.checkpoint}",
+                    f"{corpus} (its tokenizer, blocks of {d.block_size}, {d.mask_prob:.0%} masked, "
+                    f"{d.valid_fraction:.0%} of documents held out)")
         layers = " (pre-LN)" if config.model.norm_first else ""
         return (f"BERT-{config.model.preset}{layers} masked-language model",
-                f"{d.corpus or ' + '.join(d.sources)} ({d.vocab_size}-token WordPiece, blocks of {d.block_size}, "
+                f"{corpus} ({d.vocab_size}-token WordPiece, blocks of {d.block_size}, "
                 f"{d.mask_prob:.0%} masked, {d.valid_fraction:.0%} of documents held out)")
 
 
