@@ -64,6 +64,7 @@ TASK_MODULES: tuple[str, ...] = (
     "gicho.tasks.sentiment",
     "gicho.tasks.digits_vit",
     "gicho.tasks.vit_folder",
+    "gicho.tasks.mnist",
 )
 
 # Users (and the tests) register tasks of their own without editing gicho: a comma-separated
