@@ -18,13 +18,13 @@ Two levels, both for training data only (evaluation and test data are never augm
 
 Presets (an :class:`Augmentation` each), by the kind of images:
 
-=================  =====================================================================
+=================  =======================================================================
 ``FOLDER_PRESETS`` photos in an image folder (task ``vit``): ``none``; ``flip-crop`` (the
                    folder's random crop of the resized image and horizontal flip: the
                    default); ``strong`` (flip-crop + MixUp / CutMix)
-``DIGIT_PRESETS``  hand-written digits: ``none``; ``shift`` (pad by 2 px and crop back);
-                   ``strong`` (shift + MixUp / CutMix); never flipped
-=================  =====================================================================
+``DIGIT_PRESETS``  hand-written 28 px digits (MNIST): ``none``; ``shift`` (pad by 2 px and
+                   crop back); ``strong`` (shift + MixUp / CutMix); never flipped
+=================  =======================================================================
 
 How a task wires it (``data.augment`` a preset name)::
 
@@ -57,7 +57,7 @@ MIXUP_ALPHA = 0.8
 CUTMIX_ALPHA = 1.0
 CUTMIX_PROB = 0.5
 FLIP_PROB = 0.5
-DIGIT_SHIFT = 2  # pixels of translation: small against a digit, as in the classic MNIST recipes
+DIGIT_SHIFT = 2  # pixels: the classic ±2 px translation of 28 px MNIST digits (an 8 px digit wants 1)
 # a worker's seed from (seed, worker seed), as gicho.data.text.batching.derive_seed (not imported:
 # it would load the text package)
 _SEED_MIX = 0x9E37_79B9_7F4A_7C15
