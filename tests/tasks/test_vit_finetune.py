@@ -171,3 +171,33 @@ def test_an_image_size_the_checkpoints_patches_do_not_cut_is_refused():
     with pytest.raises(ValueError, match=r"--model.checkpoint ck: image_size=24 must be divisible by patch_size=16"):
         resolve_model(given, _default_model(), checkpoint)
     assert resolve_model(dataclasses.replace(given, image_size=48), _default_model(), checkpoint).image_size == 48
+
+
+def test_a_timm_state_dict_beside_gichos_config_json_fine_tunes(tmp_path):
+    """timm's names (renamed by hand as tests/models/test_vit.py does: timm is not installed)."""
+    from safetensors.torch import save_file
+
+    from gicho.models.vit import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    source = ViTForImageClassification(ViTConfig(image_size=16, patch_size=4, d_model=16, n_layers=1, n_heads=2,
+                                                 n_labels=7))
+    directory = tmp_path / "timm-vit"
+    source.save_pretrained(directory)  # config.json (+ the processor), then timm's weights instead
+    timm = {}
+    for k, v in source.state_dict().items():
+        k = k.removeprefix("backbone.").replace("encoder.layers.", "blocks.").replace("stem.", "")
+        k = {"encoder.norm.weight": "norm.weight", "encoder.norm.bias": "norm.bias",
+             "pos_embed.weight": "pos_embed"}.get(k, k)
+        timm[k] = (v[None] if k == "pos_embed" else v).contiguous()
+    assert "blocks.0.attn.qkv.weight" in timm
+    save_file(timm, str(directory / "model.safetensors"))
+    root = _folder(tmp_path / "pets", {"cat": 6, "dog": 6})
+    task = get("vit")
+    config = _config(root, directory)
+    model = task.build_model(config, task.build_data(config))
+    want = source.state_dict()
+    for name, tensor in model.state_dict().items():
+        if not name.startswith("head."):
+            assert torch.equal(tensor, want[name]), name
+    assert model.head.out_features == 2
