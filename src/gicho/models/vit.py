@@ -413,7 +413,8 @@ class ViTForImageClassification(ViTPretrained):
         Returns
         -------
         dict
-            ``"logits"`` (B, n_labels); with ``labels`` (B,) int64, ``"loss"`` (mean
+            ``"logits"`` (B, n_labels); with ``labels`` (B,) int64 (or soft targets (B, n_labels)
+            float, see :func:`gicho.nn.losses.classification_loss`), ``"loss"`` (mean
             cross-entropy, labels of -100 ignored) and ``"n_items"``; ``"attentions"`` when
             ``output_attentions``.
         """

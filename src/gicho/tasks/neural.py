@@ -64,8 +64,10 @@ class Splits:
     """A task's data: map-style datasets, the collate function, and facts the model needs.
 
     ``valid`` (may be None) is what the Trainer evaluates during training; ``test`` scores the
-    final model. ``info`` carries whatever ``build_model`` needs from the data (vocabularies,
-    feature statistics, label names).
+    final model. ``collate`` builds every batch unless ``train_collate`` is given, which then
+    builds the training batches (a batch-level augmentation such as MixUp, see
+    :mod:`gicho.data.augment`; evaluation never sees it). ``info`` carries whatever
+    ``build_model`` needs from the data (vocabularies, feature statistics, label names).
     """
 
     train: Any
@@ -73,6 +75,7 @@ class Splits:
     test: Any
     collate: Callable[[list[Any]], dict[str, Any]] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    train_collate: Callable[[list[Any]], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -253,6 +256,7 @@ class NeuralTask(Task):
             train_config = dataclasses.replace(config.train, progress=progress)
             trainer = Trainer(model, splits.train, splits.valid, self.build_metrics(config, splits.info, "valid"),
                               train_config, run_dir=ctx.run_dir, collate_fn=splits.collate,
+                              train_collate_fn=splits.train_collate,
                               eval_forward=self.eval_forward, param_groups=self.param_groups)
             trainer.fit(resume=ctx.resume)
             chosen = best_checkpoint(ctx.run_dir) if self.select == "best" else latest_checkpoint(ctx.run_dir)

@@ -114,11 +114,14 @@ def describe_fields(config: Any, prefix: str = "") -> list[FieldInfo]:
     """Every leaf field of ``config`` (recursing into nested dataclass parts), in order.
 
     A field's description is its ``metadata["help"]``, else the first sentence of its entry
-    in the Config's numpydoc docstring.
+    in the numpydoc docstring of the Config's class or, for an inherited field, of a base class.
     """
     out: list[FieldInfo] = []
     hints = _hints(type(config))
-    documented = _docstring_help(type(config))
+    documented: dict[str, str] = {}
+    for klass in type(config).__mro__:  # a Config extended by a subclass keeps its fields' help
+        for name, text in _docstring_help(klass).items():
+            documented.setdefault(name, text)
     for f in dataclasses.fields(config):
         if not f.init:
             continue

@@ -6,9 +6,14 @@
   ``model.n_labels`` and ``model.label_names`` stay ``None`` ("from the folder") in the run's
   config, the trained model's ``config.json`` holds them (``id2label``), and the report's data
   line names them;
+  ``--model.checkpoint DIR`` fine-tunes a pretrained ViT instead (a Hugging Face or timm directory,
+  or a gicho run): its encoder and image processor, a new head, positions interpolated when
+  ``--model.image-size`` differs; the rules are :mod:`gicho.tasks._vit_checkpoint`'s;
 * E: :class:`gicho.data.image_folder.ImageFolder` over ``root/<class>/<image>`` (cat-vs-dog
-  style), a stratified ``--data.test-fraction`` held out; training images randomly cropped and
-  flipped. Without ``--data.root`` the digits 0, 1, 2 are written as 32 px PNG files into a
+  style), a stratified ``--data.test-fraction`` held out; training images augmented as
+  ``--data.augment`` says (:data:`gicho.data.augment.FOLDER_PRESETS`): ``flip-crop`` (random crop
+  and flip, the default), ``none``, or ``strong`` (flip-crop + MixUp / CutMix, soft targets);
+  held-out images never are. Without ``--data.root`` the digits 0, 1, 2 are written as 32 px PNG files into a
   temporary folder (so the tour runs with no download). Refused before training, each with a
   one-line message: a folder with fewer than 2 classes (a one-class "classifier" scores
   accuracy 1.0), and a class left with no training image by the split (it could never be
@@ -29,14 +34,15 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
+from gicho.models.vit import ViTConfig
 from gicho.tasks import register
 from gicho.tasks._image_classification import ImageClassificationTask
 from gicho.tasks.neural import Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["FolderData", "FolderViTConfig", "FolderViTTask"]
+__all__ = ["FolderData", "FolderViTConfig", "FolderViTModel", "FolderViTTask"]
 
 MIN_CLASSES = 2  # a classifier of one class is always right
 IMAGE_CHANNELS = (3, 1)  # what read_image gives: RGB or grey
@@ -44,10 +50,31 @@ DIGIT_CLASSES = ("0", "1", "2")  # the default folder (no --data.root)
 SHOWN_CLASSES = 10  # class names listed in the task's description (the report's data line)
 
 
-def _default_model() -> Any:
-    from gicho.models.vit import ViTConfig
+AugmentName = Literal["none", "flip-crop", "strong"]  # gicho.data.augment.FOLDER_PRESETS' names
 
-    return ViTConfig.from_preset("mini", n_labels=None)  # None: the folder decides
+
+@dataclass
+class FolderViTModel(ViTConfig):
+    """The ``vit`` task's model part: a :class:`~gicho.models.vit.ViTConfig` and where to start from.
+
+    Parameters
+    ----------
+    checkpoint : str
+        A pretrained ViT directory to fine-tune (its encoder, image processor and architecture;
+        see :mod:`gicho.tasks._vit_checkpoint`); "" trains from scratch.
+    """
+
+    checkpoint: str = field(default="", metadata={
+        "help": "fine-tune this ViT (HF/timm dir or gicho run; its sizes; image size: its own unless "
+                "set to another than 32); '' = from scratch"})
+
+    def vit_config(self) -> ViTConfig:
+        """The ViTConfig of these fields (without ``checkpoint``)."""
+        return ViTConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ViTConfig)})
+
+
+def _default_model() -> FolderViTModel:
+    return FolderViTModel.from_preset("mini", n_labels=None)  # None: the folder decides
 
 
 @dataclass
@@ -58,8 +85,13 @@ class FolderData:
     test_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out"})
     split_seed: int = field(default=0, metadata={"help": "seed of the stratified split"})
     on_error: str = field(default="raise", metadata={"help": "unreadable files: raise or skip"})
+    augment: AugmentName = field(default="flip-crop", metadata={
+        "help": "training images: none, flip-crop (random crop + flip), strong (flip-crop + MixUp/CutMix)"})
 
     def __post_init__(self) -> None:
+        if self.augment not in get_args(AugmentName):
+            raise ValueError(f"field `augment` must be one of {', '.join(map(repr, get_args(AugmentName)))}; "
+                             f"got {self.augment!r}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"field `test_fraction` must lie in (0, 1); got {self.test_fraction!r}")
         if self.on_error not in ("raise", "skip"):
@@ -131,24 +163,28 @@ class FolderViTTask(ImageClassificationTask):
 
     def build_data(self, config: FolderViTConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
         """The folder's images split by class (stratified); without ``data.root``, the digits 0-2
-        written as PNG files into a temporary folder that lives as long as the dataset."""
+        written as PNG files into a temporary folder that lives as long as the dataset. Images are
+        read by the run's image processor: the saved one (``preprocessing``, on resume and
+        evaluation), else the checkpoint's, else 0.5 / 0.5 with crop_pct 0.875. Training images
+        are augmented as ``data.augment`` says (``Splits.train_collate`` mixes batches)."""
         import tempfile
 
         import numpy as np
         from torch.utils.data import Subset
 
+        from gicho.data.augment import FOLDER_PRESETS, augment_training, get_preset
         from gicho.data.image_folder import ImageFolder, write_digits_folder
         from gicho.data.images import stratified_subset
-        from gicho.models.vit import ViTImageProcessor
 
-        m, d = config.model, config.data
+        d = config.data
+        processor = (preprocessing or {}).get("processor") or _processor(config.model)
+        size, channels = processor.image_size, processor.channels
         keep_alive = None
         root: str | Path = d.root
         if not root:
             keep_alive = tempfile.TemporaryDirectory(prefix="gicho-digits-folder-")
-            root = write_digits_folder(keep_alive.name, DIGIT_CLASSES, size=m.image_size)
-        processor = ViTImageProcessor.for_model(m.image_size, m.in_channels)  # 0.5 / 0.5, crop_pct 0.875
-        folder = ImageFolder(root, m.image_size, train=False, channels=m.in_channels, on_error=d.on_error,
+            root = write_digits_folder(keep_alive.name, DIGIT_CLASSES, size=size)
+        folder = ImageFolder(root, size, train=False, channels=channels, on_error=d.on_error,
                              min_classes=MIN_CLASSES, processor=processor)
         folder.keep_alive = keep_alive  # the temporary folder lives as long as the dataset
         labels = np.array([label for _, label in folder.samples])
@@ -162,7 +198,10 @@ class FolderViTTask(ImageClassificationTask):
         _check_split(folder.classes, labels, train_idx, held, root, d.test_fraction)
         test = Subset(folder, held.tolist())
         info = {"classes": tuple(folder.classes), "processor": processor}
-        return Splits(Subset(folder.with_train(True), train_idx.tolist()), test, test, info=info)
+        augmentation = get_preset(d.augment, FOLDER_PRESETS)
+        train, train_collate = augment_training(Subset(folder.with_train(augmentation.crop_flip), train_idx.tolist()),
+                                                augmentation, n_classes=len(folder.classes), seed=config.train.seed)
+        return Splits(train, test, test, info=info, train_collate=train_collate)
 
     def build_model(self, config: FolderViTConfig, splits: Splits) -> Any:
         from gicho.models.vit import ViTForImageClassification
@@ -173,9 +212,16 @@ class FolderViTTask(ImageClassificationTask):
             if given is not None and given != value:  # a user's override (None: from the folder)
                 raise ValueError(f"model.{name}={given!r} contradicts the image folder, whose sub-folders "
                                  f"give {value!r}; leave model.{name} unset (the folder decides it)")
-        model = ViTForImageClassification(dataclasses.replace(config.model, n_labels=len(classes),
-                                                              label_names=classes))
-        model.image_processor = splits.info["processor"]  # saved with it as preprocessor_config.json
+        processor = splits.info["processor"]
+        if config.model.checkpoint:
+            from gicho.tasks._vit_checkpoint import fine_tune_model
+
+            path, run = _fine_tuned(config.model)
+            model = fine_tune_model(path, dataclasses.replace(run, image_size=processor.image_size), classes)
+        else:
+            model = ViTForImageClassification(dataclasses.replace(config.model.vit_config(), n_labels=len(classes),
+                                                                  label_names=classes))
+        model.image_processor = processor  # saved with it as preprocessor_config.json
         return model
 
     def class_names(self, config: FolderViTConfig, info: dict[str, Any]) -> Sequence[str]:
@@ -218,12 +264,40 @@ class FolderViTTask(ImageClassificationTask):
 
     def describe(self, config: FolderViTConfig) -> tuple[str, str]:
         m, d = config.model, config.data
+        start = ""
+        if m.checkpoint:
+            start = f" fine-tuned from {m.checkpoint}"
+            try:
+                m = _fine_tuned(m)[1]
+            except (OSError, ValueError):  # the run reports the error; the words need not
+                return f"ViT{start}", f"image folder {d.root or '(digits 0-2 as PNG files)'}"
         model = (f"ViT ({m.n_layers}x{m.d_model}, {m.n_heads} heads, {m.image_size} px, "
-                 f"{m.patch_size}x{m.patch_size} patches, {m.pool} pooling)")
+                 f"{m.patch_size}x{m.patch_size} patches, {m.pool} pooling){start}")
         classes = _folder_classes(d.root)
         shown = ", ".join(classes[:SHOWN_CLASSES]) + (", ..." if len(classes or ()) > SHOWN_CLASSES else "")
         named = "" if not classes else f" ({len(classes)} classes: {shown})"
-        return model, f"image folder {d.root or '(digits 0-2 as PNG files)'}{named}, {d.test_fraction:.0%} held out"
+        return model, (f"image folder {d.root or '(digits 0-2 as PNG files)'}{named}, {d.test_fraction:.0%} held out, "
+                       f"augmentation {d.augment}")
+
+
+def _fine_tuned(model: FolderViTModel) -> tuple[Path, ViTConfig]:
+    """The checkpoint directory of ``model.checkpoint`` and the run's ViTConfig from it."""
+    from gicho.tasks._vit_checkpoint import checkpoint_config, checkpoint_dir, resolve_model
+
+    path = checkpoint_dir(model.checkpoint)
+    return path, resolve_model(model, _default_model(), checkpoint_config(path))
+
+
+def _processor(model: FolderViTModel) -> Any:
+    """The image processor of a new run: the checkpoint's at the run's image size, or 0.5 / 0.5
+    with crop_pct 0.875 for a ViT trained from scratch."""
+    from gicho.models.vit import ViTImageProcessor
+    from gicho.tasks._vit_checkpoint import checkpoint_config, checkpoint_processor
+
+    if not model.checkpoint:
+        return ViTImageProcessor.for_model(model.image_size, model.in_channels)
+    path, run = _fine_tuned(model)
+    return checkpoint_processor(path, checkpoint_config(path), run.image_size)
 
 
 TASK = register(FolderViTTask())

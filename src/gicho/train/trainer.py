@@ -95,6 +95,11 @@ class Trainer:
         ``state_dict()`` / ``load_state_dict(state)``; checkpoints then save that state, so a
         resumed run draws what the interrupted one would have (with ``num_workers=0``: the
         collate of DataLoader workers runs in other processes).
+    train_collate_fn : callable or None
+        Builds the training micro-batches instead of ``collate_fn`` (which then builds the
+        evaluation batches only): a batch-level augmentation such as MixUp
+        (:class:`gicho.data.augment.MixBatch`), which evaluation must not see. Its generator
+        state, not ``collate_fn``'s, is the one checkpoints save. None: ``collate_fn``.
     eval_forward : callable or None
         ``eval_forward(model, batch) -> outputs`` for evaluation, when metrics need more than
         ``model(**batch)`` gives (e.g. greedy decoding); see :func:`evaluate_model`.
@@ -133,6 +138,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         collate_fn: Callable[[list[Any]], dict[str, torch.Tensor]] | None = None,
         *,
+        train_collate_fn: Callable[[list[Any]], dict[str, torch.Tensor]] | None = None,
         eval_forward: EvalForward | None = None,
         param_groups: ParamGroups | None = None,
     ) -> None:
@@ -152,7 +158,8 @@ class Trainer:
         if metrics is not None and not callable(metrics) and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"argument `metrics` must be callable or None; got {type(metrics).__name__}")
         make_metrics(metrics)  # fail now, not at the first evaluation
-        for name, fn in (("collate_fn", collate_fn), ("eval_forward", eval_forward),
+        for name, fn in (("collate_fn", collate_fn), ("train_collate_fn", train_collate_fn),
+                         ("eval_forward", eval_forward),
                          ("param_groups", param_groups)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"argument `{name}` must be callable or None; got {type(fn).__name__}")
@@ -171,6 +178,7 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.collate_fn = collate_fn if collate_fn is not None else default_collate
+        self.train_collate_fn = train_collate_fn if train_collate_fn is not None else self.collate_fn
         self.eval_forward = eval_forward
         self.param_groups = param_groups
         # Run-time machinery (not parameters): set up by _setup, fit and _wrap.
@@ -232,11 +240,11 @@ class Trainer:
 
     def _collate_state(self) -> Any:
         """The collate function's own generator state (None when it has none to save)."""
-        state_dict = getattr(self.collate_fn, "state_dict", None)
+        state_dict = getattr(self.train_collate_fn, "state_dict", None)
         return state_dict() if callable(state_dict) else None
 
     def _restore_collate(self, rng: dict[str, Any], source: str) -> None:
-        load = getattr(self.collate_fn, "load_state_dict", None)
+        load = getattr(self.train_collate_fn, "load_state_dict", None)
         if not callable(load):
             return
         saved = rng.get("collate")
@@ -289,7 +297,7 @@ class Trainer:
                           "warmup_steps (a tenth of max_steps is usual)", UserWarning, stacklevel=2)
         info = self._setup()
         self._stream = MicroBatches(
-            self.train_data, self.collate_fn, batch_size=cfg.batch_size, seed=cfg.seed,
+            self.train_data, self.train_collate_fn, batch_size=cfg.batch_size, seed=cfg.seed,
             drop_last=cfg.drop_last, world_size=info.world_size, rank=info.rank,
             device=self.device_, num_workers=cfg.num_workers)
         self._stream.check_nonempty()
