@@ -9,7 +9,7 @@ from typing import Any
 
 from gicho.plots import pyplot, save_figure
 
-__all__ = ["plot_data_size_study", "plot_pooling_study", "plot_pretraining_study"]
+__all__ = ["plot_arms_by_size", "plot_data_size_study", "plot_pooling_study", "plot_pretraining_study"]
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -70,6 +70,40 @@ def plot_data_size_study(rows: Rows, path: str | Path) -> Path:
     return save_figure(fig, path, dpi=120)
 
 
+def plot_arms_by_size(rows: Rows, summary: Rows, path: str | Path, *, labels: Mapping[str, str], size_key: str,
+                      xlabel: str, title: str, baseline: tuple[str, float] | None = None,
+                      ylim: tuple[float, float] | None = (0, 1.02)) -> Path:
+    """Test accuracy vs training-set size (log scale): one line per arm (mean ± std over seeds,
+    points = seeds), and an optional horizontal ``baseline`` ``(legend, accuracy)``.
+
+    ``rows`` hold ``arm``, ``size_key`` and ``accuracy`` (one per run); ``summary`` holds ``arm``,
+    ``size_key``, ``mean``, ``std`` (one per arm and size, in the order to draw); ``labels`` maps
+    an arm to its legend entry; ``ylim`` None lets the data decide.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for arm in dict.fromkeys(s["arm"] for s in summary):
+        mine = [s for s in summary if s["arm"] == arm]
+        bars = ax.errorbar([s[size_key] for s in mine], [s["mean"] for s in mine], yerr=[s["std"] for s in mine],
+                           marker="o", capsize=3, label=labels[arm])
+        ax.scatter([r[size_key] for r in rows if r["arm"] == arm], [r["accuracy"] for r in rows if r["arm"] == arm],
+                   color=bars.lines[0].get_color(), s=10, alpha=0.5)
+    if baseline is not None:
+        ax.axhline(baseline[1], color="grey", linestyle=":", label=baseline[0])
+    ax.set_xscale("log")
+    sizes = sorted({r[size_key] for r in rows})
+    ax.set_xticks(sizes, [str(n) for n in sizes])  # the sizes measured, not powers of ten
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    return save_figure(fig, path, dpi=120)
+
+
 def plot_pretraining_study(rows: Rows, summary: Rows, path: str | Path, *, labels: Mapping[str, str],
                            task: str = "fine-tuning task") -> Path:
     """Test accuracy vs labelled examples (log scale): one line per arm (mean ± std over seeds,
@@ -79,23 +113,6 @@ def plot_pretraining_study(rows: Rows, summary: Rows, path: str | Path, *, label
     ``arm, n_labels, mean, std`` (one per arm and size, in the order to draw); ``labels`` maps an
     arm to its legend entry; ``task`` names the fine-tuning task in the title.
     """
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for arm in dict.fromkeys(s["arm"] for s in summary):
-        mine = [s for s in summary if s["arm"] == arm]
-        bars = ax.errorbar([s["n_labels"] for s in mine], [s["mean"] for s in mine], yerr=[s["std"] for s in mine],
-                           marker="o", capsize=3, label=labels[arm])
-        ax.scatter([r["n_labels"] for r in rows if r["arm"] == arm], [r["accuracy"] for r in rows if r["arm"] == arm],
-                   color=bars.lines[0].get_color(), s=10, alpha=0.5)
-    ax.axhline(rows[0]["majority_accuracy"], color="grey", linestyle=":", label="majority class")
-    ax.set_xscale("log")
-    sizes = sorted({r["n_labels"] for r in rows})
-    ax.set_xticks(sizes, [str(n) for n in sizes])  # the sizes measured, not powers of ten
-    ax.minorticks_off()
-    ax.set_xlabel("labelled training examples")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{task}\nfine-tuned from each starting point", fontsize="medium")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
-    return save_figure(fig, path, dpi=120)
+    return plot_arms_by_size(rows, summary, path, labels=labels, size_key="n_labels",
+                             xlabel="labelled training examples", title=f"{task}\nfine-tuned from each starting point",
+                             baseline=("majority class", rows[0]["majority_accuracy"]))

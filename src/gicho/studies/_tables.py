@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gicho._io import atomic_write_text
 
-__all__ = ["write_study_tables"]
+__all__ = ["summarise_arms", "write_study_tables"]
 
 
 def write_study_tables(directory: str | os.PathLike, stem: str, config: dict, rows: list[dict]) -> Path:
@@ -34,3 +34,16 @@ def require_nonempty(config: object, *names: str) -> None:
     for name in names:
         if len(getattr(config, name)) == 0:
             raise ValueError(f"argument `{name}` must not be empty")
+
+
+def summarise_arms(rows: list[dict], size_key: str, order: tuple[str, ...]) -> list[dict]:
+    """Mean and standard deviation (over seeds; 0 for one seed) of ``accuracy`` per (arm, size),
+    sorted by the arm's place in ``order``, then by size: ``{arm, <size_key>, seeds, mean, std}``."""
+    import statistics
+
+    out = []
+    for arm, n in dict.fromkeys((r["arm"], r[size_key]) for r in rows):
+        scores = [r["accuracy"] for r in rows if r["arm"] == arm and r[size_key] == n]
+        out.append({"arm": arm, size_key: n, "seeds": len(scores), "mean": statistics.fmean(scores),
+                    "std": statistics.stdev(scores) if len(scores) > 1 else 0.0})
+    return sorted(out, key=lambda s: (order.index(s["arm"]), s[size_key]))

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import statistics
 import tempfile
 import time
 from collections import Counter
@@ -44,7 +43,7 @@ from typing import Any
 from gicho._io import atomic_write_text
 from gicho._validation import check_choice, check_positive
 from gicho.plots.studies import plot_pretraining_study
-from gicho.studies._tables import require_nonempty, write_study_tables
+from gicho.studies._tables import require_nonempty, summarise_arms, write_study_tables
 from gicho.tasks.bert_classify import MINILM_PACKAGE, BertClassifyConfig
 from gicho.tasks.mlm_bert import MLMBertConfig
 
@@ -311,12 +310,7 @@ def _write(config: PretrainingStudyConfig, out: Path, rows: list[dict[str, Any]]
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation (over seeds; 0 for one seed) per (arm, n_labels), in run order."""
-    out = []
-    for arm, n in dict.fromkeys((r["arm"], r["n_labels"]) for r in rows):
-        scores = [r["accuracy"] for r in rows if r["arm"] == arm and r["n_labels"] == n]
-        out.append({"arm": arm, "n_labels": n, "seeds": len(scores), "mean": statistics.fmean(scores),
-                    "std": statistics.stdev(scores) if len(scores) > 1 else 0.0})
-    return sorted(out, key=lambda s: (ARMS.index(s["arm"]), s["n_labels"]))
+    return summarise_arms(rows, "n_labels", ARMS)
 
 
 def summary_markdown(rows: list[dict[str, Any]]) -> str:

