@@ -33,7 +33,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from gicho.nn.embeddings import FeatureTokenizer, PatchEmbedding, make_position_embedding
+from gicho.nn.embeddings import FeatureTokenizer, make_patch_embedding, make_position_embedding
 
 __all__ = ["CLS_SOURCES", "ClsSource", "FeatureStem", "PatchStem", "Stem", "TokenStem"]
 
@@ -170,17 +170,24 @@ class TokenStem(Stem):
 
 
 class PatchStem(Stem):
-    """Images (B, C, H, W) → patch tokens (:class:`~gicho.nn.PatchEmbedding`), then the shared
-    parts (ViT: a learned [CLS] and learned positions over the N + 1 tokens; DeiT: a
-    distillation token too, positions over N + 2)."""
+    """Images (B, C, H, W) → patch tokens, then the shared parts (ViT: a learned [CLS] and
+    learned positions over the N + 1 tokens; DeiT: a distillation token too, positions over
+    N + 2).
+
+    ``patch_embedding`` says how patches become tokens: ``"patch"`` (one linear map per patch,
+    :class:`~gicho.nn.PatchEmbedding`), ``"conv"`` (convolutions first,
+    :class:`~gicho.nn.ConvPatchEmbedding`) or ``"shifted"`` (Shifted Patch Tokenization,
+    :class:`~gicho.nn.ShiftedPatchEmbedding`); each gives the same N tokens.
+    """
 
     input_names = ("pixel_values",)
 
     def __init__(self, image_size: int, patch_size: int, in_channels: int, d_model: int, *,
                  cls: ClsSource = "learned", position: str = "learned", norm: bool = False,
-                 dropout: float = 0.0, layer_norm_eps: float = 1e-5, distillation: bool = False) -> None:
+                 dropout: float = 0.0, layer_norm_eps: float = 1e-5, distillation: bool = False,
+                 patch_embedding: str = "patch") -> None:
         super().__init__()
-        self.patch_embed = PatchEmbedding(image_size, patch_size, in_channels, d_model)
+        self.patch_embed = make_patch_embedding(patch_embedding, image_size, patch_size, in_channels, d_model)
         self._add_prefix_and_positions(d_model, max_len=self.patch_embed.n_patches, cls=cls, position=position,
                                        norm=norm, dropout=dropout, layer_norm_eps=layer_norm_eps,
                                        distillation=distillation)
