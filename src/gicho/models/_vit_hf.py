@@ -48,7 +48,7 @@ __all__ = ["config_from_hf", "config_to_hf", "detect_layout", "export_hf", "hf_a
 HF_DEFAULT_EPS = 1e-12  # Hugging Face ViTConfig's layer_norm_eps default (timm uses 1e-6)
 # gicho's ViT options that no Hugging Face config has, and their defaults (the plain ViT); the
 # distillation token is told by model_type "deit" instead
-GICHO_OPTIONS: dict[str, str] = {}
+GICHO_OPTIONS = {"attention": "standard", "stem": "patch"}
 
 
 def detect_layout(keys: list[str]) -> str:

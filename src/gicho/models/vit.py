@@ -31,6 +31,16 @@ the same initial draws for a seed):
   data-efficient image transformers & distillation through attention"), a second learned token
   after [CLS] read by a second head (``head_dist``) trained on a teacher's labels; saved in the
   layout of ``transformers.DeiTForImageClassificationWithTeacher`` (``model_type: "deit"``).
+* ``attention="lsa"``: Locality Self-Attention (Lee, Lee & Song 2021, "Vision Transformer for
+  Small-Size Datasets"): a learned temperature per head and layer, no attention of a token to
+  itself (:class:`gicho.nn.MultiHeadSelfAttention`, ``locality=True``).
+* ``stem="conv"``: two 3×3 convolutions before the patch projection (Xiao et al. 2021, "Early
+  convolutions help transformers see better"; :class:`gicho.nn.ConvPatchEmbedding`).
+* ``stem="shifted"``: Shifted Patch Tokenization (Lee, Lee & Song 2021): each patch with its
+  four diagonally shifted copies, normalised and projected (:class:`gicho.nn.ShiftedPatchEmbedding`).
+
+No ``transformers`` class computes the stem or LSA options: such a model is saved under gicho's
+own tensor names, with a ``config.json`` that ``transformers`` refuses, naming the options.
 """
 
 from __future__ import annotations
@@ -56,7 +66,9 @@ from gicho.models._vit_hf import (
     import_vit_state,
 )
 from gicho.models._vit_processor import ViTImageProcessor
+from gicho.nn.attention import ATTENTION_KINDS
 from gicho.nn.backbone import EncoderBackbone
+from gicho.nn.embeddings import PATCH_EMBEDDINGS
 from gicho.nn.losses import classification_loss
 from gicho.nn.pooling import POOL_MODES, PoolMode
 from gicho.nn.stems import PatchStem
@@ -127,6 +139,13 @@ class ViTConfig(HeadConfig):
         DeiT's distillation token after [CLS] (``num_prefix_tokens`` 2, positions over N + 2
         tokens) and, on the classifier, a second head reading it (see
         :meth:`ViTForImageClassification.forward`).
+    attention : {"standard", "lsa"}
+        Scaled dot-product attention, or Locality Self-Attention (a learned temperature per
+        head, initialised to ``1/sqrt(d_model // n_heads)``; the diagonal masked).
+    stem : {"patch", "conv", "shifted"}
+        How patches become tokens: one linear map (``"patch"``), two 3×3 convolutions of width
+        ``d_model // 2`` with ReLU first (``"conv"``), or Shifted Patch Tokenization
+        (``"shifted"``, ``patch_size >= 2``: the shift is ``patch_size // 2``). The same N tokens.
 
     Use :meth:`from_preset` for the standard sizes: ``tiny``, ``small``, ``base``, ``large`` (patch 16,
     224 px), ``digits`` (8x8 grey, patch 2) and ``mini`` (32 px RGB, patch 8).
@@ -146,6 +165,8 @@ class ViTConfig(HeadConfig):
     pool: PoolMode = "cls"
     label_names: tuple[str, ...] | None = None
     distillation: bool = False
+    attention: str = "standard"
+    stem: str = "patch"
     presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
 
     def __post_init__(self) -> None:
@@ -171,6 +192,15 @@ class ViTConfig(HeadConfig):
             check_positive(self.d_ff, "d_ff", integer=True)
         check_positive(self.layer_norm_eps, "layer_norm_eps")
         check_choice(self.pool, "pool", POOL_MODES)
+        check_choice(self.attention, "attention", ATTENTION_KINDS)
+        check_choice(self.stem, "stem", PATCH_EMBEDDINGS)
+        if self.stem == "shifted" and self.patch_size < 2:
+            raise ValueError(f"argument `stem`='shifted' shifts the image by patch_size // 2 pixels and needs "
+                             f"patch_size >= 2; got patch_size={self.patch_size}")
+        if self.stem == "shifted" and 5 * self.in_channels * self.patch_size**2 > MAX_PATCH_INPUTS:
+            raise ValueError(f"argument `stem`='shifted' embeds 5 * in_channels * patch_size**2 inputs per patch, "
+                             f"which must be <= {MAX_PATCH_INPUTS} (MAX_PATCH_INPUTS); got in_channels="
+                             f"{self.in_channels}, patch_size={self.patch_size}")
         if not isinstance(self.distillation, bool):
             raise ValueError(f"argument `distillation` must be True or False; got {self.distillation!r}")
 
@@ -278,10 +308,11 @@ class ViTPretrained(PretrainedModel):
         self.config = config
         c = config
         stem = PatchStem(c.image_size, c.patch_size, c.in_channels, c.d_model, cls="learned",
-                         position="learned", dropout=c.dropout, distillation=c.distillation)
+                         position="learned", dropout=c.dropout, distillation=c.distillation,
+                         patch_embedding=c.stem)
         encoder = TransformerEncoder(c.n_layers, c.d_model, c.n_heads, c.ff_dim, dropout=c.dropout,
                                      attention_dropout=c.attention_dropout, norm_first=True,
-                                     layer_norm_eps=c.layer_norm_eps)
+                                     layer_norm_eps=c.layer_norm_eps, attention=c.attention)
         self.backbone = EncoderBackbone(stem, encoder)
         torch.nn.init.trunc_normal_(stem.pos_embed.weight, std=0.02)
         self.image_processor = ViTImageProcessor.for_model(c.image_size, c.in_channels)
@@ -325,13 +356,23 @@ class ViTPretrained(PretrainedModel):
 
         A classifier that does not pool on [CLS] has no counterpart in ``transformers`` (its
         ``ViTForImageClassification`` and ``DeiTForImageClassificationWithTeacher`` read [CLS]
-        and would give other logits), so its ``hidden_act`` refuses ``transformers``
-        (:func:`gicho.models._vit_hf.config_to_hf`).
+        and would give other logits), nor has an encoder with an option of :meth:`foreign_options`,
+        so their ``hidden_act`` refuses ``transformers`` (:func:`gicho.models._vit_hf.config_to_hf`).
         """
+        options = self.foreign_options()
         pool = self.config.pool
-        refuse = (f"{pool} pooling of the patch tokens (pool={pool!r})"
-                  if pool != "cls" and self.head is not None else None)
-        return config_to_hf(self.config, self.hf_architecture, refuse=refuse)
+        if pool != "cls" and self.head is not None:
+            options.append(f"{pool} pooling of the patch tokens (pool={pool!r})")
+        return config_to_hf(self.config, self.hf_architecture, refuse=" and ".join(options) or None,
+                            encoder_ok=not self.foreign_options())
+
+    def foreign_options(self) -> list[str]:
+        """The options of this encoder that no ``transformers`` class computes, in words."""
+        c = self.config
+        stems = {"conv": "the convolutional stem (stem='conv')",
+                 "shifted": "Shifted Patch Tokenization (stem='shifted')"}
+        lsa = ["Locality Self-Attention (attention='lsa')"] if c.attention != "standard" else []
+        return [stems[c.stem], *lsa] if c.stem in stems else lsa
 
     @classmethod
     def config_from_json(cls, data: dict[str, Any], source: str) -> ViTConfig:
@@ -343,9 +384,12 @@ class ViTPretrained(PretrainedModel):
         """Hugging Face, timm or gicho names (today's or earlier) → gicho's (works on meta tensors)."""
         return import_vit_state(state)
 
-    def export_state_dict(self) -> dict[str, Tensor]:
+    def export_state_dict(self) -> dict[str, Tensor] | None:
         """Hugging Face's on-disk layout: ViT's (``vit.`` prefix for the classifier), or DeiT's
-        (``deit.``) with a distillation token."""
+        (``deit.``) with a distillation token; ``None`` (gicho's own names) for an encoder with
+        :meth:`foreign_options` (no Hugging Face layout holds its tensors)."""
+        if self.foreign_options():
+            return None
         return export_hf(self.state_dict(), head=self.head is not None, distillation=self.config.distillation)
 
     def check_extras(self) -> None:
