@@ -66,9 +66,9 @@ from gicho.models._vit_hf import (
     import_vit_state,
 )
 from gicho.models._vit_processor import ViTImageProcessor
-from gicho.nn.attention import ATTENTION_KINDS
+from gicho.nn.attention import ATTENTION_KINDS, AttentionKind
 from gicho.nn.backbone import EncoderBackbone
-from gicho.nn.embeddings import PATCH_EMBEDDINGS
+from gicho.nn.embeddings import PATCH_EMBEDDINGS, PatchEmbeddingKind
 from gicho.nn.losses import classification_loss
 from gicho.nn.pooling import POOL_MODES, PoolMode
 from gicho.nn.stems import PatchStem
@@ -165,8 +165,8 @@ class ViTConfig(HeadConfig):
     pool: PoolMode = "cls"
     label_names: tuple[str, ...] | None = None
     distillation: bool = False
-    attention: str = "standard"
-    stem: str = "patch"
+    attention: AttentionKind = "standard"
+    stem: PatchEmbeddingKind = "patch"
     presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
 
     def __post_init__(self) -> None:

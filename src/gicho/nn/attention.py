@@ -26,6 +26,7 @@ Vaswani et al. (2017),
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,7 @@ from gicho.numerics import softmax
 __all__ = [
     "ATTENTION_KINDS",
     "AdditiveAttention",
+    "AttentionKind",
     "DotAttention",
     "GeneralAttention",
     "MultiHeadSelfAttention",
@@ -51,7 +53,8 @@ __all__ = [
 
 
 # What an encoder layer's attention is: "standard" (Vaswani et al.) or "lsa" (Lee et al. 2021)
-ATTENTION_KINDS: tuple[str, ...] = ("standard", "lsa")
+AttentionKind = Literal["standard", "lsa"]
+ATTENTION_KINDS: tuple[str, ...] = get_args(AttentionKind)
 
 
 def check_attention_mask(

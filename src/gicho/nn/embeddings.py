@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ __all__ = [
     "FeatureTokenizer",
     "LearnedPositionEmbedding",
     "PatchEmbedding",
+    "PatchEmbeddingKind",
     "ShiftedPatchEmbedding",
     "SinusoidalPositionEmbedding",
     "make_patch_embedding",
@@ -35,7 +37,8 @@ __all__ = [
 ]
 
 # How images become patch tokens: PatchEmbedding, ConvPatchEmbedding, ShiftedPatchEmbedding
-PATCH_EMBEDDINGS: tuple[str, ...] = ("patch", "conv", "shifted")
+PatchEmbeddingKind = Literal["patch", "conv", "shifted"]
+PATCH_EMBEDDINGS: tuple[str, ...] = get_args(PatchEmbeddingKind)
 
 
 def _check_length(length: int, max_len: int) -> None:
