@@ -136,6 +136,19 @@ FAMILIES = {
                                                     n_heads=2, n_layers=1, n_labels=10, pool="mean")),
         lambda: {"pixel_values": torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
                  "labels": torch.tensor([1, 9, 0])}, "logits"),
+    # the small-data options of the ViT studies: SPT and LSA; a convolutional stem and DeiT's distillation
+    # token (its "logits" average two heads: the contract's head is the one on the pooled [CLS])
+    "vit-shifted-lsa-mean": Family(
+        lambda: ViTForImageClassification(ViTConfig(image_size=8, patch_size=2, in_channels=1, d_model=16, n_heads=2,
+                                                    n_layers=1, n_labels=10, pool="mean", stem="shifted",
+                                                    attention="lsa")),
+        lambda: {"pixel_values": torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                 "labels": torch.tensor([1, 9, 0])}, "logits"),
+    "vit-conv-distilled": Family(
+        lambda: ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, in_channels=1, d_model=16, n_heads=2,
+                                                    n_layers=2, n_labels=3, stem="conv", distillation=True)),
+        lambda: {"pixel_values": torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                 "labels": torch.tensor([0, 2, 1]), "teacher_labels": torch.tensor([1, 2, 0])}, "cls_logits"),
     "small-cnn": Family(
         lambda: SmallCNN(SmallCNNConfig(in_channels=1, channels=8, n_labels=10)),
         lambda: {"pixel_values": torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
@@ -225,7 +238,7 @@ HEADED = [n for n in FAMILIES if n not in ("seq2seq", "bert-masked-lm")]  # the 
 def test_forward_is_forward_features_then_pool_then_forward_head(name):
     """Every pooling family exposes timm's three steps, and ``embed`` is the pre-logits vector."""
     family, model = FAMILIES[name], _model(name).eval()
-    inputs = {k: v for k, v in family.batch().items() if k != "labels"}
+    inputs = {k: v for k, v in family.batch().items() if k not in ("labels", "teacher_labels")}
     with torch.no_grad():
         pooled = model.pool(model.forward_features(**inputs))
         out = model(**inputs)[family.output]

@@ -6,7 +6,8 @@
 * :mod:`gicho.models.bert`: :class:`BertModel`, :class:`BertForMaskedLM`,
   :class:`BertForSequenceClassification` (Hugging Face checkpoints both ways).
 * :mod:`gicho.models.vit`: :class:`ViTModel` / :class:`ViTForImageClassification` (Hugging
-  Face's ``model_type: "vit"`` directories, timm state dicts);
+  Face's ``model_type: "vit"`` directories and DeiT's ``"deit"`` with a distillation token, timm
+  state dicts);
 * :mod:`gicho.models.cnn`: :class:`SmallCNN` (the ViT studies' convolutional baseline).
 
 Every family follows one contract: a Config dataclass with the
@@ -47,6 +48,7 @@ MODEL_TYPES: dict[str, str] = {
     # Hugging Face's model_type; the head is chosen by config.json's "architectures"
     "bert": "gicho.models.bert:BertPreTrainedModel",
     "vit": "gicho.models.vit:ViTPretrained",  # Hugging Face's model_type; dispatches on `architectures`
+    "deit": "gicho.models.vit:ViTPretrained",  # a ViT with DeiT's distillation token
 }
 
 

@@ -23,6 +23,7 @@ it, so run directories and checkpoints written before still load.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import torch
 
 from gicho.weights import CheckpointError, fuse_qkv, split_qkv
 
-__all__ = ["BERT_HF", "LEGACY_RENAMES", "VIT_HF", "VIT_TIMM", "KeyTable", "export_state", "import_state",
+__all__ = ["BERT_HF", "DEIT_HF", "LEGACY_RENAMES", "VIT_HF", "VIT_TIMM", "KeyTable", "export_state", "import_state",
            "upgrade_names"]
 
 ENCODER_LAYERS = "backbone.encoder.layers."
@@ -221,16 +222,27 @@ VIT_HF = KeyTable(
     layer_prefix_aliases=("layers.",),
 )
 
-# timm's vit_*_patch16_224 (blocks already use gicho's module names)
+# Hugging Face DeiTModel / DeiTForImageClassificationWithTeacher (deit.* under the classifier):
+# ViT's layout, a distillation token after [CLS] (positions (1, N+2, D)) and two heads
+DEIT_HF = dataclasses.replace(
+    VIT_HF,
+    name="DeiT",
+    encoder={**VIT_HF.encoder, "embeddings.distillation_token": "backbone.stem.dist_token"},
+    heads={"cls_classifier.": "head.", "distillation_classifier.": "head_dist."},
+)
+
+# timm's vit_*_patch16_224 (blocks already use gicho's module names) and deit_*_distilled_*
+# (dist_token, head_dist)
 VIT_TIMM = KeyTable(
     name="timm ViT",
     encoder={
         "cls_token": "backbone.stem.cls_token",
+        "dist_token": "backbone.stem.dist_token",
         "pos_embed": "backbone.stem.pos_embed.weight",
         "patch_embed.proj.": "backbone.stem.patch_embed.proj.",
         "norm.": "backbone.encoder.norm.",
     },
-    heads={"head.": "head."},
+    heads={"head.": "head.", "head_dist.": "head_dist."},
     layer_prefix="blocks.",
     layer={m: m for m in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")},
     qkv=("", "", ""),  # timm stores the fused attn.qkv already

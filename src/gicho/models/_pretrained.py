@@ -157,6 +157,8 @@ class PretrainedModel(nn.Module):
 
     config_class: ClassVar[type]
     model_type: ClassVar[str]
+    # other model_types this family reads and writes (ViT: "deit", a ViT with a distillation token)
+    model_type_aliases: ClassVar[tuple[str, ...]] = ()
     # config field → pattern of the stored names of one of its layers (group 1: the index):
     # from_pretrained compares the field with the layers the weights file holds before building
     # anything (a family without an ``n_layers`` field overrides it, e.g. Seq2Seq's RNN depths)
@@ -281,7 +283,7 @@ class PretrainedModel(nn.Module):
         if config is None:
             data = read_config(path)
             found = data.get(MODEL_TYPE_KEY, cls.model_type)
-            if found != cls.model_type:
+            if found != cls.model_type and found not in cls.model_type_aliases:
                 raise CheckpointError(f"{path} holds a {found!r} model, not a {cls.model_type!r} "
                                       f"({cls.__name__}); load it with gicho.models.from_pretrained")
             config = cls.config_from_json(data, f"model config {path / 'config.json'}")

@@ -5,6 +5,7 @@ Boolean masks are ``True`` where a position may be attended to / is a real token
 """
 
 from gicho.nn.attention import (
+    ATTENTION_KINDS,
     MultiHeadSelfAttention,
     dot_product_attention,
     masked_softmax,
@@ -13,9 +14,12 @@ from gicho.nn.attention import (
 )
 from gicho.nn.backbone import EncoderBackbone
 from gicho.nn.embeddings import (
+    PATCH_EMBEDDINGS,
+    ConvPatchEmbedding,
     FeatureTokenizer,
     LearnedPositionEmbedding,
     PatchEmbedding,
+    ShiftedPatchEmbedding,
     SinusoidalPositionEmbedding,
     sinusoidal_table,
 )
@@ -28,12 +32,15 @@ from gicho.nn.stems import CLS_SOURCES, ClsSource, FeatureStem, PatchStem, Stem,
 from gicho.nn.transformer import MLP, TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
+    "ATTENTION_KINDS",
     "CLS_SOURCES",
     "IGNORE_INDEX",
     "MLP",
+    "PATCH_EMBEDDINGS",
     "POOL_MODES",
     "AdditiveAttention",
     "ClsSource",
+    "ConvPatchEmbedding",
     "DotAttention",
     "EncoderBackbone",
     "EncoderOutput",
@@ -46,6 +53,7 @@ __all__ = [
     "PatchStem",
     "PoolMode",
     "RaggedBatch",
+    "ShiftedPatchEmbedding",
     "SinusoidalPositionEmbedding",
     "Stem",
     "TokenStem",

@@ -12,6 +12,11 @@ its gradients are zero too.
 The single-head score modules of sequence-to-sequence models (Luong's dot and general scores,
 Bahdanau's additive score) are in :mod:`gicho.nn.score_attention`, re-exported here.
 
+Locality Self-Attention (LSA; Lee, Lee & Song 2021, "Vision Transformer for Small-Size
+Datasets", §3.2) is an option of :class:`MultiHeadSelfAttention` (``locality=True``): a learned
+temperature replaces the fixed ``1/√d_k`` and each token's score with itself is masked out, which
+sharpens the attention over the other tokens.
+
 References
 ----------
 Vaswani et al. (2017),
@@ -21,6 +26,7 @@ Vaswani et al. (2017),
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +38,9 @@ from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAtt
 from gicho.numerics import softmax
 
 __all__ = [
+    "ATTENTION_KINDS",
     "AdditiveAttention",
+    "AttentionKind",
     "DotAttention",
     "GeneralAttention",
     "MultiHeadSelfAttention",
@@ -42,6 +50,11 @@ __all__ = [
     "ragged_attention",
     "scaled_dot_product_attention",
 ]
+
+
+# What an encoder layer's attention is: "standard" (Vaswani et al.) or "lsa" (Lee et al. 2021)
+AttentionKind = Literal["standard", "lsa"]
+ATTENTION_KINDS: tuple[str, ...] = get_args(AttentionKind)
 
 
 def check_attention_mask(
@@ -231,7 +244,7 @@ def scaled_dot_product_attention(
 
 
 def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0,
-                     training: bool = False) -> Tensor:
+                     training: bool = False, locality_scale: Tensor | None = None) -> Tensor:
     """Self-attention of packed sequences: each attends to itself only (block-diagonal).
 
     Parameters
@@ -242,6 +255,9 @@ def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0
     ragged : RaggedBatch
         Its ``groups`` give the runs of equal-length sequences; each run is one call of the
         fused kernel with no mask (g, H, L, Dh), so no score is ever computed for padding.
+    locality_scale : Tensor, shape (H,), optional
+        Locality Self-Attention's learned per-head scale (see :class:`MultiHeadSelfAttention`):
+        scores ``scale_h · q kᵀ``, each token's score with itself masked out.
 
     Returns
     -------
@@ -253,10 +269,24 @@ def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0
     for n_seq, length in ragged.groups:
         chunk = qkv[start:start + n_seq * length].view(n_seq, length, 3, H, Dh)
         q, k, v = chunk.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (g, H, L, Dh)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p if training else 0.0)
+        if locality_scale is None:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p if training else 0.0)
+        else:
+            q, mask = _locality(q, locality_scale, None, length, length)
+            out, _ = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout_p, training=training,
+                                                  need_weights=False, scale=1.0)
         outs.append(out.transpose(1, 2).reshape(n_seq * length, H * Dh))  # (g·L, D)
         start += n_seq * length
     return outs[0] if len(outs) == 1 else torch.cat(outs)  # (N, D)
+
+
+def _locality(q: Tensor, scale: Tensor, mask: Tensor | None, tq: int, tk: int) -> tuple[Tensor, Tensor]:
+    """LSA's two changes, ready for a kernel with ``scale=1``: ``q`` (B, H, Tq, Dh) times the
+    learned per-head ``scale`` (H,) (so the scores are ``scale_h · q kᵀ``), and ``mask`` with the
+    diagonal masked out (query ``i`` is key ``i``: a token does not attend to itself)."""
+    q = q * scale.to(q.dtype)[:, None, None]  # (B, H, Tq, Dh)
+    off_diagonal = ~torch.eye(tq, tk, dtype=torch.bool, device=q.device)  # (Tq, Tk)
+    return q, off_diagonal if mask is None else mask & off_diagonal  # (..., Tq, Tk)
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -282,9 +312,16 @@ class MultiHeadSelfAttention(nn.Module):
         Dropout on the attention weights (training only).
     bias : bool
         Whether the projections have biases.
+    locality : bool
+        Locality Self-Attention (Lee, Lee & Song 2021, §3.2): a learned temperature, one per
+        head (as the authors' code), replaces ``1/√Dh``, and the diagonal of the score matrix is
+        masked out (a token attends to the others only). The parameter ``scale`` (H,) is the
+        inverse temperature ``1/τ_h``, initialised to ``1/√Dh`` (the standard scale: LSA starts
+        where standard attention is, the diagonal aside); the scores are ``scale_h · q kᵀ``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
+                 locality: bool = False) -> None:
         super().__init__()
         for name, value in (("d_model", d_model), ("n_heads", n_heads)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -299,6 +336,8 @@ class MultiHeadSelfAttention(nn.Module):
         self.dropout = dropout
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.proj = nn.Linear(d_model, d_model, bias=bias)
+        # drawn from no generator: a seeded model draws the same numbers with or without it
+        self.scale = nn.Parameter(torch.full((n_heads,), self.head_dim**-0.5)) if locality else None
 
     def forward(
         self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False,
@@ -333,7 +372,8 @@ class MultiHeadSelfAttention(nn.Module):
                 raise ValueError("with a RaggedBatch, x must be the packed tokens (1, N, D) and "
                                  "need_weights False")
             qkv = self.qkv(x).view(T, 3, self.n_heads, self.head_dim)  # (N, 3, H, Dh)
-            out = ragged_attention(qkv, mask, dropout_p=self.dropout, training=self.training)
+            out = ragged_attention(qkv, mask, dropout_p=self.dropout, training=self.training,
+                                   locality_scale=self.scale)
             return self.proj(out)[None], None  # (1, N, D)
         attn_mask = module_mask(mask, B, T, T)
         if attn_mask is not None:
@@ -342,6 +382,10 @@ class MultiHeadSelfAttention(nn.Module):
             return self._first_queries(x, attn_mask, n_queries), None
         qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, T, Dh)
+        scale = None  # the default 1/√Dh
+        if self.scale is not None:
+            q, attn_mask = _locality(q, self.scale, attn_mask, T, T)
+            scale = 1.0  # the learned scale is in q already
         out, weights = scaled_dot_product_attention(
             q,
             k,
@@ -350,6 +394,7 @@ class MultiHeadSelfAttention(nn.Module):
             dropout_p=self.dropout,
             training=self.training,
             need_weights=need_weights,
+            scale=scale,
         )  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         if n_queries is not None:  # the explicit path computed every row; keep the asked ones
@@ -369,6 +414,11 @@ class MultiHeadSelfAttention(nn.Module):
         k, v = kv.view(B, T, 2, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)  # 2 × (B, H, T, Dh)
         if attn_mask is not None and attn_mask.shape[-2] == T:
             attn_mask = attn_mask[..., :n, :]  # a per-query mask: the rows of the asked queries
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        if self.scale is not None:  # LSA: the learned scale, and query i does not see key i
+            q, attn_mask = _locality(q, self.scale, attn_mask, n, T)
+            out, _ = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p=self.dropout,
+                                                  training=self.training, need_weights=False, scale=1.0)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                                 dropout_p=self.dropout if self.training else 0.0)
         return self.proj(out.transpose(1, 2).reshape(B, n, D))  # (B, n, D)

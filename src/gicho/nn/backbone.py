@@ -81,12 +81,13 @@ class EncoderBackbone(nn.Module):
                        output_attentions: bool = False, **inputs: Tensor) -> tuple[Tensor, EncoderOutput]:
         """The pooled vector (B, D) and the encoder's output, for a head that pools by ``mode``.
 
-        ``mode="cls"`` computes the last layer's [CLS] row only (unless attention maps are
-        asked for: those cover every row); the returned ``EncoderOutput`` then holds that row.
+        ``mode="cls"`` computes the last layer's prefix rows only ([CLS], and a distillation
+        token after it) unless attention maps are asked for (those cover every row); the
+        returned ``EncoderOutput`` then holds those rows.
         """
         if mode not in POOL_MODES:
             raise ValueError(f"argument `mode` must be one of {POOL_MODES}; got {mode!r}")
-        rows = 1 if mode == "cls" and not output_attentions else None
+        rows = max(1, self.stem.num_prefix_tokens) if mode == "cls" and not output_attentions else None
         features = self.forward_features(attention_mask, output_attentions=output_attentions, rows=rows,
                                          **inputs)
         return self.pool(features, mode), features

@@ -5,6 +5,11 @@
   ``PE[p, 2i] = sin(p / 10000^(2i/D))``, ``PE[p, 2i+1] = cos(p / 10000^(2i/D))``.
 * :class:`PatchEmbedding` — image → non-overlapping patches → tokens with a ``Conv2d`` whose
   kernel and stride equal the patch size (Dosovitskiy et al. 2021; timm's ``patch_embed.proj``).
+* :class:`ConvPatchEmbedding` — two 3×3 convolutions before that projection (Xiao et al. 2021,
+  "Early convolutions help transformers see better").
+* :class:`ShiftedPatchEmbedding` — Shifted Patch Tokenization (Lee, Lee & Song 2021, "Vision
+  Transformer for Small-Size Datasets"): the image and its four diagonal shifts, cut into
+  patches, normalised and projected.
 * :class:`FeatureTokenizer` — one token per tabular feature, ``x_j · W_j + b_j``
   (Gorishniy et al. 2021, "Revisiting deep learning models for tabular data", FT-Transformer).
 """
@@ -12,17 +17,28 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "PATCH_EMBEDDINGS",
+    "ConvPatchEmbedding",
     "FeatureTokenizer",
     "LearnedPositionEmbedding",
     "PatchEmbedding",
+    "PatchEmbeddingKind",
+    "ShiftedPatchEmbedding",
     "SinusoidalPositionEmbedding",
+    "make_patch_embedding",
     "sinusoidal_table",
 ]
+
+# How images become patch tokens: PatchEmbedding, ConvPatchEmbedding, ShiftedPatchEmbedding
+PatchEmbeddingKind = Literal["patch", "conv", "shifted"]
+PATCH_EMBEDDINGS: tuple[str, ...] = get_args(PatchEmbeddingKind)
 
 
 def _check_length(length: int, max_len: int) -> None:
@@ -123,22 +139,125 @@ class PatchEmbedding(nn.Module):
             )
         self.image_size = image_size
         self.patch_size = patch_size
+        self.in_channels = in_channels
         self.n_patches = (image_size // patch_size) ** 2
         self.proj = nn.Conv2d(in_channels, d_model, kernel_size=patch_size, stride=patch_size)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """``images`` (B, C, H, W) float → patch tokens (B, N, D), N = (H/P)·(W/P), row-major."""
-        if images.ndim != 4 or images.shape[1] != self.proj.in_channels:
+    def check_images(self, images: Tensor) -> None:
+        """Raise ``ValueError`` unless ``images`` is (B, in_channels, image_size, image_size)."""
+        if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(
-                f"images must have shape (B, {self.proj.in_channels}, H, W); got {tuple(images.shape)}"
+                f"images must have shape (B, {self.in_channels}, H, W); got {tuple(images.shape)}"
             )
         if images.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"images must be {self.image_size}x{self.image_size}; got "
                 f"{images.shape[-2]}x{images.shape[-1]}"
             )
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``images`` (B, C, H, W) float → patch tokens (B, N, D), N = (H/P)·(W/P), row-major."""
+        self.check_images(images)
         x = self.proj(images)  # (B, D, H/P, W/P)
         return x.flatten(2).transpose(1, 2)  # (B, N, D)
+
+
+class ConvPatchEmbedding(PatchEmbedding):
+    """A small convolutional stem, then the patch projection: the same N tokens.
+
+    ``conv`` is two 3×3 convolutions with stride 1 and padding 1 (the H × W grid kept), each
+    followed by ReLU, ``width`` channels wide; ``proj`` then maps each P × P patch of those
+    features to ``d_model`` (kernel = stride = P). Early convolutions give the tokens local
+    features the linear patch map lacks (Xiao et al. 2021, "Early convolutions help
+    transformers see better"; the convolutional tokenizer of Hassani et al. 2021, "Escaping the
+    big data paradigm with Compact Transformers"). Simplified for small images: stride 1 where
+    Xiao et al. downsample with stride-2 convolutions, and no BatchNorm (no train/eval state).
+
+    Parameters
+    ----------
+    image_size, patch_size, in_channels, d_model
+        As :class:`PatchEmbedding`.
+    width : int, optional
+        Channels of the convolutions; default ``d_model // 2`` (at least 1).
+    """
+
+    def __init__(self, image_size: int, patch_size: int, in_channels: int, d_model: int,
+                 width: int | None = None) -> None:
+        width = max(1, d_model // 2) if width is None else width
+        super().__init__(image_size, patch_size, width, d_model)  # proj reads the conv features
+        self.in_channels = in_channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, width, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, kernel_size=3, padding=1), nn.ReLU(),
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``images`` (B, C, H, W) float → patch tokens (B, N, D), row-major."""
+        self.check_images(images)
+        x = self.proj(self.conv(images))  # (B, width, H, W) → (B, D, H/P, W/P)
+        return x.flatten(2).transpose(1, 2)  # (B, N, D)
+
+
+class ShiftedPatchEmbedding(nn.Module):
+    """Shifted Patch Tokenization (Lee, Lee & Song 2021, "Vision Transformer for Small-Size
+    Datasets", §3.1): each token also sees the pixels around its patch.
+
+    The image is concatenated along channels with its four diagonal shifts by ``P // 2`` pixels
+    (towards the top-left, top-right, bottom-left and bottom-right corners; the uncovered border
+    is zero, the background of normalised inputs, as the authors' code pads), giving 5·C
+    channels; each P × P patch of those is flattened (channel-major, as ``F.unfold``: a fixed
+    permutation of the authors' order), normalised by ``norm`` (LayerNorm over its 5·C·P²
+    values) and mapped to ``d_model`` by ``proj`` (``nn.Linear``).
+
+    Parameters
+    ----------
+    image_size, patch_size, in_channels, d_model
+        As :class:`PatchEmbedding`; ``patch_size >= 2`` (a shift of ``patch_size // 2 >= 1``).
+    layer_norm_eps : float
+    """
+
+    def __init__(self, image_size: int, patch_size: int, in_channels: int, d_model: int,
+                 layer_norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        if image_size % patch_size != 0:
+            raise ValueError(f"image_size={image_size} must be divisible by patch_size={patch_size}")
+        if patch_size < 2:
+            raise ValueError(f"shifted patches move the image by patch_size // 2 pixels: patch_size must be "
+                             f">= 2; got {patch_size}")
+        self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
+        self.n_patches = (image_size // patch_size) ** 2
+        self.shift = patch_size // 2
+        n_inputs = 5 * in_channels * patch_size**2
+        self.norm = nn.LayerNorm(n_inputs, eps=layer_norm_eps)
+        self.proj = nn.Linear(n_inputs, d_model)
+
+    check_images = PatchEmbedding.check_images  # the same input check (the same attributes)
+
+    def shifted(self, images: Tensor) -> Tensor:
+        """(B, C, H, W) → (B, 5C, H, W): the image, then its shifts towards the top-left,
+        top-right, bottom-left and bottom-right corners (channel blocks of C)."""
+        s, (H, W) = self.shift, images.shape[-2:]
+        padded = F.pad(images, (s, s, s, s))  # (B, C, H + 2s, W + 2s), zeros around
+        # a window of the padded image offset by (dy, dx) is the image moved by (s - dy, s - dx)
+        corners = [padded[..., dy:dy + H, dx:dx + W] for dy, dx in ((0, 0), (0, 2 * s), (2 * s, 0), (2 * s, 2 * s))]
+        return torch.cat([images, *corners], dim=1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``images`` (B, C, H, W) float → patch tokens (B, N, D), row-major."""
+        self.check_images(images)
+        P = self.patch_size
+        patches = F.unfold(self.shifted(images), kernel_size=P, stride=P)  # (B, 5C·P², N)
+        return self.proj(self.norm(patches.transpose(1, 2)))  # (B, N, D)
+
+
+def make_patch_embedding(kind: str, image_size: int, patch_size: int, in_channels: int,
+                         d_model: int) -> nn.Module:
+    """``"patch"`` → :class:`PatchEmbedding`, ``"conv"`` → :class:`ConvPatchEmbedding`,
+    ``"shifted"`` → :class:`ShiftedPatchEmbedding`."""
+    classes = {"patch": PatchEmbedding, "conv": ConvPatchEmbedding, "shifted": ShiftedPatchEmbedding}
+    if kind not in classes:
+        raise ValueError(f"argument `patch_embedding` must be one of {PATCH_EMBEDDINGS}; got {kind!r}")
+    return classes[kind](image_size, patch_size, in_channels, d_model)
 
 
 class FeatureTokenizer(nn.Module):

@@ -6,13 +6,15 @@ its input kind (:meth:`Stem.embed`), then, in this order and each only when conf
 
 1. prepends a learned [CLS] vector (``cls="learned"``: ViT, the digits-rows classifier). With
    ``cls="input"`` the input's first token already is [CLS] (BERT's tokenizer puts it there);
-   with ``cls="none"`` there is none;
+   with ``cls="none"`` there is none. ``distillation=True`` (with a learned [CLS] only) puts a
+   second learned vector after it, DeiT's distillation token (Touvron et al. 2021, "Training
+   data-efficient image transformers & distillation through attention"), which a second head reads;
 2. adds position embeddings (``position``: ``"learned"``, ``"sinusoidal"`` or ``"none"``),
    over a learned [CLS] too (as ViT);
 3. normalises (``norm``: BERT and post-LN classifiers) and applies dropout.
 
 :attr:`Stem.num_prefix_tokens` is how many tokens the stem added in front (timm's name): 1 for
-a learned [CLS], else 0. Mean and max pooling skip them (:func:`gicho.nn.pooling.pool`); a
+a learned [CLS] (2 with a distillation token), else 0. Mean and max pooling skip them (:func:`gicho.nn.pooling.pool`); a
 tokenizer's [CLS] is a real input token, pooled like the others (as sentence-transformers).
 :attr:`Stem.has_cls` says whether row 0 is a [CLS] at all (learned or from the input), which
 ``pool="cls"`` needs.
@@ -31,7 +33,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from gicho.nn.embeddings import FeatureTokenizer, PatchEmbedding, make_position_embedding
+from gicho.nn.embeddings import FeatureTokenizer, make_patch_embedding, make_position_embedding
 
 __all__ = ["CLS_SOURCES", "ClsSource", "FeatureStem", "PatchStem", "Stem", "TokenStem"]
 
@@ -49,6 +51,8 @@ class Stem(nn.Module):
     max_len : int
         Longest input sequence, not counting a learned [CLS].
     cls_token : Parameter (1, 1, D) or None
+    dist_token : Parameter (1, 1, D) or None
+        DeiT's distillation token (timm's name), row 1 of the output.
     pos_embed : position module or None
     norm : LayerNorm or Identity
     dropout : Dropout
@@ -58,24 +62,32 @@ class Stem(nn.Module):
 
     def _add_prefix_and_positions(self, d_model: int, *, max_len: int, cls: ClsSource = "none",
                                   position: str = "learned", norm: bool = False, dropout: float = 0.0,
-                                  layer_norm_eps: float = 1e-5) -> None:
+                                  layer_norm_eps: float = 1e-5, distillation: bool = False) -> None:
         """Create the shared parts; a subclass calls this after creating its own input layer,
         so that parameters are initialised in the order they are used (seeded runs of every
-        family draw the same numbers as before stems owned these parts)."""
+        family draw the same numbers as before stems owned these parts; the distillation
+        token, drawn after [CLS], changes nothing when it is off)."""
         if cls not in CLS_SOURCES:
             raise ValueError(f"argument `cls` must be one of {CLS_SOURCES}; got {cls!r}")
+        if distillation and cls != "learned":
+            raise ValueError(f"argument `distillation` needs a learned [CLS] before it (cls='learned'); "
+                             f"got cls={cls!r}")
         self.cls, self.max_len = cls, max_len
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model)) if cls == "learned" else None
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, d_model)) if distillation else None
+        if self.dist_token is not None:
+            nn.init.normal_(self.dist_token, std=0.02)
         self.pos_embed = make_position_embedding(position, max_len + self.num_prefix_tokens, d_model)
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
 
     @property
     def num_prefix_tokens(self) -> int:
-        """Tokens this stem puts in front of the input's: 1 for a learned [CLS], else 0."""
-        return int(self.cls == "learned")
+        """Tokens this stem puts in front of the input's: 1 for a learned [CLS] (2 with a
+        distillation token after it), else 0."""
+        return int(self.cls == "learned") + int(self.dist_token is not None)
 
     @property
     def has_cls(self) -> bool:
@@ -107,9 +119,10 @@ class Stem(nn.Module):
                                  f"{tuple(attention_mask.shape)}")
             mask = attention_mask.bool()
         if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(B, -1, -1).to(x.dtype), x], dim=1)  # (B, T+1, D)
+            prefix = [t.expand(B, -1, -1).to(x.dtype) for t in (self.cls_token, self.dist_token) if t is not None]
+            x = torch.cat([*prefix, x], dim=1)  # (B, p+T, D), p = num_prefix_tokens
             if mask is not None:
-                mask = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # (B, T+1)
+                mask = torch.cat([mask.new_ones(B, len(prefix)), mask], dim=1)  # (B, p+T)
         if self.pos_embed is not None:
             x = self.pos_embed(x)
         return self.dropout(self.norm(x)), mask
@@ -157,18 +170,27 @@ class TokenStem(Stem):
 
 
 class PatchStem(Stem):
-    """Images (B, C, H, W) → patch tokens (:class:`~gicho.nn.PatchEmbedding`), then the shared
-    parts (ViT: a learned [CLS] and learned positions over the N + 1 tokens)."""
+    """Images (B, C, H, W) → patch tokens, then the shared parts (ViT: a learned [CLS] and
+    learned positions over the N + 1 tokens; DeiT: a distillation token too, positions over
+    N + 2).
+
+    ``patch_embedding`` says how patches become tokens: ``"patch"`` (one linear map per patch,
+    :class:`~gicho.nn.PatchEmbedding`), ``"conv"`` (convolutions first,
+    :class:`~gicho.nn.ConvPatchEmbedding`) or ``"shifted"`` (Shifted Patch Tokenization,
+    :class:`~gicho.nn.ShiftedPatchEmbedding`); each gives the same N tokens.
+    """
 
     input_names = ("pixel_values",)
 
     def __init__(self, image_size: int, patch_size: int, in_channels: int, d_model: int, *,
                  cls: ClsSource = "learned", position: str = "learned", norm: bool = False,
-                 dropout: float = 0.0, layer_norm_eps: float = 1e-5) -> None:
+                 dropout: float = 0.0, layer_norm_eps: float = 1e-5, distillation: bool = False,
+                 patch_embedding: str = "patch") -> None:
         super().__init__()
-        self.patch_embed = PatchEmbedding(image_size, patch_size, in_channels, d_model)
+        self.patch_embed = make_patch_embedding(patch_embedding, image_size, patch_size, in_channels, d_model)
         self._add_prefix_and_positions(d_model, max_len=self.patch_embed.n_patches, cls=cls, position=position,
-                                       norm=norm, dropout=dropout, layer_norm_eps=layer_norm_eps)
+                                       norm=norm, dropout=dropout, layer_norm_eps=layer_norm_eps,
+                                       distillation=distillation)
 
     def embed(self, pixel_values: Tensor) -> tuple[Tensor, None]:
         return self.patch_embed(pixel_values), None  # (B, N, D)

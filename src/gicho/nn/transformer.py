@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gicho.nn import execution
-from gicho.nn.attention import MultiHeadSelfAttention
+from gicho.nn.attention import ATTENTION_KINDS, MultiHeadSelfAttention
 from gicho.nn.execution import EncoderOutput, run_layers
 from gicho.nn.ragged import RaggedBatch
 
@@ -73,6 +73,10 @@ class TransformerEncoderLayer(nn.Module):
     mlp_dropout : float, optional
         Dropout between the MLP's two layers; default ``dropout`` (torch, timm). BERT has none
         there (0.0).
+    attention : {"standard", "lsa"}
+        Scaled dot-product attention, or Locality Self-Attention (Lee, Lee & Song 2021: a
+        learned temperature per head, no attention of a token to itself; see
+        :class:`~gicho.nn.attention.MultiHeadSelfAttention`'s ``locality``).
     """
 
     def __init__(
@@ -85,10 +89,14 @@ class TransformerEncoderLayer(nn.Module):
         norm_first: bool = False,
         layer_norm_eps: float = 1e-5,
         mlp_dropout: float | None = None,
+        attention: str = "standard",
     ) -> None:
         super().__init__()
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"argument `attention` must be one of {ATTENTION_KINDS}; got {attention!r}")
         self.norm_first = norm_first
-        self.attn = MultiHeadSelfAttention(d_model, n_heads, dropout=attention_dropout)
+        self.attn = MultiHeadSelfAttention(d_model, n_heads, dropout=attention_dropout,
+                                           locality=attention == "lsa")
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.mlp = MLP(d_model, d_ff, dropout if mlp_dropout is None else mlp_dropout)
@@ -146,7 +154,7 @@ class TransformerEncoder(nn.Module):
         As in :class:`TransformerEncoderLayer`.
     final_norm : bool, optional
         Apply a LayerNorm after the stack; default: ``norm_first`` (ViT has one, BERT not).
-    mlp_dropout : float, optional
+    mlp_dropout, attention : optional
         As in :class:`TransformerEncoderLayer`.
     """
 
@@ -162,12 +170,13 @@ class TransformerEncoder(nn.Module):
         layer_norm_eps: float = 1e-5,
         final_norm: bool | None = None,
         mlp_dropout: float | None = None,
+        attention: str = "standard",
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(
                 d_model, n_heads, d_ff, dropout, attention_dropout, norm_first, layer_norm_eps,
-                mlp_dropout=mlp_dropout,
+                mlp_dropout=mlp_dropout, attention=attention,
             )
             for _ in range(n_layers)
         )
