@@ -84,10 +84,10 @@ class MnistModel:
                              f"n_labels {N_CLASSES}; got {c.in_channels}, {c.n_labels}")
         distilled = bool(getattr(v, "distillation", False))
         if self.arch == "vit" and distilled and not self.teacher:
-            raise ValueError("field `model.teacher` is empty, but model.vit.distillation is on: give the run "
+            raise ValueError("field `teacher` is empty, but model.vit.distillation is on: give the run "
                              "(or model directory) of the teacher whose predictions the distillation token learns")
         if self.teacher and (self.arch != "vit" or not distilled):
-            raise ValueError(f"field `model.teacher` ({self.teacher!r}) needs a ViT with a distillation token: "
+            raise ValueError(f"field `teacher` ({self.teacher!r}) needs a ViT with a distillation token: "
                              "--model.arch vit --model.vit.distillation true")
 
 
@@ -218,6 +218,14 @@ class TeacherLabels:
             inner(state)
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; 784 pixel values are too long a name to ask the system about."""
+    try:
+        return path.is_file()
+    except OSError:  # "File name too long"
+        return False
+
+
 class _ImageModel:
     """Reloads whichever family the run trained (``config.json`` names it)."""
 
@@ -297,7 +305,7 @@ class MnistTask(ImageClassificationTask):
         images = []
         for text in texts:
             path = Path(text.strip())
-            if path.is_file():
+            if _is_file(path):
                 images.append(to_28(read_image(path, channels=1))[0].numpy())  # (28, 28)
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 raise ValueError(f"input {text!r}: image file not found")
