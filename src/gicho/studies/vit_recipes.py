@@ -85,9 +85,7 @@ class ViTRecipesStudyConfig:
         ``cnn`` arm's model of the same size and seed (trained first, and kept, even when ``cnn``
         is not among the arms reported).
     combine : tuple of str
-        The ingredients of the ``combined`` arm (names of :data:`INGREDIENTS`); by default the
-        conv stem and distillation, the two that helped the plain ViT in a one-seed pilot at
-        1,000 images (``benchmarks/RESULTS.md``).
+        The ingredients of the ``combined`` arm (names of :data:`INGREDIENTS`).
     task : MnistConfig
         The ``mnist`` task every arm starts from (``--task.train.max-steps 800``,
         ``--task.model.vit.d-model 96``); the study sets the sample, the seed and the arm's options.
@@ -96,7 +94,7 @@ class ViTRecipesStudyConfig:
     sizes: tuple[int, ...] = (100, 300, 1000, 4000)
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[str, ...] = DEFAULT_ARMS
-    combine: tuple[str, ...] = ("conv-stem", "distill")
+    combine: tuple[str, ...] = ("conv-stem", "mean-pool", "strong-aug", "distill")
     task: MnistConfig = field(default_factory=_task)
 
     def __post_init__(self) -> None:
