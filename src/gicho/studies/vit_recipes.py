@@ -85,7 +85,9 @@ class ViTRecipesStudyConfig:
         ``cnn`` arm's model of the same size and seed (trained first, and kept, even when ``cnn``
         is not among the arms reported).
     combine : tuple of str
-        The ingredients of the ``combined`` arm (names of :data:`INGREDIENTS`).
+        The ingredients of the ``combined`` arm (names of :data:`INGREDIENTS`); by default the
+        conv stem, mean pooling, MixUp/CutMix and distillation, the best of a one-seed pilot at
+        1,000 images (``benchmarks/RESULTS.md``; mean pooling and MixUp/CutMix alone did not help there).
     task : MnistConfig
         The ``mnist`` task every arm starts from (``--task.train.max-steps 800``,
         ``--task.model.vit.d-model 96``); the study sets the sample, the seed and the arm's options.
