@@ -27,9 +27,23 @@ __all__ = ["SmallCNN", "SmallCNNConfig"]
 
 @dataclass
 class SmallCNNConfig(HeadConfig):
-    """``in_channels``, ``channels`` (width of the first stage's convolutions), ``stages``
-    (conv-conv-pool stages before the last convolution; each doubles the width), ``batch_norm``,
-    ``n_labels`` classes and their ``label_names``."""
+    """Configuration of :class:`SmallCNN`.
+
+    Parameters
+    ----------
+    in_channels : int
+        Colour channels of the input images: 1 for grey, 3 for RGB.
+    channels : int
+        Width of the first stage's convolutions (each further stage doubles it).
+    n_labels : int
+        Classes of the linear head.
+    label_names : tuple of str or None
+        ``n_labels`` names of the classes, saved with the model.
+    stages : int
+        Conv-conv-max-pool stages before the last convolution (1: the three-convolution net).
+    batch_norm : bool
+        A BatchNorm after every convolution (whose bias it makes redundant, so there is none).
+    """
 
     in_channels: int = 1
     channels: int = 60  # about the parameters of the digits ViT preset (66k vs 69k)
