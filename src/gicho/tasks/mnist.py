@@ -344,8 +344,11 @@ class MnistTask(ImageClassificationTask):
                      f"{', BatchNorm' if c.batch_norm else ''})")
         else:
             v = m.vit
+            extras = [{"conv": "conv stem", "shifted": "shifted patches"}.get(v.stem, ""),
+                      "locality self-attention" if v.attention == "lsa" else "",
+                      "distillation token" if v.distillation else ""]
             model = (f"ViT ({v.n_layers}x{v.d_model}, {v.n_heads} heads, {v.grid_size}x{v.grid_size} patches of "
-                     f"{v.patch_size}x{v.patch_size} px, {v.pool} pooling)")
+                     f"{v.patch_size}x{v.patch_size} px, {v.pool} pooling{''.join(f', {e}' for e in extras if e)})")
             if m.teacher:
                 model += f", distilled from {m.teacher}"
         sample = f", a stratified sample of {d.n_train} training images" if d.n_train else ""
