@@ -59,7 +59,8 @@ ARM_LABELS = {
 }
 DEFAULT_ARMS = ("cnn", "vit", "conv-stem", "lsa", "mean-pool", "strong-aug", "distill", "combined")
 # `gicho study vit-recipes --quick`: 2 sizes, 1 seed, 3 arms, 60 steps: well under a minute
-QUICK = {"sizes": (100, 1000), "seeds": (0,), "arms": ("cnn", "vit", "distill"), "task.train.max_steps": 60}
+QUICK = {"sizes": (100, 1000), "seeds": (0,), "arms": ("cnn", "vit", "distill"), "task.train.max_steps": 60,
+         "task.train.warmup_steps": 6}
 
 
 def _task() -> MnistConfig:
