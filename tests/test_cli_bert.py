@@ -111,6 +111,23 @@ def test_embed_prints_vectors_and_truncates_long_text_with_a_warning(minilm_dir,
     assert abs(np.linalg.norm(np.array(values, dtype=float)) - 1.0) < 1e-4
 
 
+
+def test_embed_reads_an_input_file_and_writes_rows_in_its_order(minilm_dir, tmp_path, capsys):
+    texts = ["A man is playing a guitar.", "The stock market fell sharply today.", "Someone plays the guitar."]
+    listing = tmp_path / "texts.txt"
+    listing.write_text(texts[1] + "\n\n" + texts[2] + "\n", encoding="utf-8")  # a blank line is skipped
+    out_file = tmp_path / "emb.npy"
+    assert run("embed", str(minilm_dir), texts[0], "--input", str(listing), "--output", str(out_file)) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out_file}: 3 x 384" in printed and "cosine similarity" not in printed
+    from_file = np.load(out_file)
+    assert run("embed", str(minilm_dir), *texts, "--out", str(tmp_path / "args.npy")) == 0
+    np.testing.assert_allclose(from_file, np.load(tmp_path / "args.npy"), rtol=0, atol=1e-6)
+    assert run("embed", str(minilm_dir)) == 2
+    assert "no text: give TEXTS arguments or --input FILE" in capsys.readouterr().err
+    assert run("embed", str(minilm_dir), "--input", str(tmp_path / "missing.txt")) == 2
+    assert "no such file" in capsys.readouterr().err
+
 def test_embed_names_a_missing_checkpoint(tmp_path, capsys):
     assert run("embed", str(tmp_path / "nowhere"), "text") == 2
     assert "is not a directory" in capsys.readouterr().err

@@ -101,11 +101,19 @@ def fill_mask_command(
 def embed_command(
     checkpoint: Annotated[Path, typer.Argument(
         help="A BERT directory with a tokenizer (e.g. all-MiniLM-L6-v2), or a BERT run directory.")],
-    texts: Annotated[list[str], typer.Argument(help="One or more texts.")],
+    texts: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="Texts to embed (and/or --input FILE)."),
+    ] = None,
+    input_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--input", help="A UTF-8 text file: each non-blank line is one more text, in order."),
+    ] = None,
     out: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--out", help="Save the embeddings (N, D) float32 to this .npy file instead of printing them "
-                                   "(written under a temporary name and renamed: a failed write keeps the old file)."),
+        typer.Option("--out", "--output",
+                     help="Save the embeddings (N, D) float32 to this .npy file instead of printing them "
+                          "(written under a temporary name and renamed: a failed write keeps the old file)."),
     ] = None,
     similarity: Annotated[
         Optional[bool],  # noqa: UP045
@@ -115,14 +123,23 @@ def embed_command(
     ] = None,
 ) -> None:
     """Normalised mean-pooled sentence embeddings (truncated where sentence-transformers truncates:
-    max_seq_length of sentence_bert_config.json) and, for a few texts, their cosine similarities."""
+    max_seq_length of sentence_bert_config.json) and, for a few texts, their cosine similarities.
+
+    Texts come from the arguments and from --input FILE (one per non-blank line), in that order;
+    `gicho embed MODEL --input texts.txt --output emb.npy` writes row i for text i."""
     import numpy as np
     from rich.table import Table
 
+    from gicho.cli._runs import _read_input_lines
     from gicho.tasks.bert_text import sentence_embeddings
 
+    texts = list(texts or [])
+    if input_file is not None:
+        texts += _read_input_lines(input_file)
+    if not texts:
+        raise ValueError("no text: give TEXTS arguments or --input FILE")
     model, tokenizer = _load_bert(checkpoint, masked_lm=False)
-    embeddings, _ = sentence_embeddings(model, tokenizer, list(texts))  # warns of truncated texts
+    embeddings, _ = sentence_embeddings(model, tokenizer, texts)  # warns of truncated texts
     array = embeddings.numpy().astype(np.float32)
     if out is not None:
         _write_npy(out, array)
