@@ -162,3 +162,14 @@ def test_gains_are_paired_by_seed():
             {"arm": "lsa", "n_train": 100, "seed": 1, "accuracy": 0.8}]
     (row,) = gains(rows)
     assert row["arm"] == "lsa" and row["mean"] == pytest.approx(0.1) and row["std"] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(("sizes", "message"), [({"in_channels": 3}, "cannot classify a 28x28 grey image"),
+                                                ({"n_labels": 5}, r"logits of shape \(1, 5\)")])
+def test_a_teacher_that_is_not_an_mnist_classifier_is_refused(tmp_path, sizes, message):
+    from gicho.models.cnn import SmallCNN, SmallCNNConfig
+    from gicho.tasks.mnist import load_teacher
+
+    SmallCNN(SmallCNNConfig(channels=4, **sizes)).save_pretrained(tmp_path / "teacher")
+    with pytest.raises(ValueError, match=message):
+        load_teacher(tmp_path / "teacher")

@@ -192,8 +192,12 @@ def load_teacher(path: str | Path) -> Any:
         raise FileNotFoundError(f"--model.teacher {path}: neither a finished mnist run (no model/) nor a model "
                                 "directory (no config.json)")
     teacher = from_pretrained(directory).eval()
-    with torch.no_grad():
-        logits = teacher(torch.zeros(1, 1, SIDE, SIDE))["logits"]
+    try:
+        with torch.no_grad():
+            logits = teacher(torch.zeros(1, 1, SIDE, SIDE))["logits"]
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:  # not an image classifier of grey images
+        raise ValueError(f"--model.teacher {path}: its model cannot classify a 28x28 grey image ({exc}); a teacher "
+                         f"must classify MNIST's {N_CLASSES} digits") from None
     if tuple(logits.shape) != (1, N_CLASSES):
         raise ValueError(f"--model.teacher {path}: gives logits of shape {tuple(logits.shape)} for one 28x28 grey "
                          f"image; a teacher must classify MNIST's {N_CLASSES} digits")
