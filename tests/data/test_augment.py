@@ -105,8 +105,10 @@ def test_mix_batch_generator_round_trip_and_errors():
     again.load_state_dict(state)
     for want, got in zip(first, (again(items) for _ in range(3)), strict=True):
         assert torch.equal(want["pixel_values"], got["pixel_values"]) and torch.equal(want["labels"], got["labels"])
-    with pytest.raises(ValueError, match="argument `state` must be"):
+    with pytest.raises(ValueError, match=r"argument `state\['generator'\]` must be a uint8 tensor of shape"):
         again.load_state_dict({"generator": torch.zeros(3)})
+    with pytest.raises(ValueError, match="argument `state` must be a mapping with the key 'generator'"):
+        again.load_state_dict({"masks": state["generator"]})
     with pytest.raises(ValueError, match="both 0"):
         MixBatch(None, 3, mixup_alpha=0, cutmix_alpha=0)
     with pytest.raises(ValueError, match="argument `n_classes` must be an integer >= 2"):

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from gicho.data._seeded import SeededCollate
 from gicho.data.images import RandomShift
 
 __all__ = ["CUTMIX_ALPHA", "CUTMIX_PROB", "DIGIT_PRESETS", "DIGIT_SHIFT", "FOLDER_PRESETS", "MIXUP_ALPHA",
@@ -58,10 +59,6 @@ CUTMIX_ALPHA = 1.0
 CUTMIX_PROB = 0.5
 FLIP_PROB = 0.5
 DIGIT_SHIFT = 2  # pixels: the classic ±2 px translation of 28 px MNIST digits (an 8 px digit wants 1)
-# a worker's seed from (seed, worker seed), as gicho.data.text.batching.derive_seed (not imported:
-# it would load the text package)
-_SEED_MIX = 0x9E37_79B9_7F4A_7C15
-_SEED_MASK = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,7 @@ class RandomFlip:
         return item
 
 
-class MixBatch:
+class MixBatch(SeededCollate):
     """A collate function: the base one, then MixUp or CutMix of the batch, with soft targets.
 
     Parameters
@@ -203,31 +200,9 @@ class MixBatch:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"argument `seed` must be an integer; got {seed!r}")
         self.collate = collate if collate is not None else default_collate
-        self.n_classes, self.seed = n_classes, seed
+        self.n_classes = n_classes
         self.mixup_alpha, self.cutmix_alpha, self.cutmix_prob = float(mixup_alpha), float(cutmix_alpha), cutmix_prob
-        self._generator = torch.Generator().manual_seed(seed)
-        self._worker_seed: int | None = None
-
-    def _rng(self) -> torch.Generator:
-        info = torch.utils.data.get_worker_info()
-        if info is not None and info.seed != self._worker_seed:  # a worker's copy: its own stream
-            self._worker_seed = info.seed
-            self._generator.manual_seed((self.seed * _SEED_MIX + info.seed) & _SEED_MASK)
-        return self._generator
-
-    def state_dict(self) -> dict[str, Any]:
-        """The generator's state: a checkpoint saves it, so a resumed run draws the same mixes."""
-        return {"generator": self._generator.get_state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (a ValueError for anything else)."""
-        value = state.get("generator") if isinstance(state, Mapping) and set(state) == {"generator"} else None
-        expected = self._generator.get_state()
-        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.shape != expected.shape:
-            raise ValueError(f"argument `state` must be {{'generator': uint8 tensor of shape {tuple(expected.shape)}}} "
-                             f"(a CPU generator's state); got {state!r:.200}")
-        self._generator.set_state(value.clone())
-        self._worker_seed = None
+        self._seed_generator(seed)
 
     def _beta(self, alpha: float, g: torch.Generator) -> float:
         """λ ~ Beta(α, α), drawn through this wrapper's generator (torch's Beta takes none)."""

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from gicho._validation import check_positive, describe
+from gicho.data._seeded import derive_seed
 
 __all__ = [
     "DEFAULT_BUCKET_MULTIPLIER",
@@ -26,18 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_BUCKET_MULTIPLIER = 50  # a bucket holds this many batches' worth of items, sorted by length
-_SEED_MIX = 0x9E37_79B9_7F4A_7C15  # 2**64 / golden ratio: spreads (seed, stream) pairs apart
-_SEED_MASK = (1 << 63) - 1  # torch seeds are non-negative int64
-
-
-def derive_seed(seed: int, stream: int) -> int:
-    """A seed for stream ``stream`` (epoch, worker) of a generator seeded ``seed``; same in every process."""
-    for name, value in (("seed", seed), ("stream", stream)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"argument `{name}` must be an int; got {describe(value)}")
-    return (seed * _SEED_MIX + stream) & _SEED_MASK
-
-
 def _as_long(value: Any, name: str) -> torch.Tensor:
     t = torch.as_tensor(value)
     if t.dim() == 1 and t.numel() == 0:

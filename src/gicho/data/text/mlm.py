@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from gicho._validation import IGNORE_INDEX, check_positive, check_probability, describe
-from gicho.data.text.batching import derive_seed, pad_batch
+from gicho.data._seeded import SeededCollate
+from gicho.data.text.batching import pad_batch
 from gicho.data.text.tokenizer import TextTokenizer
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "MASK_PROB", "REPLACE_WITH_MASK", "REPLACE_WITH_RANDOM", "HeldOutMasks", "MLMCollator", "MaskOrPad", "MemmapBlocks", "PackedBlocks",
@@ -266,7 +267,7 @@ class MemmapBlocks(PackedBlocks):
             self._cleanup()
 
 
-class MLMCollator:
+class MLMCollator(SeededCollate):
     """Pad a batch and mask it for masked-language modelling; new masks on every call.
 
     Parameters
@@ -305,8 +306,7 @@ class MLMCollator:
         if replace_with_mask + replace_with_random > 1:
             raise ValueError(f"arguments `replace_with_mask` + `replace_with_random` must be <= 1; got "
                              f"{replace_with_mask} + {replace_with_random} = {replace_with_mask + replace_with_random}")
-        derive_seed(seed, 0)  # checks that the seed is an int
-        self.whole_word, self.seed = bool(whole_word), seed
+        self.whole_word = bool(whole_word)
         self.pad_id, self.mask_id = tokenizer.pad_id, tokenizer.mask_id
         self.vocab_size = tokenizer.vocab_size
         special = torch.zeros(self.vocab_size, dtype=torch.bool)
@@ -314,38 +314,7 @@ class MLMCollator:
         self._special = special  # (V,)
         self._random_ids = torch.nonzero(~special).flatten()  # replacement candidates
         self._continuation = torch.tensor(tokenizer.continuation_mask(), dtype=torch.bool)  # (V,)
-        self._generator = torch.Generator().manual_seed(seed)
-        self._worker_seed: int | None = None
-
-    def _rng(self) -> torch.Generator:
-        info = torch.utils.data.get_worker_info()
-        if info is not None and info.seed != self._worker_seed:
-            self._worker_seed = info.seed
-            self._generator.manual_seed(derive_seed(self.seed, info.seed))
-        return self._generator
-
-    def state_dict(self) -> dict[str, Any]:
-        """The generator's state: a checkpoint saves it, so a resumed run draws the same masks."""
-        return {"generator": self._generator.get_state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned.
-
-        Raises
-        ------
-        ValueError
-            When ``state`` is not such a mapping (a ``uint8`` generator-state tensor).
-        """
-        if not isinstance(state, Mapping) or set(state) != {"generator"}:
-            raise ValueError(f"argument `state` must be a mapping with the key 'generator'; got "
-                             f"{type(state).__name__} {sorted(state) if isinstance(state, Mapping) else ''}")
-        value = state["generator"]
-        expected = self._generator.get_state()
-        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.shape != expected.shape:
-            raise ValueError(f"argument `state['generator']` must be a uint8 tensor of shape "
-                             f"{tuple(expected.shape)} (a CPU generator's state); got {describe(value)}")
-        self._generator.set_state(value.clone())
-        self._worker_seed = None
+        self._seed_generator(seed)
 
     def __call__(self, items: Sequence[Mapping[str, Any]] | Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         items = [it if isinstance(it, Mapping) else {"input_ids": it} for it in items]
