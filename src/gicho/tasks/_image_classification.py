@@ -16,12 +16,13 @@ Inputs are ``pixel_values`` normalised by the model's image processor (``info["p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from gicho.tasks.neural import NeuralTask, Predictor, Splits
 
-__all__ = ["TOP_K", "ClassPredictions", "ImageClassificationTask", "ImagePredictions", "answer", "image_figures",
-           "label_names", "spread_over_classes", "to_display"]
+__all__ = ["TOP_K", "ClassPredictions", "ImageClassificationTask", "ImagePredictions", "answer", "grey_images",
+           "image_figures", "label_names", "spread_over_classes", "to_display"]
 
 TOP_K = 3  # classes shown per answer
 N_ROLLOUTS = 6  # test images drawn with their rollout maps (wrong ones first, then right ones)
@@ -85,6 +86,39 @@ class ClassPredictions:
 
 
 ImagePredictions = ClassPredictions  # its first name (the image tasks'); the text classifiers use it too
+
+
+def grey_images(texts: Sequence[str], side: int, max_pixel: float) -> Any:
+    """Each input, an image file or ``side * side`` grey levels in [0, ``max_pixel``] row by row,
+    as an array (N, side, side) float32 on that scale (files: resized whole, as the evaluation
+    images). What the grey-digit tasks' ``predict`` reads; an input naming a missing image file
+    is an error, not a list of numbers."""
+    import numpy as np
+
+    from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
+    from gicho.tasks._parsing import parse_numbers
+
+    to_scale = ImageTransform(side, mean=(0.0,), std=(1.0 / max_pixel,), crop_pct=1.0)  # → [0, max_pixel]
+    images = []
+    for text in texts:
+        path = Path(text.strip())
+        if _is_file(path):
+            images.append(to_scale(read_image(path, channels=1))[0].numpy())  # (side, side)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            raise ValueError(f"input {text!r}: image file not found")
+        else:
+            pixels = parse_numbers(text, side * side, f"pixels in [0, {max_pixel:g}], row by row", low=0.0,
+                                   high=max_pixel)
+            images.append(np.asarray(pixels, dtype=np.float32).reshape(side, side))
+    return np.stack(images)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; hundreds of pixel values are too long a name to ask the system about."""
+    try:
+        return path.is_file()
+    except OSError:  # "File name too long"
+        return False
 
 
 def label_names(model: Any) -> tuple[str, ...]:

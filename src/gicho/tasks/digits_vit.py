@@ -130,26 +130,13 @@ class DigitsViTTask(ImageClassificationTask):
 
     def read_inputs(self, config: DigitsViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
         """Each input: an image file, or 64 pixel values in [0, 16] row by row."""
-        import numpy as np
         import torch
 
-        from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
         from gicho.data.images import DIGITS_MAX_INTENSITY as MAX_PIXEL
         from gicho.data.images import digits_pixel_values
-        from gicho.tasks._parsing import parse_numbers
+        from gicho.tasks._image_classification import grey_images
 
-        to_8x8 = ImageTransform(SIDE, mean=(0.0,), std=(1.0 / MAX_PIXEL,), crop_pct=1.0)  # → [0, 16]
-        images = []
-        for text in texts:
-            path = Path(text.strip())
-            if path.is_file():
-                images.append(to_8x8(read_image(path, channels=1))[0].numpy())  # (8, 8)
-            elif path.suffix.lower() in IMAGE_SUFFIXES:
-                raise ValueError(f"input {text!r}: image file not found")
-            else:
-                pixels = parse_numbers(text, SIDE * SIDE, "pixels in [0, 16], row by row", low=0.0, high=MAX_PIXEL)
-                images.append(np.asarray(pixels, dtype=np.float32).reshape(SIDE, SIDE))
-        return {"pixel_values": torch.from_numpy(digits_pixel_values(np.stack(images)))}
+        return {"pixel_values": torch.from_numpy(digits_pixel_values(grey_images(texts, SIDE, MAX_PIXEL)))}
 
     def describe(self, config: DigitsViTConfig) -> tuple[str, str]:
         m, d = config.model, config.data

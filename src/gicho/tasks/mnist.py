@@ -231,14 +231,6 @@ class TeacherLabels:
             inner(state)
 
 
-def _is_file(path: Path) -> bool:
-    """Whether ``path`` is a file; 784 pixel values are too long a name to ask the system about."""
-    try:
-        return path.is_file()
-    except OSError:  # "File name too long"
-        return False
-
-
 class _ImageModel:
     """Reloads whichever family the run trained (``config.json`` names it)."""
 
@@ -308,24 +300,11 @@ class MnistTask(ImageClassificationTask):
 
     def read_inputs(self, config: MnistConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
         """Each input: an image file, or 784 pixel values 0..255 row by row."""
-        import numpy as np
         import torch
 
-        from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
-        from gicho.tasks._parsing import parse_numbers
+        from gicho.tasks._image_classification import grey_images
 
-        to_28 = ImageTransform(SIDE, mean=(0.0,), std=(1.0 / MAX_PIXEL,), crop_pct=1.0)  # → 0..255
-        images = []
-        for text in texts:
-            path = Path(text.strip())
-            if _is_file(path):
-                images.append(to_28(read_image(path, channels=1))[0].numpy())  # (28, 28)
-            elif path.suffix.lower() in IMAGE_SUFFIXES:
-                raise ValueError(f"input {text!r}: image file not found")
-            else:
-                pixels = parse_numbers(text, SIDE * SIDE, "pixels 0..255, row by row", low=0.0, high=MAX_PIXEL)
-                images.append(np.asarray(pixels, dtype=np.float32).reshape(SIDE, SIDE))
-        return {"pixel_values": torch.from_numpy(mnist_pixel_values(np.stack(images)))}
+        return {"pixel_values": torch.from_numpy(mnist_pixel_values(grey_images(texts, SIDE, MAX_PIXEL)))}
 
     def after_fit(self, config: MnistConfig, predictor: Predictor, splits: Splits, ctx: Any,
                   scores: dict[str, float], accumulators: Sequence[Any]) -> dict[str, float]:
