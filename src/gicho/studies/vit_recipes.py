@@ -27,9 +27,11 @@ models) are kept in ``OUT/teachers/``. The study reports what it measures; it as
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,23 +191,14 @@ def run_vit_recipes_study(config: ViTRecipesStudyConfig | None = None, out_dir: 
     return rows
 
 
-class _teacher_dir:
+@contextlib.contextmanager
+def _teacher_dir(out: Path | None) -> Iterator[Path]:
     """``OUT/teachers`` (kept), or a temporary directory when the study writes nothing."""
-
-    def __init__(self, out: Path | None) -> None:
-        self.out, self.tmp = out, None
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        if self.out is not None:
-            return self.out / "teachers"
-        self.tmp = tempfile.TemporaryDirectory(prefix="gicho-vit-recipes-")
-        return Path(self.tmp.name)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.tmp is not None:
-            self.tmp.cleanup()
+    if out is not None:
+        yield out / "teachers"
+        return
+    with tempfile.TemporaryDirectory(prefix="gicho-vit-recipes-") as tmp:
+        yield Path(tmp)
 
 
 def _write(config: ViTRecipesStudyConfig, out: Path, rows: list[dict[str, Any]]) -> None:
