@@ -270,7 +270,7 @@ def test_predict_reads_inputs_from_a_file_and_says_when_an_argument_names_one(tm
     for args, message in [
         ([], "error: no input: give INPUT arguments or --input FILE"),
         (["--input", str(tmp_path / "missing.txt")], f"error: --input {tmp_path / 'missing.txt'}: no such file"),
-        (["--input", str(tmp_path)], f"error: --input {tmp_path} is not a regular file"),
+        (["--input", str(tmp_path)], f"error: --input {tmp_path} is a folder without image files"),
         (["1,0,0,0", "--top-k", "2"], f"error: --top-k: the task of {run_dir} (toy) has one answer per input"),
         (["1,0,0,0", "--top-k", "0"], "error: --top-k must be an integer >= 1; got 0"),
     ]:

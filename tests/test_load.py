@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,10 +24,12 @@ def toy_run(tmp_path_factory):
 def test_load_run_predicts_like_the_cli(toy_run):
     predictor = gicho.load(toy_run.run_dir)
     inputs = ["1,0,0,0", "0,1,0,0"]
-    assert predictor.predict(inputs) == predict_run(toy_run.run_dir, inputs)
+    assert predictor.predict_strings(inputs) == predict_run(toy_run.run_dir, inputs)
+    values = predictor.predict(np.eye(4)[:2])  # the native input: rows
+    assert [f"{v:.4f}" for v in values] == predict_run(toy_run.run_dir, inputs)
     assert not predictor.model.training
     with pytest.raises(ValueError, match=r"input 'nan,0,0,0' holds non-finite values"):
-        predictor.predict(["nan,0,0,0"])
+        predictor.predict_strings(["nan,0,0,0"])
     with pytest.raises(ValueError, match=r"unknown predict option\(s\) \['beam'\]; allowed: \(none\)"):
         predictor.predict(inputs, beam=2)
 

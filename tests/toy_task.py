@@ -68,11 +68,17 @@ class ToyTask(NeuralTask):  # NeuralTask's runner trains, scores and predicts th
     def build_metrics(self, config, info, split):
         return RegressionScores
 
-    def read_inputs(self, config, predictor, texts):
-        return {"x": torch.tensor([parse_numbers(t, 4, "x1,x2,x3,x4") for t in texts])}
+    def parse_inputs(self, config, predictor, texts):  # the command line's strings → rows
+        return [parse_numbers(t, 4, "x1,x2,x3,x4") for t in texts]
 
-    def write_outputs(self, config, predictor, batch, options):
-        return [f"{v:.4f}" for v in predictor(batch)["predictions"].tolist()]
+    def encode_inputs(self, config, predictor, inputs):  # rows (an array or a list) → a batch
+        return {"x": torch.as_tensor(inputs, dtype=torch.float32)}
+
+    def predict_batch(self, config, predictor, batch, options):
+        return predictor(batch)["predictions"].tolist()
+
+    def format_outputs(self, config, predictor, batch, options):
+        return [f"{v:.4f}" for v in self.predict_batch(config, predictor, batch, options)]
 
     def after_fit(self, config, predictor, splits, ctx, scores, accumulators):
         time.sleep(config.data.final_sleep)  # model/ is saved by now: a test signals the run here

@@ -272,8 +272,17 @@ def load_run(run_dir: Path | str) -> tuple[Task, Any]:
     return task, config_from_dict(task.config_cls, data["config"])
 
 
-def evaluate_run(run_dir: Path | str) -> dict[str, float]:
-    """Reload a finished run and recompute its held-out metrics."""
+def evaluate_run(run_dir: Path | str, data: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Reload a finished run and recompute its held-out metrics, or score it on new labelled data.
+
+    ``data``: ``{"csv": path}`` (labelled texts) or ``{"root": path}`` (class folders of images),
+    read with the run's own preprocessing (:mod:`gicho.tasks._new_data`); None: the run's own
+    held-out split.
+    """
+    if data:
+        from gicho.tasks._new_data import score_new_data
+
+        return _clean_metrics(score_new_data(load(run_dir), data))
     task, config = load_run(run_dir)
     metrics = task.evaluate(config, RunContext(run_dir=Path(run_dir), progress=False))
     return _clean_metrics(metrics)

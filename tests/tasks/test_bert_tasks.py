@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 
+import numpy as np
 import pytest
 
 import gicho
@@ -36,11 +37,17 @@ def test_mlm_bert_runs_evaluates_and_fills_masks(mlm_run):
     assert gicho.runs.evaluate_run(outcome.run_dir) == pytest.approx(metrics, rel=1e-9)
     model_dir = outcome.run_dir / "model"
     assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.txt"} <= {p.name for p in model_dir.iterdir()}
-    (answer,) = gicho.load(outcome.run_dir).predict(["The [MASK] statement exits the innermost loop."])
+    predictor = gicho.load(outcome.run_dir)
+    (answer,) = predictor.predict_strings(["The [MASK] statement exits the innermost loop."])
     # five tokens with their probabilities (a token may itself be "(", so count the numbers)
     assert len(re.findall(r"\(\d\.\d\d\)", answer)) == 5
+    (tokens,) = predictor.predict(["The [MASK] statement exits the innermost loop."])  # one token per [MASK]
+    ((top,),) = predictor.top_k(["The [MASK] statement exits the innermost loop."], k=5)
+    assert tokens == [top[0][0]] and len(top) == 5 and top[0][1] >= top[-1][1]
     with pytest.raises(ValueError, match=r"has no \[MASK\] to fill"):
-        gicho.load(outcome.run_dir).predict(["no mask here"])
+        predictor.predict(["no mask here"])
+    with pytest.raises(ValueError, match=r"no probabilities"):
+        predictor.predict_proba(["The [MASK] statement."])
     assert (outcome.run_dir / "plots" / "fill_mask.png").read_bytes()[:4] == b"\x89PNG"
     assert "BERT-tiny" in (outcome.run_dir / "report.html").read_text()
 
@@ -122,7 +129,12 @@ def test_bert_classify_from_a_csv_and_from_random_init(tmp_path):
                                "train.device": "cpu"})
     outcome = run_task(task, config, root=tmp_path / "runs", progress=False, report=False)
     assert outcome.metrics["accuracy"] >= 0.75  # the pretrained encoder separates these at once
-    answers = gicho.load(outcome.run_dir).predict(["loved it, wonderful", "boring and awful"])
+    predictor = gicho.load(outcome.run_dir)
+    assert predictor.predict(["loved it, wonderful", "boring and awful"]).tolist() == ["pos", "neg"]
+    probs = predictor.predict_proba(["loved it, wonderful", "boring and awful"])
+    assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1, atol=1e-12)
+    assert list(predictor.classes_[probs.argmax(1)]) == ["pos", "neg"]
+    answers = predictor.predict_strings(["loved it, wonderful", "boring and awful"])
     assert [a.split()[0] for a in answers] == ["pos", "neg"]
     random_init = task.make_config({**task.quick, "model.checkpoint": "random", "train.device": "cpu"})
     assert "random init" in task.tep(random_init)[0]
@@ -214,14 +226,14 @@ def _tiny_mlm_predictor(max_len=16):
 
 def test_mlm_predict_fills_every_mask_with_top_k():  # newcomer #11 (issue 19)
     predictor = _tiny_mlm_predictor()
-    two, one = predictor.predict(["the [MASK] statement exits the [MASK]", "break [MASK] loop"], top_k=3)
+    two, one = predictor.predict_strings(["the [MASK] statement exits the [MASK]", "break [MASK] loop"], top_k=3)
     assert re.fullmatch(r"\[MASK\]1: (\S+ \(\d\.\d\d\), ){2}\S+ \(\d\.\d\d\) \| \[MASK\]2: (\S+ \(\d\.\d\d\), ){2}"
                         r"\S+ \(\d\.\d\d\)", two), two
     assert re.fullmatch(r"(\S+ \(\d\.\d\d\), ){2}\S+ \(\d\.\d\d\)", one), one
-    assert len(re.findall(r"\(\d\.\d\d\)", predictor.predict(["[MASK] one"])[0])) == 5  # default top_k
+    assert len(re.findall(r"\(\d\.\d\d\)", predictor.predict_strings(["[MASK] one"])[0])) == 5  # default top_k
     with pytest.raises(ValueError, match=r"option `top_k` must be an integer >= 1; got 0"):
-        predictor.predict(["[MASK] one"], top_k=0)
+        predictor.predict_strings(["[MASK] one"], top_k=0)
     with pytest.raises(ValueError, match=r"unknown predict option\(s\) \['top'\]; allowed: top_k"):
-        predictor.predict(["[MASK] one"], top=2)
+        predictor.predict_strings(["[MASK] one"], top=2)
     with pytest.raises(ValueError, match=r"1 of its 2 \[MASK\] lie beyond the model's 16 positions"):
         predictor.predict(["[MASK] " + "one " * 20 + "[MASK]"])

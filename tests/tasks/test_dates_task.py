@@ -118,7 +118,11 @@ def test_predict_through_the_run_directory(trained) -> None:
     assert sum(re.fullmatch(r"2021-03-03 \(confidence (0\.\d{3}|1\.000)\)", a) is not None for a in answers) >= 4
     import gicho  # the same from Python, in two lines
 
-    assert gicho.load(ctx.run_dir).predict(texts) == answers
+    predictor = gicho.load(ctx.run_dir)
+    assert predictor.predict_strings(texts) == answers
+    dates = predictor.predict(texts)  # ISO dates, None where refused
+    assert [d if d is None else d + " " for d in dates] == [
+        None if a.startswith("cannot read ") else a.split("(")[0] for a in answers]
 
 
 @pytest.mark.slow
@@ -148,7 +152,7 @@ def test_predict_bad_input(trained) -> None:
         ValueError, match=r"unknown predict option\(s\) \['beam'\]; allowed: attention"
     ):
         predict(config, ctx, ["3rd of March, 2021"], {"beam": 3})
-    with pytest.raises(ValueError, match=r"`inputs` must be a non-empty list of strings"):
+    with pytest.raises(ValueError, match=r"`texts` must be a non-empty list of strings"):
         predict(config, ctx, [], {})
 
 
@@ -280,7 +284,7 @@ def test_predict_reports_confidence_and_rarely_refuses_real_dates(trained) -> No
     _, ctx, _ = trained
     examples = DateGenerator().generate(300, seed="refusal-rate")  # a seed no split uses
     predictor = gicho.load(ctx.run_dir)
-    answers = predictor.predict([ex.text for ex in examples])
+    answers = predictor.predict_strings([ex.text for ex in examples])
     refused = [a for a in answers if a.startswith("cannot read ")]
     assert len(refused) <= 15  # at most 5% of real dates refused at the default min_confidence
     for answer in answers:
@@ -293,11 +297,14 @@ def test_predict_reports_confidence_and_rarely_refuses_real_dates(trained) -> No
     readings, _ = read_dates(predictor.model, [ex.text for ex in examples[:50]], predictor.info["source"],
                              predictor.info["target"], 64, first_year=1800, last_year=2199, warn_unknown=False)
     assert [str(r) for r in readings] == answers[:50]
-    strict = predictor.predict([ex.text for ex in examples[:50]], min_confidence=1.0)
+    strict = predictor.predict_strings([ex.text for ex in examples[:50]], min_confidence=1.0)
     assert sum(a.startswith("cannot read ") for a in strict) > sum(a.startswith("cannot read ") for a in answers[:50])
     assert any("below min_confidence=1.0" in a for a in strict)
-    loose = predictor.predict(["Jan 1 2100", "2100년 1월 1일"], min_confidence=0.0, confidence=False)
+    loose = predictor.predict_strings(["Jan 1 2100", "2100년 1월 1일"], min_confidence=0.0, confidence=False)
     assert loose == ["2100-01-01", "2100-01-01"]  # years past 2049 are now supported
+    assert predictor.predict(["Jan 1 2100"], min_confidence=0.0).tolist() == ["2100-01-01"]
+    with pytest.raises(ValueError, match=r"input 0 is a int, not a string; this task accepts human-written dates"):
+        predictor.predict([20210303])
 
 
 @pytest.mark.slow

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -60,10 +64,25 @@ def test_digits_rows_run_evaluate_predict(tmp_path):
     _, X_test, _, _ = digits_split()
     pixels = X_test[:3].reshape(3, 64)  # raw pixels in [0, 16]: the model scales them itself
     answers = task.predict(config, ctx, [", ".join(str(int(v)) for v in row) for row in pixels], {})
-    assert len(answers) == 3 and all(a in [str(d) for d in range(10)] for a in answers)
-    # raw pixels in, digits out: the /16 scaling is saved with the model
-    rows = [", ".join(str(int(v)) for v in row) for row in pixels]
-    assert load_predictor(task, config, tmp_path).predict(rows) == answers
+    assert len(answers) == 3 and all(re.fullmatch(r"\d \(\d\.\d{3}\)", a) for a in answers), answers
+    # raw pixels in, digits out: the /16 scaling is saved with the model; the array is the native input
+    predictor = load_predictor(task, config, tmp_path)
+    labels = predictor.predict(pixels)
+    assert labels.tolist() == [a.split(" (")[0] for a in answers]
+    assert predictor.predict(X_test[:3].reshape(3, 8, 8)).tolist() == labels.tolist()  # as load_digits().images
+    assert predictor.predict(torch.tensor(pixels)).tolist() == labels.tolist()
+    probs = predictor.predict_proba(pixels)
+    assert probs.shape == (3, 10) and probs.dtype == np.float64 and np.allclose(probs.sum(1), 1, atol=1e-12)
+    assert predictor.classes_[probs.argmax(1)].tolist() == labels.tolist()
+    assert [top[0][0] for top in predictor.top_k(pixels, k=2)] == labels.tolist()
+    with pytest.raises(ValueError, match=r"one row of 64 values .*x\.reshape\(1, -1\)"):
+        predictor.predict(pixels[0])
+    with pytest.raises(ValueError, match=r"shape \(3, 63\); expected \(N, 64\) or \(N, 8, 8\)"):
+        predictor.predict(pixels[:, :63])
+    with pytest.raises(ValueError, match=r"input 1 holds the value 17 outside \[0, 16\]"):
+        predictor.predict(np.vstack([pixels[:1], np.full((1, 64), 17.0)]))
+    with pytest.raises(ValueError, match=r"is one str, not a batch.*accepts digit images as numbers"):
+        predictor.predict(" ".join(["1"] * 64))
     with pytest.raises(ValueError, match=r"outside \[0.0, 16.0\]"):
         task.predict(config, ctx, [" ".join(["17"] * 64)], {})
     with pytest.raises(ValueError, match="has 3 numbers; expected 64"):
@@ -89,6 +108,13 @@ def test_diabetes_transformer_run_evaluate_predict(tmp_path):
     answers = task.predict(config, ctx, [" ".join(map(str, X_test[0]))], {})
     assert float(answers[0]) > 0
     # the features' standardisation travels with the model (gicho.load does this for a run dir)
-    assert load_predictor(task, config, tmp_path).predict([" ".join(map(str, X_test[0]))]) == answers
+    predictor = load_predictor(task, config, tmp_path)
+    values = predictor.predict(X_test[:5])
+    assert values.dtype == np.float64 and values.shape == (5,) and f"{values[0]:.1f}" == answers[0]
+    assert predictor.predict(pd.DataFrame(X_test[:5])).tolist() == values.tolist()
+    with pytest.raises(ValueError, match="no probabilities"):
+        predictor.predict_proba(X_test[:5])
+    with pytest.raises(ValueError, match=r"input 0 holds non-finite values"):
+        predictor.predict(np.full((1, 10), np.nan))
     with pytest.raises(ValueError, match="expected 10"):
         task.predict(config, ctx, ["0.1 0.2"], {})

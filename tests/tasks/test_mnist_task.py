@@ -89,11 +89,23 @@ def test_vit_run_reports_predicts_and_reloads(task, tmp_path):
     digit[4:24, 13:15] = 255  # a "1"
     Image.fromarray(digit).save(tmp_path / "one.png")
     predictor = gicho.load(outcome.run_dir)
-    from_file, from_pixels = predictor.predict([str(tmp_path / "one.png"), " ".join(map(str, digit.ravel()))])
+    from_file, from_pixels = predictor.predict_strings([str(tmp_path / "one.png"), " ".join(map(str, digit.ravel()))])
     assert from_file == from_pixels  # the same image, either way in
     assert len(from_file.split(", ")) == 3  # the top three classes with probabilities
     with pytest.raises(ValueError, match="784"):
-        predictor.predict(["1 2 3"])
+        predictor.predict_strings(["1 2 3"])
+    # from Python: the array, a PIL image and the file give the same probabilities
+    as_array = predictor.predict_proba(digit[None])
+    np.testing.assert_allclose(predictor.predict_proba([Image.fromarray(digit)]), as_array, atol=1e-6)
+    np.testing.assert_allclose(predictor.predict_proba([tmp_path / "one.png"]), as_array, atol=1e-6)
+    np.testing.assert_allclose(predictor.predict_proba(torch.from_numpy(digit).reshape(1, 784)), as_array, atol=1e-6)
+    assert predictor.predict(digit[None])[0] == from_file.split(" (")[0]
+    with pytest.raises(ValueError, match=r"input 0: image file .*nope.png' not found"):
+        predictor.predict([tmp_path / "nope.png"])
+    with pytest.raises(ValueError, match=r"shape \(1, 8, 8\); expected \(N, 784\) or \(N, 28, 28\)"):
+        predictor.predict(np.zeros((1, 8, 8)))
+    with pytest.raises(ValueError, match=r"one PIL image, not a batch; pass a list"):
+        predictor.predict(Image.fromarray(digit))
 
 
 def test_cnn_run_has_no_rollout_and_reloads(cnn_run):
@@ -101,7 +113,7 @@ def test_cnn_run_has_no_rollout_and_reloads(cnn_run):
     assert "confusion_matrix.png" in plots and "attention_rollout.png" not in plots
     config = json.loads((cnn_run.run_dir / "model" / "config.json").read_text())
     assert config["model_type"] == "small-cnn" and config["stages"] == 2 and config["batch_norm"] is True
-    assert gicho.load(cnn_run.run_dir).predict([" ".join(["0"] * 784)])[0]
+    assert gicho.load(cnn_run.run_dir).predict(np.zeros((1, 28, 28)))[0] in [str(d) for d in range(10)]
 
 
 def test_distilled_vit_learns_the_teacher_predictions(task, cnn_run, tmp_path):
@@ -125,7 +137,7 @@ def test_distilled_vit_learns_the_teacher_predictions(task, cnn_run, tmp_path):
     assert splits.train_collate.state_dict() is not None  # the mixing generator is still checkpointed
     outcome = run_task(task, config, root=tmp_path, progress=False)
     assert json.loads((outcome.run_dir / "model" / "config.json").read_text())["model_type"] == "deit"
-    assert gicho.load(outcome.run_dir).predict([" ".join(["0"] * 784)])[0]
+    assert gicho.load(outcome.run_dir).predict_proba(np.zeros((2, 784))).shape == (2, 10)
     with pytest.raises(FileNotFoundError, match="neither a finished mnist run"):
         task.build_data(task.make_config({**TINY, "model.vit.distillation": True, "model.teacher": str(tmp_path)}))
 

@@ -91,11 +91,16 @@ def test_a_tiny_run_reports_the_confusion_matrix_and_the_errors(tiny_run):
 @pytest.mark.slow
 def test_predict_answers_any_text_from_python_and_the_cli(tiny_run, capsys):
     texts = ["A triumph: funny, moving and beautifully acted.", "Dull. 🙄 @critic #fail", "x" * 5000, "é"]
-    answers = gicho.load(tiny_run.run_dir).predict(texts)
+    predictor = gicho.load(tiny_run.run_dir)
+    answers = predictor.predict_strings(texts)
     assert len(answers) == len(texts)
     for answer in answers:
         label, confidence = answer.split()
         assert label in ("rotten", "fresh") and 0.5 <= float(confidence.strip("()")) <= 1
+    assert predictor.predict(texts).tolist() == [a.split()[0] for a in answers]
+    assert sorted(predictor.classes_) == ["fresh", "rotten"]
+    with pytest.raises(ValueError, match=r"input 1 is a int; this task accepts texts"):
+        predictor.predict(["fine", 3])
     with pytest.raises(SystemExit) as info:
         main(["predict", str(tiny_run.run_dir), "a tedious, joyless mess"])
     assert (info.value.code or 0) == 0

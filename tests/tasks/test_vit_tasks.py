@@ -47,8 +47,11 @@ def test_digits_vit_run_evaluate_predict(tmp_path):
 
     _, X_test, _, y_test = digits_split()
     rows = [" ".join(str(int(v)) for v in image.ravel()) for image in X_test[:20]]
-    answers = load_predictor(task, config, tmp_path).predict(rows)
+    answers = load_predictor(task, config, tmp_path).predict_strings(rows)
     top = [a.split(" (")[0] for a in answers]
+    predictor = load_predictor(task, config, tmp_path)
+    assert predictor.predict(X_test[:20].reshape(20, 8, 8)).tolist() == top  # the array itself, as load_digits
+    assert predictor.predict(list(X_test[:20])).tolist() == top  # a list of rows
     assert np.mean([t == str(y) for t, y in zip(top, y_test[:20], strict=True)]) >= 0.7
     assert all(len(a.split(", ")) == 3 for a in answers)  # top 3 with probabilities
     # the same digit as a PNG (upscaled, light on dark) gives the same answer
@@ -226,7 +229,7 @@ def test_a_vit_run_is_a_transformers_pipeline_and_an_older_model_dir_still_loads
     def gicho_probs():
         predictor = load_predictor(task, config, run_dir)
         with torch.no_grad():
-            return predictor(task.read_inputs(config, predictor, paths))["logits"].float().softmax(-1)
+            return torch.from_numpy(predictor.predict_proba(paths)).float()
 
     probs = gicho_probs()
     with warnings.catch_warnings():

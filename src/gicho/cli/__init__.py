@@ -1,6 +1,6 @@
 """The ``gicho`` command: thin commands over the task registry and the run directories.
 
-The commands live by concept in ``_runs`` (tasks, train, evaluate, predict, report, tour),
+The commands live by concept in ``_runs`` (tasks, train, evaluate, report, tour), ``_predict``,
 ``_classical`` (ols, pca), ``_text`` (fill-mask, embed) and ``_study`` (study ...), on the app of
 ``_app``; this module registers them and holds the error handling of :func:`main`.
 
@@ -27,6 +27,7 @@ __all__ = ["MAX_ERROR_CHARS", "app", "main"]
 # The command modules register themselves on `app` / `study_app` when imported, in the order
 # `gicho --help` lists them (the run commands first).
 from gicho.cli import _runs  # noqa: F401, I001
+from gicho.cli import _predict  # noqa: F401
 from gicho.cli import _classical  # noqa: F401
 from gicho.cli import _text  # noqa: F401
 from gicho.cli import _study  # noqa: F401

@@ -1,4 +1,4 @@
-"""`gicho tasks / train / evaluate / predict / report / tour`: the registry and run directories."""
+"""`gicho tasks / train / evaluate / report / tour`: the registry and run directories (`predict`: ``_predict``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ from typing import Annotated, Optional
 import typer
 
 from gicho.cli._app import _console, _fmt, app
-
-# What `--attention` can write: the formats matplotlib writes with gicho's dependencies alone.
-ATTENTION_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 @app.command("tasks")
@@ -180,95 +177,26 @@ def _print_metrics(metrics: dict[str, float], title: str) -> None:
 @app.command("evaluate")
 def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (runs/<task>-<time>).")],
+    data_csv: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--data.csv", help="Score a text classifier on this CSV of labelled texts instead "
+                     "(text,label or text_a,text_b,label)."),
+    ] = None,
+    data_root: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--data.root", help="Score an image classifier on this folder of class folders instead "
+                     "(root/<label>/*.png)."),
+    ] = None,
 ) -> None:
-    """Reload a trained run and recompute its held-out metrics."""
+    """Reload a trained run and recompute its held-out metrics, or score it on new labelled data
+    (--data.csv, --data.root) read with the run's own preprocessing."""
     from gicho.runs import evaluate_run
 
-    _print_metrics(evaluate_run(run_dir), title=f"{run_dir}: held-out metrics")
-
-
-@app.command("predict", context_settings={"ignore_unknown_options": True})
-def predict_command(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory.")],
-    inputs: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Argument(metavar="INPUT...", help="Inputs, one answer each."),
-    ] = None,
-    input_file: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--input", help="A UTF-8 text file: each non-blank line is one more input."),
-    ] = None,
-    top_k: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--top-k", help="Answers per input (tasks with ranked answers: mlm-bert's tokens)."),
-    ] = None,
-    attention: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--attention", help="Draw the attention map of the first input to this image "
-                     "(.png, .pdf, .svg or .jpg; no suffix: .png)."),
-    ] = None,
-) -> None:
-    """Answer each INPUT (and each line of --input FILE) with the model trained in RUN_DIR.
-
-    Inputs that start with a minus sign ("-5 -5 ...") are read as inputs, not options.
-    """
-    from gicho.runs import load_run, predict_run
-
-    inputs = list(inputs or [])
-    _warn_about_file_names(inputs)
-    if input_file is not None:
-        inputs += _read_input_lines(input_file)
-    if not inputs:
-        raise ValueError("no input: give INPUT arguments or --input FILE")
-    options: dict[str, object] = {}
-    if top_k is not None:
-        if top_k < 1:
-            raise ValueError(f"--top-k must be an integer >= 1; got {top_k}")
-        task, _ = load_run(run_dir)
-        if "top_k" not in task.predict_options:
-            raise ValueError(f"--top-k: the task of {run_dir} ({task.name}) has one answer per input")
-        options["top_k"] = top_k
-    if attention is not None:
-        if attention.is_dir():
-            raise ValueError(f"--attention {attention} is a directory; give the PNG file to write")
-        attention = attention if attention.suffix else attention.with_suffix(".png")
-        if attention.suffix.lower() not in ATTENTION_SUFFIXES:
-            raise ValueError(f"--attention {attention}: cannot draw a {attention.suffix} file; "
-                             f"allowed suffixes: {', '.join(ATTENTION_SUFFIXES)}")
-        options["attention"] = attention
-    for text, answer in zip(inputs, predict_run(run_dir, inputs, options), strict=True):
-        typer.echo(f"{text}\t{answer}")
-    if attention is not None:
-        typer.echo(f"attention map: {attention}")
-
-
-def _warn_about_file_names(inputs: list[str]) -> None:
-    """Newcomer 2026-12-06 #22: ``gicho predict RUN heldout.txt`` answered the path as a sentence."""
-    import warnings
-
-    from gicho.data.image_folder import IMAGE_SUFFIXES
-
-    for text in inputs:
-        path = Path(text)
-        with contextlib.suppress(OSError, ValueError):
-            if path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file():
-                warnings.warn(f"input {text!r} is read as text, though a file has that name; to "
-                              f"predict each line of the file, use --input {text}", UserWarning, stacklevel=2)
-
-
-def _read_input_lines(path: Path) -> list[str]:
-    if not path.exists():
-        raise ValueError(f"--input {path}: no such file")
-    if not path.is_file():
-        raise ValueError(f"--input {path} is not a regular file (a directory or a device)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"--input {path} is not UTF-8 text (byte {exc.start})") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise ValueError(f"--input {path} has no non-blank line")
-    return lines
+    data = {k: str(v) for k, v in (("csv", data_csv), ("root", data_root)) if v is not None}
+    if len(data) > 1:
+        raise ValueError("give --data.csv or --data.root, not both")
+    where = f" on {next(iter(data.values()))}" if data else ": held-out metrics"
+    _print_metrics(evaluate_run(run_dir, data or None), title=f"{run_dir}{where}")
 
 
 @app.command("report")

@@ -130,12 +130,12 @@ def embed_command(
     import numpy as np
     from rich.table import Table
 
-    from gicho.cli._runs import _read_input_lines
+    from gicho.cli._predict import read_text_lines
     from gicho.tasks.bert_text import sentence_embeddings
 
     texts = list(texts or [])
     if input_file is not None:
-        texts += _read_input_lines(input_file)
+        texts += read_text_lines(input_file)
     if not texts:
         raise ValueError("no text: give TEXTS arguments or --input FILE")
     model, tokenizer = _load_bert(checkpoint, masked_lm=False)

@@ -37,8 +37,8 @@ from torch.utils.data import Dataset
 
 from gicho._validation import check_choice, check_positive
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageError", "ImageFolder", "ImageTransform", "read_image",
-           "write_digits_folder"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageError", "ImageFolder", "ImageTransform", "image_to_array",
+           "read_image", "write_digits_folder"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 50_000_000  # about 7,000 × 7,000; larger headers are refused before decoding
@@ -115,6 +115,23 @@ def read_image(path: str | os.PathLike, *, channels: int = 3, max_pixels: int = 
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"image {path} cannot be decoded: {exc}") from None
     return array.reshape(array.shape[0], array.shape[1], channels)  # (H, W, C)
+
+
+def image_to_array(image: Any, *, channels: int = 3, name: str = "image") -> np.ndarray:
+    """A PIL image (already open, from Python) → (H, W, channels) uint8, by the rules of
+    :func:`read_image` (EXIF orientation, then the 8-bit conversion); ``name`` says which input
+    an error is about."""
+    from PIL import ImageOps
+
+    check_choice(channels, "channels", tuple(_MODES))
+    try:
+        upright = ImageOps.exif_transpose(image)
+        array = _to_8bit(upright, name, _MODES[channels])
+    except ImageError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{name} cannot be converted to an 8-bit image: {exc}") from None
+    return array.reshape(array.shape[0], array.shape[1], channels)
 
 
 def _to_8bit(image: Any, path: Any, mode: str) -> np.ndarray:

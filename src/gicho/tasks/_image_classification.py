@@ -3,8 +3,11 @@
 * :class:`ImageClassificationTask` — the hooks they share: the metrics (accuracy, and on the test
   split per-class accuracy from one :class:`gicho.metrics.ConfusionMatrix`, plus each test
   image's prediction for the figures), the answers and the figures;
-* :func:`answer` — top-k classes with probabilities, and the attention-rollout map of the first
-  input when ``options["attention"]`` names a PNG;
+* the answers (:class:`gicho.tasks._classifier.ClassifierTask`'s: top-k classes with
+  probabilities), and the attention-rollout map of the first input when ``options["attention"]``
+  names a PNG;
+* :func:`grey_digits` — what the grey-digit tasks (``digits-vit``, ``mnist``) accept from Python:
+  arrays of pixel values on the data's own scale, PIL images, image files;
 * :func:`image_figures` — after training: the confusion matrix and rollout maps of a few test
   images, right and wrong ones, in ``plots/``, drawn from the final score's one pass over the
   test split (only the few images drawn are read again).
@@ -15,29 +18,29 @@ Inputs are ``pixel_values`` normalised by the model's image processor (``info["p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gicho.tasks.neural import NeuralTask, Predictor, Splits
+from gicho.tasks._classifier import ClassifierTask, label_names
+from gicho.tasks.neural import Predictor, Splits
 
-__all__ = ["TOP_K", "ClassPredictions", "ImageClassificationTask", "ImagePredictions", "answer", "grey_images",
+__all__ = ["TOP_K", "ClassPredictions", "ImageClassificationTask", "ImagePredictions", "grey_digits", "grey_images",
            "image_figures", "label_names", "spread_over_classes", "to_display"]
 
 TOP_K = 3  # classes shown per answer
 N_ROLLOUTS = 6  # test images drawn with their rollout maps (wrong ones first, then right ones)
 
 
-class ImageClassificationTask(NeuralTask):
-    """A ViT classifying images: what ``digits-vit`` and ``vit`` share. A subclass gives the data,
-    the model, :meth:`class_names` and ``read_inputs``."""
+class ImageClassificationTask(ClassifierTask):
+    """A ViT (or a CNN) classifying images: what ``digits-vit``, ``mnist`` and ``vit`` share. A
+    subclass gives the data, the model, :meth:`class_names`, ``encode_inputs`` and ``parse_inputs``."""
 
     model_type = "vit"
-    predict_options = ("attention",)
-
-    def class_names(self, config: Any, info: dict[str, Any]) -> Sequence[str]:
-        """The names of the classes, in the order of the model's outputs."""
-        raise NotImplementedError(f"{type(self).__name__} must define class_names(config, info)")
+    predict_options = ("top_k", "attention")
+    default_top_k = TOP_K
+    new_data_sources = ("root",)
 
     def build_metrics(self, config: Any, info: dict[str, Any], split: str) -> Any:
         """Accuracy; on the test split also per-class accuracy (``accuracy_<class>``), from the
@@ -49,9 +52,15 @@ class ImageClassificationTask(NeuralTask):
             return [lambda: ConfusionMatrix(names, per_class=True), ImagePredictions]
         return lambda: ConfusionMatrix(names)
 
-    def write_outputs(self, config: Any, predictor: Predictor, batch: dict[str, Any],
-                      options: dict[str, Any]) -> list[str]:
-        return answer(predictor, batch, options)
+    def format_outputs(self, config: Any, predictor: Predictor, batch: dict[str, Any],
+                       options: dict[str, Any]) -> list[dict[str, Any]]:
+        """Top-k "name (probability)" per input; ``options["attention"]``: the rollout map of input 0."""
+        records = super().format_outputs(config, predictor, batch, options)
+        if options.get("attention"):
+            first = records[0]
+            draw_rollout(predictor, batch["pixel_values"][:1], f"{first['label']} ({first['probability']:.3f})",
+                         options["attention"])
+        return records
 
     def after_fit(self, config: Any, predictor: Predictor, splits: Splits, ctx: Any, scores: dict[str, float],
                   accumulators: Sequence[Any]) -> dict[str, float]:
@@ -89,21 +98,20 @@ ImagePredictions = ClassPredictions  # its first name (the image tasks'); the te
 
 
 def grey_images(texts: Sequence[str], side: int, max_pixel: float) -> Any:
-    """Each input, an image file or ``side * side`` grey levels in [0, ``max_pixel``] row by row,
-    as an array (N, side, side) float32 on that scale (files: resized whole, as the evaluation
-    images). What the grey-digit tasks' ``predict`` reads; an input naming a missing image file
-    is an error, not a list of numbers."""
+    """``gicho predict``'s strings for a grey-digit task: each an image file or ``side * side`` grey
+    levels in [0, ``max_pixel``] row by row, as an array (N, side, side) float32 on that scale
+    (files: resized whole, as the evaluation images). An input naming a missing image file is an
+    error, not a list of numbers."""
     import numpy as np
 
-    from gicho.data.image_folder import IMAGE_SUFFIXES, ImageTransform, read_image
+    from gicho.data.image_folder import IMAGE_SUFFIXES
     from gicho.tasks._parsing import parse_numbers
 
-    to_scale = ImageTransform(side, mean=(0.0,), std=(1.0 / max_pixel,), crop_pct=1.0)  # → [0, max_pixel]
     images = []
     for text in texts:
         path = Path(text.strip())
         if _is_file(path):
-            images.append(to_scale(read_image(path, channels=1))[0].numpy())  # (side, side)
+            images.append(_scaled_grey([path], side, max_pixel, "an image file")[0])
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             raise ValueError(f"input {text!r}: image file not found")
         else:
@@ -113,17 +121,57 @@ def grey_images(texts: Sequence[str], side: int, max_pixel: float) -> Any:
     return np.stack(images)
 
 
+def grey_digits(inputs: Any, side: int, max_pixel: float, accepts: str) -> Any:
+    """What a grey-digit task's ``predict`` accepts, as an array (N, side, side) float32 of pixel
+    values on the scale [0, ``max_pixel``] the model was trained on.
+
+    * one array or tensor (N, side, side) or (N, side * side), or a list of such arrays / rows:
+      pixel values on the data's own scale (the numbers of ``gicho predict``);
+    * PIL images and image files (paths), of any size: read as grey, resized whole to
+      side x side and mapped from 0..255 to the data's scale, as the evaluation images.
+    """
+    import numpy as np
+
+    from gicho.tasks._inputs import _as_numpy, _is_pil, number_rows
+
+    if _as_numpy(inputs) is not None:  # one numeric array (or a list of equal rows)
+        return number_rows(inputs, side * side, accepts, low=0.0, high=max_pixel,
+                           shape=(side, side)).reshape(-1, side, side)
+    out = []
+    for i, item in enumerate(inputs):
+        if isinstance(item, (str, os.PathLike)) or _is_pil(item):
+            try:
+                out.append(_scaled_grey([item], side, max_pixel, accepts)[0])
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("input 0", f"input {i}", 1)) from None
+        elif _as_numpy(item) is not None:
+            try:
+                out.append(number_rows([item], side * side, accepts, low=0.0, high=max_pixel,
+                                       shape=(side, side)).reshape(side, side))
+            except ValueError as exc:
+                raise ValueError(f"input {i}: {exc}") from None
+        else:
+            raise ValueError(f"input {i} is a {type(item).__name__}; this task accepts {accepts}")
+    return np.stack(out)
+
+
+def _scaled_grey(items: Sequence[Any], side: int, max_pixel: float, accepts: str) -> Any:
+    """Images (paths, PIL) → (N, side, side) float32 in [0, max_pixel], resized whole."""
+    import numpy as np
+
+    from gicho.data.image_folder import ImageTransform
+    from gicho.tasks._inputs import image_arrays
+
+    to_scale = ImageTransform(side, mean=(0.0,), std=(1.0 / max_pixel,), crop_pct=1.0)  # → [0, max_pixel]
+    return np.stack([to_scale(image)[0].numpy() for image in image_arrays(list(items), 1, accepts)])
+
+
 def _is_file(path: Path) -> bool:
     """Whether ``path`` is a file; hundreds of pixel values are too long a name to ask the system about."""
     try:
         return path.is_file()
     except OSError:  # "File name too long"
         return False
-
-
-def label_names(model: Any) -> tuple[str, ...]:
-    c = model.config
-    return c.label_names or tuple(str(k) for k in range(c.n_labels))
 
 
 def to_display(pixel_values: Any, info: dict[str, Any]) -> Any:
@@ -141,22 +189,18 @@ def to_display(pixel_values: Any, info: dict[str, Any]) -> Any:
     return (pixel_values.cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def answer(predictor: Any, batch: dict[str, Any], options: dict[str, Any]) -> list[str]:
-    """Top-k "name (probability)" per input; ``options["attention"]``: rollout PNG of input 0."""
+def draw_rollout(predictor: Any, pixel_values: Any, title: str, path: Path) -> None:
+    """The attention-rollout map of one image (1, C, H, W) over the image, into ``path``."""
     from gicho.plots.rollout import plot_rollout
 
     model = predictor.model
-    names = label_names(model)
-    probs = predictor(batch)["logits"].float().softmax(-1)  # (B, C)
-    top = probs.topk(min(TOP_K, probs.shape[-1]), dim=-1)
-    lines = [", ".join(f"{names[int(i)]} ({float(p):.3f})" for p, i in zip(ps, ix, strict=True))
-             for ps, ix in zip(top.values, top.indices, strict=True)]
-    if options.get("attention"):
-        x = batch["pixel_values"][:1].to(next(model.parameters()).device)
-        grid = model.rollout_maps(x)[0].cpu().numpy()  # (g, g)
-        plot_rollout([to_display(x[0], predictor.info)], [grid], options["attention"], value_range=(0.0, 1.0),
-                     titles=[f"predicted {lines[0].split(',')[0]}"])
-    return lines
+    if not hasattr(model, "rollout_maps"):
+        raise ValueError(f"option `attention`: the model ({type(model).__name__}) has no attention to draw; "
+                         "only a ViT has")
+    x = pixel_values.to(next(model.parameters()).device)
+    grid = model.rollout_maps(x)[0].cpu().numpy()  # (g, g)
+    plot_rollout([to_display(x[0], predictor.info)], [grid], path, value_range=(0.0, 1.0),
+                 titles=[f"predicted {title}"])
 
 
 def spread_over_classes(indices: list[int], labels: Any, k: int) -> list[int]:

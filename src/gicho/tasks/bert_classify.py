@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from gicho.tasks import register
-from gicho.tasks.neural import NeuralTask, Predictor, Splits
+from gicho.tasks._classifier import ClassifierTask
+from gicho.tasks.neural import Predictor, Splits
 from gicho.train.config import TrainConfig
 
 __all__ = ["SOURCES", "BertClassifyConfig", "BertClassifyTask", "ClassifyData", "ClassifyModel", "confident_errors",
@@ -205,7 +206,7 @@ def text_figures(test: Any, names: tuple[str, ...], accumulators: Any, plots_dir
                      title=f"the {len(chosen)} most confident errors on the test split")
 
 
-class BertClassifyTask(NeuralTask):
+class BertClassifyTask(ClassifierTask):
     """``bert-classify``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for fine-tuning a
     BERT classifier (see the module)."""
 
@@ -221,6 +222,8 @@ class BertClassifyTask(NeuralTask):
                       "data.n_eval": 300}
     quick: ClassVar = {"train.max_steps": 30, "train.eval_every": 30, "train.warmup_steps": 3, "model.max_len": 32,
                        "data.n_train": 200, "data.n_eval": 100}
+    input_kind = "texts: a list of strings, or of (text_a, text_b) pairs for a pair task"
+    new_data_sources = ("csv",)
 
     def build_data(self, config: BertClassifyConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
         """The labelled texts, tokenized with the checkpoint's tokenizer (``model.max_len`` checked
@@ -282,22 +285,17 @@ class BertClassifyTask(NeuralTask):
 
         return load_tokenizer_extras(directory)
 
-    def read_inputs(self, config: BertClassifyConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-        """Each input: a text (or ``text_a [SEP] text_b`` for a pair task)."""
+    def parse_inputs(self, config: BertClassifyConfig, predictor: Predictor, texts: list[str]) -> Any:
+        """Each string: a text, or ``text_a [SEP] text_b`` for a pair."""
+        return [(a, b) if sep else a for a, sep, b in (text.partition(" [SEP] ") for text in texts)]
+
+    def encode_inputs(self, config: BertClassifyConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
         from gicho.data.text import pad_batch
+        from gicho.tasks._inputs import text_pairs
 
         tokenizer = predictor.info["tokenizer"]
-        items = []
-        for text in texts:
-            a, sep, b = text.partition(" [SEP] ")
-            items.append(tokenizer.encode(a, b if sep else None, max_len=config.model.max_len))
+        items = [tokenizer.encode(a, b, max_len=config.model.max_len) for a, b in text_pairs(inputs, self.input_kind)]
         return pad_batch(items, tokenizer.pad_id)
-
-    def write_outputs(self, config: BertClassifyConfig, predictor: Predictor, batch: dict[str, Any],
-                      options: dict[str, Any]) -> list[str]:
-        probs = predictor(batch)["logits"].float().softmax(-1)
-        names = predictor.model.config.label_names or tuple(str(i) for i in range(probs.shape[-1]))
-        return [f"{names[int(p.argmax())]} ({float(p.max()):.2f})" for p in probs]
 
     def describe(self, config: BertClassifyConfig) -> tuple[str, str]:
         source = "all-MiniLM-L6-v2" if config.model.checkpoint in ("", RANDOM) else config.model.checkpoint

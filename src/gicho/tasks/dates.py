@@ -85,6 +85,7 @@ class DatesTask(NeuralTask):
                    f"{SUPPORTED_YEARS[0]}-{SUPPORTED_YEARS[1]} (two-digit years pivot at 50: '21' is 2021); "
                    "predict answers a valid date with its confidence, or 'cannot read ... as a date (reason)'.")
     predict_options = ("attention", "beam_width", "length_penalty", "min_confidence", "confidence")
+    input_kind = "human-written dates: a list of strings, e.g. ['3rd of March, 2021', '2021년 3월 3일']"
     tour: ClassVar = {
         "data.n_train": 20_000, "data.n_test": 2_000, "train.max_steps": 600, "train.eval_every": 300,
         "model.hidden_dim": 64, "model.embed_dim": 32, "model.attention_dim": 64, "train.batch_size": 64,
@@ -140,22 +141,36 @@ class DatesTask(NeuralTask):
         source, target = load_vocabularies(directory)
         return {"source": source, "target": target}
 
-    def read_inputs(self, config: DatesConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-        return {"texts": texts}  # decoded by write_outputs; encode_source checks each one
+    def encode_inputs(self, config: DatesConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
+        from gicho.tasks._inputs import texts
 
-    def write_outputs(self, config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
-                      options: dict[str, Any]) -> list[str]:
+        return {"texts": texts(inputs, self.input_kind)}  # decoded by predict_batch; encode_source checks each
+
+    def predict_batch(self, config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[Any]:
+        """Each input's ISO date ``YYYY-MM-DD``, or None where it is refused (``format_outputs`` says why)."""
+        return [r.date for r in self._read(config, predictor, batch, options)]
+
+    def format_outputs(self, config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
+                       options: dict[str, Any]) -> list[dict[str, Any]]:
         """Each input's valid date with its confidence, or a refusal (see the module docstring)."""
+        confidence = options.get("confidence", True)
+        if not isinstance(confidence, bool):
+            raise ValueError(f"option `confidence` must be True or False; got {confidence!r}")
+        return [{"output": str(r) if r.refused or confidence else r.date, "date": r.date,
+                 "confidence": r.confidence, "refused": r.reason}
+                for r in self._read(config, predictor, batch, options)]
+
+    def _read(self, config: DatesConfig, predictor: Predictor, batch: dict[str, Any],
+              options: dict[str, Any]) -> list[Any]:
         from gicho.data.date_grammar import MIN_CONFIDENCE, read_dates
         from gicho.plots.attention import plot_attention
 
         options = {"beam_width": config.beam_width, "length_penalty": config.length_penalty,
-                   "min_confidence": MIN_CONFIDENCE, "confidence": True, **options}
+                   "min_confidence": MIN_CONFIDENCE, **options}
         width, penalty = int(options["beam_width"]), float(options["length_penalty"])
         if width < 1 or not math.isfinite(penalty):
             raise ValueError(f"option `beam_width` must be >= 1 and `length_penalty` finite; got {width}, {penalty}")
-        if not isinstance(options["confidence"], bool):
-            raise ValueError(f"option `confidence` must be True or False; got {options['confidence']!r}")
         texts = batch["texts"]
         readings, attentions = read_dates(
             predictor.model, texts, predictor.info["source"], predictor.info["target"], config.data.max_input_len,
@@ -163,7 +178,7 @@ class DatesTask(NeuralTask):
             min_confidence=options["min_confidence"], beam_width=width, length_penalty=penalty)
         if options.get("attention"):
             plot_attention(texts[0].strip(), readings[0].guess, attentions[0], options["attention"])
-        return [str(r) if r.refused or options["confidence"] else r.date for r in readings]
+        return readings
 
     def after_fit(self, config: DatesConfig, predictor: Predictor, splits: Splits, ctx: Any, scores: dict,
                   accumulators: Any) -> dict:

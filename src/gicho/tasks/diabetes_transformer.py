@@ -83,6 +83,8 @@ class DiabetesTransformerTask(NeuralTask):
     description = "The diabetes regression with a Transformer over feature tokens."
     tour: ClassVar = {}  # the default budget already fits the tour
     quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60}
+    input_kind = ("patients' 10 features, scaled as in sklearn.datasets.load_diabetes(): a NumPy array, "
+                  "tensor or DataFrame (N, 10), or a list of such rows")
 
     def build_data(self, config: DiabetesTransformerConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
         import numpy as np
@@ -117,19 +119,27 @@ class DiabetesTransformerTask(NeuralTask):
 
         return RegressionScores
 
-    def read_inputs(self, config: DiabetesTransformerConfig, predictor: Predictor,
-                    texts: list[str]) -> dict[str, Any]:
-        """Each input: the 10 features of ``sklearn.datasets.load_diabetes()`` (scaled as there)."""
-        import torch
-
+    def parse_inputs(self, config: DiabetesTransformerConfig, predictor: Predictor, texts: list[str]) -> Any:
+        """Each string: the 10 features of ``sklearn.datasets.load_diabetes()`` (scaled as there)."""
         from gicho.tasks._parsing import parse_numbers
 
-        rows = [parse_numbers(t, N_FEATURES, "features as in sklearn's load_diabetes") for t in texts]
-        return {"features": torch.tensor(rows, dtype=torch.float32)}
+        return [parse_numbers(t, N_FEATURES, "features as in sklearn's load_diabetes") for t in texts]
 
-    def write_outputs(self, config: DiabetesTransformerConfig, predictor: Predictor, batch: dict[str, Any],
-                      options: dict[str, Any]) -> list[str]:
-        return [f"{float(p):.1f}" for p in predictor(batch)["predictions"]]
+    def encode_inputs(self, config: DiabetesTransformerConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
+        import torch
+
+        from gicho.tasks._inputs import number_rows
+
+        return {"features": torch.from_numpy(number_rows(inputs, N_FEATURES, self.input_kind))}
+
+    def predict_batch(self, config: DiabetesTransformerConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[Any]:
+        """The predicted disease progression of each patient (the target's units)."""
+        return [float(p) for p in predictor(batch)["predictions"]]
+
+    def format_outputs(self, config: DiabetesTransformerConfig, predictor: Predictor, batch: dict[str, Any],
+                       options: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"output": f"{p:.1f}", "value": p} for p in self.predict_batch(config, predictor, batch, options)]
 
     def describe(self, config: DiabetesTransformerConfig) -> tuple[str, str]:
         m = config.model

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 from gicho.data.images import DIGITS_MAX_INTENSITY
 from gicho.tasks import register
-from gicho.tasks.neural import NeuralTask, Predictor, Splits
+from gicho.tasks._classifier import ClassifierTask
+from gicho.tasks.neural import Predictor, Splits
 from gicho.train.config import TrainConfig
 
 __all__ = ["DigitsData", "DigitsRowsConfig", "DigitsRowsTask"]
@@ -57,7 +58,7 @@ class DigitsRowsConfig:
         eval_every=250, log_every=50, num_threads=1))
 
 
-class DigitsRowsTask(NeuralTask):
+class DigitsRowsTask(ClassifierTask):
     """``digits-rows``: the hooks of :class:`~gicho.tasks.neural.NeuralTask` for the digits as rows."""
 
     name = "digits-rows"
@@ -69,6 +70,8 @@ class DigitsRowsTask(NeuralTask):
     description = "Digits images as sequences of 8 row-tokens, classified by a Transformer encoder."
     tour: ClassVar = {"train.max_steps": 600, "train.eval_every": 200}
     quick: ClassVar = {"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.n_layers": 1}
+    input_kind = ("digit images as numbers in [0, 16]: a NumPy array or tensor (N, 64) or (N, 8, 8), as "
+                  "sklearn.datasets.load_digits().data / .images, or a list of such rows")
 
     def build_data(self, config: DigitsRowsConfig, preprocessing: dict[str, Any] | None = None) -> Splits:
         from gicho.data.arrays import ArrayDataset
@@ -95,21 +98,21 @@ class DigitsRowsTask(NeuralTask):
 
         return ClassificationAccuracy
 
-    def read_inputs(self, config: DigitsRowsConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-        """Each input: 64 pixel values in [0, 16], row by row, separated by commas or spaces."""
-        import torch
-
+    def parse_inputs(self, config: DigitsRowsConfig, predictor: Predictor, texts: list[str]) -> Any:
+        """Each string: 64 pixel values in [0, 16], row by row, separated by commas or spaces."""
         from gicho.tasks._parsing import parse_numbers
 
-        pixels = [parse_numbers(t, ROWS * PIXELS_PER_ROW, "pixels in [0, 16], row by row", low=0.0,
-                                high=MAX_PIXEL) for t in texts]
-        return {"features": torch.tensor(pixels, dtype=torch.float32).view(-1, ROWS, PIXELS_PER_ROW)}
+        return [parse_numbers(t, ROWS * PIXELS_PER_ROW, "pixels in [0, 16], row by row", low=0.0,
+                              high=MAX_PIXEL) for t in texts]
 
-    def write_outputs(self, config: DigitsRowsConfig, predictor: Predictor, batch: dict[str, Any],
-                      options: dict[str, Any]) -> list[str]:
-        outputs = predictor(batch)
-        names = predictor.model.config.label_names or tuple(str(d) for d in range(10))
-        return [names[int(k)] for k in outputs["logits"].argmax(-1)]
+    def encode_inputs(self, config: DigitsRowsConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
+        import torch
+
+        from gicho.tasks._inputs import number_rows
+
+        pixels = number_rows(inputs, ROWS * PIXELS_PER_ROW, self.input_kind, low=0.0, high=MAX_PIXEL,
+                             shape=(ROWS, PIXELS_PER_ROW))
+        return {"features": torch.from_numpy(pixels).view(-1, ROWS, PIXELS_PER_ROW)}
 
     def describe(self, config: DigitsRowsConfig) -> tuple[str, str]:
         m = config.model

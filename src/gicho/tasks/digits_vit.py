@@ -85,6 +85,8 @@ class DigitsViTTask(ImageClassificationTask):
     data = "sklearn digits 8x8, 20% held out"
     metrics = ("accuracy",)
     description = "Digits images as 16 patch tokens + [CLS], classified by a Vision Transformer."
+    input_kind = ("digit images: a NumPy array or tensor (N, 8, 8) or (N, 64) of pixel values in [0, 16] (as "
+                  "sklearn.datasets.load_digits().images), or a list of PIL images, image paths or such arrays")
     tour: ClassVar = {"train.max_steps": 1000, "train.eval_every": 500}
     # --quick: 4x4 patches (4 tokens) learn much faster than 2x2 ones on 8x8 images
     quick: ClassVar = {"train.max_steps": 150, "train.eval_every": 150, "model.d_model": 32, "model.d_ff": 64,
@@ -128,15 +130,22 @@ class DigitsViTTask(ImageClassificationTask):
 
         return {"processor": ViTImageProcessor.load(directory) or _processor()}
 
-    def read_inputs(self, config: DigitsViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-        """Each input: an image file, or 64 pixel values in [0, 16] row by row."""
+    def parse_inputs(self, config: DigitsViTConfig, predictor: Predictor, texts: list[str]) -> Any:
+        """Each string: an image file, or 64 pixel values in [0, 16] row by row."""
+        from gicho.data.images import DIGITS_MAX_INTENSITY as MAX_PIXEL
+        from gicho.tasks._image_classification import grey_images
+
+        return grey_images(texts, SIDE, MAX_PIXEL)
+
+    def encode_inputs(self, config: DigitsViTConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
         import torch
 
         from gicho.data.images import DIGITS_MAX_INTENSITY as MAX_PIXEL
         from gicho.data.images import digits_pixel_values
-        from gicho.tasks._image_classification import grey_images
+        from gicho.tasks._image_classification import grey_digits
 
-        return {"pixel_values": torch.from_numpy(digits_pixel_values(grey_images(texts, SIDE, MAX_PIXEL)))}
+        images = grey_digits(inputs, SIDE, MAX_PIXEL, self.input_kind)
+        return {"pixel_values": torch.from_numpy(digits_pixel_values(images))}
 
     def describe(self, config: DigitsViTConfig) -> tuple[str, str]:
         m, d = config.model, config.data

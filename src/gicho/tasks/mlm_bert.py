@@ -227,6 +227,7 @@ class MLMBertTask(NeuralTask):
     metrics = ("masked_accuracy", "perplexity", "unigram_accuracy")
     description = "Pretrain a BERT on real text by masked-language modelling; fill masks with it."
     predict_options = ("top_k",)
+    input_kind = "sentences with at least one [MASK]: a list of strings, e.g. ['The [MASK] statement exits a loop.']"
     tour: ClassVar = {"train.max_steps": 300, "train.eval_every": 150, "data.max_documents": 3000}
     quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60, "train.warmup_steps": 6,
                        "data.max_documents": 800, "data.vocab_size": 2000}
@@ -308,13 +309,15 @@ class MLMBertTask(NeuralTask):
 
         return load_tokenizer_extras(directory)
 
-    def read_inputs(self, config: MLMBertConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
+    def encode_inputs(self, config: MLMBertConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
         """Each input: a sentence with at least one ``[MASK]``, every one within the model's positions."""
+        from gicho.tasks._inputs import texts as as_texts
+        from gicho.tasks.bert_text import count_masks
+
+        texts = as_texts(inputs, self.input_kind)
         missing = [t for t in texts if "[MASK]" not in t]
         if missing:
             raise ValueError(f"input {missing[0]!r} has no [MASK] to fill; write e.g. {EXAMPLE!r}")
-        from gicho.tasks.bert_text import count_masks
-
         tokenizer, max_len = predictor.info["tokenizer"], predictor.model.config.max_len
         for text in texts:  # every input is checked before any is run
             n_masks, kept = count_masks(tokenizer, text, max_len)
@@ -323,13 +326,24 @@ class MLMBertTask(NeuralTask):
                                  f"model's {max_len} positions (truncated away); shorten the input")
         return {"texts": texts}
 
-    def write_outputs(self, config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any],
-                      options: dict[str, Any]) -> list[str]:
+    def predict_batch(self, config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[Any]:
+        """Each input's most probable token for every [MASK], left to right (a list per input)."""
+        return [[top[0][0] for top in masks] for masks in fill_masks(predictor, batch["texts"], 1)]
+
+    def ranked(self, config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any], k: int) -> list[Any]:
+        """For each input, a list per [MASK] of its top ``k`` ``(token, probability)``."""
+        return fill_masks(predictor, batch["texts"], k)
+
+    def format_outputs(self, config: MLMBertConfig, predictor: Predictor, batch: dict[str, Any],
+                       options: dict[str, Any]) -> list[dict[str, Any]]:
         """One line per input: the top ``options["top_k"]`` (default 5) tokens of every [MASK]."""
         k = options.get("top_k", TOP_K)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"option `top_k` must be an integer >= 1; got {k!r}")
-        return [_format_masks(masks) for masks in fill_masks(predictor, batch["texts"], k)]
+        return [{"output": _format_masks(masks),
+                 "masks": [[{"token": tok, "probability": p} for tok, p in top] for top in masks]}
+                for masks in fill_masks(predictor, batch["texts"], k)]
 
     def after_fit(self, config: MLMBertConfig, predictor: Predictor, splits: Splits, ctx: Any,
                   scores: dict[str, float], accumulators: Any) -> dict[str, float]:

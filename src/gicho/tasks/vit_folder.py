@@ -157,6 +157,8 @@ class FolderViTTask(ImageClassificationTask):
     data = "image folder --data.root (default: digits 0-2 as PNGs)"
     metrics = ("accuracy",)
     description = "A Vision Transformer on an image folder root/<class>/<image> (--data.root PATH)."
+    input_kind = ("images: a list of PIL images, image paths, or arrays (H, W, C) uint8 (or floats in [0, 1]); or "
+                  "one array (N, H, W, C)")
     tour: ClassVar = {"train.max_steps": 200, "train.eval_every": 100}
     quick: ClassVar = {"train.max_steps": 60, "train.eval_every": 60, "model.d_model": 32, "model.n_layers": 1,
                        "model.d_ff": 64}
@@ -225,7 +227,8 @@ class FolderViTTask(ImageClassificationTask):
         return model
 
     def class_names(self, config: FolderViTConfig, info: dict[str, Any]) -> Sequence[str]:
-        return info["classes"]
+        """The folder's classes while training; the names saved with the model afterwards."""
+        return info["classes"] if "classes" in info else super().class_names(config, info)
 
     def save_extras(self, directory: Path, info: dict[str, Any]) -> None:
         """The image processor as ``preprocessor_config.json`` (``run_dir/preprocessing/``; in ``model/``
@@ -249,18 +252,23 @@ class FolderViTTask(ImageClassificationTask):
                                     "its preprocessing")
         return {"processor": processor}
 
-    def read_inputs(self, config: FolderViTConfig, predictor: Predictor, texts: list[str]) -> dict[str, Any]:
-        """Each input: an image file, preprocessed as the evaluation images."""
-        import torch
-
-        from gicho.data.image_folder import ImageTransform, read_image
-
-        m = predictor.model.config
-        transform = ImageTransform.from_processor(predictor.info["processor"])
+    def parse_inputs(self, config: FolderViTConfig, predictor: Predictor, texts: list[str]) -> Any:
+        """Each string: an image file (all of them checked before any is read)."""
         missing = [t for t in texts if not Path(t).is_file()]
         if missing:
             raise ValueError(f"input(s) {missing[:3]} are not image files")
-        return {"pixel_values": torch.stack([transform(read_image(t, channels=m.in_channels)) for t in texts])}
+        return texts
+
+    def encode_inputs(self, config: FolderViTConfig, predictor: Predictor, inputs: Any) -> dict[str, Any]:
+        """Images (PIL, files, arrays), preprocessed as the evaluation images."""
+        import torch
+
+        from gicho.data.image_folder import ImageTransform
+        from gicho.tasks._inputs import image_arrays
+
+        transform = ImageTransform.from_processor(predictor.info["processor"])
+        images = image_arrays(inputs, predictor.model.config.in_channels, self.input_kind)
+        return {"pixel_values": torch.stack([transform(image) for image in images])}
 
     def describe(self, config: FolderViTConfig) -> tuple[str, str]:
         m, d = config.model, config.data
