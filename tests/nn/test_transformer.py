@@ -226,3 +226,35 @@ def test_inference_chunks_only_without_autograd_on_the_cpu(monkeypatch):
         assert transformer.inference_chunk(x, enc.layers[0]) == 2
         assert transformer.inference_chunk(x[:2], enc.layers[0]) is None  # fits in one chunk
         assert transformer.inference_chunk(x.to("meta"), enc.layers[0]) is None  # not the CPU
+
+
+class _LastState(torch.nn.Module):
+    def __init__(self, enc: TransformerEncoder) -> None:
+        super().__init__()
+        self.enc = enc
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.enc(x, mask).last_hidden_state
+
+
+def test_a_traced_stack_takes_the_padded_path_for_any_batch_and_padding(monkeypatch):
+    # Unpadding and chunking decide from the data (lengths, batch size), which a tracer would
+    # record as constants: traced on an unpadded batch, the graph would drop the mask, and
+    # traced on a padded one it would keep that batch's lengths. Under tracing (the ONNX
+    # export) the stack runs the plain padded pass, whose graph holds for every batch.
+    import warnings
+
+    from gicho.nn import transformer
+
+    torch.manual_seed(2)
+    enc = TransformerEncoder(2, D, H, FF, dropout=0.0).eval()
+    _randomise_norms(enc)
+    monkeypatch.setattr(transformer, "INFERENCE_CHUNK_BYTES", 2 * 4 * 3 * D * 4)  # would chunk by 2
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the shape checks, constant here
+        traced = torch.jit.trace(_LastState(enc), (torch.randn(3, 4, D), torch.ones(3, 4, dtype=torch.bool)))
+        x = torch.randn(5, 6, D)
+        mask = torch.arange(6) < torch.tensor([6, 2, 4, 6, 1])[:, None]  # (5, 6), padded
+        want = enc(x, mask).last_hidden_state  # eager: unpadded (zeros at padding)
+        got = traced(x, mask)
+    torch.testing.assert_close(got[mask], want[mask], rtol=1e-5, atol=1e-6)

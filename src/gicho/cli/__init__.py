@@ -1,8 +1,9 @@
 """The ``gicho`` command: thin commands over the task registry and the run directories.
 
-The commands live by concept in ``_runs`` (tasks, train, evaluate, report, tour), ``_predict``,
-``_classical`` (ols, pca), ``_text`` (fill-mask, embed) and ``_study`` (study ...), on the app of
-``_app``; this module registers them and holds the error handling of :func:`main`.
+The commands live by concept in ``_runs`` (tasks, train, evaluate, report, tour), ``_predict``
+(predict), ``_classical`` (ols, pca), ``_text`` (fill-mask, embed), ``_export`` (export to ONNX)
+and ``_study`` (study ...), on the app of ``_app``; this module registers them and holds the
+error handling of :func:`main`.
 
 Commands parse arguments, call the library and print; the library never prints. Bad input
 (an unknown task or field, a value of the wrong type, a missing path) and a file that cannot
@@ -30,6 +31,7 @@ from gicho.cli import _runs  # noqa: F401, I001
 from gicho.cli import _predict  # noqa: F401
 from gicho.cli import _classical  # noqa: F401
 from gicho.cli import _text  # noqa: F401
+from gicho.cli import _export  # noqa: F401
 from gicho.cli import _study  # noqa: F401
 
 # An error line longer than this is cut (with "…"): a message that repeats a long input must

@@ -285,7 +285,8 @@ def _locality(q: Tensor, scale: Tensor, mask: Tensor | None, tq: int, tk: int) -
     learned per-head ``scale`` (H,) (so the scores are ``scale_h · q kᵀ``), and ``mask`` with the
     diagonal masked out (query ``i`` is key ``i``: a token does not attend to itself)."""
     q = q * scale.to(q.dtype)[:, None, None]  # (B, H, Tq, Dh)
-    off_diagonal = ~torch.eye(tq, tk, dtype=torch.bool, device=q.device)  # (Tq, Tk)
+    positions = torch.arange(max(tq, tk), device=q.device)  # (not torch.eye: ONNX Runtime has no bool EyeLike)
+    off_diagonal = positions[:tq, None] != positions[None, :tk]  # (Tq, Tk)
     return q, off_diagonal if mask is None else mask & off_diagonal  # (..., Tq, Tk)
 
 

@@ -7,8 +7,8 @@ padded pass (tested):
 
 * **ragged** — a (B, T) padding mask is unpadded first (:class:`~gicho.nn.ragged.RaggedBatch`):
   the layers run on the packed real tokens only, and the output is zero at padding positions.
-  Not with attention maps or hidden states (whole-sequence outputs), nor under
-  ``torch.compile`` (static, padded shapes).
+  Not with attention maps or hidden states (whole-sequence outputs), nor when the pass is
+  compiled or traced (:func:`static_shapes`).
 * **chunked** — on the CPU with autograd off (inference), a large padded batch runs through
   the whole stack a few sequences at a time (:func:`inference_chunk`). Why: glibc maps every
   allocation above its mmap threshold (at most 32 MiB) fresh from the kernel and unmaps it on
@@ -17,6 +17,11 @@ padded pass (tested):
   fresh process, within noise in one whose heap is already large) are in
   ``benchmarks/RESULTS.md`` ("transformers on the CPU": Run D and the chunk ablation).
 * **padded** — the reference pass, given by the stack.
+
+Under ``torch.compile``, ``torch.export`` and ``torch.jit.trace`` (which the ONNX export uses)
+only the padded pass runs (:func:`static_shapes`): unpadding reads the lengths on the host and
+chunking reads the batch size, so a traced graph would bake in the example's lengths and batch
+(a graph recorded on an unpadded example would even drop the attention mask).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from torch import Tensor, nn
 
 from gicho.nn.ragged import RaggedBatch
 
-__all__ = ["EncoderOutput", "inference_chunk", "run_layers"]
+__all__ = ["EncoderOutput", "inference_chunk", "run_layers", "static_shapes"]
 
 
 @dataclass
@@ -85,7 +90,7 @@ def run_layers(
     """
     if (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == x.shape[:2]
             and not output_attentions and not output_hidden_states
-            and not torch.compiler.is_compiling()):  # compiled: keep the static, padded shapes
+            and not static_shapes()):
         ragged = RaggedBatch.from_mask(mask)  # one host sync (see gicho.nn.ragged)
         if ragged is not None:
             tokens = ragged.pack(x)  # (1, N, D)
@@ -108,14 +113,14 @@ def inference_chunk(x: Tensor, layer: nn.Module, chunk_bytes: int) -> int | None
     """Sequences per chunk for an inference pass over ``x`` (B, T, D), or None: one pass.
 
     Only on the CPU with autograd off (a backward pass needs every activation anyway; a GPU's
-    caching allocator has no page faults to save and prefers large kernels) and never under
-    ``torch.compile`` (static shapes). Each layer treats sequences independently, so running
-    the stack chunk by chunk computes the same numbers. Padded batches only: an unpadded one
+    caching allocator has no page faults to save and prefers large kernels) and never in a
+    compiled or traced pass (:func:`static_shapes`). Each layer treats sequences
+    independently, so running the stack chunk by chunk computes the same numbers. Padded batches only: an unpadded one
     (:class:`~gicho.nn.ragged.RaggedBatch`) is already smaller, and chunking it measured slower.
     ``layer`` is an encoder layer (its ``mlp.fc1`` width sets the widest intermediate, with the
     fused QKV's 3·D); ``chunk_bytes`` bounds that intermediate per chunk.
     """
-    if x.device.type != "cpu" or torch.is_grad_enabled() or torch.compiler.is_compiling():
+    if x.device.type != "cpu" or torch.is_grad_enabled() or static_shapes():
         return None
     B, T, D = x.shape
     widest = max(layer.mlp.fc1.out_features, 3 * D) * x.element_size()
@@ -123,6 +128,15 @@ def inference_chunk(x: Tensor, layer: nn.Module, chunk_bytes: int) -> int | None
     if most >= B:
         return None
     return -(-B // -(-B // most))  # the fewest chunks, of near-equal size (reusable buffers)
+
+
+def static_shapes() -> bool:
+    """Whether the pass is being compiled or traced (``torch.compile``, ``torch.export``,
+    ``torch.jit.trace``, hence ``torch.onnx.export``): then only the plain padded pass runs,
+    whose graph computes the same numbers for every batch size, length and padding. Why: the
+    fast paths decide from the data (unpadding: the lengths; chunking: the batch size), and a
+    tracer records such a decision as a constant."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def _concatenate(parts: list[EncoderOutput]) -> EncoderOutput:
