@@ -66,16 +66,25 @@ def model_class(model_type: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def from_pretrained(path: str | os.PathLike) -> Any:
+def from_pretrained(path: str | os.PathLike, *, precision: str = "fp32") -> Any:
     """Load the model saved in ``path`` (by ``save_pretrained``), whatever its family, in eval mode.
+
+    ``precision`` (``"fp32"``, ``"bf16"`` or ``"int8"``): CPU inference precision of a BERT or
+    ViT (:mod:`gicho.models.precision`); other families take ``"fp32"`` only.
 
     Raises
     ------
+    ValueError
+        An unknown ``precision``, or a reduced one for a family without a Transformer encoder.
+    RuntimeError
+        ``"bf16"`` on a CPU without native bfloat16 (the message says why).
     gicho.weights.CheckpointError
         When ``config.json`` lacks ``model_type`` or the weights do not match it.
     """
+    from gicho.models.precision import check_precision
     from gicho.weights import CheckpointError, read_config
 
+    check_precision(precision)
     data = read_config(path)
     model_type = data.get("model_type")
     if not isinstance(model_type, str):
@@ -85,4 +94,4 @@ def from_pretrained(path: str | os.PathLike) -> Any:
         cls = model_class(model_type)
     except ValueError as exc:
         raise CheckpointError(f"{path}/config.json: {exc}") from None
-    return cls.from_pretrained(path)
+    return cls.from_pretrained(path, precision=precision)

@@ -169,6 +169,11 @@ class PretrainedModel(nn.Module):
     # architecture name → head class. Its from_pretrained builds the class that config.json's
     # `architectures` names (default_head when it names none), as Hugging Face's Auto classes.
     heads: ClassVar[dict[str, type]] = {}
+    # the inference precision (gicho.models.precision): anything but "fp32" refuses training and
+    # save_pretrained (the float32 weights are gone; save the model before converting it)
+    precision: str = "fp32"
+    # the precisions this family can be converted to (BERT and ViT add "bf16" and "int8")
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -213,11 +218,21 @@ class PretrainedModel(nn.Module):
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each),
         then the family's extra files (:meth:`save_extras`). Returns the directory.
         """
+        if self.precision != "fp32":
+            raise RuntimeError(f"this {type(self).__name__} runs in precision {self.precision!r}, which keeps no "
+                               "float32 weights to save: save the float32 model (load it with precision='fp32')")
         directory = Path(directory)
         self.check_extras()
         save_model(self, directory, state_dict=self.export_state_dict(), config=self.config_dict())
         self.save_extras(directory)
         return directory
+
+    def train(self, mode: bool = True) -> PretrainedModel:
+        """``nn.Module.train``; refused (``RuntimeError``) when the model runs in a reduced precision."""
+        if mode and self.precision != "fp32":
+            raise RuntimeError(f"this {type(self).__name__} runs in precision {self.precision!r}, for inference "
+                               "only: train the float32 model (precision='fp32') and convert it afterwards")
+        return super().train(mode)
 
     # ------------------------------------------------------------------ hooks with no default work
     def check_extras(self) -> None:
@@ -257,7 +272,7 @@ class PretrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, key_map: KeyMap | None = None,
-                        config: Any = None) -> PretrainedModel:
+                        config: Any = None, precision: str = "fp32") -> PretrainedModel:
         """A model built from ``path/config.json`` with the weights of ``path``, in eval mode.
 
         Parameters
@@ -269,6 +284,10 @@ class PretrainedModel(nn.Module):
             Stored tensor name → this model's name (see :func:`gicho.weights.load_state_dict_checked`).
         config : Config, optional
             Use this config instead of reading ``config.json``.
+        precision : {"fp32", "bf16", "int8"}
+            CPU inference precision of a Transformer family (BERT, ViT):
+            :func:`gicho.models.precision.to_precision`. A converted model refuses training and
+            ``save_pretrained``.
 
         Raises
         ------
@@ -276,10 +295,13 @@ class PretrainedModel(nn.Module):
             When the config is invalid, its ``model_type`` belongs to another family, or the
             weights do not match it (checked before any tensor is allocated).
         """
+        from gicho.models.precision import check_precision, to_precision
+
+        check_precision(precision)  # before reading anything
         path = Path(path)
         if "heads" in cls.__dict__:  # a family's shared base: build the head the files name
             head = cls.head_class(path) if config is None else cls.default_head(path)
-            return head.from_pretrained(path, key_map=key_map, config=config)
+            return head.from_pretrained(path, key_map=key_map, config=config, precision=precision)
         if config is None:
             data = read_config(path)
             found = data.get(MODEL_TYPE_KEY, cls.model_type)
@@ -299,7 +321,7 @@ class PretrainedModel(nn.Module):
         load_state_dict_checked(model, state, key_map=key_map, source=source)
         if path.is_dir():
             model.load_extras(path)
-        return model.eval()
+        return to_precision(model.eval(), precision)
 
     @classmethod
     def _checked_skeleton(cls, config: Any, file: Path, config_source: str, *, key_map: KeyMap | None = None,

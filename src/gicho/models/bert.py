@@ -181,6 +181,7 @@ class BertPreTrainedModel(PretrainedModel):
     are an error.
     """
 
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16", "int8")  # gicho.models.precision
     config_class = BertConfig
     model_type = "bert"
     parts: ClassVar[frozenset[str]] = frozenset()  # top-level modules besides the backbone

@@ -302,6 +302,7 @@ class ViTPretrained(PretrainedModel):
     model_type = "vit"
     model_type_aliases = ("deit",)  # a ViT with a distillation token is saved as Hugging Face's DeiT
     json_keys: ClassVar[dict[str, str]] = {"n_layers": "num_hidden_layers"}
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16", "int8")  # gicho.models.precision
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
@@ -422,7 +423,7 @@ class ViTPretrained(PretrainedModel):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, key_map: Any = None,
-                        config: ViTConfig | str | None = None) -> ViTPretrained:
+                        config: ViTConfig | str | None = None, precision: str = "fp32") -> ViTPretrained:
         """Load a Hugging Face ViT directory, a gicho checkpoint, or a timm state dict.
 
         Parameters
@@ -432,6 +433,8 @@ class ViTPretrained(PretrainedModel):
             weights file (timm's ``.safetensors``), which then needs ``config``.
         config : ViTConfig or str, optional
             The config, or a preset name (``"base"``), instead of ``config.json``.
+        precision : {"fp32", "bf16", "int8"}
+            CPU inference precision (:func:`gicho.models.precision.to_precision`).
 
         Raises
         ------
@@ -441,7 +444,7 @@ class ViTPretrained(PretrainedModel):
         """
         if isinstance(config, str):
             config = ViTConfig.from_preset(config)
-        return super().from_pretrained(path, key_map=key_map, config=config)
+        return super().from_pretrained(path, key_map=key_map, config=config, precision=precision)
 
     def with_image_size(self, image_size: int) -> ViTPretrained:
         """A copy of this model for ``image_size`` px, its position table interpolated.

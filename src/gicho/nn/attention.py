@@ -408,9 +408,8 @@ class MultiHeadSelfAttention(nn.Module):
         the weights of the full path, so the same numbers)."""
         B, T, D = x.shape
         H, Dh = self.n_heads, self.head_dim
-        w, b = self.qkv.weight, self.qkv.bias
-        q = F.linear(x[:, :n], w[:D], None if b is None else b[:D])  # (B, n, D)
-        kv = F.linear(x, w[D:], None if b is None else b[D:])  # (B, T, 2D)
+        q = _output_slice(self.qkv, x[:, :n], 0, D)  # (B, n, D)
+        kv = _output_slice(self.qkv, x, D, 3 * D)  # (B, T, 2D)
         q = q.view(B, n, H, Dh).transpose(1, 2)  # (B, H, n, Dh)
         k, v = kv.view(B, T, 2, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)  # 2 × (B, H, T, Dh)
         if attn_mask is not None and attn_mask.shape[-2] == T:
@@ -423,3 +422,12 @@ class MultiHeadSelfAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                                  dropout_p=self.dropout if self.training else 0.0)
         return self.proj(out.transpose(1, 2).reshape(B, n, D))  # (B, n, D)
+
+
+def _output_slice(linear: nn.Module, x: Tensor, start: int, stop: int) -> Tensor:
+    """Output channels ``[start, stop)`` of ``linear`` at ``x``: an ``nn.Linear``'s rows of weights,
+    or the layer's own ``forward_outputs`` (an int8 layer, :mod:`gicho.nn.quantized`)."""
+    if isinstance(linear, nn.Linear):
+        b = linear.bias
+        return F.linear(x, linear.weight[start:stop], None if b is None else b[start:stop])
+    return linear.forward_outputs(x, start, stop)
