@@ -264,13 +264,15 @@ def test_predict_reads_inputs_from_a_file_and_says_when_an_argument_names_one(tm
     from_file = _gicho("predict", str(run_dir), "--input", str(inputs))
     assert from_file.returncode == 0, from_file.stderr
     assert [line.split("\t")[0] for line in from_file.stdout.splitlines()] == ["1,0,0,0", "-1,2,0,0"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
     as_text = _gicho("predict", str(run_dir), str(inputs))  # the toy task refuses it as numbers
     assert as_text.stderr.startswith(f"warning: input '{inputs}' is read as text, though a file has that "
                                      f"name; to predict each line of the file, use --input {inputs}\n")
     for args, message in [
         ([], "error: no input: give INPUT arguments or --input FILE"),
         (["--input", str(tmp_path / "missing.txt")], f"error: --input {tmp_path / 'missing.txt'}: no such file"),
-        (["--input", str(tmp_path)], f"error: --input {tmp_path} is a folder without image files"),
+        (["--input", str(empty)], f"error: --input {empty} is a folder without image files"),
         (["1,0,0,0", "--top-k", "2"], f"error: --top-k: the task of {run_dir} (toy) has one answer per input"),
         (["1,0,0,0", "--top-k", "0"], "error: --top-k must be an integer >= 1; got 0"),
     ]:

@@ -272,19 +272,28 @@ def load_run(run_dir: Path | str) -> tuple[Task, Any]:
     return task, config_from_dict(task.config_cls, data["config"])
 
 
-def evaluate_run(run_dir: Path | str, data: Mapping[str, str] | None = None) -> dict[str, float]:
+def evaluate_run(run_dir: Path | str, data: Mapping[str, str] | None = None, *,
+                 precision: str = "fp32") -> dict[str, float]:
     """Reload a finished run and recompute its held-out metrics, or score it on new labelled data.
 
     ``data``: ``{"csv": path}`` (labelled texts) or ``{"root": path}`` (class folders of images),
     read with the run's own preprocessing (:mod:`gicho.tasks._new_data`); None: the run's own
-    held-out split.
+    held-out split. ``precision``: the model's, as in :func:`load` (a classical task takes "fp32").
     """
+    from gicho.models.precision import check_precision
+
+    check_precision(precision)
     if data:
         from gicho.tasks._new_data import score_new_data
 
-        return _clean_metrics(score_new_data(load(run_dir), data))
+        return _clean_metrics(score_new_data(load(run_dir, precision=precision), data))
     task, config = load_run(run_dir)
-    metrics = task.evaluate(config, RunContext(run_dir=Path(run_dir), progress=False))
+    from gicho.tasks.neural import NeuralTask
+
+    if precision != "fp32" and not isinstance(task, NeuralTask):
+        raise ValueError(f"argument `precision`: {run_dir} is a run of the classical task {task.name!r}, which has "
+                         f"no neural model to run in {precision!r}")
+    metrics = task.evaluate(config, RunContext(run_dir=Path(run_dir), progress=False, precision=precision))
     return _clean_metrics(metrics)
 
 
@@ -298,17 +307,24 @@ def predict_run(
     return list(task.predict(config, RunContext(run_dir=Path(run_dir), progress=False), inputs, dict(options or {})))
 
 
-def load(path: Path | str) -> Any:
+def load(path: Path | str, *, precision: str = "fp32") -> Any:
     """A trained model, ready to predict, from a run directory or a model directory.
 
     * A run directory (``runs/<task>-<time>``, with the run's ``config.json``): a
-      :class:`gicho.tasks.neural.Predictor` — the model with its preprocessing —
-      so that ``gicho.load(run_dir).predict(["..."])`` answers as ``gicho predict`` does.
+      :class:`gicho.tasks.neural.Predictor` — the model with its preprocessing — whose
+      ``predict(X)`` takes the task's native inputs (arrays, texts, images) and returns an array
+      of answers, with ``predict_proba``, ``top_k``, ``classes_`` and ``ood_score`` for
+      classifiers; ``predict_strings`` answers as ``gicho predict`` does.
     * A model directory (``config.json`` with a ``model_type``, and ``model.safetensors``,
       such as ``run_dir/model``): the model itself (a ``torch.nn.Module`` in eval mode).
+
+    ``precision``: ``"fp32"``, or ``"bf16"`` / ``"int8"`` for a BERT or a ViT (CPU inference,
+    :mod:`gicho.models.precision`; bf16 is refused, with the reason, on a CPU without it).
     """
+    from gicho.models.precision import check_precision
     from gicho.weights import read_config
 
+    check_precision(precision)
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"argument `path`: {path} is not a directory (a run or a model directory)")
@@ -320,10 +336,10 @@ def load(path: Path | str) -> Any:
         if not isinstance(task, NeuralTask):
             raise ValueError(f"{path} is a run of {task.name!r}, which has no model to load "
                              f"(a classical task: its results are in {RESULTS_FILE})")
-        return load_predictor(task, config, path)
+        return load_predictor(task, config, path, precision)
     from gicho.models import from_pretrained
 
-    return from_pretrained(path)
+    return from_pretrained(path, precision=precision)
 
 
 @dataclass

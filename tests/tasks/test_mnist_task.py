@@ -185,3 +185,45 @@ def test_a_teacher_that_is_not_an_mnist_classifier_is_refused(tmp_path, sizes, m
     SmallCNN(SmallCNNConfig(channels=4, **sizes)).save_pretrained(tmp_path / "teacher")
     with pytest.raises(ValueError, match=message):
         load_teacher(tmp_path / "teacher")
+
+
+@pytest.mark.parametrize("arch", ["vit", "cnn"])
+def test_predictions_carry_an_out_of_distribution_p_value(task, arch, tmp_path):
+    """Issue 23 item 6: a blank or noise image is flagged (the softmax alone answered "0 (0.998)"),
+    while held-out digits are not, beyond the 1% that a p-value threshold of 0.01 allows."""
+    from gicho.tasks._ood import FLAG_BELOW, OOD_FILE
+    from gicho.tasks.mnist import MnistData, mnist_split
+
+    overrides = {**TINY, "train.max_steps": 40, "data.n_train": 400, "model.arch": arch}
+    outcome = run_task(task, task.make_config(overrides), root=tmp_path, progress=False, report=False)
+    assert (outcome.run_dir / "model" / OOD_FILE).is_file()
+    predictor = gicho.load(outcome.run_dir)
+    _, X_test, _, _ = mnist_split(MnistData())
+    held_out = predictor.ood_score(X_test)
+    assert held_out.shape == (1000,) and ((held_out > 0) & (held_out <= 1)).all()
+    assert np.mean(held_out < FLAG_BELOW) <= 0.05  # conformal: about 1% of images like the validation ones
+    rng = np.random.default_rng(0)
+    strange = np.stack([np.zeros((28, 28)), np.full((28, 28), 255.0), rng.integers(0, 256, (28, 28))])
+    assert (predictor.ood_score(strange) < FLAG_BELOW).all()
+    lines = predictor.predict_records([" ".join(["0"] * 784), " ".join(map(str, X_test[0].ravel()))])
+    assert "unlike the training data: p=" in lines[0]["output"] and lines[0]["ood_p_value"] < FLAG_BELOW
+    assert 0 < lines[1]["ood_p_value"] <= 1
+
+
+def test_a_run_without_calibration_answers_without_p_values(task, cnn_run):
+    from gicho.tasks._ood import OOD_FILE
+
+    model_dir = cnn_run.run_dir / "model"
+    saved = (model_dir / OOD_FILE).read_bytes()
+    (model_dir / OOD_FILE).unlink()  # as a run trained before the calibration existed
+    try:
+        predictor = gicho.load(cnn_run.run_dir)
+        (record,) = predictor.predict_records([" ".join(["0"] * 784)])
+        assert "ood_p_value" not in record and "unlike" not in record["output"]
+        with pytest.raises(ValueError, match="has no out-of-distribution calibration"):
+            predictor.ood_score(np.zeros((1, 28, 28)))
+        (model_dir / OOD_FILE).write_bytes(b"not a safetensors file")
+        with pytest.raises(gicho.weights.CheckpointError, match="is damaged"):
+            gicho.load(cnn_run.run_dir)
+    finally:
+        (model_dir / OOD_FILE).write_bytes(saved)

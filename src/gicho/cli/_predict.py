@@ -52,6 +52,10 @@ def predict_command(
         typer.Option("--top-k", help="Answers per input, most probable first (classifiers; mlm-bert's tokens)."),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs run through the model at once.")] = 64,
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32, or bf16 / int8 for a BERT or ViT (CPU inference; bf16 needs "
+                          "a CPU with native bfloat16).")
+    ] = "fp32",
     progress: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option("--progress/--no-progress", help="A progress bar (default: on a terminal, for "
@@ -92,13 +96,22 @@ def predict_command(
         options["top_k"] = top_k
     if attention is not None:
         options["attention"] = _attention_path(attention)
-    predictor = gicho.load(run_dir)
+    predictor = gicho.load(run_dir, precision=_precision(precision))
     predictor.batch_size = batch_size
     with _progress_bar(len(inputs), progress) as advance:
         records = predictor.predict_records(inputs, on_batch=advance, **options)
     _print_records(inputs, records, output_format)
     if attention is not None:
         typer.echo(f"attention map: {options['attention']}", err=output_format != "tsv")
+
+
+def _precision(value: str) -> str:
+    """``--precision`` checked, naming the option (the library names its argument)."""
+    from gicho.models.precision import PRECISIONS
+
+    if value not in PRECISIONS:
+        raise ValueError(f"--precision {value!r}: allowed: {', '.join(PRECISIONS)}")
+    return value
 
 
 def _attention_path(attention: Path) -> Path:
@@ -151,12 +164,13 @@ def _print_records(inputs: list[str], records: list[dict[str, Any]], output_form
         typer.echo(buffer.getvalue(), nl=False)
     else:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table()
         table.add_column("input", overflow="fold")
         table.add_column("answer", overflow="fold")
-        for text, record in zip(inputs, records, strict=True):
-            table.add_row(text, record["output"])
+        for text, record in zip(inputs, records, strict=True):  # Text: "[unlike ...]" is not rich markup
+            table.add_row(Text(text), Text(record["output"]))
         _console().print(table)
 
 

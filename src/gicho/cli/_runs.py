@@ -187,16 +187,22 @@ def evaluate_command(
         typer.Option("--data.root", help="Score an image classifier on this folder of class folders instead "
                      "(root/<label>/*.png)."),
     ] = None,
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32, or bf16 / int8 for a BERT or ViT (CPU inference).")
+    ] = "fp32",
 ) -> None:
     """Reload a trained run and recompute its held-out metrics, or score it on new labelled data
     (--data.csv, --data.root) read with the run's own preprocessing."""
+    from gicho.cli._predict import _precision
     from gicho.runs import evaluate_run
 
     data = {k: str(v) for k, v in (("csv", data_csv), ("root", data_root)) if v is not None}
     if len(data) > 1:
         raise ValueError("give --data.csv or --data.root, not both")
     where = f" on {next(iter(data.values()))}" if data else ": held-out metrics"
-    _print_metrics(evaluate_run(run_dir, data or None), title=f"{run_dir}{where}")
+    in_precision = "" if precision == "fp32" else f" ({precision})"
+    _print_metrics(evaluate_run(run_dir, data or None, precision=_precision(precision)),
+                   title=f"{run_dir}{where}{in_precision}")
 
 
 @app.command("report")

@@ -84,11 +84,14 @@ class RunContext:
         Continue from the last checkpoint in ``run_dir`` instead of starting afresh.
     progress : bool or None
         Show progress bars; ``None`` means "only when stderr is a terminal".
+    precision : {"fp32", "bf16", "int8"}
+        The model's inference precision when a trained run is reloaded (evaluate, predict).
     """
 
     run_dir: Path
     resume: bool = False
     progress: bool | None = None
+    precision: str = "fp32"
 
     @property
     def plots_dir(self) -> Path:

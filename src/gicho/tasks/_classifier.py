@@ -14,6 +14,7 @@ model returns ``"logits"`` (N, C); from them it gives
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gicho.tasks.neural import NeuralTask, Predictor
@@ -54,13 +55,40 @@ class ClassifierTask(NeuralTask):
     def format_outputs(self, config: Any, predictor: Predictor, batch: dict[str, Any],
                        options: dict[str, Any]) -> list[dict[str, Any]]:
         """Per input: the line (``"7 (0.981), 1 (0.012)"``), the most probable ``label`` with its
-        ``probability``, and the ``top_k`` classes."""
+        ``probability``, the ``top_k`` classes, and with a calibrated run the out-of-distribution
+        ``ood_p_value`` (the line says "unlike the training data" below :data:`FLAG_BELOW`)."""
+        from gicho.tasks._ood import FLAG_BELOW, forward_with_features
+
         k = options.get("top_k", self.default_top_k)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"option `top_k` must be an integer >= 1; got {k!r}")
+        calibration = predictor.info.get("ood")
+        if calibration is None:
+            probs, p_values = self.probabilities(config, predictor, batch), None
+        else:
+            outputs, features = forward_with_features(predictor, batch)
+            probs, p_values = outputs["logits"].float().softmax(-1), calibration.p_values(features, batch).tolist()
+        names = self.class_names(config, {**predictor.info, "model": predictor.model})
+        top = probs.topk(min(k, probs.shape[-1]), dim=-1)
         records = []
-        for answers in self.ranked(config, predictor, batch, k):
-            records.append({"output": ", ".join(f"{name} ({p:.3f})" for name, p in answers),
-                            "label": answers[0][0], "probability": answers[0][1],
-                            "top_k": [{"label": name, "probability": p} for name, p in answers]})
+        for i, (ps, ix) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
+            answers = [(names[j], p) for p, j in zip(ps, ix, strict=True)]
+            record = {"output": ", ".join(f"{name} ({p:.3f})" for name, p in answers),
+                      "label": answers[0][0], "probability": answers[0][1],
+                      "top_k": [{"label": name, "probability": p} for name, p in answers]}
+            if p_values is not None:
+                record["ood_p_value"] = p_values[i]
+                if p_values[i] < FLAG_BELOW:
+                    record["output"] += f"  [unlike the training data: p={p_values[i]:.3g}]"
+            records.append(record)
         return records
+
+    def calibrate(self, config: Any, predictor: Predictor, splits: Any, directory: Path, batch_size: int) -> None:
+        """Save the out-of-distribution calibration (:mod:`gicho.tasks._ood`) into ``directory``:
+        class means and covariance of the training inputs' features, validation inputs' scores."""
+        from gicho.tasks._ood import calibrate
+
+        calibration = calibrate(predictor, splits.train, splits.valid if splits.valid is not None else splits.test,
+                                splits.collate, batch_size)
+        calibration.save(directory)
+        predictor.info["ood"] = calibration

@@ -235,10 +235,10 @@ class _ImageModel:
     """Reloads whichever family the run trained (``config.json`` names it)."""
 
     @staticmethod
-    def from_pretrained(path: str | Path) -> Any:
+    def from_pretrained(path: str | Path, *, precision: str = "fp32") -> Any:
         from gicho.models import from_pretrained
 
-        return from_pretrained(path)
+        return from_pretrained(path, precision=precision)
 
 
 class MnistTask(ImageClassificationTask):

@@ -156,6 +156,24 @@ class Predictor:
                      for batch in self._batches(inputs)]
         return np.concatenate(parts)
 
+    def ood_score(self, inputs: Any) -> Any:
+        """Out-of-distribution p-values (N,) float64: the share of held-out inputs whose features lie
+        at least as far from every class as each input's (:mod:`gicho.tasks._ood`); small means
+        unlike the training data (``gicho predict`` flags p < 0.01). Classifiers trained by this
+        gicho only (the calibration is saved with the model)."""
+        import numpy as np
+
+        from gicho.tasks._ood import forward_with_features
+
+        calibration = self.info.get("ood")
+        if calibration is None:
+            raise ValueError(f"this {self.task.name!r} model has no out-of-distribution calibration (ood.safetensors "
+                             "beside its weights): only classifiers have one, and runs trained before gicho saved it have none")
+        with self._threads():
+            parts = [calibration.p_values(forward_with_features(self, batch)[1], batch).numpy()
+                     for batch in self._batches(inputs)]
+        return np.concatenate(parts)
+
     def top_k(self, inputs: Any, k: int = 5) -> list[Any]:
         """The ``k`` most probable answers of each input, as ``[(label, probability), ...]`` lists, most
         probable first (a task with several answers per input, such as fill-mask, nests one list
@@ -287,7 +305,7 @@ class NeuralTask(Task):
         if self.select not in ("last", "best"):
             raise ValueError(f"task {self.name!r}: select must be 'last' or 'best'; got {self.select!r}")
         renamed = [hook for hook in ("read_inputs", "write_outputs") if hasattr(cls, hook)]
-        if renamed:  # the string hooks of gicho <= 0.8: the predictor now speaks native inputs
+        if renamed:  # the string hooks gicho had before its predictor took native inputs
             raise TypeError(f"{cls.__name__} defines {' and '.join(renamed)}, hooks that gicho replaced: define "
                             "encode_inputs (native inputs → batch) and predict_batch (batch → answers), and "
                             "parse_inputs / format_outputs for the command line's strings")
@@ -384,6 +402,11 @@ class NeuralTask(Task):
         the order of ``build_metrics(config, info, "test")``. Default: nothing."""
         return {}
 
+    def calibrate(self, config: Any, predictor: Predictor, splits: Splits, directory: Path, batch_size: int) -> None:
+        """After ``model/`` is saved (main process): write what tells the model's inputs apart from
+        the data it knows into ``directory`` (a classifier's out-of-distribution calibration,
+        :mod:`gicho.tasks._ood`). Default: nothing."""
+
     def param_groups(self, model: Any, train_config: TrainConfig) -> list[dict[str, Any]]:
         """The optimizer's parameter groups (see :mod:`gicho.train.optim`). Default: the
         Trainer's, :func:`gicho.train.default_param_groups` (no weight decay on 1-D tensors)."""
@@ -426,6 +449,8 @@ class NeuralTask(Task):
             predictor = Predictor(self, config, result, dict(splits.info))
             if is_main_process():
                 save_model_dir(predictor, RunDir(ctx.run_dir).model)
+                self.calibrate(config, predictor, splits, RunDir(ctx.run_dir).model,
+                               train_config.effective_eval_batch_size)
             scores, accumulators = score(predictor, splits.test, splits.collate,
                                          train_config.effective_eval_batch_size)
             if is_main_process():
@@ -437,7 +462,7 @@ class NeuralTask(Task):
         from gicho.train.config import torch_threads
 
         with torch_threads(config.train.num_threads):
-            predictor = load_predictor(self, config, ctx.run_dir)
+            predictor = load_predictor(self, config, ctx.run_dir, ctx.precision)
             splits = self.build_data(config, predictor.info)
             # the data's facts (which locale each test example is) under the saved preprocessing
             predictor.info = {**splits.info, **predictor.info}
@@ -542,11 +567,22 @@ def save_model_dir(predictor: Predictor, directory: Path) -> Path:
     return directory
 
 
-def load_predictor(task: NeuralTask, config: Any, run_dir: str | Path) -> Predictor:
-    """The result of a finished run of ``task`` (``run_dir/model/``) with its preprocessing."""
+def load_predictor(task: NeuralTask, config: Any, run_dir: str | Path, precision: str = "fp32") -> Predictor:
+    """The result of a finished run of ``task`` (``run_dir/model/``) with its preprocessing, its model
+    in ``precision`` (``"fp32"``; ``"bf16"`` or ``"int8"`` for a BERT or a ViT:
+    :mod:`gicho.models.precision`)."""
+    from gicho.models.precision import check_precision
+
+    check_precision(precision)
     directory = RunDir(run_dir).model
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is missing: {run_dir} is not a finished {task.name!r} run "
                                 "(train it to the end, or resume it from its last checkpoint with --resume)")
-    model = task.model_class().from_pretrained(directory)
-    return Predictor(task, config, model, task.load_extras(directory))
+    model = (task.model_class().from_pretrained(directory) if precision == "fp32"
+             else task.model_class().from_pretrained(directory, precision=precision))
+    info = task.load_extras(directory)
+    if (directory / "ood.safetensors").is_file():  # a classifier's calibration (gicho.tasks._ood)
+        from gicho.tasks._ood import OODCalibration
+
+        info["ood"] = OODCalibration.load(directory)
+    return Predictor(task, config, model, info)
