@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gicho
+import gicho.runs
 from gicho.runs import run_task
 from gicho.tasks import get
 
@@ -136,6 +137,17 @@ def test_bert_classify_from_a_csv_and_from_random_init(tmp_path):
     assert list(predictor.classes_[probs.argmax(1)]) == ["pos", "neg"]
     answers = predictor.predict_strings(["loved it, wonderful", "boring and awful"])
     assert [a.split()[0] for a in answers] == ["pos", "neg"]
+    # new labelled data, read with the run's tokenizer; its labels matched to the model's by name
+    new = tmp_path / "new.csv"
+    new.write_text("text,label\nloved it\tpos\nawful and boring,neg\nwonderful,pos\n".replace("\t", ","),
+                   encoding="utf-8")
+    scores = gicho.runs.evaluate_run(outcome.run_dir, {"csv": str(new)})
+    assert scores["n_examples"] == 3 and scores["accuracy"] == 1.0 and {"accuracy_pos", "accuracy_neg"} <= set(scores)
+    (tmp_path / "odd.csv").write_text("text,label\nfine,meh\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="meh"):
+        gicho.runs.evaluate_run(outcome.run_dir, {"csv": str(tmp_path / "odd.csv")})
+    with pytest.raises(ValueError, match=r"--data.root: task 'bert-classify' scores new data from --data.csv"):
+        gicho.runs.evaluate_run(outcome.run_dir, {"root": str(tmp_path)})
     random_init = task.make_config({**task.quick, "model.checkpoint": "random", "train.device": "cpu"})
     assert "random init" in task.tep(random_init)[0]
     with pytest.raises(FileNotFoundError, match="holds no BERT"):
