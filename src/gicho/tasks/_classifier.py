@@ -4,8 +4,7 @@
 model returns ``"logits"`` (N, C); from them it gives
 
 * ``predict_batch``: the most probable class's name per input;
-* ``probabilities``: ``softmax(logits)`` in float32, which ``Predictor.predict_proba`` returns
-  in float64;
+* ``probabilities``: ``softmax(logits)`` in float64 (``Predictor.predict_proba``);
 * ``format_outputs``: ``gicho predict``'s line, the ``top_k`` (default :attr:`default_top_k`)
   classes with their probabilities, ``"7 (0.981), 1 (0.012)"``, and the out-of-distribution
   note when the run saved its calibration (:mod:`gicho.tasks._ood`).
@@ -45,7 +44,8 @@ class ClassifierTask(NeuralTask):
         return label_names(model)
 
     def probabilities(self, config: Any, predictor: Predictor, batch: dict[str, Any]) -> Any:
-        return predictor(batch)["logits"].float().softmax(-1)
+        """``softmax(logits)`` in float64 (each row sums to 1 to rounding, as scikit-learn's)."""
+        return predictor(batch)["logits"].double().softmax(-1)
 
     def predict_batch(self, config: Any, predictor: Predictor, batch: dict[str, Any],
                       options: dict[str, Any]) -> list[Any]:
@@ -67,7 +67,7 @@ class ClassifierTask(NeuralTask):
             probs, p_values = self.probabilities(config, predictor, batch), None
         else:
             outputs, features = forward_with_features(predictor, batch)
-            probs, p_values = outputs["logits"].float().softmax(-1), calibration.p_values(features, batch).tolist()
+            probs, p_values = outputs["logits"].double().softmax(-1), calibration.p_values(features, batch).tolist()
         names = self.class_names(config, {**predictor.info, "model": predictor.model})
         top = probs.topk(min(k, probs.shape[-1]), dim=-1)
         records = []

@@ -369,7 +369,7 @@ class NeuralTask(Task):
     def ranked(self, config: Any, predictor: Predictor, batch: dict[str, Any], k: int) -> list[Any]:
         """The ``k`` most probable answers per input, ``[(label, probability), ...]``. Default: from
         :meth:`probabilities` and :meth:`class_names`."""
-        probs = self.probabilities(config, predictor, batch).float()
+        probs = self.probabilities(config, predictor, batch)
         names = self.class_names(config, {**predictor.info, "model": predictor.model})
         top = probs.topk(min(k, probs.shape[-1]), dim=-1)
         return [[(names[int(i)], float(p)) for p, i in zip(ps, ix, strict=True)]
