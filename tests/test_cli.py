@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -126,10 +127,12 @@ def test_tour_runs_selected_task_and_links_reports(tmp_path, capsys):
     assert (tmp_path / "toy" / "report.html").is_file()
 
 
-def test_tour_describes_the_config_that_ran(tmp_path):
+def test_tour_describes_the_config_that_ran(tmp_path, capsys):
     """The tour's T column said "2x2 patches" for digits-vit while --quick trains 4x4 patches: it
     printed the task's static words, not the config that ran."""
     cli("tour", "--quick", "--task", "digits-vit", "--runs-dir", str(tmp_path))
+    # issue 23: a task's training is not silent inside the tour (off a terminal: a line per log event)
+    assert re.search(r"step \d+/150 \(\d+%\) \| loss", capsys.readouterr().err)
     index = (tmp_path / "report.html").read_text()
     assert "2x2 patches of 4x4 px" in index  # --quick: patch_size 4 on 8x8 digits
     assert "ViT (2x2 patches of 8x8 digits" not in index  # the task's words for its default

@@ -241,7 +241,9 @@ def tour_command(
     def announce(i: int, n: int, task) -> None:
         console.print(f"[{i}/{n}] {task.name} ...")
 
-    for row in tour(quick=quick, root=runs_dir, tasks=only, progress=False, on_task_start=announce):
+    # progress=None: each task's training shows a bar on a terminal and a line per log event in a
+    # log (the mlm-bert row alone takes minutes)
+    for row in tour(quick=quick, root=runs_dir, tasks=only, progress=None, on_task_start=announce):
         rows.append(row)
         status = f"[red]failed[/red] {row.error}" if row.error else ", ".join(
             f"{k}={_fmt(v)}" for k, v in row.metrics.items() if k in row.task.metrics

@@ -176,7 +176,9 @@ def _pretrain_run(config: PretrainingStudyConfig, out: Path) -> Path:
     from gicho.tasks import RunContext, get
 
     run_dir = out / "pretrain"
-    get("mlm-bert").run(config.pretrain, RunContext(run_dir=run_dir, progress=False))
+    # the longest step of the study (about 45 minutes with the recipe): a bar on a terminal, a line
+    # per log event elsewhere (progress=None), never silence
+    get("mlm-bert").run(config.pretrain, RunContext(run_dir=run_dir, progress=None))
     return run_dir
 
 
