@@ -114,6 +114,7 @@ def test_diabetes_transformer_run_evaluate_predict(tmp_path):
     assert predictor.predict(pd.DataFrame(X_test[:5])).tolist() == values.tolist()
     with pytest.raises(ValueError, match="no probabilities"):
         predictor.predict_proba(X_test[:5])
+    assert not hasattr(predictor, "classes_")  # a regression: duck typing as scikit-learn's
     with pytest.raises(ValueError, match=r"input 0 holds non-finite values"):
         predictor.predict(np.full((1, 10), np.nan))
     with pytest.raises(ValueError, match="expected 10"):

@@ -232,6 +232,18 @@ def test_a_vit_run_is_a_transformers_pipeline_and_an_older_model_dir_still_loads
             return torch.from_numpy(predictor.predict_proba(paths)).float()
 
     probs = gicho_probs()
+    # the same images as PIL images (a grey one among them), as decoded arrays, as one array
+    from PIL import Image
+
+    predictor = load_predictor(task, config, run_dir)
+    images = [Image.open(p) for p in paths]
+    images[0] = images[0].convert("L")  # converted to the model's channels as read_image does
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    for native in (images, arrays, np.stack(arrays), [a / 255.0 for a in arrays]):
+        torch.testing.assert_close(torch.from_numpy(predictor.predict_proba(native)).float(), probs,
+                                   atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"input 0 is a int; this task accepts images: a list of PIL images"):
+        predictor.predict([3])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "ViTImageProcessor requires torchvision ... falling back"
         pipe = transformers.pipeline("image-classification", model=str(model_dir), device="cpu")

@@ -105,12 +105,13 @@ def grey_images(texts: Sequence[str], side: int, max_pixel: float) -> Any:
     import numpy as np
 
     from gicho.data.image_folder import IMAGE_SUFFIXES
+    from gicho.tasks._inputs import is_file
     from gicho.tasks._parsing import parse_numbers
 
     images = []
     for text in texts:
         path = Path(text.strip())
-        if _is_file(path):
+        if is_file(path):
             images.append(_scaled_grey([path], side, max_pixel, "an image file")[0])
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             raise ValueError(f"input {text!r}: image file not found")
@@ -132,19 +133,19 @@ def grey_digits(inputs: Any, side: int, max_pixel: float, accepts: str) -> Any:
     """
     import numpy as np
 
-    from gicho.tasks._inputs import _as_numpy, _is_pil, number_rows
+    from gicho.tasks._inputs import as_numbers, is_pil_image, number_rows
 
-    if _as_numpy(inputs) is not None:  # one numeric array (or a list of equal rows)
+    if as_numbers(inputs) is not None:  # one numeric array (or a list of equal rows)
         return number_rows(inputs, side * side, accepts, low=0.0, high=max_pixel,
                            shape=(side, side)).reshape(-1, side, side)
     out = []
     for i, item in enumerate(inputs):
-        if isinstance(item, (str, os.PathLike)) or _is_pil(item):
+        if isinstance(item, (str, os.PathLike)) or is_pil_image(item):
             try:
                 out.append(_scaled_grey([item], side, max_pixel, accepts)[0])
             except ValueError as exc:
                 raise ValueError(str(exc).replace("input 0", f"input {i}", 1)) from None
-        elif _as_numpy(item) is not None:
+        elif as_numbers(item) is not None:
             try:
                 out.append(number_rows([item], side * side, accepts, low=0.0, high=max_pixel,
                                        shape=(side, side)).reshape(side, side))
@@ -164,14 +165,6 @@ def _scaled_grey(items: Sequence[Any], side: int, max_pixel: float, accepts: str
 
     to_scale = ImageTransform(side, mean=(0.0,), std=(1.0 / max_pixel,), crop_pct=1.0)  # → [0, max_pixel]
     return np.stack([to_scale(image)[0].numpy() for image in image_arrays(list(items), 1, accepts)])
-
-
-def _is_file(path: Path) -> bool:
-    """Whether ``path`` is a file; hundreds of pixel values are too long a name to ask the system about."""
-    try:
-        return path.is_file()
-    except OSError:  # "File name too long"
-        return False
 
 
 def to_display(pixel_values: Any, info: dict[str, Any]) -> Any:

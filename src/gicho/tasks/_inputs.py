@@ -26,16 +26,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_container", "image_arrays", "number_rows", "text_pairs", "texts"]
+__all__ = ["as_numbers", "check_container", "image_arrays", "is_file", "is_pil_image", "number_rows", "text_pairs", "texts"]
 
 
-def _is_pil(value: Any) -> bool:
+def is_pil_image(value: Any) -> bool:
     image_module = __import__("sys").modules.get("PIL.Image")
     return image_module is not None and isinstance(value, image_module.Image)
 
 
 def _kind(value: Any) -> str:
-    if _is_pil(value):
+    if is_pil_image(value):
         return "PIL image"
     if isinstance(value, np.ndarray):
         return f"NumPy array of shape {value.shape}"
@@ -46,7 +46,7 @@ def _kind(value: Any) -> str:
 
 def check_container(inputs: Any, accepts: str) -> None:
     """Refuse what is not a batch of inputs: a bare string, path, bytes, image or mapping; nothing."""
-    if isinstance(inputs, (str, bytes, os.PathLike)) or _is_pil(inputs) or isinstance(inputs, dict):
+    if isinstance(inputs, (str, bytes, os.PathLike)) or is_pil_image(inputs) or isinstance(inputs, dict):
         raise ValueError(f"argument `inputs` is one {_kind(inputs)}, not a batch; pass a list (or array) of "
                          f"inputs, e.g. [x]. This task accepts {accepts}")
     if not hasattr(inputs, "__len__") or not hasattr(inputs, "__getitem__"):
@@ -56,7 +56,7 @@ def check_container(inputs: Any, accepts: str) -> None:
         raise ValueError(f"argument `inputs` is empty; give at least one input ({accepts})")
 
 
-def _as_numpy(value: Any) -> np.ndarray | None:
+def as_numbers(value: Any) -> np.ndarray | None:
     """A torch tensor or an array-like of numbers as a NumPy array; None when it holds no numbers."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu().numpy()
@@ -71,7 +71,7 @@ def number_rows(inputs: Any, n_features: int, accepts: str, *, low: float | None
                 high: float | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """``inputs`` as float32 (N, n_features): an array (N, n_features) or (N, *shape), or a list of
     rows, every value finite and within [low, high] when given."""
-    array = _as_numpy(inputs)
+    array = as_numbers(inputs)
     if array is None:
         raise ValueError(f"argument `inputs` must hold numbers; got {_kind(inputs)} of {type(inputs[0]).__name__}"
                          f". This task accepts {accepts}")
@@ -130,7 +130,7 @@ def image_arrays(inputs: Any, channels: int, accepts: str) -> list[np.ndarray]:
     from gicho.data.image_folder import image_to_array, read_image
 
     if isinstance(inputs, np.ndarray) or (hasattr(inputs, "detach") and hasattr(inputs, "cpu")):
-        array = _as_numpy(inputs)
+        array = as_numbers(inputs)
         if array is None or array.ndim not in (3, 4):
             raise ValueError(f"argument `inputs` as one array must have shape (N, H, W) or (N, H, W, C); got "
                              f"{_kind(inputs)}. This task accepts {accepts}")
@@ -141,14 +141,14 @@ def image_arrays(inputs: Any, channels: int, accepts: str) -> list[np.ndarray]:
     for i, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
             path = Path(item)
-            if not _is_file(path):
+            if not is_file(path):
                 raise ValueError(f"input {i}: image file {str(item)[:200]!r} not found; this task accepts {accepts}")
             out.append(read_image(path, channels=channels))
-        elif _is_pil(item):
+        elif is_pil_image(item):
             out.append(image_to_array(item, channels=channels, name=f"input {i}"))
         else:
-            array = _as_numpy(item)
-            if array is None:
+            array = as_numbers(item)
+            if array is None or array.ndim == 0:
                 raise ValueError(f"input {i} is a {_kind(item)}; this task accepts {accepts}")
             out.append(_pixel_array(array, channels, i, accepts))
     return out
@@ -181,7 +181,7 @@ def _pixel_array(array: np.ndarray, channels: int, i: int, accepts: str) -> np.n
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[:, :, None]
 
 
-def _is_file(path: Path) -> bool:
+def is_file(path: Path) -> bool:
     """Whether ``path`` is a file; hundreds of pixel values are too long a name to ask the system about."""
     try:
         return path.is_file()

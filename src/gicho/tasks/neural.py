@@ -130,10 +130,14 @@ class Predictor:
     # ------------------------------------------------------------------ the Python API
     @property
     def classes_(self) -> Any:
-        """The label names, in the order of ``predict_proba``'s columns (classifiers only)."""
+        """The label names, in the order of ``predict_proba``'s columns (classifiers only: for any other
+        task an ``AttributeError``, so that ``hasattr(predictor, "classes_")`` says whether it classifies)."""
         import numpy as np
 
-        names = self.task.class_names(self.config, {**self.info, "model": self.model})
+        try:
+            names = self.task.class_names(self.config, {**self.info, "model": self.model})
+        except ValueError as exc:
+            raise AttributeError(str(exc)) from None
         return np.asarray(list(names), dtype=object)
 
     def predict(self, inputs: Any, **options: Any) -> Any:
