@@ -15,6 +15,20 @@ R factors merge like the moments (Chan, Golub & LeVeque's update, in factored fo
 
 since the stacked matrix has the Gram matrix ``S_a + S_b + (W_a W_b / W) delta delta^T``.
 So chunks, ``partial_fit`` and Dask blocks reduce to one small (q x q) factor, q = p + k.
+
+A chunk's R need not come from a QR of its rows. Its centred Gram matrix ``G`` (which the
+moments pass computes anyway) has a Cholesky factor with ``R^T R = G + E``; the error ``E`` is
+harmless when it is small *relative to G in the Loewner order*: if ``-tau G <= E <= tau G``
+for every chunk, the merged factor's ``R^T R`` is within ``(1 +- tau)`` of the exact Gram matrix
+of all rows (the chunks' Gram matrices sum to at most the total one), so the residual sum of
+squares, the coefficients' covariance and every other statistic read from R move by about
+``tau`` relative, whatever the final coefficients. With the scaled Gram ``A = D^-1 G D^-1``
+(unit diagonal) and entry errors ``|E_ij| <= gamma sqrt(G_ii G_jj)``, ``tau <= q gamma /
+lambda_min(A)``. :func:`gram_r` takes that route when ``tau <= GRAM_TOL``: ordinary data
+(``lambda_min`` is about ``1 - R^2`` of the chunk's own fit, or smaller) pay a (q x q)
+eigenvalue problem per chunk instead of a Householder QR of the chunk (about 7x the moments
+pass: benchmarks/RESULTS.md, "least squares"). Near-perfect fits and nearly dependent columns
+fail the test and get :func:`chunk_r`, the QR, as before.
 """
 
 from __future__ import annotations
@@ -24,7 +38,16 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-__all__ = ["chunk_r", "merge_r", "raw_r"]
+__all__ = ["GRAM_TOL", "chunk_r", "gram_r", "merge_r", "raw_r"]
+
+# Bound on the error of an entry of a chunk's column-scaled, centred Gram matrix: the moments
+# pass keeps it within ~100x the round-off of a centred product (gicho.moments._gram, FRACTION).
+GRAM_ENTRY_ERROR = 2e-14
+# Largest relative (Loewner-order) perturbation of the Gram matrix of [X, y] that a chunk's R
+# taken from its Gram matrix may carry; above it the chunk is factored by QR. 1e-10 is below
+# what the in-memory fit accepts from the normal equations (an SSR of 1e-3 of the total sum
+# of squares read as yy - b^T beta, about 1e-9 relative).
+GRAM_TOL = 1e-10
 
 
 def _r(M: np.ndarray) -> np.ndarray:
@@ -61,6 +84,30 @@ def chunk_r(X: Any, Y: Any, w: Any, mean_x: np.ndarray, mean_y: np.ndarray) -> n
     if w is not None:
         M *= np.sqrt(np.asarray(w, dtype=np.float64))[:, None]
     return _r(M)
+
+
+def gram_r(xx: np.ndarray, xy: np.ndarray, yy: np.ndarray) -> np.ndarray | None:
+    """R of a chunk from its centred Gram matrix of ``[X, y]``, or None when that is not exact enough.
+
+    ``R = chol(A) D`` for ``A = D^-1 G D^-1``; None (take :func:`chunk_r`) unless
+    ``q * GRAM_ENTRY_ERROR / lambda_min(A) <= GRAM_TOL`` (see the module docstring), so the
+    factor is as good as the QR's for every statistic least squares reads from it.
+    """
+    G = np.block([[xx, xy], [xy.T, yy]])
+    q = G.shape[0]
+    d = np.sqrt(np.diagonal(G))
+    if not (np.all(np.isfinite(G)) and np.all(d > 0)):
+        return None
+    A = G / np.outer(d, d)
+    A = 0.5 * (A + A.T)
+    lam_min = float(np.linalg.eigvalsh(A)[0])
+    if not lam_min * GRAM_TOL >= q * GRAM_ENTRY_ERROR:
+        return None
+    potrf = sla.get_lapack_funcs("potrf", (A,))
+    R, info = potrf(A, lower=False, clean=True, overwrite_a=True)
+    if info != 0:
+        return None
+    return R * d[None, :]  # (R_A D)^T (R_A D) = D A D = G; the diagonal stays positive
 
 
 def merge_r(Ra: np.ndarray, Rb: np.ndarray, W_a: float, W_b: float, delta: np.ndarray) -> np.ndarray:
