@@ -76,9 +76,9 @@ class Moments:
         Also keep ``r_``, the R factor of the centred, weighted ``[X, y]`` (updates with y
         only; see :mod:`gicho.moments._tsqr`). Least squares reads its residual sum of squares from
         it, exactly, where ``yy - b^T beta`` from the moments would cancel (near-perfect
-        fits). Costs one QR of each chunk whose own Gram matrix is too ill-conditioned to
-        give R (else a small Cholesky: :func:`gicho.moments._tsqr.gram_r`); PCA and plain
-        moments do without.
+        fits). Costs a small Cholesky per chunk where the chunk's Gram matrix resolves R, else a
+        Cholesky QR or a Householder QR of the chunk
+        (:func:`gicho.moments._tsqr.fast_chunk_r`); PCA and plain moments do without.
 
     Attributes
     ----------
@@ -185,13 +185,14 @@ class Moments:
         if self.track_r and y is not None and part.mean_x_ is not None:
             from gicho.moments import _tsqr
 
+            Y = y[:, None] if y.ndim == 1 else y
             part.track_r = True
-            # NumPy chunks: R from the chunk's Gram matrix when that is exact enough (nearly
-            # free); torch Gram matrices may be float32, so torch chunks always take the QR
-            part.r_ = None if part.is_torch else _tsqr.gram_r(part.xx_, part.xy_, part.yy_)
-            if part.r_ is None:
-                Y = y[:, None] if y.ndim == 1 else y
+            # NumPy chunks: from the chunk's Gram matrix where it resolves R (nearly free), else
+            # Cholesky QR or Householder; torch Gram matrices may be float32: always Householder
+            if part.is_torch:
                 part.r_ = _tsqr.chunk_r(X, Y, w, host(part.mean_x_), host(part.mean_y_))
+            else:
+                part.r_ = _tsqr.fast_chunk_r(X, Y, w, part.mean_x_, part.mean_y_, part.xx_, part.xy_, part.yy_)
         if self.mean_x_ is None and part.mean_x_ is not None:  # first data: adopt the state
             n_before = self.n_samples_
             self.__dict__.update(part.__dict__)
