@@ -112,7 +112,7 @@ def bench_in_memory(args: argparse.Namespace) -> None:
               f"(coef diff {rel_sm:.1e}, std err diff {rel_bse:.1e}; add_constant copy not timed)")
 
 
-def _write_stream_files(directory: Path, n: int, p: int, block: int = 250_000) -> tuple[Path, Path]:
+def _write_stream_files(directory: Path, n: int, p: int, noise: float, block: int = 250_000) -> tuple[Path, Path]:
     rng = np.random.default_rng(1)
     beta = rng.standard_normal(p)
     X = np.lib.format.open_memmap(directory / "X.npy", mode="w+", dtype=np.float64, shape=(n, p))
@@ -121,7 +121,7 @@ def _write_stream_files(directory: Path, n: int, p: int, block: int = 250_000) -
         stop = min(start + block, n)
         Xb = rng.standard_normal((stop - start, p)) + 3.0
         X[start:stop] = Xb
-        y[start:stop] = Xb @ beta - 2.0 + rng.standard_normal(stop - start)
+        y[start:stop] = Xb @ beta - 2.0 + noise * rng.standard_normal(stop - start)
         X.flush()
         y.flush()
     del X, y
@@ -189,15 +189,15 @@ def bench_streaming(args: argparse.Namespace, threads: int) -> None:
     need = n * (p + 1) * 8
     root = Path(args.tmpdir or tempfile.gettempdir())
     free = shutil.disk_usage(root).free
-    print(f"\n[streaming] X: {n} x {p} float64 ({n * p * 8 / 1e9:.2f} GB) + y in .npy files under {root} "
-          f"(free disk {free / 1e9:.0f} GB); chunks of {args.chunk_rows} rows")
+    print(f"\n[streaming] X: {n} x {p} float64 ({n * p * 8 / 1e9:.2f} GB) + y (noise {args.stream_noise:g}) in .npy "
+          f"files under {root} (free disk {free / 1e9:.0f} GB); chunks of {args.chunk_rows} rows")
     if free < need * 1.1:
         print(f"  skipped: needs {need / 1e9:.1f} GB of free disk")
         return
     directory = Path(tempfile.mkdtemp(prefix="gicho-ols-", dir=root))
     try:
         start = time.perf_counter()
-        x_path, y_path = _write_stream_files(directory, n, p)
+        x_path, y_path = _write_stream_files(directory, n, p, args.stream_noise)
         print(f"  wrote the files in {time.perf_counter() - start:.0f} s")
         paired = _child("paired", x_path, y_path, args, threads)
         ts, tw = np.array(paired["times"]["stream"]), np.array(paired["times"]["whole"])
@@ -235,6 +235,8 @@ def main() -> None:
     parser.add_argument("--stream-rows", type=int, default=20_000_000, help="0 skips the streaming part")
     parser.add_argument("--stream-cols", type=int, default=50)
     parser.add_argument("--chunk-rows", type=int, default=65_536)
+    parser.add_argument("--stream-noise", type=float, default=1.0,
+                        help="noise of y in the streaming part (1e-3: R^2 = 1 - 3e-8, Cholesky QR per chunk)")
     parser.add_argument("--stream-rounds", type=int, default=5, help="interleaved rounds of the streaming part")
     parser.add_argument("--tmpdir", default=None, help="where the .npy files go (default: the temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the .npy files")

@@ -53,9 +53,9 @@ __all__ = ["CHOLQR_TOL", "GRAM_TOL", "cholqr_r", "chunk_r", "fast_chunk_r", "gra
 # pass keeps it within ~100x the round-off of a centred product (gicho.moments._gram, FRACTION).
 GRAM_ENTRY_ERROR = 2e-14
 # Largest relative (Loewner-order) perturbation of the Gram matrix of [X, y] that a chunk's R
-# taken from its Gram matrix may carry; above it the chunk is factored by QR. 1e-10 is below
-# what the in-memory fit accepts from the normal equations (an SSR of 1e-3 of the total sum
-# of squares read as yy - b^T beta, about 1e-9 relative).
+# taken from its Gram matrix may carry; above it the chunk is factored by QR. Stricter than
+# the in-memory fit, which reads its SSR as yy - b^T beta down to 1 - R^2 = 1e-3 (the same
+# bound: ~1e-9 for q = 51). For q = 51 it admits lambda_min(A) >= 0.01 (R^2 up to ~0.99).
 GRAM_TOL = 1e-10
 # Largest such perturbation of R_1 from which Cholesky QR still starts: Q = M R_1^-1 then has
 # singular values within 1 +- 0.005.
