@@ -18,10 +18,13 @@ contender; gicho runs that many worker threads with a one-thread BLAS each. The 
 must agree with scikit-learn's to 1e-9 relative before anything is timed.
 
 Part 2, streaming: writes ``--stream-rows x --stream-cols`` float64 X and y as ``.npy`` files
-into a temporary directory (after checking free disk), then in fresh processes fits
-(a) from memory-mapped chunks with ``fit_chunks`` and (b) on the whole memory-mapped array at
-once (the in-memory fit), and reports peak resident memory (``resource.getrusage``) of each
-and the largest relative difference of the coefficients. Never run by the tests.
+into a temporary directory (after checking free disk). Timing: one fresh process runs
+``--stream-rounds`` interleaved rounds of (a) ``fit_chunks`` over memory-mapped chunks and (b)
+the in-memory fit of the whole memory-mapped array (the floor for the streamed fit), after one
+warm-up of each, and prints the median of the paired ratios a / b. Memory: two more fresh
+processes fit once each and report peak resident memory (``resource.getrusage``) and the
+largest relative differences of coefficients and standard errors. BLAS threads are pinned to
+``--threads`` in every process. Never run by the tests.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def bench_in_memory(args: argparse.Namespace) -> None:
               f"(coef diff {rel_sm:.1e}, std err diff {rel_bse:.1e}; add_constant copy not timed)")
 
 
-def _write_stream_files(directory: Path, n: int, p: int, block: int = 250_000) -> tuple[Path, Path]:
+def _write_stream_files(directory: Path, n: int, p: int, noise: float, block: int = 250_000) -> tuple[Path, Path]:
     rng = np.random.default_rng(1)
     beta = rng.standard_normal(p)
     X = np.lib.format.open_memmap(directory / "X.npy", mode="w+", dtype=np.float64, shape=(n, p))
@@ -118,7 +121,7 @@ def _write_stream_files(directory: Path, n: int, p: int, block: int = 250_000) -
         stop = min(start + block, n)
         Xb = rng.standard_normal((stop - start, p)) + 3.0
         X[start:stop] = Xb
-        y[start:stop] = Xb @ beta - 2.0 + rng.standard_normal(stop - start)
+        y[start:stop] = Xb @ beta - 2.0 + noise * rng.standard_normal(stop - start)
         X.flush()
         y.flush()
     del X, y
@@ -126,19 +129,37 @@ def _write_stream_files(directory: Path, n: int, p: int, block: int = 250_000) -
 
 
 _CHILD = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, os, resource, sys, time
     import numpy as np
+    from threadpoolctl import threadpool_limits
     from gicho.data.tabular import iter_npy_chunks
     from gicho.linear import LinearRegression
-    mode, x_path, y_path, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    if mode == "stream":
+    mode, x_path, y_path = sys.argv[1], sys.argv[2], sys.argv[3]
+    chunk, threads, rounds = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+    def stream():
         chunks = zip(iter_npy_chunks(x_path, chunk), iter_npy_chunks(y_path, chunk))
-        model = LinearRegression().fit_chunks(chunks)
-    else:  # the whole array at once, as an in-memory fit sees it
-        model = LinearRegression().fit(np.load(x_path, mmap_mode="r"), np.load(y_path, mmap_mode="r"))
-    seconds = time.perf_counter() - start
+        return LinearRegression().fit_chunks(chunks)
+    def whole():  # the whole array at once, as an in-memory fit sees it
+        return LinearRegression().fit(np.load(x_path, mmap_mode="r"), np.load(y_path, mmap_mode="r"))
+    def timed(fn):
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with threadpool_limits(limits=threads, user_api="blas"):
+        if mode == "paired":  # interleaved rounds after one warm-up of each
+            stream(); whole()
+            load = [os.getloadavg()[0]]
+            times = {"stream": [], "whole": []}
+            for r in range(rounds):
+                for name in (("stream", "whole") if r % 2 == 0 else ("whole", "stream")):
+                    times[name].append(timed(stream if name == "stream" else whole))
+                load.append(os.getloadavg()[0])
+            print(json.dumps({"times": times, "load": load}))
+            sys.exit(0)
+        start = time.perf_counter()
+        model = stream() if mode == "stream" else whole()
+        seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     try:  # cross-check: the kernel's high-water mark of this address space
         hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
@@ -156,37 +177,45 @@ _CHILD = textwrap.dedent("""
 _LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
 
 
-def _child(mode: str, x_path: Path, y_path: Path, chunk: int) -> dict:
-    cmd = [sys.executable, "-c", _LAUNCHER, sys.executable, "-c", _CHILD, mode, str(x_path), str(y_path), str(chunk)]
+def _child(mode: str, x_path: Path, y_path: Path, args: argparse.Namespace, threads: int) -> dict:
+    cmd = [sys.executable, "-c", _LAUNCHER, sys.executable, "-c", _CHILD, mode, str(x_path), str(y_path),
+           str(args.chunk_rows), str(threads), str(args.stream_rounds)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
-def bench_streaming(args: argparse.Namespace) -> None:
+def bench_streaming(args: argparse.Namespace, threads: int) -> None:
     n, p = args.stream_rows, args.stream_cols
     need = n * (p + 1) * 8
     root = Path(args.tmpdir or tempfile.gettempdir())
     free = shutil.disk_usage(root).free
-    print(f"\n[streaming] X: {n} x {p} float64 ({n * p * 8 / 1e9:.2f} GB) + y in .npy files under {root} "
-          f"(free disk {free / 1e9:.0f} GB); chunks of {args.chunk_rows} rows")
+    print(f"\n[streaming] X: {n} x {p} float64 ({n * p * 8 / 1e9:.2f} GB) + y (noise {args.stream_noise:g}) in .npy "
+          f"files under {root} (free disk {free / 1e9:.0f} GB); chunks of {args.chunk_rows} rows")
     if free < need * 1.1:
         print(f"  skipped: needs {need / 1e9:.1f} GB of free disk")
         return
     directory = Path(tempfile.mkdtemp(prefix="gicho-ols-", dir=root))
     try:
         start = time.perf_counter()
-        x_path, y_path = _write_stream_files(directory, n, p)
+        x_path, y_path = _write_stream_files(directory, n, p, args.stream_noise)
         print(f"  wrote the files in {time.perf_counter() - start:.0f} s")
-        stream = _child("stream", x_path, y_path, args.chunk_rows)
-        whole = _child("whole", x_path, y_path, args.chunk_rows)
+        paired = _child("paired", x_path, y_path, args, threads)
+        ts, tw = np.array(paired["times"]["stream"]), np.array(paired["times"]["whole"])
+        ratios = ts / tw
+        print(f"  {args.stream_rounds} interleaved rounds, BLAS threads {threads}, load (1 min) "
+              + " -> ".join(f"{v:.1f}" for v in paired["load"]))
+        print(f"  fit_chunks {np.median(ts):.2f} s, whole-array fit {np.median(tw):.2f} s: fit_chunks / whole "
+              f"{np.median(ratios):.2f} [{ratios.min():.2f}-{ratios.max():.2f}] (median of paired ratios; target <= 2)")
+        stream = _child("stream", x_path, y_path, args, threads)
+        whole = _child("whole", x_path, y_path, args, threads)
         coef_s, coef_w = np.array(stream["coef"]), np.array(whole["coef"])
         rel = np.max(np.abs(coef_s - coef_w)) / np.max(np.abs(coef_w))
         rel_i = abs(stream["intercept"] - whole["intercept"]) / abs(whole["intercept"])
         rel_b = np.max(np.abs(np.array(stream["bse"]) - whole["bse"]) / np.array(whole["bse"]))
-        print(f"  fit_chunks over memory-mapped chunks: {stream['seconds']:7.1f} s, peak RSS "
+        print(f"  fit_chunks over memory-mapped chunks: {stream['seconds']:7.1f} s (one fresh run), peak RSS "
               f"{stream['peak_rss_mb']:7.0f} MB (getrusage; VmHWM {stream['vmhwm_mb']:.0f} MB; "
               f"after imports {stream['start_rss_mb']:.0f} MB)")
-        print(f"  fit on the whole mapped array:        {whole['seconds']:7.1f} s, peak RSS "
+        print(f"  fit on the whole mapped array:        {whole['seconds']:7.1f} s (one fresh run), peak RSS "
               f"{whole['peak_rss_mb']:7.0f} MB (mapped file pages count as resident)")
         print(f"  streamed vs whole: coef max rel diff {rel:.1e}, intercept {rel_i:.1e}, std err {rel_b:.1e}")
     finally:
@@ -206,6 +235,9 @@ def main() -> None:
     parser.add_argument("--stream-rows", type=int, default=20_000_000, help="0 skips the streaming part")
     parser.add_argument("--stream-cols", type=int, default=50)
     parser.add_argument("--chunk-rows", type=int, default=65_536)
+    parser.add_argument("--stream-noise", type=float, default=1.0,
+                        help="noise of y in the streaming part (1e-3: R^2 = 1 - 3e-8, Cholesky QR per chunk)")
+    parser.add_argument("--stream-rounds", type=int, default=5, help="interleaved rounds of the streaming part")
     parser.add_argument("--tmpdir", default=None, help="where the .npy files go (default: the temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the .npy files")
     parser.add_argument("--skip-memory", action="store_true", help="only the streaming part")
@@ -216,7 +248,7 @@ def main() -> None:
         with threadpool_limits(limits=threads, user_api="blas"):
             bench_in_memory(args)
     if args.stream_rows > 0:
-        bench_streaming(args)
+        bench_streaming(args, threads)
 
 
 if __name__ == "__main__":

@@ -379,3 +379,56 @@ def test_merged_r_factor_is_the_r_factor_of_all_rows(sizes, offset, weighted):
     Zc = (Z - np.average(Z, axis=0, weights=ww)) * np.sqrt(ww)[:, None]
     np.testing.assert_allclose(m.r_.T @ m.r_, Zc.T @ Zc, rtol=1e-8, atol=1e-8 * np.abs(Zc.T @ Zc).max())
     assert Moments().update(X, y).r_ is None  # opt-in: PCA and plain moments pay nothing
+
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(("offset", "noise", "route"), [(0.0, 1.0, "gram"), (1e4, 1.0, "gram"),
+                                                        (0.0, 1e-4, "cholqr"), (1e4, 1e-4, "cholqr")])
+def test_fast_chunk_r_is_the_householder_r_factor(monkeypatch, weighted, offset, noise, route):
+    """Issue 24 item 1: a chunk's R from its Gram matrix (ordinary data) or by Cholesky QR (a
+    near-perfect fit, R^2 = 1 - 4e-9) is the R factor that the chunk's Householder QR (the
+    plain route) gives."""
+    from gicho.moments import _tsqr
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(2000, 6)) + offset
+    y = X @ rng.normal(size=6) + noise * rng.normal(size=2000)
+    w = rng.uniform(0.1, 2.0, 2000) if weighted else None
+    part = Moments().update(X, y, w)
+    tau = _tsqr.gram_cholesky(part.xx_, part.xy_, part.yy_)[1]
+    assert (tau <= _tsqr.GRAM_TOL) == (route == "gram") and tau <= _tsqr.CHOLQR_TOL
+    plain = _tsqr.chunk_r(X, y[:, None], w, part.mean_x_, part.mean_y_)
+    monkeypatch.setattr(_tsqr, "chunk_r", None)  # the Householder QR must not run
+    fast = _tsqr.fast_chunk_r(X, y[:, None], w, part.mean_x_, part.mean_y_, part.xx_, part.xy_, part.yy_)
+    np.testing.assert_allclose(fast, plain, rtol=1e-10, atol=1e-10 * np.abs(plain).max())
+    # the residual sum of squares (the last diagonal entry squared) to the same relative accuracy
+    assert fast[-1, -1] ** 2 == pytest.approx(plain[-1, -1] ** 2, rel=1e-10)
+    np.testing.assert_array_equal(Moments(track_r=True).update(X, y, w).r_, fast)
+
+
+def test_fast_chunk_r_refuses_what_its_gram_matrix_cannot_resolve():
+    """Exact-to-1e-8 fits, nearly dependent or constant columns and short chunks fail both
+    bounds: those chunks keep the Householder QR (the route the near-perfect-fit tests take)."""
+    from gicho.moments import _tsqr
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(500, 3))
+    cases = {
+        "near-perfect fit": (X, X @ [1.0, 2.0, 3.0] + 1e-8 * rng.normal(size=500)),
+        "dependent columns": (np.column_stack([X, X[:, 0] + 1e-9 * X[:, 1]]), rng.normal(size=500)),
+        "constant column": (np.column_stack([X, np.full(500, 2.0)]), rng.normal(size=500)),
+        "fewer rows than columns": (X[:3], rng.normal(size=3)),
+    }
+    for name, (Xc, yc) in cases.items():
+        part = Moments().update(Xc, yc)
+        assert _tsqr.gram_cholesky(part.xx_, part.xy_, part.yy_)[1] > _tsqr.CHOLQR_TOL, name
+    # the bound is the docstring's: tau = q * GRAM_ENTRY_ERROR / lambda_min(A)
+    y = X @ [1.0, 2.0, 3.0] + 0.3 * rng.normal(size=500)
+    part = Moments().update(X, y)
+    G = np.block([[part.xx_, part.xy_], [part.xy_.T, part.yy_]])
+    d = np.sqrt(np.diagonal(G))
+    lam = np.linalg.eigvalsh(G / np.outer(d, d))[0]
+    R, tau = _tsqr.gram_cholesky(part.xx_, part.xy_, part.yy_)
+    assert tau == pytest.approx(4 * _tsqr.GRAM_ENTRY_ERROR / lam, rel=1e-6)
+    np.testing.assert_allclose(R.T @ R, G, rtol=1e-12, atol=1e-12 * np.abs(G).max())

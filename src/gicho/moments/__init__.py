@@ -76,7 +76,9 @@ class Moments:
         Also keep ``r_``, the R factor of the centred, weighted ``[X, y]`` (updates with y
         only; see :mod:`gicho.moments._tsqr`). Least squares reads its residual sum of squares from
         it, exactly, where ``yy - b^T beta`` from the moments would cancel (near-perfect
-        fits). Costs one QR of each chunk; PCA and plain moments do without.
+        fits). Costs a small Cholesky per chunk where the chunk's Gram matrix resolves R, else a
+        Cholesky QR or a Householder QR of the chunk
+        (:func:`gicho.moments._tsqr.fast_chunk_r`); PCA and plain moments do without.
 
     Attributes
     ----------
@@ -181,11 +183,16 @@ class Moments:
         if y is not None:
             part.y_ndim_ = y.ndim if y.ndim == 1 else 2
         if self.track_r and y is not None and part.mean_x_ is not None:
-            from gicho.moments._tsqr import chunk_r
+            from gicho.moments import _tsqr
 
             Y = y[:, None] if y.ndim == 1 else y
             part.track_r = True
-            part.r_ = chunk_r(X, Y, w, host(part.mean_x_), host(part.mean_y_))
+            # NumPy chunks: from the chunk's Gram matrix where it resolves R (nearly free), else
+            # Cholesky QR or Householder; torch Gram matrices may be float32: always Householder
+            if part.is_torch:
+                part.r_ = _tsqr.chunk_r(X, Y, w, host(part.mean_x_), host(part.mean_y_))
+            else:
+                part.r_ = _tsqr.fast_chunk_r(X, Y, w, part.mean_x_, part.mean_y_, part.xx_, part.xy_, part.yy_)
         if self.mean_x_ is None and part.mean_x_ is not None:  # first data: adopt the state
             n_before = self.n_samples_
             self.__dict__.update(part.__dict__)
