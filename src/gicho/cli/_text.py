@@ -135,7 +135,7 @@ def embed_command(
     precision: Annotated[
         str,
         typer.Option("--precision", help="CPU inference precision of the encoder: fp32, bf16 (CPUs with native "
-                                         "bfloat16 only) or int8 (~2x fp32's speed; cosine with fp32 >= 0.999)."),
+                                         "bfloat16 only) or int8 (embeddings within cosine 0.999 of fp32's)."),
     ] = "fp32",
 ) -> None:
     """Normalised mean-pooled sentence embeddings (truncated where sentence-transformers truncates:

@@ -38,7 +38,7 @@ bf16 (for comparison)                                                 0.9999
 (Mean cosine of this recipe: 0.9999, against 0.9996 with fc2 in int8. fc2's inputs are GELU
 outputs, 1536 wide, whose large values move from token to token: there are no fixed channels to
 keep in float32, and one scale per token leaves the rest few levels. fc2 is a third of the
-encoder's multiply-adds; bf16 runs it at about twice float32's speed where the CPU has it. Speed:
+encoder's multiply-adds; bf16 runs it at about 1.8 times float32's speed where the CPU has it. Speed:
 ``benchmarks/cpu_inference_deploy.py``.)
 
 MiniLM's LayerNorm outputs carry a few channels 10-15 times larger than the median (the same
