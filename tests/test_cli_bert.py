@@ -363,3 +363,29 @@ def test_embed_says_a_vit_is_not_a_bert(tmp_path, capsys):
     assert run("embed", str(tmp_path), "text") == 2
     assert capsys.readouterr().err == (f"error: checkpoint {tmp_path} is not a BERT (config.json's model_type is "
                                        "'vit'; allowed: 'bert')\n")
+
+
+def test_embed_int8_and_bf16_stay_close_to_fp32(minilm_dir, tmp_path, capsys):
+    from gicho.models import precision
+
+    texts = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell sharply today."]
+    assert run("embed", str(minilm_dir), *texts, "--out", str(tmp_path / "fp32.npy")) == 0
+    modes = ["int8"] + ([] if precision.bf16_refusal() else ["bf16"])
+    for mode in modes:
+        assert run("embed", str(minilm_dir), *texts, "--precision", mode, "--out", str(tmp_path / f"{mode}.npy")) == 0
+        # both L2-normalised: the row-wise dot product is the cosine (the int8 goal: >= 0.999)
+        cos = (np.load(tmp_path / f"{mode}.npy") * np.load(tmp_path / "fp32.npy")).sum(1)
+        assert cos.min() >= 0.999, (mode, cos)
+    capsys.readouterr()
+
+
+def test_embed_refuses_a_bad_precision_and_bf16_where_the_cpu_would_emulate_it(minilm_dir, capsys, monkeypatch):
+    from gicho.models import precision
+
+    assert run("embed", str(minilm_dir), "text", "--precision", "fp16") == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --precision must be one of fp32, bf16, int8; got 'fp16'"
+    monkeypatch.setattr(precision, "bf16_refusal", lambda: "precision 'bf16' needs a CPU with native bfloat16")
+    assert run("embed", str(minilm_dir), "text", "--precision", "bf16") == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --precision bf16: precision 'bf16' needs a CPU with native bfloat16"

@@ -20,7 +20,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(USAGE_ERROR)
 
 
-def _load_bert(checkpoint: Path, *, masked_lm: bool):  # -> (model, tokenizer)
+def _load_bert(checkpoint: Path, *, masked_lm: bool, precision: str = "fp32"):  # -> (model, tokenizer)
     from gicho.models import from_pretrained
     from gicho.models.bert import BertForMaskedLM, BertPreTrainedModel, NoMaskedLMHeadError
     from gicho.tasks.bert_text import check_vocab_size, load_tokenizer, model_directory
@@ -45,7 +45,7 @@ def _load_bert(checkpoint: Path, *, masked_lm: bool):  # -> (model, tokenizer)
         except NoMaskedLMHeadError as exc:
             raise ValueError(f"{exc} (`gicho embed` works with this one)") from None
     else:
-        model = from_pretrained(checkpoint)
+        model = from_pretrained(checkpoint, precision=precision)
     if not isinstance(model, BertPreTrainedModel):  # pragma: no cover - model_type checked above
         raise ValueError(f"checkpoint {checkpoint} is not a BERT model")
     if not checked:  # config.json left the size to the family's default
@@ -97,6 +97,17 @@ def fill_mask_command(
         _console().print(table)
 
 
+def _check_precision_option(precision: str) -> None:
+    """Refuse a bad ``--precision`` before any model is read; bf16 where this CPU would only emulate it
+    (the reason, from :func:`gicho.models.precision.bf16_refusal`, is the user's to act on, not a bug)."""
+    from gicho.models.precision import PRECISIONS, bf16_refusal
+
+    if precision not in PRECISIONS:
+        _fail(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "bf16" and (reason := bf16_refusal()) is not None:
+        _fail(f"--precision bf16: {reason}")
+
+
 @app.command("embed")
 def embed_command(
     checkpoint: Annotated[Path, typer.Argument(
@@ -121,6 +132,11 @@ def embed_command(
                      help=f"Print the N x N cosine-similarity table (default: only for 2 to {MAX_TABLE_TEXTS} "
                           "texts and without --out)."),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option("--precision", help="CPU inference precision of the encoder: fp32, bf16 (CPUs with native "
+                                         "bfloat16 only) or int8 (embeddings within cosine 0.999 of fp32's)."),
+    ] = "fp32",
 ) -> None:
     """Normalised mean-pooled sentence embeddings (truncated where sentence-transformers truncates:
     max_seq_length of sentence_bert_config.json) and, for a few texts, their cosine similarities.
@@ -133,12 +149,13 @@ def embed_command(
     from gicho.cli._predict import read_text_lines
     from gicho.tasks.bert_text import sentence_embeddings
 
+    _check_precision_option(precision)
     texts = list(texts or [])
     if input_file is not None:
         texts += read_text_lines(input_file)
     if not texts:
         raise ValueError("no text: give TEXTS arguments or --input FILE")
-    model, tokenizer = _load_bert(checkpoint, masked_lm=False)
+    model, tokenizer = _load_bert(checkpoint, masked_lm=False, precision=precision)
     embeddings, _ = sentence_embeddings(model, tokenizer, texts)  # warns of truncated texts
     array = embeddings.numpy().astype(np.float32)
     if out is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BLOCK_BYTES", "INT8_MAX", "Int8Linear", "quantize_per_row"]
+__all__ = ["BLOCK_BYTES", "INT8_MAX", "Bf16Linear", "Int8Linear", "quantize_per_row"]
 
 INT8_MAX = 127  # symmetric int8: levels -127..127 (-128 unused, so that negation is exact)
 # int32 products per block of rows, in bytes: small enough to stay in a 1 MiB L2 cache with its
@@ -155,3 +155,33 @@ class Int8Linear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, float32_channels={len(self.outlier_index)}")
+
+
+class Bf16Linear(nn.Module):
+    """A ``nn.Linear`` computed in bfloat16 (weights, bias and product), float32 in and out.
+
+    What an int8 model keeps out of int8 where int8 costs too much accuracy (the MLP's second
+    layer: see :mod:`gicho.models.precision`); only where the CPU has native bf16 arithmetic, since
+    emulated bf16 is slower than float32. Inference only, like :class:`Int8Linear`.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.out_features, self.in_features = linear.weight.shape
+        self.register_buffer("weight", linear.weight.detach().to(torch.bfloat16).clone())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16).clone())
+        self.train(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., K) float → (..., N) float32."""
+        if self.training:
+            raise RuntimeError("Bf16Linear is for inference only: call .eval()")
+        return nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
+
+    def forward_outputs(self, x: Tensor, start: int, stop: int) -> Tensor:
+        """Output channels ``[start, stop)`` only: (..., K) → (..., stop - start)."""
+        bias = None if self.bias is None else self.bias[start:stop]
+        return nn.functional.linear(x.to(torch.bfloat16), self.weight[start:stop], bias).float()
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
