@@ -93,7 +93,7 @@ def test_formats_of_a_text_file_and_a_csv_column(toy_run, tmp_path, capsys):
     (["1,0,0,0", "--column", "x"], "--column names a column of a --input .csv file"),
     (["1,0,0,0", "--format", "xml"], "--format 'xml': allowed: tsv, table, csv, json"),
     (["1,0,0,0", "--batch-size", "0"], "--batch-size must be an integer >= 1; got 0"),
-    (["1,0,0,0", "--precision", "fp16"], "--precision 'fp16': allowed: fp32, bf16, int8"),
+    (["1,0,0,0", "--precision", "fp16"], "--precision must be one of fp32, bf16, int8; got 'fp16'"),
     (["1,0,0,0", "--precision", "int8"], "precision"),  # the toy model is no BERT or ViT
 ])
 def test_predict_refuses_bad_options(toy_run, tmp_path, capsys, args, message):

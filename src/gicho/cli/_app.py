@@ -45,6 +45,19 @@ def _root(
     """gicho: least squares to BERT and ViT, checked against the references."""
 
 
+def check_precision_option(precision: str) -> str:
+    """``--precision`` checked before any model is read, naming the option: one of fp32, bf16, int8,
+    and bf16 only where this CPU runs it natively (the reason, from
+    :func:`gicho.models.precision.bf16_refusal`, is the user's to act on, not a bug)."""
+    from gicho.models.precision import PRECISIONS, bf16_refusal
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "bf16" and (reason := bf16_refusal()) is not None:
+        raise ValueError(f"--precision bf16: {reason}")
+    return precision
+
+
 def _fmt(value: float) -> str:
     from gicho.report import format_metric
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gicho.cli._app import _console, app
+from gicho.cli._app import _console, app, check_precision_option
 
 # What `--attention` can write: the formats matplotlib writes with gicho's dependencies alone.
 ATTENTION_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -96,22 +96,13 @@ def predict_command(
         options["top_k"] = top_k
     if attention is not None:
         options["attention"] = _attention_path(attention)
-    predictor = gicho.load(run_dir, precision=_precision(precision))
+    predictor = gicho.load(run_dir, precision=check_precision_option(precision))
     predictor.batch_size = batch_size
     with _progress_bar(len(inputs), progress) as advance:
         records = predictor.predict_records(inputs, on_batch=advance, **options)
     _print_records(inputs, records, output_format)
     if attention is not None:
         typer.echo(f"attention map: {options['attention']}", err=output_format != "tsv")
-
-
-def _precision(value: str) -> str:
-    """``--precision`` checked, naming the option (the library names its argument)."""
-    from gicho.models.precision import PRECISIONS
-
-    if value not in PRECISIONS:
-        raise ValueError(f"--precision {value!r}: allowed: {', '.join(PRECISIONS)}")
-    return value
 
 
 def _attention_path(attention: Path) -> Path:

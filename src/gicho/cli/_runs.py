@@ -193,7 +193,7 @@ def evaluate_command(
 ) -> None:
     """Reload a trained run and recompute its held-out metrics, or score it on new labelled data
     (--data.csv, --data.root) read with the run's own preprocessing."""
-    from gicho.cli._predict import _precision
+    from gicho.cli._app import check_precision_option
     from gicho.runs import evaluate_run
 
     data = {k: str(v) for k, v in (("csv", data_csv), ("root", data_root)) if v is not None}
@@ -201,7 +201,7 @@ def evaluate_command(
         raise ValueError("give --data.csv or --data.root, not both")
     where = f" on {next(iter(data.values()))}" if data else ": held-out metrics"
     in_precision = "" if precision == "fp32" else f" ({precision})"
-    _print_metrics(evaluate_run(run_dir, data or None, precision=_precision(precision)),
+    _print_metrics(evaluate_run(run_dir, data or None, precision=check_precision_option(precision)),
                    title=f"{run_dir}{where}{in_precision}")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gicho.cli._app import USAGE_ERROR, _console, app
+from gicho.cli._app import USAGE_ERROR, _console, app, check_precision_option
 
 # `gicho embed` prints the N x N cosine table by default only for this many texts (and no --out)
 MAX_TABLE_TEXTS = 8
@@ -97,17 +97,6 @@ def fill_mask_command(
         _console().print(table)
 
 
-def _check_precision_option(precision: str) -> None:
-    """Refuse a bad ``--precision`` before any model is read; bf16 where this CPU would only emulate it
-    (the reason, from :func:`gicho.models.precision.bf16_refusal`, is the user's to act on, not a bug)."""
-    from gicho.models.precision import PRECISIONS, bf16_refusal
-
-    if precision not in PRECISIONS:
-        _fail(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if precision == "bf16" and (reason := bf16_refusal()) is not None:
-        _fail(f"--precision bf16: {reason}")
-
-
 @app.command("embed")
 def embed_command(
     checkpoint: Annotated[Path, typer.Argument(
@@ -149,7 +138,7 @@ def embed_command(
     from gicho.cli._predict import read_text_lines
     from gicho.tasks.bert_text import sentence_embeddings
 
-    _check_precision_option(precision)
+    check_precision_option(precision)
     texts = list(texts or [])
     if input_file is not None:
         texts += read_text_lines(input_file)
