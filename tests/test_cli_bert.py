@@ -121,6 +121,9 @@ def test_embed_reads_an_input_file_and_writes_rows_in_its_order(minilm_dir, tmp_
     printed = capsys.readouterr().out
     assert f"wrote {out_file}: 3 x 384" in printed and "cosine similarity" not in printed
     from_file = np.load(out_file)
+    assert run("embed", str(minilm_dir), "--input", str(listing), "--out", str(tmp_path / "p.npy"), "--progress") == 0
+    assert "embed: 100%" in capsys.readouterr().err  # the bar, asked for off a terminal
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), from_file[1:], rtol=0, atol=1e-6)
     assert run("embed", str(minilm_dir), *texts, "--out", str(tmp_path / "args.npy")) == 0
     np.testing.assert_allclose(from_file, np.load(tmp_path / "args.npy"), rtol=0, atol=1e-6)
     assert run("embed", str(minilm_dir)) == 2

@@ -98,7 +98,7 @@ def predict_command(
         options["attention"] = _attention_path(attention)
     predictor = gicho.load(run_dir, precision=check_precision_option(precision))
     predictor.batch_size = batch_size
-    with _progress_bar(len(inputs), progress) as advance:
+    with progress_bar(len(inputs), progress) as advance:
         records = predictor.predict_records(inputs, on_batch=advance, **options)
     _print_records(inputs, records, output_format)
     if attention is not None:
@@ -116,16 +116,16 @@ def _attention_path(attention: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _progress_bar(total: int, progress: bool | None) -> Any:
-    """``advance(n)`` for ``predict_records``: a tqdm bar on stderr when asked for, or by default on
-    a terminal for long inputs; a function that does nothing otherwise."""
+def progress_bar(total: int, progress: bool | None, desc: str = "predict", unit: str = "input") -> Any:
+    """``advance(n)`` for a batched loop (``predict_records``, ``sentence_embeddings``): a tqdm bar on
+    stderr when asked for, or by default on a terminal for long inputs; None otherwise."""
     show = progress if progress is not None else (total >= PROGRESS_FROM and sys.stderr.isatty())
     if not show:
         yield None
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc="predict", unit="input", file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
         yield bar.update
 
 

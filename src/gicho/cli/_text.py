@@ -126,6 +126,11 @@ def embed_command(
         typer.Option("--precision", help="CPU inference precision of the encoder: fp32, bf16 (CPUs with native "
                                          "bfloat16 only) or int8 (embeddings within cosine 0.999 of fp32's)."),
     ] = "fp32",
+    progress: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--progress/--no-progress", help="A progress bar on stderr (default: on a terminal, for "
+                                                      "256+ texts)."),
+    ] = None,
 ) -> None:
     """Normalised mean-pooled sentence embeddings (truncated where sentence-transformers truncates:
     max_seq_length of sentence_bert_config.json) and, for a few texts, their cosine similarities.
@@ -135,7 +140,7 @@ def embed_command(
     import numpy as np
     from rich.table import Table
 
-    from gicho.cli._predict import read_text_lines
+    from gicho.cli._predict import progress_bar, read_text_lines
     from gicho.tasks.bert_text import sentence_embeddings
 
     check_precision_option(precision)
@@ -145,7 +150,8 @@ def embed_command(
     if not texts:
         raise ValueError("no text: give TEXTS arguments or --input FILE")
     model, tokenizer = _load_bert(checkpoint, masked_lm=False, precision=precision)
-    embeddings, _ = sentence_embeddings(model, tokenizer, texts)  # warns of truncated texts
+    with progress_bar(len(texts), progress, "embed", "text") as advance:
+        embeddings, _ = sentence_embeddings(model, tokenizer, texts, on_batch=advance)  # warns of truncated texts
     array = embeddings.numpy().astype(np.float32)
     if out is not None:
         _write_npy(out, array)

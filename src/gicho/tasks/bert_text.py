@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,8 +242,11 @@ def fill_mask(model: Any, tokenizer: TextTokenizer, text: str, top_k: int = 5) -
 
 @torch.no_grad()
 def sentence_embeddings(model: Any, tokenizer: TextTokenizer, texts: list[str], batch_size: int = 32,
-                        max_len: int | None = None) -> tuple[Tensor, list[bool]]:
+                        max_len: int | None = None,
+                        on_batch: Callable[[int], None] | None = None) -> tuple[Tensor, list[bool]]:
     """Normalised mean-pooled embeddings (N, D) float32 of ``texts`` and which were truncated.
+
+    ``on_batch(n)`` is called after each batch of n texts (``gicho embed``'s progress bar).
 
     ``model`` is any BERT head (:class:`gicho.models.bert.BertPreTrainedModel`). Texts longer
     than ``max_len`` tokens (default :func:`embedding_max_len`: 256 for all-MiniLM-L6-v2, as
@@ -262,6 +266,8 @@ def sentence_embeddings(model: Any, tokenizer: TextTokenizer, texts: list[str], 
         out.append(model.embed(batch.input_ids, batch.attention_mask, batch.token_type_ids).float())
         truncated.extend(batch.truncated)
         lengths.extend(batch.lengths)
+        if on_batch is not None:
+            on_batch(len(batch.lengths))
     embeddings = torch.cat(out)
     bad = (~torch.isfinite(embeddings).all(dim=1)).nonzero().flatten().tolist()
     if bad:
