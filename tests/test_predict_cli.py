@@ -164,6 +164,10 @@ def test_the_native_input_helpers_say_what_the_task_accepts(tmp_path):
     assert all(a.shape == (3, 4, 3) and a.dtype == np.uint8 for a in as_rgb)
     assert all(np.array_equal(a, as_rgb[0]) for a in as_rgb)
     assert image_arrays(np.zeros((2, 5, 6, 3), np.uint8), 1, accepts)[1].shape == (5, 6, 1)
+    colour = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    Image.fromarray(colour).save(tmp_path / "c.png")
+    from_array, from_file = image_arrays([colour, tmp_path / "c.png"], 1, accepts)  # RGB read as grey
+    assert np.array_equal(from_array, from_file)
     with pytest.raises(ValueError, match=r"input 0 is a float image with values in \[2, 2\]"):
         image_arrays([np.full((2, 2), 2.0)], 3, accepts)
     with pytest.raises(ValueError, match=r"input 1: image file .* not found"):

@@ -177,8 +177,10 @@ def _pixel_array(array: np.ndarray, channels: int, i: int, accepts: str) -> np.n
         return pixels
     if channels == 3:  # grey shown as RGB
         return np.repeat(pixels, 3, axis=2)
-    luma = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # Pillow's L = 0.299 R + 0.587 G + 0.114 B
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[:, :, None]
+    from PIL import Image
+
+    # Pillow's own RGB → L (its integer rounding), so that an array and the same picture as a file agree
+    return np.asarray(Image.fromarray(np.ascontiguousarray(pixels), "RGB").convert("L"))[:, :, None]
 
 
 def is_file(path: Path) -> bool:
