@@ -257,6 +257,6 @@ def test_cli_exports_a_vit_and_names_bad_input(tmp_path, capsys):
     unfinished.mkdir(parents=True)
     (unfinished / "config.json").write_text(json.dumps({"task": "vit", "config": {}}))
     assert run("export", str(unfinished), "--onnx", str(tmp_path / "u.onnx")) == 2
-    assert capsys.readouterr().err == (f"error: {unfinished} is a run directory without a model "
+    assert capsys.readouterr().err == (f"error: {unfinished} is a run directory of the task 'vit' without a model "
                                        f"({unfinished / 'model'} is missing: the run did not finish)\n")
     assert not any(tmp_path.glob("[emu].onnx"))

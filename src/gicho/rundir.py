@@ -27,6 +27,7 @@ __all__ = [
     "RESULTS_FILE",
     "TENSORBOARD_DIR",
     "RunDir",
+    "model_directory",
     "read_json",
 ]
 
@@ -103,3 +104,22 @@ class RunDir:
         except ValueError:
             return False
         return isinstance(data, dict) and "task" in data
+
+
+def model_directory(path: str | os.PathLike) -> Path:
+    """The model directory that ``path`` names: itself, or a run directory's ``model/`` (what
+    ``gicho embed``, ``fill-mask`` and ``export`` accept in place of a model directory).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is a run directory without a model (a run that did not finish).
+    """
+    path = Path(path)
+    if not RunDir.is_run(path):
+        return path  # a model directory (or nothing: the model loader reports it)
+    run = RunDir(path)
+    if not (run.model / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{path} is a run directory of the task {run.read_config()['task']!r} without "
+                                f"a model ({run.model} is missing: the run did not finish)")
+    return run.model

@@ -45,6 +45,12 @@ def _root(
     """gicho: least squares to BERT and ViT, checked against the references."""
 
 
+# The --precision option of predict, evaluate and embed (checked by check_precision_option).
+PrecisionOption = Annotated[
+    str, typer.Option("--precision", help="CPU inference precision: fp32, or bf16 / int8 for a BERT or ViT (bf16 "
+                                          "needs a CPU with native bfloat16; int8 keeps cosine 0.999 with fp32).")]
+
+
 def check_precision_option(precision: str) -> str:
     """``--precision`` checked before any model is read, naming the option: one of fp32, bf16, int8,
     and bf16 only where this CPU runs it natively (the reason, from

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gicho.cli._app import _console, app, check_precision_option
+from gicho.cli._app import PrecisionOption, _console, app, check_precision_option
 
 # What `--attention` can write: the formats matplotlib writes with gicho's dependencies alone.
 ATTENTION_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -52,10 +52,7 @@ def predict_command(
         typer.Option("--top-k", help="Answers per input, most probable first (classifiers; mlm-bert's tokens)."),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs run through the model at once.")] = 64,
-    precision: Annotated[
-        str, typer.Option("--precision", help="fp32, or bf16 / int8 for a BERT or ViT (CPU inference; bf16 needs "
-                          "a CPU with native bfloat16).")
-    ] = "fp32",
+    precision: PrecisionOption = "fp32",
     progress: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option("--progress/--no-progress", help="A progress bar (default: on a terminal, for "
@@ -194,10 +191,9 @@ def _read_text(path: Path) -> str:
 
 
 def _image_files(folder: Path) -> list[str]:
-    from gicho.data.image_folder import IMAGE_SUFFIXES
+    from gicho.data.image_folder import IMAGE_SUFFIXES, image_files
 
-    files = sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = [str(p) for p in image_files(folder)]
     if not files:
         raise ValueError(f"--input {folder} is a folder without image files ({', '.join(IMAGE_SUFFIXES)})")
     return files

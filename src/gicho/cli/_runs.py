@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gicho.cli._app import _console, _fmt, app
+from gicho.cli._app import PrecisionOption, _console, _fmt, app
 
 
 @app.command("tasks")
@@ -187,9 +187,7 @@ def evaluate_command(
         typer.Option("--data.root", help="Score an image classifier on this folder of class folders instead "
                      "(root/<label>/*.png)."),
     ] = None,
-    precision: Annotated[
-        str, typer.Option("--precision", help="fp32, or bf16 / int8 for a BERT or ViT (CPU inference).")
-    ] = "fp32",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Reload a trained run and recompute its held-out metrics, or score it on new labelled data
     (--data.csv, --data.root) read with the run's own preprocessing."""

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gicho.cli._app import USAGE_ERROR, _console, app, check_precision_option
+from gicho.cli._app import USAGE_ERROR, PrecisionOption, _console, app, check_precision_option
 
 # `gicho embed` prints the N x N cosine table by default only for this many texts (and no --out)
 MAX_TABLE_TEXTS = 8
@@ -121,11 +121,7 @@ def embed_command(
                      help=f"Print the N x N cosine-similarity table (default: only for 2 to {MAX_TABLE_TEXTS} "
                           "texts and without --out)."),
     ] = None,
-    precision: Annotated[
-        str,
-        typer.Option("--precision", help="CPU inference precision of the encoder: fp32, bf16 (CPUs with native "
-                                         "bfloat16 only) or int8 (embeddings within cosine 0.999 of fp32's)."),
-    ] = "fp32",
+    precision: PrecisionOption = "fp32",
     progress: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option("--progress/--no-progress", help="A progress bar on stderr (default: on a terminal, for "

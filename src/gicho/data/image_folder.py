@@ -37,8 +37,8 @@ from torch.utils.data import Dataset
 
 from gicho._validation import check_choice, check_positive
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageError", "ImageFolder", "ImageTransform", "image_to_array",
-           "read_image", "write_digits_folder"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageError", "ImageFolder", "ImageTransform", "image_files",
+           "image_to_array", "read_image", "write_digits_folder"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 50_000_000  # about 7,000 × 7,000; larger headers are refused before decoding
@@ -115,6 +115,13 @@ def read_image(path: str | os.PathLike, *, channels: int = 3, max_pixels: int = 
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"image {path} cannot be decoded: {exc}") from None
     return array.reshape(array.shape[0], array.shape[1], channels)  # (H, W, C)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files (by suffix) in ``folder`` and its sub-folders, sorted; hidden files and
+    folders skipped (what ``gicho predict --input DIR`` and ``gicho evaluate --data.root`` read)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def image_to_array(image: Any, *, channels: int = 3, name: str = "image") -> np.ndarray:

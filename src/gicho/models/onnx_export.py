@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from gicho._io import atomic_write_bytes
 from gicho.models.bert import BertForSequenceClassification, BertPreTrainedModel
 from gicho.models.vit import ViTForImageClassification, ViTPretrained
+from gicho.rundir import model_directory
 
 __all__ = ["EXPORT_KINDS", "ONNX_OPSET", "TOLERANCE", "OnnxExport", "export_onnx"]
 
@@ -150,7 +151,7 @@ def export_onnx(model_or_dir: nn.Module | str | os.PathLike, path: str | os.Path
         _require("onnxruntime")
     source = None
     if not isinstance(model_or_dir, nn.Module):
-        source = _model_directory(Path(model_or_dir))
+        source = model_directory(model_or_dir)
         from gicho.models import from_pretrained
 
         model_or_dir = from_pretrained(source)
@@ -197,19 +198,6 @@ def _require(package: str) -> None:
     if importlib.util.find_spec(package) is None:
         raise ImportError(f"ONNX export needs the package {package!r}: pip install 'gicho[onnx]' "
                           "(onnx and onnxruntime)")
-
-
-def _model_directory(path: Path) -> Path:
-    """``path`` itself, or the ``model/`` of a run directory."""
-    from gicho.rundir import RunDir
-
-    if RunDir.is_run(path):
-        model = RunDir(path).model
-        if not (model / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is a run directory without a model ({model} is missing: "
-                                    "the run did not finish)")
-        return model
-    return path
 
 
 def _check_export(model: nn.Module, what: str | None) -> str:

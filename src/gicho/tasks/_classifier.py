@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gicho.tasks.neural import NeuralTask, Predictor
+from gicho.tasks.neural import NeuralTask, Predictor, top_classes
 
 __all__ = ["ClassifierTask", "label_names"]
 
@@ -69,10 +69,8 @@ class ClassifierTask(NeuralTask):
             outputs, features = forward_with_features(predictor, batch)
             probs, p_values = outputs["logits"].double().softmax(-1), calibration.p_values(features, batch).tolist()
         names = self.class_names(config, {**predictor.info, "model": predictor.model})
-        top = probs.topk(min(k, probs.shape[-1]), dim=-1)
         records = []
-        for i, (ps, ix) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
-            answers = [(names[j], p) for p, j in zip(ps, ix, strict=True)]
+        for i, answers in enumerate(top_classes(probs, names, k)):
             record = {"output": ", ".join(f"{name} ({p:.3f})" for name, p in answers),
                       "label": answers[0][0], "probability": answers[0][1],
                       "top_k": [{"label": name, "probability": p} for name, p in answers]}

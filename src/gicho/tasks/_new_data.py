@@ -74,7 +74,7 @@ def _csv_texts(path: Path, names: Sequence[str]) -> tuple[list[Any], list[int]]:
 
 
 def _image_folder(root: Path, names: Sequence[str]) -> tuple[list[Any], list[int]]:
-    from gicho.data.image_folder import IMAGE_SUFFIXES
+    from gicho.data.image_folder import IMAGE_SUFFIXES, image_files
 
     if not root.is_dir():
         raise ValueError(f"--data.root {root}: no such folder" if not root.exists()
@@ -89,8 +89,7 @@ def _image_folder(root: Path, names: Sequence[str]) -> tuple[list[Any], list[int
     inputs: list[Any] = []
     labels: list[int] = []
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        files = image_files(folder)
         if not files:
             raise ValueError(f"--data.root {root}: class folder {folder.name!r} has no image files "
                              f"({', '.join(IMAGE_SUFFIXES)})")

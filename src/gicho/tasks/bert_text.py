@@ -25,6 +25,7 @@ from torch import Tensor
 
 from gicho.data.text import TextTokenizer, pad_batch
 from gicho.data.text import load_tokenizer as _load_tokenizer
+from gicho.rundir import model_directory  # re-exported: run directory → its model/
 
 __all__ = ["SENTENCE_CONFIG", "Encoded", "check_vocab_size", "count_masks", "embedding_max_len", "encode", "fill_mask",
            "load_tokenizer", "load_tokenizer_extras", "model_directory", "save_tokenizer_extras",
@@ -42,26 +43,6 @@ def _quote(text: str) -> str:
     if len(text) <= QUOTE_CHARS:
         return repr(text)
     return f"{text[:QUOTE_CHARS - 3]!r}... ({len(text):,} characters)"
-
-
-def model_directory(path: str | os.PathLike) -> Path:
-    """The model directory that ``path`` names: itself, or a run directory's ``model/``.
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``path`` is a run directory without a model (a run that did not finish).
-    """
-    from gicho.rundir import RunDir
-
-    path = Path(path)
-    if not RunDir.is_run(path):
-        return path  # a model directory (or nothing: the model loader reports it)
-    run = RunDir(path)
-    if not (run.model / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is a run directory of the task {run.read_config()['task']!r} without "
-                                f"a model ({run.model} is missing: the run did not finish)")
-    return run.model
 
 
 def _sentence_max_seq_length(directory: Path) -> int | None:

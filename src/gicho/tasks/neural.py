@@ -250,6 +250,13 @@ class Predictor:
             yield (batch, len(chunk)) if with_sizes else batch
 
 
+def top_classes(probs: Any, names: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+    """Each row's ``k`` most probable ``(name, probability)``, most probable first, of probabilities (N, C)."""
+    top = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return [[(names[i], p) for p, i in zip(ps, ix, strict=True)]
+            for ps, ix in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+
+
 def _answer_array(answers: list[Any], np: Any) -> Any:
     """Answers as a 1-D array: numbers as numbers, anything else (names, dates, lists) as objects."""
     if answers and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in answers):
@@ -373,11 +380,8 @@ class NeuralTask(Task):
     def ranked(self, config: Any, predictor: Predictor, batch: dict[str, Any], k: int) -> list[Any]:
         """The ``k`` most probable answers per input, ``[(label, probability), ...]``. Default: from
         :meth:`probabilities` and :meth:`class_names`."""
-        probs = self.probabilities(config, predictor, batch)
         names = self.class_names(config, {**predictor.info, "model": predictor.model})
-        top = probs.topk(min(k, probs.shape[-1]), dim=-1)
-        return [[(names[int(i)], float(p)) for p, i in zip(ps, ix, strict=True)]
-                for ps, ix in zip(top.values, top.indices, strict=True)]
+        return top_classes(self.probabilities(config, predictor, batch), names, k)
 
     def class_names(self, config: Any, info: dict[str, Any]) -> Sequence[str]:
         """The names of the classes, in the order of the model's outputs (``info["model"]`` is the
@@ -585,8 +589,9 @@ def load_predictor(task: NeuralTask, config: Any, run_dir: str | Path, precision
     model = (task.model_class().from_pretrained(directory) if precision == "fp32"
              else task.model_class().from_pretrained(directory, precision=precision))
     info = task.load_extras(directory)
-    if (directory / "ood.safetensors").is_file():  # a classifier's calibration (gicho.tasks._ood)
-        from gicho.tasks._ood import OODCalibration
+    from gicho.tasks._ood import OODCalibration
 
-        info["ood"] = OODCalibration.load(directory)
+    calibration = OODCalibration.load(directory)  # a classifier's, when the run saved one
+    if calibration is not None:
+        info["ood"] = calibration
     return Predictor(task, config, model, info)
