@@ -104,6 +104,8 @@ def test_vit_run_reports_predicts_and_reloads(task, tmp_path):
         predictor.predict([tmp_path / "nope.png"])
     with pytest.raises(ValueError, match=r"shape \(1, 8, 8\); expected \(N, 784\) or \(N, 28, 28\)"):
         predictor.predict(np.zeros((1, 8, 8)))
+    with pytest.raises(ValueError, match=r"one input of shape \(28, 28\); pass a batch of shape \(1, 28, 28\)"):
+        predictor.predict(digit)
     with pytest.raises(ValueError, match=r"one PIL image, not a batch; pass a list"):
         predictor.predict(Image.fromarray(digit))
 

@@ -79,6 +79,9 @@ def number_rows(inputs: Any, n_features: int, accepts: str, *, low: float | None
     if array.ndim == 1 and array.shape[0] == n_features:
         raise ValueError(f"argument `inputs` is one row of {n_features} values (shape {array.shape}); pass a batch "
                          f"of shape (1, {n_features}), e.g. x.reshape(1, -1). This task accepts {accepts}")
+    if shape is not None and array.ndim == len(shape) and tuple(array.shape) == tuple(shape):
+        raise ValueError(f"argument `inputs` is one input of shape {array.shape}; pass a batch of shape "
+                         f"{(1, *shape)}, e.g. x[None]. This task accepts {accepts}")
     if array.ndim < 2 or tuple(array.shape[1:]) not in shapes:
         allowed = " or ".join(str(("N", *s)).replace("'", "") for s in shapes)
         raise ValueError(f"argument `inputs` has shape {array.shape}; expected {allowed}. This task accepts {accepts}")
