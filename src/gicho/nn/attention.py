@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gicho.nn import packed_linear
 from gicho.nn._masks import module_mask
 from gicho.nn.ragged import RaggedBatch
 from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAttention
@@ -372,16 +373,16 @@ class MultiHeadSelfAttention(nn.Module):
             if need_weights or B != 1:
                 raise ValueError("with a RaggedBatch, x must be the packed tokens (1, N, D) and "
                                  "need_weights False")
-            qkv = self.qkv(x).view(T, 3, self.n_heads, self.head_dim)  # (N, 3, H, Dh)
+            qkv = packed_linear.linear(self.qkv, x).view(T, 3, self.n_heads, self.head_dim)  # (N, 3, H, Dh)
             out = ragged_attention(qkv, mask, dropout_p=self.dropout, training=self.training,
                                    locality_scale=self.scale)
-            return self.proj(out)[None], None  # (1, N, D)
+            return packed_linear.linear(self.proj, out)[None], None  # (1, N, D)
         attn_mask = module_mask(mask, B, T, T)
         if attn_mask is not None:
             attn_mask = attn_mask[:, None]  # (B, 1, T|1, T): broadcast over heads
         if n_queries is not None and not need_weights:
             return self._first_queries(x, attn_mask, n_queries), None
-        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
+        qkv = packed_linear.linear(self.qkv, x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, T, Dh)
         scale = None  # the default 1/√Dh
         if self.scale is not None:
@@ -400,7 +401,7 @@ class MultiHeadSelfAttention(nn.Module):
         out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         if n_queries is not None:  # the explicit path computed every row; keep the asked ones
             out = out[:, :n_queries]
-        return self.proj(out), weights
+        return packed_linear.linear(self.proj, out), weights
 
     def _first_queries(self, x: Tensor, attn_mask: Tensor | None, n: int) -> Tensor:
         """Attention output at the first ``n`` positions only: queries for those rows, keys and
@@ -421,7 +422,7 @@ class MultiHeadSelfAttention(nn.Module):
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                                  dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(out.transpose(1, 2).reshape(B, n, D))  # (B, n, D)
+        return packed_linear.linear(self.proj, out.transpose(1, 2).reshape(B, n, D))  # (B, n, D)
 
 
 def _output_slice(linear: nn.Module, x: Tensor, start: int, stop: int) -> Tensor:
