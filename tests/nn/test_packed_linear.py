@@ -100,19 +100,20 @@ def test_a_changed_weight_is_packed_again():
         _check(packed_linear.linear(layer, x), x, layer, gelu=False)
 
 
-def test_training_keeps_autograd_and_f_linear():
+def test_training_with_the_path_off_is_f_linear():
     torch.manual_seed(3)
     layer = nn.Linear(12, 6)
     x = torch.randn(5, 12, requires_grad=True)
-    out = packed_linear.linear(layer, x, gelu=True)
+    with packed_linear.enabled(False):
+        out = packed_linear.linear(layer, x, gelu=True)
     expected = F.gelu(F.linear(x, layer.weight, layer.bias))
-    assert out.requires_grad and layer not in packed_linear._packed
     assert torch.equal(out, expected)
     out.sum().backward()
     grad = x.grad.clone()
     x.grad = None
     expected.sum().backward()
     assert torch.equal(grad, x.grad)
+    assert layer not in packed_linear._packed  # training never packs
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
@@ -189,3 +190,65 @@ def test_encoder_inference_matches_the_plain_path(norm_first):
     # both float32 passes are within the same distance of the float64 pass
     plain_error = (plain.double() - reference).abs().max()
     assert (fast.double() - reference).abs().max() <= 4 * plain_error + 1e-6
+
+
+@pytest.mark.parametrize("gelu", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_training_path_matches_f_linear_values_and_gradients(gelu, bias):
+    """With autograd on, the oneDNN forward and input gradient (and MKL's weight gradient) are
+    float32 GEMMs of the same products: each within the GEMM bound of a float64 autograd pass."""
+    torch.manual_seed(5)
+    layer = nn.Linear(40, 24, bias=bias)
+    x = torch.randn(2, 30, 40, requires_grad=True)
+    out = packed_linear.linear(layer, x, gelu=gelu)
+    assert out.requires_grad and out.grad_fn is not None
+    _check(out.detach(), x.detach(), layer, gelu)
+    upstream = torch.randn(out.shape)
+    out.backward(upstream)
+    # float64 autograd reference
+    x64 = x.detach().double().requires_grad_()
+    w64 = layer.weight.detach().double().requires_grad_()
+    b64 = None if layer.bias is None else layer.bias.detach().double().requires_grad_()
+    ref = F.linear(x64, w64, b64)
+    (F.gelu(ref) if gelu else ref).backward(upstream.double())
+    # each gradient is a float32 sum of products whose magnitudes bound its error
+    g = upstream.double().abs()
+    if gelu:
+        g = 1.13 * g
+    grad_x_bound = (24 + 1) * U * (g @ w64.detach().abs()) + 1e-7
+    grad_w_bound = (60 + 1) * U * (g.reshape(-1, 24).T @ x64.detach().abs().reshape(-1, 40)) + 1e-7
+    assert bool(((x.grad.double() - x64.grad).abs() <= grad_x_bound + 8 * U * x64.grad.abs()).all())
+    assert bool(((layer.weight.grad.double() - w64.grad).abs() <= grad_w_bound + 8 * U * w64.grad.abs()).all())
+    if bias:
+        assert torch.allclose(layer.bias.grad.double(), b64.grad, rtol=0, atol=float(61 * U * g.sum(dim=(0, 1)).max()) + 1e-7)
+
+
+def test_tied_weight_trains_through_linear_weight():
+    """A decoder tied to an embedding matrix (no nn.Linear) gets its gradient on the shared
+    weight, within the GEMM bound of a float64 pass."""
+    torch.manual_seed(6)
+    embedding = nn.Embedding(50, 16)
+    bias = nn.Parameter(torch.randn(50))
+    h = torch.randn(7, 16, requires_grad=True)
+    logits = packed_linear.linear_weight(h, embedding.weight, bias)
+    assert logits.grad_fn is not None
+    w64 = embedding.weight.detach().double().requires_grad_()
+    reference = F.linear(h.detach().double(), w64, bias.detach().double())
+    bound = 17 * U * (h.detach().double().abs() @ w64.detach().abs().T + bias.detach().double().abs())
+    assert bool(((logits.detach().double() - reference).abs() <= bound).all())
+    upstream = torch.randn(7, 50)
+    logits.backward(upstream)
+    reference.backward(upstream.double())
+    grad_bound = 8 * U * (upstream.double().abs().T @ h.detach().double().abs())
+    assert bool(((embedding.weight.grad.double() - w64.grad).abs() <= grad_bound).all())
+    with torch.no_grad():  # inference: the same op, no autograd
+        again = packed_linear.linear_weight(h, embedding.weight, bias)
+    assert bool(((again.double() - reference.detach()).abs() <= bound).all())
+
+
+def test_autocast_keeps_f_linear():
+    layer = nn.Linear(8, 4)
+    x = torch.randn(3, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = packed_linear.linear(layer, x)
+    assert out.dtype == torch.bfloat16  # what F.linear gives under autocast

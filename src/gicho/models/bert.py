@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from gicho._validation import check_choice, check_positive
 from gicho.models._bert_hf import config_from_hf, config_to_hf, from_hf_state_dict, to_hf_state_dict
 from gicho.models._pretrained import HeadConfig, PretrainedModel, config_from_dict
+from gicho.nn import packed_linear
 from gicho.nn.backbone import EncoderBackbone
 from gicho.nn.embeddings import LearnedPositionEmbedding
 from gicho.nn.losses import IGNORE_INDEX, classification_loss, regression_loss
@@ -296,8 +297,8 @@ class BertLMHead(nn.Module):
 
     def forward(self, hidden: Tensor, embeddings: Tensor) -> Tensor:
         """(..., D) → logits (..., V)."""
-        h = self.transform.LayerNorm(F.gelu(self.transform.dense(hidden)))
-        return F.linear(h, embeddings, self.bias)
+        h = self.transform.LayerNorm(packed_linear.linear(self.transform.dense, hidden, gelu=True))
+        return packed_linear.linear_weight(h, embeddings, self.bias)  # oneDNN on the CPU (float32)
 
 
 class NoMaskedLMHeadError(CheckpointError):

@@ -1,28 +1,37 @@
-"""CPU float32 inference through oneDNN with prepacked weights: the encoder's linear layers.
+"""The encoder's float32 linear layers on the CPU through oneDNN: prepacked in inference.
 
-:func:`linear` is what the encoder layers call for ``qkv``, ``proj``, ``fc1`` and ``fc2``. On
-the CPU in float32 with autograd off (inference) it runs the layer through oneDNN
-(``torch.ops.mkldnn._linear_pointwise``, the op ``torch.compile`` emits for a frozen linear)
-with the weight reordered once into oneDNN's blocked layout, and fuses the MLP's GELU into
-the GEMM. Everywhere else (training, GPU, other dtypes, a compiled or traced pass, a
-quantized layer) it is ``F.linear``.
+:func:`linear` is what the encoder layers call for ``qkv``, ``proj``, ``fc1`` and ``fc2`` (and
+the MLM head for its transform; :func:`linear_weight` for its tied decoder). On the CPU in
+float32 it runs the layer through oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op
+``torch.compile`` emits for a frozen linear):
+
+* **inference** (autograd off): the weight is reordered once into oneDNN's blocked layout and
+  kept, and the MLP's GELU is fused into the GEMM;
+* **training**: a small autograd Function computes the forward and the input gradient with
+  oneDNN on the plain weight, and the weight gradient with torch's ``mm`` (MKL), which measured
+  faster for that shape (its reduction runs over the batch's rows).
+
+Everywhere else (GPU, other dtypes, CPU autocast, a compiled or traced pass, a quantized layer
+or any ``nn.Linear`` subclass) it is ``F.linear``.
 
 Why: torch's default float32 GEMM on the CPU is MKL's, and on an AMD EPYC (Zen 4, the machine
 of ``benchmarks/RESULTS.md``) it ran the encoders' shapes at 120-170 GFLOP/s on two threads,
 oneDNN's prepacked kernels at 190-210 (1.25-1.66x per layer, measured on the MiniLM and
-ViT-S/16 shapes). The GEMMs are ~72% of a fixed-length encoder pass, the same calls in
-gicho and in ``transformers``, so no other change could make fixed-length inference
-substantially faster than the peer (issue 24 item 4).
+ViT-S/16 shapes; ~1.15-1.3x on one thread, where both are nearer the core's peak). The GEMMs
+are ~72% of a fixed-length encoder pass, the same calls in gicho and in ``transformers``, so
+no other change could make fixed-length inference substantially faster than the peer (issue
+24 item 4); in training they are ~68% of a step.
 
-What it costs: one packed copy of each weight, kept beside the module (not in its
-``state_dict``) for as long as the module lives, e.g. +90 MB for a MiniLM, +340 MB for
-BERT-base. It is packed on the first inference call and again whenever the weight changes
-(its version counter or storage), so inference between training steps stays correct. A
-weight created under ``torch.inference_mode`` has no version counter and takes ``F.linear``.
-:func:`enabled` switches the path off (``with packed_linear.enabled(False): ...``), which is
-how the tests compare it with ``F.linear``. The numbers differ from ``F.linear``'s in the last
-bits only (another summation order; tested against float64 within the float32 GEMM's error
-bound).
+What it costs: one packed copy of each weight, kept beside the module (in a weak-keyed table,
+not in its ``state_dict``, so deep copies and checkpoints are unchanged) for as long as the
+module lives: the encoder linears' size again, e.g. +42 MB for MiniLM-L6, +340 MB for BERT-base. It is packed on the first
+inference call and again whenever the weight changes (its version counter or storage), so
+inference between training steps stays correct. A weight created under
+``torch.inference_mode`` has no version counter and is not packed (``_linear_pointwise`` on the
+plain weight would do, but then a change could not be noticed: ``F.linear``). :func:`enabled`
+switches the path off (``with packed_linear.enabled(False): ...``), which is how the tests
+compare it with ``F.linear``. The numbers differ from ``F.linear``'s in the last bits only
+(another summation order; tested against float64 within the float32 GEMM's error bound).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["available", "enabled", "linear"]
+__all__ = ["available", "enabled", "linear", "linear_weight"]
 
 _state = threading.local()
 # module → (weight key, packed weight). Weak keys: a deep copy or a freed module carries nothing.
@@ -45,7 +54,7 @@ _lock = threading.Lock()
 
 
 def available() -> bool:
-    """Whether this torch build has oneDNN's packed linear op (x86 and ARM builds do)."""
+    """Whether this torch build has oneDNN's packed linear op (the x86 wheels do)."""
     return (torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn, "_linear_pointwise")
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
@@ -65,18 +74,48 @@ def enabled(flag: bool) -> Iterator[None]:
         _state.enabled = before
 
 
-def _applies(layer: nn.Module, x: Tensor) -> bool:
-    # type(...) is nn.Linear: an int8/bf16 layer (gicho.nn.quantized) or a user's subclass has
-    # its own forward. Traced or compiled passes keep F.linear, which every exporter knows.
-    # compiling/tracing first: dynamo cannot trace is_inference(), and need not get that far
-    return (_AVAILABLE and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and getattr(_state, "enabled", True)
-            and type(layer) is nn.Linear
-            and x.device.type == "cpu" and x.dtype == torch.float32
-            and layer.weight.dtype == torch.float32
-            # a weight made under inference_mode has no version counter to notice changes by
-            and not layer.weight.is_inference()
-            and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad)))
+def _route(weight: Tensor, bias: Tensor | None, x: Tensor) -> str | None:
+    """"inference", "autograd" (training through oneDNN) or None (``F.linear``)."""
+    # compiling/tracing first: dynamo cannot trace is_inference(), and need not get that far.
+    # Traced or compiled passes keep F.linear, which every exporter and compiler knows.
+    if (not _AVAILABLE or torch.compiler.is_compiling() or torch.jit.is_tracing()
+            or not getattr(_state, "enabled", True)
+            or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
+            or (bias is not None and bias.dtype != torch.float32)):
+        return None
+    tracked = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                           or (bias is not None and bias.requires_grad))
+    if not tracked:
+        return "inference"
+    if torch.is_autocast_enabled("cpu") or x.ndim < 2:
+        return None  # autocast chooses its own dtype for F.linear; a custom Function skips it
+    return "autograd"
+
+
+class _LinearFunction(torch.autograd.Function):
+    """``F.linear`` with oneDNN's forward and input gradient (MKL's weight gradient, which
+    measured faster for that shape: the reduction runs over the batch's rows)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:  # grad @ W, as a linear layer whose weight is W^T
+            grad_x = torch.ops.mkldnn._linear_pointwise(grad, weight.t().contiguous(), None, "none", [], "")
+        if ctx.needs_input_grad[1]:
+            grad_w = rows.t() @ x.reshape(-1, x.shape[-1])  # (out, in)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = rows.sum(0)
+        return grad_x, grad_w, grad_b
 
 
 def _packed_weight(layer: nn.Linear, rows: int) -> Tensor:
@@ -105,14 +144,31 @@ def linear(layer: nn.Module, x: Tensor, *, gelu: bool = False) -> Tensor:
         Apply ``F.gelu`` (exact) to the output. Outside the packed path it runs in place when
         autograd does not track the output (inference), else out of place.
     """
-    if _applies(layer, x):
+    # type(...) is nn.Linear: an int8/bf16 layer (gicho.nn.quantized) or a user's subclass has
+    # its own forward
+    route = _route(layer.weight, layer.bias, x) if type(layer) is nn.Linear else None
+    # a weight made under inference_mode has no version counter to notice changes by: not packed
+    if route == "inference" and not layer.weight.is_inference():
         rows = x.numel() // max(x.shape[-1], 1)
         return torch.ops.mkldnn._linear_pointwise(
             x, _packed_weight(layer, rows), layer.bias,
             "gelu" if gelu else "none", [], "none" if gelu else "")
-    out = layer(x)
+    out = _LinearFunction.apply(x, layer.weight, layer.bias) if route == "autograd" else layer(x)
     if not gelu:
         return out
     if out.requires_grad:
         return F.gelu(out)
     return torch.ops.aten.gelu_(out)  # nothing differentiates through it: in place saves a tensor
+
+
+def linear_weight(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``F.linear(x, weight, bias)`` for a weight that belongs to no ``nn.Linear`` (a decoder
+    tied to the embeddings): through oneDNN when training on the CPU in float32, else
+    ``F.linear``. Nothing is packed (the weight has no module to keep a packed copy beside);
+    oneDNN measured as fast on a plain weight for a single large GEMM."""
+    route = _route(weight, bias, x)
+    if route == "autograd":
+        return _LinearFunction.apply(x, weight, bias)
+    if route == "inference":
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
