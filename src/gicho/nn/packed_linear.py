@@ -24,14 +24,15 @@ no other change could make fixed-length inference substantially faster than the 
 
 What it costs: one packed copy of each weight, kept beside the module (in a weak-keyed table,
 not in its ``state_dict``, so deep copies and checkpoints are unchanged) for as long as the
-module lives: the encoder linears' size again, e.g. +42 MB for MiniLM-L6, +340 MB for BERT-base. It is packed on the first
-inference call and again whenever the weight changes (its version counter or storage), so
-inference between training steps stays correct. A weight created under
-``torch.inference_mode`` has no version counter and is not packed (``_linear_pointwise`` on the
-plain weight would do, but then a change could not be noticed: ``F.linear``). :func:`enabled`
-switches the path off (``with packed_linear.enabled(False): ...``), which is how the tests
-compare it with ``F.linear``. The numbers differ from ``F.linear``'s in the last bits only
-(another summation order; tested against float64 within the float32 GEMM's error bound).
+module lives: the encoder linears' size again, e.g. +42 MB for MiniLM-L6, +340 MB for
+BERT-base. It is packed on the first inference call and again whenever the weight changes (its
+version counter or storage), so inference between training steps stays correct. A weight
+created under ``torch.inference_mode`` has no version counter and is not packed
+(``_linear_pointwise`` on the plain weight would do, but then a change could not be noticed:
+``F.linear``). :func:`enabled` switches the path off (``with packed_linear.enabled(False):
+...``), which is how the tests compare it with ``F.linear``. The numbers differ from
+``F.linear``'s in the last bits only (another summation order; tested against float64 within
+the float32 GEMM's error bound).
 """
 
 from __future__ import annotations
