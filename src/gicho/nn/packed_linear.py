@@ -55,10 +55,22 @@ _lock = threading.Lock()
 
 
 def available() -> bool:
-    """Whether this torch build has oneDNN's packed linear op (the x86 wheels do)."""
-    return (torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    """Whether this torch build runs oneDNN's packed linear op and it computes ``F.linear``
+    (the x86 wheels do). Probed once on a tiny layer: a build whose op is missing, has another
+    signature or fails takes ``F.linear`` everywhere."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        with torch.no_grad():
+            x, weight, bias = torch.randn(3, 5), torch.randn(4, 5), torch.randn(4)
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, 3)
+            fused = torch.ops.mkldnn._linear_pointwise(x, packed, bias, "gelu", [], "none")
+            plain = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        reference = F.linear(x, weight, bias)
+        return bool(torch.allclose(plain, reference, rtol=1e-4, atol=1e-4)
+                    and torch.allclose(fused, F.gelu(reference), rtol=1e-4, atol=1e-4))
+    except (RuntimeError, AttributeError, TypeError):
+        return False
 
 
 _AVAILABLE = available()
