@@ -134,6 +134,27 @@ def test_a_weight_made_in_inference_mode_takes_f_linear():
     assert layer not in packed_linear._packed
 
 
+def test_a_hooked_layer_is_called_so_its_hooks_run():
+    """Forward hooks (a probe, int8 calibration's activation record) must see every call."""
+    layer = nn.Linear(8, 4)
+    seen = []
+    handle = layer.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        assert torch.equal(packed_linear.linear(layer, x), F.linear(x, layer.weight, layer.bias))
+    x.requires_grad_()
+    packed_linear.linear(layer, x, gelu=True)
+    assert seen == [(3, 8), (3, 8)] and layer not in packed_linear._packed
+    handle.remove()
+    global_handle = nn.modules.module.register_module_forward_hook(lambda module, args, out: seen.append("global"))
+    try:
+        with torch.no_grad():
+            packed_linear.linear(layer, x)
+    finally:
+        global_handle.remove()
+    assert seen[-1] == "global"
+
+
 def test_a_subclass_keeps_its_own_forward():
     class Doubled(nn.Linear):
         def forward(self, x):

@@ -131,6 +131,16 @@ class _LinearFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
+def _hooked(layer: nn.Module) -> bool:
+    """Whether calling ``layer`` would run hooks (its own or global ones) besides its forward."""
+    from torch.nn.modules import module as torch_module
+
+    return bool(layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
+                or layer._backward_pre_hooks
+                or torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
+                or torch_module._global_backward_hooks or torch_module._global_backward_pre_hooks)
+
+
 def _packed_weight(layer: nn.Linear, rows: int) -> Tensor:
     weight = layer.weight
     key = (weight.data_ptr(), weight._version, weight.shape[1])
@@ -158,8 +168,8 @@ def linear(layer: nn.Module, x: Tensor, *, gelu: bool = False) -> Tensor:
         autograd does not track the output (inference), else out of place.
     """
     # type(...) is nn.Linear: an int8/bf16 layer (gicho.nn.quantized) or a user's subclass has
-    # its own forward
-    route = _route(layer.weight, layer.bias, x) if type(layer) is nn.Linear else None
+    # its own forward; a layer with hooks (a user's probe, int8 calibration) is called, so they run
+    route = _route(layer.weight, layer.bias, x) if type(layer) is nn.Linear and not _hooked(layer) else None
     # a weight made under inference_mode has no version counter to notice changes by: not packed
     if route == "inference" and not layer.weight.is_inference():
         rows = x.numel() // max(x.shape[-1], 1)
