@@ -133,20 +133,22 @@ def test_large_means_keep_their_precision():
 
 
 def _paths(monkeypatch):
-    """Record which shift each segment of gicho._gram used (None: raw, in place)."""
+    """Record which shift each segment of gicho._gram used (None: raw, no shift)."""
     shifts = []
     original = gram._accumulate
     monkeypatch.setattr(gram, "_accumulate", lambda X, Y, rows, cx, cy: shifts.append(cx) or original(X, Y, rows, cx, cy))
     return shifts
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shift_in_stds", [0.0, 3.0, 9.0])
-def test_raw_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, monkeypatch):
-    # |mean| up to ~10 standard deviations: the blocks are multiplied in place, no copy
-    # (round-off <= 100x that of a centred product)
+def test_raw_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, dtype, monkeypatch):
+    # |mean| up to ~10 standard deviations: the blocks are copied without a shift (float32
+    # cast exactly to float64 in the copy; round-off <= 100x that of a centred product, against
+    # the exact moments of the data as given)
     rng = np.random.default_rng(2)
-    X = rng.standard_normal((50_000, 4)) + shift_in_stds
-    y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.standard_normal(50_000)
+    X = (rng.standard_normal((50_000, 4)) + shift_in_stds).astype(dtype)
+    y = (X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.standard_normal(50_000)).astype(dtype)
     shifts = _paths(monkeypatch)
     fast = Moments.from_arrays(X, y)
     assert shifts and all(c is None for c in shifts), "the raw path was not taken"
