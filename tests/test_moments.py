@@ -188,6 +188,22 @@ def test_segments_in_worker_threads_agree_with_one_segment(workers, offset, monk
     _assert_close(Moments.from_arrays(X.astype(np.float32)), X.astype(np.float32))
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+@pytest.mark.parametrize("targets", [1, 4])
+def test_syrk_accumulated_in_place_over_many_blocks(offset, targets, monkeypatch):
+    # the Gram matrix is accumulated block by block in its upper triangle by SciPy's syrk
+    # (beta = 1) and mirrored at the end: both triangles within the round-off bound of the exact
+    # moments, unshifted (offset 0) and shifted (1e4), with 1 and 4 targets (gemv and gemm)
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((5000, 7)) * np.arange(1.0, 8.0) + offset
+    y = rng.standard_normal((5000, targets)) + X[:, :1]
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)  # ~20 blocks of MIN_ROWS rows
+    shifts = _paths(monkeypatch)
+    m = Moments.from_arrays(X, y)
+    assert shifts and all((c is None) == (offset == 0.0) for c in shifts)
+    _assert_close(m, X, y)
+
+
 def test_worker_threads_restore_the_blas_setting(monkeypatch):
     from threadpoolctl import threadpool_info, threadpool_limits
 

@@ -69,6 +69,8 @@ def segment_statistics(X: np.ndarray, Y: np.ndarray | None) -> list[tuple[int, i
     """
     n, p = X.shape
     rows = max(MIN_ROWS, BLOCK_BYTES // (8 * p))
+    import scipy.linalg.blas  # noqa: F401  (loaded before _blas() scans the process: its BLAS is pinned too)
+
     workers = max(1, min(_blas_threads(), -(-n // rows)))
     bounds = np.linspace(0, n, workers + 1).astype(int)
     jobs = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
@@ -110,10 +112,11 @@ def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any
     n, p = X.shape
     if n == 0:
         return None
+    from scipy.linalg.blas import dsyrk
+
     k = 0 if Y is None else Y.shape[1]
     m0 = min(rows, n)
-    G = np.zeros((p, p))
-    Gb = np.empty((p, p))
+    G = np.zeros((p, p), order="F")  # upper triangle, accumulated in place by the syrk
     B = np.zeros((k + 1, p))
     Bb = np.empty((k + 1, p))
     C = np.zeros((k + 1, k + 1))
@@ -141,8 +144,11 @@ def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any
                     Ab[1:] = Y[start:stop].T
                 else:
                     np.subtract(Y[start:stop].T, cy[:, None], out=Ab[1:])
-            np.matmul(Zb.T, Zb, out=Gb)  # NumPy dispatches A.T @ A to BLAS syrk
-            G += Gb
+            # G += Zb^T Zb (upper triangle) by SciPy's BLAS syrk, in place (beta = 1); Zb.T is
+            # Fortran-ordered, so no copy. SciPy's syrk rather than NumPy's ``Zb.T @ Zb``: its
+            # BLAS build was the faster one on the machine measured (benchmarks/RESULTS.md,
+            # "least squares"), and it accumulates without a second matrix.
+            G = dsyrk(1.0, Zb.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
             if k < _GEMV_TARGETS:  # BLAS gemm with 1-3 rows packs the whole block; gemv does not
                 # (the two timed: benchmarks/RESULTS.md, "Figures moved out of source comments")
                 for j in range(k + 1):
@@ -151,6 +157,7 @@ def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any
                 np.matmul(Ab, Zb, out=Bb)
                 B += Bb
             C += Ab @ Ab.T
+        G = np.triu(G) + np.triu(G, 1).T
         sx, sy = B[0], C[0, 1:]
         ok = bool(np.all(sx * sx <= FRACTION * n * np.diagonal(G)) and np.all(sy * sy <= FRACTION * n * np.diagonal(C)[1:]))
         cx = np.zeros(p) if cx is None else cx
