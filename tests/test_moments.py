@@ -133,20 +133,22 @@ def test_large_means_keep_their_precision():
 
 
 def _paths(monkeypatch):
-    """Record which shift each segment of gicho._gram used (None: raw, in place)."""
+    """Record which shift each segment of gicho._gram used (None: raw, no shift)."""
     shifts = []
     original = gram._accumulate
     monkeypatch.setattr(gram, "_accumulate", lambda X, Y, rows, cx, cy: shifts.append(cx) or original(X, Y, rows, cx, cy))
     return shifts
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shift_in_stds", [0.0, 3.0, 9.0])
-def test_raw_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, monkeypatch):
-    # |mean| up to ~10 standard deviations: the blocks are multiplied in place, no copy
-    # (round-off <= 100x that of a centred product)
+def test_raw_path_at_its_threshold_keeps_twelve_digits(shift_in_stds, dtype, monkeypatch):
+    # |mean| up to ~10 standard deviations: the blocks are copied without a shift (float32
+    # cast exactly to float64 in the copy; round-off <= 100x that of a centred product, against
+    # the exact moments of the data as given)
     rng = np.random.default_rng(2)
-    X = rng.standard_normal((50_000, 4)) + shift_in_stds
-    y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.standard_normal(50_000)
+    X = (rng.standard_normal((50_000, 4)) + shift_in_stds).astype(dtype)
+    y = (X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.standard_normal(50_000)).astype(dtype)
     shifts = _paths(monkeypatch)
     fast = Moments.from_arrays(X, y)
     assert shifts and all(c is None for c in shifts), "the raw path was not taken"
@@ -184,6 +186,22 @@ def test_segments_in_worker_threads_agree_with_one_segment(workers, offset, monk
     monkeypatch.setattr(gram, "_blas_threads", lambda: workers)
     _assert_close(Moments.from_arrays(X, y), X, y)
     _assert_close(Moments.from_arrays(X.astype(np.float32)), X.astype(np.float32))
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+@pytest.mark.parametrize("targets", [1, 4])
+def test_syrk_accumulated_in_place_over_many_blocks(offset, targets, monkeypatch):
+    # the Gram matrix is accumulated block by block in its upper triangle by SciPy's syrk
+    # (beta = 1) and mirrored at the end: both triangles within the round-off bound of the exact
+    # moments, unshifted (offset 0) and shifted (1e4), with 1 and 4 targets (gemv and gemm)
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((5000, 7)) * np.arange(1.0, 8.0) + offset
+    y = rng.standard_normal((5000, targets)) + X[:, :1]
+    monkeypatch.setattr(gram, "BLOCK_BYTES", 1)  # ~20 blocks of MIN_ROWS rows
+    shifts = _paths(monkeypatch)
+    m = Moments.from_arrays(X, y)
+    assert shifts and all((c is None) == (offset == 0.0) for c in shifts)
+    _assert_close(m, X, y)
 
 
 def test_worker_threads_restore_the_blas_setting(monkeypatch):

@@ -18,9 +18,11 @@ and the centred statistics follow from the sums ``s = sum (x - c)``: ``mean = c 
 the check fails.
 
 Shifts. When the segment's first rows pass that test about 0 (zero-mean data, |mean| up to
-~10 standard deviations), ``c = 0``: the blocks are multiplied in place, no copy (float64
-only). Otherwise ``c`` is the mean of the first rows and each block is copied, shifted, into a
-cache-resident scratch buffer before its product. A failed check redoes the segment about its
+~10 standard deviations), ``c = 0``: each block is copied as it is (cast to float64) into a
+cache-resident scratch buffer before its products. Otherwise ``c`` is the mean of the first
+rows and each block is copied shifted. (The copy pays even at ``c = 0``: it streams the block
+from memory faster than the syrk reads it in place, and the products then read it from
+cache.) A failed check redoes the segment about its
 own mean (now known); if that fails too (data that drift within the segment) the caller
 falls back to centring every block on its own mean (``_blocks.centred_block``).
 
@@ -67,6 +69,8 @@ def segment_statistics(X: np.ndarray, Y: np.ndarray | None) -> list[tuple[int, i
     """
     n, p = X.shape
     rows = max(MIN_ROWS, BLOCK_BYTES // (8 * p))
+    import scipy.linalg.blas  # noqa: F401  (loaded before _blas() scans the process: its BLAS is pinned too)
+
     workers = max(1, min(_blas_threads(), -(-n // rows)))
     bounds = np.linspace(0, n, workers + 1).astype(int)
     jobs = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
@@ -82,8 +86,8 @@ def segment_statistics(X: np.ndarray, Y: np.ndarray | None) -> list[tuple[int, i
 
 
 def _segment(X: np.ndarray, Y: np.ndarray | None, rows: int) -> Stats | None:
-    # the raw product must run in float64: other dtypes are always copied (and cast)
-    raw = X.dtype == np.float64 and _near_zero(X[:MIN_ROWS]) and (Y is None or _near_zero(Y[:MIN_ROWS]))
+    # every block is copied into a float64 buffer (cast exactly), so any dtype may skip the shift
+    raw = _near_zero(X[:MIN_ROWS]) and (Y is None or _near_zero(Y[:MIN_ROWS]))
     if raw:
         stats = _accumulate(X, Y, rows, None, None)
     else:
@@ -104,37 +108,47 @@ def _segment(X: np.ndarray, Y: np.ndarray | None, rows: int) -> Stats | None:
 
 
 def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any):
-    """Sums about the shift (``cx`` None: 0, blocks used in place) -> (stats, check passed)."""
+    """Sums about the shift (``cx`` None: 0, blocks copied as they are) -> (stats, check passed)."""
     n, p = X.shape
     if n == 0:
         return None
+    from scipy.linalg.blas import dsyrk
+
     k = 0 if Y is None else Y.shape[1]
     m0 = min(rows, n)
-    G = np.zeros((p, p))
-    Gb = np.empty((p, p))
+    G = np.zeros((p, p), order="F")  # upper triangle, accumulated in place by the syrk
     B = np.zeros((k + 1, p))
     Bb = np.empty((k + 1, p))
     C = np.zeros((k + 1, k + 1))
     A = np.empty((k + 1, m0))  # [1, y - c_y]^T of a block, rows contiguous for the product
     A[0] = 1.0
-    Z = None if cx is None else np.empty((m0, p))
+    # Every block is copied (shifted: about cx) into a cache-resident scratch buffer before its
+    # products, also when the shift is 0: the copy streams the block from memory faster than
+    # the syrk reads it in place, and the products then read it from cache (the timings:
+    # benchmarks/RESULTS.md, "least squares"). The shift is subtracted as a whole tile of rows,
+    # one contiguous loop, rather than broadcast row by row.
+    Z = np.empty((m0, p))
+    T = None if cx is None else np.tile(cx, (m0, 1))
     with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf are diagnosed by the caller
         for start in range(0, n, rows):
             stop = min(start + rows, n)
             m = stop - start
-            if Z is None:
-                Zb = X[start:stop]
+            Zb = Z[:m]
+            if T is None:
+                np.copyto(Zb, X[start:stop])
             else:
-                Zb = Z[:m]
-                np.subtract(X[start:stop], cx, out=Zb)
+                np.subtract(X[start:stop], T[:m], out=Zb)
             Ab = A[:, :m]
             if Y is not None:
                 if cy is None:
                     Ab[1:] = Y[start:stop].T
                 else:
                     np.subtract(Y[start:stop].T, cy[:, None], out=Ab[1:])
-            np.matmul(Zb.T, Zb, out=Gb)  # NumPy dispatches A.T @ A to BLAS syrk
-            G += Gb
+            # G += Zb^T Zb (upper triangle) by SciPy's BLAS syrk, in place (beta = 1); Zb.T is
+            # Fortran-ordered, so no copy. SciPy's syrk rather than NumPy's ``Zb.T @ Zb``: its
+            # BLAS build was the faster one on the machine measured (benchmarks/RESULTS.md,
+            # "least squares"), and it accumulates without a second matrix.
+            G = dsyrk(1.0, Zb.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
             if k < _GEMV_TARGETS:  # BLAS gemm with 1-3 rows packs the whole block; gemv does not
                 # (the two timed: benchmarks/RESULTS.md, "Figures moved out of source comments")
                 for j in range(k + 1):
@@ -143,6 +157,7 @@ def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any
                 np.matmul(Ab, Zb, out=Bb)
                 B += Bb
             C += Ab @ Ab.T
+        G = np.triu(G) + np.triu(G, 1).T
         sx, sy = B[0], C[0, 1:]
         ok = bool(np.all(sx * sx <= FRACTION * n * np.diagonal(G)) and np.all(sy * sy <= FRACTION * n * np.diagonal(C)[1:]))
         cx = np.zeros(p) if cx is None else cx
