@@ -13,12 +13,14 @@ import dataclasses
 import json
 import os
 import shutil
+from unittest import mock
 
 import pytest
 import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # never reach a hub, whatever a library defaults to
 
+from gicho.models import bert as bert_module
 from gicho.models import from_pretrained
 from gicho.models.bert import (
     PRESETS,
@@ -211,8 +213,15 @@ def test_mlm_loss_at_masked_positions_equals_transformers_loss(tmp_path):
         out = ours(**batch, labels=labels)
     torch.testing.assert_close(out["loss"], expected, atol=ATOL, rtol=0)
     assert int(out["n_items"]) == int(out["n_masked"]) == 4
-    assert out["masked_logits"].shape == (30, 50)  # min(B·T, MIN_PREDICTIONS) positions scored
+    # eager on the CPU only the 4 masked positions are scored (the budget would be
+    # min(B·T, MIN_PREDICTIONS) = 30, all but 4 of them empty)
+    assert out["masked_logits"].shape == (4, 50)
     assert (out["masked_labels"] != -100).sum() == 4
+    # the fixed budget (what a compiled or traced pass scores) gives the same loss
+    with torch.no_grad(), mock.patch.object(bert_module, "static_shapes", lambda: True):
+        budget = ours(**batch, labels=labels)
+    assert budget["masked_logits"].shape == (30, 50)
+    torch.testing.assert_close(budget["loss"], out["loss"], atol=ATOL, rtol=0)
     # a budget of 2 positions scores the first 2 masked tokens and says so
     with torch.no_grad():
         small = ours(**batch, labels=labels, max_predictions=2)
