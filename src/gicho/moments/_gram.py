@@ -116,7 +116,8 @@ def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any
 
     k = 0 if Y is None else Y.shape[1]
     m0 = min(rows, n)
-    G = np.zeros((p, p), order="F")  # upper triangle, accumulated in place by the syrk
+    G = np.zeros((p, p), order="F")  # upper triangle: the sum of the blocks' products
+    Gb = np.zeros((p, p), order="F")  # one block's product (upper triangle), written by the syrk
     B = np.zeros((k + 1, p))
     Bb = np.empty((k + 1, p))
     C = np.zeros((k + 1, k + 1))
@@ -144,11 +145,16 @@ def _accumulate(X: np.ndarray, Y: np.ndarray | None, rows: int, cx: Any, cy: Any
                     Ab[1:] = Y[start:stop].T
                 else:
                     np.subtract(Y[start:stop].T, cy[:, None], out=Ab[1:])
-            # G += Zb^T Zb (upper triangle) by SciPy's BLAS syrk, in place (beta = 1); Zb.T is
-            # Fortran-ordered, so no copy. SciPy's syrk rather than NumPy's ``Zb.T @ Zb``: its
-            # BLAS build was the faster one on the machine measured (benchmarks/RESULTS.md,
-            # "least squares"), and it accumulates without a second matrix.
-            G = dsyrk(1.0, Zb.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
+            # Gb = Zb^T Zb (upper triangle) by SciPy's BLAS syrk, Zb.T being Fortran-ordered (no
+            # copy); SciPy's rather than NumPy's ``Zb.T @ Zb``: its BLAS build was the faster one
+            # on the machine measured (benchmarks/RESULTS.md, "least squares"). Into a block's own
+            # matrix, then added: a syrk with beta = 1 straight into G would add each of its
+            # internal partial sums (one per inner block of rows) into the large running total;
+            # measured on 20M x 50 (cpu_ols.py streaming): streamed coefficients 1.4e-13 and
+            # standard errors 1.1e-12 from the whole-array fit that way, 4.6e-14 and 1.9e-13
+            # with one add per block, as before the SciPy syrk.
+            Gb = dsyrk(1.0, Zb.T, beta=0.0, c=Gb, trans=0, lower=0, overwrite_c=1)
+            G += Gb
             if k < _GEMV_TARGETS:  # BLAS gemm with 1-3 rows packs the whole block; gemv does not
                 # (the two timed: benchmarks/RESULTS.md, "Figures moved out of source comments")
                 for j in range(k + 1):
