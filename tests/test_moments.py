@@ -190,10 +190,10 @@ def test_segments_in_worker_threads_agree_with_one_segment(workers, offset, monk
 
 @pytest.mark.parametrize("offset", [0.0, 1e4])
 @pytest.mark.parametrize("targets", [1, 4])
-def test_syrk_accumulated_in_place_over_many_blocks(offset, targets, monkeypatch):
-    # the Gram matrix is accumulated block by block in its upper triangle by SciPy's syrk
-    # (beta = 1) and mirrored at the end: both triangles within the round-off bound of the exact
-    # moments, unshifted (offset 0) and shifted (1e4), with 1 and 4 targets (gemv and gemm)
+def test_block_products_summed_over_many_blocks(offset, targets, monkeypatch):
+    # each block's Gram product is the upper triangle from SciPy's syrk, summed over the blocks
+    # and mirrored at the end: both triangles within the round-off bound of the exact moments,
+    # unshifted (offset 0) and shifted (1e4), with 1 and 4 targets (gemv and gemm)
     rng = np.random.default_rng(6)
     X = rng.standard_normal((5000, 7)) * np.arange(1.0, 8.0) + offset
     y = rng.standard_normal((5000, targets)) + X[:, :1]
