@@ -44,6 +44,7 @@ from gicho.nn.execution import static_shapes
 from gicho.nn.losses import IGNORE_INDEX, classification_loss, regression_loss
 from gicho.nn.pooling import POOL_MODES, PoolMode
 from gicho.nn.stems import TokenStem
+from gicho.nn.token_loss import summed_cross_entropy
 from gicho.nn.transformer import EncoderOutput, TransformerEncoder
 from gicho.weights import CheckpointError, read_config, tensor_shapes, weights_file
 
@@ -209,10 +210,11 @@ class BertPreTrainedModel(PretrainedModel):
 
     def forward_features(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                          token_type_ids: Tensor | None = None, output_attentions: bool = False,
-                         rows: int | None = None) -> EncoderOutput:
+                         rows: int | None = None, positions: Tensor | None = None) -> EncoderOutput:
         """Encode ``input_ids`` (B, T) int64 → ``last_hidden_state`` (B, T, D), ``mask`` (B, T).
 
-        ``rows=1``: the [CLS] state only, (B, 1, D).
+        ``rows=1``: the [CLS] state only, (B, 1, D). ``positions`` (K,) int64, flat (B·T)
+        indices: those positions' states only, (K, D), the last layer computing just them.
 
         Raises
         ------
@@ -220,7 +222,8 @@ class BertPreTrainedModel(PretrainedModel):
             ``T > max_len``; ids outside ``[0, vocab_size)``; masks of the wrong shape.
         """
         return self.backbone.forward_features(attention_mask, output_attentions=output_attentions, rows=rows,
-                                              input_ids=input_ids, token_type_ids=token_type_ids)
+                                              positions=positions, input_ids=input_ids,
+                                              token_type_ids=token_type_ids)
 
     def pool(self, features: EncoderOutput) -> Tensor:
         """(B, T, D) → (B, D) by ``config.pool``: the [CLS] state, or the mean (max) of the real
@@ -379,17 +382,17 @@ class BertForMaskedLM(BertPreTrainedModel):
         alone; BERT's own pretraining code does the same with ``max_predictions_per_seq``.
         Eager on the CPU, where reading the count on the host costs nothing, K is the number of
         masked tokens (at most the budget): the same loss, without the budget's empty slots.
+        The last encoder layer computes the K scored positions only (their attention still
+        over every token): no other state reaches the loss.
         """
-        enc = self.forward_features(input_ids, attention_mask, token_type_ids)
-        hidden = enc.last_hidden_state  # (B, T, D)
         embeddings = self.backbone.stem.word_embeddings.weight  # (V, D)
         if labels is None:
+            hidden = self.forward_features(input_ids, attention_mask, token_type_ids).last_hidden_state
             return {"logits": self.lm_head(hidden, embeddings)}  # (B, T, V)
         if labels.shape != input_ids.shape:
             raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}; "
                              f"got {tuple(labels.shape)}")
-        B, T, D = hidden.shape
-        n = B * T
+        n = labels.numel()  # B·T
         if max_predictions is None:
             k = max(MIN_PREDICTIONS, math.ceil(MAX_PREDICTIONS_FRACTION * n))
         elif isinstance(max_predictions, bool) or not isinstance(max_predictions, int) or max_predictions < 1:
@@ -400,19 +403,20 @@ class BertForMaskedLM(BertPreTrainedModel):
         flat_labels = labels.reshape(n)  # (N,)
         is_masked = flat_labels != IGNORE_INDEX  # (N,)
         n_masked = is_masked.sum()
-        if hidden.device.type == "cpu" and not static_shapes():
+        if input_ids.device.type == "cpu" and not static_shapes():
             # eager on the CPU, reading the count costs nothing (no device to wait for) and
             # drops the budget's empty slots: ~40% of the vocabulary projection at 15% masking
             k = min(k, max(int(n_masked), 1))
         order = torch.argsort((~is_masked).to(torch.uint8), stable=True)  # masked first, (N,)
         positions = order[:k]  # (K,)
         masked_labels = flat_labels.index_select(0, positions)  # (K,)
-        selected = hidden.reshape(n, D).index_select(0, positions)  # (K, D)
+        # the last layer computes these K positions only: no other state reaches the loss
+        selected = self.forward_features(input_ids, attention_mask, token_type_ids,
+                                         positions=positions).last_hidden_state  # (K, D)
         logits = self.lm_head(selected, embeddings)  # (K, V)
         n_items = (masked_labels != IGNORE_INDEX).sum()
         try:
-            total = F.cross_entropy(logits.float(), masked_labels, ignore_index=IGNORE_INDEX,
-                                    reduction="sum")
+            total = summed_cross_entropy(logits.float(), masked_labels)  # blocked on the CPU
         except IndexError:
             raise ValueError(f"labels must be token ids in [0, {self.config.vocab_size}) or "
                              f"{IGNORE_INDEX} (not masked); some are outside") from None

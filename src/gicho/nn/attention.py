@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gicho.nn import packed_linear
+from gicho.nn import fast_dropout, packed_linear
 from gicho.nn._masks import module_mask
 from gicho.nn.ragged import RaggedBatch
 from gicho.nn.score_attention import AdditiveAttention, DotAttention, GeneralAttention
@@ -122,10 +122,20 @@ def _explicit_attention(
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (..., Tq, Tk)
     check_attention_mask(mask, tuple(scores.shape))
     weights = masked_softmax(scores, mask)  # (..., Tq, Tk)
-    attended = (
-        F.dropout(weights, p=dropout_p, training=True) if training and dropout_p > 0 else weights
-    )
+    attended = fast_dropout.dropout(weights, dropout_p, training)
     return torch.matmul(attended, v), weights  # (..., Tq, Dv), (..., Tq, Tk)
+
+
+def _attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
+                            dropout_p: float) -> Tensor:
+    """What torch's CPU kernel computes with dropout (its math path: the same products, softmax
+    and dropout of the probabilities), the mask drawn by :mod:`gicho.nn.fast_dropout` instead
+    of ``bernoulli_``. ``mask`` leaves every row a key (the caller's ``row_has_key``)."""
+    scores = torch.matmul(q * scale, k.transpose(-2, -1))  # (..., Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill_(~mask, float("-inf"))
+    weights = fast_dropout.dropout(torch.softmax(scores, dim=-1), dropout_p)
+    return torch.matmul(weights, v)  # (..., Tq, Dv)
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -236,9 +246,12 @@ def scaled_dot_product_attention(
         # attend everywhere (finite), then zero their output, which also zeroes their gradient.
         row_has_key = mask.any(dim=-1, keepdim=True)  # (..., Tq, 1)
         mask = mask | ~row_has_key
-    out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, dropout_p=dropout_p if training else 0.0, scale=scale
-    )  # (..., Tq, Dv)
+    if training and dropout_p > 0 and fast_dropout._applies(q, dropout_p):
+        out = _attention_with_dropout(q, k, v, mask, scale, dropout_p)
+    else:
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout_p if training else 0.0, scale=scale
+        )  # (..., Tq, Dv)
     if row_has_key is not None:
         out = out.masked_fill(~row_has_key, 0.0)
     return out, None
@@ -266,18 +279,20 @@ def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0
         Equal to the padded computation with a key-padding mask at every real token (tested).
     """
     _, _, H, Dh = qkv.shape
-    outs, start = [], 0
-    for n_seq, length in ragged.groups:
-        chunk = qkv[start:start + n_seq * length].view(n_seq, length, 3, H, Dh)
+    outs = []
+    # split, not a slice per group: the backward of one split concatenates the groups'
+    # gradients once, where each slice's backward would zero-fill and add a whole (N, 3, H, Dh)
+    runs = qkv.split([n_seq * length for n_seq, length in ragged.groups])
+    for (n_seq, length), run in zip(ragged.groups, runs, strict=True):
+        chunk = run.view(n_seq, length, 3, H, Dh)
         q, k, v = chunk.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (g, H, L, Dh)
-        if locality_scale is None:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p if training else 0.0)
-        else:
+        mask, scale = None, None
+        if locality_scale is not None:
             q, mask = _locality(q, locality_scale, None, length, length)
-            out, _ = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout_p, training=training,
-                                                  need_weights=False, scale=1.0)
+            scale = 1.0
+        out, _ = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout_p, training=training,
+                                              need_weights=False, scale=scale)
         outs.append(out.transpose(1, 2).reshape(n_seq * length, H * Dh))  # (g·L, D)
-        start += n_seq * length
     return outs[0] if len(outs) == 1 else torch.cat(outs)  # (N, D)
 
 
@@ -343,7 +358,7 @@ class MultiHeadSelfAttention(nn.Module):
 
     def forward(
         self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False,
-        n_queries: int | None = None,
+        n_queries: int | None = None, positions: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Self-attention over ``x``.
 
@@ -361,9 +376,14 @@ class MultiHeadSelfAttention(nn.Module):
             Compute the output of the first ``n_queries`` positions only (every position is
             still a key and a value): what a [CLS]-pooled model needs from its last layer.
 
+        positions : Tensor, int64, shape (K,), optional
+            Project the attention output of these positions only, indices into the flattened
+            (B·T) positions (see :meth:`gicho.nn.transformer.TransformerEncoder.forward`);
+            every position is still a query, key and value of the attention itself.
+
         Returns
         -------
-        output : Tensor, shape (B, T, D), or (B, n_queries, D)
+        output : Tensor, shape (B, T, D), (B, n_queries, D), or (K, D) with ``positions``
         weights : Tensor, shape (B, H, T, T), or None when ``need_weights`` is False
         """
         if x.ndim != 3 or x.shape[-1] != self.d_model:
@@ -376,10 +396,14 @@ class MultiHeadSelfAttention(nn.Module):
             qkv = packed_linear.linear(self.qkv, x).view(T, 3, self.n_heads, self.head_dim)  # (N, 3, H, Dh)
             out = ragged_attention(qkv, mask, dropout_p=self.dropout, training=self.training,
                                    locality_scale=self.scale)
+            if positions is not None:
+                return packed_linear.linear(self.proj, out.index_select(0, positions)), None  # (K, D)
             return packed_linear.linear(self.proj, out)[None], None  # (1, N, D)
         attn_mask = module_mask(mask, B, T, T)
         if attn_mask is not None:
             attn_mask = attn_mask[:, None]  # (B, 1, T|1, T): broadcast over heads
+        if n_queries is not None and positions is not None:
+            raise ValueError("give n_queries or positions, not both")
         if n_queries is not None and not need_weights:
             return self._first_queries(x, attn_mask, n_queries), None
         qkv = packed_linear.linear(self.qkv, x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
@@ -399,6 +423,8 @@ class MultiHeadSelfAttention(nn.Module):
             scale=scale,
         )  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
+        if positions is not None:  # the rows asked for, before the projection (K, D)
+            return packed_linear.linear(self.proj, out.view(B * T, D).index_select(0, positions)), weights
         if n_queries is not None:  # the explicit path computed every row; keep the asked ones
             out = out[:, :n_queries]
         return packed_linear.linear(self.proj, out), weights

@@ -43,7 +43,8 @@ class EncoderBackbone(nn.Module):
         self.encoder = encoder
 
     def forward_features(self, attention_mask: Tensor | None = None, *, output_attentions: bool = False,
-                         rows: int | None = None, **inputs: Tensor) -> EncoderOutput:
+                         rows: int | None = None, positions: Tensor | None = None,
+                         **inputs: Tensor) -> EncoderOutput:
         """Embed and encode; ``inputs`` are the stem's (``stem.input_names``).
 
         Parameters
@@ -56,6 +57,9 @@ class EncoderBackbone(nn.Module):
             Only the first ``rows`` positions of ``last_hidden_state`` are wanted (1: the
             [CLS] state); the last layer then skips the other rows
             (:meth:`TransformerEncoder.forward`).
+        positions : Tensor, int64, shape (K,), optional
+            Only these positions' states are wanted, indices into the flattened (B·T')
+            positions; ``last_hidden_state`` is then (K, D) and ``mask`` None.
 
         Returns
         -------
@@ -64,8 +68,8 @@ class EncoderBackbone(nn.Module):
             ``rows`` when given), ``mask`` (B, T') or None, ``attentions`` when requested.
         """
         x, mask = self.stem(attention_mask, **inputs)  # (B, T', D), (B, T') | None
-        out = self.encoder(x, mask, output_attentions=output_attentions, rows=rows)
-        out.mask = mask if rows is None or mask is None else mask[:, :rows]
+        out = self.encoder(x, mask, output_attentions=output_attentions, rows=rows, positions=positions)
+        out.mask = None if positions is not None or mask is None else mask[:, :rows]
         return out
 
     def pool(self, features: EncoderOutput, mode: PoolMode) -> Tensor:

@@ -60,8 +60,9 @@ class EncoderOutput:
     mask: Tensor | None = None
 
 
-# padded(x, mask, output_attentions, output_hidden_states, rows): the stack's reference pass
-PaddedPass = Callable[[Tensor, "Tensor | None", bool, bool, "int | None"], EncoderOutput]
+# padded(x, mask, output_attentions, output_hidden_states, rows, positions): the stack's
+# reference pass
+PaddedPass = Callable[[Tensor, "Tensor | None", bool, bool, "int | None", "Tensor | None"], EncoderOutput]
 
 
 def run_layers(
@@ -75,6 +76,7 @@ def run_layers(
     output_attentions: bool = False,
     output_hidden_states: bool = False,
     rows: int | None = None,
+    positions: Tensor | None = None,
 ) -> EncoderOutput:
     """Run ``layers`` (then ``norm``) over ``x`` (B, T, D) by the fastest strategy that applies.
 
@@ -86,7 +88,7 @@ def run_layers(
         True = may attend. A (B, T) mask with no padding is dropped (the fused kernel needs none).
     padded : the stack's reference pass over a whole padded batch (or one chunk of it).
     chunk_bytes : the CPU inference budget: the widest intermediate of one chunk, in bytes.
-    output_attentions, output_hidden_states, rows : as in ``TransformerEncoder.forward``.
+    output_attentions, output_hidden_states, rows, positions : as in ``TransformerEncoder.forward``.
     """
     if (isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == x.shape[:2]
             and not output_attentions and not output_hidden_states
@@ -94,19 +96,37 @@ def run_layers(
         ragged = RaggedBatch.from_mask(mask)  # one host sync (see gicho.nn.ragged)
         if ragged is not None:
             tokens = ragged.pack(x)  # (1, N, D)
+            if positions is not None and len(layers):
+                return _ragged_positions(layers, norm, tokens, ragged, positions)
             for layer in layers:
                 tokens, _ = layer(tokens, ragged)
             hidden = ragged.unpack(norm(tokens))  # (B, T, D)
+            if positions is not None:
+                return EncoderOutput(last_hidden_state=hidden.view(-1, hidden.shape[-1])[positions])
             return EncoderOutput(last_hidden_state=hidden[:, :rows])
         mask = None  # nothing is padding: the fused kernel needs no mask
-    chunk = inference_chunk(x, layers[0], chunk_bytes) if len(layers) else None
+    chunk = inference_chunk(x, layers[0], chunk_bytes) if len(layers) and positions is None else None
     if chunk is not None:
         return _concatenate([
             padded(x[i:i + chunk], None if mask is None else mask[i:i + chunk],
-                   output_attentions, output_hidden_states, rows)
+                   output_attentions, output_hidden_states, rows, None)
             for i in range(0, x.shape[0], chunk)
         ])
-    return padded(x, mask, output_attentions, output_hidden_states, rows)
+    return padded(x, mask, output_attentions, output_hidden_states, rows, positions)
+
+
+def _ragged_positions(layers: nn.ModuleList, norm: nn.Module, tokens: Tensor, ragged: RaggedBatch,
+                      positions: Tensor) -> EncoderOutput:
+    """The unpadded pass when only ``positions`` (flat B·T indices) are wanted: the last layer
+    computes those tokens only; a padding position gets zeros, as in the full pass's output."""
+    packed_at = torch.full((ragged.batch * ragged.length,), -1, dtype=torch.int64, device=tokens.device)
+    packed_at[ragged.index] = torch.arange(ragged.index.shape[0], device=tokens.device)
+    wanted = packed_at.index_select(0, positions)  # (K,) packed indices, -1 at padding
+    for layer in layers[:-1]:
+        tokens, _ = layer(tokens, ragged)
+    hidden, _ = layers[-1](tokens, ragged, positions=wanted.clamp(min=0))  # (K, D)
+    hidden = norm(hidden)
+    return EncoderOutput(last_hidden_state=hidden.masked_fill((wanted < 0)[:, None], 0.0))
 
 
 def inference_chunk(x: Tensor, layer: nn.Module, chunk_bytes: int) -> int | None:

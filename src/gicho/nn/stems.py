@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from gicho.nn.embeddings import FeatureTokenizer, make_patch_embedding, make_position_embedding
+from gicho.nn.fast_dropout import Dropout
 
 __all__ = ["CLS_SOURCES", "ClsSource", "FeatureStem", "PatchStem", "Stem", "TokenStem"]
 
@@ -81,7 +82,7 @@ class Stem(nn.Module):
             nn.init.normal_(self.dist_token, std=0.02)
         self.pos_embed = make_position_embedding(position, max_len + self.num_prefix_tokens, d_model)
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)  # random-bit masks on the CPU (gicho.nn.fast_dropout)
 
     @property
     def num_prefix_tokens(self) -> int:

@@ -21,11 +21,13 @@ with copied weights). Parameter names follow timm's ViT ``Block`` (``norm1``, ``
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from gicho.nn import execution, packed_linear
 from gicho.nn.attention import ATTENTION_KINDS, MultiHeadSelfAttention
 from gicho.nn.execution import EncoderOutput, run_layers
+from gicho.nn.fast_dropout import Dropout
 from gicho.nn.ragged import RaggedBatch
 
 __all__ = ["MLP", "EncoderOutput", "TransformerEncoder", "TransformerEncoderLayer"]
@@ -38,7 +40,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d_model, d_ff)
         self.fc2 = nn.Linear(d_ff, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)  # random-bit masks on the CPU (gicho.nn.fast_dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, D) → (B, T, D)."""
@@ -95,12 +97,12 @@ class TransformerEncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.mlp = MLP(d_model, d_ff, dropout if mlp_dropout is None else mlp_dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
 
     def forward(
         self, x: Tensor, mask: Tensor | RaggedBatch | None = None, need_weights: bool = False,
-        n_queries: int | None = None,
+        n_queries: int | None = None, positions: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Apply the block.
 
@@ -115,19 +117,27 @@ class TransformerEncoderLayer(nn.Module):
         n_queries : int, optional
             Compute the first ``n_queries`` positions only (all positions still serve as keys
             and values); the output is then (B, n_queries, D).
+        positions : Tensor, int64, shape (K,), optional
+            Compute these positions only, indices into the flattened (B·T) positions (all
+            positions still serve as queries, keys and values of the attention); the output is
+            then (K, D). An MLM head needs only its masked tokens' states.
 
         Returns
         -------
-        x : Tensor, shape (B, T, D)
+        x : Tensor, shape (B, T, D), (B, n_queries, D) or (K, D)
         weights : Tensor, shape (B, H, T, T), or None
         """
+        if positions is not None:
+            kept = x.reshape(-1, x.shape[-1]).index_select(0, positions)  # (K, D): their residuals
+        else:
+            kept = x[:, :n_queries]
         if self.norm_first:
-            attended, weights = self.attn(self.norm1(x), mask, need_weights, n_queries)
-            x = _residual(x[:, :n_queries], self.dropout1(attended))
+            attended, weights = self.attn(self.norm1(x), mask, need_weights, n_queries, positions)
+            x = _residual(kept, self.dropout1(attended))
             x = _residual(x, self.dropout2(self.mlp(self.norm2(x))))
         else:
-            attended, weights = self.attn(x, mask, need_weights, n_queries)
-            x = self.norm1(_residual(x[:, :n_queries], self.dropout1(attended)))
+            attended, weights = self.attn(x, mask, need_weights, n_queries, positions)
+            x = self.norm1(_residual(kept, self.dropout1(attended)))
             x = self.norm2(_residual(x, self.dropout2(self.mlp(x))))
         return x, weights
 
@@ -186,6 +196,7 @@ class TransformerEncoder(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         rows: int | None = None,
+        positions: Tensor | None = None,
     ) -> EncoderOutput:
         """Run the stack over ``x`` (B, T, D) with an optional bool ``mask`` (True = attend).
 
@@ -198,18 +209,28 @@ class TransformerEncoder(nn.Module):
         only. The last layer then computes just those rows (queries, residuals, MLP; keys and
         values over every position), as a [CLS]-pooled head needs: the same numbers as the
         full computation's first rows (tested), for about one layer's token-wise work less.
+        With ``positions`` (K,) int64, indices into the flattened (B·T) positions, instead:
+        ``last_hidden_state`` is (K, D), the states of those positions, in that order (zeros
+        at padding positions, as the full output), the last layer computing only them (its
+        attention still over every position): what an MLM head needs, ~15% of the tokens.
 
         On the CPU without autograd (inference), a large batch runs through the whole stack a
         few sequences at a time (:func:`inference_chunk`): the same numbers (tested), faster.
         How the stack is run is :func:`gicho.nn.execution.run_layers`; :meth:`_padded` is the
         plain reference pass.
         """
+        if rows is not None and positions is not None:
+            raise ValueError("give rows or positions, not both")
+        if positions is not None and (positions.ndim != 1 or positions.dtype != torch.int64):
+            raise ValueError(f"positions must be a 1-D int64 tensor of flat (B·T) indices; got "
+                             f"{positions.dtype} of shape {tuple(positions.shape)}")
         return run_layers(self.layers, self.norm, x, mask, padded=self._padded,
                           chunk_bytes=INFERENCE_CHUNK_BYTES, output_attentions=output_attentions,
-                          output_hidden_states=output_hidden_states, rows=rows)
+                          output_hidden_states=output_hidden_states, rows=rows, positions=positions)
 
     def _padded(self, x: Tensor, mask: Tensor | None, output_attentions: bool,
-                output_hidden_states: bool, rows: int | None) -> EncoderOutput:
+                output_hidden_states: bool, rows: int | None,
+                positions: Tensor | None = None) -> EncoderOutput:
         """Every layer over the whole (B, T, D) batch, padding included: the reference pass.
 
         The faster strategies of :func:`gicho.nn.execution.run_layers` compute its numbers.
@@ -220,13 +241,16 @@ class TransformerEncoder(nn.Module):
         for i, layer in enumerate(self.layers):
             # Only the last layer can skip rows: every earlier row is a key of the next layer.
             # (Hidden states and attention maps are whole-sequence outputs: all rows then.)
-            skip = rows if i == last and not output_hidden_states else None
-            x, weights = layer(x, mask, need_weights=output_attentions, n_queries=skip)
+            partial = i == last and not output_hidden_states
+            x, weights = layer(x, mask, need_weights=output_attentions, n_queries=rows if partial else None,
+                               positions=positions if partial else None)
             hidden_states.append(x)
             if weights is not None:
                 attentions.append(weights)
+        if positions is not None and (output_hidden_states or not self.layers):  # every row computed
+            x = x.reshape(-1, x.shape[-1]).index_select(0, positions)  # (K, D)
         return EncoderOutput(
-            last_hidden_state=self.norm(x[:, :rows]),
+            last_hidden_state=self.norm(x if positions is not None else x[:, :rows]),
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
