@@ -89,6 +89,8 @@ def test_positions_with_hidden_states_or_rows():
         enc(x, rows=1, positions=torch.tensor([0]))
     with pytest.raises(ValueError, match="1-D int64"):
         enc(x, positions=torch.tensor([[0]]))
+    with pytest.raises(ValueError, match=r"flat indices in \[0, B·T = 10\); got values in \[-1, 10\]"):
+        enc(x, positions=torch.tensor([3, -1, 10]))
 
 
 def test_mlm_loss_equals_the_loss_from_every_hidden_state():

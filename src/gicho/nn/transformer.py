@@ -224,6 +224,12 @@ class TransformerEncoder(nn.Module):
         if positions is not None and (positions.ndim != 1 or positions.dtype != torch.int64):
             raise ValueError(f"positions must be a 1-D int64 tensor of flat (B·T) indices; got "
                              f"{positions.dtype} of shape {tuple(positions.shape)}")
+        n = x.shape[0] * x.shape[1]
+        # checked where it costs no device synchronisation (a GPU index fails in its own kernel)
+        if positions is not None and positions.device.type == "cpu" and positions.numel() and (
+                int(positions.min()) < 0 or int(positions.max()) >= n):
+            raise ValueError(f"positions must be flat indices in [0, B·T = {n}); got values in "
+                             f"[{int(positions.min())}, {int(positions.max())}]")
         return run_layers(self.layers, self.norm, x, mask, padded=self._padded,
                           chunk_bytes=INFERENCE_CHUNK_BYTES, output_attentions=output_attentions,
                           output_hidden_states=output_hidden_states, rows=rows, positions=positions)
