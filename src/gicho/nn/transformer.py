@@ -225,9 +225,11 @@ class TransformerEncoder(nn.Module):
             raise ValueError(f"positions must be a 1-D int64 tensor of flat (B·T) indices; got "
                              f"{positions.dtype} of shape {tuple(positions.shape)}")
         n = x.shape[0] * x.shape[1]
-        # checked where it costs no device synchronisation (a GPU index fails in its own kernel)
-        if positions is not None and positions.device.type == "cpu" and positions.numel() and (
-                int(positions.min()) < 0 or int(positions.max()) >= n):
+        # checked eager on the CPU only: no device synchronisation (a GPU index fails in its own
+        # kernel) and no data-dependent guard for a compiler or tracer
+        if (positions is not None and positions.device.type == "cpu" and positions.numel()
+                and not torch.compiler.is_compiling() and not torch.jit.is_tracing() and (
+                int(positions.min()) < 0 or int(positions.max()) >= n)):
             raise ValueError(f"positions must be flat indices in [0, B·T = {n}); got values in "
                              f"[{int(positions.min())}, {int(positions.max())}]")
         return run_layers(self.layers, self.norm, x, mask, padded=self._padded,
