@@ -127,3 +127,13 @@ def test_positions_of_an_encoder_without_layers():
         out = enc(x, positions=torch.tensor([5, 0])).last_hidden_state
         full = enc(x).last_hidden_state.reshape(-1, D)
     torch.testing.assert_close(out, full[[5, 0]])
+
+
+def test_positions_in_a_batch_of_padding_only_are_zero():
+    enc = _encoder(False).eval()
+    mask = torch.zeros(2, 3, dtype=torch.bool)
+    with torch.no_grad():
+        out = enc(torch.randn(2, 3, D), mask, positions=torch.tensor([1, 4])).last_hidden_state
+        full = enc(torch.randn(2, 3, D), mask).last_hidden_state  # crashed in torch.cat before
+    assert out.shape == (2, D) and bool((out == 0).all())
+    assert full.shape == (2, 3, D) and bool((full == 0).all())

@@ -293,6 +293,8 @@ def ragged_attention(qkv: Tensor, ragged: RaggedBatch, *, dropout_p: float = 0.0
         out, _ = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout_p, training=training,
                                               need_weights=False, scale=scale)
         outs.append(out.transpose(1, 2).reshape(n_seq * length, H * Dh))  # (g·L, D)
+    if not outs:  # no real token in the batch (every row padding): nothing attends
+        return qkv.new_zeros(0, H * Dh)
     return outs[0] if len(outs) == 1 else torch.cat(outs)  # (N, D)
 
 

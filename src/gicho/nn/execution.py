@@ -96,7 +96,7 @@ def run_layers(
         ragged = RaggedBatch.from_mask(mask)  # one host sync (see gicho.nn.ragged)
         if ragged is not None:
             tokens = ragged.pack(x)  # (1, N, D)
-            if positions is not None and len(layers):
+            if positions is not None and len(layers) and ragged.n_tokens:
                 return _ragged_positions(layers, norm, tokens, ragged, positions)
             for layer in layers:
                 tokens, _ = layer(tokens, ragged)
