@@ -246,7 +246,7 @@ def scaled_dot_product_attention(
         # attend everywhere (finite), then zero their output, which also zeroes their gradient.
         row_has_key = mask.any(dim=-1, keepdim=True)  # (..., Tq, 1)
         mask = mask | ~row_has_key
-    if training and dropout_p > 0 and fast_dropout._applies(q, dropout_p):
+    if training and dropout_p > 0 and fast_dropout.applies(q, dropout_p):
         out = _attention_with_dropout(q, k, v, mask, scale, dropout_p)
     else:
         out = F.scaled_dot_product_attention(

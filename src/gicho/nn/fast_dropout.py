@@ -24,15 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Dropout", "dropout"]
+from gicho.nn.execution import static_shapes
+
+__all__ = ["Dropout", "applies", "dropout"]
 
 _ENABLED = True  # the tests and benchmarks compare against torch's dropout by turning this off
 _MAX_P = 1.0 - 2.0 ** -20  # above: round(p · 2**32) could reach 2**32, outside int32's range
 
 
-def _applies(x: Tensor, p: float) -> bool:
+def applies(x: Tensor, p: float) -> bool:
+    """Whether dropout of ``x`` at ``p`` (in training) takes the random-bit path here, not torch's."""
     return (_ENABLED and x.device.type == "cpu" and x.dtype.is_floating_point and 0.0 < p <= _MAX_P
-            and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
+            and not static_shapes())
 
 
 def _keep_mask(x: Tensor, p: float) -> Tensor:
@@ -73,16 +76,16 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     ValueError
         ``p`` outside [0, 1] (as ``F.dropout``).
     """
-    if not training or p == 0.0 or not _applies(x, p):
-        return F.dropout(x, p, training)  # also its check of p
+    if not training or not applies(x, p):
+        return F.dropout(x, p, training)  # also p = 0 (x itself) and its check of p
     if torch.is_grad_enabled() and x.requires_grad:
         return _Dropout.apply(x, p)
     return _apply(x, _keep_mask(x, p), 1.0 / (1.0 - p))
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` (same ``p``, ``inplace`` is ignored on the fast path: it returns a new
-    tensor) computing :func:`dropout`."""
+    """``nn.Dropout`` (same ``p`` and interface) computing :func:`dropout`; with
+    ``inplace=True`` it is torch's in-place dropout."""
 
     def forward(self, x: Tensor) -> Tensor:
         if self.inplace:

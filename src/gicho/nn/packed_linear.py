@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gicho.nn.execution import static_shapes
+
 __all__ = ["available", "enabled", "linear", "linear_weight"]
 
 _state = threading.local()
@@ -91,7 +93,7 @@ def _route(weight: Tensor, bias: Tensor | None, x: Tensor) -> str | None:
     """"inference", "autograd" (training through oneDNN) or None (``F.linear``)."""
     # compiling/tracing first: dynamo cannot trace is_inference(), and need not get that far.
     # Traced or compiled passes keep F.linear, which every exporter and compiler knows.
-    if (not _AVAILABLE or torch.compiler.is_compiling() or torch.jit.is_tracing()
+    if (not _AVAILABLE or static_shapes()
             or not getattr(_state, "enabled", True)
             or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
             or (bias is not None and bias.dtype != torch.float32)):

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gicho._validation import IGNORE_INDEX
+from gicho.nn.execution import static_shapes
 
 __all__ = ["summed_cross_entropy"]
 
@@ -38,7 +39,7 @@ _BLOCK_ROWS = 32
 def _blocked_path(logits: Tensor, labels: Tensor) -> bool:
     return (logits.device.type == "cpu" and logits.dtype == torch.float32 and logits.ndim == 2
             and labels.ndim == 1 and labels.dtype == torch.int64 and labels.shape[0] == logits.shape[0]
-            and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
+            and not static_shapes())
 
 
 def _row_logsumexp(logits: Tensor) -> Tensor:

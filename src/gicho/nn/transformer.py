@@ -142,6 +142,20 @@ class TransformerEncoderLayer(nn.Module):
         return x, weights
 
 
+def _check_positions(positions: Tensor, n: int) -> None:
+    """ValueError unless ``positions`` is a 1-D int64 tensor of indices in ``[0, n)``. The range
+    is checked eager on the CPU only: no device synchronisation (a GPU index fails in its own
+    kernel) and no data-dependent guard for a compiler or tracer."""
+    if positions.ndim != 1 or positions.dtype != torch.int64:
+        raise ValueError(f"positions must be a 1-D int64 tensor of flat (B·T) indices; got "
+                         f"{positions.dtype} of shape {tuple(positions.shape)}")
+    if positions.device.type != "cpu" or not positions.numel() or execution.static_shapes():
+        return
+    low, high = int(positions.min()), int(positions.max())
+    if low < 0 or high >= n:
+        raise ValueError(f"positions must be flat indices in [0, B·T = {n}); got values in [{low}, {high}]")
+
+
 def _residual(x: Tensor, branch: Tensor) -> Tensor:
     """``x + branch``; in place into ``branch`` (a fresh tensor) when autograd does not track it."""
     if branch.requires_grad or x.requires_grad or branch.shape != x.shape:
@@ -219,19 +233,10 @@ class TransformerEncoder(nn.Module):
         How the stack is run is :func:`gicho.nn.execution.run_layers`; :meth:`_padded` is the
         plain reference pass.
         """
-        if rows is not None and positions is not None:
-            raise ValueError("give rows or positions, not both")
-        if positions is not None and (positions.ndim != 1 or positions.dtype != torch.int64):
-            raise ValueError(f"positions must be a 1-D int64 tensor of flat (B·T) indices; got "
-                             f"{positions.dtype} of shape {tuple(positions.shape)}")
-        n = x.shape[0] * x.shape[1]
-        # checked eager on the CPU only: no device synchronisation (a GPU index fails in its own
-        # kernel) and no data-dependent guard for a compiler or tracer
-        if (positions is not None and positions.device.type == "cpu" and positions.numel()
-                and not torch.compiler.is_compiling() and not torch.jit.is_tracing() and (
-                int(positions.min()) < 0 or int(positions.max()) >= n)):
-            raise ValueError(f"positions must be flat indices in [0, B·T = {n}); got values in "
-                             f"[{int(positions.min())}, {int(positions.max())}]")
+        if positions is not None:
+            if rows is not None:
+                raise ValueError("give rows or positions, not both")
+            _check_positions(positions, x.shape[0] * x.shape[1])
         return run_layers(self.layers, self.norm, x, mask, padded=self._padded,
                           chunk_bytes=INFERENCE_CHUNK_BYTES, output_attentions=output_attentions,
                           output_hidden_states=output_hidden_states, rows=rows, positions=positions)
