@@ -363,7 +363,8 @@ class MLMBertTask(NeuralTask):
                     f"{d.valid_fraction:.0%} of documents held out)")
         layers = " (pre-LN)" if config.model.norm_first else ""
         return (f"BERT-{config.model.preset}{layers} masked-language model",
-                f"{corpus} ({d.vocab_size}-token WordPiece, blocks of {d.block_size}, "
+                # the requested size: a small corpus trains fewer tokens (the model's config has them)
+                f"{corpus} (WordPiece of at most {d.vocab_size} tokens, blocks of {d.block_size}, "
                 f"{d.mask_prob:.0%} masked, {d.valid_fraction:.0%} of documents held out)")
 
 
