@@ -75,3 +75,53 @@ def test_damaged_run_files_are_clear_errors(tmp_path):
     (tmp_path / "cfg").mkdir()
     with pytest.raises(ValueError, match="is not a regular file"):
         read_json(tmp_path / "cfg", "run config")
+
+
+def _config_fields(config, prefix=""):
+    import dataclasses
+
+    names = set()
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            names |= _config_fields(value, f"{prefix}{f.name}.")
+        else:
+            names.add(prefix + f.name)
+    return names
+
+
+def test_report_marks_the_config_fields_the_run_did_not_read(tmp_path):
+    """An mlm-bert run on a corpus listed the default ``data.sources`` as if it had been used."""
+    import html
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(
+        {"task": "mlm-bert", "config": {"data": {"corpus": "notes.txt", "sources": ["python-docs"]}}}))
+    (run_dir / "results.json").write_text(json.dumps({"metrics": {"masked_accuracy": 0.2}}))
+    page = html.unescape(write_run_report(run_dir).read_text())
+    assert '["python-docs"] (not used: data.corpus is given)' in page
+    assert '"notes.txt"</td>' in page  # the corpus itself is not marked
+
+    import dataclasses
+
+    defaults = dataclasses.asdict(get("mlm-bert").make_config())  # what a run stores: every field
+    (run_dir / "config.json").write_text(json.dumps({"task": "mlm-bert", "config": defaults}))
+    page = html.unescape(write_run_report(run_dir).read_text())
+    assert '["python-docs"]</td>' in page and '"paragraph" (not used: no data.corpus)' in page
+
+
+def test_unused_fields_name_real_fields_and_follow_the_config():
+    mlm, classify = get("mlm-bert"), get("bert-classify")
+    cases = [(mlm, {}), (mlm, {"data.corpus": "a.jsonl"}), (mlm, {"data.corpus": "a.txt", "model.checkpoint": "x"}),
+             (classify, {}), (classify, {"data.csv": "a.csv", "data.n_train": 10}),
+             (classify, {"data.source": "docstrings"})]
+    for task, overrides in cases:
+        config = task.make_config(overrides)
+        unused = task.unused_fields(config)
+        assert unused and set(unused) <= _config_fields(config), (task.name, overrides, unused)
+        assert not set(unused) & {k for k in overrides}, (task.name, overrides, unused)  # given ones are read
+    assert set(mlm.unused_fields(mlm.make_config({"data.corpus": "a.jsonl"}))) == {"data.sources", "data.unit"}
+    assert "data.max_per_module" not in classify.unused_fields(classify.make_config({"data.source": "docstrings"}))
+    assert "data.sample_seed" not in classify.unused_fields(classify.make_config({"data.n_eval": 5}))
+    assert get("digits-rows").unused_fields(get("digits-rows").make_config()) == {}

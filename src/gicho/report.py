@@ -86,6 +86,7 @@ def write_run_report(run_dir: Path | str) -> Path:
     learning_curves(run_dir)
 
     task_name = str(run_config.get("task", "?"))
+    unused: dict[str, str] = {}
     try:
         task = get(task_name)
     except KeyError:
@@ -97,6 +98,8 @@ def write_run_report(run_dir: Path | str) -> Path:
             config = None
         model, data, metric_names = task.tep(config)
         tep = [("T (model)", model), ("E (data)", data), ("P (metrics)", metric_names)]
+        if config is not None:
+            unused = task.unused_fields(config)
     metrics: Mapping[str, Any] = results.get("metrics", {})
     body = [
         f"<h1>gicho run: {html.escape(task_name)}</h1>",
@@ -109,7 +112,8 @@ def write_run_report(run_dir: Path | str) -> Path:
         body.append(f"<p>wall time: {results['seconds']:.1f} s</p>")
     body += ["<h2>Figures</h2>", _embedded_figures(files.plots)]
     config = run_config.get("config", {})
-    body += ["<h2>Config</h2>", _table(((k, json.dumps(v)) for k, v in _flatten(config)), ("field", "value"))]
+    rows = ((k, json.dumps(v) + (f" (not used: {unused[k]})" if k in unused else "")) for k, v in _flatten(config))
+    body += ["<h2>Config</h2>", _table(rows, ("field", "value"))]
     path = files.report
     atomic_write_text(path, _page(f"gicho {task_name}", "\n".join(body)))
     return path

@@ -182,6 +182,12 @@ class Task:
         """T and E in words for ``config`` (what was actually run), so a report says it."""
         return self._describe(config) if self._describe is not None else (self.model, self.data)
 
+    def unused_fields(self, config: Any) -> dict[str, str]:
+        """The dotted fields of ``config`` that this run does not read, each with why (``data.sources``
+        when ``data.corpus`` is given), so a report does not show them as if they had been used.
+        Default: none."""
+        return {}
+
     def make_config(self, overrides: dict[str, Any] | Sequence[str] | None = None) -> Any:
         """Build the task's Config with ``overrides`` (a dict, or CLI-style ``--part.field value``)."""
         return apply_overrides(self.config_cls(), overrides or {})

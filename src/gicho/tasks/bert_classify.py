@@ -297,6 +297,16 @@ class BertClassifyTask(ClassifierTask):
         items = [tokenizer.encode(a, b, max_len=config.model.max_len) for a, b in text_pairs(inputs, self.input_kind)]
         return pad_batch(items, tokenizer.pad_id)
 
+    def unused_fields(self, config: BertClassifyConfig) -> dict[str, str]:
+        d, unused = config.data, {}
+        if d.csv:
+            unused.update({"data.source": "data.csv is given", "data.max_per_module": "data.csv is given"})
+        elif d.source != "docstrings":
+            unused["data.max_per_module"] = f"data.source is {d.source!r}, not 'docstrings'"
+        if not d.n_train and not d.n_eval:
+            unused["data.sample_seed"] = "no sample (data.n_train and data.n_eval are 0)"
+        return unused
+
     def describe(self, config: BertClassifyConfig) -> tuple[str, str]:
         source = "all-MiniLM-L6-v2" if config.model.checkpoint in ("", RANDOM) else config.model.checkpoint
         start = f"random init, sizes of {source}" if RANDOM in (config.model.checkpoint, config.model.init) else source

@@ -354,6 +354,22 @@ class MLMBertTask(NeuralTask):
         plot_top_tokens([t for t, _ in top], [p for _, p in top], EXAMPLE, ctx.plots_dir / "fill_mask.png")
         return {}
 
+    def unused_fields(self, config: MLMBertConfig) -> dict[str, str]:
+        from gicho.data.text.datasets_corpus import datasets_format
+
+        d, unused = config.data, {}
+        if d.corpus:
+            unused["data.sources"] = "data.corpus is given"
+            tabular = datasets_format(d.corpus) is not None
+            unused["data.text_field" if not tabular else "data.unit"] = (
+                "data.corpus is text, not Parquet/JSONL/Arrow" if not tabular else "each row is a document")
+        else:
+            unused.update({"data.unit": "no data.corpus", "data.text_field": "no data.corpus"})
+        if config.model.checkpoint:
+            unused.update(dict.fromkeys(("model.preset", "model.norm_first", "data.vocab_size"),
+                                        "model.checkpoint decides"))
+        return unused
+
     def describe(self, config: MLMBertConfig) -> tuple[str, str]:
         d = config.data
         corpus = d.corpus or " + ".join(d.sources)
