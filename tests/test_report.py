@@ -125,3 +125,9 @@ def test_unused_fields_name_real_fields_and_follow_the_config():
     assert "data.max_per_module" not in classify.unused_fields(classify.make_config({"data.source": "docstrings"}))
     assert "data.sample_seed" not in classify.unused_fields(classify.make_config({"data.n_eval": 5}))
     assert get("digits-rows").unused_fields(get("digits-rows").make_config()) == {}
+
+    vit = get("vit")  # fine-tuning: the architecture left at the task's defaults is the checkpoint's
+    assert vit.unused_fields(vit.make_config()) == {}
+    unused = vit.unused_fields(vit.make_config({"model.checkpoint": "some/vit", "model.dropout": 0.2}))
+    assert {"model.d_model", "model.n_layers", "model.image_size"} <= set(unused) <= _config_fields(vit.make_config())
+    assert not {"model.dropout", "model.n_labels", "model.label_names", "model.checkpoint"} & set(unused)
