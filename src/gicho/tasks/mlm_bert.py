@@ -360,9 +360,10 @@ class MLMBertTask(NeuralTask):
         d, unused = config.data, {}
         if d.corpus:
             unused["data.sources"] = "data.corpus is given"
-            tabular = datasets_format(d.corpus) is not None
-            unused["data.text_field" if not tabular else "data.unit"] = (
-                "data.corpus is text, not Parquet/JSONL/Arrow" if not tabular else "each row is a document")
+            if datasets_format(d.corpus) is None:
+                unused["data.text_field"] = "data.corpus is text, not Parquet/JSONL/Arrow"
+            else:
+                unused["data.unit"] = "each row of a Parquet/JSONL/Arrow corpus is a document"
         else:
             unused.update({"data.unit": "no data.corpus", "data.text_field": "no data.corpus"})
         if config.model.checkpoint:
