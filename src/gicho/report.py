@@ -99,7 +99,10 @@ def write_run_report(run_dir: Path | str) -> Path:
         model, data, metric_names = task.tep(config)
         tep = [("T (model)", model), ("E (data)", data), ("P (metrics)", metric_names)]
         if config is not None:
-            unused = task.unused_fields(config)
+            try:  # the marks are a courtesy: a corpus directory gone unreadable must not stop the report
+                unused = task.unused_fields(config)
+            except OSError:
+                unused = {}
     metrics: Mapping[str, Any] = results.get("metrics", {})
     body = [
         f"<h1>gicho run: {html.escape(task_name)}</h1>",
