@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["TRAINING_FIELDS", "checkpoint_config", "checkpoint_dir", "checkpoint_processor", "fine_tune_model",
-           "resolve_model"]
+           "resolve_model", "unset_fields"]
 
 FOLDER_FIELDS = ("n_labels", "label_names")  # the folder decides them, checkpoint or not
 TRAINING_FIELDS = ("dropout", "attention_dropout")  # the user's when set, else the checkpoint's
@@ -85,6 +85,15 @@ def checkpoint_config(path: Path) -> Any:
         raise ValueError(f"--model.checkpoint {path}: {exc}") from None
 
 
+def unset_fields(given: Any, default: Any) -> tuple[str, ...]:
+    """The ViTConfig fields of ``given`` left at the task's ``default`` (the folder's excluded):
+    with a checkpoint, :func:`resolve_model` takes the checkpoint's values for them."""
+    from gicho.models.vit import ViTConfig
+
+    return tuple(f.name for f in dataclasses.fields(ViTConfig)
+                 if f.name not in FOLDER_FIELDS and getattr(given, f.name) == getattr(default, f.name))
+
+
 def resolve_model(given: Any, default: Any, checkpoint: Any) -> Any:
     """The run's ViTConfig: ``checkpoint``'s, with the image size and dropouts the user set.
 
@@ -93,11 +102,11 @@ def resolve_model(given: Any, default: Any, checkpoint: Any) -> Any:
     """
     from gicho.models.vit import ViTConfig
 
-    changes, clashes = {}, []
+    changes, clashes, unset = {}, [], unset_fields(given, default)
     for f in dataclasses.fields(ViTConfig):
         name = f.name
-        value, mine, theirs = getattr(given, name), getattr(default, name), getattr(checkpoint, name)
-        if name in FOLDER_FIELDS or value == mine or value == theirs:
+        value, theirs = getattr(given, name), getattr(checkpoint, name)
+        if name in FOLDER_FIELDS or name in unset or value == theirs:
             continue
         if name in ("image_size", *TRAINING_FIELDS):
             changes[name] = value

@@ -271,13 +271,11 @@ class FolderViTTask(ImageClassificationTask):
         return {"pixel_values": torch.stack([transform(image) for image in images])}
 
     def unused_fields(self, config: FolderViTConfig) -> dict[str, str]:
-        from gicho.tasks._vit_checkpoint import FOLDER_FIELDS
+        from gicho.tasks._vit_checkpoint import unset_fields
 
         if not config.model.checkpoint:
             return {}
-        default = _default_model()  # a field left at it is replaced by the checkpoint's (resolve_model)
-        return {f"model.{f.name}": "model.checkpoint decides" for f in dataclasses.fields(ViTConfig)
-                if f.name not in FOLDER_FIELDS and getattr(config.model, f.name) == getattr(default, f.name)}
+        return {f"model.{name}": "model.checkpoint decides" for name in unset_fields(config.model, _default_model())}
 
     def describe(self, config: FolderViTConfig) -> tuple[str, str]:
         m, d = config.model, config.data
